@@ -1,0 +1,49 @@
+// Reverse-mode autodiff over the graph IR: grad(loss, wrt) appends the
+// backward nodes to the same graph and returns one gradient value per `wrt`.
+// Only values on a path from `wrt` to `loss` are differentiated, so frozen
+// weights never get weight-gradient products.
+
+import { Value } from '../graph/ir.ts';
+import * as op from '../graph/ops.ts';
+import { nonDifferentiable, rules } from './rules.ts';
+
+const FLOAT = new Set(['float32', 'float64']);
+
+export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
+  const g = loss.graph;
+  if (!FLOAT.has(loss.dtype)) throw new Error(`grad: loss must be float, got ${loss.describe()}`);
+  if (!seed && loss.rank !== 0) throw new Error(`grad: loss must be a scalar, got ${loss.describe()} (reduce it first or pass a seed)`);
+
+  // Forward sweep: which values depend on some wrt value.
+  const active = new Set<Value>(wrt);
+  const nodes = g.nodes.slice(); // backward nodes appended below must not be visited
+  for (const n of nodes) {
+    if (nonDifferentiable.has(n.op)) continue;
+    if (n.inputs.some((x) => x && active.has(x))) for (const o of n.outputs) if (FLOAT.has(o.dtype)) active.add(o);
+  }
+  if (!active.has(loss)) {
+    return wrt.map((w) => op.zerosLike(w));
+  }
+
+  const grads = new Map<Value, Value>();
+  const accumulate = (v: Value, gv: Value) => {
+    const prev = grads.get(v);
+    grads.set(v, prev ? op.add(prev, gv) : gv);
+  };
+  accumulate(loss, seed ?? g.scalar(1, loss.dtype));
+
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i];
+    const gy = node.outputs.map((o) => grads.get(o) ?? null);
+    if (gy.every((x) => x === null)) continue;
+    const need = node.inputs.map((x) => !!x && active.has(x));
+    if (!need.some(Boolean)) continue;
+    const rule = rules[node.op];
+    if (!rule) throw new Error(`autodiff: no gradient rule for op '${node.op}' (needed by ${node.outputs[0].describe()})`);
+    const gx = rule({ node, gy, need });
+    node.inputs.forEach((x, j) => {
+      if (x && need[j] && gx[j]) accumulate(x, gx[j]!);
+    });
+  }
+  return wrt.map((w) => grads.get(w) ?? op.zerosLike(w));
+}

@@ -1,0 +1,332 @@
+// Op builders. Each checks its inputs, infers dtype and shape, and appends one
+// ONNX-equivalent node (opset 17 semantics) to the inputs' graph.
+
+import { DType, Dim, Shape, ShapeError, Value } from './ir.ts';
+import { broadcastShapes, dimsCompatible, divDims, fmt, mulDims, normAxis } from './shapes.ts';
+
+const FLOAT: DType[] = ['float32', 'float64'];
+
+function one(x: Value, op: string, inputs: (Value | null)[], dtype: DType, shape: Shape, attrs = {}): Value {
+  return x.graph.addNode(op, inputs, [{ dtype, shape }], attrs)[0];
+}
+
+function requireFloat(op: string, x: Value) {
+  if (!FLOAT.includes(x.dtype)) throw new ShapeError(`${op}: expects a float tensor, got ${x.describe()}`);
+}
+
+function sameDtype(op: string, a: Value, b: Value) {
+  if (a.dtype !== b.dtype) throw new ShapeError(`${op}: dtype mismatch: ${a.describe()} vs ${b.describe()}`);
+}
+
+/** Turn a JS number into a scalar of x's dtype so `op.mul(x, 0.5)` works. */
+export function lift(x: Value, y: Value | number): Value {
+  return typeof y === 'number' ? x.graph.scalar(y, x.dtype) : y;
+}
+
+// ---- elementwise binary ---------------------------------------------------
+
+function binary(op: string, a: Value, b: Value | number, outDtype?: DType): Value {
+  const bb = lift(a, b);
+  sameDtype(op, a, bb);
+  return one(a, op, [a, bb], outDtype ?? a.dtype, broadcastShapes(op, a.shape, bb.shape));
+}
+
+export const add = (a: Value, b: Value | number) => binary('Add', a, b);
+export const sub = (a: Value, b: Value | number) => binary('Sub', a, b);
+export const mul = (a: Value, b: Value | number) => binary('Mul', a, b);
+export const div = (a: Value, b: Value | number) => binary('Div', a, b);
+export const equal = (a: Value, b: Value | number) => binary('Equal', a, b, 'bool');
+export const less = (a: Value, b: Value | number) => binary('Less', a, b, 'bool');
+export const greater = (a: Value, b: Value | number) => binary('Greater', a, b, 'bool');
+export const max2 = (a: Value, b: Value | number) => binary('Max', a, b);
+
+/** x ** p for a constant exponent p. */
+export function pow(x: Value, p: number): Value {
+  requireFloat('Pow', x);
+  return one(x, 'Pow', [x, x.graph.scalar(p, x.dtype)], x.dtype, x.shape);
+}
+
+// ---- elementwise unary ----------------------------------------------------
+
+function unary(op: string, x: Value): Value {
+  requireFloat(op, x);
+  return one(x, op, [x], x.dtype, x.shape);
+}
+export const neg = (x: Value) => unary('Neg', x);
+export const exp = (x: Value) => unary('Exp', x);
+export const log = (x: Value) => unary('Log', x);
+export const sqrt = (x: Value) => unary('Sqrt', x);
+export const tanh = (x: Value) => unary('Tanh', x);
+export const relu = (x: Value) => unary('Relu', x);
+export const sigmoid = (x: Value) => unary('Sigmoid', x);
+export const erf = (x: Value) => unary('Erf', x);
+export const sin = (x: Value) => unary('Sin', x);
+export const cos = (x: Value) => unary('Cos', x);
+export const abs = (x: Value) => unary('Abs', x);
+export const sign = (x: Value) => unary('Sign', x);
+export const square = (x: Value) => mul(x, x);
+export const identity = (x: Value) => one(x, 'Identity', [x], x.dtype, x.shape);
+
+/** GELU, erf form (what BERT uses): 0.5·x·(1 + erf(x/√2)). */
+export function gelu(x: Value): Value {
+  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+}
+
+export function cast(x: Value, dtype: DType): Value {
+  const to = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 }[dtype];
+  return one(x, 'Cast', [x], dtype, x.shape, { to });
+}
+
+export function where(cond: Value, a: Value | number, b: Value | number): Value {
+  if (cond.dtype !== 'bool') throw new ShapeError(`Where: condition must be bool, got ${cond.describe()}`);
+  const av = typeof a === 'number' ? (typeof b === 'number' ? cond.graph.scalar(a) : lift(b, a)) : a;
+  const bv = lift(av, b);
+  sameDtype('Where', av, bv);
+  const shape = broadcastShapes('Where', broadcastShapes('Where', cond.shape, av.shape), bv.shape);
+  return one(cond, 'Where', [cond, av, bv], av.dtype, shape);
+}
+
+// ---- linear algebra -------------------------------------------------------
+
+export function matmul(a: Value, b: Value): Value {
+  sameDtype('MatMul', a, b);
+  if (a.rank < 1 || b.rank < 1) throw new ShapeError(`MatMul: scalars not allowed (${a.describe()}, ${b.describe()})`);
+  if (a.rank === 1 || b.rank === 1) throw new ShapeError(`MatMul: use rank ≥ 2 operands (${a.describe()} @ ${b.describe()})`);
+  const k1 = a.shape[a.rank - 1], k2 = b.shape[b.rank - 2];
+  if (!dimsCompatible(k1, k2)) {
+    throw new ShapeError(`MatMul: inner dims differ: ${fmt(a.shape)} @ ${fmt(b.shape)} (${k1} vs ${k2})`);
+  }
+  const batch = broadcastShapes('MatMul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return one(a, 'MatMul', [a, b], a.dtype, [...batch, a.shape[a.rank - 2], b.shape[b.rank - 1]]);
+}
+
+export interface GemmOpts { transA?: boolean; transB?: boolean; alpha?: number; beta?: number }
+
+/** Y = alpha·op(A)·op(B) (+ beta·C); A and B 2-D. Backward passes use the trans flags instead of Transposes. */
+export function gemm(a: Value, b: Value, opts: GemmOpts = {}, c?: Value): Value {
+  sameDtype('Gemm', a, b);
+  if (a.rank !== 2 || b.rank !== 2) throw new ShapeError(`Gemm: operands must be 2-D, got ${a.describe()} and ${b.describe()}`);
+  const [m, ka] = opts.transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+  const [kb, n] = opts.transB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+  if (!dimsCompatible(ka, kb)) {
+    throw new ShapeError(`Gemm: inner dims differ: A${fmt(a.shape)}${opts.transA ? 'ᵀ' : ''} · B${fmt(b.shape)}${opts.transB ? 'ᵀ' : ''} (${ka} vs ${kb})`);
+  }
+  const attrs: Record<string, any> = {};
+  if (opts.transA) attrs.transA = 1;
+  if (opts.transB) attrs.transB = 1;
+  if (opts.alpha !== undefined && opts.alpha !== 1) attrs.alpha = { float: opts.alpha };
+  if (opts.beta !== undefined && opts.beta !== 1) attrs.beta = { float: opts.beta };
+  if (c) broadcastShapes('Gemm', [m, n], c.shape);
+  return one(a, 'Gemm', c ? [a, b, c] : [a, b], a.dtype, [m, n], attrs);
+}
+
+/** y = x·W (+ b) for W stored [in, out] (TF layout). */
+export function linear(x2d: Value, w: Value, bias?: Value): Value {
+  const y = matmul(x2d, w);
+  return bias ? add(y, bias) : y;
+}
+
+/** y = x·Wᵀ (+ b) for W stored [out, in] (PyTorch nn.Linear layout). */
+export function linearT(x2d: Value, w: Value, bias?: Value): Value {
+  return gemm(x2d, w, { transB: true }, bias);
+}
+
+// ---- normalization & softmax ----------------------------------------------
+
+export function softmax(x: Value, axis = -1): Value {
+  requireFloat('Softmax', x);
+  return one(x, 'Softmax', [x], x.dtype, x.shape, { axis: normAxis('Softmax', axis, x.rank) });
+}
+
+export function logSoftmax(x: Value, axis = -1): Value {
+  requireFloat('LogSoftmax', x);
+  return one(x, 'LogSoftmax', [x], x.dtype, x.shape, { axis: normAxis('LogSoftmax', axis, x.rank) });
+}
+
+/**
+ * LayerNormalization over the last axis. Returns the normalized output; the
+ * node also produces Mean and InvStdDev, which the backward pass reuses.
+ */
+export function layerNorm(x: Value, scale: Value, bias: Value | null, opts: { eps?: number } = {}): Value {
+  requireFloat('LayerNormalization', x);
+  const last = x.shape[x.rank - 1];
+  if (scale.rank !== 1 || !dimsCompatible(scale.shape[0], last)) {
+    throw new ShapeError(`LayerNormalization: scale ${fmt(scale.shape)} does not match last dim of ${x.describe()}`);
+  }
+  if (bias && (bias.rank !== 1 || !dimsCompatible(bias.shape[0], last))) {
+    throw new ShapeError(`LayerNormalization: bias ${fmt(bias.shape)} does not match last dim of ${x.describe()}`);
+  }
+  const stat = [...x.shape.slice(0, -1), 1];
+  const [y] = x.graph.addNode(
+    'LayerNormalization',
+    bias ? [x, scale, bias] : [x, scale],
+    [{ dtype: x.dtype, shape: x.shape }, { dtype: x.dtype, shape: stat }, { dtype: x.dtype, shape: stat }],
+    { axis: -1, epsilon: { float: opts.eps ?? 1e-5 } },
+  );
+  return y;
+}
+
+// ---- indexing & layout ----------------------------------------------------
+
+export function gather(data: Value, indices: Value, axis = 0): Value {
+  if (indices.dtype !== 'int64' && indices.dtype !== 'int32') throw new ShapeError(`Gather: indices must be integer, got ${indices.describe()}`);
+  const a = normAxis('Gather', axis, data.rank);
+  const shape = [...data.shape.slice(0, a), ...indices.shape, ...data.shape.slice(a + 1)];
+  return one(data, 'Gather', [data, indices], data.dtype, shape, { axis: a });
+}
+
+/** ONNX Reshape: 0 copies the input dim at that position, -1 is inferred. */
+export function reshape(x: Value, target: number[]): Value {
+  const out: Dim[] = target.map((d, i) => (d === 0 ? x.shape[i] : d));
+  const inferAt = out.indexOf(-1);
+  if (target.filter((d) => d === -1).length > 1) throw new ShapeError(`Reshape: at most one -1 in ${fmt(target)}`);
+  if (inferAt >= 0) {
+    out[inferAt] = divDims('Reshape', x.shape, out.filter((_, i) => i !== inferAt));
+  } else {
+    const a = mulDims(x.shape), b = mulDims(out);
+    if (typeof a === 'number' && typeof b === 'number' && a !== b) {
+      throw new ShapeError(`Reshape: cannot reshape ${x.describe()} (${a} elements) to ${fmt(target)} (${b} elements)`);
+    }
+  }
+  return one(x, 'Reshape', [x, x.graph.ints(target)], x.dtype, out);
+}
+
+/** Reshape to the runtime shape of `like` (used where dims are symbolic). */
+export function reshapeLike(x: Value, like: Value): Value {
+  return one(x, 'Reshape', [x, shapeOf(like)], x.dtype, like.shape);
+}
+
+export function shapeOf(x: Value): Value {
+  return one(x, 'Shape', [x], 'int64', [x.rank]);
+}
+
+export function expandLike(x: Value, like: Value): Value {
+  return one(x, 'Expand', [x, shapeOf(like)], x.dtype, broadcastShapes('Expand', x.shape, like.shape));
+}
+
+export function transpose(x: Value, perm?: number[]): Value {
+  const p = perm ?? x.shape.map((_, i) => x.rank - 1 - i);
+  if (p.length !== x.rank || [...p].sort().some((v, i) => v !== i)) {
+    throw new ShapeError(`Transpose: perm ${fmt(p)} is not a permutation for ${x.describe()}`);
+  }
+  return one(x, 'Transpose', [x], x.dtype, p.map((i) => x.shape[i]), { perm: p });
+}
+
+export function unsqueeze(x: Value, axes: number[]): Value {
+  const rank = x.rank + axes.length;
+  const ax = axes.map((a) => normAxis('Unsqueeze', a, rank)).sort((a, b) => a - b);
+  const out: Dim[] = [];
+  let j = 0;
+  for (let i = 0; i < rank; i++) out.push(ax.includes(i) ? 1 : x.shape[j++]);
+  return one(x, 'Unsqueeze', [x, x.graph.ints(ax)], x.dtype, out);
+}
+
+export function squeeze(x: Value, axes: number[]): Value {
+  const ax = axes.map((a) => normAxis('Squeeze', a, x.rank));
+  for (const a of ax) if (x.shape[a] !== 1) throw new ShapeError(`Squeeze: dim ${a} of ${x.describe()} is not 1`);
+  return one(x, 'Squeeze', [x, x.graph.ints(ax)], x.dtype, x.shape.filter((_, i) => !ax.includes(i)));
+}
+
+export function concat(xs: Value[], axis: number): Value {
+  if (xs.length === 0) throw new ShapeError('Concat: no inputs');
+  const a = normAxis('Concat', axis, xs[0].rank);
+  for (const x of xs) {
+    sameDtype('Concat', xs[0], x);
+    if (x.rank !== xs[0].rank) throw new ShapeError(`Concat: rank mismatch ${xs[0].describe()} vs ${x.describe()}`);
+    x.shape.forEach((d, i) => {
+      if (i !== a && !dimsCompatible(d, xs[0].shape[i])) {
+        throw new ShapeError(`Concat: dim ${i} differs: ${fmt(xs[0].shape)} vs ${fmt(x.shape)}`);
+      }
+    });
+  }
+  const shape = xs[0].shape.slice();
+  const parts = xs.map((x) => x.shape[a]);
+  shape[a] = parts.every((d) => typeof d === 'number') ? (parts as number[]).reduce((s, d) => s + d, 0) : `concat${xs[0].graph.values.length}`;
+  return one(xs[0], 'Concat', xs, xs[0].dtype, shape, { axis: a });
+}
+
+/** ONNX Slice with constant starts/ends (ends may be large to mean "to the end"). */
+export function slice(x: Value, starts: number[], ends: number[], axes: number[], steps?: number[]): Value {
+  const out = x.shape.slice();
+  axes.forEach((axis, i) => {
+    const a = normAxis('Slice', axis, x.rank);
+    const step = steps?.[i] ?? 1;
+    const d = x.shape[a];
+    if (typeof d !== 'number') {
+      out[a] = `slice${x.graph.values.length}_${a}`;
+      return;
+    }
+    const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
+    const s = clamp(starts[i] < 0 ? starts[i] + d : starts[i], 0, d);
+    const e = clamp(ends[i] < 0 ? ends[i] + d : ends[i], 0, d);
+    if (step !== 1) throw new ShapeError('Slice: only step 1 is supported');
+    out[a] = Math.max(0, e - s);
+  });
+  const inputs = [x, x.graph.ints(starts), x.graph.ints(ends), x.graph.ints(axes)];
+  if (steps) inputs.push(x.graph.ints(steps));
+  return one(x, 'Slice', inputs, x.dtype, out);
+}
+
+export function split(x: Value, sizes: number[], axis: number): Value[] {
+  const a = normAxis('Split', axis, x.rank);
+  const d = x.shape[a];
+  const total = sizes.reduce((s, v) => s + v, 0);
+  if (typeof d === 'number' && d !== total) throw new ShapeError(`Split: sizes ${fmt(sizes)} sum to ${total}, dim ${a} of ${x.describe()} is ${d}`);
+  return x.graph.addNode(
+    'Split',
+    [x, x.graph.ints(sizes)],
+    sizes.map((s) => {
+      const shape = x.shape.slice();
+      shape[a] = s;
+      return { dtype: x.dtype, shape };
+    }),
+    { axis: a },
+  );
+}
+
+// ---- reductions -----------------------------------------------------------
+
+function reduced(op: string, x: Value, axes: number[], keepdims: boolean): Shape {
+  const ax = axes.map((a) => normAxis(op, a, x.rank));
+  return keepdims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i));
+}
+
+export function reduceSum(x: Value, axes: number[], keepdims = true): Value {
+  const ax = axes.map((a) => normAxis('ReduceSum', a, x.rank));
+  return one(x, 'ReduceSum', [x, x.graph.ints(ax)], x.dtype, reduced('ReduceSum', x, ax, keepdims), { keepdims: keepdims ? 1 : 0 });
+}
+
+export function reduceMean(x: Value, axes: number[], keepdims = true): Value {
+  const ax = axes.map((a) => normAxis('ReduceMean', a, x.rank));
+  return one(x, 'ReduceMean', [x], x.dtype, reduced('ReduceMean', x, ax, keepdims), { axes: ax, keepdims: keepdims ? 1 : 0 });
+}
+
+export function reduceMax(x: Value, axes: number[], keepdims = true): Value {
+  const ax = axes.map((a) => normAxis('ReduceMax', a, x.rank));
+  return one(x, 'ReduceMax', [x], x.dtype, reduced('ReduceMax', x, ax, keepdims), { axes: ax, keepdims: keepdims ? 1 : 0 });
+}
+
+// ---- losses ---------------------------------------------------------------
+
+/** Mean cross-entropy of logits [N, C] against int64 labels [N]. */
+export function crossEntropy(logits: Value, labels: Value): Value {
+  if (logits.rank !== 2) throw new ShapeError(`crossEntropy: logits must be [N, C], got ${logits.describe()}`);
+  const lp = logSoftmax(logits, -1);
+  const picked = gatherElements(lp, unsqueeze(labels, [1]), 1); // [N,1]
+  return neg(reduceMean(picked, [0, 1], false));
+}
+
+export function gatherElements(data: Value, indices: Value, axis: number): Value {
+  const a = normAxis('GatherElements', axis, data.rank);
+  return one(data, 'GatherElements', [data, indices], data.dtype, indices.shape, { axis: a });
+}
+
+export function scatterElementsAdd(zerosLike: Value, indices: Value, updates: Value, axis: number): Value {
+  const a = normAxis('ScatterElements', axis, zerosLike.rank);
+  return one(zerosLike, 'ScatterElements', [zerosLike, indices, updates], zerosLike.dtype, zerosLike.shape, { axis: a, reduction: 'add' });
+}
+
+export function zerosLike(x: Value): Value {
+  const value = { tensor: { dtype: x.dtype, dims: [1], data: x.dtype === 'float64' ? new Float64Array(1) : new Float32Array(1) } };
+  return one(x, 'ConstantOfShape', [shapeOf(x)], x.dtype, x.shape, { value });
+}

@@ -1,0 +1,72 @@
+// A compiled graph: one onnxruntime session per graph (symbolic dims let one
+// session serve every padded batch shape). Feeds and results are plain typed
+// arrays with dims, so callers never touch onnxruntime types.
+
+import * as ort from 'onnxruntime-node';
+import { DType, Graph, TypedData } from '../graph/ir.ts';
+import { feedNames, toOnnxBytes } from '../onnx/emit.ts';
+
+export interface HostTensor {
+  data: TypedData;
+  dims: readonly number[];
+}
+
+export interface SessionOptions {
+  /** Threads for one operator (intra-op). Default: all cores, capped at 4. */
+  threads?: number;
+  /** 'cpu' (default) or 'cuda' where onnxruntime-node has it. */
+  device?: 'cpu' | 'cuda';
+  /** Write the ONNX model here for inspection (netron, onnxruntime tools). */
+  dumpPath?: string;
+}
+
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool' };
+
+export function defaultThreads(): number {
+  const env = Number(process.env.LORAKIT_THREADS);
+  if (env > 0) return env;
+  return Math.max(1, Math.min(4, (globalThis as any).navigator?.hardwareConcurrency ?? 2));
+}
+
+export class CompiledGraph {
+  private constructor(
+    readonly graph: Graph,
+    private session: ort.InferenceSession,
+    readonly feeds: string[],
+    readonly outputs: string[],
+  ) {}
+
+  static async compile(graph: Graph, opts: SessionOptions = {}): Promise<CompiledGraph> {
+    const bytes = toOnnxBytes(graph);
+    if (opts.dumpPath) (await import('node:fs')).writeFileSync(opts.dumpPath, bytes);
+    const session = await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: opts.threads ?? defaultThreads(),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      executionProviders: [opts.device === 'cuda' ? 'cuda' : 'cpu'],
+    });
+    return new CompiledGraph(graph, session, feedNames(graph), graph.outputs.map((o) => o.name));
+  }
+
+  async run(feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const name of this.feeds) {
+      const t = feeds[name];
+      if (!t) throw new Error(`Graph '${this.graph.name}': missing feed '${name}' (expected: ${this.feeds.join(', ')})`);
+      const leaf = this.graph.leaf(name)!;
+      if (t.dims.length !== leaf.rank) {
+        throw new Error(`Graph '${this.graph.name}': feed '${name}' has dims [${t.dims}], expected rank ${leaf.rank} [${leaf.shape}]`);
+      }
+      ortFeeds[name] = new ort.Tensor(ORT_TYPE[leaf.dtype], t.data as any, t.dims as number[]);
+    }
+    const res = await this.session.run(ortFeeds, outputs ?? this.outputs);
+    const out: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(res)) out[k] = { data: v.data as TypedData, dims: v.dims };
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
