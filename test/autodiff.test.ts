@@ -12,6 +12,7 @@ const cases: [string, Parameters<typeof checkGradient>[0], Parameters<typeof che
   ['Sub (broadcast)', (g, [a, b]) => op.sub(a, b), [{ shape: [2, 1, 3] }, { shape: [4, 1] }]],
   ['Mul (broadcast)', (g, [a, b]) => op.mul(a, b), [{ shape: [2, 3] }, { shape: [2, 1] }]],
   ['Div', (g, [a, b]) => op.div(a, b), [{ shape: [2, 3] }, { shape: [3], init: positive }]],
+  ['Max (elementwise, broadcast)', (g, [a, b]) => op.max2(a, b), [{ shape: [2, 3] }, { shape: [3] }]],
   ['Neg', (g, [a]) => op.neg(a), [{ shape: [4] }]],
   ['Exp', (g, [a]) => op.exp(a), [{ shape: [2, 3] }]],
   ['Log', (g, [a]) => op.log(a), [{ shape: [2, 3], init: positive }]],

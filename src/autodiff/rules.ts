@@ -69,6 +69,11 @@ export const rules: Record<string, VjpRule> = {
     need[0] ? unbroadcast(op.div(g!, b!), a!.shape) : null,
     need[1] ? unbroadcast(op.neg(op.div(op.mul(g!, y), b!)), b!.shape) : null,
   ],
+  Max: ({ node: { inputs: [a, b] }, gy: [g], need }) => {
+    // The larger input takes the gradient; ties go to the first (like TF's Maximum).
+    const bWins = op.less(a!, b!);
+    return [need[0] ? unbroadcast(op.where(bWins, 0, g!), a!.shape) : null, need[1] ? unbroadcast(op.where(bWins, g!, 0), b!.shape) : null];
+  },
   Neg: ({ gy: [g] }) => [op.neg(g!)],
   Exp: ({ node: { outputs: [y] }, gy: [g] }) => [op.mul(g!, y)],
   Log: ({ node: { inputs: [x] }, gy: [g] }) => [op.div(g!, x!)],
