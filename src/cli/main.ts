@@ -1,7 +1,7 @@
 // The `lorakit` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { runClassificationJob, JobUi } from '../tasks/classification.ts';
+import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 
 const num = (name: string) => (v: string) => {
   const x = Number(v);
@@ -99,6 +99,19 @@ export function makeProgram(): Command {
       console.log(`\nTest split: ${res.split.test} examples (trained on ${res.split.train}, validated on ${res.split.validation})`);
       console.table(res.rows.map((r) => ({ system: r.system, 'test accuracy %': +(100 * r.testAccuracy).toFixed(2), 'trainable params': r.trainableParams, 'wall time s': +r.seconds.toFixed(1) })));
       console.log(`adapter: ${res.adapterDir}  metrics: ${o.out}/metrics.jsonl  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    });
+
+  program
+    .command('eval')
+    .description('Evaluate a saved adapter (from lorakit train) on a data split')
+    .requiredOption('--adapter <dir>', 'adapter folder (adapter_config.json + adapter_model.safetensors)')
+    .addOption(new Option('--data <imdb|file.jsonl>', 'data set').default('imdb'))
+    .addOption(new Option('--split <name>', 'which split').choices(['test', 'validation']).default('test'))
+    .option('--max-eval <n>', 'use at most N examples', int('--max-eval'))
+    .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .action(async (o) => {
+      const r = await runEvalJob({ adapter: o.adapter, data: o.data, split: o.split, maxEval: o.maxEval, threads: o.threads });
+      console.log(`${o.split}: accuracy ${(100 * r.accuracy).toFixed(2)}% (loss ${r.loss.toFixed(4)}) on ${r.n} examples`);
     });
 
   return program;

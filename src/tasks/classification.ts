@@ -3,16 +3,17 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { AdapterSet } from '../adapters/inject.ts';
+import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
 import { getMethod } from '../adapters/registry.ts';
 import type { TargetModules } from '../adapters/targets.ts';
 import { loadImdb } from '../data/imdb.ts';
 import { readJsonl } from '../data/jsonl.ts';
 import { loadUseEncoder, USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
-import { saveAdapter } from '../peft/adapter_files.ts';
+import { loadAdapterWeights, readAdapter, saveAdapter } from '../peft/adapter_files.ts';
 import { UseTokenizer } from '../tokenize/sentencepiece.ts';
 import { writeFileAtomic } from '../train/checkpoint.ts';
+import { Rng } from '../util/rng.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 import { accuracy, probeLogits, trainLinearProbe } from '../train/linear_probe.ts';
 import { ClassificationTrainer, EncodedExample, EpochInfo, StepInfo } from '../train/trainer.ts';
@@ -52,28 +53,32 @@ export interface ClassifyResult {
   adapterDir: string;
 }
 
-async function loadModel(spec: string): Promise<{ model: EncoderModel; tokenizer: UseTokenizer; name: string }> {
+export async function loadModel(spec: string): Promise<{ model: EncoderModel; tokenizer: UseTokenizer; name: string }> {
   if (spec === 'use' || spec === 'default') {
     return { model: await loadUseEncoder(), tokenizer: UseTokenizer.fromVocabFile(), name: USE_MODEL_NAME };
   }
   throw new Error(`--model '${spec}': only the bundled model 'use' is supported in this version (Hugging Face folders are coming: BERT/GPT-2/Llama/T5)`);
 }
 
-function loadData(spec: string, seed: number) {
+/** The split is fixed by SPLIT_SEED, independent of the training seed, so runs with different seeds share a test set. */
+export const SPLIT_SEED = 1234;
+
+export function loadData(spec: string, splitSeed = SPLIT_SEED) {
   if (spec === 'imdb') {
-    const d = loadImdb({ seed });
+    const d = loadImdb({ seed: splitSeed });
     return { train: d.train, validation: d.validation, test: d.test, labelNames: d.labelNames };
   }
-  // A single JSONL file: split it 80/10/10 with the seed (stratified by the loader's helper where available).
+  // A single JSONL file: a seeded 80/10/10 split.
   const { examples, labelNames } = readJsonl(spec);
-  const n = examples.length;
-  const nVal = Math.max(1, Math.round(n * 0.1));
-  return { train: examples.slice(2 * nVal), validation: examples.slice(0, nVal), test: examples.slice(nVal, 2 * nVal), labelNames };
+  const order = new Rng(splitSeed).fork('jsonl-split').permutation(examples.length);
+  const shuffled = order.map((i) => examples[i]);
+  const nVal = Math.max(1, Math.round(examples.length * 0.1));
+  return { train: shuffled.slice(2 * nVal), validation: shuffled.slice(0, nVal), test: shuffled.slice(nVal, 2 * nVal), labelNames };
 }
 
 export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Promise<ClassifyResult> {
   const { model, tokenizer, name } = await loadModel(o.model);
-  const data = loadData(o.data, o.seed);
+  const data = loadData(o.data);
   const cap = <T>(xs: T[], n?: number) => (n !== undefined ? xs.slice(0, n) : xs);
   const encode = (xs: { text: string; label: number }[]): EncodedExample[] =>
     xs.map((x) => ({ ids: tokenizer.encode(x.text).slice(0, o.maxLen), label: x.label }));
@@ -136,10 +141,35 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
       [HEAD_W, { shape: [numLabels, model.hiddenSize], data: trainer.head.get(HEAD_W)! }],
       [HEAD_B, { shape: [numLabels], data: trainer.head.get(HEAD_B)! }],
     ]),
-    extra: { labels: data.labelNames, max_length: o.maxLen },
+    extra: { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED },
   });
   await trainer.release();
   const result = { rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir };
   writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
   return result;
+}
+
+export interface EvalJobOptions { adapter: string; data: string; maxEval?: number; threads?: number; split: 'test' | 'validation' }
+
+/** Evaluates a saved adapter folder (adapter + head) on a split of the data. */
+export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number; loss: number; n: number }> {
+  const saved = readAdapter(o.adapter);
+  const meta = saved.config.lorakit ?? {};
+  const { model, tokenizer } = await loadModel('use');
+  const method = getMethod(meta.method ?? String(saved.config.peft_type).toLowerCase());
+  const config = method.schema.parse(saved.config);
+  const adapters = new AdapterSet(method, config, model.sites, model.weights, { targetModules: saved.config.target_modules, seed: meta.seed ?? 0 });
+  loadAdapterWeights(adapters, saved);
+  const hw = saved.tensors.get(PEFT_PREFIX + HEAD_W), hb = saved.tensors.get(PEFT_PREFIX + HEAD_B);
+  if (!hw || !hb) throw new Error(`${o.adapter}: no classification head (${HEAD_W}) in the adapter file: was it trained with 'lorakit train'?`);
+  const numLabels = hw.shape[0];
+  const data = loadData(o.data, meta.split_seed ?? SPLIT_SEED);
+  const maxLen = meta.max_length ?? 128;
+  const examples = (o.maxEval !== undefined ? data[o.split].slice(0, o.maxEval) : data[o.split]).map((x) => ({ ids: tokenizer.encode(x.text).slice(0, maxLen), label: x.label }));
+  const trainer = new ClassificationTrainer(model, adapters, numLabels, { epochs: 1, lr: 1, batchSize: 32, seed: 0, threads: o.threads });
+  trainer.head.get(HEAD_W)!.set(hw.data);
+  trainer.head.get(HEAD_B)!.set(hb.data);
+  const r = await trainer.evaluate(examples);
+  await trainer.release();
+  return { accuracy: r.accuracy, loss: r.loss, n: examples.length };
 }
