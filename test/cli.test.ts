@@ -42,9 +42,8 @@ test('a JSONL file with a missing label fails with the file, line number and a v
   fs.writeFileSync(file, '{"text":"good","label":1}\n{"text":"no label here"}\n');
   const r = run('train', '--data', file, '--out', path.join(dir, 'o'), '--quiet');
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /bad\.jsonl/);
-  assert.match(r.stderr, /line 2/);
-  assert.match(r.stderr, /label/);
+  assert.match(r.stderr, /bad\.jsonl:2: missing "label"/);
+  assert.match(r.stderr, /A valid line looks like/);
 });
 
 test('a learning rate of NaN is refused before any work', () => {
