@@ -18,6 +18,10 @@ export interface SessionOptions {
   device?: 'cpu' | 'cuda';
   /** Write the ONNX model here for inspection (netron, onnxruntime tools). */
   dumpPath?: string;
+  /** onnxruntime per-node profiling: a JSON trace is written with this file prefix (see `endProfiling`). */
+  profilePrefix?: string;
+  /** Write the model as onnxruntime optimized it (after fusions) to this path. */
+  optimizedModelPath?: string;
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool' };
@@ -45,6 +49,8 @@ export class CompiledGraph {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
       executionProviders: [opts.device === 'cuda' ? 'cuda' : 'cpu'],
+      ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
+      ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
     });
     return new CompiledGraph(graph, session, feedNames(graph), graph.outputs.map((o) => o.name));
   }
@@ -64,6 +70,11 @@ export class CompiledGraph {
     const out: Record<string, HostTensor> = {};
     for (const [k, v] of Object.entries(res)) out[k] = { data: v.data as TypedData, dims: v.dims };
     return out;
+  }
+
+  /** Stops profiling (see `SessionOptions.profilePrefix`); the trace file is written now. */
+  endProfiling(): void {
+    this.session.endProfiling();
   }
 
   async release(): Promise<void> {

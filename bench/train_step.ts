@@ -1,0 +1,262 @@
+// Training-step benchmark: lorakit vs the PyTorch peer, in one command.
+//
+//   npm run bench -- --config small|base|all --threads 2 --steps 10 --warmup 2
+//
+// One step = one onnxruntime run that returns the loss and every trainable
+// gradient (LoRA A/B on query and value, the classifier head), then AdamW in
+// TypeScript. The peer (../shared/bench/peer_torch.py, resolved from the repo
+// root) runs the same model, shapes and update in PyTorch with the same thread
+// count. Both medians, and torch_ms / lorakit_ms (> 1: lorakit is faster), are
+// printed and appended as JSON lines to bench/results/.
+//
+// Extra flags: --profile (onnxruntime per-node profile, summarized by op type),
+// --no-peer (lorakit only), --peer-only, --dump <path> (write the ONNX model).
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, appendFileSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { lora } from '../src/adapters/lora/index.ts';
+import { loraConfigSchema } from '../src/adapters/lora/config.ts';
+import { CompiledGraph, HostTensor } from '../src/runtime/session.ts';
+import { AdamW } from '../src/optim/adamw.ts';
+import { buildClassifierGraph, initHead } from '../src/train/classifier.ts';
+import { Rng } from '../src/util/rng.ts';
+import { BENCH_CONFIGS, BertLike, bertLikeConfig } from './bert_like.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..');
+const PEER = path.resolve(repoRoot, '../shared/bench/peer_torch.py');
+const PYTHON = '/usr/bin/python3';
+const RANK = 8, ALPHA = 16, CLASSES = 2, VOCAB = 30522, LR = 1e-4;
+
+interface Args {
+  configs: ('small' | 'base')[];
+  threads: number;
+  steps: number;
+  warmup: number;
+  profile: boolean;
+  peer: boolean;
+  lorakit: boolean;
+  dump?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { configs: ['small', 'base'], threads: 2, steps: 10, warmup: 2, profile: false, peer: true, lorakit: true };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${k} needs a value`);
+      return v;
+    };
+    const int = () => {
+      const v = Number(val());
+      if (!Number.isInteger(v) || v < 0) throw new Error(`${k} needs a non-negative integer`);
+      return v;
+    };
+    if (k === '--config') {
+      const c = val();
+      if (c === 'all') a.configs = ['small', 'base'];
+      else if (c === 'small' || c === 'base') a.configs = [c];
+      else throw new Error(`--config must be small, base or all (got '${c}')`);
+    } else if (k === '--threads') a.threads = Math.max(1, int());
+    else if (k === '--steps') a.steps = Math.max(1, int());
+    else if (k === '--warmup') a.warmup = int();
+    else if (k === '--profile') a.profile = true;
+    else if (k === '--no-peer') a.peer = false;
+    else if (k === '--peer-only') a.lorakit = false;
+    else if (k === '--dump') a.dump = val();
+    else if (k === '--help' || k === '-h') {
+      console.log('usage: npm run bench -- [--config small|base|all] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx]');
+      process.exit(0);
+    } else throw new Error(`unknown argument '${k}' (try --help)`);
+  }
+  return a;
+}
+
+const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+
+interface LorakitResult {
+  ms_per_step: number;
+  compile_ms: number;
+  build_ms: number;
+  trainable_params: number;
+  loss_first: number;
+  loss_last: number;
+  profile?: ProfileRow[];
+}
+
+interface ProfileRow {
+  op: string;
+  ms: number;
+  pct: number;
+  calls: number;
+}
+
+async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitResult> {
+  const shape = BENCH_CONFIGS[name];
+  const t0 = performance.now();
+  const model = BertLike.random(bertLikeConfig({ ...shape, maxPositions: shape.seq, vocab: VOCAB }), 0);
+  const config = loraConfigSchema.parse({ r: RANK, lora_alpha: ALPHA });
+  const adapters = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: ['query', 'value'], seed: 0 });
+  const head = initHead(shape.hidden, CLASSES, 0);
+  const { graph, trainable } = buildClassifierGraph(model, adapters, head, CLASSES, 'train');
+  const t1 = performance.now();
+  const profilePrefix = a.profile ? path.join(os.tmpdir(), `lorakit-profile-${name}-${process.pid}`) : undefined;
+  const compiled = await CompiledGraph.compile(graph, { threads: a.threads, dumpPath: a.dump, profilePrefix });
+  const t2 = performance.now();
+
+  // Live parameter values: the adapter's and the head's Float32Arrays, updated in place by AdamW.
+  const params = new Map<string, Float32Array>();
+  for (const [k, v] of adapters.params) params.set(k, v);
+  for (const [k, v] of head) params.set(k, v);
+  for (const k of trainable) if (!params.has(k)) throw new Error(`bench: no live value for trainable '${k}'`);
+  const opt = new AdamW(params, { lr: LR });
+
+  const rng = new Rng(1);
+  const { batch: B, seq: T } = shape;
+  const ids = new BigInt64Array(B * T);
+  for (let i = 0; i < ids.length; i++) ids[i] = BigInt(rng.int(VOCAB));
+  const mask = new Float32Array(B * T).fill(1);
+  const labels = new BigInt64Array(B);
+  for (let i = 0; i < B; i++) labels[i] = BigInt(rng.int(CLASSES));
+  const feeds: Record<string, HostTensor> = {
+    input_ids: { data: ids, dims: [B, T] },
+    attention_mask: { data: mask, dims: [B, T] },
+    labels: { data: labels, dims: [B] },
+  };
+  for (const k of trainable) feeds[k] = { data: params.get(k)!, dims: graph.leaf(k)!.shape as number[] };
+  const fetch = ['loss', ...trainable.map((k) => `grad.${k}`)];
+
+  const losses: number[] = [];
+  const step = async () => {
+    const out = await compiled.run(feeds, fetch);
+    const grads = new Map<string, Float32Array>();
+    for (const k of trainable) grads.set(k, out[`grad.${k}`].data as Float32Array);
+    opt.step(grads);
+    losses.push((out.loss.data as Float32Array)[0]);
+  };
+  for (let i = 0; i < a.warmup; i++) await step();
+  const times: number[] = [];
+  for (let i = 0; i < a.steps; i++) {
+    const s = performance.now();
+    await step();
+    times.push(performance.now() - s);
+  }
+  let profile: ProfileRow[] | undefined;
+  if (profilePrefix) {
+    compiled.endProfiling();
+    profile = summarizeProfile(profilePrefix, a.steps);
+  }
+  await compiled.release();
+  let nParams = 0;
+  for (const v of params.values()) nParams += v.length;
+  return {
+    ms_per_step: round2(median(times)),
+    build_ms: Math.round(t1 - t0),
+    compile_ms: Math.round(t2 - t1),
+    trainable_params: nParams,
+    loss_first: losses[0],
+    loss_last: losses[losses.length - 1],
+    profile,
+  };
+}
+
+/** Sums onnxruntime's per-node kernel times by op type, per run, over the last `runs` runs (warmup excluded). */
+function summarizeProfile(prefix: string, runs: number): ProfileRow[] {
+  const dir = path.dirname(prefix), base = path.basename(prefix);
+  const files = readdirSync(dir).filter((f) => f.startsWith(base) && f.endsWith('.json'));
+  if (files.length === 0) throw new Error(`bench: no profile file ${prefix}*.json`);
+  const byOp = new Map<string, { us: number; calls: number }>();
+  for (const f of files) {
+    const events = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { cat: string; name: string; ts: number; dur: number; args?: { op_name?: string } }[];
+    const starts = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').map((e) => e.ts).sort((p, q) => p - q);
+    const from = starts.length >= runs ? starts[starts.length - runs] : -Infinity;
+    for (const e of events) {
+      if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
+      const key = e.args?.op_name ?? '?';
+      const r = byOp.get(key) ?? { us: 0, calls: 0 };
+      r.us += e.dur;
+      r.calls++;
+      byOp.set(key, r);
+    }
+    unlinkSync(path.join(dir, f));
+  }
+  const total = [...byOp.values()].reduce((s, r) => s + r.us, 0);
+  return [...byOp.entries()]
+    .map(([op, r]) => ({ op, ms: round2(r.us / 1000 / runs), pct: round2((100 * r.us) / total), calls: Math.round(r.calls / runs) }))
+    .sort((p, q) => q.ms - p.ms);
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+interface PeerResult {
+  ms_per_step: number;
+  torch: string;
+  trainable_params: number;
+}
+
+function hasTorch(): string | null {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (r.status !== 0) return `${PYTHON} cannot import torch (${(r.stderr || '').trim().split('\n').pop()})`;
+  if (!existsSync(PEER)) return `peer script ${PEER} not found`;
+  return null;
+}
+
+function benchPeer(name: 'small' | 'base', a: Args): PeerResult {
+  const s = BENCH_CONFIGS[name];
+  const args = [PEER, '--layers', s.layers, '--hidden', s.hidden, '--heads', s.heads, '--ffn', s.ffn, '--seq', s.seq, '--batch', s.batch,
+    '--rank', RANK, '--alpha', ALPHA, '--vocab', VOCAB, '--classes', CLASSES, '--steps', a.steps, '--warmup', a.warmup, '--threads', a.threads].map(String);
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: String(a.threads) }, maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`peer_torch.py failed (exit ${r.status}):\n${r.stderr}`);
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (!line) throw new Error(`peer_torch.py printed no JSON line:\n${r.stdout}`);
+  return JSON.parse(line);
+}
+
+async function main() {
+  const a = parseArgs(process.argv.slice(2));
+  const noPeer = a.peer ? hasTorch() : 'disabled by --no-peer';
+  if (noPeer && a.peer) console.log(`PyTorch peer skipped: ${noPeer}`);
+  const resultsDir = path.join(here, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const resultsFile = path.join(resultsDir, `train_step-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
+  const when = new Date().toISOString();
+  const rows: string[] = [];
+  for (const name of a.configs) {
+    const s = BENCH_CONFIGS[name];
+    console.log(`\n== ${name}: ${s.layers} layers, hidden ${s.hidden}, heads ${s.heads}, ffn ${s.ffn}, seq ${s.seq}, batch ${s.batch}, LoRA r=${RANK} alpha=${ALPHA} on query/value, ${a.threads} threads, ${a.warmup} warmup + ${a.steps} steps`);
+    const lk = a.lorakit ? await benchLorakit(name, a) : null;
+    if (lk) {
+      console.log(`lorakit: ${lk.ms_per_step} ms/step (median; build ${lk.build_ms} ms, compile ${lk.compile_ms} ms, ${lk.trainable_params} trainable, loss ${lk.loss_first.toFixed(4)} → ${lk.loss_last.toFixed(4)})`);
+      if (lk.profile) {
+        console.log('onnxruntime kernel time per step by op type:');
+        for (const r of lk.profile.slice(0, 20)) console.log(`  ${r.op.padEnd(28)} ${r.ms.toFixed(2).padStart(9)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.calls} nodes`);
+      }
+    }
+    const peer = noPeer ? null : benchPeer(name, a);
+    if (peer) console.log(`torch ${peer.torch}: ${peer.ms_per_step} ms/step (median, ${peer.trainable_params} trainable)`);
+    const ratio = lk && peer ? round2(peer.ms_per_step / lk.ms_per_step) : null;
+    if (ratio !== null) console.log(`ratio torch_ms / lorakit_ms = ${ratio.toFixed(2)} (${ratio >= 1 ? 'lorakit faster' : 'torch faster'})`);
+    const rec = {
+      bench: 'train_step', config: name, when, threads: a.threads, steps: a.steps, warmup: a.warmup, ...s, rank: RANK, alpha: ALPHA, vocab: VOCAB,
+      lorakit_ms: lk?.ms_per_step ?? null, torch_ms: peer?.ms_per_step ?? null, ratio,
+      lorakit_compile_ms: lk?.compile_ms ?? null, torch_version: peer?.torch ?? null,
+      trainable_params: lk?.trainable_params ?? peer?.trainable_params ?? null,
+      profile: lk?.profile?.slice(0, 15),
+    };
+    appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
+    rows.push(`| ${name} | ${lk?.ms_per_step ?? '—'} | ${peer?.ms_per_step ?? '—'} | ${ratio ?? '—'} |`);
+  }
+  console.log(`\n| config | lorakit ms/step | torch ms/step | torch/lorakit |\n|---|---|---|---|\n${rows.join('\n')}`);
+  console.log(`\nresults: ${path.relative(repoRoot, resultsFile)}`);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});
