@@ -125,6 +125,10 @@ export class BertLike implements EncoderModel {
     }
   }
 
+  withWeights(weights: WeightMap): BertLike {
+    return new BertLike(this.config, weights);
+  }
+
   static random(config: BertLikeConfig, seed = 0): BertLike {
     return new BertLike(config, randomBertLikeWeights(config, seed));
   }
