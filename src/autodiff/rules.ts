@@ -85,7 +85,8 @@ export const rules: Record<string, VjpRule> = {
   },
   Tanh: ({ node: { outputs: [y] }, gy: [g] }) => [op.mul(g!, op.sub(y.graph.scalar(1, y.dtype), op.mul(y, y)))],
   Sigmoid: ({ node: { outputs: [y] }, gy: [g] }) => [op.mul(g!, op.mul(y, op.sub(y.graph.scalar(1, y.dtype), y)))],
-  Relu: ({ node: { inputs: [x] }, gy: [g] }) => [op.where(op.greater(x!, 0), g!, 0)],
+  // The 0/1 mask as Cast(y > 0): onnxruntime's broadcasting Where was ~3x slower here.
+  Relu: ({ node: { outputs: [y] }, gy: [g] }) => [op.mul(g!, op.cast(op.greater(y, 0), y.dtype))],
   Erf: ({ node: { inputs: [x] }, gy: [g] }) => [op.mul(g!, op.mul(op.exp(op.neg(op.mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
   Sin: ({ node: { inputs: [x] }, gy: [g] }) => [op.mul(g!, op.cos(x!))],
   Cos: ({ node: { inputs: [x] }, gy: [g] }) => [op.neg(op.mul(g!, op.sin(x!)))],
