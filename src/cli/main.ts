@@ -62,7 +62,7 @@ export function makeProgram(): Command {
     .option('--batch <n>', 'batch size', int('--batch'), 32)
     .option('--seed <n>', 'seed for split, init, batch order and dropout', int('--seed'), 42)
     .option('--out <dir>', 'output folder (adapter, checkpoints, metrics.jsonl, results.json)', 'runs/default')
-    .option('--max-train <n>', 'use at most N training examples', int('--max-train'), 3000)
+    .option('--max-train <n>', 'use at most N training examples', int('--max-train'), 6000)
     .option('--max-eval <n>', 'use at most N validation and N test examples', int('--max-eval'), 1000)
     .option('--max-len <n>', 'truncate token sequences (USE reads at most 128)', int('--max-len'), 128)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
