@@ -10,7 +10,8 @@
 // printed and appended as JSON lines to bench/results/.
 //
 // Extra flags: --profile (onnxruntime per-node profile, summarized by op type),
-// --no-peer (lorakit only), --peer-only, --dump <path> (write the ONNX model).
+// --no-peer (lorakit only), --peer-only, --dump <path> (write the ONNX model),
+// --spin-us N (onnxruntime intra-op spin time, see SessionOptions.spinMicros).
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, appendFileSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
@@ -41,6 +42,8 @@ interface Args {
   peer: boolean;
   lorakit: boolean;
   dump?: string;
+  /** onnxruntime intra-op spin time (µs); undefined = lorakit's default. */
+  spinUs?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -69,8 +72,9 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--no-peer') a.peer = false;
     else if (k === '--peer-only') a.lorakit = false;
     else if (k === '--dump') a.dump = val();
+    else if (k === '--spin-us') a.spinUs = int();
     else if (k === '--help' || k === '-h') {
-      console.log('usage: npm run bench -- [--config small|base|all] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx]');
+      console.log('usage: npm run bench -- [--config small|base|all] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx] [--spin-us N]');
       process.exit(0);
     } else throw new Error(`unknown argument '${k}' (try --help)`);
   }
@@ -106,7 +110,7 @@ async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitRes
   const { graph, trainable } = buildClassifierGraph(model, adapters, head, CLASSES, 'train');
   const t1 = performance.now();
   const profilePrefix = a.profile ? path.join(os.tmpdir(), `lorakit-profile-${name}-${process.pid}`) : undefined;
-  const compiled = await CompiledGraph.compile(graph, { threads: a.threads, dumpPath: a.dump, profilePrefix });
+  const compiled = await CompiledGraph.compile(graph, { threads: a.threads, dumpPath: a.dump, profilePrefix, spinMicros: a.spinUs });
   const t2 = performance.now();
 
   // Live parameter values: the adapter's and the head's Float32Arrays, updated in place by AdamW.
@@ -230,7 +234,9 @@ async function main() {
   for (const name of a.configs) {
     const s = BENCH_CONFIGS[name];
     console.log(`\n== ${name}: ${s.layers} layers, hidden ${s.hidden}, heads ${s.heads}, ffn ${s.ffn}, seq ${s.seq}, batch ${s.batch}, LoRA r=${RANK} alpha=${ALPHA} on query/value, ${a.threads} threads, ${a.warmup} warmup + ${a.steps} steps`);
+    const loadBefore = os.loadavg()[0];
     const lk = a.lorakit ? await benchLorakit(name, a) : null;
+    const loadMid = os.loadavg()[0];
     if (lk) {
       console.log(`lorakit: ${lk.ms_per_step} ms/step (median; build ${lk.build_ms} ms, compile ${lk.compile_ms} ms, ${lk.trainable_params} trainable, loss ${lk.loss_first.toFixed(4)} → ${lk.loss_last.toFixed(4)})`);
       if (lk.profile) {
@@ -239,6 +245,8 @@ async function main() {
       }
     }
     const peer = noPeer ? null : benchPeer(name, a);
+    const loadAfter = os.loadavg()[0];
+    console.log(`1-min load average: ${loadBefore.toFixed(2)} before, ${loadMid.toFixed(2)} between, ${loadAfter.toFixed(2)} after (other processes make both sides slower; compare runs with similar load)`);
     if (peer) console.log(`torch ${peer.torch}: ${peer.ms_per_step} ms/step (median, ${peer.trainable_params} trainable)`);
     const ratio = lk && peer ? round2(peer.ms_per_step / lk.ms_per_step) : null;
     if (ratio !== null) console.log(`ratio torch_ms / lorakit_ms = ${ratio.toFixed(2)} (${ratio >= 1 ? 'lorakit faster' : 'torch faster'})`);
@@ -247,6 +255,7 @@ async function main() {
       lorakit_ms: lk?.ms_per_step ?? null, torch_ms: peer?.ms_per_step ?? null, ratio,
       lorakit_compile_ms: lk?.compile_ms ?? null, torch_version: peer?.torch ?? null,
       trainable_params: lk?.trainable_params ?? peer?.trainable_params ?? null,
+      loadavg: [loadBefore, loadMid, loadAfter].map(round2), cpus: os.cpus().length, node: process.version,
       profile: lk?.profile?.slice(0, 15),
     };
     appendFileSync(resultsFile, JSON.stringify(rec) + '\n');

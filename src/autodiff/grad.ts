@@ -36,6 +36,17 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
     const node = nodes[i];
     const gy = node.outputs.map((o) => grads.get(o) ?? null);
     if (gy.every((x) => x === null)) continue;
+    // A composite with a fused backward (Graph.setCustomVjp): its vjp replaces the
+    // rules of its inner nodes, which then get no gradient through this output.
+    const custom = node.customVjp;
+    const needC = custom ? custom.inputs.map((x) => active.has(x)) : [];
+    if (custom && needC.some(Boolean)) {
+      const gxC = custom.vjp(gy[0]!, needC);
+      custom.inputs.forEach((x, j) => {
+        if (needC[j] && gxC[j]) accumulate(x, gxC[j]!);
+      });
+      continue;
+    }
     const need = node.inputs.map((x) => !!x && active.has(x));
     if (!need.some(Boolean)) continue;
     const rule = rules[node.op];

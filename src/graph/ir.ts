@@ -55,6 +55,22 @@ export interface Node {
   outputs: Value[];
   attrs: Record<string, AttrValue>;
   domain?: string;
+  /** Set on the last node of a composite (see Graph.setCustomVjp): autodiff uses it instead of the per-node rules. */
+  customVjp?: CustomVjp;
+}
+
+/**
+ * A hand-written vector-Jacobian product for a value built from several nodes
+ * (a fused backward, like jax.custom_vjp): given the gradient of the value, the
+ * gradients of `inputs` (null where `need` is false). The composite's inner
+ * nodes then receive no gradient through this value, so their per-node rules
+ * (often many more elementwise passes) are skipped. `inputs` must list every
+ * differentiable value the composite reads; when none of them needs a
+ * gradient, autodiff falls back to the per-node rules.
+ */
+export interface CustomVjp {
+  inputs: Value[];
+  vjp: (gy: Value, need: boolean[]) => (Value | null)[];
 }
 
 export interface GraphOutput {
@@ -159,6 +175,13 @@ export class Graph {
     for (const t of outTypes) node.outputs.push(this.newValue(t.dtype, t.shape, node, null));
     this.nodes.push(node);
     return node.outputs;
+  }
+
+  /** Attach a fused backward to `y` (the single output of the composite's last node). */
+  setCustomVjp(y: Value, inputs: Value[], vjp: CustomVjp['vjp']): Value {
+    if (!y.node || y.node.outputs.length !== 1) throw new Error(`setCustomVjp: ${y.describe()} must be the only output of a node`);
+    y.node.customVjp = { inputs, vjp };
+    return y;
   }
 
   output(name: string, value: Value): Value {

@@ -67,9 +67,19 @@ export const sign = (x: Value) => unary('Sign', x);
 export const square = (x: Value) => mul(x, x);
 export const identity = (x: Value) => one(x, 'Identity', [x], x.dtype, x.shape);
 
-/** GELU, erf form (what BERT uses): 0.5·x·(1 + erf(x/√2)). */
+const LN_INV_SQRT_2PI = -0.5 * Math.log(2 * Math.PI);
+
+/**
+ * GELU, erf form (what BERT uses): x·Φ(x), Φ(x) = 0.5 + 0.5·erf(x/√2).
+ * Backward is fused: gelu'(x) = Φ(x) + x·φ(x) with φ(x) = exp(ln(1/√(2π)) − x²/2),
+ * reusing x/√2 and Φ from the forward pass: 6 elementwise passes instead of the
+ * 10 that the per-node rules of the forward's 5 nodes would emit.
+ */
 export function gelu(x: Value): Value {
-  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+  const t = mul(x, Math.SQRT1_2);
+  const phi = add(mul(erf(t), 0.5), 0.5);
+  const y = mul(x, phi);
+  return x.graph.setCustomVjp(y, [x], (g) => [mul(g, add(phi, mul(x, exp(sub(x.graph.scalar(LN_INV_SQRT_2PI, x.dtype), mul(t, t))))))]);
 }
 
 export function cast(x: Value, dtype: DType): Value {
