@@ -1,0 +1,194 @@
+// Text generation for decoder models: greedy and sampling (temperature, top-k,
+// top-p, seeded), stop tokens, max new tokens. With the KV cache (default) a
+// prefill graph runs the prompt once and returns every layer's keys/values; a
+// one-token decode graph then takes them as `past.<i>.key/value` inputs and
+// returns them grown by one position (Concat), so a token costs one position's
+// work. Without the cache each token reruns the whole prefix.
+
+import { Graph } from '../graph/ir.ts';
+import type { AdapterSet } from '../adapters/inject.ts';
+import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
+import { Rng } from '../util/rng.ts';
+import { DecoderModel, KeyValue, plainLinear } from './decoder.ts';
+
+export interface SamplingOptions {
+  /** false (default): greedy argmax. */
+  doSample?: boolean;
+  temperature?: number;
+  /** Keep the k most likely tokens (0 = off). */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1 = off). */
+  topP?: number;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens?: number;
+  /** Default: config.json's eos_token_id. Pass [] to never stop early. */
+  stopTokens?: number[];
+  seed?: number;
+  /** Default true. */
+  useCache?: boolean;
+}
+
+export interface GenerateResult {
+  /** New tokens (the stop token included when one ended generation). */
+  tokens: number[];
+  finish: 'stop' | 'length';
+  /** Milliseconds of the first token (prefill) and of all later tokens. */
+  prefillMs: number;
+  decodeMs: number;
+}
+
+/** Picks the next token from one row of logits (HF order: temperature → top-k → top-p). */
+export function pickToken(logits: Float32Array, o: SamplingOptions, rng: Rng): number {
+  const V = logits.length;
+  if (!o.doSample) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  const temp = o.temperature ?? 1;
+  if (!(temp > 0)) throw new Error(`temperature must be > 0 when sampling, got ${temp}`);
+  const idx = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
+  let keep = V;
+  if (o.topK && o.topK > 0) keep = Math.min(keep, o.topK);
+  const max = logits[idx[0]] / temp;
+  const p = new Float64Array(keep);
+  let z = 0;
+  for (let i = 0; i < keep; i++) z += p[i] = Math.exp(logits[idx[i]] / temp - max);
+  if (o.topP !== undefined && o.topP < 1) {
+    let cum = 0, n = 0;
+    while (n < keep) {
+      cum += p[n++] / z;
+      if (cum >= o.topP) break;
+    }
+    keep = Math.max(1, n);
+    z = 0;
+    for (let i = 0; i < keep; i++) z += p[i];
+  }
+  let u = rng.uniform() * z;
+  for (let i = 0; i < keep; i++) {
+    u -= p[i];
+    if (u <= 0) return idx[i];
+  }
+  return idx[keep - 1];
+}
+
+/** Compiled prefill / decode / full-prefix graphs of one model, built on first use. */
+export class Generator {
+  private prefill?: CompiledGraph;
+  private decode?: CompiledGraph;
+  private full?: CompiledGraph;
+  readonly model: DecoderModel;
+
+  /** `adapters` (LoRA and other mergeable methods) are merged into the weights. */
+  constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}) {
+    this.model = adapters && adapters.enabled ? model.withWeights(adapters.mergeInto(model.weights)) : model;
+  }
+
+  private graph(kind: 'prefill' | 'decode' | 'full'): Graph {
+    const c = this.model.config;
+    const g = new Graph(`${this.model.name}-${kind}`);
+    const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
+    const attentionMask = g.input('attention_mask', 'float32', ['B', kind === 'decode' ? 'S' : 'T']);
+    const past: KeyValue[] | undefined = kind === 'decode'
+      ? Array.from({ length: c.numLayers }, (_, i) => ({
+          key: g.input(`past.${i}.key`, 'float32', ['B', c.numKvHeads, 'P', c.headDim]),
+          value: g.input(`past.${i}.value`, 'float32', ['B', c.numKvHeads, 'P', c.headDim]),
+        }))
+      : undefined;
+    const out = this.model.build(g, { inputIds, attentionMask, past }, plainLinear, { logits: 'last' });
+    g.output('logits', out.logits);
+    if (kind !== 'full') {
+      out.present.forEach((kv, i) => {
+        g.output(`present.${i}.key`, kv.key);
+        g.output(`present.${i}.value`, kv.value);
+      });
+    }
+    return g;
+  }
+
+  private async compiled(kind: 'prefill' | 'decode' | 'full'): Promise<CompiledGraph> {
+    const hit = this[kind];
+    if (hit) return hit;
+    const cg = await CompiledGraph.compile(this.graph(kind), this.session);
+    this[kind] = cg;
+    return cg;
+  }
+
+  /** Compiles the graphs `useCache` needs now (so a benchmark does not time compilation). */
+  async warm(useCache = true): Promise<void> {
+    if (useCache) {
+      await this.compiled('prefill');
+      await this.compiled('decode');
+    } else await this.compiled('full');
+  }
+
+  async generate(promptIds: number[], o: GenerateOptions = {}): Promise<GenerateResult> {
+    if (promptIds.length === 0) throw new Error('generate: the prompt is empty (add a BOS token)');
+    const c = this.model.config;
+    for (const t of promptIds) if (!(Number.isInteger(t) && t >= 0 && t < c.vocabSize)) throw new Error(`generate: token id ${t} is outside the vocabulary (0..${c.vocabSize - 1})`);
+    const maxNew = o.maxNewTokens ?? 32;
+    if (promptIds.length + maxNew > c.maxPositions) {
+      throw new Error(`generate: prompt (${promptIds.length}) + maxNewTokens (${maxNew}) exceeds the model's ${c.maxPositions} positions`);
+    }
+    const stop = new Set(o.stopTokens ?? c.eosTokenIds);
+    const rng = new Rng(o.seed ?? 0);
+    const useCache = o.useCache ?? true;
+    const tokens: number[] = [];
+    const seq = promptIds.slice();
+    let finish: GenerateResult['finish'] = 'length';
+    let prefillMs = 0;
+    const t0 = performance.now();
+    const ones = (n: number) => ({ data: new Float32Array(n).fill(1), dims: [1, n] });
+    const ids = (xs: number[]) => ({ data: BigInt64Array.from(xs, BigInt), dims: [1, xs.length] });
+    let past: Record<string, HostTensor> | null = null;
+    for (let step = 0; step < maxNew; step++) {
+      let logits: Float32Array;
+      if (!useCache) {
+        const full = await this.compiled('full');
+        logits = (await full.run({ input_ids: ids(seq), attention_mask: ones(seq.length) })).logits.data as Float32Array;
+      } else {
+        const g = await this.compiled(past ? 'decode' : 'prefill');
+        const feeds: Record<string, HostTensor> = past
+          ? { input_ids: ids([seq[seq.length - 1]]), attention_mask: ones(seq.length), ...past }
+          : { input_ids: ids(seq), attention_mask: ones(seq.length) };
+        const out = await g.run(feeds);
+        logits = out.logits.data as Float32Array;
+        past = {};
+        for (let i = 0; i < c.numLayers; i++) {
+          past[`past.${i}.key`] = out[`present.${i}.key`];
+          past[`past.${i}.value`] = out[`present.${i}.value`];
+        }
+      }
+      const next = pickToken(logits, o, rng);
+      if (step === 0) prefillMs = performance.now() - t0;
+      tokens.push(next);
+      seq.push(next);
+      if (stop.has(next)) {
+        finish = 'stop';
+        break;
+      }
+    }
+    return { tokens, finish, prefillMs, decodeMs: performance.now() - t0 - prefillMs };
+  }
+
+  async release(): Promise<void> {
+    for (const k of ['prefill', 'decode', 'full'] as const) {
+      await this[k]?.release();
+      this[k] = undefined;
+    }
+  }
+}
+
+const generators = new WeakMap<DecoderModel, Generator>();
+
+/** Generates from `promptIds` (batch of one); compiled graphs are cached per model object. */
+export async function generate(model: DecoderModel, promptIds: number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+  let gen = generators.get(model);
+  if (!gen) {
+    gen = new Generator(model);
+    generators.set(model, gen);
+  }
+  return gen.generate(promptIds, opts);
+}

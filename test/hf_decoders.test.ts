@@ -1,0 +1,158 @@
+// Decoder LMs (GPT-2, Llama with GQA, Qwen2 with q/k/v bias and tied head)
+// against the plain-PyTorch reference (tools/reference/hf_decoders.py):
+// logits, causal-LM loss and LoRA gradients, a LoRA training run that lowers
+// the loss, and generation with the KV cache == without it == PyTorch greedy.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, describe, test } from 'node:test';
+import { Graph } from '../src/graph/ir.ts';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { lora } from '../src/adapters/lora/index.ts';
+import { loraConfigSchema } from '../src/adapters/lora/config.ts';
+import { plainLinear, type DecoderModel } from '../src/models/decoder.ts';
+import { loadDecoder, decoderFromHf } from '../src/models/load_decoder.ts';
+import { Generator, pickToken } from '../src/models/generate.ts';
+import { CompiledGraph } from '../src/runtime/session.ts';
+import { buildCausalLmGraph, causalLmFeeds, makeCausalLmBatch, trainCausalLm, type CausalLmBatch } from '../src/train/causal_lm.ts';
+import { Rng } from '../src/util/rng.ts';
+
+const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
+const NAMES = ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny'];
+
+interface Golden {
+  input_ids: number[][];
+  attention_mask: number[][];
+  labels: number[][];
+  logits: number[];
+  lora: { r: number; lora_alpha: number; target_modules: string[]; params: Record<string, { shape: number[]; data: number[] }> };
+  lora_loss: number;
+  lora_grads: Record<string, number[]>;
+  generate: { prompt: number[]; greedy: number[] };
+}
+
+function goldenBatch(gold: Golden): CausalLmBatch {
+  const B = gold.input_ids.length, T = gold.input_ids[0].length;
+  return {
+    B, T,
+    ids: BigInt64Array.from(gold.input_ids.flat(), BigInt),
+    mask: Float32Array.from(gold.attention_mask.flat()),
+    labels: BigInt64Array.from(gold.labels.flat(), BigInt),
+  };
+}
+
+function goldenAdapters(model: DecoderModel, gold: Golden): AdapterSet {
+  const config = loraConfigSchema.parse({ r: gold.lora.r, lora_alpha: gold.lora.lora_alpha, init_lora_weights: false });
+  const set = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: gold.lora.target_modules, headNames: model.headNames });
+  assert.equal(set.params.size, Object.keys(gold.lora.params).length);
+  for (const [k, p] of Object.entries(gold.lora.params)) {
+    assert.deepEqual(set.shapes.get(k), p.shape, k);
+    set.params.get(k)!.set(p.data);
+  }
+  return set;
+}
+
+const releases: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const r of releases) await r();
+});
+
+for (const name of NAMES) {
+  describe(name, async () => {
+    const dir = FIXTURES + name;
+    const gold: Golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8'));
+    const model = await loadDecoder(dir);
+    const batch = goldenBatch(gold);
+
+    test('logits match PyTorch (1e-4) at real tokens', async () => {
+      const g = new Graph('logits');
+      const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
+      const attentionMask = g.input('attention_mask', 'float32', ['B', 'T']);
+      g.output('logits', model.build(g, { inputIds, attentionMask }, plainLinear).logits);
+      const cg = await CompiledGraph.compile(g, { threads: 1 });
+      releases.push(() => cg.release());
+      const out = await cg.run({ input_ids: { data: batch.ids, dims: [batch.B, batch.T] }, attention_mask: { data: batch.mask, dims: [batch.B, batch.T] } });
+      const V = model.config.vocabSize;
+      assert.deepEqual(out.logits.dims, [batch.B, batch.T, V]);
+      const L = out.logits.data as Float32Array;
+      let maxDiff = 0;
+      for (let i = 0; i < batch.B * batch.T; i++) {
+        if (!batch.mask[i]) continue;
+        for (let v = 0; v < V; v++) maxDiff = Math.max(maxDiff, Math.abs(L[i * V + v] - gold.logits[i * V + v]));
+      }
+      assert.ok(maxDiff < 1e-4, `max |Δlogit| ${maxDiff}`);
+    });
+
+    test('causal-LM loss and LoRA gradients match PyTorch (1e-3 relative)', async () => {
+      const adapters = goldenAdapters(model, gold);
+      const { graph, trainable } = buildCausalLmGraph(model, adapters, 'train');
+      assert.deepEqual(new Set(trainable), new Set(Object.keys(gold.lora_grads)));
+      const cg = await CompiledGraph.compile(graph, { threads: 1 });
+      releases.push(() => cg.release());
+      const out = await cg.run(causalLmFeeds(batch, adapters));
+      const loss = Number(out.loss.data[0]);
+      assert.ok(Math.abs(loss - gold.lora_loss) < 1e-4 * Math.max(1, gold.lora_loss), `loss ${loss} vs ${gold.lora_loss}`);
+      for (const [k, ref] of Object.entries(gold.lora_grads)) {
+        const got = out[`grad.${k}`].data as Float32Array;
+        let num = 0, den = 0;
+        for (let i = 0; i < ref.length; i++) {
+          num = Math.max(num, Math.abs(got[i] - ref[i]));
+          den = Math.max(den, Math.abs(ref[i]));
+        }
+        assert.ok(den > 0, `${k}: reference gradient is zero`);
+        assert.ok(num / den < 1e-3, `${k}: max |Δ| / max |ref| = ${num / den}`);
+      }
+    });
+
+    test('a LoRA training run lowers the loss', async () => {
+      const config = loraConfigSchema.parse({ r: 4, lora_alpha: 8 });
+      const adapters = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: 'all-linear', headNames: model.headNames, seed: 1 });
+      const examples = [
+        { ids: gold.generate.prompt.concat(gold.generate.greedy.slice(0, 3)), promptLength: 2 },
+        { ids: gold.input_ids[0], promptLength: 3 },
+      ];
+      const b = makeCausalLmBatch(examples);
+      const losses = await trainCausalLm(model, adapters, [b], { lr: 1e-2, steps: 15, threads: 1 });
+      assert.ok(losses[losses.length - 1] < 0.7 * losses[0], `loss ${losses[0]} → ${losses[losses.length - 1]}`);
+    });
+
+    test('greedy generation: KV cache == no cache == PyTorch', async () => {
+      const gen = new Generator(model, null, { threads: 1 });
+      releases.push(() => gen.release());
+      const opts = { maxNewTokens: gold.generate.greedy.length, stopTokens: [] };
+      const cached = await gen.generate(gold.generate.prompt, { ...opts, useCache: true });
+      const plain = await gen.generate(gold.generate.prompt, { ...opts, useCache: false });
+      assert.deepEqual(cached.tokens, plain.tokens);
+      assert.deepEqual(cached.tokens, gold.generate.greedy);
+      assert.equal(cached.finish, 'length');
+      // Sampling with a seed is reproducible and the cache does not change it.
+      const s = { maxNewTokens: 12, stopTokens: [], doSample: true, temperature: 1.5, topK: 20, topP: 0.9, seed: 7 };
+      const s1 = await gen.generate(gold.generate.prompt, s);
+      const s2 = await gen.generate(gold.generate.prompt, { ...s, useCache: false });
+      assert.deepEqual(s1.tokens, s2.tokens);
+    });
+
+    test('stop tokens end generation', async () => {
+      const gen = new Generator(model, null, { threads: 1 });
+      releases.push(() => gen.release());
+      const first = gold.generate.greedy[0];
+      const r = await gen.generate(gold.generate.prompt, { maxNewTokens: 5, stopTokens: [first] });
+      assert.deepEqual(r.tokens, [first]);
+      assert.equal(r.finish, 'stop');
+    });
+  });
+}
+
+describe('decoder helpers', () => {
+  test('pickToken: greedy, top-k = 1 is greedy, top-p keeps the head of the distribution', () => {
+    const logits = Float32Array.from([0.1, 3, -1, 2.9, 0]);
+    const rng = new Rng(3);
+    assert.equal(pickToken(logits, {}, rng), 1);
+    for (let i = 0; i < 20; i++) assert.equal(pickToken(logits, { doSample: true, topK: 1 }, rng), 1);
+    for (let i = 0; i < 50; i++) assert.ok([1, 3].includes(pickToken(logits, { doSample: true, topP: 0.8 }, rng)));
+  });
+
+  test('an unsupported model_type names the problem', () => {
+    assert.throws(() => decoderFromHf({ model_type: 'bloom' }, new Map()), /model_type 'bloom' is not a supported decoder/);
+  });
+});
