@@ -37,6 +37,8 @@ export interface GenerateResult {
   /** Milliseconds of the first token (prefill) and of all later tokens. */
   prefillMs: number;
   decodeMs: number;
+  /** Milliseconds of each token (index 0 = prefill). */
+  stepMs: number[];
 }
 
 /** Picks the next token from one row of logits (HF order: temperature → top-k → top-p). */
@@ -143,7 +145,9 @@ export class Generator {
     const ones = (n: number) => ({ data: new Float32Array(n).fill(1), dims: [1, n] });
     const ids = (xs: number[]) => ({ data: BigInt64Array.from(xs, BigInt), dims: [1, xs.length] });
     let past: Record<string, HostTensor> | null = null;
+    const stepMs: number[] = [];
     for (let step = 0; step < maxNew; step++) {
+      const ts = performance.now();
       let logits: Float32Array;
       if (!useCache) {
         const full = await this.compiled('full');
@@ -163,6 +167,7 @@ export class Generator {
       }
       const next = pickToken(logits, o, rng);
       if (step === 0) prefillMs = performance.now() - t0;
+      stepMs.push(performance.now() - ts);
       tokens.push(next);
       seq.push(next);
       if (stop.has(next)) {
@@ -170,7 +175,7 @@ export class Generator {
         break;
       }
     }
-    return { tokens, finish, prefillMs, decodeMs: performance.now() - t0 - prefillMs };
+    return { tokens, finish, prefillMs, decodeMs: performance.now() - t0 - prefillMs, stepMs };
   }
 
   async release(): Promise<void> {
