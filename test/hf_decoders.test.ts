@@ -16,6 +16,12 @@ import { Generator, pickToken } from '../src/models/generate.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { buildCausalLmGraph, causalLmFeeds, makeCausalLmBatch, trainCausalLm, type CausalLmBatch } from '../src/train/causal_lm.ts';
 import { Rng } from '../src/util/rng.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { saveAdapter } from '../src/peft/adapter_files.ts';
+import { runGenerate } from '../src/cli/generate.ts';
+import { loadModel } from '../src/models/hf_registry.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
 const NAMES = ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny'];
@@ -142,6 +148,71 @@ for (const name of NAMES) {
     });
   });
 }
+
+describe('HF folders and the generate command', () => {
+  test('loadModel (hf_registry) gives a decoder and its tokenizer', async () => {
+    const m = await loadModel(FIXTURES + 'llama-tiny');
+    assert.equal(m.kind, 'decoder');
+    assert.equal((m.model as DecoderModel).config.numKvHeads, 2);
+    const ids = m.tokenizer!.encode('once upon a time');
+    assert.equal(ids[0], 1, 'Llama tokenizer adds <s>');
+    assert.equal(m.tokenizer!.decode(ids, { skipSpecialTokens: true }), 'once upon a time');
+  });
+
+  test('generate with a saved LoRA adapter == Generator over the merged adapter; differs from the base model', async () => {
+    const dir = FIXTURES + 'llama-tiny';
+    const gold: Golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8'));
+    const model = await loadDecoder(dir);
+    const adapters = goldenAdapters(model, gold);
+    const tmp = mkdtempSync(path.join(tmpdir(), 'lorakit-gen-'));
+    try {
+      saveAdapter(tmp, adapters, { baseModel: dir, taskType: 'CAUSAL_LM' });
+      const opts = { maxNewTokens: 6, stopTokens: [] as number[] };
+      const gen = new Generator(model, adapters, { threads: 1 });
+      const expected = (await gen.generate(gold.generate.prompt, opts)).tokens;
+      await gen.release();
+      const base = (await new Generator(model, null, { threads: 1 }).generate(gold.generate.prompt, opts)).tokens;
+      const r = await runGenerate({ model: dir, adapter: tmp, promptIds: gold.generate.prompt, maxNewTokens: 6, threads: 1 });
+      assert.deepEqual(r.tokens.slice(0, expected.length), expected.slice(0, r.tokens.length));
+      assert.notDeepEqual(expected, base);
+      const t = await runGenerate({ model: dir, prompt: 'hello world', maxNewTokens: 4, threads: 1, cache: false });
+      assert.equal(typeof t.text, 'string');
+      assert.ok(t.tokens.length >= 1 && t.tokens.length <= 4);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+test('GPT-2 (Conv1D, fan_in_fan_out): merged LoRA weights give the logits of the unmerged adapter', async () => {
+  const dir = FIXTURES + 'gpt2-tiny';
+  const gold: Golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8'));
+  const model = await loadDecoder(dir);
+  const adapters = goldenAdapters(model, gold);
+  const batch = goldenBatch(gold);
+  const run = async (m: DecoderModel, linear: typeof plainLinear) => {
+    const g = new Graph('merge');
+    const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
+    const attentionMask = g.input('attention_mask', 'float32', ['B', 'T']);
+    g.output('logits', m.build(g, { inputIds, attentionMask }, linear).logits);
+    const cg = await CompiledGraph.compile(g, { threads: 1 });
+    const feeds = causalLmFeeds(batch, linear === plainLinear ? null : adapters);
+    delete (feeds as any).targets;
+    const out = (await cg.run(feeds)).logits.data as Float32Array;
+    await cg.release();
+    return out;
+  };
+  const unmerged = await run(model, adapters.linear({ training: false }));
+  const merged = await run(model.withWeights(adapters.mergeInto(model.weights)), plainLinear);
+  const base = await run(model, plainLinear);
+  let d = 0, dBase = 0;
+  for (let i = 0; i < merged.length; i++) {
+    d = Math.max(d, Math.abs(merged[i] - unmerged[i]));
+    dBase = Math.max(dBase, Math.abs(base[i] - unmerged[i]));
+  }
+  assert.ok(d < 1e-4, `merged vs unmerged max |Δ| ${d}`);
+  assert.ok(dBase > 1e-2, 'the adapter changes the logits');
+});
 
 describe('decoder helpers', () => {
   test('pickToken: greedy, top-k = 1 is greedy, top-p keeps the head of the distribution', () => {

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
+import { registerGenerate } from './generate.ts';
 
 const num = (name: string) => (v: string) => {
   const x = Number(v);
@@ -114,6 +115,7 @@ export function makeProgram(): Command {
       console.log(`${o.split}: accuracy ${(100 * r.accuracy).toFixed(2)}% (loss ${r.loss.toFixed(4)}) on ${r.n} examples`);
     });
 
+  registerGenerate(program);
   return program;
 }
 

@@ -197,22 +197,3 @@ export function eosList(x: unknown): number[] {
   if (Array.isArray(x)) return x.filter((v): v is number => typeof v === 'number');
   return [];
 }
-
-/** Reads a decoder from an HF folder: config.json + model.safetensors (single file). */
-export async function readHfFolderBasic(dir: string): Promise<{ config: Record<string, any>; weights: WeightMap }> {
-  const fs = await import('node:fs');
-  const path = await import('node:path');
-  const { readSafetensors } = await import('../io/safetensors.ts');
-  const cfgPath = path.join(dir, 'config.json');
-  if (!fs.existsSync(cfgPath)) throw new Error(`${cfgPath}: not found (a Hugging Face model folder has a config.json)`);
-  const config = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
-  const st = path.join(dir, 'model.safetensors');
-  if (!fs.existsSync(st)) throw new Error(`${st}: not found`);
-  const file = readSafetensors(st);
-  const weights: WeightMap = new Map();
-  for (const [k, t] of file.tensors) {
-    if (!(t.data instanceof Float32Array)) continue; // integer buffers (GPT-2 attn.bias masks in old checkpoints)
-    weights.set(k, { shape: t.shape, data: t.data });
-  }
-  return { config, weights };
-}

@@ -3,6 +3,7 @@
 
 import { HfFolder, HfTokenizer, loadHfFolder } from '../io/hf.ts';
 import { bertFromHf } from './bert.ts';
+import { decoderFromFolder } from './load_decoder.ts';
 import type { EncoderModel } from './types.ts';
 
 export type HfModelKind = 'encoder' | 'decoder' | 'seq2seq';
@@ -17,6 +18,10 @@ export const HF_MODELS: Record<string, HfModelEntry> = {
   bert: { kind: 'encoder', build: (f) => bertFromHf(f) },
   roberta: { kind: 'encoder', build: (f) => bertFromHf(f) },
   distilbert: { kind: 'encoder', build: (f) => bertFromHf(f) },
+  gpt2: { kind: 'decoder', build: decoderFromFolder },
+  llama: { kind: 'decoder', build: decoderFromFolder },
+  qwen2: { kind: 'decoder', build: decoderFromFolder },
+  mistral: { kind: 'decoder', build: decoderFromFolder },
 };
 
 export interface LoadedHfModel<M = unknown> {

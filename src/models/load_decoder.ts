@@ -1,7 +1,10 @@
 // Decoder language models from a Hugging Face folder: config.json's model_type
-// picks the family (GPT-2, Llama, Qwen2, Mistral).
+// picks the family (GPT-2, Llama, Qwen2, Mistral); src/io/hf.ts reads the
+// weights (single or sharded safetensors, fp16/bf16 upcast) and tokenizer.
 
-import { DecoderModel, readHfFolderBasic } from './decoder.ts';
+import path from 'node:path';
+import { HfFolder, HfTokenizer, loadHfFolder } from '../io/hf.ts';
+import type { DecoderModel } from './decoder.ts';
 import { createGpt2, gpt2ConfigFromHf } from './gpt2.ts';
 import { createLlama, LLAMA_FAMILY, llamaConfigFromHf } from './llama.ts';
 import type { WeightMap } from './types.ts';
@@ -19,8 +22,18 @@ export function decoderFromHf(config: Record<string, any>, weights: WeightMap, n
   return build(config, weights, name);
 }
 
-/** Loads config.json + model.safetensors from `dir` as a decoder model. */
+/** The decoder of an already-read folder (what src/models/hf_registry.ts calls). */
+export function decoderFromFolder(f: HfFolder): DecoderModel {
+  return decoderFromHf(f.config, f.weights, path.basename(path.resolve(f.dir)));
+}
+
+/** Loads a Hugging Face decoder folder: the model and, where the folder has one, its tokenizer. */
+export async function loadDecoderFolder(dir: string): Promise<{ model: DecoderModel; tokenizer?: HfTokenizer; config: Record<string, any> }> {
+  const f = await loadHfFolder(dir, { supportedModelTypes: Object.keys(DECODER_BUILDERS) });
+  return { model: decoderFromFolder(f), tokenizer: f.tokenizer, config: f.config };
+}
+
+/** Loads config.json + safetensors from `dir` as a decoder model. */
 export async function loadDecoder(dir: string): Promise<DecoderModel> {
-  const { config, weights } = await readHfFolderBasic(dir);
-  return decoderFromHf(config, weights, dir.split('/').filter(Boolean).pop() ?? String(config.model_type));
+  return (await loadDecoderFolder(dir)).model;
 }

@@ -14,9 +14,11 @@ transformers' modeling_gpt2.py / modeling_llama.py / modeling_qwen2.py:
   Qwen2   Llama with q/k/v biases and tied embeddings.
 
 For each tiny random model (2 layers, hidden 32, 4 heads; Llama/Qwen2 with 2 KV
-heads) it writes an HF folder test/fixtures/hf/<name>/ with config.json (HF
-field names) and model.safetensors (written by hand: the safetensors package is
-not required), plus golden.json:
+heads; vocab 128) it writes an HF folder test/fixtures/hf/<name>/ with
+config.json (HF field names), model.safetensors (written by hand: the
+safetensors package is not required), a small word-level tokenizer.json
+(WordPiece schema of the `tokenizers` library; Llama's adds <s>) with
+tokenizer_config.json, plus golden.json:
 
   input_ids / attention_mask   [2, 8], row 1 right-padded
   labels                       HF labels (-100 on prompt and padding tokens)
@@ -132,7 +134,7 @@ def gpt2_forward(W, cfg, ids, mask, lora=None):
 
 def gpt2_model(gen):
     cfg = {
-        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": 96, "n_positions": 64,
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": 128, "n_positions": 64,
         "n_embd": 32, "n_layer": 2, "n_head": 4, "n_inner": None, "activation_function": "gelu_new",
         "layer_norm_epsilon": 1e-5, "bos_token_id": 0, "eos_token_id": 0, "tie_word_embeddings": True,
         "scale_attn_weights": True, "torch_dtype": "float32",
@@ -211,7 +213,7 @@ def llama_forward(W, cfg, ids, mask, lora=None):
 def llama_model(gen, qwen2=False):
     cfg = {
         "architectures": ["Qwen2ForCausalLM" if qwen2 else "LlamaForCausalLM"], "model_type": "qwen2" if qwen2 else "llama",
-        "vocab_size": 96, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_act": "silu", "max_position_embeddings": 64,
         "rms_norm_eps": 1e-6, "rope_theta": 10000.0 if not qwen2 else 1000000.0, "tie_word_embeddings": qwen2,
         "attention_bias": False, "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32",
@@ -238,6 +240,44 @@ def llama_model(gen, qwen2=False):
         W["lm_head.weight"] = torch.randn(V, H, generator=gen) * (1.0 / math.sqrt(H))
     targets = [f"model.layers.{i}.self_attn.{m}" for i in range(cfg["num_hidden_layers"]) for m in ("q_proj", "v_proj")]
     return cfg, W, shapes, targets, llama_forward
+
+
+# ------------------------------------------------------------ tokenizer ----
+
+WORDS = ("the a an is was and or not very good bad movie film great story music hello world "
+         "i you it this that love what how why who once upon time there lived king queen").split()
+PUNCT = list(".,!?'-")
+LETTERS = list("abcdefghijklmnopqrstuvwxyz")
+
+
+def tokenizer_files(model_type):
+    if model_type == "gpt2":
+        specials, bos, eos, unk = ["<|endoftext|>", "<unk>"], "<|endoftext|>", "<|endoftext|>", "<unk>"
+    else:
+        specials, bos, eos, unk = ["<unk>", "<s>", "</s>"], "<s>", "</s>", "<unk>"
+    toks = specials + PUNCT + LETTERS + ["##" + c for c in LETTERS] + WORDS
+    assert len(toks) <= 128, len(toks)
+    vocab = {t: i for i, t in enumerate(toks)}
+    post = None
+    if model_type == "llama":  # LlamaTokenizer adds <s>
+        st = lambda t: {"SpecialToken": {"id": t, "type_id": 0}}
+        sq = lambda x: {"Sequence": {"id": x, "type_id": 0}}
+        post = {"type": "TemplateProcessing", "single": [st(bos), sq("A")], "pair": [st(bos), sq("A"), st(bos), sq("B")],
+                "special_tokens": {bos: {"id": bos, "ids": [vocab[bos]], "tokens": [bos]}}}
+    added = [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for t in specials]
+    tok = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "Lowercase"},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": post,
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": unk, "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": vocab},
+    }
+    cfg = {"bos_token": bos, "eos_token": eos, "unk_token": unk, "model_max_length": 64,
+           "tokenizer_class": "GPT2TokenizerFast" if model_type == "gpt2" else "PreTrainedTokenizerFast"}
+    return tok, cfg
 
 
 # --------------------------------------------------------------- golden ----
@@ -281,6 +321,11 @@ def make(name, builder, seed):
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     write_safetensors(os.path.join(d, "model.safetensors"), W)
+    tok, tok_cfg = tokenizer_files(cfg["model_type"])
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(tok, f, indent=1)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump(tok_cfg, f, indent=2)
     golden = {
         "input_ids": ids.tolist(),
         "attention_mask": mask.tolist(),

@@ -1,0 +1,108 @@
+// `lorakit generate`: text generation with a Hugging Face decoder folder
+// (GPT-2, Llama, Qwen2, Mistral), optionally with a LoRA adapter (merged into
+// the weights), greedy or sampled, with the KV cache.
+
+import { Command, InvalidArgumentError } from 'commander';
+import { AdapterSet } from '../adapters/inject.ts';
+import { lora } from '../adapters/lora/index.ts';
+import { loraConfigSchema } from '../adapters/lora/config.ts';
+import { Generator, GenerateResult } from '../models/generate.ts';
+import { loadDecoderFolder } from '../models/load_decoder.ts';
+import type { DecoderModel } from '../models/decoder.ts';
+import { loadAdapterWeights, readAdapter } from '../peft/adapter_files.ts';
+
+export interface GenerateJob {
+  model: string;
+  adapter?: string;
+  prompt?: string;
+  /** Token ids instead of text (folders without tokenizer.json). */
+  promptIds?: number[];
+  /** Wrap the prompt as one user message in tokenizer_config.json's chat template. */
+  chat?: boolean;
+  maxNewTokens?: number;
+  sample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  cache?: boolean;
+  threads?: number;
+}
+
+/** LoRA adapter folder (PEFT format) → AdapterSet over the model's sites. */
+export function loadLoraAdapter(model: DecoderModel, dir: string): AdapterSet {
+  const loaded = readAdapter(dir);
+  const c = loaded.config;
+  if (c.peft_type && c.peft_type !== 'LORA') throw new Error(`${dir}/adapter_config.json: peft_type '${c.peft_type}' cannot be used by generate (LORA only)`);
+  const config = loraConfigSchema.parse({ r: c.r, lora_alpha: c.lora_alpha, use_rslora: c.use_rslora ?? false, fan_in_fan_out: c.fan_in_fan_out ?? false });
+  const set = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: c.target_modules, headNames: model.headNames });
+  loadAdapterWeights(set, loaded);
+  return set;
+}
+
+export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { text?: string; promptIds: number[] }> {
+  const { model, tokenizer } = await loadDecoderFolder(job.model);
+  let promptIds = job.promptIds;
+  if (!promptIds) {
+    if (job.prompt === undefined) throw new InvalidArgumentError('give --prompt "text" (or --prompt-ids 1,2,3)');
+    if (!tokenizer) throw new Error(`${job.model}/tokenizer.json: not found; pass token ids with --prompt-ids`);
+    const text = job.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: job.prompt }], { addGenerationPrompt: true }) : job.prompt;
+    promptIds = tokenizer.encode(text, { addSpecialTokens: !job.chat });
+  }
+  const adapters = job.adapter ? loadLoraAdapter(model, job.adapter) : null;
+  const gen = new Generator(model, adapters, { threads: job.threads });
+  try {
+    await gen.warm(job.cache ?? true);
+    const stop = new Set(model.config.eosTokenIds);
+    if (tokenizer?.eosTokenId !== undefined) stop.add(tokenizer.eosTokenId);
+    const r = await gen.generate(promptIds, {
+      maxNewTokens: job.maxNewTokens ?? 32, stopTokens: [...stop], doSample: job.sample ?? false,
+      temperature: job.temperature, topK: job.topK, topP: job.topP, seed: job.seed, useCache: job.cache ?? true,
+    });
+    const text = tokenizer?.decode(r.tokens, { skipSpecialTokens: true });
+    return { ...r, text, promptIds };
+  } finally {
+    await gen.release();
+  }
+}
+
+export function registerGenerate(program: Command): void {
+  const num = (name: string) => (v: string) => {
+    const x = Number(v);
+    if (!Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a finite number, got '${v}'`);
+    return x;
+  };
+  const int = (name: string) => (v: string) => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
+    return x;
+  };
+  program
+    .command('generate')
+    .description('Generate text with a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral), optionally with a LoRA adapter')
+    .requiredOption('--model <dir>', 'Hugging Face model folder (config.json, model.safetensors, tokenizer.json)')
+    .option('--adapter <dir>', 'PEFT LoRA adapter folder (merged into the weights)')
+    .option('--prompt <text>', 'prompt text')
+    .option('--prompt-ids <ids>', 'prompt as comma-separated token ids', (v) => v.split(',').map((s) => int('--prompt-ids')(s.trim())))
+    .option('--chat', "apply tokenizer_config.json's chat template to the prompt", false)
+    .option('--max-new-tokens <n>', 'tokens to generate at most', int('--max-new-tokens'), 32)
+    .option('--sample', 'sample instead of greedy decoding', false)
+    .option('--temperature <t>', 'sampling temperature', num('--temperature'), 1)
+    .option('--top-k <k>', 'keep the k most likely tokens (0 = off)', int('--top-k'), 0)
+    .option('--top-p <p>', 'nucleus sampling threshold (1 = off)', num('--top-p'), 1)
+    .option('--seed <n>', 'sampling seed', int('--seed'), 0)
+    .option('--no-cache', 'recompute the whole prefix for every token (no KV cache)')
+    .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .action(async (o) => {
+      const r = await runGenerate({
+        model: o.model, adapter: o.adapter, prompt: o.prompt, promptIds: o.promptIds, chat: o.chat, maxNewTokens: o.maxNewTokens,
+        sample: o.sample, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, cache: o.cache, threads: o.threads,
+      });
+      console.log(r.text ?? r.tokens.join(' '));
+      const decodeN = r.tokens.length - 1;
+      console.error(
+        `[${r.tokens.length} tokens, ${r.finish}; prompt ${r.promptIds.length} tokens in ${r.prefillMs.toFixed(1)} ms` +
+          (decodeN > 0 ? `, ${(decodeN / (r.decodeMs / 1000)).toFixed(1)} tokens/s after the first` : '') + ']',
+      );
+    });
+}
