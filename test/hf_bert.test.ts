@@ -263,3 +263,29 @@ test('error: a weight whose shape disagrees with config.json names the weight', 
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 48 }));
   await assert.rejects(loadModel(dir), /bert\.encoder\.layer\.0\.intermediate\.dense\.weight' has shape \[64,32\], expected \[48,32\]/);
 });
+
+test('CLI: lorakit train --model <hf-folder> --task classification --target-modules query,value; eval reloads the folder', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const BIN = path.resolve(HERE, '..', 'bin', 'lorakit.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, LORAKIT_THREADS: '1' } });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-hf-cli-'));
+  const pos = ['good movie', 'great fun', 'best story', 'love this film', 'great music', 'very good acting'];
+  const neg = ['bad plot', 'terrible acting', 'worst movie', 'boring story', 'i hate this film', 'very bad music'];
+  const lines = [...pos.map((t) => ({ text: t, label: 'pos' })), ...neg.map((t) => ({ text: t, label: 'neg' }))];
+  const data = path.join(dir, 'x.jsonl');
+  fs.writeFileSync(data, [...lines, ...lines].map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const out = path.join(dir, 'out');
+  const model = path.join(FIX, 'bert');
+  const r = run('train', '--model', model, '--task', 'classification', '--data', data, '--target-modules', 'query,value', '--epochs', '1', '--batch', '8', '--out', out, '--quiet', '--no-baseline');
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /bert\.encoder\.layer\.0\.attention\.self\.query/);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter', 'adapter_config.json'), 'utf8'));
+  assert.deepEqual(cfg.target_modules, ['query', 'value']);
+  assert.equal(cfg.base_model_name_or_path, model);
+  const e = run('eval', '--adapter', path.join(out, 'adapter'), '--data', data);
+  assert.equal(e.status, 0, e.stderr + e.stdout);
+  assert.match(e.stdout, /accuracy/);
+  const bad = run('train', '--model', model, '--task', 'summarization', '--data', data, '--quiet');
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--task 'summarization' is not supported/);
+});

@@ -49,7 +49,8 @@ export function makeProgram(): Command {
   program
     .command('train')
     .description('Fine-tune a model with an adapter on a classification set; compares with the frozen-encoder baseline')
-    .addOption(new Option('--model <name|dir>', "'use' = the bundled Universal Sentence Encoder lite").default('use'))
+    .addOption(new Option('--model <name|dir>', "'use' = the bundled Universal Sentence Encoder lite, or a Hugging Face model folder (BERT, RoBERTa, DistilBERT)").default('use'))
+    .option('--task <name>', "what to train: 'classification'", 'classification')
     .addOption(new Option('--data <imdb|file.jsonl>', "'imdb' = bundled IMDB reviews (seeded split), or JSONL lines {\"text\":…,\"label\":…}").default('imdb'))
     .option('--method <name>', 'adapter method', 'lora')
     .option('--target-modules <list>', "comma-separated module names/suffixes, a regex, or 'all-linear'", list, ['qkv', 'output', 'conv1', 'conv2'])
@@ -73,6 +74,7 @@ export function makeProgram(): Command {
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
+      if (o.task !== 'classification') throw new InvalidArgumentError(`--task '${o.task}' is not supported by train (supported: classification)`);
       const t0 = performance.now();
       const res = await runClassificationJob(
         {

@@ -8,6 +8,8 @@ import { getMethod } from '../adapters/registry.ts';
 import type { TargetModules } from '../adapters/targets.ts';
 import { loadImdb } from '../data/imdb.ts';
 import { readJsonl } from '../data/jsonl.ts';
+import { BertModel } from '../models/bert.ts';
+import { loadEncoderModel } from '../models/hf_registry.ts';
 import { loadUseEncoder, USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { loadAdapterWeights, readAdapter, saveAdapter } from '../peft/adapter_files.ts';
@@ -53,11 +55,32 @@ export interface ClassifyResult {
   adapterDir: string;
 }
 
-export async function loadModel(spec: string): Promise<{ model: EncoderModel; tokenizer: UseTokenizer; name: string }> {
+/** What the classification job needs from a tokenizer (USE's SentencePiece, a Hugging Face tokenizer.json). */
+export interface TextTokenizer {
+  encode(text: string): number[];
+}
+
+export async function loadModel(spec: string): Promise<{ model: EncoderModel; tokenizer: TextTokenizer; name: string }> {
   if (spec === 'use' || spec === 'default') {
     return { model: await loadUseEncoder(), tokenizer: UseTokenizer.fromVocabFile(), name: USE_MODEL_NAME };
   }
-  throw new Error(`--model '${spec}': only the bundled model 'use' is supported in this version (Hugging Face folders are coming: BERT/GPT-2/Llama/T5)`);
+  if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) {
+    // A Hugging Face folder (config.json + safetensors + tokenizer.json): BERT, RoBERTa, DistilBERT.
+    const m = await loadEncoderModel(spec);
+    if (!m.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: missing (--model <folder> encodes text with the folder's own tokenizer)`);
+    return { model: m.model, tokenizer: m.tokenizer, name: spec };
+  }
+  throw new Error(`--model '${spec}': not 'use' (the bundled model) and not a folder (a Hugging Face model folder with config.json, model.safetensors and tokenizer.json)`);
+}
+
+/** A BERT folder's own `classifier` (on the pooler output, as in BertForSequenceClassification) seeds the trainer's head when the label count matches. */
+function seedHeadFromFolder(model: EncoderModel, head: Map<string, Float32Array>, numLabels: number): void {
+  if (!(model instanceof BertModel) || model.pooling !== 'pooler') return;
+  const w = model.weights.get(HEAD_W), b = model.weights.get(HEAD_B);
+  if (w && b && w.shape[0] === numLabels && w.shape[1] === model.hiddenSize) {
+    head.get(HEAD_W)!.set(w.data);
+    head.get(HEAD_B)!.set(b.data);
+  }
 }
 
 /** The split is fixed by SPLIT_SEED, independent of the training seed, so runs with different seeds share a test set. */
@@ -127,6 +150,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     onStep: (s) => ui.step(s),
     onEpoch: (e) => ui.epoch(e),
   });
+  seedHeadFromFolder(model, trainer.head, numLabels);
   ui.startPhase(`train ${method.name}`, Math.ceil(train.length / o.batchSize) * o.epochs);
   await trainer.fit(train, validation);
   ui.endPhase();
@@ -155,7 +179,8 @@ export interface EvalJobOptions { adapter: string; data: string; maxEval?: numbe
 export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number; loss: number; n: number }> {
   const saved = readAdapter(o.adapter);
   const meta = saved.config.lorakit ?? {};
-  const { model, tokenizer } = await loadModel('use');
+  const base = saved.config.base_model_name_or_path;
+  const { model, tokenizer } = await loadModel(typeof base === 'string' && base !== USE_MODEL_NAME && fs.existsSync(base) ? base : 'use');
   const method = getMethod(meta.method ?? String(saved.config.peft_type).toLowerCase());
   const config = method.schema.parse(saved.config);
   const adapters = new AdapterSet(method, config, model.sites, model.weights, { targetModules: saved.config.target_modules, seed: meta.seed ?? 0 });
