@@ -24,7 +24,7 @@ import { runGenerate } from '../src/cli/generate.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
-const NAMES = ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny'];
+const NAMES = ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny', 'mistral-tiny'];
 
 interface Golden {
   input_ids: number[][];

@@ -116,15 +116,17 @@ const MASKED = -1e9;
 /**
  * Additive attention bias [B,1,1,T,S] (0 = attend, −1e9 = masked) for the 5-D
  * grouped scores [B, kvHeads, groups, T, S]: query i (absolute position P+i)
- * sees key j when j ≤ P+i and key j is not padding.
+ * sees key j when j ≤ P+i and key j is not padding, and with a sliding window
+ * W (Mistral) also P+i − j < W.
  */
-export function attentionBias(inputIds: Value, attentionMask: Value): Value {
+export function attentionBias(inputIds: Value, attentionMask: Value, slidingWindow?: number): Value {
   const g = inputIds.graph;
   const S = dimAt(attentionMask, 1);
   const past = pastLength(inputIds, attentionMask);
   const q = op.unsqueeze(range(g, past, S, String(inputIds.shape[1])), [1]); // [T,1]
   const k = op.unsqueeze(range(g, g.ints([0]), S, String(attentionMask.shape[1])), [0]); // [1,S]
-  const causal = op.where(op.greater(k, q), MASKED, 0); // [T,S]
+  let causal = op.where(op.greater(k, q), MASKED, 0); // [T,S]
+  if (slidingWindow !== undefined) causal = op.add(causal, op.where(op.less(k, op.sub(q, slidingWindow - 1)), MASKED, 0));
   const pad = op.unsqueeze(op.mul(op.sub(attentionMask, 1), -MASKED), [1, 2, 3]); // [B,1,1,1,S]
   return op.add(pad, causal);
 }

@@ -3,8 +3,9 @@
 // grouped-query attention (num_key_value_heads), SwiGLU MLP, untied or tied
 // lm_head. Qwen2's q/k/v biases (and Llama's attention_bias / mlp_bias) are
 // used wherever the checkpoint has `<module>.bias`. Mistral's sliding window
-// only differs from full attention beyond `sliding_window` tokens, which this
-// builder does not apply (it refuses nothing: sequences are assumed shorter).
+// (`sliding_window`: a query sees the last W positions) is part of the
+// attention mask; Qwen2's per-layer sliding window (use_sliding_window) is not
+// supported.
 
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
@@ -28,6 +29,7 @@ export function llamaConfigFromHf(c: Record<string, any>): LlamaConfig {
   const H = c.hidden_size, nh = c.num_attention_heads;
   const act = c.hidden_act ?? 'silu';
   if (act !== 'silu') throw new Error(`config.json: hidden_act '${act}' is not supported for ${c.model_type} (silu only)`);
+  if (c.model_type === 'qwen2' && c.use_sliding_window === true) throw new Error('config.json: Qwen2 use_sliding_window = true is not supported (per-layer sliding window)');
   const rs = c.rope_scaling;
   if (rs && (rs.rope_type ?? rs.type) !== 'default') throw new Error(`config.json: rope_scaling ${JSON.stringify(rs)} is not supported (plain RoPE only)`);
   return {
@@ -35,7 +37,7 @@ export function llamaConfigFromHf(c: Record<string, any>): LlamaConfig {
     numKvHeads: c.num_key_value_heads ?? nh, headDim: c.head_dim ?? H / nh, maxPositions: c.max_position_embeddings ?? 2048,
     bosTokenId: c.bos_token_id ?? undefined, eosTokenIds: eosList(c.eos_token_id), padTokenId: c.pad_token_id ?? undefined,
     intermediateSize: c.intermediate_size, rmsNormEps: c.rms_norm_eps ?? 1e-6, ropeTheta: c.rope_theta ?? 10000,
-    tieWordEmbeddings: c.tie_word_embeddings ?? false, slidingWindow: c.use_sliding_window === false ? undefined : (c.sliding_window ?? undefined),
+    tieWordEmbeddings: c.tie_word_embeddings ?? false, slidingWindow: c.model_type === 'mistral' ? (c.sliding_window ?? undefined) : undefined,
   };
 }
 
@@ -110,7 +112,7 @@ export function createLlama(config: LlamaConfig, weights: WeightMap, name: strin
         return op.concat([op.sub(op.mul(x1, cs), op.mul(x2, sn)), op.add(op.mul(x2, cs), op.mul(x1, sn))], -1);
       };
       let x = op.reshape(op.gather(w('model.embed_tokens.weight'), inputIds), [-1, H]);
-      const bias = attentionBias(inputIds, attentionMask);
+      const bias = attentionBias(inputIds, attentionMask, c.slidingWindow);
       const present: KeyValue[] = [];
       for (let i = 0; i < c.numLayers; i++) {
         const p = `model.layers.${i}`;

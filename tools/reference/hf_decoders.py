@@ -12,6 +12,8 @@ transformers' modeling_gpt2.py / modeling_llama.py / modeling_qwen2.py:
           grouped-query attention (num_key_value_heads), SwiGLU MLP, untied
           lm_head.
   Qwen2   Llama with q/k/v biases and tied embeddings.
+  Mistral Llama with a sliding attention window (3 here, so that the fixture's
+          8-token inputs exercise it).
 
 For each tiny random model (2 layers, hidden 32, 4 heads; Llama/Qwen2 with 2 KV
 heads; vocab 128) it writes an HF folder test/fixtures/hf/<name>/ with
@@ -92,9 +94,11 @@ class Lora:
         return y + SCALING * (x @ a.t()) @ b.t()
 
 
-def causal_bias(mask, T, dtype):
-    # HF: min-float where a key is in the future or padded.
+def causal_bias(mask, T, dtype, window=None):
+    # HF: min-float where a key is in the future, padded, or (Mistral) not among the last `window` positions.
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    if window is not None:
+        causal &= ~torch.tril(torch.ones(T, T, dtype=torch.bool), diagonal=-window)
     allowed = causal[None, None] & (mask[:, None, None, :] > 0)
     return torch.where(allowed, torch.zeros((), dtype=dtype), torch.tensor(torch.finfo(dtype).min, dtype=dtype))
 
@@ -180,7 +184,7 @@ def llama_forward(W, cfg, ids, mask, lora=None):
     freqs = pos[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos()[None, None], emb.sin()[None, None]
-    bias = causal_bias(mask, T, torch.float32)
+    bias = causal_bias(mask, T, torch.float32, cfg.get("sliding_window") if cfg["model_type"] == "mistral" else None)
     x = W["model.embed_tokens.weight"][ids]
 
     def linear(name, x):
@@ -208,6 +212,13 @@ def llama_forward(W, cfg, ids, mask, lora=None):
     x = rms_norm(x, W["model.norm.weight"], eps)
     head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
     return x @ head.t()
+
+
+def mistral_model(gen):
+    cfg, W, shapes, targets, fwd = llama_model(gen)
+    cfg.update({"architectures": ["MistralForCausalLM"], "model_type": "mistral", "sliding_window": 3})
+    del cfg["attention_bias"]
+    return cfg, W, shapes, targets, fwd
 
 
 def llama_model(gen, qwen2=False):
@@ -259,7 +270,7 @@ def tokenizer_files(model_type):
     assert len(toks) <= 128, len(toks)
     vocab = {t: i for i, t in enumerate(toks)}
     post = None
-    if model_type == "llama":  # LlamaTokenizer adds <s>
+    if model_type in ("llama", "mistral"):  # LlamaTokenizer adds <s>
         st = lambda t: {"SpecialToken": {"id": t, "type_id": 0}}
         sq = lambda x: {"Sequence": {"id": x, "type_id": 0}}
         post = {"type": "TemplateProcessing", "single": [st(bos), sq("A")], "pair": [st(bos), sq("A"), st(bos), sq("B")],
@@ -347,3 +358,4 @@ if __name__ == "__main__":
     make("gpt2-tiny", gpt2_model, 1)
     make("llama-tiny", llama_model, 2)
     make("qwen2-tiny", lambda g: llama_model(g, qwen2=True), 3)
+    make("mistral-tiny", mistral_model, 4)
