@@ -1,21 +1,63 @@
 // Attaches one adapter method to the chosen linear sites of a model: owns the
 // live parameter values (PEFT key → Float32Array), hands model builders a
 // LinearFn that inserts the method's sub-graph, and merges ΔW into weights.
+//
+// Per-site configuration (PEFT's rank_pattern / alpha_pattern) comes from
+// `options.siteConfig`; inits that change the frozen weight (PiSSA, OLoRA)
+// record the residual with `setBaseWeight`, and the LinearFn feeds it in place
+// of W0. `bias` ('all' | 'lora_only') and `modulesToSave` add trainable copies
+// of base tensors under PEFT's keys.
 
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { Rng } from '../util/rng.ts';
-import { selectTargets, TargetModules } from './targets.ts';
+import { selectTargets, TargetModules, matchesTarget } from './targets.ts';
 import type { AdapterMethod } from './types.ts';
 
 export const PEFT_PREFIX = 'base_model.model.';
 
-export interface AdapterSetOptions {
+export interface AdapterSetOptions<C = any> {
   targetModules: TargetModules;
   seed?: number;
   /** Sites never adapted by 'all-linear' (output heads). */
   headNames?: string[];
+  /** Further filter on the target sites (exclude_modules, layers_to_transform). */
+  filter?: (site: LinearSite) => boolean;
+  /** The config of one site (rank_pattern / alpha_pattern); default: the set's config. */
+  siteConfig?: (site: LinearSite, config: C) => C;
+  /** PEFT `bias`: 'lora_only' trains the biases of adapted modules, 'all' every linear bias. */
+  bias?: 'none' | 'all' | 'lora_only';
+  /** PEFT `modules_to_save`: linear modules trained (and saved) whole. */
+  modulesToSave?: string[];
+}
+
+/** Where a trainable copy of a base tensor (bias or modules_to_save) comes from. */
+interface BaseCopy {
+  site: string;
+  role: 'weight' | 'bias';
+}
+
+function biasKeyOf(site: LinearSite): string {
+  return site.weightKey.replace(/weight$/, 'bias');
+}
+
+/** [out, in] view of a weight stored in the site's layout. */
+export function toOutIn(site: LinearSite, w: Float32Array): Float32Array {
+  if (site.layout === 'out_in') return w;
+  const m = site.outFeatures, n = site.inFeatures;
+  const t = new Float32Array(m * n);
+  for (let j = 0; j < n; j++) for (let i = 0; i < m; i++) t[i * n + j] = w[j * m + i];
+  return t;
+}
+
+/** Back from [out, in] to the site's layout. */
+export function fromOutIn(site: LinearSite, w: Float32Array): Float32Array {
+  if (site.layout === 'out_in') return w;
+  const m = site.outFeatures, n = site.inFeatures;
+  const t = new Float32Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) t[j * m + i] = w[i * n + j];
+  return t;
 }
 
 export class AdapterSet<C = any> {
@@ -23,6 +65,14 @@ export class AdapterSet<C = any> {
   readonly params = new Map<string, Float32Array>();
   readonly shapes = new Map<string, number[]>();
   private keysBySite = new Map<string, string[]>();
+  private siteConfigs = new Map<string, C>();
+  /** Residual base weights written by inits such as PiSSA (weightKey → data in the site's layout). */
+  readonly baseOverrides = new Map<string, Float32Array>();
+  /** Adapter values at init, kept only for sites whose init changed the base weight (PiSSA/OLoRA → LoRA conversion on save). */
+  readonly initialParams = new Map<string, Float32Array>();
+  /** Trainable copies of base tensors (bias / modules_to_save), PEFT key → origin. */
+  private baseCopies = new Map<string, BaseCopy>();
+  private sitesByName: Map<string, LinearSite>;
   /** false = adapters bypassed (outputs equal the base model). */
   enabled = true;
 
@@ -31,27 +81,81 @@ export class AdapterSet<C = any> {
     readonly config: C,
     sites: LinearSite[],
     weights: WeightMap,
-    readonly options: AdapterSetOptions,
+    readonly options: AdapterSetOptions<C>,
   ) {
-    this.targets = selectTargets(sites, options.targetModules, options.headNames);
+    this.sitesByName = new Map(sites.map((s) => [s.name, s]));
+    const saved = new Set(options.modulesToSave ?? []);
+    const pool = sites.filter((s) => !saved.has(s.name) && ![...saved].some((m) => matchesTarget(s.name, [m])));
+    this.targets = selectTargets(pool.length ? pool : sites, options.targetModules, options.headNames).filter((s) => !options.filter || options.filter(s));
     const rng = new Rng(options.seed ?? 0);
     for (const site of this.targets) {
       const w = weights.get(site.weightKey);
       if (!w) throw new Error(`Adapter: base weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
-      const specs = method.init({ site, config, rng: rng.fork(site.name), baseWeight: w.data });
+      const config = options.siteConfig ? options.siteConfig(site, this.config) : this.config;
+      this.siteConfigs.set(site.name, config);
+      const specs = method.init({
+        site,
+        config,
+        rng: rng.fork(site.name),
+        baseWeight: w.data,
+        setBaseWeight: (data) => {
+          if (data.length !== w.data.length) throw new Error(`setBaseWeight for '${site.name}': ${data.length} values, the weight has ${w.data.length}`);
+          this.baseOverrides.set(site.weightKey, data);
+        },
+      });
       const keys: string[] = [];
       for (const s of specs) {
         const key = `${PEFT_PREFIX}${site.name}.${s.key}`;
+        if (this.baseOverrides.has(site.weightKey)) this.initialParams.set(key, Float32Array.from(s.data));
         this.params.set(key, s.data);
         this.shapes.set(key, s.shape);
         keys.push(key);
       }
       this.keysBySite.set(site.name, keys);
     }
+    // Trainable copies of base tensors, PEFT's keys.
+    const bias = options.bias ?? 'none';
+    const addCopy = (site: LinearSite, role: 'weight' | 'bias', key: string) => {
+      const src = weights.get(role === 'weight' ? site.weightKey : biasKeyOf(site));
+      if (!src) return;
+      const data = Float32Array.from(role === 'weight' ? (this.baseOverrides.get(site.weightKey) ?? src.data) : src.data);
+      this.params.set(key, data);
+      this.shapes.set(key, src.shape.slice());
+      this.baseCopies.set(key, { site: site.name, role });
+    };
+    if (bias !== 'none') {
+      for (const site of bias === 'all' ? sites : this.targets) {
+        addCopy(site, 'bias', `${PEFT_PREFIX}${site.name}${this.isTarget(site.name) ? '.base_layer' : ''}.bias`);
+      }
+    }
+    for (const m of options.modulesToSave ?? []) {
+      const matched = sites.filter((s) => s.name === m || s.name.endsWith(`.${m}`));
+      if (!matched.length) throw new Error(`modules_to_save: '${m}' names no linear module of this model (modules: ${sites.map((s) => s.name).join(', ')})`);
+      for (const site of matched) {
+        addCopy(site, 'weight', `${PEFT_PREFIX}${site.name}.weight`);
+        addCopy(site, 'bias', `${PEFT_PREFIX}${site.name}.bias`);
+      }
+    }
   }
 
   isTarget(name: string): boolean {
     return this.keysBySite.has(name);
+  }
+
+  /** The config of one adapted site (after rank_pattern / alpha_pattern). */
+  configFor(site: LinearSite | string): C {
+    const name = typeof site === 'string' ? site : site.name;
+    return this.siteConfigs.get(name) ?? this.config;
+  }
+
+  /** PEFT keys of one site's adapter parameters. */
+  siteKeys(site: string): string[] {
+    return this.keysBySite.get(site) ?? [];
+  }
+
+  /** Keys of trainable base-tensor copies (bias, modules_to_save). */
+  baseCopyKeys(): string[] {
+    return [...this.baseCopies.keys()];
   }
 
   get dropout(): number {
@@ -69,12 +173,38 @@ export class AdapterSet<C = any> {
     return n;
   }
 
+  /** The model's weights as this set's graph sees them: residuals (PiSSA/OLoRA) and trained copies in place. */
+  baseWeights(weights: WeightMap, opts: { copies?: boolean } = {}): WeightMap {
+    const out: WeightMap = new Map(weights);
+    for (const [k, data] of this.baseOverrides) out.set(k, { shape: weights.get(k)!.shape, data });
+    if (opts.copies ?? true) {
+      for (const [key, c] of this.baseCopies) {
+        const site = this.sitesByName.get(c.site)!;
+        const wk = c.role === 'weight' ? site.weightKey : biasKeyOf(site);
+        out.set(wk, { shape: this.shapes.get(key)!, data: this.params.get(key)! });
+      }
+    }
+    return out;
+  }
+
+  private copyFor(site: string, role: 'weight' | 'bias'): string | undefined {
+    for (const [k, c] of this.baseCopies) if (c.site === site && c.role === role) return k;
+    return undefined;
+  }
+
   /** The LinearFn model builders call; adapted sites get params as graph inputs. */
   linear(opts: { training: boolean }): LinearFn {
     return (site, x, W, bias) => {
       const g: Graph = x.graph;
+      if (!this.enabled) return site.layout === 'in_out' ? op.linear(x, W, bias) : op.linearT(x, W, bias);
+      const wCopy = this.copyFor(site.name, 'weight');
+      const bCopy = this.copyFor(site.name, 'bias');
+      const override = this.baseOverrides.get(site.weightKey);
+      if (wCopy) W = g.leaf(wCopy) ?? g.param(wCopy, this.shapes.get(wCopy)!, this.params.get(wCopy));
+      else if (override) W = g.weight(`${site.weightKey}.residual`, override, W.shape as number[]);
+      if (bCopy && bias) bias = g.leaf(bCopy) ?? g.param(bCopy, this.shapes.get(bCopy)!, this.params.get(bCopy));
       const base = site.layout === 'in_out' ? op.linear(x, W, bias) : op.linearT(x, W, bias);
-      if (!this.enabled || !this.isTarget(site.name)) return base;
+      if (!this.isTarget(site.name)) return base;
       const p: Record<string, Value> = {};
       for (const key of this.keysBySite.get(site.name)!) {
         p[key.slice(PEFT_PREFIX.length + site.name.length + 1)] = g.param(key, this.shapes.get(key)!, this.params.get(key));
@@ -84,26 +214,40 @@ export class AdapterSet<C = any> {
         // Masks come from the trainer's seeded RNG (already scaled by 1/(1-p)) so runs and resumes are exact.
         xin = op.mul(x, g.input(AdapterSet.dropoutInput(site.name), 'float32', x.shape));
       }
-      return this.method.forward({ g, site, config: this.config, p, x: xin, W, base, training: opts.training });
+      return this.method.forward({ g, site, config: this.configFor(site), p, x: xin, W, bias, base, training: opts.training });
     };
   }
 
-  private siteParams(site: LinearSite): Record<string, Float32Array> {
+  siteParams(site: LinearSite | string): Record<string, Float32Array> {
+    const name = typeof site === 'string' ? site : site.name;
     const out: Record<string, Float32Array> = {};
-    for (const key of this.keysBySite.get(site.name)!) out[key.slice(PEFT_PREFIX.length + site.name.length + 1)] = this.params.get(key)!;
+    for (const key of this.keysBySite.get(name)!) out[key.slice(PEFT_PREFIX.length + name.length + 1)] = this.params.get(key)!;
     return out;
   }
 
-  /** A copy of `weights` with ΔW added (sign = −1 unmerges). Refuses NaN/inf. */
+  /** Dense ΔW [out, in] of one adapted site; `base` is that site's frozen weight in its own layout. */
+  deltaFor(site: LinearSite, base: Float32Array): Float32Array {
+    if (!this.method.deltaWeight) throw new Error(`Method '${this.method.name}' has no dense ΔW and cannot be merged`);
+    return this.method.deltaWeight(site, this.configFor(site), this.siteParams(site), toOutIn(site, base));
+  }
+
+  /**
+   * A copy of `weights` with ΔW added (sign = −1 unmerges). Refuses NaN/inf.
+   * Residual inits (PiSSA/OLoRA) and trained bias / modules_to_save copies are applied on merge.
+   */
   mergeInto(weights: WeightMap, sign: 1 | -1 = 1): WeightMap {
     if (!this.method.deltaWeight) throw new Error(`Method '${this.method.name}' has no dense ΔW and cannot be merged`);
-    const out: WeightMap = new Map(weights);
+    const start = sign === 1 ? this.baseWeights(weights) : new Map(weights);
+    const out: WeightMap = new Map(start);
     for (const site of this.targets) {
-      const dW = this.method.deltaWeight(site, this.config, this.siteParams(site));
+      const w = start.get(site.weightKey)!;
+      if (sign === -1 && this.method.deltaDependsOnBase) {
+        throw new Error(`Unmerging '${this.method.name}' from a merged weight is not supported: keep the original weights`);
+      }
+      const dW = this.deltaFor(site, w.data);
       for (let i = 0; i < dW.length; i++) {
         if (!Number.isFinite(dW[i])) throw new Error(`Refusing to merge: ΔW of '${site.name}' contains NaN/inf`);
       }
-      const w = weights.get(site.weightKey)!;
       const merged = Float32Array.from(w.data);
       const m = site.outFeatures, n = site.inFeatures;
       if (site.layout === 'out_in') for (let i = 0; i < m * n; i++) merged[i] += sign * dW[i];

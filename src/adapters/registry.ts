@@ -1,13 +1,21 @@
 // The one place a method is registered: adding a method = its folder + one line here.
+// (LoRA inits such as PiSSA/OLoRA register in ./inits.ts.)
 import type { AdapterMethod } from './types.ts';
 import { lora } from './lora/index.ts';
+import { dora } from './dora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
+  dora,
 };
 
 export function getMethod(name: string): AdapterMethod {
   const m = METHODS[name.toLowerCase()];
   if (!m) throw new Error(`Unknown adapter method '${name}'. Available: ${Object.keys(METHODS).join(', ')}`);
   return m;
+}
+
+/** The method a PEFT LoraConfig describes (use_dora → DoRA). */
+export function methodForPeftConfig(c: { peft_type?: string; use_dora?: boolean }): AdapterMethod {
+  return c.use_dora ? METHODS.dora : METHODS.lora;
 }

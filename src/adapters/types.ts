@@ -20,6 +20,24 @@ export interface AdapterContext<C> {
   rng: Rng;
   /** The frozen base weight (in the site's layout), for SVD/LU-style inits. */
   baseWeight: Float32Array;
+  /**
+   * For inits that change the frozen weight (PiSSA, OLoRA: the residual
+   * W0 − s·B·A): the new base weight, in the site's layout. The AdapterSet
+   * then feeds it in place of W0 (see AdapterSet.baseWeights).
+   */
+  setBaseWeight?(data: Float32Array): void;
+}
+
+/**
+ * An initialization that is its own idea (src/adapters/<name>/), used by LoRA
+ * through `init_lora_weights`: returns A [r, in] and B [out, r] (PEFT
+ * orientation) and, where it moves part of W0 into the adapter, the residual
+ * base weight [out, in].
+ */
+export interface LoraInit {
+  /** Does this init handle the `init_lora_weights` value (e.g. 'pissa_niter_4')? */
+  matches(value: string): boolean;
+  init(args: { value: string; r: number; scaling: number; W: Float32Array; out: number; in: number; rng: Rng }): { A: Float32Array; B: Float32Array; residual?: Float32Array };
 }
 
 export interface ForwardContext<C> {
@@ -32,6 +50,8 @@ export interface ForwardContext<C> {
   x: Value;
   /** Frozen base weight and its output [N, out]. */
   W: Value;
+  /** The base layer's bias (already included in `base`), if it has one. */
+  bias?: Value;
   base: Value;
   training: boolean;
 }
@@ -45,8 +65,15 @@ export interface AdapterMethod<C = any> {
   init(ctx: AdapterContext<C>): ParamSpec[];
   /** The adapted output for one linear site. */
   forward(ctx: ForwardContext<C>): Value;
-  /** Dense ΔW in [out, in] layout for merging; absent when the method has none. */
-  deltaWeight?(site: LinearSite, config: C, params: Record<string, Float32Array>): Float32Array;
+  /**
+   * Dense ΔW in [out, in] layout for merging; absent when the method has none.
+   * `baseWeight` is the frozen weight in [out, in] layout (DoRA's ΔW depends on it).
+   */
+  deltaWeight?(site: LinearSite, config: C, params: Record<string, Float32Array>, baseWeight?: Float32Array): Float32Array;
+  /** ΔW depends on the base weight (DoRA): unmerge from a merged weight is not exact. */
+  deltaDependsOnBase?: boolean;
+  /** Weighted combination support (PEFT add_weighted_adapter): false for methods whose ΔW is not s·B·A. */
+  combinable?: boolean;
   /** Trainable parameter count for one site (checked against the formula in METHODS.md). */
   paramCount(site: LinearSite, config: C): number;
   /** Fields of adapter_config.json beyond the shared ones. */

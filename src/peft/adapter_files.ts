@@ -1,13 +1,18 @@
 // Writes and reads an adapter folder the way PEFT does: adapter_config.json
-// (PEFT field names) + adapter_model.safetensors (keys without the adapter
-// name, metadata {"format":"pt"}). Extra trainable modules (a classification
-// head) are stored as modules_to_save: base_model.model.<module>.<param>.
+// (PEFT field names, src/peft/config.ts) + adapter_model.safetensors (keys
+// without the adapter name, metadata {"format":"pt"}). An adapter named other
+// than 'default' goes to a subfolder with its name. Extra trainable modules
+// (a classification head) are stored as modules_to_save:
+// base_model.model.<module>.<param>.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
+import { methodForPeftConfig } from '../adapters/registry.ts';
+import type { LinearSite, WeightMap } from '../models/types.ts';
 import { writeFileAtomic } from '../train/checkpoint.ts';
+import { LoadedPeftConfig, makePeftConfig, parsePeftConfig, PeftLoraConfig, peftSiteFilter, rankAlphaFor, serializePeftConfig } from './config.ts';
 
 export const CONFIG_FILE = 'adapter_config.json';
 export const WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -18,10 +23,47 @@ export interface SavedAdapterInfo {
   /** Extra trainable tensors by module path (e.g. 'classifier.weight'). */
   modulesToSave?: Map<string, { shape: number[]; data: Float32Array }>;
   extra?: Record<string, unknown>;
+  /** PEFT adapter name: anything but 'default' is saved in a subfolder of that name. */
+  adapterName?: string;
+  /**
+   * PiSSA/OLoRA: save as a plain LoRA relative to the *original* base weight
+   * (PEFT's path_initial_model_for_weight_conversion): A' = [A; A0],
+   * B' = [B, −B0], r×2, alpha×2 (×√2 with rsLoRA).
+   */
+  convertToLora?: boolean;
+  /** Fields of the config kept from a loaded file (unknown ones too). */
+  peftConfig?: LoadedPeftConfig;
 }
 
-export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo): void {
-  fs.mkdirSync(dir, { recursive: true });
+/** The adapter_config.json fields an AdapterSet stands for. */
+export function peftConfigOf(set: AdapterSet, info: Pick<SavedAdapterInfo, 'baseModel' | 'taskType' | 'peftConfig'> & { modulesToSave?: string[] }): PeftLoraConfig {
+  const target = set.options.targetModules;
+  const fromFile = info.peftConfig?.config;
+  const saved = new Set([...(set.options.modulesToSave ?? []), ...(info.modulesToSave ?? [])]);
+  return makePeftConfig({
+    ...fromFile,
+    ...(set.method.toPeftConfig(set.config) as Partial<PeftLoraConfig>),
+    rank_pattern: fromFile?.rank_pattern ?? {},
+    alpha_pattern: fromFile?.alpha_pattern ?? {},
+    exclude_modules: fromFile?.exclude_modules ?? null,
+    layers_to_transform: fromFile?.layers_to_transform ?? null,
+    layers_pattern: fromFile?.layers_pattern ?? null,
+    task_type: info.taskType ?? fromFile?.task_type ?? null,
+    base_model_name_or_path: info.baseModel,
+    target_modules: typeof target === 'string' ? target : [...target],
+    modules_to_save: saved.size ? [...saved] : null,
+    bias: set.options.bias ?? 'none',
+    peft_type: 'LORA',
+  });
+}
+
+function adapterDir(dir: string, name?: string): string {
+  return name && name !== 'default' ? path.join(dir, name) : dir;
+}
+
+export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo): string {
+  const out = adapterDir(dir, info.adapterName);
+  fs.mkdirSync(out, { recursive: true });
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
   for (const [k, v] of set.params) tensors[k] = { dtype: 'F32', shape: set.shapes.get(k)!, data: v };
   const modules = new Set<string>();
@@ -29,20 +71,38 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
     tensors[PEFT_PREFIX + k] = { dtype: 'F32', shape: t.shape, data: t.data };
     modules.add(k.split('.').slice(0, -1).join('.'));
   }
-  const target = set.options.targetModules;
-  const config = {
-    peft_type: set.method.peftType,
-    task_type: info.taskType ?? null,
-    base_model_name_or_path: info.baseModel,
-    revision: null,
-    inference_mode: true,
-    target_modules: typeof target === 'string' ? target : [...target],
-    modules_to_save: modules.size ? [...modules] : null,
-    ...set.method.toPeftConfig(set.config),
-    lorakit: { method: set.method.name, seed: set.options.seed ?? 0, ...info.extra },
-  };
-  writeSafetensors(path.join(dir, WEIGHTS_FILE), tensors, { format: 'pt' });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+  const config = peftConfigOf(set, { ...info, modulesToSave: [...modules] });
+  if (info.convertToLora && set.initialParams.size) convertResidualInit(set, tensors, config);
+  writeSafetensors(path.join(out, WEIGHTS_FILE), tensors, { format: 'pt' });
+  const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra };
+  writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(config, { unknown: info.peftConfig?.unknown, lorakit }));
+  return out;
+}
+
+function convertResidualInit(set: AdapterSet, tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>, config: PeftLoraConfig) {
+  for (const site of set.targets) {
+    const keyA = `${PEFT_PREFIX}${site.name}.lora_A.weight`, keyB = `${PEFT_PREFIX}${site.name}.lora_B.weight`;
+    const A0 = set.initialParams.get(keyA), B0 = set.initialParams.get(keyB);
+    if (!A0 || !B0) continue;
+    const A = set.params.get(keyA)!, B = set.params.get(keyB)!;
+    const [r, n] = set.shapes.get(keyA)!, m = site.outFeatures;
+    const A2 = new Float32Array(2 * r * n);
+    A2.set(A, 0);
+    A2.set(A0, r * n);
+    const B2 = new Float32Array(m * 2 * r);
+    for (let i = 0; i < m; i++) for (let k = 0; k < r; k++) {
+      B2[i * 2 * r + k] = B[i * r + k];
+      B2[i * 2 * r + r + k] = -B0[i * r + k];
+    }
+    tensors[keyA] = { dtype: 'F32', shape: [2 * r, n], data: A2 };
+    tensors[keyB] = { dtype: 'F32', shape: [m, 2 * r], data: B2 };
+  }
+  const f = config.use_rslora ? Math.SQRT2 : 2;
+  config.r *= 2;
+  config.lora_alpha *= f;
+  config.rank_pattern = Object.fromEntries(Object.entries(config.rank_pattern ?? {}).map(([k, v]) => [k, 2 * v]));
+  config.alpha_pattern = Object.fromEntries(Object.entries(config.alpha_pattern ?? {}).map(([k, v]) => [k, f * v]));
+  config.init_lora_weights = true;
 }
 
 export interface LoadedAdapter {
@@ -50,8 +110,9 @@ export interface LoadedAdapter {
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
-export function readAdapter(dir: string): LoadedAdapter {
-  const cfgPath = path.join(dir, CONFIG_FILE);
+export function readAdapter(dir: string, name?: string): LoadedAdapter {
+  const d = name && name !== 'default' && fs.existsSync(path.join(dir, name, CONFIG_FILE)) ? path.join(dir, name) : dir;
+  const cfgPath = path.join(d, CONFIG_FILE);
   if (!fs.existsSync(cfgPath)) throw new Error(`${cfgPath} not found: an adapter folder holds ${CONFIG_FILE} and ${WEIGHTS_FILE}`);
   let config: Record<string, any>;
   try {
@@ -59,11 +120,13 @@ export function readAdapter(dir: string): LoadedAdapter {
   } catch (e) {
     throw new Error(`${cfgPath} is not valid JSON: ${(e as Error).message}`);
   }
-  const file = readSafetensors(path.join(dir, WEIGHTS_FILE));
+  const file = readSafetensors(path.join(d, WEIGHTS_FILE));
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, t] of file.tensors) {
-    if (!(t.data instanceof Float32Array)) throw new Error(`${WEIGHTS_FILE}: tensor '${k}' has dtype ${t.dtype}; lorakit adapters are float32`);
-    tensors.set(k, { shape: t.shape, data: t.data });
+    let data = t.data;
+    if (data instanceof Float64Array) data = Float32Array.from(data);
+    if (!(data instanceof Float32Array)) throw new Error(`${WEIGHTS_FILE}: tensor '${k}' has dtype ${t.dtype}; lorakit reads float32 adapters`);
+    tensors.set(k, { shape: t.shape, data });
   }
   return { config, tensors };
 }
@@ -72,11 +135,87 @@ export function readAdapter(dir: string): LoadedAdapter {
 export function loadAdapterWeights(set: AdapterSet, loaded: LoadedAdapter): void {
   for (const [k, v] of set.params) {
     const t = loaded.tensors.get(k);
-    if (!t) throw new Error(`Adapter file is missing '${k}' (module '${k.slice(PEFT_PREFIX.length)}'); it has: ${[...loaded.tensors.keys()].slice(0, 8).join(', ')}…`);
+    const module = k.slice(PEFT_PREFIX.length).replace(/\.(lora_A\.weight|lora_B\.weight|lora_magnitude_vector|base_layer\.bias|weight|bias)$/, '');
+    if (!t) throw new Error(`Adapter file is missing '${k}' (module '${module}'); it has: ${[...loaded.tensors.keys()].slice(0, 8).join(', ')}…`);
     const want = set.shapes.get(k)!;
     if (t.shape.join(',') !== want.join(',')) {
-      throw new Error(`Adapter tensor '${k}' has shape [${t.shape}] but the model needs [${want}] for this module`);
+      throw new Error(`Adapter tensor '${k}' of module '${module}' has shape [${t.shape}] but the model needs [${want}] for this module`);
     }
     v.set(t.data);
   }
+}
+
+export class AdapterLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AdapterLoadError';
+  }
+}
+
+export interface PeftAdapter {
+  set: AdapterSet;
+  peft: LoadedPeftConfig;
+  /** modules_to_save tensors that are not linear sites of the model (e.g. a task head outside it), by module path. */
+  extraTensors: Map<string, { shape: number[]; data: Float32Array }>;
+  dir: string;
+}
+
+/**
+ * Loads a PEFT adapter folder onto a model: config → AdapterSet (per-module
+ * r/alpha, exclude/layers filters, bias, modules_to_save), then weights. An
+ * adapter for modules the model lacks, or with shapes that do not fit, fails
+ * naming the module and both shapes.
+ */
+export function loadPeftAdapter(
+  model: { sites: LinearSite[]; weights: WeightMap },
+  dir: string,
+  opts: { name?: string; warn?: (m: string) => void; headNames?: string[] } = {},
+): PeftAdapter {
+  const loaded = readAdapter(dir, opts.name);
+  const peft = parsePeftConfig(loaded.config, { source: path.join(dir, CONFIG_FILE), warn: opts.warn });
+  const c = peft.config;
+  const method = methodForPeftConfig(c);
+  const siteByName = new Map(model.sites.map((s) => [s.name, s]));
+  // Every tensor must belong to a module the model has, with a shape that fits.
+  const adapterRe = /^(.*)\.(lora_A\.weight|lora_B\.weight|lora_magnitude_vector|lora_embedding_A|lora_embedding_B)$/;
+  const extraTensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [k, t] of loaded.tensors) {
+    if (!k.startsWith(PEFT_PREFIX)) throw new AdapterLoadError(`${WEIGHTS_FILE}: key '${k}' does not start with '${PEFT_PREFIX}' (not a PEFT adapter file?)`);
+    const rest = k.slice(PEFT_PREFIX.length);
+    const m = rest.match(adapterRe);
+    if (!m) {
+      extraTensors.set(rest, t);
+      continue;
+    }
+    const site = siteByName.get(m[1]);
+    if (!site) {
+      throw new AdapterLoadError(
+        `The adapter has '${m[2]}' [${t.shape}] for module '${m[1]}', which this model does not have.\n` +
+          `Modules of this model: ${model.sites.map((s) => s.name).join(', ')}`,
+      );
+    }
+    const { r } = rankAlphaFor(c, site.name);
+    const want = m[2] === 'lora_A.weight' ? [r, site.inFeatures] : m[2] === 'lora_B.weight' ? [site.outFeatures, r] : m[2] === 'lora_magnitude_vector' ? [site.outFeatures] : null;
+    if (!want) throw new AdapterLoadError(`Module '${site.name}': '${m[2]}' (embedding LoRA) is not supported for linear modules`);
+    if (t.shape.join(',') !== want.join(',')) {
+      throw new AdapterLoadError(
+        `Module '${site.name}': adapter tensor '${m[2]}' has shape [${t.shape}] but this model needs [${want}] ` +
+          `(in_features ${site.inFeatures}, out_features ${site.outFeatures}, r ${r}). Was the adapter trained on another base model?`,
+      );
+    }
+  }
+  const targets = c.target_modules!;
+  const config = method.schema.parse({ ...c, init_lora_weights: c.init_lora_weights });
+  const set = new AdapterSet(method, config, model.sites, model.weights, {
+    targetModules: Array.isArray(targets) ? targets : targets,
+    seed: peft.lorakit?.seed ?? 0,
+    headNames: opts.headNames,
+    filter: peftSiteFilter(c),
+    siteConfig: (site, base) => ({ ...(base as object), ...rankAlphaFor(c, site.name) }) as typeof base,
+    bias: c.bias,
+    modulesToSave: (c.modules_to_save ?? []).filter((mm) => model.sites.some((s) => s.name === mm || s.name.endsWith(`.${mm}`))),
+  });
+  loadAdapterWeights(set, loaded);
+  for (const k of set.params.keys()) extraTensors.delete(k.slice(PEFT_PREFIX.length));
+  return { set, peft, extraTensors, dir };
 }

@@ -6,7 +6,7 @@
 
 import { AdapterSet } from '../adapters/inject.ts';
 import type { EncoderModel } from '../models/types.ts';
-import { AdamW } from '../optim/adamw.ts';
+import { AdamW, AdamWGroup } from '../optim/adamw.ts';
 import { clipGradNorm } from '../optim/clip.ts';
 import { linearWarmupDecay } from '../optim/schedules.ts';
 import { CompiledGraph, HostTensor } from '../runtime/session.ts';
@@ -28,6 +28,8 @@ export interface TrainOptions {
   seed: number;
   /** Learning-rate multiplier for the classification head (it starts from scratch). */
   headLrScale?: number;
+  /** Extra AdamW parameter groups, matched before the head's (e.g. LoRA+: loraPlusGroups(16)). */
+  optimizerGroups?: AdamWGroup[];
   weightDecay?: number;
   warmupRatio?: number;
   maxGradNorm?: number;
@@ -167,7 +169,7 @@ export class ClassificationTrainer {
     const optimizer = new AdamW(params, {
       lr: o.lr,
       weightDecay: o.weightDecay ?? 0.01,
-      groups: [{ match: [HEAD_W, HEAD_B], lrScale: o.headLrScale ?? 1 }],
+      groups: [...(o.optimizerGroups ?? []), { match: [HEAD_W, HEAD_B], lrScale: o.headLrScale ?? 1 }],
     });
     const log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
     let state = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: -Infinity, badEpochs: 0, best: null as Map<string, Float32Array> | null, history: [] as EpochInfo[] };

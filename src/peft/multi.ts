@@ -1,0 +1,270 @@
+// Several adapters on one frozen base (PEFT's PeftModel API): load, switch,
+// disable, delete, combine; and a batch whose rows use different adapters as
+// ONE graph (the S-LoRA / Punica idea, without merging):
+//
+//   for each site, the K adapters' A (rows) and s·B (columns) are stacked:
+//     A_cat [R, in], B_cat [out, R], R = Σ r_k, block id of column j = k
+//   h = x·A_catᵀ  [N, R];  keep only the row's own block:  h ⊙ (blockId == idx[row])
+//   y = base(x) + h_masked·B_catᵀ
+//
+// Every row pays for all K adapters' skinny products (K·r columns), but the
+// whole batch is one onnxruntime run with dense GEMMs; rows with index K (or
+// -1 from the API: "no adapter") get exactly the base output.
+
+import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
+import { lora } from '../adapters/lora/index.ts';
+import { loraScaling, LoraConfig } from '../adapters/lora/config.ts';
+import { Graph, Value } from '../graph/ir.ts';
+import * as op from '../graph/ops.ts';
+import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
+import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
+import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
+
+export interface TokenBatch {
+  /** [B, T] token ids, row-major. */
+  ids: BigInt64Array;
+  /** [B, T] 1 = token, 0 = padding. */
+  mask: Float32Array;
+  B: number;
+  T: number;
+}
+
+/** Pads id sequences into a TokenBatch (pad id 0). */
+export function padBatch(seqs: number[][], padId = 0): TokenBatch {
+  const B = seqs.length, T = Math.max(1, ...seqs.map((s) => s.length));
+  const ids = new BigInt64Array(B * T).fill(BigInt(padId)), mask = new Float32Array(B * T);
+  seqs.forEach((s, b) => s.forEach((t, i) => { ids[b * T + i] = BigInt(t); mask[b * T + i] = 1; }));
+  return { ids, mask, B, T };
+}
+
+export const plainLinear: LinearFn = (site, x, W, b) => (site.layout === 'in_out' ? op.linear(x, W, b) : op.linearT(x, W, b));
+
+/** Forward graph of a model with the given LinearFn: inputs input_ids / attention_mask, output 'output'. */
+export function buildForwardGraph(model: EncoderModel, linear: LinearFn, name = `${model.name}-forward`): { graph: Graph; inputIds: Value; attentionMask: Value } {
+  const g = new Graph(name);
+  const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
+  const attentionMask = g.input('attention_mask', 'float32', ['B', 'T']);
+  g.output('output', model.build(g, { inputIds, attentionMask }, linear));
+  return { graph: g, inputIds, attentionMask };
+}
+
+export type Combination = 'cat' | 'linear';
+
+export class PeftModel {
+  readonly adapters = new Map<string, AdapterSet>();
+  /** Tensors of an adapter file that are not adapter sites (e.g. a task head), by adapter name. */
+  readonly extras = new Map<string, PeftAdapter['extraTensors']>();
+  private active: string | null = null;
+  private disabled = false;
+  private cache = new Map<string, CompiledGraph>();
+  private version = 0;
+
+  constructor(readonly model: EncoderModel, readonly session: SessionOptions = {}) {}
+
+  get activeAdapter(): string | null {
+    return this.disabled ? null : this.active;
+  }
+
+  private changed() {
+    this.version++;
+    for (const [k, c] of this.cache) if (k.startsWith('mixed|')) { void c.release(); this.cache.delete(k); }
+  }
+
+  addAdapter(name: string, set: AdapterSet): void {
+    if (this.adapters.has(name)) throw new Error(`Adapter '${name}' already exists (loaded: ${[...this.adapters.keys()].join(', ')})`);
+    if (set.baseOverrides.size && this.adapters.size) throw new Error(`Adapter '${name}' changes the base weights (PiSSA/OLoRA init): save it converted to LoRA to serve it beside others`);
+    this.adapters.set(name, set);
+    this.active ??= name;
+    this.changed();
+  }
+
+  /** PEFT's load_adapter: a folder written by PEFT or lorakit (subfolder `name` if it exists). */
+  loadAdapter(dir: string, name = 'default', opts: { warn?: (m: string) => void } = {}): PeftAdapter {
+    const loaded = loadPeftAdapter(this.model, dir, { name, warn: opts.warn });
+    this.addAdapter(name, loaded.set);
+    this.extras.set(name, loaded.extraTensors);
+    return loaded;
+  }
+
+  setAdapter(name: string): void {
+    this.get(name);
+    this.active = name;
+    this.disabled = false;
+  }
+
+  /** Outputs equal the base model until enableAdapters / setAdapter. */
+  disableAdapters(): void {
+    this.disabled = true;
+  }
+
+  enableAdapters(): void {
+    this.disabled = false;
+  }
+
+  deleteAdapter(name: string): void {
+    this.get(name);
+    this.adapters.delete(name);
+    for (const [k, c] of this.cache) if (k === `one|${name}`) { void c.release(); this.cache.delete(k); }
+    if (this.active === name) this.active = this.adapters.keys().next().value ?? null;
+    this.changed();
+  }
+
+  get(name: string): AdapterSet {
+    const s = this.adapters.get(name);
+    if (!s) throw new Error(`No adapter named '${name}' (loaded: ${[...this.adapters.keys()].join(', ') || 'none'})`);
+    return s;
+  }
+
+  /**
+   * PEFT's add_weighted_adapter for LoRA: 'cat' (exact Σ wᵢ·ΔWᵢ; r = Σ rᵢ,
+   * alpha = r) or 'linear' (equal ranks; A = Σ √wᵢ·sᵢ·Aᵢ, B = Σ √wᵢ·Bᵢ, which
+   * is not Σ wᵢ·ΔWᵢ: PEFT's own definition).
+   */
+  addWeightedAdapter(names: string[], weights: number[], newName: string, combination: Combination = 'cat'): AdapterSet {
+    const sets = names.map((n) => this.get(n));
+    const set = combineAdapters(this.model, sets, weights, combination);
+    this.addAdapter(newName, set);
+    return set;
+  }
+
+  /** The model's weights with the active adapter merged (PEFT merge_and_unload). */
+  mergeAndUnload(): WeightMap {
+    const name = this.activeAdapter;
+    return name ? this.get(name).mergeInto(this.model.weights) : new Map(this.model.weights);
+  }
+
+  private async compiled(key: string, linear: () => LinearFn): Promise<CompiledGraph> {
+    let c = this.cache.get(key);
+    if (!c) {
+      c = await CompiledGraph.compile(buildForwardGraph(this.model, linear()).graph, this.session);
+      this.cache.set(key, c);
+    }
+    return c;
+  }
+
+  /** Runs the batch through the active adapter (or the base model when disabled / none). Returns [B, width]. */
+  async run(batch: TokenBatch): Promise<HostTensor> {
+    const name = this.activeAdapter;
+    const feeds: Record<string, HostTensor> = { input_ids: { data: batch.ids, dims: [batch.B, batch.T] }, attention_mask: { data: batch.mask, dims: [batch.B, batch.T] } };
+    if (!name) return (await (await this.compiled('base', () => plainLinear)).run(feeds)).output;
+    const set = this.get(name);
+    const c = await this.compiled(`one|${name}`, () => set.linear({ training: false }));
+    for (const [k, v] of set.params) feeds[k] = { data: v, dims: set.shapes.get(k)! };
+    return (await c.run(feeds)).output;
+  }
+
+  /**
+   * One run for a batch whose row b uses adapter `rowAdapters[b]` (null = base).
+   * LoRA adapters only (DoRA's row-norm scaling is per adapter and not stacked here).
+   */
+  async runMixed(batch: TokenBatch, rowAdapters: (string | null)[]): Promise<HostTensor> {
+    if (rowAdapters.length !== batch.B) throw new Error(`runMixed: ${rowAdapters.length} adapter names for ${batch.B} rows`);
+    const names = [...this.adapters.keys()];
+    const idx = BigInt64Array.from(rowAdapters, (n) => {
+      if (n === null) return BigInt(names.length);
+      const i = names.indexOf(n);
+      if (i < 0) throw new Error(`runMixed: no adapter named '${n}' (loaded: ${names.join(', ')})`);
+      return BigInt(i);
+    });
+    const c = await this.compiled(`mixed|${this.version}`, () => mixedLinear(names.map((n) => this.get(n))));
+    return (await c.run({
+      input_ids: { data: batch.ids, dims: [batch.B, batch.T] },
+      attention_mask: { data: batch.mask, dims: [batch.B, batch.T] },
+      adapter_index: { data: idx, dims: [batch.B] },
+    })).output;
+  }
+
+  async release(): Promise<void> {
+    for (const c of this.cache.values()) await c.release();
+    this.cache.clear();
+  }
+}
+
+/** For each site: A_cat [R, in], s·B_cat [out, R] and the block (adapter) id of each of the R columns. */
+function stackSite(site: LinearSite, sets: AdapterSet[]) {
+  const parts: { A: Float32Array; B: Float32Array; r: number; s: number; k: number }[] = [];
+  sets.forEach((set, k) => {
+    if (!set.isTarget(site.name)) return;
+    if (!set.method.combinable) throw new Error(`Mixed-adapter batches support LoRA adapters; '${set.method.name}' on '${site.name}' is not stackable`);
+    const cfg = set.configFor(site) as LoraConfig;
+    const p = set.siteParams(site);
+    parts.push({ A: p['lora_A.weight'], B: p['lora_B.weight'], r: cfg.r, s: loraScaling(cfg), k });
+  });
+  const R = parts.reduce((a, p) => a + p.r, 0), n = site.inFeatures, m = site.outFeatures;
+  const A = new Float32Array(R * n), B = new Float32Array(m * R), block = new BigInt64Array(R);
+  let off = 0;
+  for (const p of parts) {
+    A.set(p.A, off * n);
+    for (let i = 0; i < m; i++) for (let j = 0; j < p.r; j++) B[i * R + off + j] = p.s * p.B[i * p.r + j];
+    block.fill(BigInt(p.k), off, off + p.r);
+    off += p.r;
+  }
+  return { A, B, block, R };
+}
+
+/** The LinearFn of a mixed batch: reads the graph input 'adapter_index' [B]. */
+export function mixedLinear(sets: AdapterSet[]): LinearFn {
+  for (const s of sets) if (s.baseOverrides.size || s.baseCopyKeys().length) throw new Error('Mixed-adapter batches need adapters that leave the base weights alone (no PiSSA residual, bias or modules_to_save)');
+  return (site, x, W, bias) => {
+    const g = x.graph;
+    const base = plainLinear(site, x, W, bias);
+    const st = stackSite(site, sets);
+    if (st.R === 0) return base;
+    const idx = g.leaf('adapter_index') ?? g.input('adapter_index', 'int64', ['B']);
+    // Row index of x: adapter_index repeated N/B times (N = B·T for token rows, B for pooled rows).
+    const nRows = op.slice(op.shapeOf(x), [0], [1], [0]);
+    const nBatch = op.slice(op.shapeOf(idx), [0], [1], [0]);
+    const target = op.concat([nBatch, op.div(nRows, nBatch)], 0);
+    const [rep] = g.addNode('Expand', [op.unsqueeze(idx, [1]), target], [{ dtype: 'int64', shape: ['B', `rows_${site.name}`] }]);
+    const rowIdx = op.reshape(rep, [-1, 1]);
+    const mask = op.cast(op.equal(rowIdx, g.const(st.block, [1, st.R], 'int64')), 'float32'); // [N, R]
+    const A = g.weight(`mixed.${site.name}.lora_A`, st.A, [st.R, site.inFeatures]);
+    const B = g.weight(`mixed.${site.name}.lora_B`, st.B, [site.outFeatures, st.R]);
+    const h = op.mul(op.gemm(x, A, { transB: true }), mask);
+    return op.gemm(h, B, { transB: true }, base);
+  };
+}
+
+/** PEFT add_weighted_adapter (LoRA): see PeftModel.addWeightedAdapter. */
+export function combineAdapters(model: { sites: LinearSite[]; weights: WeightMap }, sets: AdapterSet[], weights: number[], combination: Combination): AdapterSet {
+  if (sets.length !== weights.length || sets.length === 0) throw new Error(`addWeightedAdapter: ${sets.length} adapters but ${weights.length} weights`);
+  for (const s of sets) if (!s.method.combinable) throw new Error(`addWeightedAdapter: method '${s.method.name}' cannot be combined (LoRA only)`);
+  const sites = model.sites.filter((site) => sets.some((s) => s.isTarget(site.name)));
+  const rank = new Map<string, number>();
+  for (const site of sites) {
+    const rs = sets.map((s) => (s.isTarget(site.name) ? (s.configFor(site) as LoraConfig).r : 0));
+    if (combination === 'linear') {
+      const nz = [...new Set(rs.filter((r) => r > 0))];
+      if (nz.length > 1) throw new Error(`addWeightedAdapter 'linear' needs equal ranks; module '${site.name}' has ranks ${rs.join(', ')} (use 'cat')`);
+      rank.set(site.name, nz[0]);
+    } else rank.set(site.name, rs.reduce((a, b) => a + b, 0));
+  }
+  const first = sets[0].config as LoraConfig;
+  const baseCfg = lora.schema.parse({ ...first, r: rank.get(sites[0].name), lora_alpha: rank.get(sites[0].name), use_rslora: false, init_lora_weights: true });
+  const out = new AdapterSet(lora, baseCfg, model.sites, model.weights, {
+    targetModules: sites.map((s) => s.name),
+    siteConfig: (site, c) => ({ ...c, r: rank.get(site.name)!, lora_alpha: rank.get(site.name)! }),
+  });
+  for (const site of sites) {
+    const n = site.inFeatures, m = site.outFeatures, R = rank.get(site.name)!;
+    const A = out.params.get(`${PEFT_PREFIX}${site.name}.lora_A.weight`)!, B = out.params.get(`${PEFT_PREFIX}${site.name}.lora_B.weight`)!;
+    A.fill(0);
+    B.fill(0);
+    let off = 0;
+    sets.forEach((set, i) => {
+      if (!set.isTarget(site.name)) return;
+      const cfg = set.configFor(site) as LoraConfig;
+      const p = set.siteParams(site), s = loraScaling(cfg), r = cfg.r, w = weights[i];
+      if (combination === 'cat') {
+        A.set(p['lora_A.weight'], off * n);
+        for (let a = 0; a < m; a++) for (let j = 0; j < r; j++) B[a * R + off + j] = w * s * p['lora_B.weight'][a * r + j];
+        off += r;
+      } else {
+        const sw = Math.sqrt(w);
+        for (let j = 0; j < r * n; j++) A[j] += sw * s * p['lora_A.weight'][j];
+        for (let j = 0; j < m * r; j++) B[j] += sw * p['lora_B.weight'][j];
+      }
+    });
+  }
+  return out;
+}

@@ -1,0 +1,148 @@
+// Round trips both ways against tools/reference/peft_reference.py (PEFT's
+// semantics reproduced in plain PyTorch): lorakit loads "PEFT-written"
+// adapters (LoRA, rsLoRA, DoRA, modules_to_save, rank/alpha_pattern,
+// bias=lora_only) and gives the reference's outputs, merged and unmerged; the
+// files lorakit writes have the reference's keys and shapes, and (where
+// python3 + torch exist) the reference loads them with no missing/unexpected
+// keys and the same outputs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { lora } from '../src/adapters/lora/index.ts';
+import { dora } from '../src/adapters/dora/index.ts';
+import { TargetError } from '../src/adapters/targets.ts';
+import { loadPeftAdapter, saveAdapter, AdapterLoadError } from '../src/peft/adapter_files.ts';
+import { PeftModel, TokenBatch } from '../src/peft/multi.ts';
+import { PEFT_REF, tinyModel } from './helpers/tiny_model.ts';
+
+const inputs = JSON.parse(fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'));
+const batch: TokenBatch = {
+  ids: BigInt64Array.from(inputs.input_ids.flat(), (x: number) => BigInt(x)),
+  mask: Float32Array.from(inputs.attention_mask.flat()),
+  B: inputs.input_ids.length,
+  T: inputs.input_ids[0].length,
+};
+const CASES = ['lora', 'rslora', 'dora', 'modules_to_save', 'rank_pattern', 'lora_only_bias'];
+const PY = '/usr/bin/python3';
+const SCRIPT = path.join(PEFT_REF, '..', '..', '..', 'tools', 'reference', 'peft_reference.py');
+const hasTorch = (() => {
+  try {
+    execFileSync(PY, ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+async function outputs(weightsModel = tinyModel(), set?: AdapterSet) {
+  const pm = new PeftModel(weightsModel, { threads: 1 });
+  if (set) pm.addAdapter('default', set);
+  const out = (await pm.run(batch)).data as Float32Array;
+  await pm.release();
+  return out;
+}
+
+function pythonCheck(dir: string) {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-pycheck-')), 'out.json');
+  execFileSync(PY, [SCRIPT, '--check', dir, '--out', out], { stdio: 'inherit' });
+  return JSON.parse(fs.readFileSync(out, 'utf8'));
+}
+
+for (const name of CASES) {
+  test(`PEFT → lorakit: ${name} adapter gives the reference outputs (unmerged and merged)`, async () => {
+    const model = tinyModel();
+    const expected = JSON.parse(fs.readFileSync(path.join(PEFT_REF, name, 'expected.json'), 'utf8'));
+    const warnings: string[] = [];
+    const loaded = loadPeftAdapter(model, path.join(PEFT_REF, name), { warn: (m) => warnings.push(m) });
+    assert.deepEqual(warnings, [], 'a PEFT 0.20 config has only known fields');
+    if (name === 'dora') assert.equal(loaded.set.method.name, 'dora');
+    const un = await outputs(model, loaded.set);
+    assert.ok(maxDiff(un, inputs.base_logits) > 1e-2, 'the adapter must change outputs');
+    assert.ok(maxDiff(un, expected.unmerged) < 1e-5, `unmerged max |Δ| ${maxDiff(un, expected.unmerged)}`);
+    const merged = await outputs(model.withWeights(loaded.set.mergeInto(model.weights)));
+    assert.ok(maxDiff(merged, expected.merged) < 1e-5, `merged max |Δ| ${maxDiff(merged, expected.merged)}`);
+
+    // lorakit → PEFT: the same adapter written by lorakit has the reference's keys and shapes.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-ref-${name}-`));
+    saveAdapter(dir, loaded.set, { baseModel: 'lorakit-tiny-reference', peftConfig: loaded.peft });
+    const { readSafetensorsHeader } = await import('../src/io/safetensors.ts');
+    const hdr = readSafetensorsHeader(path.join(dir, 'adapter_model.safetensors'));
+    assert.deepEqual(hdr.metadata, { format: 'pt' });
+    assert.deepEqual(Object.fromEntries([...hdr.tensors].map(([k, v]) => [k, v.shape]).sort()), expected.keys);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+    const ref = JSON.parse(fs.readFileSync(path.join(PEFT_REF, name, 'adapter_config.json'), 'utf8'));
+    for (const k of ['r', 'lora_alpha', 'use_rslora', 'use_dora', 'bias', 'rank_pattern', 'alpha_pattern', 'modules_to_save', 'peft_type']) {
+      assert.deepEqual(cfg[k], ref[k], `config field ${k}`);
+    }
+    assert.equal(cfg.inference_mode, true);
+    if (hasTorch) {
+      const py = pythonCheck(dir);
+      assert.deepEqual([py.missing, py.unexpected], [[], []]);
+      assert.ok(maxDiff(py.logits, un) < 1e-5, `reference on lorakit's file: max |Δ| ${maxDiff(py.logits, un)}`);
+    }
+  });
+}
+
+test('lorakit-trained adapters (LoRA, DoRA, rank_pattern) load in the reference with the same outputs', { skip: hasTorch ? false : 'python3 with torch not found' }, async () => {
+  const model = tinyModel();
+  for (const [method, extra] of [[lora, {}], [dora, {}], [lora, { use_rslora: true }]] as const) {
+    const cfg = method.schema.parse({ r: 3, lora_alpha: 5, init_lora_weights: false, ...extra });
+    const set = new AdapterSet(method, cfg, model.sites, model.weights, {
+      targetModules: ['q_proj', 'down_proj'],
+      seed: 7,
+      siteConfig: (site, c) => (site.name.endsWith('down_proj') ? { ...c, r: 2 } : c),
+      modulesToSave: ['classifier'],
+    });
+    set.params.get('base_model.model.classifier.bias')![0] += 0.5;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-trained-'));
+    saveAdapter(dir, set, { baseModel: 'tiny', peftConfig: { config: { rank_pattern: { down_proj: 2 } } as any, unknown: {} } });
+    const ours = await outputs(model, set);
+    const py = pythonCheck(dir);
+    assert.deepEqual([py.missing, py.unexpected], [[], []]);
+    assert.ok(maxDiff(py.logits, ours) < 1e-5, `${method.name}: max |Δ| ${maxDiff(py.logits, ours)}`);
+  }
+});
+
+function copyCase(name: string, edit: (cfg: any) => void) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-bad-'));
+  for (const f of ['adapter_model.safetensors', 'adapter_config.json']) fs.copyFileSync(path.join(PEFT_REF, name, f), path.join(dir, f));
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+  edit(cfg);
+  fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(cfg));
+  return dir;
+}
+
+test('an adapter whose shapes do not fit fails naming the module and both shapes', () => {
+  const dir = copyCase('lora', (c) => { c.r = 2; });
+  assert.throws(() => loadPeftAdapter(tinyModel(), dir), (e: Error) =>
+    e instanceof AdapterLoadError && /model\.layers\.0\.self_attn\.(q|v)_proj/.test(e.message) && /\[4,8\]/.test(e.message) && /\[2,8\]/.test(e.message));
+});
+
+test('a config naming modules the model does not have fails naming them', () => {
+  const dir = copyCase('lora', (c) => { c.target_modules = ['q_proj', 'k_proj']; });
+  assert.throws(() => loadPeftAdapter(tinyModel(), dir), (e: Error) => e instanceof TargetError && /k_proj/.test(e.message));
+});
+
+test('unknown config fields are kept and warned about; the minimum config loads', () => {
+  const dir = copyCase('lora', (c) => { c.some_future_field = { x: 1 }; });
+  const warnings: string[] = [];
+  const loaded = loadPeftAdapter(tinyModel(), dir, { warn: (m) => warnings.push(m) });
+  assert.match(warnings.join('\n'), /some_future_field/);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-keep-'));
+  saveAdapter(out, loaded.set, { baseModel: 'x', peftConfig: loaded.peft });
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8')).some_future_field, { x: 1 });
+  const min = copyCase('lora', () => {});
+  fs.writeFileSync(path.join(min, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', target_modules: ['q_proj', 'v_proj'], r: 4, lora_alpha: 8 }));
+  assert.equal(loadPeftAdapter(tinyModel(), min).set.targets.length, 4);
+});
