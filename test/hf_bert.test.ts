@@ -276,9 +276,10 @@ test('CLI: lorakit train --model <hf-folder> --task classification --target-modu
   fs.writeFileSync(data, [...lines, ...lines].map((l) => JSON.stringify(l)).join('\n') + '\n');
   const out = path.join(dir, 'out');
   const model = path.join(FIX, 'bert');
-  const r = run('train', '--model', model, '--task', 'classification', '--data', data, '--target-modules', 'query,value', '--epochs', '1', '--batch', '8', '--out', out, '--quiet', '--no-baseline');
+  const r = run('train', '--model', model, '--task', 'classification', '--data', data, '--target-modules', 'query,value', '--epochs', '1', '--batch', '8', '--max-len', '1000', '--out', out, '--quiet', '--no-baseline');
   assert.equal(r.status, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /bert\.encoder\.layer\.0\.attention\.self\.query/);
+  assert.match(r.stdout, /--max-len 1000 is longer than .* using 128/);
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter', 'adapter_config.json'), 'utf8'));
   assert.deepEqual(cfg.target_modules, ['query', 'value']);
   assert.equal(cfg.base_model_name_or_path, model);

@@ -207,6 +207,11 @@ export class BertModel implements EncoderModel {
     return new BertModel(this.config, weights, this.options);
   }
 
+  /** Longest sequence the position table covers (RoBERTa's positions start at padding_idx + 1). */
+  get maxSequenceLength(): number {
+    return this.config.family === 'roberta' ? this.config.maxPositions - this.config.padTokenId - 1 : this.config.maxPositions;
+  }
+
   /** The same weights pooled another way. */
   withPooling(pooling: Pooling): BertModel {
     return new BertModel(this.config, this.weights, { ...this.options, pooling });

@@ -101,6 +101,10 @@ export function loadData(spec: string, splitSeed = SPLIT_SEED) {
 
 export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Promise<ClassifyResult> {
   const { model, tokenizer, name } = await loadModel(o.model);
+  if (model instanceof BertModel && o.maxLen > model.maxSequenceLength) {
+    ui.info(`--max-len ${o.maxLen} is longer than ${name} has position embeddings for: using ${model.maxSequenceLength}`);
+    o = { ...o, maxLen: model.maxSequenceLength };
+  }
   const data = loadData(o.data);
   const cap = <T>(xs: T[], n?: number) => (n !== undefined ? xs.slice(0, n) : xs);
   const encode = (xs: { text: string; label: number }[]): EncodedExample[] =>
