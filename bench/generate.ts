@@ -12,10 +12,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Generator } from '../src/models/generate.ts';
-import { createLlama, llamaConfigFromHf, llamaSites } from '../src/models/llama.ts';
 import { loadDecoder } from '../src/models/load_decoder.ts';
 import type { DecoderModel } from '../src/models/decoder.ts';
-import type { WeightMap } from '../src/models/types.ts';
+import { llama100m } from './llama_like.ts';
 import { defaultThreads } from '../src/runtime/session.ts';
 
 const { values: a } = parseArgs({
@@ -30,40 +29,6 @@ const { values: a } = parseArgs({
 const NEW = Number(a.new), PROMPT = Number(a.prompt);
 const NEW_PLAIN = Number(a['no-cache-new'] ?? a.new);
 const threads = a.threads ? Number(a.threads) : defaultThreads();
-
-/** Fast seeded fill (xorshift32, uniform in ±scale): 100M floats in about a second. */
-function randomFill(n: number, scale: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    out[i] = (s / 4294967296 * 2 - 1) * scale;
-  }
-  return out;
-}
-
-export function llama100m(): DecoderModel {
-  const hf = {
-    model_type: 'llama', vocab_size: 32000, hidden_size: 768, intermediate_size: 2048, num_hidden_layers: 12,
-    num_attention_heads: 12, num_key_value_heads: 4, max_position_embeddings: 1024, rms_norm_eps: 1e-6, rope_theta: 10000,
-    tie_word_embeddings: true, eos_token_id: 2,
-  };
-  const c = llamaConfigFromHf(hf);
-  const w: WeightMap = new Map();
-  let seed = 1;
-  w.set('model.embed_tokens.weight', { shape: [c.vocabSize, c.hiddenSize], data: randomFill(c.vocabSize * c.hiddenSize, 0.5, seed++) });
-  for (const s of llamaSites(c)) {
-    if (s.name === 'lm_head') continue;
-    w.set(s.weightKey, { shape: [s.outFeatures, s.inFeatures], data: randomFill(s.outFeatures * s.inFeatures, Math.sqrt(3 / s.inFeatures), seed++) });
-  }
-  for (let i = 0; i < c.numLayers; i++) {
-    for (const n of ['input_layernorm', 'post_attention_layernorm']) w.set(`model.layers.${i}.${n}.weight`, { shape: [c.hiddenSize], data: new Float32Array(c.hiddenSize).fill(1) });
-  }
-  w.set('model.norm.weight', { shape: [c.hiddenSize], data: new Float32Array(c.hiddenSize).fill(1) });
-  return createLlama(c, w, 'llama-100m-random');
-}
 
 function paramCount(m: DecoderModel): number {
   let n = 0;
