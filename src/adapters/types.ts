@@ -78,4 +78,48 @@ export interface AdapterMethod<C = any> {
   paramCount(site: LinearSite, config: C): number;
   /** Fields of adapter_config.json beyond the shared ones. */
   toPeftConfig(config: C): Record<string, unknown>;
+  /** Per-step hooks the trainer calls (src/adapters/hooks.ts): rank pruning, freezing, location updates... */
+  hooks?: AdapterHooks<C>;
+}
+
+/** One adapted site as a hook sees it: its config and the full keys of its parameters by suffix. */
+export interface HookSite<C = any> {
+  site: LinearSite;
+  config: C;
+  /** Suffix ('lora_A.weight') → full key in `params` / `grads`. */
+  keys: Record<string, string>;
+}
+
+export interface StepHookContext<C = any> {
+  /** Optimizer steps taken so far (beforeStep: this step's index; afterStep: index + 1). */
+  step: number;
+  totalSteps: number;
+  lr: number;
+  /** Every trainable tensor (adapter + head), live: hooks may write in place. */
+  params: Map<string, Float32Array>;
+  /** This step's gradients (after clipping): beforeStep may write in place (freezing = zeroing). */
+  grads: Map<string, Float32Array>;
+  /** The step's graph outputs (loss, and anything a method's forward declared with g.output). */
+  outputs: Record<string, { data: ArrayLike<number | bigint>; dims: readonly number[] }>;
+  config: C;
+  sites: HookSite<C>[];
+  /** The AdapterSet being trained (key per-run hook state on it, e.g. in a WeakMap). */
+  adapters: object;
+}
+
+/**
+ * The general per-step mechanism (LaMDA's freezing, LoCA's location updates,
+ * SMoRA's load-balancing bias, SoRA's proximal step...). The trainer calls
+ * these through one call site each and knows nothing about the method.
+ */
+export interface AdapterHooks<C = any> {
+  /** After gradients, before the optimizer step: may edit `grads` in place. */
+  beforeStep?(ctx: StepHookContext<C>): void;
+  /** After the optimizer step: may edit `params` in place. */
+  afterStep?(ctx: StepHookContext<C>): void;
+  /**
+   * Extra graph inputs fed on every run (train and eval): non-trainable state
+   * that hooks update between steps (a router bias, integer locations).
+   */
+  feeds?(ctx: { adapters: object; config: C; training: boolean }): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>;
 }

@@ -5,6 +5,7 @@
 // the seed statelessly, so a resumed run replays the uninterrupted one.
 
 import { AdapterSet } from '../adapters/inject.ts';
+import { hookFeeds, runStepHook } from '../adapters/hooks.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { AdamW, AdamWGroup } from '../optim/adamw.ts';
 import { clipGradNorm } from '../optim/clip.ts';
@@ -96,6 +97,7 @@ export class ClassificationTrainer {
     };
     if (withLabels) f.labels = { data: batch.labels, dims: [batch.B] };
     for (const [k, v] of this.params()) f[k] = { data: v, dims: this.shapeOf(k) };
+    Object.assign(f, hookFeeds(this.adapters, withLabels));
     const p = this.adapters?.dropout ?? 0;
     if (withLabels && p > 0) {
       const rng = new Rng(this.opts.seed).fork(`dropout-${step}`);
@@ -209,7 +211,10 @@ export class ClassificationTrainer {
         for (const k of params.keys()) grads.set(k, out[`grad.${k}`].data as Float32Array);
         if (o.maxGradNorm) clipGradNorm(grads, o.maxGradNorm, { errorIfNonfinite: true });
         const lr = o.lr * schedule(state.step);
+        const hookCtx = { step: state.step, totalSteps, lr, params, grads, outputs: out };
+        runStepHook('beforeStep', this.adapters, hookCtx);
         optimizer.step(grads, lr);
+        runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
         state.step++;
         stepsThisRun++;
         const dt = (performance.now() - t0) / 1000;

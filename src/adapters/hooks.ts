@@ -1,0 +1,49 @@
+// The trainer's one entry point into a method's per-step hooks
+// (AdapterMethod.hooks, src/adapters/types.ts). Builds the per-site view
+// (config + parameter keys) and calls the method; the trainer holds no
+// method-specific code.
+
+import { AdapterSet, PEFT_PREFIX } from './inject.ts';
+import type { HookSite, StepHookContext } from './types.ts';
+
+export type StepPhase = 'beforeStep' | 'afterStep';
+
+const siteCache = new WeakMap<AdapterSet, HookSite[]>();
+
+/** The adapted sites with their configs and parameter keys (cached per set). */
+export function hookSites(adapters: AdapterSet): HookSite[] {
+  let sites = siteCache.get(adapters);
+  if (!sites) {
+    sites = adapters.targets.map((site) => {
+      const prefix = `${PEFT_PREFIX}${site.name}.`;
+      const keys: Record<string, string> = {};
+      for (const k of adapters.siteKeys(site.name)) keys[k.slice(prefix.length)] = k;
+      return { site, config: adapters.configFor(site), keys };
+    });
+    siteCache.set(adapters, sites);
+  }
+  return sites;
+}
+
+/** Whether the set's method has any per-step hook. */
+export function hasStepHooks(adapters: AdapterSet | null): boolean {
+  const h = adapters?.method.hooks;
+  return !!(h && (h.beforeStep || h.afterStep));
+}
+
+/** Calls `phase` of the method's hooks, if it has one. */
+export function runStepHook(
+  phase: StepPhase,
+  adapters: AdapterSet | null,
+  ctx: Omit<StepHookContext, 'config' | 'sites' | 'adapters'>,
+): void {
+  const fn = adapters?.method.hooks?.[phase];
+  if (!adapters || !fn) return;
+  fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: hookSites(adapters), adapters });
+}
+
+/** The method's extra feeds (non-trainable state inputs), or none. */
+export function hookFeeds(adapters: AdapterSet | null, training: boolean): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> {
+  const f = adapters?.method.hooks?.feeds;
+  return adapters && f ? f.call(adapters.method.hooks, { adapters, config: adapters.config, training }) : {};
+}
