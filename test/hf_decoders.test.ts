@@ -16,6 +16,7 @@ import { Generator, pickToken } from '../src/models/generate.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { buildCausalLmGraph, causalLmFeeds, makeCausalLmBatch, trainCausalLm, type CausalLmBatch } from '../src/train/causal_lm.ts';
 import { Rng } from '../src/util/rng.ts';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -212,6 +213,18 @@ test('GPT-2 (Conv1D, fan_in_fan_out): merged LoRA weights give the logits of the
   }
   assert.ok(d < 1e-4, `merged vs unmerged max |Δ| ${d}`);
   assert.ok(dBase > 1e-2, 'the adapter changes the logits');
+});
+
+test('lorakit generate (bin): text out, token count and speed on stderr; a non-decoder folder is refused', () => {
+  const bin = new URL('../bin/lorakit.js', import.meta.url).pathname;
+  const run = (...args: string[]) => spawnSync(process.execPath, [bin, 'generate', ...args], { encoding: 'utf8', env: { ...process.env, LORAKIT_THREADS: '1' } });
+  const r = run('--model', FIXTURES + 'qwen2-tiny', '--prompt', 'once upon a time', '--max-new-tokens', '3');
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(r.stdout.trim().length > 0);
+  assert.match(r.stderr, /\[3 tokens, length; prompt 4 tokens/);
+  const bad = run('--model', FIXTURES + 'bert', '--prompt', 'x');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /config\.json.*model_type 'bert'/);
 });
 
 describe('decoder helpers', () => {
