@@ -1,0 +1,88 @@
+// Multi-tenant serving benchmark: one base model (bundled USE lite), 8 LoRA
+// adapters, a stream of requests each naming its adapter.
+//
+//   npx tsx bench/mixed_adapters.ts [--requests 64] [--batch 32] [--len 48] [--adapters 8] [--rank 8] [--threads 2] [--reps 3]
+//
+// Strategies, tokens/s over the same requests (median of --reps):
+//   mixed     one graph per batch; each row gathers its adapter's A/B from the
+//             stacked tensors by an adapter-index input (src/peft/multi.ts)
+//   switch    per request: setAdapter(its adapter) and run it alone (batch 1,
+//             unmerged LoRA session per adapter, compiled once)
+//   grouped   requests grouped by adapter, one merged-weights session per
+//             adapter (8 sessions, 8 runs per batch)
+//   base      the base model alone, batch as in 'mixed' (the ceiling)
+// Results are printed and appended as a JSON line to bench/results/.
+
+import { appendFileSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { lora } from '../src/adapters/lora/index.ts';
+import { loadUseEncoder } from '../src/models/use_encoder.ts';
+import { padBatch, PeftModel } from '../src/peft/multi.ts';
+import { Rng } from '../src/util/rng.ts';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce<[string, number][]>((acc, a, i, xs) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(xs[i + 1])]] : acc), []));
+const N = args.requests ?? 64, BATCH = args.batch ?? 32, LEN = args.len ?? 48, K = args.adapters ?? 8, R = args.rank ?? 8, THREADS = args.threads ?? 2, REPS = args.reps ?? 3;
+
+const model = await loadUseEncoder();
+const rng = new Rng(7);
+const requests = Array.from({ length: N }, (_, i) => ({
+  ids: Array.from({ length: 8 + Math.floor(rng.uniform() * (LEN - 8)) }, () => 3 + Math.floor(rng.uniform() * 7990)),
+  adapter: `tenant${i % K}`,
+}));
+const tokens = requests.reduce((s, r) => s + r.ids.length, 0);
+const sets = Array.from({ length: K }, (_, k) => new AdapterSet(lora, lora.schema.parse({ r: R, lora_alpha: 2 * R, init_lora_weights: false }), model.sites, model.weights, { targetModules: ['qkv', 'output', 'conv1', 'conv2'], seed: k }));
+
+const pm = new PeftModel(model, { threads: THREADS });
+sets.forEach((s, k) => pm.addAdapter(`tenant${k}`, s));
+const merged = sets.map((s) => new PeftModel(model.withWeights(s.mergeInto(model.weights)), { threads: THREADS }));
+const basePm = new PeftModel(model, { threads: THREADS });
+
+const batches = (xs: typeof requests) => Array.from({ length: Math.ceil(xs.length / BATCH) }, (_, i) => xs.slice(i * BATCH, (i + 1) * BATCH));
+
+const strategies: Record<string, () => Promise<void>> = {
+  async mixed() {
+    for (const b of batches(requests)) await pm.runMixed(padBatch(b.map((r) => r.ids)), b.map((r) => r.adapter));
+  },
+  async switch() {
+    for (const r of requests) {
+      pm.setAdapter(r.adapter);
+      await pm.run(padBatch([r.ids]));
+    }
+  },
+  async grouped() {
+    for (const b of batches(requests)) {
+      for (let k = 0; k < K; k++) {
+        const rows = b.filter((r) => r.adapter === `tenant${k}`);
+        if (rows.length) await merged[k].run(padBatch(rows.map((r) => r.ids)));
+      }
+    }
+  },
+  async base() {
+    for (const b of batches(requests)) await basePm.run(padBatch(b.map((r) => r.ids)));
+  },
+};
+
+const results: Record<string, { ms: number; tokensPerSec: number }> = {};
+for (const [name, fn] of Object.entries(strategies)) {
+  await fn(); // compile + warm up
+  const times: number[] = [];
+  for (let i = 0; i < REPS; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const ms = times[Math.floor(times.length / 2)];
+  results[name] = { ms: +ms.toFixed(1), tokensPerSec: Math.round((tokens / ms) * 1000) };
+}
+console.log(`${N} requests (${tokens} tokens, lengths 8..${LEN}) over ${K} LoRA adapters (r=${R}, qkv/output/conv1/conv2), batch ${BATCH}, ${THREADS} threads, median of ${REPS}`);
+console.table(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { 'ms': v.ms, 'tokens/s': v.tokensPerSec, 'vs switch': +(v.tokensPerSec / results.switch.tokensPerSec).toFixed(2) }])));
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+mkdirSync(dir, { recursive: true });
+appendFileSync(path.join(dir, `mixed_adapters-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`), JSON.stringify({ bench: 'mixed_adapters', requests: N, tokens, adapters: K, rank: R, batch: BATCH, threads: THREADS, cpus: os.cpus().length, load: os.loadavg()[0], results }) + '\n');
+await pm.release();
+await basePm.release();
+for (const m of merged) await m.release();

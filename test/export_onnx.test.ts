@@ -1,0 +1,84 @@
+// lorakit merge / export-onnx: the exported ONNX of a LoRA-merged model runs in
+// plain onnxruntime-node (no lorakit code) with outputs equal to lorakit's
+// unmerged adapter (1e-4); a weighted merge of two adapters equals W0 + Σ wᵢ·ΔWᵢ.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { lora } from '../src/adapters/lora/index.ts';
+import { makeProgram } from '../src/cli/main.ts';
+import { loadUseEncoder } from '../src/models/use_encoder.ts';
+import type { EncoderModel } from '../src/models/types.ts';
+import { saveAdapter } from '../src/peft/adapter_files.ts';
+import { loadMergedWeights } from '../src/peft/export.ts';
+import { padBatch, PeftModel } from '../src/peft/multi.ts';
+import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
+
+let model: EncoderModel;
+let ids: number[][];
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-export-'));
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+before(async () => {
+  model = await loadUseEncoder();
+  const tok = UseTokenizer.fromVocabFile();
+  ids = ['An instant classic with a clever script.', 'Awful.', 'The soundtrack alone is worth the ticket.'].map((t) => tok.encode(t));
+});
+
+const adapter = (seed: number, alpha = 8) => new AdapterSet(lora, lora.schema.parse({ r: 4, lora_alpha: alpha, init_lora_weights: false }), model.sites, model.weights, { targetModules: ['qkv', 'conv1'], seed });
+
+test('lorakit merge + export-onnx: plain onnxruntime-node reproduces the unmerged adapter (1e-4)', async () => {
+  const set = adapter(11);
+  const aDir = tmp(), mDir = tmp(), onnxFile = path.join(tmp(), 'model.onnx');
+  saveAdapter(aDir, set, { baseModel: 'use' });
+  await makeProgram().parseAsync(['node', 'lorakit', 'merge', '--model', 'use', '--adapter', aDir, '--out', mDir]);
+  assert.ok(fs.existsSync(path.join(mDir, 'model.safetensors')));
+  await makeProgram().parseAsync(['node', 'lorakit', 'export-onnx', '--model', mDir, '--out', onnxFile]);
+
+  const batch = padBatch(ids);
+  const pm = new PeftModel(model, { threads: 2 });
+  pm.addAdapter('a', set);
+  const ours = (await pm.run(batch)).data as Float32Array;
+  pm.disableAdapters();
+  const base = (await pm.run(batch)).data as Float32Array;
+  await pm.release();
+
+  // Plain onnxruntime: int64 ids and mask, nothing from lorakit.
+  const session = await ort.InferenceSession.create(onnxFile);
+  assert.deepEqual([...session.inputNames].sort(), ['attention_mask', 'input_ids']);
+  assert.deepEqual([...session.outputNames], ['embeddings']);
+  const mask = BigInt64Array.from(batch.mask, (x) => BigInt(x));
+  const res = await session.run({
+    input_ids: new ort.Tensor('int64', batch.ids, [batch.B, batch.T]),
+    attention_mask: new ort.Tensor('int64', mask, [batch.B, batch.T]),
+  });
+  const theirs = res.embeddings.data as Float32Array;
+  assert.ok(maxDiff(ours, base) > 1e-3, 'the adapter must change outputs');
+  assert.ok(maxDiff(theirs, ours) < 1e-4, `exported vs lorakit max |Δ| ${maxDiff(theirs, ours)}`);
+  await session.release();
+});
+
+test('lorakit merge --weights 0.7,0.3 writes W0 + 0.7·ΔW_A + 0.3·ΔW_B', async () => {
+  const a = adapter(1), b = adapter(2, 3);
+  const [da, db, out] = [tmp(), tmp(), tmp()];
+  saveAdapter(da, a, { baseModel: 'use' });
+  saveAdapter(db, b, { baseModel: 'use' });
+  await makeProgram().parseAsync(['node', 'lorakit', 'merge', '--adapter', da, '--adapter', db, '--weights', '0.7,0.3', '--out', out]);
+  const { weights } = loadMergedWeights(out);
+  const site = a.targets[0];
+  const w0 = model.weights.get(site.weightKey)!.data;
+  const dA = a.deltaFor(site, w0), dB = b.deltaFor(site, w0);
+  const got = weights.get(site.weightKey)!.data;
+  const m = site.outFeatures, n = site.inFeatures;
+  let err = 0;
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) err = Math.max(err, Math.abs(got[j * m + i] - (w0[j * m + i] + 0.7 * dA[i * n + j] + 0.3 * dB[i * n + j])));
+  assert.ok(err < 1e-5, `max |Δ| ${err}`);
+  await assert.rejects(makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'merge', '--adapter', da, '--weights', '0.7,0.3', '--out', out]), /1 adapters but 2 weights/);
+});
