@@ -11,6 +11,7 @@
 //   grouped   requests grouped by adapter, one merged-weights session per
 //             adapter (8 sessions, 8 runs per batch)
 //   base      the base model alone, batch as in 'mixed' (the ceiling)
+// Requests are sorted by length before batching (--sort 0: arrival order).
 // Results are printed and appended as a JSON line to bench/results/.
 
 import { appendFileSync, mkdirSync } from 'node:fs';
@@ -32,6 +33,8 @@ const requests = Array.from({ length: N }, (_, i) => ({
   ids: Array.from({ length: 8 + Math.floor(rng.uniform() * (LEN - 8)) }, () => 3 + Math.floor(rng.uniform() * 7990)),
   adapter: `tenant${i % K}`,
 }));
+// A server batches requests of similar length (less padding); --sort 0 keeps arrival order.
+if ((args.sort ?? 1) !== 0) requests.sort((a, b) => a.ids.length - b.ids.length);
 const tokens = requests.reduce((s, r) => s + r.ids.length, 0);
 const sets = Array.from({ length: K }, (_, k) => new AdapterSet(lora, lora.schema.parse({ r: R, lora_alpha: 2 * R, init_lora_weights: false }), model.sites, model.weights, { targetModules: ['qkv', 'output', 'conv1', 'conv2'], seed: k }));
 
@@ -65,24 +68,27 @@ const strategies: Record<string, () => Promise<void>> = {
   },
 };
 
-const results: Record<string, { ms: number; tokensPerSec: number }> = {};
-for (const [name, fn] of Object.entries(strategies)) {
-  await fn(); // compile + warm up
-  const times: number[] = [];
-  for (let i = 0; i < REPS; i++) {
+// Strategies are interleaved rep by rep, so drifting machine load hits all of them alike.
+for (const fn of Object.values(strategies)) await fn(); // compile + warm up
+const times: Record<string, number[]> = Object.fromEntries(Object.keys(strategies).map((k) => [k, []]));
+for (let i = 0; i < REPS; i++) {
+  for (const [name, fn] of Object.entries(strategies)) {
     const t0 = performance.now();
     await fn();
-    times.push(performance.now() - t0);
+    times[name].push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  const ms = times[Math.floor(times.length / 2)];
+}
+const results: Record<string, { ms: number; tokensPerSec: number }> = {};
+for (const [name, ts] of Object.entries(times)) {
+  ts.sort((a, b) => a - b);
+  const ms = ts[Math.floor(ts.length / 2)];
   results[name] = { ms: +ms.toFixed(1), tokensPerSec: Math.round((tokens / ms) * 1000) };
 }
-console.log(`${N} requests (${tokens} tokens, lengths 8..${LEN}) over ${K} LoRA adapters (r=${R}, qkv/output/conv1/conv2), batch ${BATCH}, ${THREADS} threads, median of ${REPS}`);
+console.log(`${N} requests (${tokens} tokens, lengths 8..${LEN}${(args.sort ?? 1) !== 0 ? ', batched by length' : ''}) over ${K} LoRA adapters (r=${R}, qkv/output/conv1/conv2), batch ${BATCH}, ${THREADS} threads, median of ${REPS}`);
 console.table(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { 'ms': v.ms, 'tokens/s': v.tokensPerSec, 'vs switch': +(v.tokensPerSec / results.switch.tokensPerSec).toFixed(2) }])));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
-appendFileSync(path.join(dir, `mixed_adapters-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`), JSON.stringify({ bench: 'mixed_adapters', requests: N, tokens, adapters: K, rank: R, batch: BATCH, threads: THREADS, cpus: os.cpus().length, load: os.loadavg()[0], results }) + '\n');
+appendFileSync(path.join(dir, `mixed_adapters-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`), JSON.stringify({ bench: 'mixed_adapters', sorted: (args.sort ?? 1) !== 0, requests: N, tokens, adapters: K, rank: R, batch: BATCH, threads: THREADS, cpus: os.cpus().length, load: os.loadavg()[0], results }) + '\n');
 await pm.release();
 await basePm.release();
 for (const m of merged) await m.release();
