@@ -11,7 +11,7 @@ import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { loraConfigSchema } from '../src/adapters/lora/config.ts';
 import { plainLinear, type DecoderModel } from '../src/models/decoder.ts';
-import { loadDecoder, decoderFromHf } from '../src/models/load_decoder.ts';
+import { loadDecoder, loadDecoderFolder, decoderFromHf } from '../src/models/load_decoder.ts';
 import { Generator, pickToken } from '../src/models/generate.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { buildCausalLmGraph, causalLmFeeds, makeCausalLmBatch, trainCausalLm, type CausalLmBatch } from '../src/train/causal_lm.ts';
@@ -23,6 +23,8 @@ import path from 'node:path';
 import { saveAdapter } from '../src/peft/adapter_files.ts';
 import { runGenerate } from '../src/cli/generate.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
+import { encodeCausalLm, readCausalLmJsonl, runCausalLmJob } from '../src/tasks/causal_lm.ts';
+import { writeFileSync } from 'node:fs';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
 const NAMES = ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny', 'mistral-tiny'];
@@ -225,6 +227,65 @@ test('lorakit generate (bin): text out, token count and speed on stderr; a non-d
   const bad = run('--model', FIXTURES + 'bert', '--prompt', 'x');
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /config\.json.*model_type 'bert'/);
+});
+
+describe('causal-LM job (JSONL → LoRA adapter)', () => {
+  test('prompt/completion and text lines train an adapter that lowers the loss; generate loads it', async () => {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'lorakit-clm-'));
+    try {
+      const data = path.join(tmp, 'train.jsonl');
+      const lines = [
+        { prompt: 'once upon a time', completion: 'there lived a king' },
+        { prompt: 'what is this', completion: 'a good movie' },
+        { prompt: 'who was there', completion: 'the queen and the king' },
+        { text: 'hello world, i love music' },
+      ];
+      writeFileSync(data, lines.map((l) => JSON.stringify(l)).join('\n') + '\n\n');
+      const out = path.join(tmp, 'adapter');
+      const dir = FIXTURES + 'llama-tiny';
+      const r = await runCausalLmJob({ model: dir, data, out, epochs: 8, batchSize: 2, lr: 1e-2, rank: 4, alpha: 8, threads: 1 });
+      assert.equal(r.examples, 4);
+      assert.equal(r.losses.length, 16);
+      assert.ok(r.lastEpochLoss < 0.7 * r.firstEpochLoss, `epoch loss ${r.firstEpochLoss} → ${r.lastEpochLoss}`);
+      const g = await runGenerate({ model: dir, adapter: out, prompt: 'once upon a time', maxNewTokens: 5, threads: 1 });
+      assert.ok(g.tokens.length >= 1);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  test('chat messages use the tokenizer chat template; loss only on the assistant turn', async () => {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'lorakit-clm-'));
+    try {
+      const data = path.join(tmp, 'chat.jsonl');
+      const msg = (u: string, a: string) => JSON.stringify({ messages: [{ role: 'user', content: u }, { role: 'assistant', content: a }] });
+      writeFileSync(data, [msg('hello', 'hello world'), msg('what is this', 'a movie')].join('\n'));
+      const dir = FIXTURES + 'qwen2-tiny';
+      const { tokenizer } = await loadDecoderFolder(dir);
+      const ex = encodeCausalLm(readCausalLmJsonl(data), tokenizer!, 64);
+      const prompt = tokenizer!.encode(tokenizer!.applyChatTemplate([{ role: 'user', content: 'hello' }], { addGenerationPrompt: true }), { addSpecialTokens: false });
+      assert.equal(ex[0].promptLength, prompt.length);
+      assert.deepEqual(ex[0].ids.slice(0, prompt.length), prompt);
+      assert.equal(ex[0].ids[ex[0].ids.length - 1], tokenizer!.eosTokenId, 'the completion ends with EOS');
+      const r = await runCausalLmJob({ model: dir, data, epochs: 6, batchSize: 2, lr: 1e-2, rank: 4, alpha: 8, threads: 1 });
+      assert.ok(r.lastEpochLoss < r.firstEpochLoss, `epoch loss ${r.firstEpochLoss} → ${r.lastEpochLoss}`);
+      const g = await runGenerate({ model: dir, prompt: 'hello', chat: true, maxNewTokens: 3, threads: 1 });
+      assert.ok(g.promptIds.length > 2);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  test('a bad line is reported with file:line', () => {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'lorakit-clm-'));
+    try {
+      const data = path.join(tmp, 'bad.jsonl');
+      writeFileSync(data, '{"prompt": "a", "completion": "b"}\n{"prompt": 3}\n');
+      assert.throws(() => readCausalLmJsonl(data), (e: Error) => e.message.startsWith(`${data}:2: expected`) && /A valid line looks like/.test(e.message));
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('decoder helpers', () => {

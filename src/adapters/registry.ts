@@ -3,10 +3,16 @@
 import type { AdapterMethod } from './types.ts';
 import { lora } from './lora/index.ts';
 import { dora } from './dora/index.ts';
+import { hydra } from './hydra/index.ts';
+import { sltrain } from './sltrain/index.ts';
+import { fourierft } from './fourierft/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
   dora,
+  hydra,
+  sltrain,
+  fourierft,
 };
 
 export function getMethod(name: string): AdapterMethod {

@@ -288,6 +288,9 @@ def tokenizer_files(model_type):
     }
     cfg = {"bos_token": bos, "eos_token": eos, "unk_token": unk, "model_max_length": 64,
            "tokenizer_class": "GPT2TokenizerFast" if model_type == "gpt2" else "PreTrainedTokenizerFast"}
+    if model_type == "qwen2":  # a tiny chat template (role: content, turns separated by '.')
+        cfg["chat_template"] = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{% if not loop.last %} . {% endif %}{% endfor %}"
+                                "{% if add_generation_prompt %} . assistant:{% endif %}")
     return tok, cfg
 
 

@@ -1,0 +1,101 @@
+// FourierFT (config.ts has the equations). The forward never builds the dense
+// m×n ΔW: with C/S the cos/sin tables of the chosen frequencies,
+//   ΔW·x = f·scaling · [Cm·diag(c)·Cnᵀ − Sm·diag(c)·Snᵀ]·x
+//        = f·scaling · ((x·[Cn | Sn]) ⊙ [c, c]) · [Cm | −Sm]ᵀ
+// Cn[j,k] = cos(2π·((j·v_k) mod n)/n) etc. are computed in the graph from
+// integer constants (exact modular angles; onnxruntime folds them once).
+import * as op from '../../graph/ops.ts';
+import type { Graph, Value } from '../../graph/ir.ts';
+import type { AdapterMethod } from '../types.ts';
+import { randomSupport } from '../sltrain/support.ts';
+import { FourierFTConfig, fourierftConfigSchema, ifftFactor } from './config.ts';
+
+export const FOURIERFT_KEY = 'fourierft_spectrum';
+
+/** The spectral locations: u (row, < out) and v (column, < in), in coefficient order. */
+export function fourierftIndices(out: number, inF: number, c: Pick<FourierFTConfig, 'n_frequency' | 'random_loc_seed'>): { u: Int32Array; v: Int32Array } {
+  if (c.n_frequency >= out * inF) throw new Error(`FourierFT: n_frequency (${c.n_frequency}) must be less than out·in (${out * inF})`);
+  const flat = randomSupport(out * inF, c.n_frequency, c.random_loc_seed);
+  const u = new Int32Array(flat.length), v = new Int32Array(flat.length);
+  for (let k = 0; k < flat.length; k++) {
+    u[k] = Math.floor(flat[k] / inF);
+    v[k] = flat[k] % inF;
+  }
+  return { u, v };
+}
+
+const i64 = (xs: ArrayLike<number>) => BigInt64Array.from(Array.from(xs), (x) => BigInt(x));
+
+/** [len, K] table cos/sin(2π·((t·f_k) mod len)/len) for t = 0..len−1. */
+function trigTables(g: Graph, freqs: Int32Array, len: number, tag: string): [Value, Value] {
+  const tName = `fourierft_range.${len}`;
+  const t = g.leaf(tName) ?? g.weight(tName, i64(Array.from({ length: len }, (_, i) => i)), [len, 1], 'int64');
+  const fName = `fourierft_freq.${tag}`;
+  const f = g.leaf(fName) ?? g.weight(fName, i64(freqs), [1, freqs.length], 'int64');
+  const prod = op.mul(t, f);
+  const [mod] = g.addNode('Mod', [prod, g.scalar(len, 'int64')], [{ dtype: 'int64', shape: prod.shape }], { fmod: 0 });
+  const angle = op.mul(op.cast(mod, 'float32'), (2 * Math.PI) / len);
+  return [op.cos(angle), op.sin(angle)];
+}
+
+export const fourierft: AdapterMethod<FourierFTConfig> = {
+  name: 'fourierft',
+  peftType: 'FOURIERFT',
+  schema: fourierftConfigSchema,
+
+  init({ site, config, rng }) {
+    fourierftIndices(site.outFeatures, site.inFeatures, config); // validates n_frequency
+    const c = new Float32Array(config.n_frequency);
+    if (!config.init_weights) rng.fillNormal(c, 0, 1);
+    return [{ key: FOURIERFT_KEY, shape: [config.n_frequency], data: c }];
+  },
+
+  forward({ g, site, config, p, x, base }) {
+    const m = site.outFeatures, n = site.inFeatures;
+    const { u, v } = fourierftIndices(m, n, config);
+    const tag = `${m}x${n}.${config.n_frequency}.${config.random_loc_seed}`;
+    const [Cn, Sn] = trigTables(g, v, n, `v.${tag}`);
+    const [Cm, Sm] = trigTables(g, u, m, `u.${tag}`);
+    const c = p[FOURIERFT_KEY];
+    const h = op.mul(op.gemm(x, op.concat([Cn, Sn], 1)), op.concat([c, c], 0)); // [N, 2K]
+    return op.gemm(h, op.concat([Cm, op.neg(Sm)], 1), { transB: true, alpha: config.scaling * ifftFactor(config.ifft2_norm, m, n) }, base);
+  },
+
+  deltaWeight(site, config, params) {
+    const m = site.outFeatures, n = site.inFeatures;
+    const { u, v } = fourierftIndices(m, n, config);
+    const c = params[FOURIERFT_KEY];
+    const f = config.scaling * ifftFactor(config.ifft2_norm, m, n);
+    // Row spectra R_u[j] = Σ_{k: u_k = u} c_k·e^{2πi·v_k·j/n}, then an inverse DFT over the rows present.
+    const rows = new Map<number, { re: Float64Array; im: Float64Array }>();
+    for (let k = 0; k < c.length; k++) {
+      let r = rows.get(u[k]);
+      if (!r) rows.set(u[k], (r = { re: new Float64Array(n), im: new Float64Array(n) }));
+      for (let j = 0; j < n; j++) {
+        const a = (2 * Math.PI * ((v[k] * j) % n)) / n;
+        r.re[j] += c[k] * Math.cos(a);
+        r.im[j] += c[k] * Math.sin(a);
+      }
+    }
+    const acc = new Float64Array(m * n);
+    for (const [uu, r] of rows) {
+      for (let i = 0; i < m; i++) {
+        const a = (2 * Math.PI * ((uu * i) % m)) / m;
+        const ca = Math.cos(a), sa = Math.sin(a);
+        const row = i * n;
+        for (let j = 0; j < n; j++) acc[row + j] += ca * r.re[j] - sa * r.im[j];
+      }
+    }
+    const dW = new Float32Array(m * n);
+    for (let i = 0; i < dW.length; i++) dW[i] = f * acc[i];
+    return dW;
+  },
+
+  paramCount(_site, config) {
+    return config.n_frequency;
+  },
+
+  toPeftConfig(c) {
+    return { n_frequency: c.n_frequency, scaling: c.scaling, random_loc_seed: c.random_loc_seed, init_weights: c.init_weights, ifft2_norm: c.ifft2_norm, fan_in_fan_out: false, bias: 'none' };
+  },
+};

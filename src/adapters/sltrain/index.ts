@@ -1,0 +1,84 @@
+// SLTrain: sparse + low-rank ΔW (config.ts has the equations and choices).
+// State-dict keys (our own names; PEFT has no SLTrain):
+//   sltrain_A.weight [r, in]  sltrain_B.weight [out, r]  sltrain_S.values [nnz]
+// The support (flat indices into the [out, in] matrix, row-major) is
+// regenerated from `support_seed` and the module name.
+import * as op from '../../graph/ops.ts';
+import type { Graph, Value } from '../../graph/ir.ts';
+import type { LinearSite } from '../../models/types.ts';
+import type { AdapterMethod } from '../types.ts';
+import { kaimingUniform, loraDelta } from '../lora/index.ts';
+import { SLTrainConfig, sltrainConfigSchema, sltrainNnz, sltrainScaling } from './config.ts';
+import { mixSeed, randomSupport } from './support.ts';
+
+export const SLTRAIN_KEYS = { A: 'sltrain_A.weight', B: 'sltrain_B.weight', S: 'sltrain_S.values' } as const;
+
+/** The support of S for one site: sorted flat indices into [out, in]. */
+export function sltrainSupport(siteName: string, out: number, inF: number, c: Pick<SLTrainConfig, 'density' | 'support_seed'>): Int32Array {
+  return randomSupport(out * inF, sltrainNnz(out, inF, c.density), mixSeed(c.support_seed, `sltrain:${siteName}`));
+}
+
+/**
+ * The dense [rows·cols] vector with `values` at the flat `indices` (ScatterElements
+ * into zeros). Its backward is a Gather of the incoming gradient at the same
+ * indices (a fused vjp: no gradient flows to the zeros or the indices).
+ */
+export function scatterDense(g: Graph, values: Value, indices: Value, size: number): Value {
+  const zeros = g.addNode('ConstantOfShape', [g.ints([size])], [{ dtype: 'float32', shape: [size] }], {
+    value: { tensor: { dtype: 'float32', dims: [1], data: new Float32Array(1) } },
+  })[0];
+  const [dense] = g.addNode('ScatterElements', [zeros, indices, values], [{ dtype: 'float32', shape: [size] }], { axis: 0 });
+  return g.setCustomVjp(dense, [values], (gy) => [op.gather(gy, indices, 0)]);
+}
+
+function supportLeaf(g: Graph, site: LinearSite, c: SLTrainConfig): Value {
+  const name = `sltrain_support.${site.name}.${c.support_seed}.${c.density}`;
+  return g.leaf(name) ?? g.weight(name, BigInt64Array.from(sltrainSupport(site.name, site.outFeatures, site.inFeatures, c), (i) => BigInt(i)), [sltrainNnz(site.outFeatures, site.inFeatures, c.density)], 'int64');
+}
+
+export const sltrain: AdapterMethod<SLTrainConfig> = {
+  name: 'sltrain',
+  peftType: 'SLTRAIN',
+  schema: sltrainConfigSchema,
+
+  init({ site, config, rng }) {
+    const n = site.inFeatures, m = site.outFeatures, r = config.r;
+    const A = kaimingUniform(rng, r, n);
+    const B = config.init_weights ? new Float32Array(m * r) : kaimingUniform(rng, m, r);
+    const nnz = sltrainNnz(m, n, config.density);
+    const S = new Float32Array(nnz);
+    if (config.sparse_init === 'uniform') {
+      const b = 1 / Math.sqrt(n);
+      for (let i = 0; i < nnz; i++) S[i] = rng.uniformRange(-b, b);
+    }
+    return [
+      { key: SLTRAIN_KEYS.A, shape: [r, n], data: A },
+      { key: SLTRAIN_KEYS.B, shape: [m, r], data: B },
+      { key: SLTRAIN_KEYS.S, shape: [nnz], data: S },
+    ];
+  },
+
+  forward({ g, site, config, p, x, base }) {
+    const m = site.outFeatures, n = site.inFeatures;
+    const S = op.reshape(scatterDense(g, p[SLTRAIN_KEYS.S], supportLeaf(g, site, config), m * n), [m, n]);
+    const lowRank = op.gemm(op.gemm(x, p[SLTRAIN_KEYS.A], { transB: true }), p[SLTRAIN_KEYS.B], { transB: true, alpha: sltrainScaling(config) }, base);
+    return op.gemm(x, S, { transB: true }, lowRank);
+  },
+
+  deltaWeight(site, config, params) {
+    const m = site.outFeatures, n = site.inFeatures;
+    const dW = loraDelta(m, n, config.r, sltrainScaling(config), params[SLTRAIN_KEYS.A], params[SLTRAIN_KEYS.B]);
+    const idx = sltrainSupport(site.name, m, n, config);
+    const vals = params[SLTRAIN_KEYS.S];
+    for (let k = 0; k < idx.length; k++) dW[idx[k]] += vals[k];
+    return dW;
+  },
+
+  paramCount(site, config) {
+    return config.r * (site.inFeatures + site.outFeatures) + sltrainNnz(site.outFeatures, site.inFeatures, config.density);
+  },
+
+  toPeftConfig(c) {
+    return { r: c.r, lora_alpha: c.lora_alpha, density: c.density, support_seed: c.support_seed, sparse_init: c.sparse_init, init_weights: c.init_weights };
+  },
+};

@@ -1,0 +1,174 @@
+// Reparameterization methods, batch B (Hydra, SLTrain, FourierFT): forward and
+// gradients against the plain-PyTorch reference (tools/reference/reparam_b.py →
+// test/fixtures/reparam_b.json), parameter counts against METHODS.md's
+// formulas, merge == unmerged and disabled == base on the bundled USE model,
+// and a few training steps that change only the method's parameters (+ head).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { Graph } from '../src/graph/ir.ts';
+import * as op from '../src/graph/ops.ts';
+import { grad } from '../src/autodiff/grad.ts';
+import { CompiledGraph } from '../src/runtime/session.ts';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import type { AdapterMethod } from '../src/adapters/types.ts';
+import type { EncoderModel, LinearSite } from '../src/models/types.ts';
+import { loadUseEncoder } from '../src/models/use_encoder.ts';
+import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
+import { ClassificationTrainer } from '../src/train/trainer.ts';
+import { Rng } from '../src/util/rng.ts';
+import { hydra } from '../src/adapters/hydra/index.ts';
+import { sltrain, sltrainSupport } from '../src/adapters/sltrain/index.ts';
+import { fourierft, fourierftIndices } from '../src/adapters/fourierft/index.ts';
+import { sltrainNnz } from '../src/adapters/sltrain/config.ts';
+
+const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/reparam_b.json', import.meta.url), 'utf8'));
+const METHODS: Record<string, AdapterMethod> = { hydra, sltrain, fourierft };
+
+function close(got: ArrayLike<number>, want: number[], tol: number, what: string) {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i])));
+  assert.ok(worst <= tol, `${what}: max scaled |Δ| ${worst.toExponential(2)} > ${tol}`);
+}
+
+/** One linear site, fixture's W (out_in, or transposed to in_out), through the method's forward. */
+async function runFixture(name: string, layout: 'out_in' | 'in_out') {
+  const c = FIX.cases[name];
+  const method = METHODS[name];
+  const config = method.schema.parse(c.config);
+  const m = FIX.out as number, n = FIX.in as number, N = FIX.n as number;
+  const site: LinearSite = { name: FIX.site, inFeatures: n, outFeatures: m, weightKey: 'w', layout };
+  const g = new Graph('ref');
+  const x = g.input('x', 'float32', [N, n]);
+  let Wdata = Float32Array.from(FIX.W as number[]);
+  if (layout === 'in_out') {
+    const t = new Float32Array(m * n);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) t[j * m + i] = Wdata[i * n + j];
+    Wdata = t;
+  }
+  const W = g.weight('w', Wdata, layout === 'out_in' ? [m, n] : [n, m]);
+  const bias = g.weight('b', Float32Array.from(FIX.b as number[]), [m]);
+  const base = layout === 'out_in' ? op.linearT(x, W, bias) : op.linear(x, W, bias);
+  const p: Record<string, any> = {};
+  for (const [k, v] of Object.entries<any>(c.params)) p[k] = g.param(k, v.shape, Float32Array.from(v.data));
+  const y = method.forward({ g, site, config, p, x, W, bias, base, training: true });
+  const loss = op.reduceSum(op.mul(y, g.weight('R', Float32Array.from(FIX.R as number[]), [N, m])), [0, 1], false);
+  const keys = Object.keys(p);
+  const gs = grad(loss, keys.map((k) => p[k]));
+  g.output('y', y);
+  keys.forEach((k, i) => g.output(`g:${k}`, gs[i]));
+  const cg = await CompiledGraph.compile(g, { threads: 1 });
+  const feeds: Record<string, any> = { x: { data: Float32Array.from(FIX.x as number[]), dims: [N, n] } };
+  for (const k of keys) feeds[k] = { data: Float32Array.from(c.params[k].data), dims: c.params[k].shape };
+  const res = await cg.run(feeds);
+  await cg.release();
+  return { c, res, keys, config, site };
+}
+
+for (const name of Object.keys(METHODS)) {
+  test(`[${name}] forward and gradients match the PyTorch reference (both weight layouts)`, async () => {
+    for (const layout of ['out_in', 'in_out'] as const) {
+      const { c, res, keys } = await runFixture(name, layout);
+      close(res.y.data as Float32Array, c.y, 1e-5, `${name} ${layout} y`);
+      for (const k of keys) close(res[`g:${k}`].data as Float32Array, c.grads[k], 1e-4, `${name} ${layout} ∂L/∂${k}`);
+    }
+  });
+
+  test(`[${name}] dense ΔW reproduces the forward (W0 + ΔW) on the fixture`, async () => {
+    const { c, config, site } = await runFixture(name, 'out_in');
+    const m = site.outFeatures, n = site.inFeatures, N = FIX.n as number;
+    const params: Record<string, Float32Array> = {};
+    for (const [k, v] of Object.entries<any>(c.params)) params[k] = Float32Array.from(v.data);
+    const dW = METHODS[name].deltaWeight!(site, config, params, Float32Array.from(FIX.W as number[]));
+    const y = new Float64Array(N * m);
+    for (let r = 0; r < N; r++) for (let i = 0; i < m; i++) {
+      let s = FIX.b[i];
+      for (let j = 0; j < n; j++) s += FIX.x[r * n + j] * (FIX.W[i * n + j] + dW[i * n + j]);
+      y[r * m + i] = s;
+    }
+    close(y, c.y, 1e-5, `${name} merged y`);
+  });
+}
+
+test('seeded supports match the reference generator (SLTrain support, FourierFT locations)', () => {
+  const m = FIX.out, n = FIX.in;
+  assert.deepEqual([...sltrainSupport(FIX.site, m, n, sltrain.schema.parse(FIX.cases.sltrain.config))], FIX.cases.sltrain.support);
+  const { u, v } = fourierftIndices(m, n, fourierft.schema.parse(FIX.cases.fourierft.config));
+  assert.deepEqual([...u].map((uu, k) => uu * n + v[k]), FIX.cases.fourierft.support);
+});
+
+test('paramCount equals the METHODS.md formulas and the initialized sizes', () => {
+  const rng = new Rng(1);
+  for (const [m, n] of [[10, 12], [768, 256], [512, 1536]]) {
+    const site: LinearSite = { name: 's', inFeatures: n, outFeatures: m, weightKey: 'w', layout: 'in_out' };
+    const W = new Float32Array(m * n);
+    const count = (meth: AdapterMethod, cfg: object) => meth.init({ site, config: meth.schema.parse(cfg), rng, baseWeight: W }).reduce((s, p) => s + p.data.length, 0);
+    // Hydra: r_par·(m + n) + 2·r_seq·m
+    const hc = hydra.schema.parse({});
+    assert.equal(hydra.paramCount(site, hc), 4 * (m + n) + 2 * 8 * m);
+    assert.equal(count(hydra, {}), hydra.paramCount(site, hc));
+    // SLTrain: r·(m + n) + round(δ·m·n)
+    const sc = sltrain.schema.parse({});
+    assert.equal(sltrain.paramCount(site, sc), 8 * (m + n) + Math.round(0.03 * m * n));
+    assert.equal(count(sltrain, {}), sltrain.paramCount(site, sc));
+    assert.equal(sltrainNnz(m, n, 0.03), Math.round(0.03 * m * n));
+    // FourierFT: n_frequency
+    const fc = fourierft.schema.parse({ n_frequency: 100 });
+    assert.equal(fourierft.paramCount(site, fc), 100);
+    assert.equal(count(fourierft, { n_frequency: 100 }), 100);
+  }
+});
+
+test('defaults follow METHODS.md / PEFT', () => {
+  assert.deepEqual(hydra.schema.parse({}), { r_seq: 8, r_par: 4, init_weights: true });
+  const s = sltrain.schema.parse({});
+  assert.equal(s.density, 0.03);
+  assert.equal(s.r, 8);
+  assert.deepEqual(fourierft.schema.parse({}), { n_frequency: 1000, scaling: 150, random_loc_seed: 777, init_weights: false, ifft2_norm: 'backward' });
+});
+
+// ---- on the bundled USE model --------------------------------------------------
+
+let model: EncoderModel;
+let data: { ids: number[]; label: number }[];
+before(async () => {
+  model = await loadUseEncoder();
+  const tok = UseTokenizer.fromVocabFile();
+  data = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue.', 'Loved it!', 'Not great, far too long.'].map((t, i) => ({ ids: tok.encode(t), label: i % 2 }));
+});
+
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const USE_CASES: [string, AdapterMethod, Record<string, unknown>][] = [
+  ['hydra', hydra, { r_seq: 4, r_par: 2, init_weights: false }],
+  ['sltrain', sltrain, { r: 4, density: 0.01, sparse_init: 'uniform', init_weights: false }],
+  ['fourierft', fourierft, { n_frequency: 64, scaling: 3000 }],
+];
+const TARGETS = ['qkv', 'conv2'];
+
+for (const [name, method, cfg] of USE_CASES) {
+  test(`[${name}] USE: merged == unmerged (1e-4), disabled == base (1e-6)`, async () => {
+    const set = new AdapterSet(method, method.schema.parse(cfg), model.sites, model.weights, { targetModules: TARGETS, seed: 3 });
+    const mk = (m: EncoderModel, s: AdapterSet | null) => new ClassificationTrainer(m, s, 2, { epochs: 1, lr: 1e-3, batchSize: 4, seed: 1, buckets: [16] });
+    const [ta, tm, tb] = [mk(model, set), mk(model.withWeights(set.mergeInto(model.weights)), null), mk(model, null)];
+    const [a, mrg, b] = [await ta.embed(data), await tm.embed(data), await tb.embed(data)];
+    assert.ok(maxDiff(a, b) > 1e-3, `the adapter must change outputs (max |Δ| ${maxDiff(a, b)})`);
+    assert.ok(maxDiff(a, mrg) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(a, mrg)}`);
+    set.enabled = false;
+    const td = mk(model, set);
+    assert.ok(maxDiff(await td.embed(data), b) < 1e-6, 'disabled adapter must equal the base model');
+    for (const t of [ta, tm, tb, td]) await t.release();
+  });
+
+  test(`[${name}] USE: a few training steps change only the method's parameters (and the head)`, async () => {
+    const frozen = new Map([...model.weights].map(([k, v]) => [k, Float32Array.from(v.data)]));
+    const set = new AdapterSet(method, method.schema.parse({ ...cfg, init_weights: true }), model.sites, model.weights, { targetModules: TARGETS, seed: 3 });
+    const init = new Map([...set.params].map(([k, v]) => [k, Float32Array.from(v)]));
+    const t = new ClassificationTrainer(model, set, 2, { epochs: 2, lr: 1e-2, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16] });
+    await t.fit(data, data.slice(0, 2));
+    await t.release();
+    for (const [k, v] of model.weights) assert.deepEqual(v.data, frozen.get(k), `frozen weight ${k} changed`);
+    for (const k of set.params.keys()) assert.ok(k.includes(`.${name}_`), `${k} is not a ${name} parameter`);
+    for (const [k, v] of set.params) assert.ok(maxDiff(v, init.get(k)!) > 0, `parameter ${k} did not train`);
+  });
+}

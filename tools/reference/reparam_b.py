@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Plain-PyTorch reference for lorakit's reparameterization methods (batch B):
+Hydra, SLTrain, FourierFT. One linear layer (in=12, out=10, with bias), a fixed
+input x [4, 12], a fixed readout R; for each method the forward output
+y = W0·x + b + adapter(x) and the gradients of L = Σ y ⊙ R with respect to the
+method's trainable parameters.
+
+Writes test/fixtures/reparam_b.json. Run: /usr/bin/python3 tools/reference/reparam_b.py
+Equations: ../shared/docs/METHODS.md and each method's src/adapters/<name>/config.ts.
+"""
+import json
+import math
+import os
+
+import torch
+
+torch.manual_seed(0)
+torch.set_default_dtype(torch.float64)
+IN, OUT, N = 12, 10, 4
+M32 = 0xFFFFFFFF
+
+
+# --- the seeded support generator of src/adapters/sltrain/support.ts ---------
+def imul(a, b):
+    return (a * b) & M32
+
+
+def fnv1a(s):
+    h = 0x811C9DC5
+    for ch in s:
+        h ^= ord(ch) & 0xFF
+        h = imul(h, 0x01000193)
+    return h
+
+
+def mulberry32(seed):
+    state = [seed & M32]
+
+    def nxt():
+        a = (state[0] + 0x6D2B79F5) & M32
+        state[0] = a
+        t = imul(a ^ (a >> 15), 1 | a)
+        t = ((t + imul(t ^ (t >> 7), 61 | t)) & M32) ^ t
+        return ((t ^ (t >> 14)) & M32) / 4294967296.0
+
+    return nxt
+
+
+def random_support(total, count, seed):
+    nxt = mulberry32(seed)
+    perm = list(range(total))
+    for i in range(count):
+        j = i + math.floor(nxt() * (total - i))
+        perm[i], perm[j] = perm[j], perm[i]
+    return sorted(perm[:count])
+
+
+def mix_seed(seed, label):
+    return (fnv1a(label) ^ imul(seed & M32, 0x9E3779B1)) & M32
+
+
+# --- shared layer --------------------------------------------------------------
+W = torch.randn(OUT, IN) * 0.3
+b = torch.randn(OUT) * 0.1
+x = torch.randn(N, IN)
+R = torch.randn(N, OUT)
+SITE = "layer"
+
+
+def t(v):
+    return v.detach().reshape(-1).tolist()
+
+
+def run(name, config, params, fwd, extra=None):
+    ps = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    y = x @ W.T + b + fwd(ps)
+    loss = (y * R).sum()
+    loss.backward()
+    case = {
+        "config": config,
+        "params": {k: {"shape": list(v.shape), "data": t(v)} for k, v in params.items()},
+        "y": t(y),
+        "grads": {k: t(v.grad) for k, v in ps.items()},
+    }
+    if extra:
+        case.update(extra)
+    cases[name] = case
+
+
+cases = {}
+
+# Hydra: h = W0x + Bp·Ap·x + Bs·As·(W0x)   (W0x without the bias)
+rp, rs = 3, 2
+run(
+    "hydra",
+    {"r_par": rp, "r_seq": rs},
+    {
+        "hydra_A_par.weight": torch.randn(rp, IN) * 0.3,
+        "hydra_B_par.weight": torch.randn(OUT, rp) * 0.3,
+        "hydra_A_seq.weight": torch.randn(rs, OUT) * 0.3,
+        "hydra_B_seq.weight": torch.randn(OUT, rs) * 0.3,
+    },
+    lambda p: (x @ p["hydra_A_par.weight"].T) @ p["hydra_B_par.weight"].T
+    + ((x @ W.T) @ p["hydra_A_seq.weight"].T) @ p["hydra_B_seq.weight"].T,
+)
+
+# SLTrain: ΔW = s·B·A + S, S on a seeded random support (density δ)
+r, alpha, density, sseed = 3, 6.0, 0.2, 42
+nnz = max(1, round(density * OUT * IN))
+support = random_support(OUT * IN, nnz, mix_seed(sseed, "sltrain:" + SITE))
+
+
+def sl_fwd(p):
+    S = torch.zeros(OUT * IN, dtype=p["sltrain_S.values"].dtype)
+    S = S.index_put((torch.tensor(support),), p["sltrain_S.values"])
+    dW = (alpha / r) * p["sltrain_B.weight"] @ p["sltrain_A.weight"] + S.reshape(OUT, IN)
+    return x @ dW.T
+
+
+run(
+    "sltrain",
+    {"r": r, "lora_alpha": alpha, "density": density, "support_seed": sseed},
+    {
+        "sltrain_A.weight": torch.randn(r, IN) * 0.3,
+        "sltrain_B.weight": torch.randn(OUT, r) * 0.3,
+        "sltrain_S.values": torch.randn(nnz) * 0.3,
+    },
+    sl_fwd,
+    {"support": support},
+)
+
+# FourierFT (PEFT get_delta_weight): ΔW = scaling·Re(ifft2(dense spectrum)), norm 'backward'
+K, scaling, lseed = 20, 150.0, 777
+flat = random_support(OUT * IN, K, lseed)
+rows = torch.tensor([f // IN for f in flat])
+cols = torch.tensor([f % IN for f in flat])
+
+
+def ff_fwd(p):
+    dense = torch.zeros(OUT, IN, dtype=p["fourierft_spectrum"].dtype)
+    dense = dense.index_put((rows, cols), p["fourierft_spectrum"])
+    dW = torch.fft.ifft2(dense, norm="backward").real * scaling
+    return x @ dW.T
+
+
+run(
+    "fourierft",
+    {"n_frequency": K, "scaling": scaling, "random_loc_seed": lseed},
+    {"fourierft_spectrum": torch.randn(K)},
+    ff_fwd,
+    {"support": flat},
+)
+
+out = {
+    "in": IN, "out": OUT, "n": N, "site": SITE,
+    "W": t(W), "b": t(b), "x": t(x), "R": t(R),
+    "cases": cases,
+}
+path = os.path.join(os.path.dirname(__file__), "..", "..", "test", "fixtures", "reparam_b.json")
+with open(path, "w") as f:
+    json.dump(out, f)
+print("wrote", os.path.normpath(path), "methods:", ", ".join(cases))
