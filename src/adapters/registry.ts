@@ -3,6 +3,11 @@
 import type { AdapterMethod } from './types.ts';
 import { lora } from './lora/index.ts';
 import { dora } from './dora/index.ts';
+import { vera } from './vera/index.ts';
+import { nola } from './nola/index.ts';
+import { loraxs } from './loraxs/index.ts';
+import { loldu } from './loldu/index.ts';
+import { randlora } from './randlora/index.ts';
 import { hydra } from './hydra/index.ts';
 import { sltrain } from './sltrain/index.ts';
 import { fourierft } from './fourierft/index.ts';
@@ -13,6 +18,11 @@ export const METHODS: Record<string, AdapterMethod> = {
   hydra,
   sltrain,
   fourierft,
+  vera,
+  nola,
+  loraxs,
+  loldu,
+  randlora,
 };
 
 export function getMethod(name: string): AdapterMethod {

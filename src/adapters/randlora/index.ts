@@ -1,0 +1,121 @@
+// RandLoRA (Albert et al. 2025, ICLR; official code: HF PEFT `tuners/randlora`):
+// full-rank updates from N = ⌈min(in, out)/r⌉ frozen random bases,
+//   ΔW = s · Σ_b B_b · diag(λ_b) · A · diag(γ_b),   s = randlora_alpha / r,
+// with one shared A [r, min] and B [max, N, r]; trainable λ [r, N] and
+// γ [N, min] (PEFT keys `randlora_lambda`, `randlora_gamma`). As in PEFT the
+// scaled bases are applied on the smaller dimension and flattened the way PEFT
+// flattens them: Â [r·N, min] with row k·N + b = λ[k,b]·A[k]·γ[b], B̂ [max, N·r]
+// = B.reshape(max, N·r); y = W0x + s·B̂·Â·x when in ≤ out, else s·Âᵀ·B̂ᵀ·x.
+// Bases: kaiming-uniform then divided by their own std (PEFT), i.e. U(−1, 1)/std;
+// regenerated from `projection_prng_key`, one pair per distinct (r, min, max)
+// (PEFT draws one pair for the largest target and slices it).
+// Init: λ = 0, γ = 1/max(N, min) (PEFT reset_randlora_parameters), so ΔW = 0.
+import { z } from 'zod';
+import * as op from '../../graph/ops.ts';
+import type { LinearSite } from '../../models/types.ts';
+import type { AdapterMethod } from '../types.ts';
+import { frozen, memo, uniformBasis } from '../bases.ts';
+
+export const randloraConfigSchema = z.object({
+  /** Rank of each random basis (PEFT default 32). */
+  r: z.number().int().positive().default(32),
+  /** s = randlora_alpha / r (PEFT default 640 = 20·r). */
+  randlora_alpha: z.number().positive().default(640),
+  projection_prng_key: z.number().int().default(0),
+  /** true: λ = 0, γ = 1/max(N, min) (ΔW = 0). false: λ ~ N(0, 1) as PEFT's constructor (tests). */
+  init_weights: z.boolean().default(true),
+});
+export type RandloraConfig = z.infer<typeof randloraConfigSchema>;
+
+export function randloraDims(site: LinearSite, c: RandloraConfig) {
+  const min = Math.min(site.inFeatures, site.outFeatures), max = Math.max(site.inFeatures, site.outFeatures);
+  return { min, max, N: Math.ceil(min / c.r), inIsMin: site.inFeatures <= site.outFeatures };
+}
+
+function stdNormalized(key: string, count: number): Float32Array {
+  return memo(`std|${key}|${count}`, () => {
+    const u = uniformBasis(key, count, -1, 1);
+    let mean = 0;
+    for (let i = 0; i < count; i++) mean += u[i];
+    mean /= count;
+    let v = 0;
+    for (let i = 0; i < count; i++) v += (u[i] - mean) ** 2;
+    const std = Math.sqrt(v / Math.max(1, count - 1));
+    return Float32Array.from(u, (x) => x / std);
+  });
+}
+
+/** Shared bases: A [r, min], B [max, N·r] (= PEFT's [max, N, r] flattened). */
+export function randloraBases(site: LinearSite, c: RandloraConfig) {
+  const { min, max, N } = randloraDims(site, c);
+  const k = c.projection_prng_key;
+  return {
+    A: stdNormalized(`randlora:${k}:A:${c.r}x${min}`, c.r * min),
+    B: stdNormalized(`randlora:${k}:B:${max}x${N}x${c.r}`, max * N * c.r),
+  };
+}
+
+export const randlora: AdapterMethod<RandloraConfig> = {
+  name: 'randlora',
+  peftType: 'RANDLORA',
+  schema: randloraConfigSchema,
+
+  init({ site, config, rng }) {
+    const { min, N } = randloraDims(site, config);
+    const lambda = new Float32Array(config.r * N);
+    if (!config.init_weights) rng.fillNormal(lambda, 0, 1);
+    const gamma = new Float32Array(N * min).fill(1 / Math.max(N, min));
+    return [
+      { key: 'randlora_lambda', shape: [config.r, N], data: lambda },
+      { key: 'randlora_gamma', shape: [N, min], data: gamma },
+    ];
+  },
+
+  forward({ g, site, config, p, x, base }) {
+    const { min, max, N, inIsMin } = randloraDims(site, config);
+    const r = config.r, k = config.projection_prng_key;
+    const { A, B } = randloraBases(site, config);
+    const A3 = frozen(g, `randlora_A.${k}.${r}x1x${min}`, A, [r, 1, min]);
+    const Bh = frozen(g, `randlora_B.${k}.${max}x${N * r}`, B, [max, N * r]);
+    const scaled = op.mul(op.mul(op.reshape(p['randlora_lambda'], [r, N, 1]), A3), op.reshape(p['randlora_gamma'], [1, N, min]));
+    const Ah = op.reshape(scaled, [r * N, min]);
+    const s = config.randlora_alpha / r;
+    if (inIsMin) return op.gemm(op.gemm(x, Ah, { transB: true }), Bh, { transB: true, alpha: s }, base);
+    return op.gemm(op.gemm(x, Bh), Ah, { alpha: s }, base);
+  },
+
+  deltaWeight(site, config, params) {
+    const { min, max, N, inIsMin } = randloraDims(site, config);
+    const r = config.r, s = config.randlora_alpha / r;
+    const { A, B } = randloraBases(site, config);
+    const lam = params['randlora_lambda'], gam = params['randlora_gamma'];
+    // Â [rN, min]
+    const Ah = new Float32Array(r * N * min);
+    for (let kk = 0; kk < r; kk++) for (let b = 0; b < N; b++) {
+      const l = lam[kk * N + b], row = (kk * N + b) * min;
+      for (let j = 0; j < min; j++) Ah[row + j] = l * A[kk * min + j] * gam[b * min + j];
+    }
+    // P = s·B̂·Â [max, min]
+    const P = new Float64Array(max * min);
+    for (let i = 0; i < max; i++) for (let c = 0; c < N * r; c++) {
+      const v = B[i * N * r + c];
+      const row = c * min;
+      for (let j = 0; j < min; j++) P[i * min + j] += v * Ah[row + j];
+    }
+    const m = site.outFeatures, n = site.inFeatures;
+    const dW = new Float32Array(m * n);
+    if (inIsMin) for (let i = 0; i < m * n; i++) dW[i] = s * P[i];
+    else for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) dW[i * n + j] = s * P[j * min + i];
+    return dW;
+  },
+
+  /** METHODS.md: λ (r×N) + γ (N×min(m,n)). */
+  paramCount(site, config) {
+    const { min, N } = randloraDims(site, config);
+    return config.r * N + N * min;
+  },
+
+  toPeftConfig(c) {
+    return { r: c.r, randlora_alpha: c.randlora_alpha, projection_prng_key: c.projection_prng_key, init_weights: c.init_weights, save_projection: false, randlora_dropout: 0, sparse: false, very_sparse: false };
+  },
+};
