@@ -16,7 +16,10 @@ import { lora } from '../src/adapters/lora/index.ts';
 import { dora } from '../src/adapters/dora/index.ts';
 import { TargetError } from '../src/adapters/targets.ts';
 import { loadPeftAdapter, saveAdapter, AdapterLoadError } from '../src/peft/adapter_files.ts';
-import { PeftModel, TokenBatch } from '../src/peft/multi.ts';
+import { buildForwardGraph, PeftModel, TokenBatch } from '../src/peft/multi.ts';
+import { grad } from '../src/autodiff/grad.ts';
+import * as op from '../src/graph/ops.ts';
+import { CompiledGraph } from '../src/runtime/session.ts';
 import { PEFT_REF, tinyModel } from './helpers/tiny_model.ts';
 
 const inputs = JSON.parse(fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'));
@@ -72,6 +75,26 @@ for (const name of CASES) {
     assert.ok(maxDiff(un, expected.unmerged) < 1e-5, `unmerged max |Δ| ${maxDiff(un, expected.unmerged)}`);
     const merged = await outputs(model.withWeights(loaded.set.mergeInto(model.weights)));
     assert.ok(maxDiff(merged, expected.merged) < 1e-5, `merged max |Δ| ${maxDiff(merged, expected.merged)}`);
+
+    // Gradients w.r.t. every adapter tensor (DoRA: the norm is detached, as in PEFT).
+    const { graph } = buildForwardGraph(model, loaded.set.linear({ training: false }));
+    const out = graph.outputs[0].value;
+    const n = batch.B * 3;
+    const coef = Float32Array.from({ length: n }, (_, i) => i / n - 0.5);
+    const loss = op.reduceSum(op.mul(out, graph.const(coef, [batch.B, 3], 'float32')), [0, 1], false);
+    const params = graph.params();
+    grad(loss, params).forEach((gv, i) => graph.output(`grad.${params[i].leaf!.name}`, gv));
+    const cg = await CompiledGraph.compile(graph, { threads: 1 });
+    const feeds: Record<string, any> = { input_ids: { data: batch.ids, dims: [batch.B, batch.T] }, attention_mask: { data: batch.mask, dims: [batch.B, batch.T] } };
+    for (const [k, v] of loaded.set.params) feeds[k] = { data: v, dims: loaded.set.shapes.get(k)! };
+    const res = await cg.run(feeds);
+    await cg.release();
+    assert.deepEqual(params.map((p) => p.leaf!.name).sort(), Object.keys(expected.grads).sort());
+    for (const [k, gref] of Object.entries(expected.grads as Record<string, number[]>)) {
+      const got = res[`grad.${k}`].data as Float32Array;
+      const scale = Math.max(1, ...gref.map(Math.abs));
+      assert.ok(maxDiff(got, gref) < 1e-4 * scale, `grad ${k}: max |Δ| ${maxDiff(got, gref)}`);
+    }
 
     // lorakit → PEFT: the same adapter written by lorakit has the reference's keys and shapes.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-ref-${name}-`));
@@ -145,4 +168,24 @@ test('unknown config fields are kept and warned about; the minimum config loads'
   const min = copyCase('lora', () => {});
   fs.writeFileSync(path.join(min, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', target_modules: ['q_proj', 'v_proj'], r: 4, lora_alpha: 8 }));
   assert.equal(loadPeftAdapter(tinyModel(), min).set.targets.length, 4);
+});
+
+test('modules_to_save of a non-linear module: a wrong shape fails naming both shapes, a right one warns', async () => {
+  const { readSafetensors, writeSafetensors } = await import('../src/io/safetensors.ts');
+  for (const [rows, ok] of [[24, false], [20, true]] as const) {
+    const dir = copyCase('lora', (c) => { c.modules_to_save = ['embed_tokens']; });
+    const file = path.join(dir, 'adapter_model.safetensors');
+    const t = readSafetensors(file).tensors;
+    const all = new Map([...t].map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data }]));
+    all.set('base_model.model.model.embed_tokens.weight', { dtype: 'F32', shape: [rows, 8], data: new Float32Array(rows * 8) });
+    writeSafetensors(file, all, { format: 'pt' });
+    const warnings: string[] = [];
+    if (ok) {
+      const loaded = loadPeftAdapter(tinyModel(), dir, { warn: (m) => warnings.push(m) });
+      assert.ok(loaded.extraTensors.has('model.embed_tokens.weight'));
+      assert.match(warnings.join('\n'), /embed_tokens/);
+    } else {
+      assert.throws(() => loadPeftAdapter(tinyModel(), dir, { warn: () => {} }), (e: Error) => /model\.embed_tokens/.test(e.message) && /\[24,8\]/.test(e.message) && /\[20,8\]/.test(e.message));
+    }
+  }
 });

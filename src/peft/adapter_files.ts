@@ -217,5 +217,14 @@ export function loadPeftAdapter(
   });
   loadAdapterWeights(set, loaded);
   for (const k of set.params.keys()) extraTensors.delete(k.slice(PEFT_PREFIX.length));
+  const warn = opts.warn ?? ((m: string) => console.warn(m));
+  for (const [k, t] of extraTensors) {
+    const base = model.weights.get(k);
+    if (!base) continue; // e.g. a task head outside the model: returned to the caller
+    if (base.shape.join(',') !== t.shape.join(',')) {
+      throw new AdapterLoadError(`Module '${k.replace(/\.[^.]+$/, '')}': saved tensor '${k}' has shape [${t.shape}] but this model's is [${base.shape}] (resized embeddings or another head size?)`);
+    }
+    warn(`${dir}: '${k}' (modules_to_save of a module that is not a linear layer) is not applied by the adapter; apply it with model.withWeights(...) (PeftAdapter.extraTensors)`);
+  }
   return { set, peft, extraTensors, dir };
 }

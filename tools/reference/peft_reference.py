@@ -29,7 +29,8 @@ Modes:
   write  (default): writes test/fixtures/peft_ref/: model.safetensors (base),
          inputs.json, and one folder per case (adapter_config.json,
          adapter_model.safetensors, expected.json with unmerged and merged
-         logits) -- adapters "written by PEFT" for lorakit to load.
+         logits and the gradients of sum(logits * coef) w.r.t. each adapter
+         tensor) -- adapters "written by PEFT" for lorakit to load.
   --check DIR --out FILE: loads the base model and the adapter folder DIR
          (e.g. written by lorakit) the way PEFT would, and writes the logits
          and the adapter's key -> shape map as JSON.
@@ -292,6 +293,15 @@ def write_fixtures():
         m = Adapted(base, cfg, t)
         exp = {"unmerged": flat(m.forward(ids, mask)), "merged": flat(m.forward(ids, mask, merged=True)),
                "keys": {k: list(v.shape) for k, v in sorted(t.items())}}
+        # Gradients of loss = sum(logits * coef) w.r.t. every adapter tensor (DoRA: norm detached, as PEFT).
+        for v in t.values():
+            v.requires_grad_(True)
+        logits = Adapted(base, cfg, t).forward(ids, mask)
+        coef = torch.arange(logits.numel(), dtype=torch.float64).reshape(logits.shape) / logits.numel() - 0.5
+        (logits * coef).sum().backward()
+        exp["grads"] = {k: flat(v.grad) for k, v in sorted(t.items())}
+        for v in t.values():
+            v.requires_grad_(False)
         with open(os.path.join(d, "expected.json"), "w") as f:
             json.dump(exp, f)
             f.write("\n")
