@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { runExportOnnx, runMerge } from './merge_export.ts';
 import { registerGenerate } from './generate.ts';
+import { checkMethodOptions, collectMethodOption } from './method_options.ts';
 
 const num = (name: string) => (v: string) => {
   const x = Number(v);
@@ -54,6 +55,7 @@ export function makeProgram(): Command {
     .option('--task <name>', "what to train: 'classification'", 'classification')
     .addOption(new Option('--data <imdb|file.jsonl>', "'imdb' = bundled IMDB reviews (seeded split), or JSONL lines {\"text\":…,\"label\":…}").default('imdb'))
     .option('--method <name>', 'adapter method', 'lora')
+    .option('--method-option <key=value>', 'a field of the method\'s config (repeatable), e.g. d_initial=0.05', collectMethodOption, {})
     .option('--target-modules <list>', "comma-separated module names/suffixes, a regex, or 'all-linear'", list, ['qkv', 'output', 'conv1', 'conv2'])
     .option('-r, --rank <r>', 'LoRA rank r', int('--rank'), 8)
     .option('--alpha <alpha>', 'lora_alpha (scaling = alpha / r)', num('--alpha'), 16)
@@ -82,7 +84,7 @@ export function makeProgram(): Command {
           model: o.model,
           data: o.data,
           method: o.method,
-          methodConfig: { r: o.rank, lora_alpha: o.alpha, lora_dropout: o.dropout, use_rslora: o.rslora },
+          methodConfig: { r: o.rank, lora_alpha: o.alpha, lora_dropout: o.dropout, use_rslora: o.rslora, ...checkMethodOptions(o.method, o.methodOption) },
           targetModules: o.targetModules,
           epochs: o.epochs,
           lr: o.lr,
