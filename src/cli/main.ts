@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { runExportOnnx, runMerge } from './merge_export.ts';
 import { registerGenerate } from './generate.ts';
+import { registerCompare } from './compare.ts';
 import { checkMethodOptions, collectMethodOption } from './method_options.ts';
 
 const num = (name: string) => (v: string) => {
@@ -121,6 +122,7 @@ export function makeProgram(): Command {
     });
 
   registerGenerate(program);
+  registerCompare(program);
   const collect = (v: string, prev: string[]) => [...prev, v];
   const weightsList = (v: string) => v.split(',').map((x) => num('--weights')(x.trim()));
   program

@@ -1,7 +1,6 @@
-// FourierFT (config.ts has the equations). The forward never builds the dense
-// m×n ΔW: with C/S the cos/sin tables of the chosen frequencies,
-//   ΔW·x = f·scaling · [Cm·diag(c)·Cnᵀ − Sm·diag(c)·Snᵀ]·x
-//        = f·scaling · ((x·[Cn | Sn]) ⊙ [c, c]) · [Cm | −Sm]ᵀ
+// FourierFT (config.ts has the equations). With C/S the cos/sin tables of the
+// chosen frequencies (no FFT needed for a sparse spectrum),
+//   ΔW = f·scaling · [Cm·diag(c)·Cnᵀ − Sm·diag(c)·Snᵀ] = f·scaling · ([Cm | −Sm] ⊙ [c, c]) · [Cn | Sn]ᵀ
 // Cn[j,k] = cos(2π·((j·v_k) mod n)/n) etc. are computed in the graph from
 // integer constants (exact modular angles; onnxruntime folds them once).
 import * as op from '../../graph/ops.ts';
@@ -50,15 +49,22 @@ export const fourierft: AdapterMethod<FourierFTConfig> = {
     return [{ key: FOURIERFT_KEY, shape: [config.n_frequency], data: c }];
   },
 
-  forward({ g, site, config, p, x, base }) {
+  forward({ g, site, config, p, x, W, bias }) {
     const m = site.outFeatures, n = site.inFeatures;
     const { u, v } = fourierftIndices(m, n, config);
     const tag = `${m}x${n}.${config.n_frequency}.${config.random_loc_seed}`;
     const [Cn, Sn] = trigTables(g, v, n, `v.${tag}`);
     const [Cm, Sm] = trigTables(g, u, m, `u.${tag}`);
     const c = p[FOURIERFT_KEY];
-    const h = op.mul(op.gemm(x, op.concat([Cn, Sn], 1)), op.concat([c, c], 0)); // [N, 2K]
-    return op.gemm(h, op.concat([Cm, op.neg(Sm)], 1), { transB: true, alpha: config.scaling * ifftFactor(config.ifft2_norm, m, n) }, base);
+    const alpha = config.scaling * ifftFactor(config.ifft2_norm, m, n);
+    const Tm = op.mul(op.concat([Cm, op.neg(Sm)], 1), op.concat([c, c], 0)); // [m, 2K]
+    const Tn = op.concat([Cn, Sn], 1); // [n, 2K]
+    // Dense ΔW once per step (m·n·2K) in the site's layout, added to W0, and the
+    // layer recomputed with it: cheaper than the factored x·Tn·Tmᵀ per token
+    // once a batch has more than ~m·n/(m+n) tokens; the unused W0·x is dropped.
+    const dW = site.layout === 'out_in' ? op.gemm(Tm, Tn, { transB: true, alpha }) : op.gemm(Tn, Tm, { transB: true, alpha });
+    const Weff = op.add(W, dW);
+    return site.layout === 'in_out' ? op.linear(x, Weff, bias) : op.linearT(x, Weff, bias);
   },
 
   deltaWeight(site, config, params) {

@@ -31,9 +31,16 @@ export function scatterDense(g: Graph, values: Value, indices: Value, size: numb
   return g.setCustomVjp(dense, [values], (gy) => [op.gather(gy, indices, 0)]);
 }
 
+/** The support as an int64 leaf, flat indices into W in the site's layout ([out, in] or [in, out]). */
 function supportLeaf(g: Graph, site: LinearSite, c: SLTrainConfig): Value {
-  const name = `sltrain_support.${site.name}.${c.support_seed}.${c.density}`;
-  return g.leaf(name) ?? g.weight(name, BigInt64Array.from(sltrainSupport(site.name, site.outFeatures, site.inFeatures, c), (i) => BigInt(i)), [sltrainNnz(site.outFeatures, site.inFeatures, c.density)], 'int64');
+  const name = `sltrain_support.${site.name}.${site.layout}.${c.support_seed}.${c.density}`;
+  const hit = g.leaf(name);
+  if (hit) return hit;
+  const m = site.outFeatures, n = site.inFeatures;
+  const idx = sltrainSupport(site.name, m, n, c);
+  const flat = new BigInt64Array(idx.length);
+  for (let k = 0; k < idx.length; k++) flat[k] = BigInt(site.layout === 'out_in' ? idx[k] : (idx[k] % n) * m + Math.floor(idx[k] / n));
+  return g.weight(name, flat, [idx.length], 'int64');
 }
 
 export const sltrain: AdapterMethod<SLTrainConfig> = {
@@ -58,11 +65,15 @@ export const sltrain: AdapterMethod<SLTrainConfig> = {
     ];
   },
 
-  forward({ g, site, config, p, x, base }) {
+  forward({ g, site, config, p, x, W, bias }) {
+    // S is added to W0 in the graph (W0 + S in the site's layout) and the layer
+    // is recomputed with it: one product instead of W0·x plus a dense S·x (the
+    // unused W0·x is dropped by onnxruntime). ∂L/∂S = ∂L/∂W gathered at the support.
     const m = site.outFeatures, n = site.inFeatures;
-    const S = op.reshape(scatterDense(g, p[SLTRAIN_KEYS.S], supportLeaf(g, site, config), m * n), [m, n]);
-    const lowRank = op.gemm(op.gemm(x, p[SLTRAIN_KEYS.A], { transB: true }), p[SLTRAIN_KEYS.B], { transB: true, alpha: sltrainScaling(config) }, base);
-    return op.gemm(x, S, { transB: true }, lowRank);
+    const S = op.reshape(scatterDense(g, p[SLTRAIN_KEYS.S], supportLeaf(g, site, config), m * n), W.shape as number[]);
+    const Weff = op.add(W, S);
+    const y = site.layout === 'in_out' ? op.linear(x, Weff, bias) : op.linearT(x, Weff, bias);
+    return op.gemm(op.gemm(x, p[SLTRAIN_KEYS.A], { transB: true }), p[SLTRAIN_KEYS.B], { transB: true, alpha: sltrainScaling(config) }, y);
   },
 
   deltaWeight(site, config, params) {

@@ -1,0 +1,102 @@
+// `lorakit compare`: several adapter methods × seeds on the bundled sentiment
+// task, one table (console + Markdown) and an SVG bar chart (src/tasks/compare.ts).
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { compareTable, runCompare } from '../tasks/compare.ts';
+import { METHODS } from '../adapters/registry.ts';
+
+const num = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a finite number, got '${v}'`);
+  return x;
+};
+const int = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
+  return x;
+};
+const list = (v: string) => (v === 'all-linear' ? v : v.split(',').map((s) => s.trim()).filter(Boolean));
+/** 'fourierft=0.05,lora=0.002' → { fourierft: 0.05, lora: 0.002 } */
+const pairs = (v: string) =>
+  Object.fromEntries(
+    v.split(',').map((kv) => {
+      const [k, x] = kv.split('=');
+      if (!k || x === undefined) throw new InvalidArgumentError(`expected method=value pairs, got '${kv}'`);
+      return [k.trim(), num(`--method-lr ${k}`)(x.trim())];
+    }),
+  );
+
+export function registerCompare(program: Command): void {
+  program
+    .command('compare')
+    .description('Train several adapter methods over several seeds on the bundled sentiment task (plus the frozen-encoder baseline); table, Markdown and SVG chart')
+    .requiredOption('--methods <list>', `comma-separated methods (${Object.keys(METHODS).join(', ')})`, (v) => list(v) as string[])
+    .option('--seeds <n>', 'number of seeds (first-seed, first-seed+1, ...)', int('--seeds'), 3)
+    .option('--first-seed <n>', 'first seed', int('--first-seed'), 42)
+    .addOption(new Option('--task <name>', "'sentiment' (= classification on --data)").choices(['sentiment', 'classification']).default('sentiment'))
+    .addOption(new Option('--model <name|dir>', "'use' (bundled) or a Hugging Face encoder folder").default('use'))
+    .addOption(new Option('--data <imdb|file.jsonl>', "'imdb' = bundled IMDB reviews").default('imdb'))
+    .option('--target-modules <list>', "module names/suffixes, a regex, or 'all-linear'", list, ['qkv', 'output', 'conv1', 'conv2'])
+    .option('--epochs <n>', 'training epochs', int('--epochs'), 1)
+    .option('--lr <lr>', 'adapter learning rate (per-method overrides: --method-lr)', num('--lr'), 2e-3)
+    .option('--method-lr <pairs>', 'per-method adapter learning rates, e.g. fourierft=0.05', pairs)
+    .option('--head-lr-scale <x>', 'head learning rate = --lr × this, the same for every method', num('--head-lr-scale'), 5)
+    .option('--batch <n>', 'batch size', int('--batch'), 32)
+    .option('--max-train <n>', 'at most N training examples', int('--max-train'), 1000)
+    .option('--max-eval <n>', 'at most N validation and N test examples', int('--max-eval'), 500)
+    .option('--max-len <n>', 'truncate token sequences', int('--max-len'), 128)
+    .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .option('--out <dir>', 'run folders and compare.json', 'runs/compare')
+    .option('--md <file>', 'write the Markdown table here (default <out>/compare.md)')
+    .option('--svg <file>', 'write the SVG chart here (default: next to the Markdown, .svg)')
+    .option('--quiet', 'no per-run messages', false)
+    .action(async (o) => {
+      const command = `lorakit ${process.argv.slice(2).join(' ')}`;
+      const quietUi = { info: (m: string) => (o.quiet ? undefined : console.log(m)), startPhase() {}, step() {}, epoch() {}, endPhase() {} };
+      const res = await runCompare(
+        {
+          methods: o.methods,
+          seeds: o.seeds,
+          firstSeed: o.firstSeed,
+          model: o.model,
+          data: o.data,
+          targetModules: o.targetModules,
+          epochs: o.epochs,
+          lr: o.lr,
+          methodLr: o.methodLr,
+          headLrScale: o.headLrScale,
+          batchSize: o.batch,
+          maxTrain: o.maxTrain,
+          maxEval: o.maxEval,
+          maxLen: o.maxLen,
+          threads: o.threads,
+          out: o.out,
+          command,
+        },
+        quietUi,
+      );
+      console.table(compareTable(res.rows));
+      const md = o.md ?? path.join(o.out, 'compare.md');
+      const svg = o.svg ?? md.replace(/\.md$/, '') + '.svg';
+      fs.mkdirSync(path.dirname(md), { recursive: true });
+      fs.mkdirSync(path.dirname(svg), { recursive: true });
+      fs.writeFileSync(svg, res.svg);
+      const doc = [
+        '# Adapter methods compared on the bundled sentiment task',
+        '',
+        'Made by:',
+        '',
+        '```',
+        command,
+        '```',
+        '',
+        res.markdown,
+        '',
+        `![test accuracy](${path.relative(path.dirname(md), svg) || path.basename(svg)})`,
+        '',
+      ].join('\n');
+      fs.writeFileSync(md, doc);
+      console.log(`wrote ${md} and ${svg}`);
+    });
+}

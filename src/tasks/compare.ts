@@ -1,0 +1,252 @@
+// `lorakit compare`: the bundled sentiment task (src/tasks/classification.ts's
+// job) for several adapter methods × seeds, plus one frozen-encoder baseline
+// per seed; a table of mean ± std test accuracy, trainable parameters, median
+// training-step time and peak memory, written as Markdown and an SVG bar chart
+// (drawn here, no plotting dependency).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { getMethod } from '../adapters/registry.ts';
+import type { TargetModules } from '../adapters/targets.ts';
+import { ClassifyJobOptions, JobUi, runClassificationJob } from './classification.ts';
+
+export const BASELINE = 'frozen encoder';
+
+/**
+ * Per-method learning rates where the method's parameters live on another
+ * scale than LoRA's (the head keeps the common head learning rate).
+ * FourierFT: each coefficient moves ΔW by scaling/(out·in) ≈ 4e-4 on USE's
+ * layers, so its paper trains the spectrum with lr ≈ 5e-2…1e-1.
+ */
+export const METHOD_LR: Record<string, number> = { fourierft: 5e-2 };
+
+export interface CompareOptions {
+  methods: string[];
+  seeds: number;
+  /** Seeds used: firstSeed, firstSeed+1, ... */
+  firstSeed: number;
+  model: string;
+  data: string;
+  targetModules: TargetModules;
+  epochs: number;
+  /** Learning rate of the adapter parameters (METHOD_LR overrides per method unless `methodLr` does). */
+  lr: number;
+  /** Head learning rate = lr · headLrScale (the same for every method). */
+  headLrScale: number;
+  methodLr?: Record<string, number>;
+  /** Extra config fields per method (LoRA gets r / lora_alpha from here too). */
+  methodConfigs?: Record<string, Record<string, unknown>>;
+  batchSize: number;
+  maxTrain?: number;
+  maxEval?: number;
+  maxLen: number;
+  threads?: number;
+  out: string;
+  /** The command line, recorded in the Markdown. */
+  command?: string;
+}
+
+export interface CompareRun {
+  method: string;
+  seed: number;
+  testAccuracy: number;
+  trainableParams: number;
+  /** Median wall time of a training step (ms); null for the baseline (no steps). */
+  medianStepMs: number | null;
+  /** Highest resident set size sampled during the run (MiB, whole process). */
+  peakRssMiB: number;
+  seconds: number;
+}
+
+export interface CompareRow {
+  method: string;
+  seeds: number;
+  meanAccuracy: number;
+  stdAccuracy: number;
+  accuracies: number[];
+  trainableParams: number;
+  medianStepMs: number | null;
+  peakRssMiB: number;
+}
+
+export interface CompareResult {
+  runs: CompareRun[];
+  rows: CompareRow[];
+  markdown: string;
+  svg: string;
+  split: { train: number; validation: number; test: number };
+}
+
+export const median = (xs: number[]) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
+export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Sample standard deviation (n − 1); 0 for one value. */
+export const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+
+const rssMiB = () => process.memoryUsage.rss() / 2 ** 20;
+
+/** Runs every (method, seed) and the baseline per seed; `ui` sees each job's progress. */
+export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareResult> {
+  for (const m of o.methods) getMethod(m); // unknown names fail before any training
+  if (!(o.seeds >= 1)) throw new Error(`--seeds must be at least 1, got ${o.seeds}`);
+  const runs: CompareRun[] = [];
+  let split = { train: 0, validation: 0, test: 0 };
+  for (let si = 0; si < o.seeds; si++) {
+    const seed = o.firstSeed + si;
+    for (const [mi, method] of o.methods.entries()) {
+      const lr = o.methodLr?.[method] ?? METHOD_LR[method] ?? o.lr;
+      const withBaseline = mi === 0;
+      let peak = rssMiB();
+      const stepTimes: number[] = [];
+      let last = NaN;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssMiB())), 200);
+      const job: ClassifyJobOptions = {
+        model: o.model,
+        data: o.data,
+        method,
+        methodConfig: { ...(method === 'lora' || method === 'dora' ? { r: 8, lora_alpha: 16 } : {}), ...o.methodConfigs?.[method] },
+        targetModules: o.targetModules,
+        epochs: o.epochs,
+        lr,
+        headLrScale: (o.lr * o.headLrScale) / lr,
+        batchSize: o.batchSize,
+        seed,
+        out: path.join(o.out, `${method}-seed${seed}`),
+        maxTrain: o.maxTrain,
+        maxEval: o.maxEval,
+        maxLen: o.maxLen,
+        threads: o.threads,
+        resume: false,
+        baseline: withBaseline,
+      };
+      ui.info(`\n== ${method}, seed ${seed} (lr ${lr})${withBaseline ? ' + frozen-encoder baseline' : ''}`);
+      let res;
+      try {
+        res = await runClassificationJob(job, {
+          ...ui,
+          step(s) {
+            const now = performance.now();
+            if (Number.isFinite(last)) stepTimes.push(now - last);
+            last = now;
+            peak = Math.max(peak, rssMiB());
+            ui.step(s);
+          },
+          epoch(e) {
+            last = NaN; // evaluation between epochs is not a step
+            ui.epoch(e);
+          },
+        });
+      } finally {
+        clearInterval(sampler);
+      }
+      split = res.split;
+      peak = Math.max(peak, rssMiB());
+      for (const r of res.rows) {
+        const isBase = r.system.startsWith('frozen');
+        runs.push({
+          method: isBase ? BASELINE : method,
+          seed,
+          testAccuracy: r.testAccuracy,
+          trainableParams: r.trainableParams,
+          medianStepMs: isBase ? null : median(stepTimes),
+          peakRssMiB: peak,
+          seconds: r.seconds,
+        });
+      }
+    }
+  }
+  const order = [BASELINE, ...o.methods];
+  const rows: CompareRow[] = order.map((m) => {
+    const rs = runs.filter((r) => r.method === m);
+    const acc = rs.map((r) => r.testAccuracy);
+    const steps = rs.map((r) => r.medianStepMs).filter((x): x is number => x !== null);
+    return {
+      method: m,
+      seeds: rs.length,
+      meanAccuracy: mean(acc),
+      stdAccuracy: std(acc),
+      accuracies: acc,
+      trainableParams: rs[0].trainableParams,
+      medianStepMs: steps.length ? median(steps) : null,
+      peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
+    };
+  });
+  const result = { runs, rows, split, markdown: '', svg: '' };
+  result.svg = compareSvg(rows);
+  result.markdown = compareMarkdown(rows, { ...o, split });
+  fs.mkdirSync(o.out, { recursive: true });
+  fs.writeFileSync(path.join(o.out, 'compare.json'), JSON.stringify({ options: o, runs, rows, split }, null, 2) + '\n');
+  return result;
+}
+
+const pct = (x: number) => (100 * x).toFixed(2);
+
+/** Rows for console.table. */
+export function compareTable(rows: CompareRow[]) {
+  return rows.map((r) => ({
+    method: r.method,
+    'test acc % (mean ± std)': `${pct(r.meanAccuracy)} ± ${pct(r.stdAccuracy)}`,
+    'trainable params': r.trainableParams,
+    'median step ms': r.medianStepMs === null ? '—' : +r.medianStepMs.toFixed(1),
+    'peak RSS MiB': Math.round(r.peakRssMiB),
+  }));
+}
+
+export function compareMarkdown(rows: CompareRow[], o: CompareOptions & { split: CompareResult['split']; svgName?: string; date?: string }): string {
+  const lines = [
+    '| method | test accuracy % (mean ± std) | per seed | trainable params | median step (ms) | peak RSS (MiB) |',
+    '|---|---|---|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.method} | ${pct(r.meanAccuracy)} ± ${pct(r.stdAccuracy)} | ${r.accuracies.map(pct).join(', ')} | ${r.trainableParams.toLocaleString('en-US')} | ${r.medianStepMs === null ? '—' : r.medianStepMs.toFixed(1)} | ${Math.round(r.peakRssMiB)} |`),
+  ];
+  const seeds = Array.from({ length: o.seeds }, (_, i) => o.firstSeed + i).join(', ');
+  return [
+    `Task: ${o.data === 'imdb' ? 'bundled IMDB sentiment' : o.data} on ${o.model === 'use' ? 'the bundled Universal Sentence Encoder lite' : o.model}; ` +
+      `${o.split.train} train / ${o.split.validation} validation / ${o.split.test} test examples (fixed split), ${o.epochs} epoch(s), batch ${o.batchSize}, ` +
+      `target modules ${JSON.stringify(o.targetModules)}, seeds ${seeds}, ${os.cpus().length} CPU cores.`,
+    '',
+    ...lines,
+    '',
+    'Trainable parameters include the linear head (2 labels). "frozen encoder" is the linear probe on frozen embeddings (no training steps). ' +
+      'Step time: median wall time between consecutive optimizer steps (forward + backward + update), first step of each epoch excluded. ' +
+      'Peak RSS: highest resident set size of the whole process sampled during that run (runs share one process, so it never falls between runs).',
+  ].join('\n');
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** A bar chart of mean test accuracy with ±std whiskers, one bar per method. */
+export function compareSvg(rows: CompareRow[], title = 'Test accuracy (mean ± std over seeds)'): string {
+  const W = 120 + 90 * rows.length, H = 360, left = 60, top = 40, bottom = 90, plotH = H - top - bottom;
+  const hi = Math.min(100, Math.ceil((Math.max(...rows.map((r) => 100 * (r.meanAccuracy + r.stdAccuracy))) + 2) / 5) * 5);
+  const lo = Math.max(0, Math.floor((Math.min(...rows.map((r) => 100 * (r.meanAccuracy - r.stdAccuracy))) - 5) / 5) * 5);
+  const y = (v: number) => top + plotH * (1 - (v - lo) / (hi - lo || 1));
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(title)}</text>`,
+  ];
+  for (let v = lo; v <= hi; v += 5) {
+    parts.push(`<line x1="${left}" x2="${W - 20}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#ddd"/>`);
+    parts.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v}%</text>`);
+  }
+  parts.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="#333"/>`);
+  rows.forEach((r, i) => {
+    const cx = left + 45 + 90 * i, m = 100 * r.meanAccuracy, s = 100 * r.stdAccuracy;
+    const color = r.method === BASELINE ? '#999' : '#4878a8';
+    parts.push(`<rect x="${cx - 28}" y="${y(m).toFixed(1)}" width="56" height="${(top + plotH - y(m)).toFixed(1)}" fill="${color}"/>`);
+    if (s > 0) {
+      parts.push(`<line x1="${cx}" x2="${cx}" y1="${y(m + s).toFixed(1)}" y2="${y(m - s).toFixed(1)}" stroke="black"/>`);
+      for (const v of [m + s, m - s]) parts.push(`<line x1="${cx - 8}" x2="${cx + 8}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="black"/>`);
+    }
+    parts.push(`<text x="${cx}" y="${(y(m + s) - 6).toFixed(1)}" text-anchor="middle">${m.toFixed(1)}</text>`);
+    parts.push(`<text x="${cx}" y="${top + plotH + 18}" text-anchor="middle">${esc(r.method)}</text>`);
+    parts.push(`<text x="${cx}" y="${top + plotH + 34}" text-anchor="middle" fill="#555" font-size="10">${r.trainableParams.toLocaleString('en-US')} params</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}

@@ -1,0 +1,54 @@
+// lorakit compare (src/tasks/compare.ts): statistics, the Markdown table, the
+// SVG chart, and a tiny end-to-end run (2 methods × 2 seeds, a few examples).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BASELINE, compareMarkdown, compareSvg, CompareRow, mean, median, runCompare, std } from '../src/tasks/compare.ts';
+
+const row = (method: string, accs: number[], params: number, step: number | null): CompareRow => ({
+  method, seeds: accs.length, meanAccuracy: mean(accs), stdAccuracy: std(accs), accuracies: accs, trainableParams: params, medianStepMs: step, peakRssMiB: 900,
+});
+
+test('statistics: sample std, median', () => {
+  assert.ok(Math.abs(mean([0.8, 0.9]) - 0.85) < 1e-12);
+  assert.ok(Math.abs(std([0.8, 0.9, 1.0]) - 0.1) < 1e-12);
+  assert.equal(std([0.7]), 0);
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 2, 3]), 2.5);
+});
+
+test('Markdown table and SVG chart', () => {
+  const rows = [row(BASELINE, [0.7, 0.72], 1026, null), row('lora', [0.8, 0.84], 105474, 812.3)];
+  const md = compareMarkdown(rows, { methods: ['lora'], seeds: 2, firstSeed: 42, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, headLrScale: 5, batchSize: 32, maxLen: 128, out: 'x', split: { train: 10, validation: 5, test: 5 } });
+  assert.match(md, /\| lora \| 82\.00 ± 2\.83 \| 80\.00, 84\.00 \| 105,474 \| 812\.3 \| 900 \|/);
+  assert.match(md, /\| frozen encoder \| 71\.00 ± 1\.41 \| .* \| — \|/);
+  assert.match(md, /seeds 42, 43/);
+  const svg = compareSvg(rows);
+  assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.equal((svg.match(/<rect /g) ?? []).length, 3, 'background + one bar per row');
+  assert.match(svg, />lora</);
+  assert.match(svg, /<\/svg>\n$/);
+});
+
+test('runCompare: every method × seed plus one baseline per seed', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-compare-'));
+  const ui = { info() {}, startPhase() {}, step() {}, epoch() {}, endPhase() {} };
+  const res = await runCompare(
+    { methods: ['lora', 'hydra'], seeds: 2, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, headLrScale: 5, batchSize: 4, maxTrain: 12, maxEval: 8, maxLen: 32, threads: 2, out },
+    ui,
+  );
+  assert.deepEqual(res.runs.map((r) => `${r.method}@${r.seed}`), ['frozen encoder@7', 'lora@7', 'hydra@7', 'frozen encoder@8', 'lora@8', 'hydra@8']);
+  assert.deepEqual(res.rows.map((r) => r.method), [BASELINE, 'lora', 'hydra']);
+  for (const r of res.rows) {
+    assert.equal(r.seeds, 2);
+    assert.ok(r.meanAccuracy >= 0 && r.meanAccuracy <= 1);
+    assert.ok(r.peakRssMiB > 0);
+  }
+  assert.equal(res.rows[0].medianStepMs, null);
+  assert.ok(res.rows[1].medianStepMs! > 0);
+  assert.equal(res.rows[1].trainableParams, 8 * (256 + 768) + 8 * (512 + 1536) + 2 * 512 + 2);
+  assert.ok(fs.existsSync(path.join(out, 'compare.json')));
+  await assert.rejects(runCompare({ ...({} as any), methods: ['nosuch'], seeds: 1 }, ui), /Unknown adapter method 'nosuch'/);
+});
