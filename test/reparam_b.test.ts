@@ -21,9 +21,10 @@ import { hydra } from '../src/adapters/hydra/index.ts';
 import { sltrain, sltrainSupport } from '../src/adapters/sltrain/index.ts';
 import { fourierft, fourierftIndices } from '../src/adapters/fourierft/index.ts';
 import { sltrainNnz } from '../src/adapters/sltrain/config.ts';
+import { smora, smoraBias, updateBias, loadOutput } from '../src/adapters/smora/index.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/reparam_b.json', import.meta.url), 'utf8'));
-const METHODS: Record<string, AdapterMethod> = { hydra, sltrain, fourierft };
+const METHODS: Record<string, AdapterMethod> = { hydra, sltrain, fourierft, smora };
 
 function close(got: ArrayLike<number>, want: number[], tol: number, what: string) {
   assert.equal(got.length, want.length, `${what}: length`);
@@ -61,6 +62,7 @@ async function runFixture(name: string, layout: 'out_in' | 'in_out') {
   const cg = await CompiledGraph.compile(g, { threads: 1 });
   const feeds: Record<string, any> = { x: { data: Float32Array.from(FIX.x as number[]), dims: [N, n] } };
   for (const k of keys) feeds[k] = { data: Float32Array.from(c.params[k].data), dims: c.params[k].shape };
+  for (const [k, v] of Object.entries<any>(c.feeds ?? {})) feeds[k] = { data: Float32Array.from(v.data), dims: v.shape };
   const res = await cg.run(feeds);
   await cg.release();
   return { c, res, keys, config, site };
@@ -75,7 +77,7 @@ for (const name of Object.keys(METHODS)) {
     }
   });
 
-  test(`[${name}] dense ΔW reproduces the forward (W0 + ΔW) on the fixture`, async () => {
+  if (METHODS[name].deltaWeight) test(`[${name}] dense ΔW reproduces the forward (W0 + ΔW) on the fixture`, async () => {
     const { c, config, site } = await runFixture(name, 'out_in');
     const m = site.outFeatures, n = site.inFeatures, N = FIX.n as number;
     const params: Record<string, Float32Array> = {};
@@ -114,6 +116,10 @@ test('paramCount equals the METHODS.md formulas and the initialized sizes', () =
     assert.equal(count(sltrain, {}), sltrain.paramCount(site, sc));
     assert.equal(sltrainNnz(m, n, 0.03), Math.round(0.03 * m * n));
     // FourierFT: n_frequency
+    // SMoRA: R·(in + out) + R·in (router)
+    const mc = smora.schema.parse({});
+    assert.equal(smora.paramCount(site, mc), 64 * (n + m) + 64 * n);
+    assert.equal(count(smora, {}), smora.paramCount(site, mc));
     const fc = fourierft.schema.parse({ n_frequency: 100 });
     assert.equal(fourierft.paramCount(site, fc), 100);
     assert.equal(count(fourierft, { n_frequency: 100 }), 100);
@@ -125,6 +131,7 @@ test('defaults follow METHODS.md / PEFT', () => {
   const s = sltrain.schema.parse({});
   assert.equal(s.density, 0.03);
   assert.equal(s.r, 8);
+  assert.deepEqual(smora.schema.parse({}), { num_ranks: 64, top_k: 8, lora_alpha: 16, bias_update_rate: 1e-3, init_weights: true });
   assert.deepEqual(fourierft.schema.parse({}), { n_frequency: 1000, scaling: 150, random_loc_seed: 777, init_weights: false, ifft2_norm: 'backward' });
 });
 
@@ -143,17 +150,20 @@ const USE_CASES: [string, AdapterMethod, Record<string, unknown>][] = [
   ['hydra', hydra, { r_seq: 4, r_par: 2, init_weights: false }],
   ['sltrain', sltrain, { r: 4, density: 0.01, sparse_init: 'uniform', init_weights: false }],
   ['fourierft', fourierft, { n_frequency: 64, scaling: 3000 }],
+  ['smora', smora, { num_ranks: 8, top_k: 2, init_weights: false }],
 ];
 const TARGETS = ['qkv', 'conv2'];
 
 for (const [name, method, cfg] of USE_CASES) {
-  test(`[${name}] USE: merged == unmerged (1e-4), disabled == base (1e-6)`, async () => {
+  test(`[${name}] USE: merged == unmerged (1e-4) where ΔW is dense, disabled == base (1e-6)`, async () => {
     const set = new AdapterSet(method, method.schema.parse(cfg), model.sites, model.weights, { targetModules: TARGETS, seed: 3 });
     const mk = (m: EncoderModel, s: AdapterSet | null) => new ClassificationTrainer(m, s, 2, { epochs: 1, lr: 1e-3, batchSize: 4, seed: 1, buckets: [16] });
-    const [ta, tm, tb] = [mk(model, set), mk(model.withWeights(set.mergeInto(model.weights)), null), mk(model, null)];
+    const mergeable = !!method.deltaWeight;
+    const [ta, tm, tb] = [mk(model, set), mk(mergeable ? model.withWeights(set.mergeInto(model.weights)) : model, null), mk(model, null)];
     const [a, mrg, b] = [await ta.embed(data), await tm.embed(data), await tb.embed(data)];
     assert.ok(maxDiff(a, b) > 1e-3, `the adapter must change outputs (max |Δ| ${maxDiff(a, b)})`);
-    assert.ok(maxDiff(a, mrg) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(a, mrg)}`);
+    if (mergeable) assert.ok(maxDiff(a, mrg) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(a, mrg)}`);
+    else assert.throws(() => set.mergeInto(model.weights), /no dense ΔW/);
     set.enabled = false;
     const td = mk(model, set);
     assert.ok(maxDiff(await td.embed(data), b) < 1e-6, 'disabled adapter must equal the base model');
@@ -172,3 +182,24 @@ for (const [name, method, cfg] of USE_CASES) {
     for (const [k, v] of set.params) assert.ok(maxDiff(v, init.get(k)!) > 0, `parameter ${k} did not train`);
   });
 }
+
+test('[smora] load balancing: β moves toward under-used ranks; the trainer feeds β and updates it from each step\'s load', async () => {
+  const beta = new Float32Array(4);
+  updateBias(beta, [10, 0, 2, 4], 0.01); // mean 4
+  assert.deepEqual([...beta].map((v) => +v.toFixed(3)), [-0.01, 0.01, 0.01, 0]);
+  const set = new AdapterSet(smora, smora.schema.parse({ num_ranks: 8, top_k: 2, bias_update_rate: 0.01 }), model.sites, model.weights, { targetModules: ['qkv'], seed: 2 });
+  let loads = 0;
+  const t = new ClassificationTrainer(model, set, 2, {
+    epochs: 1, lr: 1e-2, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16],
+    onStep: () => loads++,
+  });
+  await t.fit(data, data.slice(0, 2));
+  await t.release();
+  assert.equal(loads, 2);
+  for (const site of set.targets) {
+    const b = smoraBias(set, site.name, 8);
+    assert.ok(b.some((v) => v !== 0), `β of ${site.name} was not updated`);
+    assert.ok(b.every((v) => Math.abs(Math.round(v / 0.01) * 0.01 - v) < 1e-6), 'each update is ±u or 0');
+  }
+  assert.equal(loadOutput('a.b'), 'smora_load.a.b');
+});

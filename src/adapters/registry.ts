@@ -11,6 +11,7 @@ import { randlora } from './randlora/index.ts';
 import { hydra } from './hydra/index.ts';
 import { sltrain } from './sltrain/index.ts';
 import { fourierft } from './fourierft/index.ts';
+import { smora } from './smora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -18,6 +19,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   hydra,
   sltrain,
   fourierft,
+  smora,
   vera,
   nola,
   loraxs,

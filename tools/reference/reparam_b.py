@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Plain-PyTorch reference for lorakit's reparameterization methods (batch B):
-Hydra, SLTrain, FourierFT. One linear layer (in=12, out=10, with bias), a fixed
+Hydra, SLTrain, FourierFT, SMoRA. One linear layer (in=12, out=10, with bias), a fixed
 input x [4, 12], a fixed readout R; for each method the forward output
 y = W0·x + b + adapter(x) and the gradients of L = Σ y ⊙ R with respect to the
 method's trainable parameters.
@@ -149,6 +149,34 @@ run(
     {"fourierft_spectrum": torch.randn(K)},
     ff_fwd,
     {"support": flat},
+)
+
+# SMoRA: rank-wise top-k routing; gates = k·softmax over the selected ranks;
+# selection on router logits + β (β only selects).
+R_, K_, alpha_s = 6, 2, 4.0
+beta = torch.randn(R_) * 0.5
+
+
+def smora_fwd(p):
+    logits = x @ p["smora_router.weight"].T
+    sel = logits.detach() + beta
+    idx = sel.topk(K_, dim=-1).indices
+    mask = torch.zeros_like(logits, dtype=torch.bool).scatter(1, idx, True)
+    gates = torch.softmax(logits.masked_fill(~mask, -1e9), dim=-1) * K_
+    h = (x @ p["smora_A.weight"].T) * gates
+    return (alpha_s / K_) * h @ p["smora_B.weight"].T
+
+
+run(
+    "smora",
+    {"num_ranks": R_, "top_k": K_, "lora_alpha": alpha_s},
+    {
+        "smora_A.weight": torch.randn(R_, IN) * 0.3,
+        "smora_B.weight": torch.randn(OUT, R_) * 0.3,
+        "smora_router.weight": torch.randn(R_, IN) * 0.5,
+    },
+    smora_fwd,
+    {"feeds": {"smora_bias." + SITE: {"shape": [R_], "data": t(beta)}}},
 )
 
 out = {

@@ -1,0 +1,97 @@
+// SMoRA: rank-wise mixture of experts with loss-free load balancing (config.ts).
+// State-dict keys (our own names; PEFT has no SMoRA):
+//   smora_A.weight [R, in]  smora_B.weight [out, R]  smora_router.weight [R, in]
+// Per-step state: the selection bias β per module, fed as `smora_bias.<module>`
+// (hooks.feeds) and updated in hooks.afterStep from the graph output
+// `smora_load.<module>` (tokens per rank in the step's batch).
+import * as op from '../../graph/ops.ts';
+import type { Value } from '../../graph/ir.ts';
+import type { AdapterMethod, HookSite } from '../types.ts';
+import { kaimingUniform } from '../lora/index.ts';
+import { SMoRAConfig, smoraConfigSchema, smoraScaling } from './config.ts';
+
+export const SMORA_KEYS = { A: 'smora_A.weight', B: 'smora_B.weight', G: 'smora_router.weight' } as const;
+export const biasInput = (site: string) => `smora_bias.${site}`;
+export const loadOutput = (site: string) => `smora_load.${site}`;
+
+/** β per adapter set and module (run state; starts at 0). */
+const biases = new WeakMap<object, Map<string, Float32Array>>();
+
+export function smoraBias(adapters: object, site: string, numRanks: number): Float32Array {
+  let m = biases.get(adapters);
+  if (!m) biases.set(adapters, (m = new Map()));
+  let b = m.get(site);
+  if (!b) m.set(site, (b = new Float32Array(numRanks)));
+  return b;
+}
+
+/** One balancing step: β_i += u·sign(mean(load) − load_i). */
+export function updateBias(beta: Float32Array, load: ArrayLike<number>, u: number): void {
+  let mean = 0;
+  for (let i = 0; i < beta.length; i++) mean += Number(load[i]);
+  mean /= beta.length;
+  for (let i = 0; i < beta.length; i++) beta[i] += u * Math.sign(mean - Number(load[i]));
+}
+
+export const smora: AdapterMethod<SMoRAConfig> = {
+  name: 'smora',
+  peftType: 'SMORA',
+  schema: smoraConfigSchema,
+
+  init({ site, config, rng }) {
+    const n = site.inFeatures, m = site.outFeatures, R = config.num_ranks;
+    if (config.top_k > R) throw new Error(`SMoRA: top_k (${config.top_k}) must not exceed num_ranks (${R})`);
+    const A = kaimingUniform(rng, R, n);
+    const B = config.init_weights ? new Float32Array(m * R) : kaimingUniform(rng, m, R);
+    const G = kaimingUniform(rng, R, n);
+    return [
+      { key: SMORA_KEYS.A, shape: [R, n], data: A },
+      { key: SMORA_KEYS.B, shape: [m, R], data: B },
+      { key: SMORA_KEYS.G, shape: [R, n], data: G },
+    ];
+  },
+
+  forward({ g, site, config, p, x, base }) {
+    const R = config.num_ranks, k = config.top_k;
+    const logits = op.gemm(x, p[SMORA_KEYS.G], { transB: true }); // [N, R]
+    const beta = g.leaf(biasInput(site.name)) ?? g.input(biasInput(site.name), 'float32', [R]);
+    // Selection on detached logits + β: TopK's k-th value is each token's threshold.
+    const detached = g.setCustomVjp(op.identity(logits), [logits], () => [null]);
+    const sel = op.add(detached, beta);
+    const [topv] = g.addNode('TopK', [sel, g.ints([k])], [{ dtype: 'float32', shape: [x.shape[0], k] }, { dtype: 'int64', shape: [x.shape[0], k] }], { axis: -1, largest: 1, sorted: 1 });
+    const kth = op.slice(topv, [k - 1], [k], [1]); // [N, 1]
+    const off = op.less(sel, kth); // not selected
+    const gates = op.mul(op.softmax(op.where(off, -1e9, logits), -1), k); // k·softmax over the selected ranks
+    const loadName = loadOutput(site.name);
+    if (!g.outputs.some((o) => o.name === loadName)) g.output(loadName, op.reduceSum(op.where(off, 0, 1), [0], false));
+    const h: Value = op.mul(op.gemm(x, p[SMORA_KEYS.A], { transB: true }), gates); // [N, R]
+    return op.gemm(h, p[SMORA_KEYS.B], { transB: true, alpha: smoraScaling(config) }, base);
+  },
+
+  paramCount(site, config) {
+    return config.num_ranks * (2 * site.inFeatures + site.outFeatures);
+  },
+
+  toPeftConfig(c) {
+    return { num_ranks: c.num_ranks, top_k: c.top_k, lora_alpha: c.lora_alpha, bias_update_rate: c.bias_update_rate, init_weights: c.init_weights };
+  },
+
+  hooks: {
+    feeds({ adapters }) {
+      const out: Record<string, { data: Float32Array; dims: number[] }> = {};
+      const set = adapters as { targets: { name: string }[]; configFor(s: string): SMoRAConfig };
+      for (const site of set.targets) {
+        const R = set.configFor(site.name).num_ranks;
+        out[biasInput(site.name)] = { data: smoraBias(adapters, site.name, R), dims: [R] };
+      }
+      return out;
+    },
+    afterStep({ outputs, sites, adapters }) {
+      for (const s of sites as HookSite<SMoRAConfig>[]) {
+        const load = outputs[loadOutput(s.site.name)];
+        if (!load || s.config.bias_update_rate === 0) continue;
+        updateBias(smoraBias(adapters, s.site.name, s.config.num_ranks), load.data as ArrayLike<number>, s.config.bias_update_rate);
+      }
+    },
+  },
+};
