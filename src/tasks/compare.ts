@@ -57,6 +57,8 @@ export interface CompareRun {
   /** Highest resident set size sampled during the run (MiB, whole process). */
   peakRssMiB: number;
   seconds: number;
+  /** Set when the run failed (the comparison goes on without it). */
+  error?: string;
 }
 
 export interface CompareRow {
@@ -68,6 +70,9 @@ export interface CompareRow {
   trainableParams: number;
   medianStepMs: number | null;
   peakRssMiB: number;
+  /** Runs of this method that failed, and the first error. */
+  failed?: number;
+  error?: string;
 }
 
 export interface CompareResult {
@@ -141,6 +146,12 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
             ui.epoch(e);
           },
         });
+      } catch (e) {
+        // One method failing (a bad config, a diverged run) must not lose the others' results.
+        const error = (e as Error).message.split('\n')[0];
+        ui.info(`!! ${method}, seed ${seed} failed: ${error}`);
+        runs.push({ method, seed, testAccuracy: NaN, trainableParams: NaN, medianStepMs: null, peakRssMiB: peak, seconds: NaN, error });
+        continue;
       } finally {
         clearInterval(sampler);
       }
@@ -162,7 +173,8 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
   }
   const order = [BASELINE, ...o.methods];
   const rows: CompareRow[] = order.map((m) => {
-    const rs = runs.filter((r) => r.method === m);
+    const all = runs.filter((r) => r.method === m);
+    const rs = all.filter((r) => !r.error);
     const acc = rs.map((r) => r.testAccuracy);
     const steps = rs.map((r) => r.medianStepMs).filter((x): x is number => x !== null);
     return {
@@ -171,9 +183,11 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
       meanAccuracy: mean(acc),
       stdAccuracy: std(acc),
       accuracies: acc,
-      trainableParams: rs[0].trainableParams,
+      trainableParams: rs.length ? rs[0].trainableParams : NaN,
       medianStepMs: steps.length ? median(steps) : null,
-      peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
+      peakRssMiB: Math.max(...all.map((r) => r.peakRssMiB)),
+      failed: all.length - rs.length,
+      error: all.find((r) => r.error)?.error,
     };
   });
   const result = { runs, rows, split, markdown: '', svg: '' };
@@ -201,7 +215,7 @@ export function compareMarkdown(rows: CompareRow[], o: CompareOptions & { split:
   const lines = [
     '| method | test accuracy % (mean ± std) | per seed | trainable params | median step (ms) | peak RSS (MiB) |',
     '|---|---|---|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.method} | ${pct(r.meanAccuracy)} ± ${pct(r.stdAccuracy)} | ${r.accuracies.map(pct).join(', ')} | ${r.trainableParams.toLocaleString('en-US')} | ${r.medianStepMs === null ? '—' : r.medianStepMs.toFixed(1)} | ${Math.round(r.peakRssMiB)} |`),
+    ...rows.map((r) => r.seeds === 0 ? `| ${r.method} | failed: ${(r.error ?? '').replace(/\|/g, '/')} | | | | |` : `| ${r.method}${r.failed ? ` (${r.failed} run(s) failed)` : ''} | ${pct(r.meanAccuracy)} ± ${pct(r.stdAccuracy)} | ${r.accuracies.map(pct).join(', ')} | ${r.trainableParams.toLocaleString('en-US')} | ${r.medianStepMs === null ? '—' : r.medianStepMs.toFixed(1)} | ${Math.round(r.peakRssMiB)} |`),
   ];
   const seeds = Array.from({ length: o.seeds }, (_, i) => o.firstSeed + i).join(', ');
   return [
@@ -220,7 +234,8 @@ export function compareMarkdown(rows: CompareRow[], o: CompareOptions & { split:
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** A bar chart of mean test accuracy with ±std whiskers, one bar per method. */
-export function compareSvg(rows: CompareRow[], title = 'Test accuracy (mean ± std over seeds)'): string {
+export function compareSvg(allRows: CompareRow[], title = 'Test accuracy (mean ± std over seeds)'): string {
+  const rows = allRows.filter((r) => r.seeds > 0);
   const W = 120 + 90 * rows.length, H = 360, left = 60, top = 40, bottom = 90, plotH = H - top - bottom;
   const hi = Math.min(100, Math.ceil((Math.max(...rows.map((r) => 100 * (r.meanAccuracy + r.stdAccuracy))) + 2) / 5) * 5);
   const lo = Math.max(0, Math.floor((Math.min(...rows.map((r) => 100 * (r.meanAccuracy - r.stdAccuracy))) - 5) / 5) * 5);
