@@ -199,6 +199,7 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
 
 interface PeerResult {
   ms_per_step: number;
+  openblas_core: string;
   torch: string;
   trainable_params: number;
 }
@@ -211,15 +212,33 @@ function hasTorch(): string | null {
   return null;
 }
 
+/**
+ * The peer runs with OpenBLAS's own choice of kernel: this workplace sets
+ * OPENBLAS_CORETYPE=Haswell (and OPENBLAS_L2_SIZE) for old OpenBLAS builds,
+ * which holds torch to AVX2 kernels (~27 vs ~48 GFLOP/s measured on the same
+ * 1024×768×3072 matmul, results checked against float64). Unsetting both for
+ * the peer's command alone gives PyTorch its best; OPENBLAS_VERBOSE reports the
+ * kernel it picked. LORAKIT_PEER_KEEP_OPENBLAS_ENV=1 keeps the machine's setting.
+ */
+function peerEnv(threads: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OPENBLAS_VERBOSE: '2' };
+  if (!process.env.LORAKIT_PEER_KEEP_OPENBLAS_ENV) {
+    delete env.OPENBLAS_CORETYPE;
+    delete env.OPENBLAS_L2_SIZE;
+  }
+  return env;
+}
+
 function benchPeer(name: 'small' | 'base', a: Args): PeerResult {
   const s = BENCH_CONFIGS[name];
   const args = [PEER, '--layers', s.layers, '--hidden', s.hidden, '--heads', s.heads, '--ffn', s.ffn, '--seq', s.seq, '--batch', s.batch,
     '--rank', RANK, '--alpha', ALPHA, '--vocab', VOCAB, '--classes', CLASSES, '--steps', a.steps, '--warmup', a.warmup, '--threads', a.threads].map(String);
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: String(a.threads) }, maxBuffer: 1 << 24 });
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: peerEnv(a.threads), maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`peer_torch.py failed (exit ${r.status}):\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) throw new Error(`peer_torch.py printed no JSON line:\n${r.stdout}`);
-  return JSON.parse(line);
+  const core = /Core: (\S+)/.exec(r.stderr)?.[1] ?? 'unknown';
+  return { ...JSON.parse(line), openblas_core: core };
 }
 
 async function main() {
@@ -247,13 +266,13 @@ async function main() {
     const peer = noPeer ? null : benchPeer(name, a);
     const loadAfter = os.loadavg()[0];
     console.log(`1-min load average: ${loadBefore.toFixed(2)} before, ${loadMid.toFixed(2)} between, ${loadAfter.toFixed(2)} after (other processes make both sides slower; compare runs with similar load)`);
-    if (peer) console.log(`torch ${peer.torch}: ${peer.ms_per_step} ms/step (median, ${peer.trainable_params} trainable)`);
+    if (peer) console.log(`torch ${peer.torch} (OpenBLAS kernel ${peer.openblas_core}): ${peer.ms_per_step} ms/step (median, ${peer.trainable_params} trainable)`);
     const ratio = lk && peer ? round2(peer.ms_per_step / lk.ms_per_step) : null;
     if (ratio !== null) console.log(`ratio torch_ms / lorakit_ms = ${ratio.toFixed(2)} (${ratio >= 1 ? 'lorakit faster' : 'torch faster'})`);
     const rec = {
       bench: 'train_step', config: name, when, threads: a.threads, steps: a.steps, warmup: a.warmup, ...s, rank: RANK, alpha: ALPHA, vocab: VOCAB,
       lorakit_ms: lk?.ms_per_step ?? null, torch_ms: peer?.ms_per_step ?? null, ratio,
-      lorakit_compile_ms: lk?.compile_ms ?? null, torch_version: peer?.torch ?? null,
+      lorakit_compile_ms: lk?.compile_ms ?? null, torch_version: peer?.torch ?? null, openblas_core: peer?.openblas_core ?? null,
       trainable_params: lk?.trainable_params ?? peer?.trainable_params ?? null,
       loadavg: [loadBefore, loadMid, loadAfter].map(round2), cpus: os.cpus().length, node: process.version,
       profile: lk?.profile?.slice(0, 15),
