@@ -22,9 +22,11 @@ import { sltrain, sltrainSupport } from '../src/adapters/sltrain/index.ts';
 import { fourierft, fourierftIndices } from '../src/adapters/fourierft/index.ts';
 import { sltrainNnz } from '../src/adapters/sltrain/config.ts';
 import { smora, smoraBias, updateBias, loadOutput } from '../src/adapters/smora/index.ts';
+import { lamda, lamdaFactors } from '../src/adapters/lamda/index.ts';
+import { frozenColumns } from '../src/adapters/lamda/config.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/reparam_b.json', import.meta.url), 'utf8'));
-const METHODS: Record<string, AdapterMethod> = { hydra, sltrain, fourierft, smora };
+const METHODS: Record<string, AdapterMethod> = { hydra, sltrain, fourierft, smora, lamda };
 
 function close(got: ArrayLike<number>, want: number[], tol: number, what: string) {
   assert.equal(got.length, want.length, `${what}: length`);
@@ -120,6 +122,10 @@ test('paramCount equals the METHODS.md formulas and the initialized sizes', () =
     const mc = smora.schema.parse({});
     assert.equal(smora.paramCount(site, mc), 64 * (n + m) + 64 * n);
     assert.equal(count(smora, {}), smora.paramCount(site, mc));
+    // LaMDA: r² + m·r (S, and B while it trains)
+    const lc = lamda.schema.parse({});
+    assert.equal(lamda.paramCount(site, lc), 8 * 8 + m * 8);
+    if (m * n < 1e6) assert.equal(lamda.init({ site, config: lc, rng, baseWeight: Float32Array.from({ length: m * n }, (_, i) => Math.sin(i)) }).reduce((a, p) => a + p.data.length, 0), lamda.paramCount(site, lc));
     const fc = fourierft.schema.parse({ n_frequency: 100 });
     assert.equal(fourierft.paramCount(site, fc), 100);
     assert.equal(count(fourierft, { n_frequency: 100 }), 100);
@@ -151,6 +157,7 @@ const USE_CASES: [string, AdapterMethod, Record<string, unknown>][] = [
   ['sltrain', sltrain, { r: 4, density: 0.01, sparse_init: 'uniform', init_weights: false }],
   ['fourierft', fourierft, { n_frequency: 64, scaling: 3000 }],
   ['smora', smora, { num_ranks: 8, top_k: 2, init_weights: false }],
+  ['lamda', lamda, { r: 4, init_weights: false, freeze_fraction: 0.5 }],
 ];
 const TARGETS = ['qkv', 'conv2'];
 
@@ -202,4 +209,32 @@ test('[smora] load balancing: β moves toward under-used ranks; the trainer feed
     assert.ok(b.every((v) => Math.abs(Math.round(v / 0.01) * 0.01 - v) < 1e-6), 'each update is ±u or 0');
   }
   assert.equal(loadOutput('a.b'), 'smora_load.a.b');
+});
+
+test('[lamda] A = canonical V_rᵀ of W0 matches torch.linalg.svd; B freezes column by column', async () => {
+  const { A } = lamdaFactors(Float32Array.from(FIX.W as number[]), FIX.out, FIX.in, 3);
+  close(A, FIX.cases.lamda.A, 1e-5, 'A');
+  const c = lamda.schema.parse({ r: 4, freeze_fraction: 0.5 });
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 10].map((s) => frozenColumns(s, 10, c)), [0, 0, 1, 2, 3, 4, 4]);
+  // Training on USE with B frozen halfway: frozen columns end where they froze, S trains throughout.
+  const set = new AdapterSet(lamda, c, model.sites, model.weights, { targetModules: ['encoder.layer.0.attention.qkv'], seed: 1 });
+  const key = [...set.params.keys()].find((k) => k.endsWith('lamda_B.weight'))!;
+  const B0 = Float32Array.from(set.params.get(key)!);
+  const t = new ClassificationTrainer(model, set, 2, { epochs: 4, lr: 1e-2, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16] });
+  await t.fit(data, data.slice(0, 2));
+  await t.release();
+  const B = set.params.get(key)!, m = 768;
+  const colChanged = (col: number) => { let d = 0; for (let i = 0; i < m; i++) d = Math.max(d, Math.abs(B[i * 4 + col] - B0[i * 4 + col])); return d; };
+  // 8 steps, all frozen by step 4; column 3 (smallest σ) froze at step 1, after one step of weight decay only (S = 0 at step 0).
+  assert.ok(colChanged(3) < 1e-4 && colChanged(3) < colChanged(0), `column 3 moved ${colChanged(3)}, column 0 ${colChanged(0)}`);
+  assert.ok(colChanged(0) > 0, 'the last column to freeze trained before it froze');
+  // freeze_fraction 0: B never moves, S trains.
+  const set0 = new AdapterSet(lamda, lamda.schema.parse({ r: 4, freeze_fraction: 0 }), model.sites, model.weights, { targetModules: ['encoder.layer.0.attention.qkv'], seed: 1 });
+  const Bk = [...set0.params.keys()].find((k) => k.endsWith('lamda_B.weight'))!, Sk = Bk.replace('lamda_B', 'lamda_S');
+  const B00 = Float32Array.from(set0.params.get(Bk)!);
+  const t0 = new ClassificationTrainer(model, set0, 2, { epochs: 2, lr: 1e-2, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16] });
+  await t0.fit(data, data.slice(0, 2));
+  await t0.release();
+  assert.deepEqual(set0.params.get(Bk), B00);
+  assert.ok(set0.params.get(Sk)!.some((v) => v !== 0));
 });

@@ -12,6 +12,7 @@ import { hydra } from './hydra/index.ts';
 import { sltrain } from './sltrain/index.ts';
 import { fourierft } from './fourierft/index.ts';
 import { smora } from './smora/index.ts';
+import { lamda } from './lamda/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -20,6 +21,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   sltrain,
   fourierft,
   smora,
+  lamda,
   vera,
   nola,
   loraxs,

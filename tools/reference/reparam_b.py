@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Plain-PyTorch reference for lorakit's reparameterization methods (batch B):
-Hydra, SLTrain, FourierFT, SMoRA. One linear layer (in=12, out=10, with bias), a fixed
+Hydra, SLTrain, FourierFT, SMoRA, LaMDA. One linear layer (in=12, out=10, with bias), a fixed
 input x [4, 12], a fixed readout R; for each method the forward output
 y = W0·x + b + adapter(x) and the gradients of L = Σ y ⊙ R with respect to the
 method's trainable parameters.
@@ -177,6 +177,21 @@ run(
     },
     smora_fwd,
     {"feeds": {"smora_bias." + SITE: {"shape": [R_], "data": t(beta)}}},
+)
+
+# LaMDA: y = W0x + s·B·S·A·x, A = V_rᵀ of W0 (signs canonical: largest-|.| entry of each row positive)
+r_l, alpha_l = 3, 6.0
+_, _, Vh = torch.linalg.svd(W, full_matrices=False)
+A_l = Vh[:r_l].clone()
+for k in range(r_l):
+    if A_l[k, A_l[k].abs().argmax()] < 0:
+        A_l[k] = -A_l[k]
+run(
+    "lamda",
+    {"r": r_l, "lora_alpha": alpha_l},
+    {"lamda_S.weight": torch.randn(r_l, r_l) * 0.3, "lamda_B.weight": torch.randn(OUT, r_l) * 0.3},
+    lambda p: (alpha_l / r_l) * ((x @ A_l.T) @ p["lamda_S.weight"].T) @ p["lamda_B.weight"].T,
+    {"A": t(A_l)},
 )
 
 out = {

@@ -1,0 +1,115 @@
+// LaMDA: y = W0·x + s·B·S·A·x with A = V_rᵀ frozen, S trainable, B = U_r trained
+// then frozen column by column (config.ts has the choices).
+// State-dict keys (our own names): lamda_S.weight [r, r], lamda_B.weight [out, r].
+import * as op from '../../graph/ops.ts';
+import { svdTopR } from '../../linalg/svd.ts';
+import type { AdapterMethod, HookSite } from '../types.ts';
+import { fingerprint, frozen, memo, weightData } from '../bases.ts';
+import { toOutIn } from '../inject.ts';
+import { frozenColumns, LamdaConfig, lamdaConfigSchema, lamdaScaling } from './config.ts';
+
+export const LAMDA_KEYS = { S: 'lamda_S.weight', B: 'lamda_B.weight' } as const;
+
+/** A = V_rᵀ [r, in] and U_r [out, r] of W0 ([out, in]), signs canonical. */
+export function lamdaFactors(W: Float32Array, m: number, n: number, r: number): { A: Float32Array; U: Float32Array } {
+  return memo(`lamda|${fingerprint(W)}|${m}x${n}|${r}`, () => {
+    const { U, Vt } = svdTopR(W, m, n, r);
+    const A = new Float32Array(r * n), Ur = new Float32Array(m * r);
+    for (let k = 0; k < r; k++) {
+      let best = 0;
+      for (let j = 0; j < n; j++) if (Math.abs(Vt[k * n + j]) > Math.abs(best)) best = Vt[k * n + j];
+      const sgn = best < 0 ? -1 : 1;
+      for (let j = 0; j < n; j++) A[k * n + j] = sgn * Vt[k * n + j];
+      for (let i = 0; i < m; i++) Ur[i * r + k] = sgn * U[i * r + k];
+    }
+    return { A, U: Ur };
+  });
+}
+
+/** Frozen B columns per adapter set and key: their values when they froze, and how many. */
+const snapshots = new WeakMap<object, Map<string, { saved: Float32Array; cols: number }>>();
+
+function eachFrozen(step: number, total: number, sites: HookSite<LamdaConfig>[], each: (key: string, m: number, r: number, cols: number) => void) {
+  for (const s of sites) {
+    const cols = frozenColumns(step, total, s.config);
+    if (cols > 0) each(s.keys[LAMDA_KEYS.B], s.site.outFeatures, s.config.r, cols);
+  }
+}
+
+export const lamda: AdapterMethod<LamdaConfig> = {
+  name: 'lamda',
+  peftType: 'LAMDA',
+  schema: lamdaConfigSchema,
+  deltaDependsOnBase: true,
+
+  init({ site, config, rng, baseWeight }) {
+    const m = site.outFeatures, n = site.inFeatures, r = config.r;
+    const { U } = lamdaFactors(toOutIn(site, baseWeight), m, n, r);
+    const S = new Float32Array(r * r);
+    if (!config.init_weights) rng.fillNormal(S, 0, 0.1);
+    return [
+      { key: LAMDA_KEYS.S, shape: [r, r], data: S },
+      { key: LAMDA_KEYS.B, shape: [m, r], data: Float32Array.from(U) },
+    ];
+  },
+
+  forward({ g, site, config, p, x, W, base }) {
+    const m = site.outFeatures, n = site.inFeatures, r = config.r;
+    const w = toOutIn(site, weightData('LaMDA', W));
+    const { A } = lamdaFactors(w, m, n, r);
+    const Aw = frozen(g, `lamda_A.${site.name}.${fingerprint(w)}.${r}`, A, [r, n]);
+    const h = op.gemm(op.gemm(x, Aw, { transB: true }), p[LAMDA_KEYS.S], { transB: true }); // [N, r]
+    return op.gemm(h, p[LAMDA_KEYS.B], { transB: true, alpha: lamdaScaling(config) }, base);
+  },
+
+  deltaWeight(site, config, params, baseWeight) {
+    if (!baseWeight) throw new Error('LaMDA: ΔW needs the base weight (A comes from its SVD)');
+    const m = site.outFeatures, n = site.inFeatures, r = config.r, s = lamdaScaling(config);
+    const { A } = lamdaFactors(baseWeight, m, n, r);
+    const S = params[LAMDA_KEYS.S], B = params[LAMDA_KEYS.B];
+    const BS = new Float64Array(m * r);
+    for (let i = 0; i < m; i++) for (let k = 0; k < r; k++) for (let t = 0; t < r; t++) BS[i * r + t] += B[i * r + k] * S[k * r + t];
+    const dW = new Float32Array(m * n);
+    for (let i = 0; i < m; i++) for (let t = 0; t < r; t++) {
+      const v = s * BS[i * r + t];
+      for (let j = 0; j < n; j++) dW[i * n + j] += v * A[t * n + j];
+    }
+    return dW;
+  },
+
+  paramCount(site, config) {
+    return config.r * config.r + site.outFeatures * config.r;
+  },
+
+  toPeftConfig(c) {
+    return { r: c.r, lora_alpha: c.lora_alpha, freeze_fraction: c.freeze_fraction, init_weights: c.init_weights };
+  },
+
+  hooks: {
+    // B's last `cols` columns (smallest singular values) are frozen: zero gradient,
+    // and restored to the value they had when they froze after each step.
+    beforeStep(ctx) {
+      let store = snapshots.get(ctx.adapters);
+      if (!store) snapshots.set(ctx.adapters, (store = new Map()));
+      const st = store;
+      eachFrozen(ctx.step, ctx.totalSteps, ctx.sites, (key, m, r, cols) => {
+        const B = ctx.params.get(key)!, gB = ctx.grads.get(key)!;
+        let e = st.get(key);
+        if (!e) st.set(key, (e = { saved: new Float32Array(B.length), cols: 0 }));
+        for (let c = r - cols; c < r - e.cols; c++) for (let i = 0; i < m; i++) e.saved[i * r + c] = B[i * r + c]; // newly frozen
+        e.cols = Math.max(e.cols, cols);
+        for (let c = r - e.cols; c < r; c++) for (let i = 0; i < m; i++) gB[i * r + c] = 0;
+      });
+    },
+    afterStep(ctx) {
+      const st = snapshots.get(ctx.adapters);
+      if (!st) return;
+      for (const s of ctx.sites) {
+        const key = s.keys[LAMDA_KEYS.B], e = st.get(key);
+        if (!e) continue;
+        const B = ctx.params.get(key)!, r = s.config.r, m = s.site.outFeatures;
+        for (let c = r - e.cols; c < r; c++) for (let i = 0; i < m; i++) B[i * r + c] = e.saved[i * r + c];
+      }
+    },
+  },
+};
