@@ -1,4 +1,4 @@
-// VeRA, NOLA, LoRA-XS, LoLDU, RandLoRA: forward and gradients against the
+// VeRA, NOLA, LoRA-XS, LoLDU, RandLoRA, LoRA-SB: forward and gradients against the
 // plain-PyTorch reference (tools/reference/reparam_a.py), frozen tensors
 // regenerated identically from their seeds, parameter counts equal to
 // METHODS.md's formulas, dense ΔW, own SVD/LU against torch.linalg, and on the
@@ -21,7 +21,10 @@ import { loadUseEncoder } from '../src/models/use_encoder.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer, EncodedExample } from '../src/train/trainer.ts';
-import { HEAD_W } from '../src/train/classifier.ts';
+import { buildClassifierGraph, HEAD_W } from '../src/train/classifier.ts';
+import { frozenWeightGradients } from '../src/train/weight_grads.ts';
+import { makeBatches } from '../src/data/batching.ts';
+import { runFitHook } from '../src/adapters/hooks.ts';
 import { CASES, SITES, siteInputs, siteParams, TOKENS } from './helpers/reparam_a_cases.ts';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -48,7 +51,7 @@ for (const c of CASES) {
       // (== rather than deepEqual: JSON has no −0)
       for (const [k, v] of Object.entries(c.frozen(site, config, W))) assert.equal(maxDiff(v, fx.frozen[k]), 0, `frozen ${k} regenerates`);
       // paramCount == formula == what init creates
-      const count = specs.reduce((n, s) => n + s.data.length, 0);
+      const count = specs.filter((s) => !c.stored?.includes(s.key)).reduce((n, s) => n + s.data.length, 0);
       assert.equal(c.method.paramCount(site, config), c.formula(site, config));
       assert.equal(count, c.formula(site, config));
 
@@ -126,6 +129,7 @@ const USE_CONFIGS: Record<string, Record<string, unknown>> = {
   loraxs: { r: 4, init_weights: false },
   loldu: { r: 4, init_weights: false },
   randlora: { r: 64, randlora_alpha: 64, init_weights: false },
+  lorasb: { r: 4, init_weights: false, init_batches: 2, init_batch_size: 2 },
 };
 
 before(async () => {
@@ -140,7 +144,8 @@ for (const c of CASES) {
     const mk = (over: Record<string, unknown> = {}) => new AdapterSet(method, method.schema.parse({ ...USE_CONFIGS[c.name], ...over }), model.sites, model.weights, { targetModules: USE_TARGETS, seed: 7 });
     const set = mk();
     const per = set.targets.reduce((n, s) => n + method.paramCount(s, set.config), 0);
-    assert.equal(set.trainableCount(), per, 'trainableCount == Σ paramCount');
+    const storedCount = [...set.params].filter(([k]) => c.stored?.some((st) => k.endsWith(`.${st}`))).reduce((n, [, v]) => n + v.length, 0);
+    assert.equal(set.trainableCount() - storedCount, per, 'trainableCount == Σ paramCount (+ stored frozen tensors)');
     const opts = { epochs: 1, lr: 1e-2, batchSize: 4, seed: 1, buckets: [16] };
     const un = new ClassificationTrainer(model, set, 2, opts);
     const merged = new ClassificationTrainer(model.withWeights(set.mergeInto(model.weights)), null, 2, opts);
@@ -166,8 +171,61 @@ for (const c of CASES) {
     await t.release();
     for (const [k, v] of model.weights) assert.deepEqual(v.data, frozenBefore.get(k), `frozen weight ${k} changed`);
     const changed = [...fresh.params].filter(([k, v]) => maxDiff(v, init.get(k)!) > 0).map(([k]) => k);
+    const isStored = (k: string) => !!c.stored?.some((st) => k.endsWith(`.${st}`));
     // Parameters whose gradient is zero at a zero-ΔW init (γ with λ = 0) may move only after the first step; all must have moved by now.
-    assert.deepEqual(changed, [...fresh.params.keys()], 'every method parameter trained');
+    if (!c.stored) assert.deepEqual(changed, [...fresh.params.keys()], 'every method parameter trained');
+    else {
+      // LoRA-SB: the gradient init (beforeFit) set A, B; the steps then moved only R.
+      assert.deepEqual(changed, [...fresh.params.keys()], 'the gradient init set every tensor');
+      const set2 = mk({ init_weights: true });
+      let first: Map<string, Float32Array> | null = null;
+      const t2 = new ClassificationTrainer(model, set2, 2, { ...opts, epochs: 2, batchSize: 2, warmupRatio: 0, onStep: () => { first ??= new Map([...set2.params].map(([k, v]) => [k, Float32Array.from(v)])); } });
+      await t2.fit(data, data);
+      await t2.release();
+      for (const [k, v] of set2.params) {
+        if (isStored(k)) assert.equal(maxDiff(v, first!.get(k)!), 0, `stored ${k} stayed frozen during training`);
+        else assert.ok(maxDiff(v, first!.get(k)!) > 0, `${k} trained`);
+      }
+    }
     assert.ok(maxDiff(t.head.get(HEAD_W)!, headBefore) > 0, 'head trained');
   });
 }
+
+test('frozen-weight gradients: ∂L/∂W0 agrees with LoRA (∂L/∂B = s·G·Aᵀ); LoRA-SB init = top-r SVD of −η·sign(ΣG)', async () => {
+  const target = 'encoder.layer.0.attention.qkv';
+  const lora = getMethod('lora');
+  const set = new AdapterSet(lora, lora.schema.parse({ r: 2, lora_alpha: 4 }), model.sites, model.weights, { targetModules: [target], seed: 5 });
+  const site = set.targets[0];
+  const tr = new ClassificationTrainer(model, set, 2, { epochs: 1, lr: 1e-3, batchSize: 8, seed: 3 });
+  // One batch with every example (the loss is a mean: the order inside the batch does not matter).
+  const G = (await frozenWeightGradients(model, [site], tr.head, 2, data, { batches: 1, batchSize: 8, seed: 3, buckets: [16] })).get(site.name)!;
+  const { graph } = buildClassifierGraph(model, set, tr.head, 2, 'train');
+  const cg = await CompiledGraph.compile(graph, { threads: 2 });
+  const [batch] = makeBatches(data.map((d) => d.ids), data.map((d) => d.label), { batchSize: 8, buckets: [16], padId: 0 });
+  const feeds: Record<string, any> = { input_ids: { data: batch.ids, dims: [batch.B, batch.T] }, attention_mask: { data: batch.mask, dims: [batch.B, batch.T] }, labels: { data: batch.labels, dims: [batch.B] } };
+  for (const [k, v] of tr.params()) feeds[k] = { data: v, dims: k.startsWith('classifier') ? (k.endsWith('weight') ? [2, model.hiddenSize] : [2]) : set.shapes.get(k)! };
+  const out = await cg.run(feeds);
+  await cg.release();
+  await tr.release();
+  const keyA = `base_model.model.${target}.lora_A.weight`, keyB = `base_model.model.${target}.lora_B.weight`;
+  const A = set.params.get(keyA)!, gB = out[`grad.${keyB}`].data as Float32Array;
+  const m = site.outFeatures, n = site.inFeatures;
+  const expect = new Float64Array(m * 2);
+  for (let i = 0; i < m; i++) for (let k = 0; k < 2; k++) { let s = 0; for (let j = 0; j < n; j++) s += G[i * n + j] * A[k * n + j]; expect[i * 2 + k] = 2 * s; }
+  const scale = maxDiff(expect, new Float64Array(expect.length));
+  assert.ok(scale > 0 && maxDiff(gB, expect) / scale < 1e-4, `∂L/∂B vs s·G·Aᵀ: rel ${maxDiff(gB, expect) / scale}`);
+
+  // LoRA-SB's beforeFit on the same batch.
+  const sb = getMethod('lorasb');
+  const sbSet = new AdapterSet(sb, sb.schema.parse({ r: 3, init_lr: 1e-3, init_batches: 1, init_batch_size: 8 }), model.sites, model.weights, { targetModules: [target], seed: 5 });
+  const t3 = new ClassificationTrainer(model, sbSet, 2, { epochs: 1, lr: 1e-3, batchSize: 8, seed: 3 });
+  await runFitHook(sbSet, { params: t3.params(), model, head: t3.head, numLabels: 2, train: data, seed: 3 });
+  await t3.release();
+  const dW1 = Float64Array.from(G, (v) => -1e-3 * Math.sign(v));
+  const full = svdJacobi(dW1, m, n);
+  const approx = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) { let s = 0; for (let t = 0; t < 3; t++) s += full.U[i * full.k + t] * full.S[t] * full.Vt[t * n + j]; approx[i * n + j] = s; }
+  const got = sb.deltaWeight!(site, sbSet.config, sbSet.siteParams(site));
+  const sc = maxDiff(approx, new Float64Array(approx.length));
+  assert.ok(maxDiff(got, approx) / sc < 1e-4, `B·R·A vs rank-3 SVD of ΔW1: rel ${maxDiff(got, approx) / sc}`);
+});

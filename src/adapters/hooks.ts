@@ -4,7 +4,7 @@
 // method-specific code.
 
 import { AdapterSet, PEFT_PREFIX } from './inject.ts';
-import type { HookSite, StepHookContext } from './types.ts';
+import type { FitHookContext, HookSite, StepHookContext } from './types.ts';
 
 export type StepPhase = 'beforeStep' | 'afterStep';
 
@@ -40,6 +40,13 @@ export function runStepHook(
   const fn = adapters?.method.hooks?.[phase];
   if (!adapters || !fn) return;
   fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: hookSites(adapters), adapters });
+}
+
+/** Calls the method's beforeFit hook, if it has one. */
+export async function runFitHook(adapters: AdapterSet | null, ctx: Omit<FitHookContext, 'config' | 'sites' | 'adapters'>): Promise<void> {
+  const fn = adapters?.method.hooks?.beforeFit;
+  if (!adapters || !fn) return;
+  await fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: hookSites(adapters), adapters });
 }
 
 /** The method's extra feeds (non-trainable state inputs), or none. */

@@ -8,6 +8,7 @@ import { nola } from './nola/index.ts';
 import { loraxs } from './loraxs/index.ts';
 import { loldu } from './loldu/index.ts';
 import { randlora } from './randlora/index.ts';
+import { lorasb } from './lorasb/index.ts';
 import { hydra } from './hydra/index.ts';
 import { sltrain } from './sltrain/index.ts';
 import { fourierft } from './fourierft/index.ts';
@@ -27,6 +28,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   loraxs,
   loldu,
   randlora,
+  lorasb,
 };
 
 export function getMethod(name: string): AdapterMethod {

@@ -107,12 +107,34 @@ export interface StepHookContext<C = any> {
   adapters: object;
 }
 
+export interface FitHookContext<C = any> {
+  config: C;
+  sites: HookSite<C>[];
+  adapters: object;
+  /** Every trainable tensor (adapter + head), live. */
+  params: Map<string, Float32Array>;
+  /** The model being adapted (frozen weights in `model.weights`). */
+  model: import('../models/types.ts').EncoderModel;
+  /** The classification head (trainer.head) and its label count. */
+  head: Map<string, Float32Array>;
+  numLabels: number;
+  train: { ids: number[]; label: number }[];
+  seed: number;
+  threads?: number;
+}
+
 /**
  * The general per-step mechanism (LaMDA's freezing, LoCA's location updates,
  * SMoRA's load-balancing bias, SoRA's proximal step...). The trainer calls
  * these through one call site each and knows nothing about the method.
  */
 export interface AdapterHooks<C = any> {
+  /**
+   * Once before training starts (not when resuming from a checkpoint): data-
+   * dependent inits such as LoRA-SB's (frozen-weight gradients over a few
+   * batches, src/train/weight_grads.ts). May write `params` in place.
+   */
+  beforeFit?(ctx: FitHookContext<C>): Promise<void> | void;
   /** After gradients, before the optimizer step: may edit `grads` in place. */
   beforeStep?(ctx: StepHookContext<C>): void;
   /** After the optimizer step: may edit `params` in place. */

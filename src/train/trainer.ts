@@ -5,7 +5,7 @@
 // the seed statelessly, so a resumed run replays the uninterrupted one.
 
 import { AdapterSet } from '../adapters/inject.ts';
-import { hookFeeds, runStepHook } from '../adapters/hooks.ts';
+import { hookFeeds, runFitHook, runStepHook } from '../adapters/hooks.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { AdamW, AdamWGroup } from '../optim/adamw.ts';
 import { clipGradNorm } from '../optim/clip.ts';
@@ -190,6 +190,7 @@ export class ClassificationTrainer {
       }
     }
 
+    if (state.step === 0) await runFitHook(this.adapters, { params, model: this.model, head: this.head, numLabels: this.numLabels, train, seed: o.seed, threads: o.threads });
     this.trainGraph ??= await this.compile('train');
     let stepsThisRun = 0;
     const save = async () => {

@@ -9,6 +9,7 @@ import { nola, nolaBases } from '../../src/adapters/nola/index.ts';
 import { loraxs, svdFactors } from '../../src/adapters/loraxs/index.ts';
 import { loldu, lolduFactors } from '../../src/adapters/loldu/index.ts';
 import { randlora, randloraBases } from '../../src/adapters/randlora/index.ts';
+import { lorasb, LORASB_FROZEN } from '../../src/adapters/lorasb/index.ts';
 
 export interface ReparamCase {
   name: string;
@@ -18,6 +19,8 @@ export interface ReparamCase {
   frozen(site: LinearSite, config: any, W: Float32Array): Record<string, Float32Array>;
   /** METHODS.md's trainable-parameter formula for one site. */
   formula(site: LinearSite, config: any): number;
+  /** Tensors stored with the adapter but kept frozen (LoRA-SB's A and B). */
+  stored?: string[];
 }
 
 export const CASES: ReparamCase[] = [
@@ -45,6 +48,12 @@ export const CASES: ReparamCase[] = [
     name: 'randlora', method: randlora, config: { r: 3, randlora_alpha: 6, init_weights: false },
     frozen: (s, c) => randloraBases(s, c),
     formula: (s, c) => { const mn = Math.min(s.inFeatures, s.outFeatures), N = Math.ceil(mn / c.r); return c.r * N + N * mn; },
+  },
+  {
+    name: 'lorasb', method: lorasb, config: { r: 3, scaling: 1.5, init_weights: false },
+    frozen: () => ({}),
+    formula: (_s, c) => c.r * c.r,
+    stored: LORASB_FROZEN,
   },
 ];
 

@@ -1,4 +1,4 @@
-"""Golden outputs and gradients for VeRA, NOLA, LoRA-XS, LoLDU, RandLoRA
+"""Golden outputs and gradients for VeRA, NOLA, LoRA-XS, LoLDU, RandLoRA, LoRA-SB
 (test/reparam_a.test.ts), in plain PyTorch from each method's equations.
 
 Step 1 (lorakit's seeded inputs and regenerated frozen tensors):
@@ -72,7 +72,11 @@ def randlora(cfg, site, P, F, x):
     return s * torch.nn.functional.linear(torch.nn.functional.linear(x, upd_B.T), upd_A.T)
 
 
-FNS = {"vera": vera, "nola": nola, "loraxs": loraxs, "loldu": loldu, "randlora": randlora}
+def lorasb(cfg, site, P, F, x):
+    return cfg["scaling"] * (x @ P["lorasb_A"].T @ P["lorasb_R"].T @ P["lorasb_B"].T)
+
+
+FNS = {"lorasb": lorasb, "vera": vera, "nola": nola, "loraxs": loraxs, "loldu": loldu, "randlora": randlora}
 out = {"methods": {}, "linalg": {}}
 for site in src["sites"]:
     name, m, n = site["name"], site["out"], site["in"]
