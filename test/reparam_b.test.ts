@@ -24,9 +24,10 @@ import { sltrainNnz } from '../src/adapters/sltrain/config.ts';
 import { smora, smoraBias, updateBias, loadOutput } from '../src/adapters/smora/index.ts';
 import { lamda, lamdaFactors } from '../src/adapters/lamda/index.ts';
 import { frozenColumns } from '../src/adapters/lamda/config.ts';
+import { loca, moveLocations, fdOutput } from '../src/adapters/loca/index.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/reparam_b.json', import.meta.url), 'utf8'));
-const METHODS: Record<string, AdapterMethod> = { hydra, sltrain, fourierft, smora, lamda };
+const METHODS: Record<string, AdapterMethod> = { hydra, sltrain, fourierft, smora, lamda, loca };
 
 function close(got: ArrayLike<number>, want: number[], tol: number, what: string) {
   assert.equal(got.length, want.length, `${what}: length`);
@@ -75,7 +76,8 @@ for (const name of Object.keys(METHODS)) {
     for (const layout of ['out_in', 'in_out'] as const) {
       const { c, res, keys } = await runFixture(name, layout);
       close(res.y.data as Float32Array, c.y, 1e-5, `${name} ${layout} y`);
-      for (const k of keys) close(res[`g:${k}`].data as Float32Array, c.grads[k], 1e-4, `${name} ${layout} ∂L/∂${k}`);
+      for (const k of keys) if (c.grads[k]) close(res[`g:${k}`].data as Float32Array, c.grads[k], 1e-4, `${name} ${layout} ∂L/∂${k}`);
+      if (c.fd) close(res[fdOutput(FIX.site)].data as Float32Array, c.fd, 1e-4, `${name} ${layout} Ĝ table`);
     }
   });
 
@@ -126,6 +128,10 @@ test('paramCount equals the METHODS.md formulas and the initialized sizes', () =
     const lc = lamda.schema.parse({});
     assert.equal(lamda.paramCount(site, lc), 8 * 8 + m * 8);
     if (m * n < 1e6) assert.equal(lamda.init({ site, config: lc, rng, baseWeight: Float32Array.from({ length: m * n }, (_, i) => Math.sin(i)) }).reduce((a, p) => a + p.data.length, 0), lamda.paramCount(site, lc));
+    // LoCA: n_frequency coefficients + 2·n_frequency integer locations
+    const oc = loca.schema.parse({ n_frequency: 100 });
+    assert.equal(loca.paramCount(site, oc), 300);
+    assert.equal(count(loca, { n_frequency: 100 }), 300);
     const fc = fourierft.schema.parse({ n_frequency: 100 });
     assert.equal(fourierft.paramCount(site, fc), 100);
     assert.equal(count(fourierft, { n_frequency: 100 }), 100);
@@ -158,6 +164,7 @@ const USE_CASES: [string, AdapterMethod, Record<string, unknown>][] = [
   ['fourierft', fourierft, { n_frequency: 64, scaling: 3000 }],
   ['smora', smora, { num_ranks: 8, top_k: 2, init_weights: false }],
   ['lamda', lamda, { r: 4, init_weights: false, freeze_fraction: 0.5 }],
+  ['loca', loca, { n_frequency: 64, scaling: 5, init_weights: false }],
 ];
 const TARGETS = ['qkv', 'conv2'];
 
@@ -186,7 +193,7 @@ for (const [name, method, cfg] of USE_CASES) {
     await t.release();
     for (const [k, v] of model.weights) assert.deepEqual(v.data, frozen.get(k), `frozen weight ${k} changed`);
     for (const k of set.params.keys()) assert.ok(k.includes(`.${name}_`), `${k} is not a ${name} parameter`);
-    for (const [k, v] of set.params) assert.ok(maxDiff(v, init.get(k)!) > 0, `parameter ${k} did not train`);
+    for (const [k, v] of set.params) if (!k.endsWith('loca_locations')) assert.ok(maxDiff(v, init.get(k)!) > 0, `parameter ${k} did not train`);
   });
 }
 
@@ -237,4 +244,26 @@ test('[lamda] A = canonical V_rᵀ of W0 matches torch.linalg.svd; B freezes col
   await t0.release();
   assert.deepEqual(set0.params.get(Bk), B00);
   assert.ok(set0.params.get(Sk)!.some((v) => v !== 0));
+});
+
+test('[loca] location step: each coefficient moves to the free neighbour with the most negative predicted change', async () => {
+  // K = 2 at (1,1) and (1,2) in a 3×3 grid; fd rows: Ĝ(u,v), Ĝ(u+1,v), Ĝ(u−1,v), Ĝ(u,v+1), Ĝ(u,v−1)
+  const loc = Float32Array.of(1, 1, 1, 2);
+  const c = Float32Array.of(1, -1);
+  const fd = [0, 0, /*u+1*/ -2, 5, /*u-1*/ -1, 0, /*v+1 (k0's is taken by k1)*/ -9, 0, /*v-1*/ 0, -3];
+  assert.equal(moveLocations(loc, c, fd, 3, 3, 1), 2);
+  assert.deepEqual([...loc], [2, 2, 1, 2]); // u = [2, 2], v = [1, 2]: k0 → (2,1): Δ = 1·(−2 − 0) beats −1 and (1,2) is taken; k1 → (2,2): Δ = −1·(5 − 0) = −5
+  // In training: locations move only by the hook, are integers, and stay distinct.
+  const set = new AdapterSet(loca, loca.schema.parse({ n_frequency: 32, scaling: 5, location_fraction: 1, init_weights: false }), model.sites, model.weights, { targetModules: ['encoder.layer.0.attention.qkv'], seed: 1 });
+  const key = [...set.params.keys()].find((k) => k.endsWith('loca_locations'))!;
+  const before = Float32Array.from(set.params.get(key)!);
+  const t = new ClassificationTrainer(model, set, 2, { epochs: 2, lr: 1e-2, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16] });
+  await t.fit(data, data.slice(0, 2));
+  await t.release();
+  const after = set.params.get(key)!;
+  assert.ok(after.every((v) => Number.isInteger(v)), 'locations stay integers');
+  assert.ok(maxDiff(after, before) > 0, 'some location moved');
+  const K = 32, cells = new Set<number>();
+  for (let k = 0; k < K; k++) cells.add(after[k] * 256 + after[K + k]);
+  assert.equal(cells.size, K, 'locations stay distinct');
 });

@@ -14,6 +14,7 @@ import { sltrain } from './sltrain/index.ts';
 import { fourierft } from './fourierft/index.ts';
 import { smora } from './smora/index.ts';
 import { lamda } from './lamda/index.ts';
+import { loca } from './loca/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -23,6 +24,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   fourierft,
   smora,
   lamda,
+  loca,
   vera,
   nola,
   loraxs,

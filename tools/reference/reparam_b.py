@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Plain-PyTorch reference for lorakit's reparameterization methods (batch B):
-Hydra, SLTrain, FourierFT, SMoRA, LaMDA. One linear layer (in=12, out=10, with bias), a fixed
+Hydra, SLTrain, FourierFT, SMoRA, LaMDA, LoCA. One linear layer (in=12, out=10, with bias), a fixed
 input x [4, 12], a fixed readout R; for each method the forward output
 y = W0·x + b + adapter(x) and the gradients of L = Σ y ⊙ R with respect to the
 method's trainable parameters.
@@ -193,6 +193,45 @@ run(
     lambda p: (alpha_l / r_l) * ((x @ A_l.T) @ p["lamda_S.weight"].T) @ p["lamda_B.weight"].T,
     {"A": t(A_l)},
 )
+
+# LoCA: ΔW = α·Σ_k c_k·d_m(u_k)·d_n(v_k)ᵀ (orthonormal DCT-II bases); plus the
+# finite-difference table Ĝ = C_m·(∂L/∂ΔW)·C_nᵀ at (u,v) and its 4 neighbours (clamped).
+def dct_matrix(L):
+    C = torch.zeros(L, L)
+    for f in range(L):
+        w = math.sqrt(1.0 / L) if f == 0 else math.sqrt(2.0 / L)
+        for i in range(L):
+            C[f, i] = w * math.cos(math.pi * (2 * i + 1) * f / (2 * L))
+    return C
+
+
+Cm, Cn = dct_matrix(OUT), dct_matrix(IN)
+u_l = [0, 3, 9, 5, 2, 7]
+v_l = [0, 11, 4, 6, 1, 8]
+K_l, alpha_c = len(u_l), 2.0
+c_l = torch.randn(K_l)
+fd_store = {}
+
+
+def loca_fwd(p):
+    S = torch.zeros(OUT, IN, dtype=p["loca_spectrum"].dtype)
+    S = S.index_put((torch.tensor(u_l), torch.tensor(v_l)), p["loca_spectrum"])
+    dW = alpha_c * Cm.T @ S @ Cn
+    dW.retain_grad()
+    fd_store["dW"] = dW
+    return x @ dW.T
+
+
+run("loca", {"n_frequency": K_l, "scaling": alpha_c}, {"loca_spectrum": c_l}, loca_fwd)
+G = fd_store["dW"].grad
+Gh = Cm @ G @ Cn.T
+fd = [[Gh[u, v].item() for u, v in zip(u_l, v_l)],
+      [Gh[min(u + 1, OUT - 1), v].item() for u, v in zip(u_l, v_l)],
+      [Gh[max(u - 1, 0), v].item() for u, v in zip(u_l, v_l)],
+      [Gh[u, min(v + 1, IN - 1)].item() for u, v in zip(u_l, v_l)],
+      [Gh[u, max(v - 1, 0)].item() for u, v in zip(u_l, v_l)]]
+cases["loca"]["params"]["loca_locations"] = {"shape": [2, K_l], "data": [float(a) for a in u_l + v_l]}
+cases["loca"]["fd"] = [a for row in fd for a in row]
 
 out = {
     "in": IN, "out": OUT, "n": N, "site": SITE,
