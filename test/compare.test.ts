@@ -51,4 +51,13 @@ test('runCompare: every method × seed plus one baseline per seed', async () => 
   assert.equal(res.rows[1].trainableParams, 8 * (256 + 768) + 8 * (512 + 1536) + 2 * 512 + 2);
   assert.ok(fs.existsSync(path.join(out, 'compare.json')));
   await assert.rejects(runCompare({ ...({} as any), methods: ['nosuch'], seeds: 1 }, ui), /Unknown adapter method 'nosuch'/);
+  // --reuse: the finished runs are taken over, only the new method trains.
+  const seen: string[] = [];
+  const again = await runCompare(
+    { methods: ['lora', 'hydra'], seeds: 2, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, headLrScale: 5, batchSize: 4, maxTrain: 12, maxEval: 8, maxLen: 32, threads: 2, out, reuse: true },
+    { ...ui, info: (m: string) => seen.push(m) },
+  );
+  assert.deepEqual(again.rows.map((r) => r.meanAccuracy), res.rows.map((r) => r.meanAccuracy));
+  assert.equal(seen.filter((m) => /reused/.test(m)).length, 4);
+  await assert.rejects(runCompare({ methods: ['lora'], seeds: 1, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 2, lr: 2e-3, headLrScale: 5, batchSize: 4, maxTrain: 12, maxEval: 8, maxLen: 32, out, reuse: true }, ui), /--reuse: .* epochs = 1, this run has 2/);
 });

@@ -50,6 +50,7 @@ export function registerCompare(program: Command): void {
     .option('--out <dir>', 'run folders and compare.json', 'runs/compare')
     .option('--md <file>', 'write the Markdown table here (default <out>/compare.md)')
     .option('--svg <file>', 'write the SVG chart here (default: next to the Markdown, .svg)')
+    .option('--reuse', 'reuse runs already in <out>/compare.json made with the same settings (to add methods)', false)
     .option('--quiet', 'no per-run messages', false)
     .action(async (o) => {
       const command = `lorakit ${process.argv.slice(2).join(' ')}`;
@@ -73,6 +74,7 @@ export function registerCompare(program: Command): void {
           threads: o.threads,
           out: o.out,
           command,
+          reuse: o.reuse,
         },
         quietUi,
       );

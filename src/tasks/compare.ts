@@ -17,9 +17,10 @@ export const BASELINE = 'frozen encoder';
  * Per-method learning rates where the method's parameters live on another
  * scale than LoRA's (the head keeps the common head learning rate).
  * FourierFT: each coefficient moves ΔW by scaling/(out·in) ≈ 4e-4 on USE's
- * layers, so its paper trains the spectrum with lr ≈ 5e-2…1e-1.
+ * layers, so its paper trains the spectrum with lr ≈ 5e-2…1e-1. LoCA's
+ * coefficients are on the same kind of scale (orthonormal DCT bases).
  */
-export const METHOD_LR: Record<string, number> = { fourierft: 5e-2 };
+export const METHOD_LR: Record<string, number> = { fourierft: 5e-2, loca: 5e-2 };
 
 export interface CompareOptions {
   methods: string[];
@@ -45,6 +46,26 @@ export interface CompareOptions {
   out: string;
   /** The command line, recorded in the Markdown. */
   command?: string;
+  /**
+   * Reuse the (method, seed) runs already in <out>/compare.json when it was
+   * made with the same settings (adding methods to a finished comparison).
+   */
+  reuse?: boolean;
+}
+
+/** Settings that must match for runs to be reused. */
+const SETTINGS = ['model', 'data', 'targetModules', 'epochs', 'lr', 'headLrScale', 'methodLr', 'methodConfigs', 'batchSize', 'maxTrain', 'maxEval', 'maxLen'] as const;
+
+function previousRuns(o: CompareOptions): Map<string, CompareRun> {
+  const file = path.join(o.out, 'compare.json');
+  if (!o.reuse || !fs.existsSync(file)) return new Map();
+  const prev = JSON.parse(fs.readFileSync(file, 'utf8'));
+  for (const k of SETTINGS) {
+    if (JSON.stringify(prev.options?.[k] ?? null) !== JSON.stringify(o[k] ?? null)) {
+      throw new Error(`--reuse: ${file} was made with ${k} = ${JSON.stringify(prev.options?.[k])}, this run has ${JSON.stringify(o[k])}`);
+    }
+  }
+  return new Map((prev.runs as CompareRun[]).filter((r) => !r.error).map((r) => [`${r.method}@${r.seed}`, r]));
 }
 
 export interface CompareRun {
@@ -100,12 +121,21 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
   for (const m of o.methods) getMethod(m); // unknown names fail before any training
   if (!(o.seeds >= 1)) throw new Error(`--seeds must be at least 1, got ${o.seeds}`);
   const runs: CompareRun[] = [];
+  const prev = previousRuns(o);
   let split = { train: 0, validation: 0, test: 0 };
+  if (prev.size) split = JSON.parse(fs.readFileSync(path.join(o.out, 'compare.json'), 'utf8')).split;
   for (let si = 0; si < o.seeds; si++) {
     const seed = o.firstSeed + si;
     for (const [mi, method] of o.methods.entries()) {
       const lr = o.methodLr?.[method] ?? METHOD_LR[method] ?? o.lr;
       const withBaseline = mi === 0;
+      const old = prev.get(`${method}@${seed}`), oldBase = prev.get(`${BASELINE}@${seed}`);
+      if (old && (!withBaseline || oldBase)) {
+        ui.info(`== ${method}, seed ${seed}: reused from ${path.join(o.out, 'compare.json')}`);
+        if (withBaseline) runs.push(oldBase!);
+        runs.push(old);
+        continue;
+      }
       let peak = rssMiB();
       const stepTimes: number[] = [];
       let last = NaN;
