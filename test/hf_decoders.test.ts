@@ -288,6 +288,27 @@ describe('causal-LM job (JSONL → LoRA adapter)', () => {
   });
 });
 
+test('lorakit train --task causal-lm then generate with the adapter (bin)', () => {
+  const bin = new URL('../bin/lorakit.js', import.meta.url).pathname;
+  const tmp = mkdtempSync(path.join(tmpdir(), 'lorakit-clm-cli-'));
+  try {
+    const data = path.join(tmp, 'd.jsonl');
+    writeFileSync(data, ['{"prompt": "once upon a time", "completion": "there lived a king"}', '{"prompt": "what is this", "completion": "a good movie"}'].join('\n'));
+    const env = { ...process.env, LORAKIT_THREADS: '1' };
+    const t = spawnSync(process.execPath, [bin, 'train', '--task', 'causal-lm', '--model', FIXTURES + 'llama-tiny', '--data', data, '--out', path.join(tmp, 'out'), '--epochs', '12', '--batch', '2', '--lr', '0.01', '--quiet'], { encoding: 'utf8', env });
+    assert.equal(t.status, 0, t.stderr);
+    assert.match(t.stdout, /2 examples, \d+ trainable parameters; mean loss first epoch/);
+    const g = spawnSync(process.execPath, [bin, 'generate', '--model', FIXTURES + 'llama-tiny', '--adapter', path.join(tmp, 'out'), '--prompt', 'once upon a time', '--max-new-tokens', '6'], { encoding: 'utf8', env });
+    assert.equal(g.status, 0, g.stderr);
+    assert.equal(g.stdout.trim(), 'there lived a king');
+    const bad = spawnSync(process.execPath, [bin, 'train', '--task', 'causal-lm', '--data', data], { encoding: 'utf8', env });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--task causal-lm needs --model <dir>/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 describe('decoder helpers', () => {
   test('pickToken: greedy, top-k = 1 is greedy, top-p keeps the head of the distribution', () => {
     const logits = Float32Array.from([0.1, 3, -1, 2.9, 0]);

@@ -4,8 +4,9 @@ import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { runExportOnnx, runMerge } from './merge_export.ts';
 import { registerGenerate } from './generate.ts';
-import { registerCompare } from './compare.ts';
 import { checkMethodOptions, collectMethodOption } from './method_options.ts';
+import { registerCompare } from './compare.ts';
+import { trainCausalLmCli } from './causal_lm.ts';
 
 const num = (name: string) => (v: string) => {
   const x = Number(v);
@@ -53,7 +54,7 @@ export function makeProgram(): Command {
     .command('train')
     .description('Fine-tune a model with an adapter on a classification set; compares with the frozen-encoder baseline')
     .addOption(new Option('--model <name|dir>', "'use' = the bundled Universal Sentence Encoder lite, or a Hugging Face model folder (BERT, RoBERTa, DistilBERT)").default('use'))
-    .option('--task <name>', "what to train: 'classification'", 'classification')
+    .option('--task <name>', "what to train: 'classification' or 'causal-lm' (Hugging Face decoder folder + JSONL prompt/completion, messages or text)", 'classification')
     .addOption(new Option('--data <imdb|file.jsonl>', "'imdb' = bundled IMDB reviews (seeded split), or JSONL lines {\"text\":…,\"label\":…}").default('imdb'))
     .option('--method <name>', 'adapter method', 'lora')
     .option('--method-option <key=value>', 'a field of the method\'s config (repeatable), e.g. d_initial=0.05', collectMethodOption, {})
@@ -78,7 +79,8 @@ export function makeProgram(): Command {
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
-      if (o.task !== 'classification') throw new InvalidArgumentError(`--task '${o.task}' is not supported by train (supported: classification)`);
+      if (o.task === 'causal-lm') return trainCausalLmCli(o);
+      if (o.task !== 'classification') throw new InvalidArgumentError(`--task '${o.task}' is not supported by train (supported: classification, causal-lm)`);
       const t0 = performance.now();
       const res = await runClassificationJob(
         {
