@@ -309,6 +309,36 @@ test('lorakit train --task causal-lm then generate with the adapter (bin)', () =
   }
 });
 
+test('an adapter on the tied lm_head is not merged (the embedding stays): generation == argmax of the unmerged graph', async () => {
+  const dir = FIXTURES + 'qwen2-tiny';
+  const model = await loadDecoder(dir);
+  const config = loraConfigSchema.parse({ r: 2, lora_alpha: 4, init_lora_weights: false });
+  const adapters = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: ['lm_head', 'q_proj'], seed: 5 });
+  const prompt = [5, 9, 14, 20];
+  const gen = new Generator(model, adapters, { threads: 1 });
+  const cached = (await gen.generate(prompt, { maxNewTokens: 4, stopTokens: [] })).tokens;
+  const plain = (await gen.generate(prompt, { maxNewTokens: 4, stopTokens: [], useCache: false })).tokens;
+  await gen.release();
+  assert.deepEqual(cached, plain);
+  // Reference: full forward with the unmerged adapter, greedy step by step.
+  const g = new Graph('ref');
+  const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
+  const attentionMask = g.input('attention_mask', 'float32', ['B', 'T']);
+  g.output('logits', model.build(g, { inputIds, attentionMask }, adapters.linear({ training: false }), { logits: 'last' }).logits);
+  const cg = await CompiledGraph.compile(g, { threads: 1 });
+  const seq = prompt.slice();
+  for (let i = 0; i < 4; i++) {
+    const feeds: Record<string, { data: any; dims: number[] }> = {
+      input_ids: { data: BigInt64Array.from(seq, BigInt), dims: [1, seq.length] },
+      attention_mask: { data: new Float32Array(seq.length).fill(1), dims: [1, seq.length] },
+    };
+    for (const [k, v] of adapters.params) feeds[k] = { data: v, dims: adapters.shapes.get(k)! };
+    seq.push(pickToken((await cg.run(feeds)).logits.data as Float32Array, {}, new Rng(0)));
+  }
+  await cg.release();
+  assert.deepEqual(cached, seq.slice(prompt.length));
+});
+
 describe('decoder helpers', () => {
   test('pickToken: greedy, top-k = 1 is greedy, top-p keeps the head of the distribution', () => {
     const logits = Float32Array.from([0.1, 3, -1, 2.9, 0]);

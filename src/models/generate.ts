@@ -9,7 +9,7 @@ import { Graph } from '../graph/ir.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
 import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
-import { DecoderModel, KeyValue, plainLinear } from './decoder.ts';
+import { DecoderModel, KeyValue, LinearFn, plainLinear } from './decoder.ts';
 
 export interface SamplingOptions {
   /** false (default): greedy argmax. */
@@ -83,9 +83,25 @@ export class Generator {
   private full?: CompiledGraph;
   readonly model: DecoderModel;
 
-  /** `adapters` (LoRA and other mergeable methods) are merged into the weights. */
+  /** Adapter parameters fed to every run when the adapter stays unmerged. */
+  private adapterFeeds: Record<string, HostTensor> = {};
+  private linear: LinearFn = plainLinear;
+
+  /**
+   * `adapters` are merged into the weights (LoRA and other methods with a dense
+   * ΔW), except for methods without one and adapters on the output head (tied
+   * to the input embedding in GPT-2 and tied Llama/Qwen2, where a merge would
+   * change the embedding too): those run as their own sub-graphs.
+   */
   constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}) {
-    this.model = adapters && adapters.enabled ? model.withWeights(adapters.mergeInto(model.weights)) : model;
+    if (!adapters || !adapters.enabled) this.model = model;
+    else if (adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name))) {
+      this.model = model.withWeights(adapters.mergeInto(model.weights));
+    } else {
+      this.model = model;
+      this.linear = adapters.linear({ training: false });
+      for (const [k, v] of adapters.params) this.adapterFeeds[k] = { data: v, dims: adapters.shapes.get(k)! };
+    }
   }
 
   private graph(kind: 'prefill' | 'decode' | 'full'): Graph {
@@ -99,7 +115,7 @@ export class Generator {
           value: g.input(`past.${i}.value`, 'float32', ['B', c.numKvHeads, 'P', c.headDim]),
         }))
       : undefined;
-    const out = this.model.build(g, { inputIds, attentionMask, past }, plainLinear, { logits: 'last' });
+    const out = this.model.build(g, { inputIds, attentionMask, past }, this.linear, { logits: 'last' });
     g.output('logits', out.logits);
     if (kind !== 'full') {
       out.present.forEach((kv, i) => {
@@ -151,12 +167,12 @@ export class Generator {
       let logits: Float32Array;
       if (!useCache) {
         const full = await this.compiled('full');
-        logits = (await full.run({ input_ids: ids(seq), attention_mask: ones(seq.length) })).logits.data as Float32Array;
+        logits = (await full.run({ input_ids: ids(seq), attention_mask: ones(seq.length), ...this.adapterFeeds })).logits.data as Float32Array;
       } else {
         const g = await this.compiled(past ? 'decode' : 'prefill');
         const feeds: Record<string, HostTensor> = past
-          ? { input_ids: ids([seq[seq.length - 1]]), attention_mask: ones(seq.length), ...past }
-          : { input_ids: ids(seq), attention_mask: ones(seq.length) };
+          ? { input_ids: ids([seq[seq.length - 1]]), attention_mask: ones(seq.length), ...past, ...this.adapterFeeds }
+          : { input_ids: ids(seq), attention_mask: ones(seq.length), ...this.adapterFeeds };
         const out = await g.run(feeds);
         logits = out.logits.data as Float32Array;
         past = {};
