@@ -346,6 +346,27 @@ describe('decoder helpers', () => {
     assert.equal(pickToken(logits, {}, rng), 1);
     for (let i = 0; i < 20; i++) assert.equal(pickToken(logits, { doSample: true, topK: 1 }, rng), 1);
     for (let i = 0; i < 50; i++) assert.ok([1, 3].includes(pickToken(logits, { doSample: true, topP: 0.8 }, rng)));
+    for (let i = 0; i < 50; i++) assert.ok([1, 3].includes(pickToken(logits, { doSample: true, topK: 2 }, rng)));
+    // top-p alone over a larger vocabulary (candidates grown from the top 64): samples stay in the brute-force nucleus.
+    for (const scale of [6, 1]) {
+      const V = 1000, big = new Float32Array(V);
+      for (let i = 0; i < V; i++) big[i] = scale * rng.normal();
+      const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => big[b] - big[a]);
+      const w = order.map((i) => Math.exp(big[i] - big[order[0]]));
+      const z = w.reduce((a, b) => a + b, 0);
+      const nucleus = new Set<number>();
+      for (let i = 0, cum = 0; i < V && cum < 0.7; i++) {
+        cum += w[i] / z;
+        nucleus.add(order[i]);
+      }
+      for (let i = 0; i < 300; i++) assert.ok(nucleus.has(pickToken(big, { doSample: true, topP: 0.7 }, rng)), `scale ${scale}`);
+    }
+    // Frequencies follow softmax(logits / T) (plain sampling path, no sort).
+    const counts = new Array(5).fill(0);
+    for (let i = 0; i < 20000; i++) counts[pickToken(logits, { doSample: true, temperature: 2 }, rng)]++;
+    const e = Array.from(logits, (x) => Math.exp(x / 2));
+    const z = e.reduce((a, b) => a + b, 0);
+    e.forEach((x, i) => assert.ok(Math.abs(counts[i] / 20000 - x / z) < 0.015, `token ${i}: ${counts[i] / 20000} vs ${x / z}`));
   });
 
   test('an unsupported model_type names the problem', () => {

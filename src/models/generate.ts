@@ -41,6 +41,26 @@ export interface GenerateResult {
   stepMs: number[];
 }
 
+/** Indices of the k largest logits, largest first (a partial selection: no full sort of the vocabulary). */
+function topIndices(logits: Float32Array, k: number): number[] {
+  const V = logits.length;
+  if (k >= V) return Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
+  const heap: number[] = []; // sorted descending, length ≤ k
+  for (let i = 0; i < V; i++) {
+    const x = logits[i];
+    if (heap.length === k && x <= logits[heap[k - 1]]) continue;
+    let lo = 0, hi = heap.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (logits[heap[mid]] >= x) lo = mid + 1;
+      else hi = mid;
+    }
+    heap.splice(lo, 0, i);
+    if (heap.length > k) heap.pop();
+  }
+  return heap;
+}
+
 /** Picks the next token from one row of logits (HF order: temperature → top-k → top-p). */
 export function pickToken(logits: Float32Array, o: SamplingOptions, rng: Rng): number {
   const V = logits.length;
@@ -51,18 +71,52 @@ export function pickToken(logits: Float32Array, o: SamplingOptions, rng: Rng): n
   }
   const temp = o.temperature ?? 1;
   if (!(temp > 0)) throw new Error(`temperature must be > 0 when sampling, got ${temp}`);
-  const idx = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
-  let keep = V;
-  if (o.topK && o.topK > 0) keep = Math.min(keep, o.topK);
+  const topP = o.topP ?? 1;
+  const k = o.topK && o.topK > 0 ? Math.min(o.topK, V) : V;
+  if (k === V && topP >= 1) {
+    // Plain temperature sampling: softmax over the whole vocabulary, no sort.
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (logits[i] > max) max = logits[i];
+    const p = new Float64Array(V);
+    let z = 0;
+    for (let i = 0; i < V; i++) z += p[i] = Math.exp((logits[i] - max) / temp);
+    let u = rng.uniform() * z;
+    for (let i = 0; i < V; i++) {
+      u -= p[i];
+      if (u <= 0) return i;
+    }
+    return V - 1;
+  }
+  let idx: number[];
+  let zAll = 0;
+  if (k < V) idx = topIndices(logits, k);
+  else {
+    // top-p alone: the nucleus lies within the top kk tokens once their mass reaches topP; grow kk until it does.
+    let mx = -Infinity;
+    for (let i = 0; i < V; i++) if (logits[i] > mx) mx = logits[i];
+    for (let i = 0; i < V; i++) zAll += Math.exp(logits[i] / temp - mx / temp);
+    for (let kk = 64; ; kk *= 4) {
+      if (kk * 8 >= V) {
+        idx = topIndices(logits, V);
+        break;
+      }
+      idx = topIndices(logits, kk);
+      let mass = 0;
+      for (const i of idx) mass += Math.exp(logits[i] / temp - mx / temp);
+      if (mass / zAll >= topP) break;
+    }
+  }
+  let keep = idx.length;
   const max = logits[idx[0]] / temp;
   const p = new Float64Array(keep);
   let z = 0;
   for (let i = 0; i < keep; i++) z += p[i] = Math.exp(logits[idx[i]] / temp - max);
-  if (o.topP !== undefined && o.topP < 1) {
+  if (k === V) z = zAll; // probabilities of the whole vocabulary, not of the candidates
+  if (topP < 1) {
     let cum = 0, n = 0;
     while (n < keep) {
       cum += p[n++] / z;
-      if (cum >= o.topP) break;
+      if (cum >= topP) break;
     }
     keep = Math.max(1, n);
     z = 0;
