@@ -8,6 +8,7 @@
 //
 //   npm run bench:causal-lm -- [--threads 2] [--batch 4] [--seq 128] [--steps 3] [--warmup 1] [--layers 12] [--no-peer]
 
+import { openblasCore, peerEnv } from './peer_env.ts';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -69,12 +70,12 @@ console.log(`lorakit: ${ours.toFixed(0)} ms/step (median of ${steps}; ${times.ma
 let peer: any = null;
 if (!v['no-peer']) {
   const r = spawnSync('/usr/bin/python3', [path.join(here, 'peer_llama_torch.py'), '--threads', String(threads), '--batch', String(B), '--seq', String(T), '--steps', String(steps), '--warmup', String(warmup), '--layers', String(layers)], {
-    encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: String(threads) }, maxBuffer: 1 << 24,
+    encoding: 'utf8', env: peerEnv(threads), maxBuffer: 1 << 24,
   });
   if (r.status !== 0) console.log(`PyTorch peer failed or missing (exit ${r.status}): ${r.stderr.trim().split('\n').pop()}`);
   else {
     peer = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    console.log(`torch ${peer.torch}: ${peer.ms_per_step.toFixed(0)} ms/step (median), loss ${peer.loss.toFixed(3)}`);
+    console.log(`torch ${peer.torch} (OpenBLAS kernel ${openblasCore(r.stderr)}): ${peer.ms_per_step.toFixed(0)} ms/step (median), loss ${peer.loss.toFixed(3)}`);
     console.log(`ratio torch_ms / lorakit_ms = ${(peer.ms_per_step / ours).toFixed(2)} (> 1: lorakit faster)`);
   }
 }

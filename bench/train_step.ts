@@ -14,6 +14,7 @@
 // --spin-us N (onnxruntime intra-op spin time, see SessionOptions.spinMicros).
 
 import { spawnSync } from 'node:child_process';
+import { openblasCore, peerEnv } from './peer_env.ts';
 import { existsSync, mkdirSync, appendFileSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -212,23 +213,6 @@ function hasTorch(): string | null {
   return null;
 }
 
-/**
- * The peer runs with OpenBLAS's own choice of kernel: this workplace sets
- * OPENBLAS_CORETYPE=Haswell (and OPENBLAS_L2_SIZE) for old OpenBLAS builds,
- * which holds torch to AVX2 kernels (~27 vs ~48 GFLOP/s measured on the same
- * 1024×768×3072 matmul, results checked against float64). Unsetting both for
- * the peer's command alone gives PyTorch its best; OPENBLAS_VERBOSE reports the
- * kernel it picked. LORAKIT_PEER_KEEP_OPENBLAS_ENV=1 keeps the machine's setting.
- */
-function peerEnv(threads: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OPENBLAS_VERBOSE: '2' };
-  if (!process.env.LORAKIT_PEER_KEEP_OPENBLAS_ENV) {
-    delete env.OPENBLAS_CORETYPE;
-    delete env.OPENBLAS_L2_SIZE;
-  }
-  return env;
-}
-
 function benchPeer(name: 'small' | 'base', a: Args): PeerResult {
   const s = BENCH_CONFIGS[name];
   const args = [PEER, '--layers', s.layers, '--hidden', s.hidden, '--heads', s.heads, '--ffn', s.ffn, '--seq', s.seq, '--batch', s.batch,
@@ -237,7 +221,7 @@ function benchPeer(name: 'small' | 'base', a: Args): PeerResult {
   if (r.status !== 0) throw new Error(`peer_torch.py failed (exit ${r.status}):\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) throw new Error(`peer_torch.py printed no JSON line:\n${r.stdout}`);
-  const core = /Core: (\S+)/.exec(r.stderr)?.[1] ?? 'unknown';
+  const core = openblasCore(r.stderr);
   return { ...JSON.parse(line), openblas_core: core };
 }
 
