@@ -4,7 +4,7 @@
 // modified Gram-Schmidt, so column signs may differ from LAPACK's Householder
 // QR (the product B·A, hence the model, is the same).
 import type { LoraInit } from '../types.ts';
-import { qrColumns } from '../linalg.ts';
+import { qrColumns } from '../../linalg/qr.ts';
 import { residualOf } from '../pissa/index.ts';
 
 export const olora: LoraInit = {
