@@ -3,20 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { int, list, num } from './parse.ts';
 import { compareTable, runCompare } from '../tasks/compare.ts';
 import { METHODS } from '../adapters/registry.ts';
 
-const num = (name: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a finite number, got '${v}'`);
-  return x;
-};
-const int = (name: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
-  return x;
-};
-const list = (v: string) => (v === 'all-linear' ? v : v.split(',').map((s) => s.trim()).filter(Boolean));
 /** 'fourierft=0.05,lora=0.002' → { fourierft: 0.05, lora: 0.002 } */
 const pairs = (v: string) =>
   Object.fromEntries(

@@ -3,6 +3,7 @@
 // the weights), greedy or sampled, with the KV cache.
 
 import { Command, InvalidArgumentError } from 'commander';
+import { int, num } from './parse.ts';
 import { AdapterSet } from '../adapters/inject.ts';
 import { lora } from '../adapters/lora/index.ts';
 import { loraConfigSchema } from '../adapters/lora/config.ts';
@@ -67,16 +68,6 @@ export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { 
 }
 
 export function registerGenerate(program: Command): void {
-  const num = (name: string) => (v: string) => {
-    const x = Number(v);
-    if (!Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a finite number, got '${v}'`);
-    return x;
-  };
-  const int = (name: string) => (v: string) => {
-    const x = Number(v);
-    if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
-    return x;
-  };
   program
     .command('generate')
     .description('Generate text with a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral), optionally with a LoRA adapter')

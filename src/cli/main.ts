@@ -1,5 +1,6 @@
 // The `lorakit` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { int, list, num } from './parse.ts';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { runExportOnnx, runMerge } from './merge_export.ts';
@@ -8,17 +9,6 @@ import { checkMethodOptions, collectMethodOption } from './method_options.ts';
 import { registerCompare } from './compare.ts';
 import { trainCausalLmCli } from './causal_lm.ts';
 
-const num = (name: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a finite number, got '${v}'`);
-  return x;
-};
-const int = (name: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
-  return x;
-};
-const list = (v: string) => (v === 'all-linear' ? v : v.split(',').map((s) => s.trim()).filter(Boolean));
 
 function terminalUi(quiet: boolean): JobUi {
   let bar: cliProgress.SingleBar | null = null;

@@ -1,0 +1,18 @@
+// Option parsers shared by the lorakit commands: each rejects bad input with
+// the flag's name and the value it got.
+import { InvalidArgumentError } from 'commander';
+
+export const num = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a finite number, got '${v}'`);
+  return x;
+};
+
+export const int = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
+  return x;
+};
+
+/** 'a,b' → ['a', 'b']; 'all-linear' stays a string (PEFT's special value). */
+export const list = (v: string) => (v === 'all-linear' ? v : v.split(',').map((s) => s.trim()).filter(Boolean));
