@@ -4,6 +4,7 @@
 import { HfFolder, HfTokenizer, loadHfFolder } from '../io/hf.ts';
 import { bertFromHf } from './bert.ts';
 import { decoderFromFolder } from './load_decoder.ts';
+import { t5FromFolder } from './t5.ts';
 import type { EncoderModel } from './types.ts';
 
 export type HfModelKind = 'encoder' | 'decoder' | 'seq2seq';
@@ -22,6 +23,7 @@ export const HF_MODELS: Record<string, HfModelEntry> = {
   llama: { kind: 'decoder', build: decoderFromFolder },
   qwen2: { kind: 'decoder', build: decoderFromFolder },
   mistral: { kind: 'decoder', build: decoderFromFolder },
+  t5: { kind: 'seq2seq', build: t5FromFolder },
 };
 
 export interface LoadedHfModel<M = unknown> {
