@@ -1,4 +1,4 @@
-// T5 encoder-decoders (ReLU + tied head; gated-GELU + untied head) against the
+// T5 encoder-decoders (ReLU + tied head; gated-GELU + untied head) and BART against the
 // plain-PyTorch reference (tools/reference/hf_seq2seq.py): logits, seq2seq loss
 // and LoRA gradients, a LoRA training run that lowers the loss, and greedy
 // generation with the decoder KV cache == without it == PyTorch greedy.
@@ -19,7 +19,7 @@ import { t5Bucket } from '../src/models/t5.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
-const NAMES = ['t5-tiny', 't5-gated-tiny'];
+const NAMES = ['t5-tiny', 't5-gated-tiny', 'bart-tiny'];
 
 interface Golden {
   input_ids: number[][];
@@ -123,8 +123,9 @@ for (const name of NAMES) {
 
     test('a LoRA training run lowers the loss', async () => {
       const config = loraConfigSchema.parse({ r: 4, lora_alpha: 8 });
-      const set = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: ['q', 'v'], headNames: model.headNames });
-      const losses = await trainSeq2Seq(model, set, [batch], { lr: 1e-2, steps: 12, threads: 1 });
+      const targetModules = model.config.modelType === 'bart' ? ['q_proj', 'v_proj'] : ['q', 'v'];
+      const set2 = new AdapterSet(lora, config, model.sites, model.weights, { targetModules, headNames: model.headNames });
+      const losses = await trainSeq2Seq(model, set2, [batch], { lr: 1e-2, steps: 12, threads: 1 });
       assert.ok(losses[losses.length - 1] < losses[0] * 0.9, `losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
     });
 

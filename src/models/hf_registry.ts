@@ -2,6 +2,7 @@
 // builder. One line per model_type; add yours to HF_MODELS.
 
 import { HfFolder, HfTokenizer, loadHfFolder } from '../io/hf.ts';
+import { bartFromFolder } from './bart.ts';
 import { bertFromHf } from './bert.ts';
 import { decoderFromFolder } from './load_decoder.ts';
 import { t5FromFolder } from './t5.ts';
@@ -24,6 +25,7 @@ export const HF_MODELS: Record<string, HfModelEntry> = {
   qwen2: { kind: 'decoder', build: decoderFromFolder },
   mistral: { kind: 'decoder', build: decoderFromFolder },
   t5: { kind: 'seq2seq', build: t5FromFolder },
+  bart: { kind: 'seq2seq', build: bartFromFolder },
 };
 
 export interface LoadedHfModel<M = unknown> {
