@@ -1,7 +1,8 @@
 // T5 encoder-decoders (ReLU + tied head; gated-GELU + untied head) and BART against the
 // plain-PyTorch reference (tools/reference/hf_seq2seq.py): logits, seq2seq loss
 // and LoRA gradients, a LoRA training run that lowers the loss, and greedy
-// generation with the decoder KV cache == without it == PyTorch greedy.
+// generation with the decoder KV cache == without it == PyTorch greedy; seeded
+// sampling (cache == no cache, top-k 1 == greedy) and stop tokens.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -143,6 +144,52 @@ for (const name of NAMES) {
       const bothPlain = await gen.generate(rows, { maxNewTokens: 4, useCache: false });
       assert.deepEqual(both, bothPlain);
       assert.deepEqual(both[1], (await gen.generate([rows[1]], { maxNewTokens: 4 }))[0]);
+    });
+
+    test('seeded sampling: KV cache == no cache, reproducible, top-k 1 / temperature → 0 == greedy', async () => {
+      const gen = new Seq2SeqGenerator(model);
+      releases.push(() => gen.release());
+      const rows = [gold.generate.prompt, gold.input_ids[0], gold.input_ids[1].slice(0, 4)];
+      const n = 6;
+      const greedy = await gen.generate(rows, { maxNewTokens: n, stopTokens: [] });
+      const settings = [
+        { doSample: true, temperature: 1.5 },
+        { doSample: true, temperature: 0.8, topK: 5 },
+        { doSample: true, temperature: 1.2, topP: 0.9 },
+        { doSample: true, temperature: 2, topK: 20, topP: 0.95 },
+      ];
+      let differs = false;
+      for (const s of settings) {
+        for (const seed of [0, 7]) {
+          const o = { ...s, seed, maxNewTokens: n, stopTokens: [] };
+          const cached = await gen.generate(rows, o);
+          const plain = await gen.generate(rows, { ...o, useCache: false });
+          assert.deepEqual(cached, plain, `${JSON.stringify(s)} seed ${seed}`);
+          assert.deepEqual(await gen.generate(rows, o), cached);
+          if (JSON.stringify(cached) !== JSON.stringify(greedy)) differs = true;
+        }
+      }
+      assert.ok(differs, 'sampling never left the greedy path');
+      for (const useCache of [true, false]) {
+        assert.deepEqual(await gen.generate(rows, { maxNewTokens: n, stopTokens: [], useCache, doSample: true, topK: 1, seed: 3 }), greedy);
+        assert.deepEqual(await gen.generate(rows, { maxNewTokens: n, stopTokens: [], useCache, doSample: true, temperature: 1e-4, seed: 3 }), greedy);
+      }
+    });
+
+    test('a stop token ends generation (greedy and sampled)', async () => {
+      const gen = new Seq2SeqGenerator(model);
+      releases.push(() => gen.release());
+      const n = 8;
+      for (const s of [{}, { doSample: true, temperature: 1.5, seed: 11 }]) {
+        const full = (await gen.generate([gold.generate.prompt], { ...s, maxNewTokens: n, stopTokens: [] }))[0];
+        assert.equal(full.length, n);
+        const stopTok = full[2];
+        const at = full.indexOf(stopTok);
+        for (const useCache of [true, false]) {
+          const got = (await gen.generate([gold.generate.prompt], { ...s, maxNewTokens: n, stopTokens: [stopTok], useCache }))[0];
+          assert.deepEqual(got, full.slice(0, at + 1), JSON.stringify(s));
+        }
+      }
     });
   });
 }

@@ -4,7 +4,8 @@
 // (`crossKv`), and the decoder runs over those with an optional self-attention
 // KV cache. Also: the seq2seq loss (HF labels, −100 ignored, decoder inputs =
 // labels shifted right behind decoder_start_token_id), the fused LoRA training
-// step (loss + every LoRA gradient in one run), and greedy generation with and
+// step (loss + every LoRA gradient in one run), and generation (greedy or seeded
+// sampling through generate.ts's pickToken, stop tokens) with and
 // without the decoder KV cache.
 //
 // Shapes: encoder ids / mask [B,S] (int64 / float32), decoder ids [B,T] int64,
@@ -17,7 +18,9 @@ import { AdapterSet } from '../adapters/inject.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { CompiledGraph, HostTensor } from '../runtime/session.ts';
 import { causalLmLoss, IGNORE_INDEX } from '../train/causal_lm.ts';
+import { Rng } from '../util/rng.ts';
 import { KeyValue, plainLinear } from './decoder.ts';
+import { pickToken, type SamplingOptions } from './generate.ts';
 import type { LinearFn, LinearSite, WeightMap } from './types.ts';
 
 export interface Seq2SeqConfig {
@@ -161,23 +164,28 @@ export async function trainSeq2Seq(model: Seq2SeqModel, adapters: AdapterSet, ba
   return losses;
 }
 
-function argmaxRows(logits: HostTensor, B: number, V: number): number[] {
-  const d = logits.data as Float32Array;
-  const out: number[] = [];
-  for (let b = 0; b < B; b++) {
-    let best = 0;
-    for (let v = 1; v < V; v++) if (d[b * V + v] > d[b * V + best]) best = v;
-    out.push(best);
-  }
-  return out;
+export interface Seq2SeqGenerateOptions extends SamplingOptions {
+  maxNewTokens: number;
+  /** Default true. */
+  useCache?: boolean;
+  /** Stop once every row has produced a stop token (implied when `stopTokens` is given). */
+  stopAtEos?: boolean;
+  /** Tokens that end a row. Default: config eos_token_id. */
+  stopTokens?: number[];
+  /** Seed of the sampling Rng (default 0), as in the decoder generator. */
+  seed?: number;
 }
 
 /**
- * Greedy seq2seq generation for a batch of (right-padded) encoder inputs.
+ * Seq2seq generation for a batch of (right-padded) encoder inputs: greedy, or
+ * sampling (temperature / top-k / top-p, seeded) through the decoder
+ * generator's `pickToken`; one Rng draws for the unfinished rows in row order.
  * `useCache`: encode once, cross-attention keys/values once, then one-token
  * decoder steps with the self-attention KV cache; otherwise every step re-runs
- * the whole model over the decoded prefix. Stops at maxNewTokens or when every
- * row has produced an eos (if `stopAtEos`). Returns the new tokens per row.
+ * the whole model over the decoded prefix. A row is finished once it produces a
+ * stop token (later positions are padTokenId). Stops at maxNewTokens or, with
+ * `stopAtEos` or explicit `stopTokens`, when every row has finished. Returns the
+ * new tokens per row (stop token included).
  */
 export class Seq2SeqGenerator {
   private graphs: Promise<{ enc: CompiledGraph; first: CompiledGraph; step: CompiledGraph; full: CompiledGraph }> | null = null;
@@ -223,7 +231,7 @@ export class Seq2SeqGenerator {
     }))();
   }
 
-  async generate(inputIds: number[][], opts: { maxNewTokens: number; useCache?: boolean; stopAtEos?: boolean }): Promise<number[][]> {
+  async generate(inputIds: number[][], opts: Seq2SeqGenerateOptions): Promise<number[][]> {
     this.graphs ??= this.build();
     const gs = await this.graphs;
     const c = this.model.config, V = c.vocabSize, B = inputIds.length, S = Math.max(...inputIds.map((r) => r.length));
@@ -233,6 +241,9 @@ export class Seq2SeqGenerator {
     const encFeeds = { input_ids: { data: ids, dims: [B, S] }, attention_mask: { data: mask, dims: [B, S] } };
     const seqs: number[][] = inputIds.map(() => [c.decoderStartTokenId]);
     const done = new Array(B).fill(false);
+    const stop = new Set(opts.stopTokens ?? c.eosTokenIds);
+    const stopEarly = opts.stopAtEos || opts.stopTokens !== undefined;
+    const rng = new Rng(opts.seed ?? 0);
     let cache: Record<string, HostTensor> = {};
     let cross: Record<string, HostTensor> = {};
     if (opts.useCache !== false) cross = await gs.enc.run({ ...this.extraFeeds, ...encFeeds });
@@ -253,9 +264,17 @@ export class Seq2SeqGenerator {
           cache[`past.${i}.value`] = out[`present.${i}.value`];
         }
       }
-      const next = argmaxRows(logits, B, V);
-      next.forEach((t, b) => { seqs[b].push(done[b] ? c.padTokenId : t); if (c.eosTokenIds.includes(t)) done[b] = true; });
-      if (opts.stopAtEos && done.every(Boolean)) break;
+      const d = logits.data as Float32Array;
+      for (let b = 0; b < B; b++) {
+        if (done[b]) {
+          seqs[b].push(c.padTokenId);
+          continue;
+        }
+        const t = pickToken(d.subarray(b * V, (b + 1) * V), opts, rng);
+        seqs[b].push(t);
+        if (stop.has(t)) done[b] = true;
+      }
+      if (stopEarly && done.every(Boolean)) break;
     }
     return seqs.map((s) => s.slice(1));
   }
