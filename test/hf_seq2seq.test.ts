@@ -11,6 +11,7 @@ import { Graph } from '../src/graph/ir.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { loraConfigSchema } from '../src/adapters/lora/config.ts';
+import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
 import { plainLinear } from '../src/models/decoder.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
 import {
@@ -29,7 +30,7 @@ interface Golden {
   decoder_input_ids: number[][];
   logits: number[];
   loss: number;
-  lora: { r: number; lora_alpha: number; target_modules: string[]; params: Record<string, { shape: number[]; data: number[] }> };
+  lora: GoldenLora;
   lora_loss: number;
   lora_grads: Record<string, number[]>;
   generate: { prompt: number[]; greedy: number[] };
@@ -43,17 +44,6 @@ function goldenBatch(gold: Golden): Seq2SeqBatch {
     attentionMask: Float32Array.from(gold.attention_mask.flat()),
     labels: BigInt64Array.from(gold.labels.flat(), BigInt),
   };
-}
-
-function goldenAdapters(model: Seq2SeqModel, gold: Golden): AdapterSet {
-  const config = loraConfigSchema.parse({ r: gold.lora.r, lora_alpha: gold.lora.lora_alpha, init_lora_weights: false });
-  const set = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: gold.lora.target_modules, headNames: model.headNames });
-  assert.equal(set.params.size, Object.keys(gold.lora.params).length);
-  for (const [k, p] of Object.entries(gold.lora.params)) {
-    assert.deepEqual(set.shapes.get(k), p.shape, k);
-    set.params.get(k)!.set(p.data);
-  }
-  return set;
 }
 
 const releases: (() => Promise<void>)[] = [];
