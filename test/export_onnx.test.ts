@@ -82,3 +82,41 @@ test('lorakit merge --weights 0.7,0.3 writes W0 + 0.7·ΔW_A + 0.3·ΔW_B', asyn
   assert.ok(err < 1e-5, `max |Δ| ${err}`);
   await assert.rejects(makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'merge', '--adapter', da, '--weights', '0.7,0.3', '--out', out]), /1 adapters but 2 weights/);
 });
+
+test('export-onnx of an adapter trained with a head (lorakit train) outputs logits equal to lorakit’s classifier (1e-4)', async () => {
+  const { buildClassifierGraph, initHead, HEAD_W, HEAD_B } = await import('../src/train/classifier.ts');
+  const { CompiledGraph } = await import('../src/runtime/session.ts');
+  const set = adapter(5);
+  const head = initHead(model.hiddenSize, 3, 7);
+  const aDir = tmp(), onnxFile = path.join(tmp(), 'clf.onnx');
+  saveAdapter(aDir, set, {
+    baseModel: 'use',
+    modulesToSave: new Map([
+      [HEAD_W, { shape: [3, model.hiddenSize], data: head.get(HEAD_W)! }],
+      [HEAD_B, { shape: [3], data: head.get(HEAD_B)! }],
+    ]),
+  });
+  await makeProgram().parseAsync(['node', 'lorakit', 'export-onnx', '--model', 'use', '--adapter', aDir, '--out', onnxFile]);
+
+  const batch = padBatch(ids);
+  const cg = await CompiledGraph.compile(buildClassifierGraph(model, set, head, 3, 'eval').graph, { threads: 2 });
+  const feeds: Record<string, { data: any; dims: number[] }> = {
+    input_ids: { data: batch.ids, dims: [batch.B, batch.T] },
+    attention_mask: { data: batch.mask, dims: [batch.B, batch.T] },
+    [HEAD_W]: { data: head.get(HEAD_W)!, dims: [3, model.hiddenSize] },
+    [HEAD_B]: { data: head.get(HEAD_B)!, dims: [3] },
+  };
+  for (const [k, v] of set.params) feeds[k] = { data: v, dims: set.shapes.get(k)! };
+  const ours = (await cg.run(feeds, ['logits'])).logits.data as Float32Array;
+  await cg.release();
+
+  const session = await ort.InferenceSession.create(onnxFile);
+  assert.deepEqual([...session.outputNames], ['logits', 'embeddings']);
+  const res = await session.run({
+    input_ids: new ort.Tensor('int64', batch.ids, [batch.B, batch.T]),
+    attention_mask: new ort.Tensor('int64', BigInt64Array.from(batch.mask, (x) => BigInt(x)), [batch.B, batch.T]),
+  });
+  assert.deepEqual(res.logits.dims, [batch.B, 3]);
+  assert.ok(maxDiff(res.logits.data as Float32Array, ours) < 1e-4, `exported logits vs lorakit max |Δ| ${maxDiff(res.logits.data as Float32Array, ours)}`);
+  await session.release();
+});

@@ -5,7 +5,9 @@ import path from 'node:path';
 import { loadUseEncoder, USE_MODEL_NAME } from '../models/use_encoder.ts';
 import { loadEncoderModel } from '../models/hf_registry.ts';
 import type { EncoderModel } from '../models/types.ts';
-import { exportOnnx, loadMergedWeights, MERGED_CONFIG, MERGED_WEIGHTS, mergeAdapters, saveMergedModel } from '../peft/export.ts';
+import { exportOnnx, ExportHead, loadMergedWeights, MERGED_CONFIG, MERGED_WEIGHTS, mergeAdapters, saveMergedModel } from '../peft/export.ts';
+import { loadPeftAdapter } from '../peft/adapter_files.ts';
+import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 
 interface Base { model: EncoderModel; name: string; hfDir?: string }
 
@@ -42,6 +44,13 @@ export async function runMerge(o: MergeOptions): Promise<{ modules: number }> {
 
 export async function runExportOnnx(o: MergeOptions) {
   let { model } = await loadBase(o.model);
+  // One adapter trained by `lorakit train` carries its classification head (modules_to_save 'classifier'): export it as `logits`.
+  const head = o.adapters.length === 1 ? headOf(loadPeftAdapter(model, o.adapters[0], { warn: () => {} }).extraTensors) : undefined;
   if (o.adapters.length) model = model.withWeights(mergeAdapters(model, o.adapters, o.weights));
-  return exportOnnx(model, o.out, { outputName: 'embeddings' });
+  return exportOnnx(model, o.out, { outputName: 'embeddings', head });
+}
+
+function headOf(extra: Map<string, { shape: number[]; data: Float32Array }>): ExportHead | undefined {
+  const w = extra.get(HEAD_W), b = extra.get(HEAD_B);
+  return w && b ? { weight: w.data, bias: b.data, numLabels: w.shape[0] } : undefined;
 }

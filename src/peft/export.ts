@@ -66,16 +66,32 @@ export function loadMergedWeights(dir: string): { base: string; weights: WeightM
   return { base: cfg.lorakit?.base_model ?? 'use', weights };
 }
 
-/** Plain ONNX of the model (weights as initializers, no lorakit ops or inputs beyond the two). */
-export function exportOnnx(model: EncoderModel, file: string, opts: { outputName?: string } = {}): { inputs: string[]; outputs: string[]; bytes: number } {
+/** A trained classification head (nn.Linear layout: weight [C, H], bias [C]). */
+export interface ExportHead { weight: Float32Array; bias: Float32Array; numLabels: number }
+
+/**
+ * Plain ONNX of the model (weights as initializers, no lorakit ops or inputs
+ * beyond the two). With a head, the first output is `logits` [B, C] and the
+ * pooled `embeddings` follow.
+ */
+export function exportOnnx(model: EncoderModel, file: string, opts: { outputName?: string; head?: ExportHead } = {}): { inputs: string[]; outputs: string[]; bytes: number } {
   const g = new Graph(`${model.name}-export`);
   const inputIds = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
   const mask = g.input('attention_mask', 'int64', ['batch_size', 'sequence_length']);
   const out = model.build(g, { inputIds, attentionMask: op.cast(mask, 'float32') }, plainLinear);
   const name = opts.outputName ?? 'embeddings';
+  const outputs: string[] = [];
+  if (opts.head) {
+    const { weight, bias, numLabels } = opts.head;
+    const W = g.weight('classifier.weight', weight, [numLabels, model.hiddenSize]);
+    const b = g.weight('classifier.bias', bias, [numLabels]);
+    g.output('logits', op.gemm(out, W, { transB: true }, b));
+    outputs.push('logits');
+  }
   g.output(name, out);
+  outputs.push(name);
   const bytes = toOnnxBytes(g);
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   fs.writeFileSync(file, bytes);
-  return { inputs: ['input_ids', 'attention_mask'], outputs: [name], bytes: bytes.length };
+  return { inputs: ['input_ids', 'attention_mask'], outputs, bytes: bytes.length };
 }
