@@ -71,12 +71,34 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
     tensors[PEFT_PREFIX + k] = { dtype: 'F32', shape: t.shape, data: t.data };
     modules.add(k.split('.').slice(0, -1).join('.'));
   }
+  const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra };
+  if (set.method.peftType !== 'LORA') {
+    // Not a LoraConfig: the method's own peft_type and every field of its config, so the file says what it holds and reloads exactly.
+    writeSafetensors(path.join(out, WEIGHTS_FILE), tensors, { format: 'pt' });
+    writeFileAtomic(path.join(out, CONFIG_FILE), methodConfigJson(set, info, [...modules], lorakit));
+    return out;
+  }
   const config = peftConfigOf(set, { ...info, modulesToSave: [...modules] });
   if (info.convertToLora && set.initialParams.size) convertResidualInit(set, tensors, config);
   writeSafetensors(path.join(out, WEIGHTS_FILE), tensors, { format: 'pt' });
-  const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra };
   writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(config, { unknown: info.peftConfig?.unknown, lorakit }));
   return out;
+}
+
+function methodConfigJson(set: AdapterSet, info: SavedAdapterInfo, modulesToSave: string[], lorakit: Record<string, unknown>): string {
+  const target = set.options.targetModules;
+  const out: Record<string, unknown> = {
+    ...(set.config as Record<string, unknown>),
+    ...set.method.toPeftConfig(set.config),
+    peft_type: set.method.peftType,
+    task_type: info.taskType ?? null,
+    base_model_name_or_path: info.baseModel,
+    target_modules: typeof target === 'string' ? target : [...new Set(target)],
+    modules_to_save: modulesToSave.length ? modulesToSave : null,
+    inference_mode: true,
+    lorakit,
+  };
+  return JSON.stringify(Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]])), null, 2) + '\n';
 }
 
 function convertResidualInit(set: AdapterSet, tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>, config: PeftLoraConfig) {
