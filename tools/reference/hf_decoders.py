@@ -42,6 +42,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from safetensors_file import write_safetensors  # noqa: F401  (hf_seq2seq imports it from here)
+
 torch.set_num_threads(1)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,23 +53,6 @@ OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "test", "fixtures
 R, ALPHA = 4, 8
 SCALING = ALPHA / R
 
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for k in sorted(tensors):
-        t = tensors[k].detach().to(torch.float32).contiguous()
-        b = t.numpy().tobytes()
-        header[k] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def flat(t):

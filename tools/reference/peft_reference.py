@@ -46,6 +46,8 @@ import struct
 
 import torch
 
+from safetensors_file import write_safetensors
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(REPO, "test", "fixtures", "peft_ref")
@@ -56,24 +58,6 @@ torch.set_default_dtype(torch.float64)
 
 
 # ---- safetensors (format: u64 header length, JSON header, raw little-endian data) ----
-
-def write_safetensors(path, tensors, metadata=None):
-    header, blobs, off = {}, [], 0
-    for k in sorted(tensors):
-        t = tensors[k].detach().to(torch.float32).contiguous()
-        b = t.numpy().tobytes()
-        header[k] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    if metadata:
-        header["__metadata__"] = metadata
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def read_safetensors(path):
@@ -275,7 +259,7 @@ def flat(t):
 def write_fixtures():
     os.makedirs(FIXTURES, exist_ok=True)
     base = {k: v.to(torch.float32).to(torch.float64) for k, v in make_base().items()}
-    write_safetensors(os.path.join(FIXTURES, "model.safetensors"), base, {"format": "pt"})
+    write_safetensors(os.path.join(FIXTURES, "model.safetensors"), base)
     ids, mask = inputs()
     base_logits = Adapted(base, full_config(target_modules=["nothing"]), {}).forward(ids, mask)
     with open(os.path.join(FIXTURES, "inputs.json"), "w") as f:
@@ -286,7 +270,7 @@ def write_fixtures():
         d = os.path.join(FIXTURES, name)
         os.makedirs(d, exist_ok=True)
         t = make_adapter(base, cfg, 100 + i)
-        write_safetensors(os.path.join(d, "adapter_model.safetensors"), t, {"format": "pt"})
+        write_safetensors(os.path.join(d, "adapter_model.safetensors"), t)
         with open(os.path.join(d, "adapter_config.json"), "w") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
             f.write("\n")
