@@ -42,7 +42,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from safetensors_file import write_safetensors  # noqa: F401  (hf_seq2seq imports it from here)
+from safetensors_file import write_safetensors
 
 torch.set_num_threads(1)
 
@@ -53,6 +53,19 @@ OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "test", "fixtures
 R, ALPHA = 4, 8
 SCALING = ALPHA / R
 
+
+
+def write_hf_folder(d, cfg, W):
+    """config.json, model.safetensors and the word-level tokenizer files of a tiny model, as Hugging Face lays them out."""
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    write_safetensors(os.path.join(d, "model.safetensors"), W)
+    tok, tok_cfg = tokenizer_files(cfg["model_type"])
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(tok, f, indent=1)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump(tok_cfg, f, indent=2)
 
 
 def flat(t):
@@ -316,15 +329,7 @@ def make(name, builder, seed):
     print(f"{name}: loss {loss.item():.5f}, min greedy margin {min(margins):.4f}")
 
     d = os.path.join(OUT, name)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    write_safetensors(os.path.join(d, "model.safetensors"), W)
-    tok, tok_cfg = tokenizer_files(cfg["model_type"])
-    with open(os.path.join(d, "tokenizer.json"), "w") as f:
-        json.dump(tok, f, indent=1)
-    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
-        json.dump(tok_cfg, f, indent=2)
+    write_hf_folder(d, cfg, W)
     golden = {
         "input_ids": ids.tolist(),
         "attention_mask": mask.tolist(),

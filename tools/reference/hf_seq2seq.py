@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_decoders import Lora, R, ALPHA, flat, tokenizer_files, write_safetensors  # noqa: E402
+from hf_decoders import Lora, R, ALPHA, flat, write_hf_folder  # noqa: E402
 
 torch.set_num_threads(1)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -300,15 +300,7 @@ def make(name, builder, seed):
     print(f"{name}: loss {loss.item():.5f}, min greedy margin {min(margins):.4f}")
 
     d = os.path.join(OUT, name)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    write_safetensors(os.path.join(d, "model.safetensors"), W)
-    tok, tok_cfg = tokenizer_files(cfg["model_type"])
-    with open(os.path.join(d, "tokenizer.json"), "w") as f:
-        json.dump(tok, f, indent=1)
-    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
-        json.dump(tok_cfg, f, indent=2)
+    write_hf_folder(d, cfg, W)
     golden = {
         "input_ids": ids.tolist(), "attention_mask": mask.tolist(), "labels": labels.tolist(),
         "decoder_input_ids": dec.tolist(), "logits": flat(logits), "loss": float(loss0),
