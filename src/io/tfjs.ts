@@ -84,15 +84,13 @@ function checkSpec(file: string, where: string, w: ManifestWeight): { name: stri
 }
 
 async function readGroup(file: string, dir: string, where: string, paths: string[]): Promise<Buffer> {
-  const parts = await Promise.all(paths.map(async (p, i) => {
-    const shard = path.resolve(dir, p);
-    try {
-      return await readFile(shard);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? (e as Error).message})`;
-      throw new TfjsWeightsError(file, `shard file "${p}" (${where}.paths[${i}]) ${why}; looked for ${shard}. Copy all shard files listed in model.json next to it`);
-    }
-  }));
+  // Read in parallel, but report the first failing shard in manifest order, so the message does not depend on I/O timing.
+  const reads = await Promise.allSettled(paths.map((p) => readFile(path.resolve(dir, p))));
+  const parts = reads.map((r, i) => {
+    if (r.status === 'fulfilled') return r.value;
+    const code = (r.reason as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? (r.reason as Error).message})`;
+    throw new TfjsWeightsError(file, `shard file "${paths[i]}" (${where}.paths[${i}]) ${why}; looked for ${path.resolve(dir, paths[i])}. Copy all shard files listed in model.json next to it`);
+  });
   return Buffer.concat(parts);
 }
