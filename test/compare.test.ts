@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runClassificationJob } from '../src/tasks/classification.ts';
 import { BASELINE, compareMarkdown, compareSvg, CompareRow, mean, median, runCompare, std } from '../src/tasks/compare.ts';
 
 const row = (method: string, accs: number[], params: number, step: number | null): CompareRow => ({
@@ -59,5 +60,26 @@ test('runCompare: every method × seed plus one baseline per seed', async () => 
   );
   assert.deepEqual(again.rows.map((r) => r.meanAccuracy), res.rows.map((r) => r.meanAccuracy));
   assert.equal(seen.filter((m) => /reused/.test(m)).length, 4);
+  // Retuning one method's learning rate reruns only that method (and the baseline it carries).
+  const seen2: string[] = [];
+  await runCompare(
+    { methods: ['lora', 'hydra'], seeds: 2, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, methodLr: { hydra: 1e-3 }, headLrScale: 5, batchSize: 4, maxTrain: 12, maxEval: 8, maxLen: 32, threads: 2, out, reuse: true },
+    { ...ui, info: (m: string) => seen2.push(m) },
+  );
+  assert.deepEqual(seen2.filter((m) => /reused/.test(m)).map((m) => m.match(/== (\w+)/)![1]), ['lora', 'lora']);
   await assert.rejects(runCompare({ methods: ['lora'], seeds: 1, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 2, lr: 2e-3, headLrScale: 5, batchSize: 4, maxTrain: 12, maxEval: 8, maxLen: 32, out, reuse: true }, ui), /--reuse: .* epochs = 1, this run has 2/);
+});
+
+test('LP-FT: a probe-initialised head starts from the frozen-encoder baseline', async () => {
+  // With a vanishing learning rate nothing moves, so the fine-tuned system must
+  // score exactly what the linear probe scored (a fresh random head would not).
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-lpft-'));
+  const ui = { info() {}, startPhase() {}, step() {}, epoch() {}, endPhase() {} };
+  const res = await runClassificationJob(
+    { model: 'use', data: 'imdb', method: 'lora', methodConfig: {}, targetModules: ['qkv'], epochs: 1, lr: 1e-12, headLrScale: 1, batchSize: 8, seed: 3, out, maxTrain: 64, maxEval: 48, maxLen: 32, threads: 2, resume: false, baseline: true, headInit: 'probe' },
+    ui,
+  );
+  const [probe, tuned] = res.rows;
+  assert.ok(probe.testAccuracy > 0.6, `probe accuracy ${probe.testAccuracy}`);
+  assert.equal(tuned.testAccuracy, probe.testAccuracy);
 });

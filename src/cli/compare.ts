@@ -31,6 +31,7 @@ export function registerCompare(program: Command): void {
     .option('--epochs <n>', 'training epochs', int('--epochs'), 1)
     .option('--lr <lr>', 'adapter learning rate (per-method overrides: --method-lr)', num('--lr'), 2e-3)
     .option('--method-lr <pairs>', 'per-method adapter learning rates, e.g. fourierft=0.05', pairs)
+    .addOption(new Option('--head-init <how>', "classification head start: 'probe' = the frozen-encoder linear probe (LP-FT), 'random'").choices(['probe', 'random']).default('probe'))
     .option('--head-lr-scale <x>', 'head learning rate = --lr × this, the same for every method', num('--head-lr-scale'), 5)
     .option('--batch <n>', 'batch size', int('--batch'), 32)
     .option('--max-train <n>', 'at most N training examples', int('--max-train'), 1000)
@@ -57,6 +58,7 @@ export function registerCompare(program: Command): void {
           lr: o.lr,
           methodLr: o.methodLr,
           headLrScale: o.headLrScale,
+          headInit: o.headInit,
           batchSize: o.batch,
           maxTrain: o.maxTrain,
           maxEval: o.maxEval,

@@ -51,10 +51,17 @@ export interface CompareOptions {
    * made with the same settings (adding methods to a finished comparison).
    */
   reuse?: boolean;
+  /** Head initialisation of every adapter run (see ClassifyJobOptions.headInit); 'probe' by default. */
+  headInit?: 'random' | 'probe';
 }
 
-/** Settings that must match for runs to be reused. */
-const SETTINGS = ['model', 'data', 'targetModules', 'epochs', 'lr', 'headLrScale', 'methodLr', 'methodConfigs', 'batchSize', 'maxTrain', 'maxEval', 'maxLen'] as const;
+/**
+ * Settings that must match for runs to be reused. A method's own learning rate
+ * and config are checked per run (CompareRun.lr / .config), so retuning one
+ * method reruns only that method.
+ */
+const SETTINGS = ['model', 'data', 'targetModules', 'epochs', 'headLrScale', 'batchSize', 'maxTrain', 'maxEval', 'maxLen', 'headInit'] as const;
+const headLr = (o: Pick<CompareOptions, 'lr' | 'headLrScale'>) => o.lr * o.headLrScale;
 
 function previousRuns(o: CompareOptions): Map<string, CompareRun> {
   const file = path.join(o.out, 'compare.json');
@@ -65,6 +72,7 @@ function previousRuns(o: CompareOptions): Map<string, CompareRun> {
       throw new Error(`--reuse: ${file} was made with ${k} = ${JSON.stringify(prev.options?.[k])}, this run has ${JSON.stringify(o[k])}`);
     }
   }
+  if (headLr(prev.options) !== headLr(o)) throw new Error(`--reuse: ${file} was made with head learning rate ${headLr(prev.options)}, this run has ${headLr(o)}`);
   return new Map((prev.runs as CompareRun[]).filter((r) => !r.error).map((r) => [`${r.method}@${r.seed}`, r]));
 }
 
@@ -78,6 +86,9 @@ export interface CompareRun {
   /** Highest resident set size sampled during the run (MiB, whole process). */
   peakRssMiB: number;
   seconds: number;
+  /** The adapter learning rate and method config this run used (null for the baseline). */
+  lr?: number | null;
+  config?: Record<string, unknown> | null;
   /** Set when the run failed (the comparison goes on without it). */
   error?: string;
 }
@@ -128,9 +139,11 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
     const seed = o.firstSeed + si;
     for (const [mi, method] of o.methods.entries()) {
       const lr = o.methodLr?.[method] ?? METHOD_LR[method] ?? o.lr;
+      const methodConfig = { ...(method === 'lora' || method === 'dora' ? { r: 8, lora_alpha: 16 } : {}), ...o.methodConfigs?.[method] };
       const withBaseline = mi === 0;
       const old = prev.get(`${method}@${seed}`), oldBase = prev.get(`${BASELINE}@${seed}`);
-      if (old && (!withBaseline || oldBase)) {
+      const same = old && old.lr === lr && JSON.stringify(old.config ?? null) === JSON.stringify(methodConfig);
+      if (same && (!withBaseline || oldBase)) {
         ui.info(`== ${method}, seed ${seed}: reused from ${path.join(o.out, 'compare.json')}`);
         if (withBaseline) runs.push(oldBase!);
         runs.push(old);
@@ -144,11 +157,12 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
         model: o.model,
         data: o.data,
         method,
-        methodConfig: { ...(method === 'lora' || method === 'dora' ? { r: 8, lora_alpha: 16 } : {}), ...o.methodConfigs?.[method] },
+        methodConfig,
         targetModules: o.targetModules,
         epochs: o.epochs,
         lr,
-        headLrScale: (o.lr * o.headLrScale) / lr,
+        headLrScale: headLr(o) / lr,
+        headInit: o.headInit ?? 'probe',
         batchSize: o.batchSize,
         seed,
         out: path.join(o.out, `${method}-seed${seed}`),
@@ -180,7 +194,7 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
         // One method failing (a bad config, a diverged run) must not lose the others' results.
         const error = (e as Error).message.split('\n')[0];
         ui.info(`!! ${method}, seed ${seed} failed: ${error}`);
-        runs.push({ method, seed, testAccuracy: NaN, trainableParams: NaN, medianStepMs: null, peakRssMiB: peak, seconds: NaN, error });
+        runs.push({ method, seed, testAccuracy: NaN, trainableParams: NaN, medianStepMs: null, peakRssMiB: peak, seconds: NaN, lr, config: methodConfig, error });
         continue;
       } finally {
         clearInterval(sampler);
@@ -197,6 +211,8 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
           medianStepMs: isBase ? null : median(stepTimes),
           peakRssMiB: peak,
           seconds: r.seconds,
+          lr: isBase ? null : lr,
+          config: isBase ? null : methodConfig,
         });
       }
     }
