@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, list, num } from './parse.ts';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
-import { runExportOnnx, runMerge } from './merge_export.ts';
+import { registerMergeExport } from './merge_export.ts';
 import { registerGenerate } from './generate.ts';
 import { checkMethodOptions, collectMethodOption } from './method_options.ts';
 import { registerCompare } from './compare.ts';
@@ -115,31 +115,7 @@ export function makeProgram(): Command {
 
   registerGenerate(program);
   registerCompare(program);
-  const collect = (v: string, prev: string[]) => [...prev, v];
-  const weightsList = (v: string) => v.split(',').map((x) => num('--weights')(x.trim()));
-  program
-    .command('merge')
-    .description('Merge one or more adapters into the base weights and write a model folder (model.safetensors + config.json)')
-    .option('--model <name|dir>', "'use' (bundled) or a folder written by lorakit merge", 'use')
-    .requiredOption('--adapter <dir>', 'adapter folder (repeat for several)', collect, [])
-    .option('--weights <list>', 'one weight per --adapter, e.g. 0.7,0.3 (merged as W0 + Σ wᵢ·ΔWᵢ)', weightsList)
-    .requiredOption('--out <dir>', 'output folder')
-    .action(async (o) => {
-      const r = await runMerge({ model: o.model, adapters: o.adapter, weights: o.weights, out: o.out });
-      console.log(`merged ${o.adapter.length} adapter(s) into ${r.modules} module(s): ${o.out}`);
-    });
-
-  program
-    .command('export-onnx')
-    .description('Export a plain ONNX model (inputs input_ids, attention_mask) that onnxruntime and transformers.js load without lorakit')
-    .option('--model <name|dir>', "'use' (bundled) or a folder written by lorakit merge", 'use')
-    .option('--adapter <dir>', 'merge this adapter first (repeat for several)', collect, [])
-    .option('--weights <list>', 'one weight per --adapter', weightsList)
-    .requiredOption('--out <file>', 'output .onnx file')
-    .action(async (o) => {
-      const r = await runExportOnnx({ model: o.model, adapters: o.adapter, weights: o.weights, out: o.out });
-      console.log(`${o.out}: ${(r.bytes / 1e6).toFixed(1)} MB, inputs ${r.inputs.join(', ')}, output ${r.outputs.join(', ')}`);
-    });
+  registerMergeExport(program);
 
   return program;
 }

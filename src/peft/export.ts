@@ -1,36 +1,85 @@
 // Merging adapters into the base weights (`lorakit merge`) and exporting a
 // plain ONNX model (`lorakit export-onnx`) that onnxruntime / transformers.js
 // load without lorakit: inputs `input_ids` and `attention_mask` (int64, as
-// Hugging Face tokenizers give them), one output (`embeddings` for a sentence
-// encoder, `logits` for a model whose output is logits).
+// Hugging Face tokenizers give them), one output:
+//   decoder LM (GPT-2, Llama, Qwen2, Mistral)   logits [B, T, V]
+//   encoder with a classification head          logits [B, C]
+//   BERT-family encoder                         last_hidden_state [B, T, H]
+//   sentence encoder (USE)                      embeddings [B, H] (pooled)
+// A merged Hugging Face folder keeps the source folder's tensor names (GPT-2's
+// un-prefixed Conv1D names included), config and tokenizer files, so
+// transformers and lorakit load it as they load the original.
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Graph } from '../graph/ir.ts';
+import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
-import type { EncoderModel, WeightMap } from '../models/types.ts';
+import type { HfFolder } from '../io/hf.ts';
+import { readSafetensors, writeSafetensors, type TensorInput } from '../io/safetensors.ts';
+import type { BertModel } from '../models/bert.ts';
+import type { DecoderModel } from '../models/decoder.ts';
+import type { Seq2SeqModel } from '../models/seq2seq.ts';
+import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { toOnnxBytes } from '../onnx/emit.ts';
-import { loadPeftAdapter } from './adapter_files.ts';
-import { plainLinear } from './multi.ts';
+import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
+import { modelKind, plainLinear } from './multi.ts';
 
 export const MERGED_WEIGHTS = 'model.safetensors';
 export const MERGED_CONFIG = 'config.json';
 
+/** What merging needs of a model: every lorakit family (encoder, decoder, seq2seq) has these. */
+export interface MergeTarget {
+  sites: LinearSite[];
+  weights: WeightMap;
+  /** Output-head sites ('all-linear' leaves them out). */
+  headNames?: string[];
+}
+
+export type AnyModel = EncoderModel | DecoderModel | Seq2SeqModel;
+
 /**
- * The base weights with adapters merged: one adapter → its own merge (bias
- * and modules_to_save copies included); several → W0 + Σ wᵢ·ΔWᵢ (each ΔW taken
- * against W0; default weights 1).
+ * A head site whose weight is not its own (tie_word_embeddings: GPT-2's wte,
+ * T5/BART's shared, tied Qwen2/Llama): merging its ΔW would change the input
+ * embeddings too, which the unmerged adapter does not.
  */
-export function mergeAdapters(model: EncoderModel, dirs: string[], weights?: number[], warn: (m: string) => void = (m) => console.warn(m)): WeightMap {
+function refuseTiedTargets(model: MergeTarget, a: PeftAdapter) {
+  for (const site of a.set.targets) {
+    if (model.headNames?.includes(site.name) && site.weightKey !== `${site.name}.weight`) {
+      throw new Error(
+        `merge: adapter ${a.dir} adapts '${site.name}', whose weight is tied to the input embeddings ('${site.weightKey}', tie_word_embeddings); ` +
+          `merging it would change the embeddings as well. Serve this adapter unmerged (PeftModel, lorakit generate --adapter) or train it without '${site.name}' in target_modules`,
+      );
+    }
+  }
+}
+
+/**
+ * The base weights with adapters merged: one adapter → its own merge (bias,
+ * modules_to_save copies and saved copies of non-linear modules included);
+ * several → W0 + Σ wᵢ·ΔWᵢ (each ΔW taken against W0; default weights 1).
+ */
+export function mergeAdapters(model: MergeTarget, dirs: string[], weights?: number[], warn: (m: string) => void = (m) => console.warn(m)): WeightMap {
   if (dirs.length === 0) throw new Error('merge: give at least one --adapter');
   const w = weights ?? dirs.map(() => 1);
   if (w.length !== dirs.length) throw new Error(`merge: ${dirs.length} adapters but ${w.length} weights (--weights 0.7,0.3 gives one per --adapter)`);
-  const sets = dirs.map((d) => loadPeftAdapter(model, d, { warn }).set);
-  if (sets.length === 1 && w[0] === 1) return sets[0].mergeInto(model.weights);
+  // The loader's "not applied" warning is about unmerged use: merge applies those tensors below.
+  const loaded = dirs.map((d) => loadPeftAdapter(model, d, { warn: (m) => (m.includes('is not applied by the adapter') ? undefined : warn(m)), headNames: model.headNames }));
+  loaded.forEach((a) => refuseTiedTargets(model, a));
+  const savedModules = (a: PeftAdapter) => [...a.extraTensors].filter(([k]) => model.weights.has(k));
+  if (loaded.length === 1 && w[0] === 1) {
+    const out = loaded[0].set.mergeInto(model.weights);
+    // PEFT merge_and_unload keeps the trained copy of a modules_to_save module (shapes checked by the loader).
+    for (const [k, t] of savedModules(loaded[0])) {
+      for (const v of t.data) if (!Number.isFinite(v)) throw new Error(`Refusing to merge: saved module tensor '${k}' in ${dirs[0]} contains NaN/inf`);
+      out.set(k, { shape: t.shape, data: t.data });
+    }
+    return out;
+  }
   const out: WeightMap = new Map(model.weights);
-  sets.forEach((set, i) => {
-    if (set.baseOverrides.size || set.baseCopyKeys().length) throw new Error(`merge: adapter ${dirs[i]} changes base tensors (PiSSA residual, bias or modules_to_save); merge it alone`);
+  loaded.forEach(({ set }, i) => {
+    if (set.baseOverrides.size || set.baseCopyKeys().length || savedModules(loaded[i]).length) {
+      throw new Error(`merge: adapter ${dirs[i]} changes base tensors (PiSSA residual, bias or modules_to_save); merge it alone`);
+    }
     for (const site of set.targets) {
       const base = model.weights.get(site.weightKey)!;
       const dW = set.deltaFor(site, base.data);
@@ -66,32 +115,151 @@ export function loadMergedWeights(dir: string): { base: string; weights: WeightM
   return { base: cfg.lorakit?.base_model ?? 'use', weights };
 }
 
+/** Safetensors files of a Hugging Face folder (single or the shards of its index). */
+function weightFiles(dir: string): string[] {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (fs.existsSync(index)) return [...new Set(Object.values(JSON.parse(fs.readFileSync(index, 'utf8')).weight_map as Record<string, string>))].map((f) => path.join(dir, f));
+  return [path.join(dir, MERGED_WEIGHTS)];
+}
+
+/**
+ * Writes a merged Hugging Face folder: model.safetensors under the source
+ * folder's own tensor names (float tensors as float32, integer buffers as
+ * they were), config.json (torch_dtype float32) and every other non-weight
+ * file (tokenizer, generation config) copied.
+ *
+ * `folder` must be the HfFolder `model` was built from: a tensor's name in the
+ * file is found through its data (loaders rename, e.g. GPT-2's `transformer.`
+ * prefix, but do not copy).
+ */
+export function saveMergedHfFolder(out: string, folder: HfFolder, model: MergeTarget, merged: WeightMap, info: { adapters: string[]; weights?: number[] }): { changed: number } {
+  if (path.resolve(out) === path.resolve(folder.dir)) throw new Error(`merge: --out ${out} is the model folder itself; write the merged model to a new folder`);
+  const modelKeyOf = new Map<Float32Array, string>();
+  for (const [k, v] of model.weights) modelKeyOf.set(v.data, k);
+  const tensors = new Map<string, TensorInput>();
+  const written = new Set<string>();
+  for (const [name, t] of folder.weights) {
+    const key = modelKeyOf.get(t.data) ?? (model.weights.has(name) ? name : undefined);
+    const v = key !== undefined ? merged.get(key)! : t;
+    if (key !== undefined) written.add(key);
+    tensors.set(name, { dtype: 'F32', shape: v.shape, data: v.data });
+  }
+  let changed = 0;
+  for (const [k, v] of merged) {
+    if (v.data === model.weights.get(k)?.data) continue;
+    changed++;
+    if (!written.has(k)) throw new Error(`merge: merged tensor '${k}' has no name in ${folder.dir}'s safetensors (the loader derived it); cannot write it back`);
+  }
+  // Integer buffers (position_ids…) are not weights to the loader: copied as they are.
+  for (const f of weightFiles(folder.dir)) {
+    for (const [name, t] of readSafetensors(f, { upcast: false }).tensors) {
+      if (!tensors.has(name) && !['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) tensors.set(name, { dtype: t.dtype, shape: t.shape, data: t.data });
+    }
+  }
+  fs.mkdirSync(out, { recursive: true });
+  const provenance = JSON.stringify({ merged_adapters: info.adapters, adapter_weights: info.weights ?? null });
+  writeSafetensors(path.join(out, MERGED_WEIGHTS), tensors, { format: 'pt', lorakit: provenance });
+  for (const f of fs.readdirSync(folder.dir)) {
+    const src = path.join(folder.dir, f);
+    if (/\.(safetensors|bin|pt|pth|h5|msgpack|ckpt)$/.test(f) || f.endsWith('.index.json') || fs.statSync(src).isDirectory()) continue;
+    fs.copyFileSync(src, path.join(out, f));
+  }
+  const config = { ...folder.config };
+  if ('torch_dtype' in config || 'dtype' in config) config[('dtype' in config ? 'dtype' : 'torch_dtype')] = 'float32';
+  fs.writeFileSync(path.join(out, MERGED_CONFIG), JSON.stringify(config, null, 2) + '\n');
+  return { changed };
+}
+
 /** A trained classification head (nn.Linear layout: weight [C, H], bias [C]). */
 export interface ExportHead { weight: Float32Array; bias: Float32Array; numLabels: number }
 
+export type ExportOutput = 'logits' | 'last_hidden_state' | 'embeddings';
+
+function isBert(m: EncoderModel): m is BertModel {
+  return typeof (m as Partial<BertModel>).encode === 'function' && Array.isArray((m as Partial<BertModel>).headSites);
+}
+
+/** What export writes by default: LM logits for a decoder; logits where there is a head; a BERT's token states; USE's embedding. */
+export function defaultExportOutput(model: AnyModel, head?: ExportHead): ExportOutput {
+  if (modelKind(model) !== 'encoder' || head) return 'logits';
+  const m = model as EncoderModel;
+  if (!isBert(m)) return 'embeddings';
+  return m.headSites.length ? 'logits' : 'last_hidden_state';
+}
+
 /**
- * Plain ONNX of the model (weights as initializers, no lorakit ops or inputs
- * beyond the two). With a head, the first output is `logits` [B, C] and the
- * pooled `embeddings` follow.
+ * The export graph (inputs int64 `input_ids` / `attention_mask`) with a given
+ * LinearFn: plainLinear for export, an AdapterSet's for the unmerged check.
+ * With a lorakit head the first output is `logits` [B, C] and the pooled
+ * `embeddings` follow (USE's layout since the first export).
  */
-export function exportOnnx(model: EncoderModel, file: string, opts: { outputName?: string; head?: ExportHead } = {}): { inputs: string[]; outputs: string[]; bytes: number } {
+export function buildExportGraph(model: AnyModel, linear: LinearFn, opts: { output?: ExportOutput; head?: ExportHead } = {}): { graph: Graph; outputs: string[] } {
+  const kind = modelKind(model);
+  const output = opts.output ?? defaultExportOutput(model, opts.head);
   const g = new Graph(`${model.name}-export`);
   const inputIds = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
   const mask = g.input('attention_mask', 'int64', ['batch_size', 'sequence_length']);
-  const out = model.build(g, { inputIds, attentionMask: op.cast(mask, 'float32') }, plainLinear);
-  const name = opts.outputName ?? 'embeddings';
+  const attentionMask = op.cast(mask, 'float32');
   const outputs: string[] = [];
+  const emit = (name: string, v: Value) => {
+    g.output(name, v);
+    outputs.push(name);
+  };
+  if (kind === 'seq2seq') {
+    throw new Error(`export-onnx: ${model.name} is an encoder-decoder (T5/BART) model, which needs decoder_input_ids and a generation loop; export supports encoders and decoder LMs (merge it with 'lorakit merge' and export with Hugging Face optimum)`);
+  }
+  if (kind === 'decoder') {
+    if (output !== 'logits') throw new Error(`export-onnx: a decoder LM (${model.name}) exports 'logits' [B, T, vocab]; --output ${output} is for encoders`);
+    emit('logits', (model as DecoderModel).build(g, { inputIds, attentionMask }, linear).logits);
+    return { graph: g, outputs };
+  }
+  const enc = model as EncoderModel;
   if (opts.head) {
     const { weight, bias, numLabels } = opts.head;
-    const W = g.weight('classifier.weight', weight, [numLabels, model.hiddenSize]);
+    const pooled = enc.build(g, { inputIds, attentionMask }, linear);
+    const W = g.weight('classifier.weight', weight, [numLabels, enc.hiddenSize]);
     const b = g.weight('classifier.bias', bias, [numLabels]);
-    g.output('logits', op.gemm(out, W, { transB: true }, b));
-    outputs.push('logits');
+    emit('logits', op.gemm(pooled, W, { transB: true }, b));
+    if (output === 'logits' || output === 'embeddings') emit('embeddings', pooled);
+    else emit(output, lastHiddenState(enc, g, inputIds, attentionMask, linear));
+    return { graph: g, outputs };
   }
-  g.output(name, out);
-  outputs.push(name);
-  const bytes = toOnnxBytes(g);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, bytes);
-  return { inputs: ['input_ids', 'attention_mask'], outputs, bytes: bytes.length };
+  if (output === 'embeddings') emit('embeddings', enc.build(g, { inputIds, attentionMask }, linear));
+  else if (output === 'last_hidden_state') emit('last_hidden_state', lastHiddenState(enc, g, inputIds, attentionMask, linear));
+  else {
+    if (!isBert(enc) || !enc.headSites.length) throw new Error(`export-onnx: --output logits needs a classification head: ${enc.name} has none (give an adapter trained with 'lorakit train', or use --output ${isBert(enc) ? 'last_hidden_state' : 'embeddings'})`);
+    emit('logits', enc.buildLogits(g, { inputIds, attentionMask }, linear));
+  }
+  return { graph: g, outputs };
+}
+
+function lastHiddenState(enc: EncoderModel, g: Graph, inputIds: Value, attentionMask: Value, linear: LinearFn): Value {
+  if (!isBert(enc)) throw new Error(`export-onnx: --output last_hidden_state needs a token-level encoder (BERT, RoBERTa, DistilBERT); ${enc.name} gives a pooled sentence embedding only (--output embeddings)`);
+  const { hidden, bt } = enc.encode(g, { inputIds, attentionMask }, linear);
+  const shape = op.concat([bt, g.ints([enc.hiddenSize])], 0);
+  return g.addNode('Reshape', [hidden, shape], [{ dtype: 'float32', shape: [inputIds.shape[0], inputIds.shape[1], enc.hiddenSize] }])[0];
+}
+
+/**
+ * Plain ONNX of the model (weights as initializers, no lorakit ops or inputs
+ * beyond the two). `file` ending in .onnx is written as is; any other path is
+ * a folder in transformers.js's layout: onnx/model.onnx beside the config and
+ * tokenizer files of `copyFrom` (the Hugging Face folder the model came from).
+ */
+export function exportOnnx(model: AnyModel, file: string, opts: { output?: ExportOutput; head?: ExportHead; copyFrom?: string } = {}): { inputs: string[]; outputs: string[]; bytes: number; file: string } {
+  const { graph, outputs } = buildExportGraph(model, plainLinear, opts);
+  const bytes = toOnnxBytes(graph);
+  let target = file;
+  if (!file.endsWith('.onnx')) {
+    target = path.join(file, 'onnx', 'model.onnx');
+    if (opts.copyFrom) {
+      fs.mkdirSync(file, { recursive: true });
+      for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']) {
+        if (fs.existsSync(path.join(opts.copyFrom, f))) fs.copyFileSync(path.join(opts.copyFrom, f), path.join(file, f));
+      }
+    }
+  }
+  fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+  fs.writeFileSync(target, bytes);
+  return { inputs: ['input_ids', 'attention_mask'], outputs, bytes: bytes.length, file: target };
 }

@@ -10,12 +10,18 @@
 // Every row pays for all K adapters' skinny products (K·r columns), but the
 // whole batch is one onnxruntime run with dense GEMMs; rows with index K (or
 // -1 from the API: "no adapter") get exactly the base output.
+//
+// Encoders (USE, BERT family) give [B, width] per run; decoder LMs (GPT-2,
+// Llama, Qwen2, Mistral) give logits [B, T, V] (every linear site of a decoder
+// is a Gemm over [B·T, ·] rows, so the row → adapter mask is the same).
 
 import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
 import { lora } from '../adapters/lora/index.ts';
 import { loraScaling, LoraConfig } from '../adapters/lora/config.ts';
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
+import type { DecoderModel } from '../models/decoder.ts';
+import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
 import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
@@ -39,12 +45,25 @@ export function padBatch(seqs: number[][], padId = 0): TokenBatch {
 
 export const plainLinear: LinearFn = (site, x, W, b) => (site.layout === 'in_out' ? op.linear(x, W, b) : op.linearT(x, W, b));
 
-/** Forward graph of a model with the given LinearFn: inputs input_ids / attention_mask, output 'output'. */
-export function buildForwardGraph(model: EncoderModel, linear: LinearFn, name = `${model.name}-forward`): { graph: Graph; inputIds: Value; attentionMask: Value } {
+/** Models a PeftModel serves: sentence encoders and decoder LMs. */
+export type ServableModel = EncoderModel | DecoderModel;
+export type ModelKind = 'encoder' | 'decoder' | 'seq2seq';
+
+export function modelKind(m: EncoderModel | DecoderModel | Seq2SeqModel): ModelKind {
+  if ('decode' in m && typeof m.decode === 'function') return 'seq2seq';
+  return 'hiddenSize' in m ? 'encoder' : 'decoder';
+}
+
+const notServable = (name: string) => `PeftModel serves encoders and decoder LMs; ${name} is an encoder-decoder (T5/BART) model: use its AdapterSet with the seq2seq graph builders`;
+
+/** Forward graph of a model with the given LinearFn: inputs input_ids / attention_mask, output 'output' (pooled [B, width] or LM logits [B, T, V]). */
+export function buildForwardGraph(model: ServableModel, linear: LinearFn, name = `${model.name}-forward`): { graph: Graph; inputIds: Value; attentionMask: Value } {
   const g = new Graph(name);
   const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
   const attentionMask = g.input('attention_mask', 'float32', ['B', 'T']);
-  g.output('output', model.build(g, { inputIds, attentionMask }, linear));
+  const kind = modelKind(model);
+  if (kind === 'seq2seq') throw new Error(notServable(model.name));
+  g.output('output', kind === 'decoder' ? (model as DecoderModel).build(g, { inputIds, attentionMask }, linear).logits : (model as EncoderModel).build(g, { inputIds, attentionMask }, linear));
   return { graph: g, inputIds, attentionMask };
 }
 
@@ -59,7 +78,9 @@ export class PeftModel {
   private cache = new Map<string, CompiledGraph>();
   private version = 0;
 
-  constructor(readonly model: EncoderModel, readonly session: SessionOptions = {}) {}
+  constructor(readonly model: ServableModel, readonly session: SessionOptions = {}) {
+    if (modelKind(model) === 'seq2seq') throw new Error(notServable(model.name));
+  }
 
   get activeAdapter(): string | null {
     return this.disabled ? null : this.active;
@@ -80,7 +101,7 @@ export class PeftModel {
 
   /** PEFT's load_adapter: a folder written by PEFT or lorakit (subfolder `name` if it exists). */
   loadAdapter(dir: string, name = 'default', opts: { warn?: (m: string) => void } = {}): PeftAdapter {
-    const loaded = loadPeftAdapter(this.model, dir, { name, warn: opts.warn });
+    const loaded = loadPeftAdapter(this.model, dir, { name, warn: opts.warn, headNames: 'headNames' in this.model ? this.model.headNames : undefined });
     this.addAdapter(name, loaded.set);
     this.extras.set(name, loaded.extraTensors);
     return loaded;
@@ -142,7 +163,7 @@ export class PeftModel {
     return c;
   }
 
-  /** Runs the batch through the active adapter (or the base model when disabled / none). Returns [B, width]. */
+  /** Runs the batch through the active adapter (or the base model when disabled / none). Returns [B, width] (encoder) or logits [B, T, V] (decoder). */
   async run(batch: TokenBatch): Promise<HostTensor> {
     const name = this.activeAdapter;
     const feeds: Record<string, HostTensor> = { input_ids: { data: batch.ids, dims: [batch.B, batch.T] }, attention_mask: { data: batch.mask, dims: [batch.B, batch.T] } };
