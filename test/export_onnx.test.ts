@@ -1,7 +1,9 @@
 // lorakit merge / export-onnx: the exported ONNX of a LoRA-merged model runs in
 // plain onnxruntime-node (no lorakit code) with outputs equal to lorakit's
 // unmerged adapter (1e-4); a weighted merge of two adapters equals W0 + Σ wᵢ·ΔWᵢ.
-import { test, before } from 'node:test';
+// USE (embeddings, a lorakit head's logits) and BERT-family folders (their own
+// head's logits, last_hidden_state); decoders: test/peft_decoder.test.ts.
+import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,7 +15,10 @@ import { makeProgram } from '../src/cli/main.ts';
 import { loadUseEncoder } from '../src/models/use_encoder.ts';
 import type { EncoderModel } from '../src/models/types.ts';
 import { saveAdapter } from '../src/peft/adapter_files.ts';
-import { loadMergedWeights } from '../src/peft/export.ts';
+import { buildExportGraph, loadMergedWeights, type ExportOutput } from '../src/peft/export.ts';
+import { loadEncoderModel } from '../src/models/hf_registry.ts';
+import type { BertModel } from '../src/models/bert.ts';
+import { CompiledGraph } from '../src/runtime/session.ts';
 import { padBatch, PeftModel } from '../src/peft/multi.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 
@@ -85,7 +90,6 @@ test('lorakit merge --weights 0.7,0.3 writes W0 + 0.7·ΔW_A + 0.3·ΔW_B', asyn
 
 test('export-onnx of an adapter trained with a head (lorakit train) outputs logits equal to lorakit’s classifier (1e-4)', async () => {
   const { buildClassifierGraph, initHead, HEAD_W, HEAD_B } = await import('../src/train/classifier.ts');
-  const { CompiledGraph } = await import('../src/runtime/session.ts');
   const set = adapter(5);
   const head = initHead(model.hiddenSize, 3, 7);
   const aDir = tmp(), onnxFile = path.join(tmp(), 'clf.onnx');
@@ -119,4 +123,86 @@ test('export-onnx of an adapter trained with a head (lorakit train) outputs logi
   assert.deepEqual(res.logits.dims, [batch.B, 3]);
   assert.ok(maxDiff(res.logits.data as Float32Array, ours) < 1e-4, `exported logits vs lorakit max |Δ| ${maxDiff(res.logits.data as Float32Array, ours)}`);
   await session.release();
+});
+
+// BERT-family Hugging Face folders with a PEFT LoRA (the PyTorch reference's, tools/reference/hf_bert_family.py):
+// the folder's own head as `logits` [B, C], or `last_hidden_state` [B, T, H].
+describe('export-onnx of BERT-family folders (plain onnxruntime-node)', () => {
+  const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
+  const cli = (...args: string[]) => makeProgram().exitOverride().parseAsync(['node', 'lorakit', ...args]);
+  const ortRun = async (file: string, b: { ids: BigInt64Array; mask: Float32Array; B: number; T: number }) => {
+    const session = await ort.InferenceSession.create(file);
+    try {
+      assert.deepEqual([...session.inputNames].sort(), ['attention_mask', 'input_ids']);
+      const res = await session.run({
+        input_ids: new ort.Tensor('int64', b.ids, [b.B, b.T]),
+        attention_mask: new ort.Tensor('int64', BigInt64Array.from(b.mask, (x) => BigInt(x)), [b.B, b.T]),
+      });
+      return { names: [...session.outputNames], res };
+    } finally {
+      await session.release();
+    }
+  };
+  /** lorakit's own forward with the adapter unmerged (params fed per run). */
+  const lorakitRun = async (m: BertModel, set: AdapterSet, output: ExportOutput, b: { ids: BigInt64Array; mask: Float32Array; B: number; T: number }) => {
+    const cg = await CompiledGraph.compile(buildExportGraph(m, set.linear({ training: false }), { output }).graph, { threads: 2 });
+    const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
+      input_ids: { data: b.ids, dims: [b.B, b.T] },
+      attention_mask: { data: BigInt64Array.from(b.mask, (x) => BigInt(x)), dims: [b.B, b.T] },
+    };
+    for (const [k, v] of set.params) feeds[k] = { data: v, dims: set.shapes.get(k)! };
+    const out = (await cg.run(feeds))[output].data as Float32Array;
+    await cg.release();
+    return out;
+  };
+
+  for (const name of ['bert', 'roberta', 'distilbert']) {
+    test(`${name}: merged LoRA exports logits [B, C] and last_hidden_state [B, T, H] equal to lorakit’s unmerged adapter (1e-4)`, async () => {
+      const dir = path.join(FIXTURES, name);
+      const gd = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8'));
+      const m = (await loadEncoderModel(dir)).model as BertModel;
+      const set = new AdapterSet(lora, lora.schema.parse({ r: gd.lora.r, lora_alpha: gd.lora.alpha }), m.sites, m.weights, { targetModules: gd.lora.targets });
+      for (const [k, v] of Object.entries<{ data: number[] }>(gd.lora.params)) set.params.get(k)!.set(v.data);
+      const aDir = tmp();
+      saveAdapter(aDir, set, { baseModel: name });
+      const b = { B: gd.input_ids.length, T: gd.input_ids[0].length, ids: BigInt64Array.from(gd.input_ids.flat(), BigInt), mask: Float32Array.from(gd.attention_mask.flat()) };
+      const [C, H] = [gd.logits.length / b.B, m.hiddenSize];
+      const log = console.log;
+      console.log = () => {};
+      try {
+        const logitsFile = path.join(tmp(), 'clf.onnx'), hiddenFile = path.join(tmp(), 'hidden.onnx'), baseFile = path.join(tmp(), 'base.onnx');
+        await cli('export-onnx', '--model', dir, '--adapter', aDir, '--out', logitsFile);
+        await cli('export-onnx', '--model', dir, '--adapter', aDir, '--output', 'last_hidden_state', '--out', hiddenFile);
+        await cli('export-onnx', '--model', dir, '--output', 'last_hidden_state', '--out', baseFile);
+
+        const clf = await ortRun(logitsFile, b);
+        assert.deepEqual(clf.names, ['logits']);
+        assert.deepEqual(clf.res.logits.dims, [b.B, C]);
+        const ours = await lorakitRun(m, set, 'logits', b);
+        const got = clf.res.logits.data as Float32Array;
+        assert.ok(maxDiff(got, ours) < 1e-4, `logits: exported vs lorakit max |Δ| ${maxDiff(got, ours)}`);
+        // RoBERTa/DistilBERT goldens use token_type_ids 0 (BERT's have 1s, which the two-input export leaves out): PyTorch's LoRA logits directly.
+        if (name !== 'bert') assert.ok(maxDiff(got, gd.lora_logits) < 1e-4, `logits vs PyTorch max |Δ| ${maxDiff(got, gd.lora_logits)}`);
+
+        const hid = await ortRun(hiddenFile, b);
+        assert.deepEqual(hid.names, ['last_hidden_state']);
+        assert.deepEqual(hid.res.last_hidden_state.dims, [b.B, b.T, H]);
+        const oursH = await lorakitRun(m, set, 'last_hidden_state', b);
+        assert.ok(maxDiff(hid.res.last_hidden_state.data as Float32Array, oursH) < 1e-4);
+        const base = (await ortRun(baseFile, b)).res.last_hidden_state.data as Float32Array;
+        assert.ok(maxDiff(base, oursH) > 1e-3, 'the adapter must change the hidden states');
+        if (name !== 'bert') {
+          const cls = Array.from({ length: b.B * H }, (_, i) => base[Math.floor(i / H) * b.T * H + (i % H)]);
+          assert.ok(maxDiff(cls, gd.last_hidden_state_cls) < 1e-4, `base [CLS] states vs PyTorch max |Δ| ${maxDiff(cls, gd.last_hidden_state_cls)}`);
+        }
+      } finally {
+        console.log = log;
+      }
+    });
+  }
+
+  test('export-onnx --output last_hidden_state on use, logits without a head: errors that say what to use', async () => {
+    await assert.rejects(cli('export-onnx', '--model', 'use', '--output', 'last_hidden_state', '--out', path.join(tmp(), 'x.onnx')), /needs a token-level encoder.*--output embeddings/);
+    await assert.rejects(cli('export-onnx', '--model', 'use', '--output', 'logits', '--out', path.join(tmp(), 'x.onnx')), /needs a classification head/);
+  });
 });
