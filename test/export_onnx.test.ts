@@ -15,10 +15,9 @@ import { makeProgram } from '../src/cli/main.ts';
 import { loadUseEncoder } from '../src/models/use_encoder.ts';
 import type { EncoderModel } from '../src/models/types.ts';
 import { saveAdapter } from '../src/peft/adapter_files.ts';
-import { buildExportGraph, loadMergedWeights, type ExportOutput } from '../src/peft/export.ts';
-import { loadEncoderModel } from '../src/models/hf_registry.ts';
-import type { BertModel } from '../src/models/bert.ts';
+import { loadMergedWeights } from '../src/peft/export.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
+import { bertWithGoldenLora, unmergedExportOutput } from './helpers/bert_lora.ts';
 import { padBatch, PeftModel } from '../src/peft/multi.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 
@@ -128,7 +127,6 @@ test('export-onnx of an adapter trained with a head (lorakit train) outputs logi
 // BERT-family Hugging Face folders with a PEFT LoRA (the PyTorch reference's, tools/reference/hf_bert_family.py):
 // the folder's own head as `logits` [B, C], or `last_hidden_state` [B, T, H].
 describe('export-onnx of BERT-family folders (plain onnxruntime-node)', () => {
-  const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
   const cli = (...args: string[]) => makeProgram().exitOverride().parseAsync(['node', 'lorakit', ...args]);
   const ortRun = async (file: string, b: { ids: BigInt64Array; mask: Float32Array; B: number; T: number }) => {
     const session = await ort.InferenceSession.create(file);
@@ -143,29 +141,12 @@ describe('export-onnx of BERT-family folders (plain onnxruntime-node)', () => {
       await session.release();
     }
   };
-  /** lorakit's own forward with the adapter unmerged (params fed per run). */
-  const lorakitRun = async (m: BertModel, set: AdapterSet, output: ExportOutput, b: { ids: BigInt64Array; mask: Float32Array; B: number; T: number }) => {
-    const cg = await CompiledGraph.compile(buildExportGraph(m, set.linear({ training: false }), { output }).graph, { threads: 2 });
-    const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
-      input_ids: { data: b.ids, dims: [b.B, b.T] },
-      attention_mask: { data: BigInt64Array.from(b.mask, (x) => BigInt(x)), dims: [b.B, b.T] },
-    };
-    for (const [k, v] of set.params) feeds[k] = { data: v, dims: set.shapes.get(k)! };
-    const out = (await cg.run(feeds))[output].data as Float32Array;
-    await cg.release();
-    return out;
-  };
 
   for (const name of ['bert', 'roberta', 'distilbert']) {
     test(`${name}: merged LoRA exports logits [B, C] and last_hidden_state [B, T, H] equal to lorakit’s unmerged adapter (1e-4)`, async () => {
-      const dir = path.join(FIXTURES, name);
-      const gd = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8'));
-      const m = (await loadEncoderModel(dir)).model as BertModel;
-      const set = new AdapterSet(lora, lora.schema.parse({ r: gd.lora.r, lora_alpha: gd.lora.alpha }), m.sites, m.weights, { targetModules: gd.lora.targets });
-      for (const [k, v] of Object.entries<{ data: number[] }>(gd.lora.params)) set.params.get(k)!.set(v.data);
+      const { dir, gd, model: m, set, batch: b } = await bertWithGoldenLora(name);
       const aDir = tmp();
       saveAdapter(aDir, set, { baseModel: name });
-      const b = { B: gd.input_ids.length, T: gd.input_ids[0].length, ids: BigInt64Array.from(gd.input_ids.flat(), BigInt), mask: Float32Array.from(gd.attention_mask.flat()) };
       const [C, H] = [gd.logits.length / b.B, m.hiddenSize];
       const log = console.log;
       console.log = () => {};
@@ -178,7 +159,7 @@ describe('export-onnx of BERT-family folders (plain onnxruntime-node)', () => {
         const clf = await ortRun(logitsFile, b);
         assert.deepEqual(clf.names, ['logits']);
         assert.deepEqual(clf.res.logits.dims, [b.B, C]);
-        const ours = await lorakitRun(m, set, 'logits', b);
+        const ours = await unmergedExportOutput(m, set, 'logits', b);
         const got = clf.res.logits.data as Float32Array;
         assert.ok(maxDiff(got, ours) < 1e-4, `logits: exported vs lorakit max |Δ| ${maxDiff(got, ours)}`);
         // RoBERTa/DistilBERT goldens use token_type_ids 0 (BERT's have 1s, which the two-input export leaves out): PyTorch's LoRA logits directly.
@@ -187,7 +168,7 @@ describe('export-onnx of BERT-family folders (plain onnxruntime-node)', () => {
         const hid = await ortRun(hiddenFile, b);
         assert.deepEqual(hid.names, ['last_hidden_state']);
         assert.deepEqual(hid.res.last_hidden_state.dims, [b.B, b.T, H]);
-        const oursH = await lorakitRun(m, set, 'last_hidden_state', b);
+        const oursH = await unmergedExportOutput(m, set, 'last_hidden_state', b);
         assert.ok(maxDiff(hid.res.last_hidden_state.data as Float32Array, oursH) < 1e-4);
         const base = (await ortRun(baseFile, b)).res.last_hidden_state.data as Float32Array;
         assert.ok(maxDiff(base, oursH) > 1e-3, 'the adapter must change the hidden states');
