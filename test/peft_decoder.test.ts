@@ -191,6 +191,9 @@ describe('merge: weights, refusals', () => {
     const head = tmp();
     saveAdapter(head, randomLora(qwen, ['lm_head'], 3), { baseModel: 'qwen2-tiny' });
     await assert.rejects(cli('merge', '--model', qwenDir, '--adapter', head, '--out', tmp()), /'lm_head', whose weight is tied to the input embeddings \('model\.embed_tokens\.weight'/);
+    const pmq = new PeftModel(qwen);
+    pmq.loadAdapter(head, 'head');
+    assert.throws(() => pmq.mergeAndUnload(), /adapts 'lm_head', whose weight is tied to the input embeddings/);
 
     const bad = randomLora(model, ['v_proj'], 4);
     bad.params.get([...bad.params.keys()].find((k) => k.endsWith('lora_B.weight'))!)![0] = NaN;
@@ -289,6 +292,8 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
       pm.setAdapter('other');
       const other = (await pm.run(batch)).data as Float32Array;
       assert.ok(maxDiff(other, base) > 1e-3 && maxDiff(other, out.data as Float32Array) > 1e-3, 'adapters differ from each other and the base');
+      const merged = await decoderLogits(model.withWeights(pm.mergeAndUnload()), batch);
+      assert.ok(maxDiff(merged, other) < 1e-4, `mergeAndUnload vs unmerged max |Δ| ${maxDiff(merged, other)}`);
     });
 
     test('runMixed: each row’s logits equal that row run alone with its adapter (1e-4); deleteAdapter', async () => {

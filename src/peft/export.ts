@@ -22,7 +22,7 @@ import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { toOnnxBytes } from '../onnx/emit.ts';
 import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
-import { modelKind, plainLinear } from './multi.ts';
+import { modelKind, plainLinear, tiedHeadTargets } from './multi.ts';
 
 export const MERGED_WEIGHTS = 'model.safetensors';
 export const MERGED_CONFIG = 'config.json';
@@ -37,19 +37,13 @@ export interface MergeTarget {
 
 export type AnyModel = EncoderModel | DecoderModel | Seq2SeqModel;
 
-/**
- * A head site whose weight is not its own (tie_word_embeddings: GPT-2's wte,
- * T5/BART's shared, tied Qwen2/Llama): merging its ΔW would change the input
- * embeddings too, which the unmerged adapter does not.
- */
 function refuseTiedTargets(model: MergeTarget, a: PeftAdapter) {
-  for (const site of a.set.targets) {
-    if (model.headNames?.includes(site.name) && site.weightKey !== `${site.name}.weight`) {
-      throw new Error(
-        `merge: adapter ${a.dir} adapts '${site.name}', whose weight is tied to the input embeddings ('${site.weightKey}', tie_word_embeddings); ` +
-          `merging it would change the embeddings as well. Serve this adapter unmerged (PeftModel, lorakit generate --adapter) or train it without '${site.name}' in target_modules`,
-      );
-    }
+  const [site] = tiedHeadTargets(model, a.set);
+  if (site) {
+    throw new Error(
+      `merge: adapter ${a.dir} adapts '${site.name}', whose weight is tied to the input embeddings ('${site.weightKey}', tie_word_embeddings); ` +
+        `merging it would change the embeddings as well. Serve this adapter unmerged (PeftModel, lorakit generate --adapter) or train it without '${site.name}' in target_modules`,
+    );
   }
 }
 

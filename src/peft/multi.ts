@@ -151,7 +151,11 @@ export class PeftModel {
   /** The model's weights with the active adapter merged (PEFT merge_and_unload). */
   mergeAndUnload(): WeightMap {
     const name = this.activeAdapter;
-    return name ? this.get(name).mergeInto(this.model.weights) : new Map(this.model.weights);
+    if (!name) return new Map(this.model.weights);
+    const set = this.get(name);
+    const tied = tiedHeadTargets(this.model, set);
+    if (tied.length) throw new Error(`mergeAndUnload: adapter '${name}' adapts ${tied.map((s) => `'${s.name}'`).join(', ')}, whose weight is tied to the input embeddings ('${tied[0].weightKey}'); merging would change the embeddings too: serve it unmerged`);
+    return set.mergeInto(this.model.weights);
   }
 
   private async compiled(key: string, linear: () => LinearFn): Promise<CompiledGraph> {
@@ -199,6 +203,16 @@ export class PeftModel {
     for (const c of this.cache.values()) await c.release();
     this.cache.clear();
   }
+}
+
+/**
+ * Adapted head sites whose weight is not their own (tie_word_embeddings:
+ * GPT-2's wte, T5/BART's shared, tied Qwen2/Llama): merging their ΔW would
+ * change the input embeddings too, which the unmerged adapter does not.
+ */
+export function tiedHeadTargets(model: { headNames?: string[] } | object, set: AdapterSet): LinearSite[] {
+  const heads = 'headNames' in model ? (model.headNames ?? []) : [];
+  return set.targets.filter((site) => heads.includes(site.name) && site.weightKey !== `${site.name}.weight`);
 }
 
 /** For each site: A_cat [R, in], s·B_cat [out, R] and the block (adapter) id of each of the R columns. */
