@@ -1,7 +1,8 @@
-// Multi-tenant serving benchmark: one base model (bundled USE lite), 8 LoRA
+// Multi-tenant serving benchmark: one base model (bundled USE lite, or a
+// Hugging Face decoder folder with --model: LM logits per row), 8 LoRA
 // adapters, a stream of requests each naming its adapter.
 //
-//   npx tsx bench/mixed_adapters.ts [--requests 64] [--batch 32] [--len 48] [--adapters 8] [--rank 8] [--threads 2] [--reps 3]
+//   npx tsx bench/mixed_adapters.ts [--model DIR] [--requests 64] [--batch 32] [--len 48] [--adapters 8] [--rank 8] [--threads 2] [--reps 3]
 //
 // Strategies, tokens/s over the same requests (median of --reps):
 //   mixed     one graph per batch; each row gathers its adapter's A/B from the
@@ -21,22 +22,30 @@ import { fileURLToPath } from 'node:url';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { loadUseEncoder } from '../src/models/use_encoder.ts';
-import { padBatch, PeftModel } from '../src/peft/multi.ts';
+import { loadDecoder } from '../src/models/load_decoder.ts';
+import type { TargetModules } from '../src/adapters/targets.ts';
+import { padBatch, PeftModel, type ServableModel } from '../src/peft/multi.ts';
 import { Rng } from '../src/util/rng.ts';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce<[string, number][]>((acc, a, i, xs) => (a.startsWith('--') ? [...acc, [a.slice(2), Number(xs[i + 1])]] : acc), []));
+const argv = process.argv.slice(2);
+const modelDir = argv.includes('--model') ? argv[argv.indexOf('--model') + 1] : undefined;
+const args = Object.fromEntries(argv.reduce<[string, number][]>((acc, a, i, xs) => (a.startsWith('--') && a !== '--model' ? [...acc, [a.slice(2), Number(xs[i + 1])]] : acc), []));
 const N = args.requests ?? 64, BATCH = args.batch ?? 32, LEN = args.len ?? 48, K = args.adapters ?? 8, R = args.rank ?? 8, THREADS = args.threads ?? 2, REPS = args.reps ?? 3;
 
-const model = await loadUseEncoder();
+const model: ServableModel = modelDir ? await loadDecoder(modelDir) : await loadUseEncoder();
+const vocab = 'config' in model && 'vocabSize' in model.config ? model.config.vocabSize : 7993;
+// USE: its ten projections; a decoder: every linear layer but the output head (PEFT's all-linear).
+const targets: TargetModules = modelDir ? 'all-linear' : ['qkv', 'output', 'conv1', 'conv2'];
+const headNames = 'headNames' in model ? model.headNames : undefined;
 const rng = new Rng(7);
 const requests = Array.from({ length: N }, (_, i) => ({
-  ids: Array.from({ length: 8 + Math.floor(rng.uniform() * (LEN - 8)) }, () => 3 + Math.floor(rng.uniform() * 7990)),
+  ids: Array.from({ length: 8 + Math.floor(rng.uniform() * (LEN - 8)) }, () => 3 + Math.floor(rng.uniform() * (vocab - 3))),
   adapter: `tenant${i % K}`,
 }));
 // A server batches requests of similar length (less padding); --sort 0 keeps arrival order.
 if ((args.sort ?? 1) !== 0) requests.sort((a, b) => a.ids.length - b.ids.length);
 const tokens = requests.reduce((s, r) => s + r.ids.length, 0);
-const sets = Array.from({ length: K }, (_, k) => new AdapterSet(lora, lora.schema.parse({ r: R, lora_alpha: 2 * R, init_lora_weights: false }), model.sites, model.weights, { targetModules: ['qkv', 'output', 'conv1', 'conv2'], seed: k }));
+const sets = Array.from({ length: K }, (_, k) => new AdapterSet(lora, lora.schema.parse({ r: R, lora_alpha: 2 * R, init_lora_weights: false }), model.sites, model.weights, { targetModules: targets, headNames, seed: k }));
 
 const pm = new PeftModel(model, { threads: THREADS });
 sets.forEach((s, k) => pm.addAdapter(`tenant${k}`, s));
@@ -84,11 +93,11 @@ for (const [name, ts] of Object.entries(times)) {
   const ms = ts[Math.floor(ts.length / 2)];
   results[name] = { ms: +ms.toFixed(1), tokensPerSec: Math.round((tokens / ms) * 1000) };
 }
-console.log(`${N} requests (${tokens} tokens, lengths 8..${LEN}${(args.sort ?? 1) !== 0 ? ', batched by length' : ''}) over ${K} LoRA adapters (r=${R}, qkv/output/conv1/conv2), batch ${BATCH}, ${THREADS} threads, median of ${REPS}`);
+console.log(`${N} requests (${tokens} tokens, lengths 8..${LEN}${(args.sort ?? 1) !== 0 ? ', batched by length' : ''}) over ${K} LoRA adapters (r=${R}, ${modelDir ? `${model.name}, all-linear` : 'USE, qkv/output/conv1/conv2'}), batch ${BATCH}, ${THREADS} threads, median of ${REPS}`);
 console.table(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { 'ms': v.ms, 'tokens/s': v.tokensPerSec, 'vs switch': +(v.tokensPerSec / results.switch.tokensPerSec).toFixed(2) }])));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
-appendFileSync(path.join(dir, `mixed_adapters-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`), JSON.stringify({ bench: 'mixed_adapters', sorted: (args.sort ?? 1) !== 0, requests: N, tokens, adapters: K, rank: R, batch: BATCH, threads: THREADS, cpus: os.cpus().length, load: os.loadavg()[0], results }) + '\n');
+appendFileSync(path.join(dir, `mixed_adapters-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`), JSON.stringify({ bench: 'mixed_adapters', model: model.name, sorted: (args.sort ?? 1) !== 0, requests: N, tokens, adapters: K, rank: R, batch: BATCH, threads: THREADS, cpus: os.cpus().length, load: os.loadavg()[0], results }) + '\n');
 await pm.release();
 await basePm.release();
 for (const m of merged) await m.release();
