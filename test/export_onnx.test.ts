@@ -18,6 +18,9 @@ import { saveAdapter } from '../src/peft/adapter_files.ts';
 import { loadMergedWeights } from '../src/peft/export.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { bertWithGoldenLora, unmergedExportOutput } from './helpers/bert_lora.ts';
+import { loadEncoderModel } from '../src/models/hf_registry.ts';
+import type { BertModel } from '../src/models/bert.ts';
+import { readSafetensors } from '../src/io/safetensors.ts';
 import { padBatch, PeftModel } from '../src/peft/multi.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 
@@ -186,4 +189,33 @@ describe('export-onnx of BERT-family folders (plain onnxruntime-node)', () => {
     await assert.rejects(cli('export-onnx', '--model', 'use', '--output', 'last_hidden_state', '--out', path.join(tmp(), 'x.onnx')), /needs a token-level encoder.*--output embeddings/);
     await assert.rejects(cli('export-onnx', '--model', 'use', '--output', 'logits', '--out', path.join(tmp(), 'x.onnx')), /needs a classification head/);
   });
+});
+
+test('merge of a bf16 and of a sharded BERT folder: one float32 model.safetensors under the source names, torch_dtype float32; reloads with the unmerged logits (1e-4)', async () => {
+  for (const name of ['bert-bf16', 'bert-sharded']) {
+    const dir = path.join(new URL('./fixtures/hf/', import.meta.url).pathname, name);
+    const m = (await loadEncoderModel(dir)).model as BertModel;
+    const set = new AdapterSet(lora, lora.schema.parse({ r: 4, lora_alpha: 8, init_lora_weights: false }), m.sites, m.weights, { targetModules: ['query', 'value', 'dense'], seed: 3 });
+    const [aDir, out] = [tmp(), tmp()];
+    saveAdapter(aDir, set, { baseModel: name });
+    const log = console.log;
+    console.log = () => {};
+    try {
+      await makeProgram().parseAsync(['node', 'lorakit', 'merge', '--model', dir, '--adapter', aDir, '--out', out]);
+    } finally {
+      console.log = log;
+    }
+    const srcKeys = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).flatMap((f) => [...readSafetensors(path.join(dir, f), { upcast: false }).tensors.keys()]);
+    const merged = readSafetensors(path.join(out, 'model.safetensors'), { upcast: false }).tensors;
+    assert.deepEqual([...merged.keys()].sort(), srcKeys.sort(), name);
+    for (const t of merged.values()) assert.equal(t.dtype, 'F32');
+    assert.ok(!fs.existsSync(path.join(out, 'model.safetensors.index.json')));
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).torch_dtype, 'float32');
+    const b = padBatch([[2, 20, 97, 26, 3], [2, 52, 3]]);
+    const reloaded = (await loadEncoderModel(out)).model;
+    const got = await unmergedExportOutput(reloaded as BertModel, null, 'logits', b);
+    const want = await unmergedExportOutput(m, set, 'logits', b);
+    assert.ok(maxDiff(want, await unmergedExportOutput(m, null, 'logits', b)) > 1e-3, 'the adapter must change the logits');
+    assert.ok(maxDiff(got, want) < 1e-4, `${name}: merged vs unmerged max |Δ| ${maxDiff(got, want)}`);
+  }
 });

@@ -8,6 +8,7 @@ import { lora } from '../../src/adapters/lora/index.ts';
 import type { BertModel } from '../../src/models/bert.ts';
 import { loadEncoderModel } from '../../src/models/hf_registry.ts';
 import { buildExportGraph, type ExportOutput } from '../../src/peft/export.ts';
+import { plainLinear } from '../../src/peft/multi.ts';
 import { CompiledGraph } from '../../src/runtime/session.ts';
 
 export const HF_FIXTURES = new URL('../fixtures/hf/', import.meta.url).pathname;
@@ -25,15 +26,15 @@ export async function bertWithGoldenLora(name: string) {
   return { dir, gd, model, set, batch, tokenizer: loaded.tokenizer };
 }
 
-/** lorakit's forward of the export graph with the adapter unmerged (its params fed per run). */
-export async function unmergedExportOutput(m: BertModel, set: AdapterSet, output: ExportOutput, b: IdsBatch): Promise<Float32Array> {
-  const cg = await CompiledGraph.compile(buildExportGraph(m, set.linear({ training: false }), { output }).graph, { threads: 2 });
+/** lorakit's forward of the export graph with the adapter unmerged (its params fed per run); null: the plain model. */
+export async function unmergedExportOutput(m: BertModel, set: AdapterSet | null, output: ExportOutput, b: IdsBatch): Promise<Float32Array> {
+  const cg = await CompiledGraph.compile(buildExportGraph(m, set ? set.linear({ training: false }) : plainLinear, { output }).graph, { threads: 2 });
   try {
     const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
       input_ids: { data: b.ids, dims: [b.B, b.T] },
       attention_mask: { data: BigInt64Array.from(b.mask, (x) => BigInt(x)), dims: [b.B, b.T] },
     };
-    for (const [k, v] of set.params) feeds[k] = { data: v, dims: set.shapes.get(k)! };
+    for (const [k, v] of set?.params ?? []) feeds[k] = { data: v, dims: set!.shapes.get(k)! };
     return (await cg.run(feeds))[output].data as Float32Array;
   } finally {
     await cg.release();
