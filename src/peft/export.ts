@@ -22,7 +22,7 @@ import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { toOnnxBytes } from '../onnx/emit.ts';
 import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
-import { modelKind, plainLinear, tiedHeadTargets } from './multi.ts';
+import { modelKind, plainLinear, tiedMergeError, tiedTargets } from './multi.ts';
 
 export const MERGED_WEIGHTS = 'model.safetensors';
 export const MERGED_CONFIG = 'config.json';
@@ -38,13 +38,8 @@ export interface MergeTarget {
 export type AnyModel = EncoderModel | DecoderModel | Seq2SeqModel;
 
 function refuseTiedTargets(model: MergeTarget, a: PeftAdapter) {
-  const [site] = tiedHeadTargets(model, a.set);
-  if (site) {
-    throw new Error(
-      `merge: adapter ${a.dir} adapts '${site.name}', whose weight is tied to the input embeddings ('${site.weightKey}', tie_word_embeddings); ` +
-        `merging it would change the embeddings as well. Serve this adapter unmerged (PeftModel, lorakit generate --adapter) or train it without '${site.name}' in target_modules`,
-    );
-  }
+  const tied = tiedTargets(model, a.set);
+  if (tied.length) throw new Error(tiedMergeError(`merge: adapter ${a.dir}`, tied));
 }
 
 /**

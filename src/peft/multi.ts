@@ -153,8 +153,8 @@ export class PeftModel {
     const name = this.activeAdapter;
     if (!name) return new Map(this.model.weights);
     const set = this.get(name);
-    const tied = tiedHeadTargets(this.model, set);
-    if (tied.length) throw new Error(`mergeAndUnload: adapter '${name}' adapts ${tied.map((s) => `'${s.name}'`).join(', ')}, whose weight is tied to the input embeddings ('${tied[0].weightKey}'); merging would change the embeddings too: serve it unmerged`);
+    const tied = tiedTargets(this.model, set);
+    if (tied.length) throw new Error(tiedMergeError(`mergeAndUnload: adapter '${name}'`, tied));
     return set.mergeInto(this.model.weights);
   }
 
@@ -206,13 +206,27 @@ export class PeftModel {
 }
 
 /**
- * Adapted head sites whose weight is not their own (tie_word_embeddings:
- * GPT-2's wte, T5/BART's shared, tied Qwen2/Llama): merging their ΔW would
- * change the input embeddings too, which the unmerged adapter does not.
+ * Adapted sites whose weight another part of the model reads too
+ * (tie_word_embeddings: GPT-2's wte, T5/BART's shared, tied Qwen2/Llama — the
+ * output head and the embedding table): merging their ΔW would change both,
+ * which the unmerged adapter does not. Each with what it is tied to.
  */
-export function tiedHeadTargets(model: { headNames?: string[] } | object, set: AdapterSet): LinearSite[] {
-  const heads = 'headNames' in model ? (model.headNames ?? []) : [];
-  return set.targets.filter((site) => heads.includes(site.name) && site.weightKey !== `${site.name}.weight`);
+export function tiedTargets(model: { sites: LinearSite[]; headNames?: string[] }, set: AdapterSet): { site: LinearSite; tiedTo: string }[] {
+  const heads = model.headNames ?? [];
+  const out: { site: LinearSite; tiedTo: string }[] = [];
+  for (const site of set.targets) {
+    const other = model.sites.find((o) => o.name !== site.name && o.weightKey === site.weightKey);
+    if (other) out.push({ site, tiedTo: `'${other.name}'` });
+    else if (heads.includes(site.name) && site.weightKey !== `${site.name}.weight`) out.push({ site, tiedTo: 'the input embeddings' });
+  }
+  return out;
+}
+
+/** The message for a merge of tied sites. */
+export function tiedMergeError(what: string, tied: { site: LinearSite; tiedTo: string }[]): string {
+  const { site, tiedTo } = tied[0];
+  return `${what} adapts '${site.name}', whose weight '${site.weightKey}' is tied to ${tiedTo} (tie_word_embeddings): merging would change both, ` +
+    `unlike the unmerged adapter. Serve it unmerged (PeftModel, lorakit generate --adapter) or train it without '${site.name}' in target_modules`;
 }
 
 /** For each site: A_cat [R, in], s·B_cat [out, R] and the block (adapter) id of each of the R columns. */
@@ -240,6 +254,10 @@ function stackSite(site: LinearSite, sets: AdapterSet[]) {
 /** The LinearFn of a mixed batch: reads the graph input 'adapter_index' [B]. */
 export function mixedLinear(sets: AdapterSet[]): LinearFn {
   for (const s of sets) if (s.baseOverrides.size || s.baseCopyKeys().length) throw new Error('Mixed-adapter batches need adapters that leave the base weights alone (no PiSSA residual, bias or modules_to_save)');
+  for (const s of sets) {
+    const emb = s.targets.find((t) => t.kind === 'embedding');
+    if (emb) throw new Error(`Mixed-adapter batches do not stack embedding adapters ('${emb.name}'): run that adapter on its own (setAdapter)`);
+  }
   return (site, x, W, bias) => {
     const g = x.graph;
     const base = plainLinear(site, x, W, bias);
@@ -264,6 +282,10 @@ export function mixedLinear(sets: AdapterSet[]): LinearFn {
 export function combineAdapters(model: { sites: LinearSite[]; weights: WeightMap }, sets: AdapterSet[], weights: number[], combination: Combination): AdapterSet {
   if (sets.length !== weights.length || sets.length === 0) throw new Error(`addWeightedAdapter: ${sets.length} adapters but ${weights.length} weights`);
   for (const s of sets) if (!s.method.combinable) throw new Error(`addWeightedAdapter: method '${s.method.name}' cannot be combined (LoRA only)`);
+  for (const s of sets) {
+    const emb = s.targets.find((t) => t.kind === 'embedding');
+    if (emb) throw new Error(`addWeightedAdapter: combining embedding adapters ('${emb.name}') is not supported`);
+  }
   const sites = model.sites.filter((site) => sets.some((s) => s.isTarget(site.name)));
   const rank = new Map<string, number>();
   for (const site of sites) {
