@@ -10,10 +10,14 @@
 // regenerated from `projection_prng_key`, one pair per distinct (r, min, max)
 // (PEFT draws one pair for the largest target and slices it).
 // Init: λ = 0, γ = 1/max(N, min) (PEFT reset_randlora_parameters), so ΔW = 0.
+// A file PEFT saved with `save_projection: true` holds its pair
+// (`base_model.randlora_A` [r, 1, min_L], `base_model.randlora_B` [max_L, N_L, r]
+// for the largest adapted shape): `shared` attaches it to the loaded config and
+// each site uses PEFT's slices A[:, 0, :min], B[:max, :N, :].
 import { z } from 'zod';
 import * as op from '../../graph/ops.ts';
 import type { LinearSite } from '../../models/types.ts';
-import type { AdapterMethod } from '../types.ts';
+import type { AdapterMethod, StoredTensor } from '../types.ts';
 import { frozen, memo, uniformBasis } from '../bases.ts';
 
 export const randloraConfigSchema = z.object({
@@ -45,9 +49,20 @@ function stdNormalized(key: string, count: number): Float32Array {
   });
 }
 
+/** Bases read from a file (PEFT's save_projection), per config object. */
+const savedBases = new WeakMap<RandloraConfig, { A: StoredTensor; B: StoredTensor }>();
+
 /** Shared bases: A [r, min], B [max, N·r] (= PEFT's [max, N, r] flattened). */
 export function randloraBases(site: LinearSite, c: RandloraConfig) {
   const { min, max, N } = randloraDims(site, c);
+  const saved = savedBases.get(c);
+  if (saved) {
+    const [, , minL] = saved.A.shape, [, NL] = saved.B.shape;
+    const A = new Float32Array(c.r * min), B = new Float32Array(max * N * c.r);
+    for (let k = 0; k < c.r; k++) A.set(saved.A.data.subarray(k * minL, k * minL + min), k * min);
+    for (let i = 0; i < max; i++) B.set(saved.B.data.subarray(i * NL * c.r, i * NL * c.r + N * c.r), i * N * c.r);
+    return { A, B };
+  }
   const k = c.projection_prng_key;
   return {
     A: stdNormalized(`randlora:${k}:A:${c.r}x${min}`, c.r * min),
@@ -73,7 +88,7 @@ export const randlora: AdapterMethod<RandloraConfig> = {
 
   forward({ g, site, config, p, x, base }) {
     const { min, max, N, inIsMin } = randloraDims(site, config);
-    const r = config.r, k = config.projection_prng_key;
+    const r = config.r, k = savedBases.has(config) ? 'saved' : config.projection_prng_key;
     const { A, B } = randloraBases(site, config);
     const A3 = frozen(g, `randlora_A.${k}.${r}x1x${min}`, A, [r, 1, min]);
     const Bh = frozen(g, `randlora_B.${k}.${max}x${N * r}`, B, [max, N * r]);
@@ -117,5 +132,21 @@ export const randlora: AdapterMethod<RandloraConfig> = {
 
   toPeftConfig(c) {
     return { r: c.r, randlora_alpha: c.randlora_alpha, projection_prng_key: c.projection_prng_key, init_weights: c.init_weights, save_projection: false, randlora_dropout: 0, sparse: false, very_sparse: false };
+  },
+
+  shared: {
+    names: ['randlora_A', 'randlora_B'],
+    load(c, t, sites) {
+      const A = t['randlora_A'], B = t['randlora_B'];
+      const dims = sites.map((s) => randloraDims(s, c));
+      const min = Math.max(...dims.map((d) => d.min)), max = Math.max(...dims.map((d) => d.max)), N = Math.max(...dims.map((d) => d.N));
+      if (A.shape.length !== 3 || A.shape[0] !== c.r || A.shape[1] !== 1 || A.shape[2] < min) throw new Error(`RandLoRA: base_model.randlora_A has shape [${A.shape}] but r ${c.r} and the adapted modules need [${c.r}, 1, ≥${min}]`);
+      if (B.shape.length !== 3 || B.shape[2] !== c.r || B.shape[1] < N || B.shape[0] < max) throw new Error(`RandLoRA: base_model.randlora_B has shape [${B.shape}] but r ${c.r} and the adapted modules need [≥${max}, ≥${N}, ${c.r}]`);
+      savedBases.set(c, { A, B });
+    },
+    save(c) {
+      const p = savedBases.get(c);
+      return p ? { tensors: { randlora_A: p.A, randlora_B: p.B }, config: { save_projection: true } } : null;
+    },
   },
 };

@@ -16,8 +16,8 @@ import { z } from 'zod';
  * - The selection is not differentiated (TopK on detached logits); gradients
  *   reach W_g through the gate values.
  * - Load = number of tokens that selected each rank in the batch (padding
- *   positions included). β is run state (hooks), not saved: a loaded adapter
- *   starts with β = 0.
+ *   positions included). β is hook state, saved with the adapter (`smora_selection_bias`, not
+ *   trainable) so a reloaded adapter routes tokens as the trained one did.
  * - No dense ΔW (the update depends on each token's routing): SMoRA cannot be merged.
  * Defaults: 64 ranks, 8 active (METHODS.md), lora_alpha 16, u = 1e-3; A
  * kaiming-uniform, B = 0, W_g kaiming-uniform.

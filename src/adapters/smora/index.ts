@@ -3,7 +3,9 @@
 //   smora_A.weight [R, in]  smora_B.weight [out, R]  smora_router.weight [R, in]
 // Per-step state: the selection bias β per module, fed as `smora_bias.<module>`
 // (hooks.feeds) and updated in hooks.afterStep from the graph output
-// `smora_load.<module>` (tokens per rank in the step's batch).
+// `smora_load.<module>` (tokens per rank in the step's batch). β decides which
+// ranks each token uses, so it is saved with the adapter (not trainable):
+//   smora_selection_bias [R]
 import * as op from '../../graph/ops.ts';
 import type { Value } from '../../graph/ir.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
@@ -12,6 +14,8 @@ import { SMoRAConfig, smoraConfigSchema, smoraScaling } from './config.ts';
 
 export const SMORA_KEYS = { A: 'smora_A.weight', B: 'smora_B.weight', G: 'smora_router.weight' } as const;
 export const biasInput = (site: string) => `smora_bias.${site}`;
+/** Key suffix of the saved β. */
+export const SMORA_STATE_KEY = 'smora_selection_bias';
 export const loadOutput = (site: string) => `smora_load.${site}`;
 
 /** β per adapter set and module (run state; starts at 0). */
@@ -77,6 +81,18 @@ export const smora: AdapterMethod<SMoRAConfig> = {
   },
 
   hooks: {
+    stateKeys: [SMORA_STATE_KEY],
+    saveState({ adapters, site, config }) {
+      return { [SMORA_STATE_KEY]: { shape: [config.num_ranks], data: Float32Array.from(smoraBias(adapters, site.name, config.num_ranks)) } };
+    },
+    loadState({ adapters, site, config, tensors }) {
+      const t = tensors[SMORA_STATE_KEY];
+      if (!t) return; // a file from before β was saved: β starts at 0
+      if (t.shape.length !== 1 || t.shape[0] !== config.num_ranks) {
+        throw new Error(`Module '${site.name}': SMoRA '${SMORA_STATE_KEY}' has shape [${t.shape}] but num_ranks ${config.num_ranks} needs [${config.num_ranks}]`);
+      }
+      smoraBias(adapters, site.name, config.num_ranks).set(t.data);
+    },
     feeds({ adapters }) {
       const out: Record<string, { data: Float32Array; dims: number[] }> = {};
       const set = adapters as { targets: { name: string }[]; configFor(s: string): SMoRAConfig };

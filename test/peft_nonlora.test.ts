@@ -1,0 +1,97 @@
+// PEFT → lorakit for PEFT's own non-LoRA methods: VeRA and RandLoRA adapters
+// as PEFT saves them with save_projection=True (frozen projections in the file
+// as base_model.vera_A / randlora_A ..., sized for the largest adapted module
+// and sliced per module), written by tools/reference/peft_nonlora.py (PEFT's
+// semantics in plain PyTorch). lorakit must give the reference's outputs,
+// unmerged and merged, and write the projections back when it re-saves.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadPeftAdapter, readAdapter, saveAdapter, AdapterLoadError } from '../src/peft/adapter_files.ts';
+import { mergeAdapters } from '../src/peft/export.ts';
+import { writeSafetensors } from '../src/io/safetensors.ts';
+import { PeftModel, TokenBatch } from '../src/peft/multi.ts';
+import type { EncoderModel } from '../src/models/types.ts';
+import type { AdapterSet } from '../src/adapters/inject.ts';
+import { PEFT_REF, tinyModel } from './helpers/tiny_model.ts';
+
+const FIX = path.join(PEFT_REF, '..', 'peft_nonlora');
+const inputs = JSON.parse(fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'));
+const batch: TokenBatch = {
+  ids: BigInt64Array.from(inputs.input_ids.flat(), (x: number) => BigInt(x)),
+  mask: Float32Array.from(inputs.attention_mask.flat()),
+  B: inputs.input_ids.length,
+  T: inputs.input_ids[0].length,
+};
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+async function logits(model: EncoderModel, set?: AdapterSet) {
+  const pm = new PeftModel(model, { threads: 1 });
+  if (set) pm.addAdapter('default', set);
+  const out = (await pm.run(batch)).data as Float32Array;
+  await pm.release();
+  return out;
+}
+
+for (const name of ['vera', 'randlora']) {
+  test(`PEFT → lorakit: ${name} with save_projection gives the reference outputs (unmerged, merged, re-saved)`, async () => {
+    const model = tinyModel();
+    const dir = path.join(FIX, name);
+    const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
+    const warnings: string[] = [];
+    const loaded = loadPeftAdapter(model, dir, { warn: (m) => warnings.push(m) });
+    assert.deepEqual(warnings, [], "PEFT's config fields are all known");
+    assert.equal(loaded.set.method.name, name);
+    const un = await logits(model, loaded.set);
+    assert.ok(maxDiff(un, inputs.base_logits) > 1e-2, 'the adapter must change outputs');
+    assert.ok(maxDiff(un, expected.unmerged) < 1e-5, `unmerged max |Δ| ${maxDiff(un, expected.unmerged)}`);
+    const merged = await logits(model.withWeights(mergeAdapters(model, [dir], undefined, () => {})));
+    assert.ok(maxDiff(merged, expected.merged) < 1e-5, `merged max |Δ| ${maxDiff(merged, expected.merged)}`);
+
+    // Regenerating the projections from the seed instead would not give these outputs.
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+    const seeded = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-seeded-`));
+    const t = readAdapter(dir).tensors;
+    fs.writeFileSync(path.join(seeded, 'adapter_config.json'), JSON.stringify({ ...cfg, save_projection: false }));
+    writeSafetensors(path.join(seeded, 'adapter_model.safetensors'), Object.fromEntries([...t].filter(([k]) => k.startsWith('base_model.model.')).map(([k, v]) => [k, { dtype: 'F32' as const, ...v }])), { format: 'pt' });
+    assert.ok(maxDiff(await logits(model, loadPeftAdapter(model, seeded).set), expected.unmerged) > 1e-4);
+
+    // lorakit writes the projections back (save_projection stays true) and reloads to the same outputs.
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-resave-`));
+    saveAdapter(out, loaded.set, { baseModel: 'lorakit-tiny-reference', peftConfig: loaded.peft });
+    const again = readAdapter(out);
+    assert.equal(again.config.save_projection, true);
+    assert.equal(again.config.peft_type, cfg.peft_type);
+    for (const [k, shape] of Object.entries<number[]>(expected.keys)) assert.deepEqual(again.tensors.get(k)?.shape, shape, k);
+    assert.equal(maxDiff(await logits(model, loadPeftAdapter(model, out).set), un), 0);
+
+    // save_projection true but no projections in the file: refused, naming the keys.
+    fs.writeFileSync(path.join(seeded, 'adapter_config.json'), JSON.stringify(cfg));
+    assert.throws(() => loadPeftAdapter(model, seeded), (e: Error) => e instanceof AdapterLoadError && e.message.includes(`base_model.${name}_A`));
+  });
+}
+
+test('PEFT fields lorakit does not implement are refused by name; unknown fields are kept and reported', () => {
+  const dir = path.join(FIX, 'randlora');
+  const copy = (over: Record<string, unknown>) => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-randlora-cfg-'));
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+    fs.writeFileSync(path.join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, ...over }));
+    fs.copyFileSync(path.join(dir, 'adapter_model.safetensors'), path.join(d, 'adapter_model.safetensors'));
+    return d;
+  };
+  assert.throws(() => loadPeftAdapter(tinyModel(), copy({ sparse: true })), /sparse = true is not supported/);
+  assert.throws(() => loadPeftAdapter(tinyModel(), copy({ randlora_dropout: 0.1 })), /randlora_dropout/);
+  assert.throws(() => loadPeftAdapter(tinyModel(), copy({ bias: 'some' })), /bias 'some'/);
+  const warnings: string[] = [];
+  loadPeftAdapter(tinyModel(), copy({ brand_new_field: 1 }), { warn: (m) => warnings.push(m) });
+  assert.ok(warnings.some((w) => /brand_new_field/.test(w)), 'unknown fields are reported, not dropped silently');
+});

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""PEFT's VeRA and RandLoRA in plain PyTorch (no `peft`): adapters "saved by
+PEFT" with `save_projection=True`, for lorakit to load, and their outputs.
+
+Reproduces, independently of lorakit, peft (0.20.x) tuners/vera/{config,model,
+layer}.py and tuners/randlora/{config,model,layer}.py on the tiny model of
+peft_reference.py:
+  VeRA: shared vera_A [r, max_in], vera_B [max_out, r] drawn once (kaiming-
+        uniform with a torch.Generator seeded by projection_prng_key) for the
+        largest adapted shape; each layer slices A[:, :in], B[:out, :];
+        y = base(x) + lambda_b * ((lambda_d * (x @ A.T)) @ B.T);
+        saved as base_model.vera_A / base_model.vera_B, per-layer
+        <module>.vera_lambda_b [out], <module>.vera_lambda_d [r].
+  RandLoRA: shared randlora_A [r, 1, min_L], randlora_B [max_L, N_L, r]
+        (kaiming-uniform a=sqrt(5), each divided by its std) for the largest
+        adapted shape; per layer N = ceil(min/r), A_ = A[:, :N, :min] (one
+        row broadcast), B_ = B[:max, :N, :]; update_A = (lambda[:, :, None] *
+        A_ * gamma[None]).flatten(end_dim=1) [r*N, min], update_B =
+        B_.flatten(start_dim=1) [max, N*r]; when in is the smaller dimension
+        y = base(x) + s * (x @ update_A.T) @ update_B.T, else
+        y = base(x) + s * (x @ update_B) @ update_A; s = randlora_alpha / r.
+        Keys base_model.randlora_A / _B, <module>.randlora_lambda [r, N],
+        <module>.randlora_gamma [N, min].
+Each folder: adapter_config.json (PEFT's fields), adapter_model.safetensors,
+expected.json (unmerged and merged logits on peft_reference's inputs).
+
+Usage: /usr/bin/python3 tools/reference/peft_nonlora.py
+"""
+import json
+import math
+import os
+
+import torch
+
+from peft_reference import PREFIX, REPO, dims, flat, inputs, is_target, linear_names, read_safetensors, H, LAYERS
+from safetensors_file import write_safetensors
+
+OUT = os.path.join(REPO, "test", "fixtures", "peft_nonlora")
+BASE = os.path.join(REPO, "test", "fixtures", "peft_ref", "model.safetensors")
+
+torch.set_default_dtype(torch.float64)
+
+COMMON = {"auto_mapping": None, "base_model_name_or_path": "lorakit-tiny-reference", "bias": "none", "fan_in_fan_out": False,
+          "inference_mode": True, "layers_pattern": None, "layers_to_transform": None, "modules_to_save": None,
+          "revision": None, "task_type": None}
+
+CASES = {
+    "vera": dict(COMMON, peft_type="VERA", r=4, target_modules=["q_proj", "up_proj", "down_proj"], projection_prng_key=5,
+                 save_projection=True, vera_dropout=0.0, d_initial=0.1, init_weights=True),
+    "randlora": dict(COMMON, peft_type="RANDLORA", r=3, randlora_alpha=6, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"],
+                     projection_prng_key=2, save_projection=True, randlora_dropout=0.0, sparse=False, very_sparse=False, init_weights=True),
+}
+
+
+def largest_shape(cfg):
+    shapes = [dims(n)[::-1] for n in linear_names() if is_target(cfg, n)]  # (out, in)
+    return tuple(max(s[i] for s in shapes) for i in range(2))
+
+
+def vera_kaiming(shape, g):
+    # peft/tuners/vera/model.py _kaiming_init: U(-b, b), b = sqrt(3) * sqrt(2) / sqrt(fan_in)
+    b = math.sqrt(3.0) * math.sqrt(2.0) / math.sqrt(shape[1])
+    return torch.empty(shape, dtype=torch.float32).uniform_(-b, b, generator=g)
+
+
+def rand_kaiming(shape, g):
+    t = torch.empty(shape, dtype=torch.float32)
+    return torch.nn.init.kaiming_uniform_(t, a=math.sqrt(5), generator=g) if "generator" in torch.nn.init.kaiming_uniform_.__code__.co_varnames else _kaiming_a5(t, g)
+
+
+def _kaiming_a5(t, g):
+    # torch < 2.1 has no generator argument: the same bound, gain sqrt(2 / (1 + 5)), fan_in = size(1) * prod(size[2:])
+    fan_in = t.shape[1] * math.prod(t.shape[2:])
+    b = math.sqrt(3.0) * math.sqrt(2.0 / 6.0) / math.sqrt(fan_in)
+    return t.uniform_(-b, b, generator=g)
+
+
+def make_vera(cfg, seed):
+    out_l, in_l = largest_shape(cfg)
+    g = torch.Generator().manual_seed(cfg["projection_prng_key"])
+    t = {"base_model.vera_A": vera_kaiming((cfg["r"], in_l), g), "base_model.vera_B": vera_kaiming((out_l, cfg["r"]), g)}
+    g = torch.Generator().manual_seed(seed)
+    for n in linear_names():
+        if is_target(cfg, n):
+            fi, fo = dims(n)
+            t[f"{PREFIX}{n}.vera_lambda_b"] = torch.randn(fo, generator=g) * 0.5
+            t[f"{PREFIX}{n}.vera_lambda_d"] = torch.randn(cfg["r"], generator=g)
+    return {k: v.to(torch.float32).to(torch.float64) for k, v in t.items()}
+
+
+def vera_delta(cfg, t, n):
+    fi, fo = dims(n)
+    A, B = t["base_model.vera_A"][:, :fi], t["base_model.vera_B"][:fo, :]
+    lb, ld = t[f"{PREFIX}{n}.vera_lambda_b"], t[f"{PREFIX}{n}.vera_lambda_d"]
+    return lb.view(-1, 1) * B @ (ld.view(-1, 1) * A)  # [out, in]
+
+
+def vera_forward(cfg, t, n, x):
+    fi, fo = dims(n)
+    A, B = t["base_model.vera_A"][:, :fi], t["base_model.vera_B"][:fo, :]
+    return t[f"{PREFIX}{n}.vera_lambda_b"] * ((t[f"{PREFIX}{n}.vera_lambda_d"] * (x @ A.T)) @ B.T)
+
+
+def make_randlora(cfg, seed):
+    out_l, in_l = largest_shape(cfg)
+    mx, mn, r = max(out_l, in_l), min(out_l, in_l), cfg["r"]
+    g = torch.Generator().manual_seed(cfg["projection_prng_key"])
+    A = rand_kaiming((r, 1, mn), g)
+    nb = math.ceil(mn / r)
+    B = torch.cat([rand_kaiming((mx, 1, r), g) for _ in range(nb)], dim=1)
+    t = {"base_model.randlora_A": A / A.std(), "base_model.randlora_B": B / B.std()}
+    g = torch.Generator().manual_seed(seed)
+    for n in linear_names():
+        if is_target(cfg, n):
+            fi, fo = dims(n)
+            N = math.ceil(min(fi, fo) / r)
+            t[f"{PREFIX}{n}.randlora_lambda"] = torch.randn(r, N, generator=g)
+            t[f"{PREFIX}{n}.randlora_gamma"] = torch.randn(N, min(fi, fo), generator=g) * 0.1
+    return {k: v.to(torch.float32).to(torch.float64) for k, v in t.items()}
+
+
+def randlora_factors(cfg, t, n):
+    fi, fo = dims(n)
+    r, mn, mx = cfg["r"], min(fi, fo), max(fi, fo)
+    N = math.ceil(mn / r)
+    A = t["base_model.randlora_A"][:, :N, :mn]
+    B = t["base_model.randlora_B"][:mx, :N, :]
+    lam, gam = t[f"{PREFIX}{n}.randlora_lambda"], t[f"{PREFIX}{n}.randlora_gamma"]
+    uA = (lam[:, :, None] * A * gam[None]).flatten(end_dim=1)
+    uB = B.flatten(start_dim=1)
+    return (uA, uB) if mn == fi else (uB.T, uA.T)
+
+
+def randlora_forward(cfg, t, n, x):
+    first, second = randlora_factors(cfg, t, n)
+    return cfg["randlora_alpha"] / cfg["r"] * ((x @ first.T) @ second.T)
+
+
+def randlora_delta(cfg, t, n):
+    first, second = randlora_factors(cfg, t, n)
+    return cfg["randlora_alpha"] / cfg["r"] * (second @ first)
+
+
+METHODS = {"vera": (make_vera, vera_forward, vera_delta), "randlora": (make_randlora, randlora_forward, randlora_delta)}
+
+
+def model_forward(base, cfg, extra, ids, mask):
+    def lin(n, x):
+        y = x @ base[f"{n}.weight"].T + base[f"{n}.bias"]
+        return y + extra(n, x) if is_target(cfg, n) else y
+
+    Bsz, T = ids.shape
+    h = base["model.embed_tokens.weight"][ids].reshape(Bsz * T, H)
+    for i in range(LAYERS):
+        p = f"model.layers.{i}"
+        h = h + lin(f"{p}.self_attn.v_proj", torch.tanh(lin(f"{p}.self_attn.q_proj", h)))
+        h = h + lin(f"{p}.mlp.down_proj", torch.relu(lin(f"{p}.mlp.up_proj", h)))
+    h = h.reshape(Bsz, T, H)
+    pooled = (h * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+    return lin("classifier", pooled)
+
+
+def main():
+    base, _ = read_safetensors(BASE)
+    ids, mask = inputs()
+    for i, (name, cfg) in enumerate(CASES.items()):
+        make, fwd, delta = METHODS[name]
+        t = make(cfg, 300 + i)
+        d = os.path.join(OUT, name)
+        os.makedirs(d, exist_ok=True)
+        write_safetensors(os.path.join(d, "adapter_model.safetensors"), t)
+        with open(os.path.join(d, "adapter_config.json"), "w") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+            f.write("\n")
+        unmerged = model_forward(base, cfg, lambda n, x: fwd(cfg, t, n, x), ids, mask)
+        merged_w = dict(base)
+        for n in linear_names():
+            if is_target(cfg, n):
+                merged_w[f"{n}.weight"] = base[f"{n}.weight"] + delta(cfg, t, n)
+        merged = model_forward(merged_w, {"target_modules": []}, None, ids, mask)
+        with open(os.path.join(d, "expected.json"), "w") as f:
+            json.dump({"unmerged": flat(unmerged), "merged": flat(merged), "keys": {k: list(v.shape) for k, v in sorted(t.items())}}, f)
+            f.write("\n")
+        print(f"{name}: {len(t)} tensors, max |unmerged - merged| = {(unmerged - merged).abs().max():.2e}")
+
+
+if __name__ == "__main__":
+    main()
