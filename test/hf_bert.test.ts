@@ -141,14 +141,16 @@ for (const name of ['bert', 'roberta', 'distilbert']) {
 
 test('PEFT module paths: BERT, RoBERTa and DistilBERT site names are those inside the model with its head', async () => {
   const b = await bert('bert');
-  assert.equal(b.sites[0].name, 'bert.encoder.layer.0.attention.self.query');
+  // sites[0] is the token embedding (an embedding site, PEFT's lora.Embedding), then the linear layers.
+  assert.deepEqual([b.sites[0].name, b.sites[0].kind], ['bert.embeddings.word_embeddings', 'embedding']);
+  assert.equal(b.sites[1].name, 'bert.encoder.layer.0.attention.self.query');
   assert.deepEqual(b.headSites.map((s) => s.name), ['classifier']);
-  assert.ok(b.sites.every((s) => s.layout === 'out_in' && s.weightKey === `${s.name}.weight`));
+  assert.ok(b.sites.slice(1).every((s) => s.layout === 'out_in' && s.weightKey === `${s.name}.weight`));
   const r = await bert('roberta');
-  assert.equal(r.sites[2].name, 'roberta.encoder.layer.0.attention.self.value');
+  assert.equal(r.sites[3].name, 'roberta.encoder.layer.0.attention.self.value');
   assert.deepEqual(r.headSites.map((s) => s.name), ['classifier.dense', 'classifier.out_proj']);
   const d = await bert('distilbert');
-  assert.equal(d.sites[0].name, 'distilbert.transformer.layer.0.attention.q_lin');
+  assert.equal(d.sites[1].name, 'distilbert.transformer.layer.0.attention.q_lin');
   assert.deepEqual(d.headSites.map((s) => s.name), ['pre_classifier', 'classifier']);
 });
 

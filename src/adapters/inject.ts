@@ -6,7 +6,8 @@
 // `options.siteConfig`; inits that change the frozen weight (PiSSA, OLoRA)
 // record the residual with `setBaseWeight`, and the LinearFn feeds it in place
 // of W0. `bias` ('all' | 'lora_only') and `modulesToSave` add trainable copies
-// of base tensors under PEFT's keys.
+// of base tensors under PEFT's keys. Embedding sites (token tables) go through
+// the LinearFn's `embed` hook, only for methods with `adaptsEmbeddings`.
 
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
@@ -87,6 +88,14 @@ export class AdapterSet<C = any> {
     const saved = new Set(options.modulesToSave ?? []);
     const pool = sites.filter((s) => !saved.has(s.name) && ![...saved].some((m) => matchesTarget(s.name, [m])));
     this.targets = selectTargets(pool.length ? pool : sites, options.targetModules, options.headNames).filter((s) => !options.filter || options.filter(s));
+    for (const site of this.targets) {
+      if (site.kind === 'embedding' && !method.adaptsEmbeddings) {
+        throw new Error(
+          `Method '${method.name}' cannot adapt the embedding module '${site.name}' (a [${site.inFeatures}, ${site.outFeatures}] token table): ` +
+            `leave it out of target_modules, or use method 'lora' (PEFT's lora.Embedding)`,
+        );
+      }
+    }
     const rng = new Rng(options.seed ?? 0);
     for (const site of this.targets) {
       const w = weights.get(site.weightKey);
@@ -162,6 +171,11 @@ export class AdapterSet<C = any> {
     return (this.config as { lora_dropout?: number }).lora_dropout ?? 0;
   }
 
+  /** Targets that take a dropout mask while training: PEFT applies none to embedding lookups. */
+  get dropoutTargets(): LinearSite[] {
+    return this.targets.filter((s) => s.kind !== 'embedding');
+  }
+
   /** Name of the dropout-mask input fed for a site while training. */
   static dropoutInput(site: string): string {
     return `dropout_mask.${site}`;
@@ -192,9 +206,18 @@ export class AdapterSet<C = any> {
     return undefined;
   }
 
+  /** This site's adapter params as graph inputs, by key suffix ('lora_A.weight'). */
+  private graphParams(g: Graph, site: LinearSite): Record<string, Value> {
+    const p: Record<string, Value> = {};
+    for (const key of this.keysBySite.get(site.name)!) {
+      p[key.slice(PEFT_PREFIX.length + site.name.length + 1)] = g.param(key, this.shapes.get(key)!, this.params.get(key));
+    }
+    return p;
+  }
+
   /** The LinearFn model builders call; adapted sites get params as graph inputs. */
   linear(opts: { training: boolean }): LinearFn {
-    return (site, x, W, bias) => {
+    const fn: LinearFn = (site, x, W, bias) => {
       const g: Graph = x.graph;
       if (!this.enabled) return site.layout === 'in_out' ? op.linear(x, W, bias) : op.linearT(x, W, bias);
       const wCopy = this.copyFor(site.name, 'weight');
@@ -205,10 +228,7 @@ export class AdapterSet<C = any> {
       if (bCopy && bias) bias = g.leaf(bCopy) ?? g.param(bCopy, this.shapes.get(bCopy)!, this.params.get(bCopy));
       const base = site.layout === 'in_out' ? op.linear(x, W, bias) : op.linearT(x, W, bias);
       if (!this.isTarget(site.name)) return base;
-      const p: Record<string, Value> = {};
-      for (const key of this.keysBySite.get(site.name)!) {
-        p[key.slice(PEFT_PREFIX.length + site.name.length + 1)] = g.param(key, this.shapes.get(key)!, this.params.get(key));
-      }
+      const p = this.graphParams(g, site);
       let xin = x;
       if (opts.training && this.dropout > 0) {
         // Masks come from the trainer's seeded RNG (already scaled by 1/(1-p)) so runs and resumes are exact.
@@ -216,6 +236,17 @@ export class AdapterSet<C = any> {
       }
       return this.method.forward({ g, site, config: this.configFor(site), p, x: xin, W, bias, base, training: opts.training });
     };
+    // Token lookups (embedding sites): a modules_to_save copy replaces the table; no dropout (PEFT applies none).
+    fn.embed = (site, ids, table) => {
+      const g: Graph = ids.graph;
+      if (!this.enabled) return op.gather(table, ids);
+      const wCopy = this.copyFor(site.name, 'weight');
+      if (wCopy) table = g.leaf(wCopy) ?? g.param(wCopy, this.shapes.get(wCopy)!, this.params.get(wCopy));
+      const base = op.gather(table, ids);
+      if (!this.isTarget(site.name)) return base;
+      return this.method.forward({ g, site, config: this.configFor(site), p: this.graphParams(g, site), x: ids, W: table, base, training: opts.training });
+    };
+    return fn;
   }
 
   siteParams(site: LinearSite | string): Record<string, Float32Array> {

@@ -1,7 +1,7 @@
 // target_modules matching with PEFT's rules (peft/utils/other.py):
 // a string is a regex that must match the whole module name; a list matches a
 // name equal to an entry or ending with '.' + entry; 'all-linear' matches every
-// linear site except the output head.
+// linear site except the output head (never an embedding table, as in PEFT).
 
 import type { LinearSite } from '../models/types.ts';
 
@@ -24,7 +24,7 @@ export class TargetError extends Error {
 
 /** The sites a target spec selects; an entry that matches nothing is an error listing what exists. */
 export function selectTargets(sites: LinearSite[], target: TargetModules, headNames: string[] = []): LinearSite[] {
-  const pool = target === 'all-linear' ? sites.filter((s) => !headNames.includes(s.name)) : sites;
+  const pool = target === 'all-linear' ? sites.filter((s) => !headNames.includes(s.name) && s.kind !== 'embedding') : sites;
   const chosen = pool.filter((s) => matchesTarget(s.name, target));
   const entries = typeof target === 'string' ? [target] : target;
   const unmatched = entries.filter((e) => !pool.some((s) => matchesTarget(s.name, typeof target === 'string' ? e : [e])));

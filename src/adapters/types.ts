@@ -46,9 +46,9 @@ export interface ForwardContext<C> {
   config: C;
   /** Params of this module, by key. */
   p: Record<string, Value>;
-  /** The module input [N, in] (after dropout where the method asks for it). */
+  /** The module input [N, in] (after dropout where the method asks for it); for an embedding site the int64 token ids. */
   x: Value;
-  /** Frozen base weight and its output [N, out]. */
+  /** Frozen base weight and its output [N, out] (embedding site: the table [vocab, dim] and table[ids]). */
   W: Value;
   /** The base layer's bias (already included in `base`), if it has one. */
   bias?: Value;
@@ -72,38 +72,19 @@ export interface AdapterMethod<C = any> {
   deltaWeight?(site: LinearSite, config: C, params: Record<string, Float32Array>, baseWeight?: Float32Array): Float32Array;
   /** ΔW depends on the base weight (DoRA): unmerge from a merged weight is not exact. */
   deltaDependsOnBase?: boolean;
+  /**
+   * The method also adapts embedding sites (site.kind 'embedding', PEFT's lora.Embedding): its init,
+   * forward and deltaWeight handle them. Without it, targeting an embedding table is an error.
+   */
+  adaptsEmbeddings?: boolean;
   /** Weighted combination support (PEFT add_weighted_adapter): false for methods whose ΔW is not s·B·A. */
   combinable?: boolean;
-  /**
-   * Once per AdapterSet, before any init: a config that depends on every
-   * target's frozen weight at once (LaMDA++'s per-module ranks). The result
-   * becomes the set's config, and so what is saved; weights in each site's layout.
-   */
-  planConfig?(config: C, targets: { site: LinearSite; weight: Float32Array }[]): C;
   /** Trainable parameter count for one site (checked against the formula in METHODS.md). */
   paramCount(site: LinearSite, config: C): number;
   /** Fields of adapter_config.json beyond the shared ones. */
   toPeftConfig(config: C): Record<string, unknown>;
   /** Per-step hooks the trainer calls (src/adapters/hooks.ts): rank pruning, freezing, location updates... */
   hooks?: AdapterHooks<C>;
-  /**
-   * Frozen tensors stored once per adapter, outside any module (PEFT's VeRA /
-   * RandLoRA projections with `save_projection: true`: `base_model.vera_A`).
-   * `load` attaches those a file holds (names without 'base_model.') to a
-   * config, so forward and ΔW use them instead of regenerating them from the
-   * seed; `save` returns them again (null when they come from the seed).
-   */
-  shared?: {
-    names: string[];
-    load(config: C, tensors: Record<string, StoredTensor>, sites: LinearSite[]): void;
-    save(config: C): { tensors: Record<string, StoredTensor>; config: Record<string, unknown> } | null;
-  };
-}
-
-/** A tensor as adapter files hold it. */
-export interface StoredTensor {
-  shape: number[];
-  data: Float32Array;
 }
 
 /** One adapted site as a hook sees it: its config and the full keys of its parameters by suffix. */
@@ -168,12 +149,4 @@ export interface AdapterHooks<C = any> {
    * that hooks update between steps (a router bias, integer locations).
    */
   feeds?(ctx: { adapters: object; config: C; training: boolean }): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>;
-  /**
-   * Non-trainable per-module state saved with the adapter so a reloaded
-   * adapter reproduces outputs (SMoRA's β): key suffix → tensor. `stateKeys`
-   * names the suffixes; `loadState` gets those a file holds for the module.
-   */
-  stateKeys?: string[];
-  saveState?(ctx: { adapters: object; site: LinearSite; config: C }): Record<string, StoredTensor>;
-  loadState?(ctx: { adapters: object; site: LinearSite; config: C; tensors: Record<string, StoredTensor> }): void;
 }

@@ -26,6 +26,7 @@ import { Dim, Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { HfFolder } from '../io/hf.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from './types.ts';
+import { embedTokens, embeddingSite } from './embedding_site.ts';
 
 export type BertFamily = 'bert' | 'roberta' | 'distilbert';
 export type Pooling = 'pooler' | 'cls' | 'mean';
@@ -166,7 +167,8 @@ export class BertModel implements EncoderModel {
     need(`${p}.embeddings.word_embeddings.weight`, [c.vocab, H]);
     need(`${p}.embeddings.position_embeddings.weight`, [c.maxPositions, H]);
     if (c.typeVocab > 0) need(`${p}.embeddings.token_type_embeddings.weight`, [c.typeVocab, H]);
-    this.sites = [];
+    // HF's word_embeddings is nn.Embedding(vocab, H, padding_idx=pad_token_id): an adaptable site (PEFT lora.Embedding).
+    this.sites = [embeddingSite(`${p}.embeddings.word_embeddings`, c.vocab, H, undefined, c.padTokenId)];
     for (let i = 0; i < c.layers; i++) {
       const l = this.layerNames(i);
       for (const n of [l.q, l.k, l.v, l.o]) this.sites.push(mk(n, H, H));
@@ -257,7 +259,8 @@ export class BertModel implements EncoderModel {
     const reshapeTo = (x: Value, shape: Value, dims: Dim[]) => g.addNode('Reshape', [x, shape], [{ dtype: x.dtype, shape: dims }])[0];
 
     // Embeddings.
-    let emb = op.gather(w(`${p}.embeddings.word_embeddings.weight`), ids); // [B,T,H]
+    const words = siteByName.get(`${p}.embeddings.word_embeddings`)!;
+    let emb = embedTokens(linear, words, ids, w(words.weightKey)); // [B,T,H]
     const posTable = w(`${p}.embeddings.position_embeddings.weight`);
     if (c.family === 'roberta') {
       const m = op.cast(inputs.attentionMask, 'int64');

@@ -61,7 +61,7 @@ export interface DecoderModel {
   name: string;
   config: DecoderConfig;
   weights: WeightMap;
-  /** Linear sites in build order, under PEFT module paths. */
+  /** Adaptable sites in build order, under PEFT module paths (the token embedding first, kind 'embedding'). */
   sites: LinearSite[];
   /** Sites that 'all-linear' leaves out (the output head). */
   headNames: string[];

@@ -7,6 +7,7 @@
 
 import { Graph } from '../graph/ir.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
+import { tiedTargets } from '../peft/multi.ts';
 import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
 import { DecoderModel, KeyValue, LinearFn, plainLinear } from './decoder.ts';
@@ -145,11 +146,12 @@ export class Generator {
    * `adapters` are merged into the weights (LoRA and other methods with a dense
    * ΔW), except for methods without one and adapters on the output head (tied
    * to the input embedding in GPT-2 and tied Llama/Qwen2, where a merge would
-   * change the embedding too): those run as their own sub-graphs.
+   * change the embedding too) or on a tied embedding table (a merge would change
+   * the head, which PEFT's unmerged adapter leaves alone): those run as their own sub-graphs.
    */
   constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}) {
     if (!adapters || !adapters.enabled) this.model = model;
-    else if (adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name))) {
+    else if (adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name)) && tiedTargets(model, adapters).length === 0) {
       this.model = model.withWeights(adapters.mergeInto(model.weights));
     } else {
       this.model = model;

@@ -10,6 +10,7 @@ import {
   groupedAttention, KeyValue, lmHead, weightGetter,
 } from './decoder.ts';
 import type { LinearFn, LinearSite, WeightMap } from './types.ts';
+import { embedTokens, embeddingSite } from './embedding_site.ts';
 
 export interface Gpt2Config extends DecoderConfig {
   innerSize: number;
@@ -46,7 +47,9 @@ export function normalizeGpt2Weights(weights: WeightMap): WeightMap {
 
 export function gpt2Sites(c: Gpt2Config): LinearSite[] {
   const H = c.hiddenSize, I = c.innerSize;
-  const sites: LinearSite[] = [];
+  // wte is nn.Embedding(V, H) without padding_idx. lm_head shares its table: PEFT's unmerged
+  // embedding adapter leaves the head alone (it reads the base Parameter), a merge changes both.
+  const sites: LinearSite[] = [embeddingSite('transformer.wte', c.vocabSize, H)];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `transformer.h.${i}`;
     for (const [m, fin, fout] of [['attn.c_attn', H, 3 * H], ['attn.c_proj', H, H], ['mlp.c_fc', H, I], ['mlp.c_proj', I, H]] as const) {
@@ -78,7 +81,8 @@ export function createGpt2(config: Gpt2Config, weights: WeightMap, name = 'gpt2'
       };
       const { inputIds, attentionMask } = inputs;
       const pos = inputs.positionIds ?? defaultPositions(inputIds, attentionMask);
-      const emb = op.add(op.gather(w('transformer.wte.weight'), inputIds), op.gather(w('transformer.wpe.weight'), pos)); // [B,T,H]
+      const wte = site.get('transformer.wte')!;
+      const emb = op.add(embedTokens(linear, wte, inputIds, w(wte.weightKey)), op.gather(w('transformer.wpe.weight'), pos)); // [B,T,H]
       let x = op.reshape(emb, [-1, H]);
       const bias = attentionBias(inputIds, attentionMask);
       const ln = (key: string, t: Value) => op.layerNorm(t, w(`${key}.weight`), w(`${key}.bias`), { eps: c.layerNormEps });

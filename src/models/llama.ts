@@ -14,6 +14,7 @@ import {
   groupedAttention, KeyValue, lmHead, weightGetter,
 } from './decoder.ts';
 import type { LinearFn, LinearSite, WeightMap } from './types.ts';
+import { embedTokens, embeddingSite } from './embedding_site.ts';
 
 export interface LlamaConfig extends DecoderConfig {
   intermediateSize: number;
@@ -43,7 +44,9 @@ export function llamaConfigFromHf(c: Record<string, any>): LlamaConfig {
 
 export function llamaSites(c: LlamaConfig): LinearSite[] {
   const H = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
-  const sites: LinearSite[] = [];
+  // embed_tokens is nn.Embedding(V, H, padding_idx=pad_token_id). With tie_word_embeddings the head
+  // reads the same table: PEFT's unmerged embedding adapter leaves the head alone, a merge changes both.
+  const sites: LinearSite[] = [embeddingSite('model.embed_tokens', c.vocabSize, H, undefined, c.padTokenId)];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}`;
     const mods: [string, number, number][] = [
@@ -111,7 +114,8 @@ export function createLlama(config: LlamaConfig, weights: WeightMap, name: strin
         const [x1, x2] = op.split(x, [half, half], -1);
         return op.concat([op.sub(op.mul(x1, cs), op.mul(x2, sn)), op.add(op.mul(x2, cs), op.mul(x1, sn))], -1);
       };
-      let x = op.reshape(op.gather(w('model.embed_tokens.weight'), inputIds), [-1, H]);
+      const emb = site.get('model.embed_tokens')!;
+      let x = op.reshape(embedTokens(linear, emb, inputIds, w(emb.weightKey)), [-1, H]);
       const bias = attentionBias(inputIds, attentionMask, c.slidingWindow);
       const present: KeyValue[] = [];
       for (let i = 0; i < c.numLayers; i++) {

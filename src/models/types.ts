@@ -1,22 +1,40 @@
 // What a model builder exposes to adapters: every linear projection is a
 // named "site" built through a callback, so an adapter can wrap it without the
-// model knowing which method (if any) is attached.
+// model knowing which method (if any) is attached. Token-embedding tables are
+// sites too (kind 'embedding', PEFT's lora.Embedding): builders look tokens up
+// through `embedTokens` (src/models/embedding_site.ts), which calls the
+// callback's `embed` hook when it has one.
 
 import type { Graph, Value } from '../graph/ir.ts';
 
 export interface LinearSite {
   /** Module path users target, e.g. 'encoder.layer.0.attention.qkv'. */
   name: string;
+  /** For an embedding site: num_embeddings (the vocabulary), as PEFT's in_features. */
   inFeatures: number;
+  /** For an embedding site: embedding_dim, as PEFT's out_features. */
   outFeatures: number;
   /** Key of the frozen weight in the model's weight map. */
   weightKey: string;
-  /** 'in_out': W is [in, out] (TF / GPT-2 Conv1D); 'out_in': [out, in] (torch nn.Linear). */
+  /**
+   * 'in_out': W is [in, out] (TF / GPT-2 Conv1D); 'out_in': [out, in] (torch nn.Linear).
+   * An embedding table [vocab, dim] is 'in_out', so merge code adds ΔWᵀ = s·(B·A)ᵀ as PEFT does.
+   */
   layout: 'in_out' | 'out_in';
+  /** 'embedding': a token lookup table (x is int64 ids); absent or 'linear': a projection. */
+  kind?: 'linear' | 'embedding';
+  /** nn.Embedding's padding_idx: rows looked up at this id get no gradient (F.embedding). */
+  paddingIdx?: number;
 }
 
-/** Applies a linear site to a 2-D activation [N, in] and returns [N, out]. */
-export type LinearFn = (site: LinearSite, x2d: Value, W: Value, bias?: Value) => Value;
+/** Looks `ids` (int64, any shape) up in an embedding site's table [vocab, dim]; returns [...ids.shape, dim]. */
+export type EmbedFn = (site: LinearSite, ids: Value, table: Value) => Value;
+
+/**
+ * Applies a linear site to a 2-D activation [N, in] and returns [N, out].
+ * `embed`, where present, is used for embedding sites (a plain gather otherwise).
+ */
+export type LinearFn = ((site: LinearSite, x2d: Value, W: Value, bias?: Value) => Value) & { embed?: EmbedFn };
 
 export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -24,7 +42,7 @@ export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
 export interface EncoderModel {
   name: string;
   weights: WeightMap;
-  /** All linear sites in build order (also what --target-modules may name). */
+  /** All adaptable sites in build order (also what --target-modules may name); embedding sites have kind 'embedding'. */
   sites: LinearSite[];
   /** Output width of `build`'s pooled embedding. */
   hiddenSize: number;

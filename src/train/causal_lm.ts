@@ -117,7 +117,7 @@ export function causalLmFeeds(batch: CausalLmBatch, adapters: AdapterSet | null,
   const p = adapters.dropout;
   if (dropoutSeed !== undefined && p > 0) {
     const rng = new Rng(dropoutSeed);
-    for (const site of adapters.targets) {
+    for (const site of adapters.dropoutTargets) {
       const n = batch.B * batch.T * site.inFeatures;
       const m = new Float32Array(n);
       for (let i = 0; i < n; i++) m[i] = rng.uniform() < p ? 0 : 1 / (1 - p);

@@ -101,7 +101,7 @@ export class ClassificationTrainer {
     const p = this.adapters?.dropout ?? 0;
     if (withLabels && p > 0) {
       const rng = new Rng(this.opts.seed).fork(`dropout-${step}`);
-      for (const site of this.adapters!.targets) {
+      for (const site of this.adapters!.dropoutTargets) {
         const n = batch.B * batch.T * site.inFeatures;
         const m = new Float32Array(n);
         for (let i = 0; i < n; i++) m[i] = rng.uniform() < p ? 0 : 1 / (1 - p);

@@ -1,13 +1,59 @@
 // LoRA (Hu et al. 2021) with PEFT semantics: y = W0·x + s·B·A·dropout(x).
+// On an embedding table E [vocab, dim] (PEFT's lora.Embedding): y = E[ids] +
+// s·Aᵀ[ids]·Bᵀ with lora_embedding_A [r, vocab] and lora_embedding_B [dim, r]
+// (no '.weight' suffix, no dropout), merged as E += s·(B·A)ᵀ.
+import type { Value } from '../../graph/ir.ts';
 import * as op from '../../graph/ops.ts';
+import type { LinearSite } from '../../models/types.ts';
 import type { AdapterMethod } from '../types.ts';
 import { LoraConfig, loraConfigSchema, loraScaling } from './config.ts';
 import { findInit } from '../inits.ts';
 import { fromOutIn, toOutIn } from '../inject.ts';
 import type { AdapterContext, ParamSpec } from '../types.ts';
 
+/** PEFT's names of a site's A and B: 'lora_A.weight' / 'lora_B.weight', or 'lora_embedding_A' / 'lora_embedding_B' on an embedding. */
+export function loraKeys(site: LinearSite): { A: string; B: string } {
+  return site.kind === 'embedding' ? { A: 'lora_embedding_A', B: 'lora_embedding_B' } : { A: 'lora_A.weight', B: 'lora_B.weight' };
+}
+
+/**
+ * PEFT lora.Embedding: A [r, vocab] and B [dim, r] start as torch.randn; any truthy
+ * init_lora_weights ('gaussian', and PiSSA/OLoRA names too: Embedding.update_layer
+ * sends them all to reset_lora_parameters) gives A = 0, B ~ N(0, 1) (the reverse
+ * of linear layers); false keeps both N(0, 1).
+ */
+function initEmbeddingParams({ site, config, rng }: AdapterContext<LoraConfig>): ParamSpec[] {
+  const { r } = config, V = site.inFeatures, D = site.outFeatures;
+  const v = config.init_lora_weights;
+  if (v === 'loftq') throw new Error(`init_lora_weights 'loftq' is not supported (embedding module '${site.name}')`);
+  const A = v === false ? rng.fillNormal(new Float32Array(r * V), 0, 1) : new Float32Array(r * V);
+  const B = rng.fillNormal(new Float32Array(D * r), 0, 1);
+  return [
+    { key: 'lora_embedding_A', shape: [r, V], data: A },
+    { key: 'lora_embedding_B', shape: [D, r], data: B },
+  ];
+}
+
+/**
+ * Aᵀ[ids] [..., r] as F.embedding(ids, Aᵀ, padding_idx) computes it: rows looked up
+ * at the padding id count in the forward but get no gradient.
+ */
+function lookupColumns(A: Value, ids: Value, paddingIdx?: number): Value {
+  const g = A.graph;
+  const At = op.transpose(A); // [vocab, r]
+  const h = op.gather(At, ids);
+  return g.setCustomVjp(h, [At], (gy, need) => {
+    if (!need[0]) return [null];
+    const kept = paddingIdx === undefined ? gy : op.mul(gy, op.unsqueeze(op.where(op.equal(ids, paddingIdx), g.scalar(0, gy.dtype), 1), [-1]));
+    const [gAt] = g.addNode('ScatterND', [op.zerosLike(At), op.unsqueeze(ids, [-1]), kept], [{ dtype: At.dtype, shape: At.shape }], { reduction: 'add' });
+    return [gAt];
+  });
+}
+
 /** A and B for one site (PEFT's `reset_lora_parameters` / init dispatch); shared with DoRA. */
-export function initLoraParams({ site, config, rng, baseWeight, setBaseWeight }: AdapterContext<LoraConfig>): ParamSpec[] {
+export function initLoraParams(ctx: AdapterContext<LoraConfig>): ParamSpec[] {
+  if (ctx.site.kind === 'embedding') return initEmbeddingParams(ctx);
+  const { site, config, rng, baseWeight, setBaseWeight } = ctx;
   const { r } = config;
   const n = site.inFeatures, m = site.outFeatures;
   let A: Float32Array, B: Float32Array;
@@ -61,15 +107,22 @@ export const lora: AdapterMethod<LoraConfig> = {
   schema: loraConfigSchema,
 
   init: initLoraParams,
+  adaptsEmbeddings: true,
 
-  forward({ config, p, x, base }) {
+  forward({ site, config, p, x, base }) {
+    if (site.kind === 'embedding') {
+      const h = lookupColumns(p.lora_embedding_A, x, site.paddingIdx); // [..., r]
+      return op.add(base, op.mul(op.matmul(h, op.transpose(p.lora_embedding_B)), loraScaling(config)));
+    }
     // x·Aᵀ then s·(·)·Bᵀ + base in one Gemm: the skinny products stay fused with the big one.
     const h = op.gemm(x, p['lora_A.weight'], { transB: true });
     return op.gemm(h, p['lora_B.weight'], { transB: true, alpha: loraScaling(config) }, base);
   },
 
   deltaWeight(site, config, params) {
-    return loraDelta(site.outFeatures, site.inFeatures, config.r, loraScaling(config), params['lora_A.weight'], params['lora_B.weight']);
+    // [out, in] = [dim, vocab] on an embedding; the site's 'in_out' layout transposes it onto the table.
+    const k = loraKeys(site);
+    return loraDelta(site.outFeatures, site.inFeatures, config.r, loraScaling(config), params[k.A], params[k.B]);
   },
 
   combinable: true,
