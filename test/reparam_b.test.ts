@@ -97,7 +97,7 @@ for (const name of Object.keys(METHODS)) {
   });
 }
 
-test('seeded supports match the reference generator (SLTrain support, FourierFT locations)', () => {
+test('seeded supports match the reference (SLTrain: its generator; FourierFT: torch.randperm as PEFT)', () => {
   const m = FIX.out, n = FIX.in;
   assert.deepEqual([...sltrainSupport(FIX.site, m, n, sltrain.schema.parse(FIX.cases.sltrain.config))], FIX.cases.sltrain.support);
   const { u, v } = fourierftIndices(m, n, fourierft.schema.parse(FIX.cases.fourierft.config));

@@ -129,9 +129,10 @@ run(
     {"support": support},
 )
 
-# FourierFT (PEFT get_delta_weight): ΔW = scaling·Re(ifft2(dense spectrum)), norm 'backward'
+# FourierFT (PEFT get_delta_weight): ΔW = scaling·Re(ifft2(dense spectrum)), norm 'backward';
+# locations as PEFT's set_indices (torch.randperm with its own seeded generator, in that order)
 K, scaling, lseed = 20, 150.0, 777
-flat = random_support(OUT * IN, K, lseed)
+flat = torch.randperm(OUT * IN, generator=torch.Generator().manual_seed(lseed))[:K].tolist()
 rows = torch.tensor([f // IN for f in flat])
 cols = torch.tensor([f % IN for f in flat])
 

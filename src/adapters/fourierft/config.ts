@@ -11,10 +11,14 @@ import { z } from 'zod';
  * random_loc_seed 777, init_weights false (c ~ N(0, 1); true gives c = 0).
  * Trainable: n_frequency per module. Key: `fourierft_spectrum` (PEFT's).
  *
- * Choice: the locations come from lorakit's own generator seeded by
- * random_loc_seed (src/adapters/sltrain/support.ts; like PEFT, the same for
- * every module of the same shape), not torch.randperm, so a spectrum saved by
- * PEFT loads under the right key but at different frequencies.
+ * Locations exactly as PEFT (FourierFTLayer.set_indices): the first
+ * n_frequency entries f_k of torch.randperm(out·in,
+ * generator=torch.Generator().manual_seed(random_loc_seed)), u_k = f_k // in,
+ * v_k = f_k % in, in that order (coefficient k sits at (u_k, v_k); not
+ * sorted), the same for every module of one shape. src/util/torch_rng.ts
+ * reproduces torch's CPU generator and randperm bit for bit (current torch;
+ * out·in below 214,748,364 also matches torch ≤ 2.6), so a spectrum saved by
+ * PEFT loads at its own frequencies, and nothing but the seed is stored.
  */
 export const fourierftConfigSchema = z.object({
   n_frequency: z.number().int().positive().default(1000),

@@ -6,21 +6,25 @@
 import * as op from '../../graph/ops.ts';
 import type { Graph, Value } from '../../graph/ir.ts';
 import type { AdapterMethod } from '../types.ts';
-import { randomSupport } from '../sltrain/support.ts';
+import { torchRandperm } from '../../util/torch_rng.ts';
+import { memo } from '../bases.ts';
 import { FourierFTConfig, fourierftConfigSchema, ifftFactor } from './config.ts';
 
 export const FOURIERFT_KEY = 'fourierft_spectrum';
 
-/** The spectral locations: u (row, < out) and v (column, < in), in coefficient order. */
+/** The spectral locations, in coefficient order as PEFT: u (row, < out) and v (column, < in). */
 export function fourierftIndices(out: number, inF: number, c: Pick<FourierFTConfig, 'n_frequency' | 'random_loc_seed'>): { u: Int32Array; v: Int32Array } {
-  if (c.n_frequency >= out * inF) throw new Error(`FourierFT: n_frequency (${c.n_frequency}) must be less than out·in (${out * inF})`);
-  const flat = randomSupport(out * inF, c.n_frequency, c.random_loc_seed);
-  const u = new Int32Array(flat.length), v = new Int32Array(flat.length);
-  for (let k = 0; k < flat.length; k++) {
-    u[k] = Math.floor(flat[k] / inF);
-    v[k] = flat[k] % inF;
-  }
-  return { u, v };
+  if (c.n_frequency >= out * inF) throw new Error(`FourierFT: n_frequency (${c.n_frequency}) must be less than out·in (${out}·${inF} = ${out * inF}) of the module; lower n_frequency`);
+  return memo(`fourierft|${out}x${inF}|${c.n_frequency}|${c.random_loc_seed}`, () => {
+    // PEFT: torch.randperm(out*in, generator=torch.Generator().manual_seed(seed))[:n_frequency]
+    const flat = torchRandperm(out * inF, c.random_loc_seed, { count: c.n_frequency });
+    const u = new Int32Array(flat.length), v = new Int32Array(flat.length);
+    for (let k = 0; k < flat.length; k++) {
+      u[k] = Math.floor(flat[k] / inF);
+      v[k] = flat[k] % inF;
+    }
+    return { u, v };
+  });
 }
 
 const i64 = (xs: ArrayLike<number>) => BigInt64Array.from(Array.from(xs), (x) => BigInt(x));

@@ -1,5 +1,6 @@
 // Seeded random supports (which entries of a weight-shaped matrix a method
-// owns): SLTrain's sparse support, FourierFT's spectral locations.
+// owns): SLTrain's sparse support. (FourierFT's locations are torch.randperm's,
+// as PEFT draws them: src/util/torch_rng.ts.)
 //
 // The generator is deliberately tiny (mulberry32 + FNV-1a for string seeds +
 // a partial Fisher–Yates) so that tools/reference/reparam_b.py reproduces it
