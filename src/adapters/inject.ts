@@ -97,9 +97,14 @@ export class AdapterSet<C = any> {
       }
     }
     const rng = new Rng(options.seed ?? 0);
-    for (const site of this.targets) {
+    const baseOf = (site: LinearSite) => {
       const w = weights.get(site.weightKey);
       if (!w) throw new Error(`Adapter: base weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
+      return w;
+    };
+    if (method.planConfig) this.config = method.planConfig(this.config, this.targets.map((site) => ({ site, weight: baseOf(site).data })));
+    for (const site of this.targets) {
+      const w = baseOf(site);
       const config = options.siteConfig ? options.siteConfig(site, this.config) : this.config;
       this.siteConfigs.set(site.name, config);
       const specs = method.init({

@@ -79,6 +79,12 @@ export interface AdapterMethod<C = any> {
   adaptsEmbeddings?: boolean;
   /** Weighted combination support (PEFT add_weighted_adapter): false for methods whose ΔW is not s·B·A. */
   combinable?: boolean;
+  /**
+   * Once per AdapterSet, before any init: a config that depends on every
+   * target's frozen weight at once (LaMDA++'s per-module ranks). The result
+   * becomes the set's config, and so what is saved; weights in each site's layout.
+   */
+  planConfig?(config: C, targets: { site: LinearSite; weight: Float32Array }[]): C;
   /** Trainable parameter count for one site (checked against the formula in METHODS.md). */
   paramCount(site: LinearSite, config: C): number;
   /** Fields of adapter_config.json beyond the shared ones. */

@@ -1,12 +1,15 @@
 // LaMDA: y = W0·x + s·B·S·A·x with A = V_rᵀ frozen, S trainable, B = U_r trained
-// then frozen column by column (config.ts has the choices).
+// then frozen column by column (config.ts has the choices). LaMDA++ picks each
+// module's r once per adapter set (planConfig, ./allocate.ts); every function
+// below runs with that module's config (moduleConfig: r = its rank).
 // State-dict keys (our own names): lamda_S.weight [r, r], lamda_B.weight [out, r].
 import * as op from '../../graph/ops.ts';
 import { svdTopR } from '../../linalg/svd.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
 import { fingerprint, frozen, memo, weightData } from '../bases.ts';
 import { toOutIn } from '../inject.ts';
-import { frozenColumns, LamdaConfig, lamdaConfigSchema, lamdaScaling } from './config.ts';
+import { frozenColumns, LamdaConfig, lamdaConfigSchema, lamdaScaling, moduleConfig, rankFor } from './config.ts';
+import { allocateRanks } from './allocate.ts';
 
 export const LAMDA_KEYS = { S: 'lamda_S.weight', B: 'lamda_B.weight' } as const;
 
@@ -31,8 +34,9 @@ const snapshots = new WeakMap<object, Map<string, { saved: Float32Array; cols: n
 
 function eachFrozen(step: number, total: number, sites: HookSite<LamdaConfig>[], each: (key: string, m: number, r: number, cols: number) => void) {
   for (const s of sites) {
-    const cols = frozenColumns(step, total, s.config);
-    if (cols > 0) each(s.keys[LAMDA_KEYS.B], s.site.outFeatures, s.config.r, cols);
+    const c = moduleConfig(s.config, s.site.name);
+    const cols = frozenColumns(step, total, c);
+    if (cols > 0) each(s.keys[LAMDA_KEYS.B], s.site.outFeatures, c.r, cols);
   }
 }
 
@@ -42,7 +46,23 @@ export const lamda: AdapterMethod<LamdaConfig> = {
   schema: lamdaConfigSchema,
   deltaDependsOnBase: true,
 
-  init({ site, config, rng, baseWeight }) {
+  planConfig(config, targets) {
+    if (!config.lamda_plus_plus) return config;
+    const covered = targets.filter((t) => rankFor({ r: 0, rank_pattern: config.rank_pattern }, t.site.name) > 0);
+    if (covered.length === targets.length && targets.length) return config; // ranks already allocated (a reload): keep them
+    if (covered.length) {
+      throw new Error(
+        `LaMDA++: rank_pattern gives ranks for ${covered.map((t) => `'${t.site.name}'`).join(', ')} but not for ` +
+          `${targets.filter((t) => !covered.includes(t)).map((t) => `'${t.site.name}'`).join(', ')}: give every adapted module a rank, or none (to allocate them)`,
+      );
+    }
+    const modules = targets.map(({ site, weight }) => ({ name: site.name, out: site.outFeatures, in: site.inFeatures, weight: toOutIn(site, weight) }));
+    const { ranks } = allocateRanks(modules, { r: config.r, total: config.total_rank, minRank: config.min_rank, maxRank: config.max_rank });
+    return { ...config, rank_pattern: Object.fromEntries(modules.map((m, i) => [m.name, ranks[i]])) };
+  },
+
+  init({ site, config: c0, rng, baseWeight }) {
+    const config = moduleConfig(c0, site.name);
     const m = site.outFeatures, n = site.inFeatures, r = config.r;
     const { U } = lamdaFactors(toOutIn(site, baseWeight), m, n, r);
     const S = new Float32Array(r * r);
@@ -53,7 +73,8 @@ export const lamda: AdapterMethod<LamdaConfig> = {
     ];
   },
 
-  forward({ g, site, config, p, x, W, base }) {
+  forward({ g, site, config: c0, p, x, W, base }) {
+    const config = moduleConfig(c0, site.name);
     const m = site.outFeatures, n = site.inFeatures, r = config.r;
     const w = toOutIn(site, weightData('LaMDA', W));
     const { A } = lamdaFactors(w, m, n, r);
@@ -62,7 +83,8 @@ export const lamda: AdapterMethod<LamdaConfig> = {
     return op.gemm(h, p[LAMDA_KEYS.B], { transB: true, alpha: lamdaScaling(config) }, base);
   },
 
-  deltaWeight(site, config, params, baseWeight) {
+  deltaWeight(site, c0, params, baseWeight) {
+    const config = moduleConfig(c0, site.name);
     if (!baseWeight) throw new Error('LaMDA: ΔW needs the base weight (A comes from its SVD)');
     const m = site.outFeatures, n = site.inFeatures, r = config.r, s = lamdaScaling(config);
     const { A } = lamdaFactors(baseWeight, m, n, r);
@@ -78,11 +100,15 @@ export const lamda: AdapterMethod<LamdaConfig> = {
   },
 
   paramCount(site, config) {
-    return config.r * config.r + site.outFeatures * config.r;
+    const r = rankFor(config, site.name);
+    return r * r + site.outFeatures * r;
   },
 
   toPeftConfig(c) {
-    return { r: c.r, lora_alpha: c.lora_alpha, freeze_fraction: c.freeze_fraction, init_weights: c.init_weights };
+    return {
+      r: c.r, lora_alpha: c.lora_alpha, freeze_fraction: c.freeze_fraction, init_weights: c.init_weights,
+      lamda_plus_plus: c.lamda_plus_plus, total_rank: c.total_rank, min_rank: c.min_rank, max_rank: c.max_rank, rank_pattern: c.rank_pattern,
+    };
   },
 
   hooks: {
@@ -107,7 +133,7 @@ export const lamda: AdapterMethod<LamdaConfig> = {
       for (const s of ctx.sites) {
         const key = s.keys[LAMDA_KEYS.B], e = st.get(key);
         if (!e) continue;
-        const B = ctx.params.get(key)!, r = s.config.r, m = s.site.outFeatures;
+        const B = ctx.params.get(key)!, r = rankFor(s.config, s.site.name), m = s.site.outFeatures;
         for (let c = r - e.cols; c < r; c++) for (let i = 0; i < m; i++) B[i * r + c] = e.saved[i * r + c];
       }
     },
