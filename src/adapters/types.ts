@@ -91,6 +91,24 @@ export interface AdapterMethod<C = any> {
   toPeftConfig(config: C): Record<string, unknown>;
   /** Per-step hooks the trainer calls (src/adapters/hooks.ts): rank pruning, freezing, location updates... */
   hooks?: AdapterHooks<C>;
+  /**
+   * Frozen tensors stored once per adapter, outside any module (PEFT's VeRA /
+   * RandLoRA projections with `save_projection: true`: `base_model.vera_A`).
+   * `load` attaches those a file holds (names without 'base_model.') to a
+   * config, so forward and ΔW use them instead of regenerating them from the
+   * seed; `save` returns them again (null when they come from the seed).
+   */
+  shared?: {
+    names: string[];
+    load(config: C, tensors: Record<string, StoredTensor>, sites: LinearSite[]): void;
+    save(config: C): { tensors: Record<string, StoredTensor>; config: Record<string, unknown> } | null;
+  };
+}
+
+/** A tensor as adapter files hold it. */
+export interface StoredTensor {
+  shape: number[];
+  data: Float32Array;
 }
 
 /** One adapted site as a hook sees it: its config and the full keys of its parameters by suffix. */
@@ -155,4 +173,12 @@ export interface AdapterHooks<C = any> {
    * that hooks update between steps (a router bias, integer locations).
    */
   feeds?(ctx: { adapters: object; config: C; training: boolean }): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>;
+  /**
+   * Non-trainable per-module state saved with the adapter so a reloaded
+   * adapter reproduces outputs (SMoRA's β): key suffix → tensor. `stateKeys`
+   * names the suffixes; `loadState` gets those a file holds for the module.
+   */
+  stateKeys?: string[];
+  saveState?(ctx: { adapters: object; site: LinearSite; config: C }): Record<string, StoredTensor>;
+  loadState?(ctx: { adapters: object; site: LinearSite; config: C; tensors: Record<string, StoredTensor> }): void;
 }

@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, list, num } from './parse.ts';
 import { compareTable, runCompare } from '../tasks/compare.ts';
 import { METHODS } from '../adapters/registry.ts';
+import { methodConfigKeys, methodDefaults } from './method_options.ts';
 
 /** 'fourierft=0.05,lora=0.002' → { fourierft: 0.05, lora: 0.002 } */
 const pairs = (v: string) =>
@@ -16,6 +17,14 @@ const pairs = (v: string) =>
       return [k.trim(), num(`--method-lr ${k}`)(x.trim())];
     }),
   );
+
+/** --rank as per-method configs: r for the methods that have it (the others keep their own size, and say so). */
+export function rankConfigs(methods: string[], r: number, info: (m: string) => void): Record<string, Record<string, unknown>> {
+  const withR = methods.filter((m) => methodConfigKeys(m)?.includes('r'));
+  const without = methods.filter((m) => !withR.includes(m));
+  if (without.length) info(`--rank ${r} applies to ${withR.join(', ') || 'none of the methods'}; ${without.join(', ')} keep their own size (no rank r)`);
+  return Object.fromEntries(withR.map((m) => [m, { r }]));
+}
 
 export function registerCompare(program: Command): void {
   program
@@ -28,6 +37,7 @@ export function registerCompare(program: Command): void {
     .addOption(new Option('--model <name|dir>', "'use' (bundled) or a Hugging Face encoder folder").default('use'))
     .addOption(new Option('--data <imdb|file.jsonl>', "'imdb' = bundled IMDB reviews").default('imdb'))
     .option('--target-modules <list>', "module names/suffixes, a regex, or 'all-linear'", list, ['qkv', 'output', 'conv1', 'conv2'])
+    .option('-r, --rank <r>', `rank r for every method that has one; default: each method's own (${methodDefaults('r')})`, int('--rank'))
     .option('--epochs <n>', 'training epochs', int('--epochs'), 1)
     .option('--lr <lr>', 'adapter learning rate (per-method overrides: --method-lr)', num('--lr'), 2e-3)
     .option('--method-lr <pairs>', 'per-method adapter learning rates, e.g. fourierft=0.05', pairs)
@@ -54,6 +64,7 @@ export function registerCompare(program: Command): void {
           model: o.model,
           data: o.data,
           targetModules: o.targetModules,
+          methodConfigs: o.rank === undefined ? undefined : rankConfigs(o.methods, o.rank, (m) => !o.quiet && console.log(m)),
           epochs: o.epochs,
           lr: o.lr,
           methodLr: o.methodLr,

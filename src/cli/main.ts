@@ -5,7 +5,8 @@ import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { registerMergeExport } from './merge_export.ts';
 import { registerGenerate } from './generate.ts';
-import { checkMethodOptions, collectMethodOption } from './method_options.ts';
+import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
+import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { trainCausalLmCli } from './causal_lm.ts';
 
@@ -37,6 +38,13 @@ function terminalUi(quiet: boolean): JobUi {
   };
 }
 
+/** --method with --use-dora: LoRA + use_dora is lorakit's 'dora' method (as PEFT's LoraConfig(use_dora=True)). */
+function trainMethod(method: string, useDora: boolean): string {
+  if (!useDora) return method;
+  if (method === 'lora' || method === 'dora') return 'dora';
+  throw new InvalidArgumentError(`--use-dora applies to LoRA (--method lora), not ${method}`);
+}
+
 export function makeProgram(): Command {
   const program = new Command('lorakit').description('Parameter-efficient fine-tuning (LoRA and friends) for TypeScript, on ONNX Runtime').showHelpAfterError();
 
@@ -46,13 +54,18 @@ export function makeProgram(): Command {
     .addOption(new Option('--model <name|dir>', "'use' = the bundled Universal Sentence Encoder lite, or a Hugging Face model folder (BERT, RoBERTa, DistilBERT)").default('use'))
     .option('--task <name>', "what to train: 'classification' or 'causal-lm' (Hugging Face decoder folder + JSONL prompt/completion, messages or text)", 'classification')
     .addOption(new Option('--data <imdb|file.jsonl>', "'imdb' = bundled IMDB reviews (seeded split), or JSONL lines {\"text\":…,\"label\":…}").default('imdb'))
-    .option('--method <name>', 'adapter method', 'lora')
+    .option('--method <name>', `adapter method (${Object.keys(METHODS).join(', ')})`, 'lora')
     .option('--method-option <key=value>', 'a field of the method\'s config (repeatable), e.g. d_initial=0.05', collectMethodOption, {})
     .option('--target-modules <list>', "comma-separated module names/suffixes, a regex, or 'all-linear'", list, ['qkv', 'output', 'conv1', 'conv2'])
-    .option('-r, --rank <r>', 'LoRA rank r', int('--rank'), 8)
-    .option('--alpha <alpha>', 'lora_alpha (scaling = alpha / r)', num('--alpha'), 16)
-    .option('--dropout <p>', 'lora_dropout', num('--dropout'), 0)
-    .option('--rslora', 'rank-stabilized scaling alpha / sqrt(r)', false)
+    .option('-r, --rank <r>', `rank r; default: the method's own (${methodDefaults('r')}; other methods size themselves with --method-option)`, int('--rank'))
+    .option('--alpha <alpha>', `lora_alpha (LoRA scaling = alpha / r); default: ${methodDefaults('lora_alpha')} (PEFT's LoraConfig has 8)`, num('--alpha'))
+    .option('--lora-dropout <p>', 'lora_dropout (PEFT LoraConfig; default 0)', num('--lora-dropout'))
+    .addOption(new Option('--dropout <p>', 'same as --lora-dropout').argParser(num('--dropout')).hideHelp())
+    .option('--use-rslora', 'rank-stabilized scaling alpha / sqrt(r) (PEFT use_rslora)')
+    .addOption(new Option('--rslora', 'same as --use-rslora').hideHelp())
+    .option('--use-dora', 'DoRA: weight-decomposed LoRA (PEFT use_dora; same as --method dora)')
+    .option('--init-lora-weights <v>', 'PEFT init_lora_weights: true, false, gaussian, pissa, pissa_niter_<n>, olora', parseInitLoraWeights)
+    .option('--loraplus-lr-ratio <x>', 'LoRA+: lora_B learns x times faster than lora_A (PEFT create_loraplus_optimizer; e.g. 16)', num('--loraplus-lr-ratio'))
     .option('--epochs <n>', 'training epochs', int('--epochs'), 2)
     .option('--lr <lr>', 'peak learning rate (linear warmup and decay)', num('--lr'), 2e-3)
     .option('--head-lr-scale <x>', 'learning-rate multiplier for the new classification head', num('--head-lr-scale'), 5)
@@ -69,15 +82,21 @@ export function makeProgram(): Command {
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
-      if (o.task === 'causal-lm') return trainCausalLmCli(o);
+      const loraDropout = o.loraDropout ?? o.dropout;
+      if (o.task === 'causal-lm') return trainCausalLmCli({ ...o, dropout: loraDropout });
       if (o.task !== 'classification') throw new InvalidArgumentError(`--task '${o.task}' is not supported by train (supported: classification, causal-lm)`);
+      const method = trainMethod(o.method, !!o.useDora);
+      if (o.loraplusLrRatio !== undefined && !(o.loraplusLrRatio > 0)) throw new InvalidArgumentError(`--loraplus-lr-ratio must be a positive number, got ${o.loraplusLrRatio}`);
+      if (o.loraplusLrRatio !== undefined && method !== 'lora' && method !== 'dora') throw new InvalidArgumentError(`--loraplus-lr-ratio scales lora_B's learning rate: it needs --method lora or dora, not ${method}`);
+      const flags = { rank: o.rank, alpha: o.alpha, loraDropout, useRslora: o.useRslora || o.rslora || undefined, initLoraWeights: o.initLoraWeights };
       const t0 = performance.now();
       const res = await runClassificationJob(
         {
           model: o.model,
           data: o.data,
-          method: o.method,
-          methodConfig: { r: o.rank, lora_alpha: o.alpha, lora_dropout: o.dropout, use_rslora: o.rslora, ...checkMethodOptions(o.method, o.methodOption) },
+          method,
+          methodConfig: methodConfigFromFlags(method, flags, o.methodOption),
+          loraplusLrRatio: o.loraplusLrRatio,
           targetModules: o.targetModules,
           epochs: o.epochs,
           lr: o.lr,

@@ -4,7 +4,8 @@
 // Values: numbers, true/false, null, JSON arrays/objects, else strings.
 // Unknown keys are refused with the method's known fields.
 import { InvalidArgumentError } from 'commander';
-import { getMethod } from '../adapters/registry.ts';
+import { getMethod, METHODS } from '../adapters/registry.ts';
+import { INITS } from '../adapters/inits.ts';
 
 export function parseOptionValue(v: string): unknown {
   const s = v.trim();
@@ -43,4 +44,59 @@ export function checkMethodOptions(method: string, opts: Record<string, unknown>
     if (bad.length) throw new InvalidArgumentError(`--method-option: ${bad.map((b) => `'${b}'`).join(', ')} is not a field of ${method}'s config (fields: ${keys.join(', ')})`);
   }
   return opts;
+}
+
+/** lorakit train's own defaults where they differ from the method's (LoRA's alpha has been 16 since the first release; PEFT's is 8). */
+const TRAIN_DEFAULTS: Record<string, Record<string, unknown>> = { lora: { lora_alpha: 16 }, dora: { lora_alpha: 16 } };
+
+/** The field's default under lorakit train in every method that has it, e.g. 'lora 8, vera 256, randlora 32' (for --help). */
+export function methodDefaults(field: string): string {
+  return Object.entries(METHODS)
+    .filter(([name]) => methodConfigKeys(name)?.includes(field))
+    .map(([name, m]) => `${name} ${JSON.stringify({ ...(m.schema.parse({}) as Record<string, unknown>), ...TRAIN_DEFAULTS[name] }[field])}`)
+    .join(', ');
+}
+
+/** The flags that set a config field of the method, as the user gave them (undefined = not given). */
+export interface SharedFlags {
+  rank?: number;
+  alpha?: number;
+  loraDropout?: number;
+  useRslora?: boolean;
+  initLoraWeights?: boolean | string;
+}
+
+const FLAG_FIELDS: [keyof SharedFlags, string, string][] = [
+  ['rank', '--rank', 'r'],
+  ['alpha', '--alpha', 'lora_alpha'],
+  ['loraDropout', '--lora-dropout', 'lora_dropout'],
+  ['useRslora', '--use-rslora', 'use_rslora'],
+  ['initLoraWeights', '--init-lora-weights', 'init_lora_weights'],
+];
+
+/**
+ * The method config from the train flags: only the fields the user gave (a
+ * method keeps its own default rank, e.g. VeRA's 256), over lorakit train's
+ * defaults, under --method-option. A flag the method has no field for, or one
+ * given twice (flag and --method-option), is an error naming both.
+ */
+export function methodConfigFromFlags(method: string, flags: SharedFlags, methodOptions: Record<string, unknown>): Record<string, unknown> {
+  const keys = methodConfigKeys(method);
+  const out: Record<string, unknown> = { ...TRAIN_DEFAULTS[method] };
+  for (const [flag, cli, field] of FLAG_FIELDS) {
+    const v = flags[flag];
+    if (v === undefined) continue;
+    if (keys && !keys.includes(field)) throw new InvalidArgumentError(`${cli}: ${method} has no '${field}' (its config fields: ${keys.join(', ')}); set its size with --method-option <field>=<value>`);
+    if (field in methodOptions) throw new InvalidArgumentError(`${cli} and --method-option ${field}=… both set ${field}; give one`);
+    out[field] = v;
+  }
+  return { ...out, ...checkMethodOptions(method, methodOptions) };
+}
+
+/** `--init-lora-weights`: true | false | gaussian | pissa | pissa_niter_<n> | olora (PEFT's values lorakit implements). */
+export function parseInitLoraWeights(v: string): boolean | string {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (v === 'gaussian' || Object.values(INITS).some((i) => i.matches(v))) return v;
+  throw new InvalidArgumentError(`--init-lora-weights must be true, false, gaussian, pissa, pissa_niter_<n> or olora, got '${v}'`);
 }

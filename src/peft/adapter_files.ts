@@ -10,9 +10,13 @@ import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
 import { methodForPeftConfig } from '../adapters/registry.ts';
+import type { StoredTensor } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
 import { writeFileAtomic } from '../train/checkpoint.ts';
-import { LoadedPeftConfig, makePeftConfig, parsePeftConfig, PeftLoraConfig, peftSiteFilter, rankAlphaFor, serializePeftConfig } from './config.ts';
+import {
+  LoadedMethodConfig, LoadedPeftConfig, makePeftConfig, methodOfConfig, onlyBiasName, parseMethodConfig, parsePeftConfig,
+  patternValue, PeftLoraConfig, peftSiteFilter, rankAlphaFor, serializePeftConfig,
+} from './config.ts';
 
 export const CONFIG_FILE = 'adapter_config.json';
 export const WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -32,13 +36,15 @@ export interface SavedAdapterInfo {
    */
   convertToLora?: boolean;
   /** Fields of the config kept from a loaded file (unknown ones too). */
-  peftConfig?: LoadedPeftConfig;
+  peftConfig?: LoadedPeftConfig | LoadedMethodConfig;
 }
+
+const loraConfigOf = (p?: LoadedPeftConfig | LoadedMethodConfig) => (p && !('method' in p) ? p.config : undefined);
 
 /** The adapter_config.json fields an AdapterSet stands for. */
 export function peftConfigOf(set: AdapterSet, info: Pick<SavedAdapterInfo, 'baseModel' | 'taskType' | 'peftConfig'> & { modulesToSave?: string[] }): PeftLoraConfig {
   const target = set.options.targetModules;
-  const fromFile = info.peftConfig?.config;
+  const fromFile = loraConfigOf(info.peftConfig);
   const saved = new Set([...(set.options.modulesToSave ?? []), ...(info.modulesToSave ?? [])]);
   return makePeftConfig({
     ...fromFile,
@@ -74,8 +80,11 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
   const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra };
   if (set.method.peftType !== 'LORA') {
     // Not a LoraConfig: the method's own peft_type and every field of its config, so the file says what it holds and reloads exactly.
+    for (const [k, t] of methodStateTensors(set)) tensors[k] = { dtype: 'F32', shape: t.shape, data: t.data };
+    const shared = set.method.shared?.save(set.config);
+    for (const [name, t] of Object.entries(shared?.tensors ?? {})) tensors[`${SHARED_PREFIX}${name}`] = { dtype: 'F32', shape: t.shape, data: t.data };
     writeSafetensors(path.join(out, WEIGHTS_FILE), tensors, { format: 'pt' });
-    writeFileAtomic(path.join(out, CONFIG_FILE), methodConfigJson(set, info, [...modules], lorakit));
+    writeFileAtomic(path.join(out, CONFIG_FILE), methodConfigJson(set, info, [...modules], lorakit, shared?.config));
     return out;
   }
   const config = peftConfigOf(set, { ...info, modulesToSave: [...modules] });
@@ -85,11 +94,30 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
   return out;
 }
 
-function methodConfigJson(set: AdapterSet, info: SavedAdapterInfo, modulesToSave: string[], lorakit: Record<string, unknown>): string {
+/** Tensors outside any module (PEFT's `base_model.vera_A`): 'base_model.' + name. */
+export const SHARED_PREFIX = 'base_model.';
+
+/** The hook state a method saves per module (SMoRA's β), under PEFT-style module keys. */
+function methodStateTensors(set: AdapterSet): Map<string, StoredTensor> {
+  const out = new Map<string, StoredTensor>();
+  const save = set.method.hooks?.saveState;
+  if (!save) return out;
+  for (const site of set.targets) {
+    const st = save.call(set.method.hooks, { adapters: set, site, config: set.configFor(site) });
+    for (const [suffix, t] of Object.entries(st)) out.set(`${PEFT_PREFIX}${site.name}.${suffix}`, t);
+  }
+  return out;
+}
+
+function methodConfigJson(set: AdapterSet, info: SavedAdapterInfo, modulesToSave: string[], lorakit: Record<string, unknown>, sharedConfig?: Record<string, unknown>): string {
   const target = set.options.targetModules;
+  const bias = set.options.bias ?? 'none';
   const out: Record<string, unknown> = {
+    ...info.peftConfig?.unknown,
     ...(set.config as Record<string, unknown>),
     ...set.method.toPeftConfig(set.config),
+    ...sharedConfig,
+    bias: bias === 'lora_only' ? onlyBiasName(set.method.peftType) : bias,
     peft_type: set.method.peftType,
     task_type: info.taskType ?? null,
     base_model_name_or_path: info.baseModel,
@@ -176,7 +204,8 @@ export class AdapterLoadError extends Error {
 
 export interface PeftAdapter {
   set: AdapterSet;
-  peft: LoadedPeftConfig;
+  /** The parsed config: a LoraConfig, or (any other method) its own config with the shared fields. */
+  peft: LoadedPeftConfig | LoadedMethodConfig;
   /** modules_to_save tensors that are not linear sites of the model (e.g. a task head outside it), by module path. */
   extraTensors: Map<string, { shape: number[]; data: Float32Array }>;
   dir: string;
@@ -194,6 +223,7 @@ export function loadPeftAdapter(
   opts: { name?: string; warn?: (m: string) => void; headNames?: string[] } = {},
 ): PeftAdapter {
   const loaded = readAdapter(dir, opts.name);
+  if (methodOfConfig(loaded.config, path.join(dir, CONFIG_FILE)).peftType !== 'LORA') return loadMethodAdapter(model, dir, loaded, opts);
   const peft = parsePeftConfig(loaded.config, { source: path.join(dir, CONFIG_FILE), warn: opts.warn });
   const c = peft.config;
   const method = methodForPeftConfig(c);
@@ -243,7 +273,12 @@ export function loadPeftAdapter(
   });
   loadAdapterWeights(set, loaded);
   for (const k of set.params.keys()) extraTensors.delete(k.slice(PEFT_PREFIX.length));
-  const warn = opts.warn ?? ((m: string) => console.warn(m));
+  checkExtraTensors(model, dir, extraTensors, opts.warn ?? ((m: string) => console.warn(m)));
+  return { set, peft, extraTensors, dir };
+}
+
+/** The modules_to_save tensors that are base weights of the model: shapes checked, then reported (not applied here). */
+function checkExtraTensors(model: { weights: WeightMap }, dir: string, extraTensors: Map<string, StoredTensor>, warn: (m: string) => void) {
   for (const [k, t] of extraTensors) {
     const base = model.weights.get(k);
     if (!base) continue; // e.g. a task head outside the model: returned to the caller
@@ -252,5 +287,109 @@ export function loadPeftAdapter(
     }
     warn(`${dir}: '${k}' (modules_to_save of a module that is not a linear layer) is not applied by the adapter; apply it with model.withWeights(...) (PeftAdapter.extraTensors)`);
   }
+}
+
+/**
+ * Any method but LoRA/DoRA (VeRA, RandLoRA, FourierFT as PEFT writes them;
+ * lorakit's own methods): the config is parsed with the method's schema, the
+ * AdapterSet is built from it (seeded frozen bases regenerate from the seeds
+ * in the config; factorizations of W0 from the model), then every tensor of
+ * the file is checked against it: parameters (names and shapes), hook state
+ * (SMoRA's β), shared frozen tensors (PEFT's `base_model.vera_A` with
+ * save_projection), modules_to_save.
+ */
+function loadMethodAdapter(
+  model: { sites: LinearSite[]; weights: WeightMap },
+  dir: string,
+  loaded: LoadedAdapter,
+  opts: { warn?: (m: string) => void; headNames?: string[] },
+): PeftAdapter {
+  const source = path.join(dir, CONFIG_FILE);
+  const warn = opts.warn ?? ((m: string) => console.warn(m));
+  const peft = parseMethodConfig(loaded.config, { source, warn });
+  const { method, common } = peft;
+  const siteByName = new Map(model.sites.map((s) => [s.name, s]));
+  const targets = common.target_modules!;
+  const patternFields = Object.entries(peft.patterns);
+  const set = new AdapterSet(method, peft.config, model.sites, model.weights, {
+    targetModules: targets,
+    seed: peft.lorakit?.seed ?? 0,
+    headNames: opts.headNames,
+    filter: peftSiteFilter(common),
+    siteConfig: patternFields.length
+      ? (site, base) => {
+          const over = Object.fromEntries(patternFields.map(([f, pat]) => [f, patternValue(pat, site.name, (base as Record<string, unknown>)[f])]));
+          return method.schema.parse({ ...(base as object), ...over });
+        }
+      : undefined,
+    bias: peft.bias,
+    modulesToSave: (common.modules_to_save ?? []).filter((mm) => model.sites.some((s) => s.name === mm || s.name.endsWith(`.${mm}`))),
+  });
+  // Suffix of every parameter / state tensor this method keeps per module.
+  const suffixes = new Set<string>(method.hooks?.stateKeys ?? []);
+  for (const site of set.targets) for (const k of set.siteKeys(site.name)) suffixes.add(k.slice(PEFT_PREFIX.length + site.name.length + 1));
+  const moduleOf = (rest: string): [string, string] | null => {
+    for (const sfx of suffixes) if (rest.endsWith(`.${sfx}`)) return [rest.slice(0, -sfx.length - 1), sfx];
+    return null;
+  };
+  const extraTensors = new Map<string, StoredTensor>();
+  const shared: Record<string, StoredTensor> = {};
+  const state = new Map<string, Record<string, StoredTensor>>();
+  for (const [k, t] of loaded.tensors) {
+    if (set.params.has(k)) {
+      const want = set.shapes.get(k)!;
+      if (t.shape.join(',') !== want.join(',')) {
+        const rest = k.slice(PEFT_PREFIX.length);
+        const [module, sfx] = moduleOf(rest) ?? [rest.replace(/\.[^.]+$/, ''), rest.split('.').pop()!];
+        const site = siteByName.get(module);
+        throw new AdapterLoadError(
+          `Module '${module}': adapter tensor '${sfx}' has shape [${t.shape}] but this model needs [${want}]` +
+            (site ? ` (in_features ${site.inFeatures}, out_features ${site.outFeatures}, ${method.name} config ${JSON.stringify(set.configFor(site))})` : '') +
+            '. Was the adapter trained on another base model, or with another config?',
+        );
+      }
+      continue;
+    }
+    if (!k.startsWith(PEFT_PREFIX)) {
+      const name = k.startsWith(SHARED_PREFIX) ? k.slice(SHARED_PREFIX.length) : null;
+      if (name !== null && method.shared?.names.includes(name)) {
+        shared[name] = t;
+        continue;
+      }
+      throw new AdapterLoadError(`${WEIGHTS_FILE}: key '${k}' does not start with '${PEFT_PREFIX}' and is not a shared tensor of ${method.name} (${method.shared?.names.map((n) => SHARED_PREFIX + n).join(', ') || 'it has none'})`);
+    }
+    const rest = k.slice(PEFT_PREFIX.length);
+    const hit = moduleOf(rest);
+    if (!hit) {
+      extraTensors.set(rest, t);
+      continue;
+    }
+    const [module, sfx] = hit;
+    const site = siteByName.get(module);
+    if (!site) {
+      throw new AdapterLoadError(
+        `The adapter has '${sfx}' [${t.shape}] for module '${module}', which this model does not have.\n` +
+          `Modules of this model: ${model.sites.map((s) => s.name).join(', ')}`,
+      );
+    }
+    if (!set.isTarget(module)) {
+      throw new AdapterLoadError(`The adapter has '${sfx}' [${t.shape}] for module '${module}', which its config does not adapt (target_modules ${JSON.stringify(targets)}, exclude_modules ${JSON.stringify(common.exclude_modules)}, layers_to_transform ${JSON.stringify(common.layers_to_transform)})`);
+    }
+    if (!state.has(module)) state.set(module, {});
+    state.get(module)![sfx] = t;
+  }
+  loadAdapterWeights(set, loaded);
+  for (const [module, tensors] of state) {
+    const site = siteByName.get(module)!;
+    method.hooks!.loadState!.call(method.hooks, { adapters: set, site, config: set.configFor(site), tensors });
+  }
+  const saveProjection = peft.loaderFields.save_projection === true;
+  if (Object.keys(shared).length || saveProjection) {
+    const missing = method.shared!.names.filter((n) => !shared[n]);
+    if (missing.length) throw new AdapterLoadError(`${source}: save_projection is true but ${WEIGHTS_FILE} lacks ${missing.map((n) => SHARED_PREFIX + n).join(', ')}`);
+    for (const c of new Set([set.config, ...set.targets.map((s) => set.configFor(s))])) method.shared!.load(c, shared, set.targets);
+  }
+  for (const k of set.params.keys()) extraTensors.delete(k.slice(PEFT_PREFIX.length));
+  checkExtraTensors(model, dir, extraTensors, warn);
   return { set, peft, extraTensors, dir };
 }

@@ -12,7 +12,8 @@ import { BertModel } from '../models/bert.ts';
 import { loadEncoderModel } from '../models/hf_registry.ts';
 import { loadUseEncoder, USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
-import { loadAdapterWeights, readAdapter, saveAdapter } from '../peft/adapter_files.ts';
+import { loadPeftAdapter, readAdapter, saveAdapter } from '../peft/adapter_files.ts';
+import { loraPlusGroups } from '../adapters/lora/plus.ts';
 import { UseTokenizer } from '../tokenize/sentencepiece.ts';
 import { writeFileAtomic } from '../train/checkpoint.ts';
 import { Rng } from '../util/rng.ts';
@@ -39,6 +40,8 @@ export interface ClassifyJobOptions {
   resume: boolean;
   baseline: boolean;
   patience?: number;
+  /** LoRA+ (src/adapters/lora/plus.ts): lora_B's learning rate is this × lora_A's. Recorded in the adapter's lorakit block. */
+  loraplusLrRatio?: number;
   /**
    * Where the trainer's classification head starts: 'random' (a fresh head) or
    * 'probe' (the frozen-encoder linear probe, i.e. LP-FT, Kumar et al. 2022:
@@ -172,6 +175,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     resume: o.resume,
     patience: o.patience,
     maxGradNorm: 1.0,
+    optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     checkpointEvery: 50,
     onStep: (s) => ui.step(s),
     onEpoch: (e) => ui.epoch(e),
@@ -192,7 +196,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
       [HEAD_W, { shape: [numLabels, model.hiddenSize], data: trainer.head.get(HEAD_W)! }],
       [HEAD_B, { shape: [numLabels], data: trainer.head.get(HEAD_B)! }],
     ]),
-    extra: { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED },
+    extra: { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED, ...(o.loraplusLrRatio !== undefined && { loraplus_lr_ratio: o.loraplusLrRatio }) },
   });
   await trainer.release();
   const result = { rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir };
@@ -208,10 +212,8 @@ export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number;
   const meta = saved.config.lorakit ?? {};
   const base = saved.config.base_model_name_or_path;
   const { model, tokenizer } = await loadModel(typeof base === 'string' && base !== USE_MODEL_NAME && fs.existsSync(base) ? base : 'use');
-  const method = getMethod(meta.method ?? String(saved.config.peft_type).toLowerCase());
-  const config = method.schema.parse(saved.config);
-  const adapters = new AdapterSet(method, config, model.sites, model.weights, { targetModules: saved.config.target_modules, seed: meta.seed ?? 0 });
-  loadAdapterWeights(adapters, saved);
+  // Every method through the PEFT loader: rank/alpha patterns, seeded bases, hook state (SMoRA's β), shapes checked.
+  const adapters = loadPeftAdapter(model, o.adapter).set;
   const hw = saved.tensors.get(PEFT_PREFIX + HEAD_W), hb = saved.tensors.get(PEFT_PREFIX + HEAD_B);
   if (!hw || !hb) throw new Error(`${o.adapter}: no classification head (${HEAD_W}) in the adapter file: was it trained with 'lorakit train'?`);
   const numLabels = hw.shape[0];
