@@ -144,7 +144,7 @@ test('defaults follow METHODS.md / PEFT', () => {
   assert.equal(s.density, 0.03);
   assert.equal(s.r, 8);
   assert.deepEqual(smora.schema.parse({}), { num_ranks: 64, top_k: 8, lora_alpha: 16, bias_update_rate: 1e-3, init_weights: true });
-  assert.deepEqual(fourierft.schema.parse({}), { n_frequency: 1000, scaling: 150, random_loc_seed: 777, init_weights: false, ifft2_norm: 'backward' });
+  assert.deepEqual(fourierft.schema.parse({}), { n_frequency: 1000, scaling: 150, random_loc_seed: 777, init_weights: false, ifft2_norm: 'backward', n_frequency_pattern: {} });
 });
 
 // ---- on the bundled USE model --------------------------------------------------

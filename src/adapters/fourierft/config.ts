@@ -26,8 +26,18 @@ export const fourierftConfigSchema = z.object({
   random_loc_seed: z.number().int().nonnegative().default(777),
   init_weights: z.boolean().default(false),
   ifft2_norm: z.enum(['backward', 'ortho', 'forward']).default('backward'),
+  /** PEFT's per-module n_frequency: key → n for the module named key or matching `.*\.key$` (first match in order). */
+  n_frequency_pattern: z.record(z.string(), z.number().int().positive()).default({}),
 });
 export type FourierFTConfig = z.infer<typeof fourierftConfigSchema>;
+
+/** The config one module runs with: n_frequency from n_frequency_pattern (PEFT's FourierFTModel._create_and_replace rule). */
+export function moduleConfig(c: FourierFTConfig, module: string): FourierFTConfig {
+  const p = c.n_frequency_pattern ?? {};
+  // next(key matching `.*\.key$`, else the module's own name), then pattern.get(that, n_frequency)
+  const key = Object.keys(p).find((k) => new RegExp(`^.*\\.${k}$`).test(module)) ?? module;
+  return !Object.hasOwn(p, key) || p[key] === c.n_frequency ? c : { ...c, n_frequency: p[key] };
+}
 
 /** The factor ifft2's norm applies: 1/(mn) backward, 1/√(mn) ortho, 1 forward. */
 export function ifftFactor(norm: FourierFTConfig['ifft2_norm'], m: number, n: number): number {

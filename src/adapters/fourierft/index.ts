@@ -8,7 +8,7 @@ import type { Graph, Value } from '../../graph/ir.ts';
 import type { AdapterMethod } from '../types.ts';
 import { torchRandperm } from '../../util/torch_rng.ts';
 import { memo } from '../bases.ts';
-import { FourierFTConfig, fourierftConfigSchema, ifftFactor } from './config.ts';
+import { FourierFTConfig, fourierftConfigSchema, ifftFactor, moduleConfig } from './config.ts';
 
 export const FOURIERFT_KEY = 'fourierft_spectrum';
 
@@ -46,14 +46,16 @@ export const fourierft: AdapterMethod<FourierFTConfig> = {
   peftType: 'FOURIERFT',
   schema: fourierftConfigSchema,
 
-  init({ site, config, rng }) {
+  init({ site, config: c0, rng }) {
+    const config = moduleConfig(c0, site.name);
     fourierftIndices(site.outFeatures, site.inFeatures, config); // validates n_frequency
     const c = new Float32Array(config.n_frequency);
     if (!config.init_weights) rng.fillNormal(c, 0, 1);
     return [{ key: FOURIERFT_KEY, shape: [config.n_frequency], data: c }];
   },
 
-  forward({ g, site, config, p, x, W, bias }) {
+  forward({ g, site, config: c0, p, x, W, bias }) {
+    const config = moduleConfig(c0, site.name);
     const m = site.outFeatures, n = site.inFeatures;
     const { u, v } = fourierftIndices(m, n, config);
     const tag = `${m}x${n}.${config.n_frequency}.${config.random_loc_seed}`;
@@ -71,7 +73,8 @@ export const fourierft: AdapterMethod<FourierFTConfig> = {
     return site.layout === 'in_out' ? op.linear(x, Weff, bias) : op.linearT(x, Weff, bias);
   },
 
-  deltaWeight(site, config, params) {
+  deltaWeight(site, c0, params) {
+    const config = moduleConfig(c0, site.name);
     const m = site.outFeatures, n = site.inFeatures;
     const { u, v } = fourierftIndices(m, n, config);
     const c = params[FOURIERFT_KEY];
@@ -101,11 +104,11 @@ export const fourierft: AdapterMethod<FourierFTConfig> = {
     return dW;
   },
 
-  paramCount(_site, config) {
-    return config.n_frequency;
+  paramCount(site, config) {
+    return moduleConfig(config, site.name).n_frequency;
   },
 
   toPeftConfig(c) {
-    return { n_frequency: c.n_frequency, scaling: c.scaling, random_loc_seed: c.random_loc_seed, init_weights: c.init_weights, ifft2_norm: c.ifft2_norm, fan_in_fan_out: false, bias: 'none' };
+    return { n_frequency: c.n_frequency, scaling: c.scaling, random_loc_seed: c.random_loc_seed, init_weights: c.init_weights, ifft2_norm: c.ifft2_norm, n_frequency_pattern: c.n_frequency_pattern, fan_in_fan_out: false, bias: 'none' };
   },
 };
