@@ -18,6 +18,7 @@ import { loadUseEncoder } from '../src/models/use_encoder.ts';
 import type { EncoderModel } from '../src/models/types.ts';
 import { AdapterLoadError, loadPeftAdapter, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
 import { mergeAdapters } from '../src/peft/export.ts';
+import { padBatch, PeftModel } from '../src/peft/multi.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';
 
@@ -116,6 +117,15 @@ test('[smora] β is saved (smora_selection_bias, not trainable) and restored: wi
   const zero = loadPeftAdapter(model, dir);
   for (const s of zero.set.targets) smoraBias(zero.set, s.name, 8).fill(0);
   assert.ok(maxDiff(await embed(model, zero.set), await embed(model, loaded.set)) > 1e-4);
+  // PeftModel (loadAdapter / run) feeds β too.
+  const tok = UseTokenizer.fromVocabFile();
+  const batch = padBatch(['Loved it!', 'Far too long.'].map((t) => tok.encode(t)));
+  const [pa, pb] = [new PeftModel(model, { threads: 2 }), new PeftModel(model, { threads: 2 })];
+  pa.addAdapter('trained', set);
+  pb.loadAdapter(dir, 'default');
+  assert.equal(maxDiff((await pa.run(batch)).data as Float32Array, (await pb.run(batch)).data as Float32Array), 0);
+  await pa.release();
+  await pb.release();
   // A wrong-sized β names the module and both sizes.
   const bad = tmp('smora-bad');
   const t = readSafetensors(path.join(dir, 'adapter_model.safetensors')).tensors;

@@ -1,9 +1,10 @@
-// PEFT → lorakit for PEFT's own non-LoRA methods: VeRA and RandLoRA adapters
-// as PEFT saves them with save_projection=True (frozen projections in the file
-// as base_model.vera_A / randlora_A ..., sized for the largest adapted module
-// and sliced per module), written by tools/reference/peft_nonlora.py (PEFT's
-// semantics in plain PyTorch). lorakit must give the reference's outputs,
-// unmerged and merged, and write the projections back when it re-saves.
+// PEFT → lorakit for PEFT's own non-LoRA methods, written by
+// tools/reference/peft_nonlora.py (PEFT's semantics in plain PyTorch): VeRA and
+// RandLoRA as PEFT saves them with save_projection=True (frozen projections in
+// the file as base_model.vera_A / randlora_A ..., sized for the largest adapted
+// module and sliced per module), FourierFT with n_frequency_pattern (locations
+// from torch.randperm, nothing stored). lorakit must give the reference's
+// outputs, unmerged and merged, and keep PEFT's layout when it re-saves.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -41,11 +42,12 @@ async function logits(model: EncoderModel, set?: AdapterSet) {
   return out;
 }
 
-for (const name of ['vera', 'randlora']) {
-  test(`PEFT → lorakit: ${name} with save_projection gives the reference outputs (unmerged, merged, re-saved)`, async () => {
+for (const name of ['vera', 'randlora', 'fourierft']) {
+  test(`PEFT → lorakit: ${name} gives the reference outputs (unmerged, merged) and re-saves to the same file layout`, async () => {
     const model = tinyModel();
     const dir = path.join(FIX, name);
     const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
     const warnings: string[] = [];
     const loaded = loadPeftAdapter(model, dir, { warn: (m) => warnings.push(m) });
     assert.deepEqual(warnings, [], "PEFT's config fields are all known");
@@ -56,24 +58,28 @@ for (const name of ['vera', 'randlora']) {
     const merged = await logits(model.withWeights(mergeAdapters(model, [dir], undefined, () => {})));
     assert.ok(maxDiff(merged, expected.merged) < 1e-5, `merged max |Δ| ${maxDiff(merged, expected.merged)}`);
 
-    // Regenerating the projections from the seed instead would not give these outputs.
+    // lorakit's save keeps PEFT's keys, shapes and fields (projections, n_frequency_pattern) and reloads to the same outputs.
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-resave-`));
+    saveAdapter(out, loaded.set, { baseModel: 'lorakit-tiny-reference', peftConfig: loaded.peft });
+    const again = readAdapter(out);
+    assert.equal(again.config.peft_type, cfg.peft_type);
+    for (const f of ['save_projection', 'n_frequency_pattern']) if (f in cfg) assert.deepEqual(again.config[f], cfg[f], f);
+    assert.deepEqual(Object.fromEntries([...again.tensors].map(([k, t]) => [k, t.shape]).sort()), expected.keys);
+    assert.equal(maxDiff(await logits(model, loadPeftAdapter(model, out).set), un), 0);
+  });
+}
+
+for (const name of ['vera', 'randlora']) {
+  test(`PEFT → lorakit: ${name}'s stored projections are what is used (not the seed); save_projection without them is refused`, async () => {
+    const model = tinyModel();
+    const dir = path.join(FIX, name);
+    const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
     const seeded = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-seeded-`));
     const t = readAdapter(dir).tensors;
     fs.writeFileSync(path.join(seeded, 'adapter_config.json'), JSON.stringify({ ...cfg, save_projection: false }));
     writeSafetensors(path.join(seeded, 'adapter_model.safetensors'), Object.fromEntries([...t].filter(([k]) => k.startsWith('base_model.model.')).map(([k, v]) => [k, { dtype: 'F32' as const, ...v }])), { format: 'pt' });
     assert.ok(maxDiff(await logits(model, loadPeftAdapter(model, seeded).set), expected.unmerged) > 1e-4);
-
-    // lorakit writes the projections back (save_projection stays true) and reloads to the same outputs.
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-resave-`));
-    saveAdapter(out, loaded.set, { baseModel: 'lorakit-tiny-reference', peftConfig: loaded.peft });
-    const again = readAdapter(out);
-    assert.equal(again.config.save_projection, true);
-    assert.equal(again.config.peft_type, cfg.peft_type);
-    for (const [k, shape] of Object.entries<number[]>(expected.keys)) assert.deepEqual(again.tensors.get(k)?.shape, shape, k);
-    assert.equal(maxDiff(await logits(model, loadPeftAdapter(model, out).set), un), 0);
-
-    // save_projection true but no projections in the file: refused, naming the keys.
     fs.writeFileSync(path.join(seeded, 'adapter_config.json'), JSON.stringify(cfg));
     assert.throws(() => loadPeftAdapter(model, seeded), (e: Error) => e instanceof AdapterLoadError && e.message.includes(`base_model.${name}_A`));
   });

@@ -114,6 +114,7 @@ function methodConfigJson(set: AdapterSet, info: SavedAdapterInfo, modulesToSave
   const bias = set.options.bias ?? 'none';
   const out: Record<string, unknown> = {
     ...info.peftConfig?.unknown,
+    ...(info.peftConfig && 'method' in info.peftConfig ? info.peftConfig.patternFields : {}),
     ...(set.config as Record<string, unknown>),
     ...set.method.toPeftConfig(set.config),
     ...sharedConfig,

@@ -226,6 +226,8 @@ export interface LoadedMethodConfig {
   bias: 'none' | 'all' | 'lora_only';
   /** Per-module overrides: config field → {pattern key → value} (FourierFT's n_frequency_pattern). */
   patterns: Record<string, Record<string, unknown>>;
+  /** The pattern fields as the file spelled them, written back on save. */
+  patternFields: Record<string, unknown>;
   /** Fields the loader reads (save_projection). */
   loaderFields: Record<string, unknown>;
   unknown: Record<string, unknown>;
@@ -268,7 +270,7 @@ export function parseMethodConfig(json: Record<string, any>, opts: { source?: st
   const own = new Set(Object.keys((method.schema as unknown as { shape?: Record<string, unknown> }).shape ?? {}));
   const commonKeys = new Set(Object.keys(peftCommonSchema.shape));
   const common: Record<string, unknown> = {}, fields: Record<string, unknown> = {}, unknown: Record<string, unknown> = {};
-  const patterns: Record<string, Record<string, unknown>> = {}, loaderFields: Record<string, unknown> = {};
+  const patterns: Record<string, Record<string, unknown>> = {}, patternFields: Record<string, unknown> = {}, loaderFields: Record<string, unknown> = {};
   let lorakit: Record<string, any> | undefined;
   for (const [k0, v] of Object.entries(json)) {
     const k = extra.renamed?.[k0] ?? k0;
@@ -277,6 +279,7 @@ export function parseMethodConfig(json: Record<string, any>, opts: { source?: st
     else if (commonKeys.has(k)) common[k] = v;
     else if (extra.loader?.includes(k)) loaderFields[k] = v;
     else if (extra.patterns?.[k]) {
+      patternFields[k] = v;
       if (v !== null && Object.keys(v as object).length) patterns[extra.patterns[k]] = v as Record<string, unknown>;
     } else if (extra.fixed && k in extra.fixed) {
       if (v !== null && JSON.stringify(v) !== JSON.stringify(extra.fixed[k])) {
@@ -295,7 +298,7 @@ export function parseMethodConfig(json: Record<string, any>, opts: { source?: st
   const b = c.data.bias;
   const bias = b === 'none' || b === 'all' ? b : b.endsWith('_only') ? 'lora_only' : null;
   if (!bias) throw new PeftConfigError(`${src}: bias '${b}' is not one of 'none', 'all', '${onlyBiasName(pt)}'`);
-  return { method, config: parsed.data, common: c.data, bias, patterns, loaderFields, unknown, lorakit };
+  return { method, config: parsed.data, common: c.data, bias, patterns, patternFields, loaderFields, unknown, lorakit };
 }
 
 /** One module's value of `field` after its pattern (first matching key, PEFT's rule), or `dflt`. */

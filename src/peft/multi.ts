@@ -16,6 +16,7 @@
 // is a Gemm over [B·T, ·] rows, so the row → adapter mask is the same).
 
 import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
+import { hookFeeds } from '../adapters/hooks.ts';
 import { lora } from '../adapters/lora/index.ts';
 import { loraScaling, LoraConfig } from '../adapters/lora/config.ts';
 import { Graph, Value } from '../graph/ir.ts';
@@ -175,6 +176,7 @@ export class PeftModel {
     const set = this.get(name);
     const c = await this.compiled(`one|${name}`, () => set.linear({ training: false }));
     for (const [k, v] of set.params) feeds[k] = { data: v, dims: set.shapes.get(k)! };
+    Object.assign(feeds, hookFeeds(set, false)); // non-trainable hook state the graph reads (SMoRA's β)
     return (await c.run(feeds)).output;
   }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""PEFT's VeRA and RandLoRA in plain PyTorch (no `peft`): adapters "saved by
-PEFT" with `save_projection=True`, for lorakit to load, and their outputs.
+"""PEFT's VeRA, RandLoRA and FourierFT in plain PyTorch (no `peft`): adapters
+"saved by PEFT" (VeRA/RandLoRA with `save_projection=True`), for lorakit to
+load, and their outputs.
 
 Reproduces, independently of lorakit, peft (0.20.x) tuners/vera/{config,model,
 layer}.py and tuners/randlora/{config,model,layer}.py on the tiny model of
@@ -21,6 +22,12 @@ peft_reference.py:
         y = base(x) + s * (x @ update_B) @ update_A; s = randlora_alpha / r.
         Keys base_model.randlora_A / _B, <module>.randlora_lambda [r, N],
         <module>.randlora_gamma [N, min].
+  FourierFT (tuners/fourierft): per layer n = n_frequency (or its
+        n_frequency_pattern entry), locations f = torch.randperm(out*in,
+        generator=Generator().manual_seed(random_loc_seed))[:n], (f // in,
+        f % in); dense spectrum S with the coefficients there;
+        delta_W = Re(ifft2(S)) * scaling; y = base(x) + x @ delta_W.T.
+        Key <module>.fourierft_spectrum [n]; nothing else is stored.
 Each folder: adapter_config.json (PEFT's fields), adapter_model.safetensors,
 expected.json (unmerged and merged logits on peft_reference's inputs).
 
@@ -29,6 +36,7 @@ Usage: /usr/bin/python3 tools/reference/peft_nonlora.py
 import json
 import math
 import os
+import re
 
 import torch
 
@@ -47,9 +55,15 @@ COMMON = {"auto_mapping": None, "base_model_name_or_path": "lorakit-tiny-referen
 CASES = {
     "vera": dict(COMMON, peft_type="VERA", r=4, target_modules=["q_proj", "up_proj", "down_proj"], projection_prng_key=5,
                  save_projection=True, vera_dropout=0.0, d_initial=0.1, init_weights=True),
+    "fourierft": dict(COMMON, peft_type="FOURIERFT", n_frequency=20, n_frequency_pattern={"down_proj": 30}, scaling=2.0,
+                      random_loc_seed=777, target_modules=["q_proj", "up_proj", "down_proj"], exclude_modules=None,
+                      init_weights=False, ifft2_norm="backward"),
     "randlora": dict(COMMON, peft_type="RANDLORA", r=3, randlora_alpha=6, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"],
                      projection_prng_key=2, save_projection=True, randlora_dropout=0.0, sparse=False, very_sparse=False, init_weights=True),
 }
+
+
+SEEDS = {"vera": 300, "randlora": 301, "fourierft": 302}
 
 
 def largest_shape(cfg):
@@ -141,7 +155,39 @@ def randlora_delta(cfg, t, n):
     return cfg["randlora_alpha"] / cfg["r"] * (second @ first)
 
 
-METHODS = {"vera": (make_vera, vera_forward, vera_delta), "randlora": (make_randlora, randlora_forward, randlora_delta)}
+def fourierft_n(cfg, n):
+    for k, v in (cfg.get("n_frequency_pattern") or {}).items():
+        if re.match(rf"(.*\.)?({k})$", n):
+            return v
+    return cfg["n_frequency"]
+
+
+def fourierft_indices(cfg, n):
+    fi, fo = dims(n)
+    f = torch.randperm(fo * fi, generator=torch.Generator().manual_seed(cfg["random_loc_seed"]))[: fourierft_n(cfg, n)]
+    return f // fi, f % fi
+
+
+def make_fourierft(cfg, seed):
+    g = torch.Generator().manual_seed(seed)
+    return {f"{PREFIX}{n}.fourierft_spectrum": torch.randn(fourierft_n(cfg, n), generator=g).to(torch.float32).to(torch.float64)
+            for n in linear_names() if is_target(cfg, n)}
+
+
+def fourierft_delta(cfg, t, n):
+    fi, fo = dims(n)
+    u, v = fourierft_indices(cfg, n)
+    S = torch.zeros(fo, fi)
+    S[u, v] = t[f"{PREFIX}{n}.fourierft_spectrum"]
+    return torch.fft.ifft2(S).real * cfg["scaling"]
+
+
+def fourierft_forward(cfg, t, n, x):
+    return x @ fourierft_delta(cfg, t, n).T
+
+
+METHODS = {"vera": (make_vera, vera_forward, vera_delta), "randlora": (make_randlora, randlora_forward, randlora_delta),
+           "fourierft": (make_fourierft, fourierft_forward, fourierft_delta)}
 
 
 def model_forward(base, cfg, extra, ids, mask):
@@ -163,9 +209,9 @@ def model_forward(base, cfg, extra, ids, mask):
 def main():
     base, _ = read_safetensors(BASE)
     ids, mask = inputs()
-    for i, (name, cfg) in enumerate(CASES.items()):
+    for name, cfg in CASES.items():
         make, fwd, delta = METHODS[name]
-        t = make(cfg, 300 + i)
+        t = make(cfg, SEEDS[name])
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
         write_safetensors(os.path.join(d, "adapter_model.safetensors"), t)
