@@ -258,7 +258,7 @@ export function mixedLinear(sets: AdapterSet[]): LinearFn {
   for (const s of sets) if (s.baseOverrides.size || s.baseCopyKeys().length) throw new Error('Mixed-adapter batches need adapters that leave the base weights alone (no PiSSA residual, bias or modules_to_save)');
   for (const s of sets) {
     // Embedding sites are looked up through the LinearFn's `embed` hook, which this one does not stack.
-    const emb = s.targets.find((t) => (t as { kind?: string }).kind === 'embedding');
+    const emb = s.targets.find((t) => t.kind === 'embedding');
     if (emb) throw new Error(`Mixed-adapter batches stack LoRA on linear modules; an adapter targets the embedding '${emb.name}' (serve it with setAdapter/run)`);
   }
   return (site, x, W, bias) => {
