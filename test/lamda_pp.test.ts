@@ -17,7 +17,7 @@ import { lamda } from '../src/adapters/lamda/index.ts';
 import { allocateRanks, normalizedEnergy } from '../src/adapters/lamda/allocate.ts';
 import { rankFor } from '../src/adapters/lamda/config.ts';
 import type { LinearSite, WeightMap } from '../src/models/types.ts';
-import { loadAdapterWeights, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
+import { loadAdapterWeights, loadPeftAdapter, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
 import { loadUseEncoder } from '../src/models/use_encoder.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';
@@ -138,6 +138,11 @@ test('LaMDA++: saved rank_pattern reloads exactly, without recomputing ranks fro
   assert.deepEqual(again.config.rank_pattern, saved.config.rank_pattern);
   loadAdapterWeights(again, saved);
   for (const [k, v] of set.params) assert.deepEqual(again.params.get(k), v, k);
+  // The same through the generic loader (what lorakit eval / PeftModel use).
+  const viaLoader = loadPeftAdapter(other, dir, { warn: () => {} }).set;
+  assert.equal(viaLoader.method.name, 'lamda');
+  assert.deepEqual(viaLoader.config.rank_pattern, saved.config.rank_pattern);
+  for (const [k, v] of set.params) assert.deepEqual(viaLoader.params.get(k), v, k);
 });
 
 test('LaMDA++: deterministic, budget errors name the numbers, partial rank_pattern is refused', () => {
