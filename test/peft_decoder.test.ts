@@ -185,6 +185,24 @@ describe('merge: weights, refusals', () => {
     }
   }));
 
+  test('an embedding LoRA (embed_tokens, untied llama) merges into the table and reloads with the unmerged logits; on GPT-2’s tied wte it is refused', quiet(async () => {
+    const set = randomLora(model, ['embed_tokens', 'q_proj'], 6);
+    assert.ok(set.targets.some((t) => t.kind === 'embedding'));
+    const [aDir, out] = [tmp(), tmp()];
+    saveAdapter(aDir, set, { baseModel: 'llama-tiny' });
+    await cli('merge', '--model', llama, '--adapter', aDir, '--out', out);
+    const batch = goldenBatch(golden('llama-tiny'));
+    const unmerged = await decoderLogits(model, batch, set);
+    assert.ok(maxDiff(unmerged, await decoderLogits(model, batch)) > 1e-3, 'the adapter must change the logits');
+    const got = await decoderLogits(await loadDecoder(out), batch);
+    assert.ok(maxDiff(got, unmerged) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(got, unmerged)}`);
+
+    const gpt2 = await loadDecoder(path.join(FIXTURES, 'gpt2-tiny'));
+    const wte = tmp();
+    saveAdapter(wte, randomLora(gpt2, ['wte'], 7), { baseModel: 'gpt2-tiny' });
+    await assert.rejects(cli('merge', '--model', path.join(FIXTURES, 'gpt2-tiny'), '--adapter', wte, '--out', tmp()), /adapts 'transformer\.wte', whose weight 'transformer\.wte\.weight' is tied to 'lm_head'/);
+  }));
+
   test('refuses a tied output head (qwen2 tie_word_embeddings), NaN in ΔW, and an adapter for another model', quiet(async () => {
     const qwenDir = path.join(FIXTURES, 'qwen2-tiny');
     const qwen = await loadDecoder(qwenDir);
