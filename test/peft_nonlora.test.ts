@@ -101,3 +101,18 @@ test('PEFT fields lorakit does not implement are refused by name; unknown fields
   loadPeftAdapter(tinyModel(), copy({ brand_new_field: 1 }), { warn: (m) => warnings.push(m) });
   assert.ok(warnings.some((w) => /brand_new_field/.test(w)), 'unknown fields are reported, not dropped silently');
 });
+
+test("bias='vera_only' as PEFT saves it (no biases in the file): the base biases are used, with a warning", async () => {
+  const dir = path.join(FIX, 'vera');
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-vera-bias-'));
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+  fs.writeFileSync(path.join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, bias: 'vera_only' }));
+  fs.copyFileSync(path.join(dir, 'adapter_model.safetensors'), path.join(d, 'adapter_model.safetensors'));
+  const warnings: string[] = [];
+  const model = tinyModel();
+  const loaded = loadPeftAdapter(model, d, { warn: (m) => warnings.push(m) });
+  assert.equal(loaded.set.baseCopyKeys().length, loaded.set.targets.length, 'one trainable bias per adapted module');
+  assert.ok(warnings.some((w) => /bias 'vera_only'.*base model's biases/.test(w)), warnings.join('\n'));
+  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
+  assert.ok(maxDiff(await logits(model, loaded.set), expected.unmerged) < 1e-5);
+});

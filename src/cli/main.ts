@@ -83,7 +83,13 @@ export function makeProgram(): Command {
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
       const loraDropout = o.loraDropout ?? o.dropout;
-      if (o.task === 'causal-lm') return trainCausalLmCli({ ...o, dropout: loraDropout });
+      if (o.task === 'causal-lm') {
+        const unsupported = (['useDora', 'useRslora', 'rslora', 'initLoraWeights', 'loraplusLrRatio'] as const).filter((k) => o[k] !== undefined && o[k] !== false);
+        if (unsupported.length || Object.keys(o.methodOption).length || o.method !== 'lora') {
+          throw new InvalidArgumentError(`--task causal-lm trains a plain LoRA (--rank, --alpha, --lora-dropout); ${[...unsupported.map((k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`), ...(Object.keys(o.methodOption).length ? ['--method-option'] : []), ...(o.method !== 'lora' ? [`--method ${o.method}`] : [])].join(', ')} not supported there`);
+        }
+        return trainCausalLmCli({ ...o, dropout: loraDropout });
+      }
       if (o.task !== 'classification') throw new InvalidArgumentError(`--task '${o.task}' is not supported by train (supported: classification, causal-lm)`);
       const method = trainMethod(o.method, !!o.useDora);
       if (o.loraplusLrRatio !== undefined && !(o.loraplusLrRatio > 0)) throw new InvalidArgumentError(`--loraplus-lr-ratio must be a positive number, got ${o.loraplusLrRatio}`);

@@ -379,7 +379,13 @@ function loadMethodAdapter(
     if (!state.has(module)) state.set(module, {});
     state.get(module)![sfx] = t;
   }
-  loadAdapterWeights(set, loaded);
+  // PEFT saves only its prefix's tensors for these tuners (save_and_load.py), so a bias='<method>_only' / 'all'
+  // file has no biases: those copies keep the base model's values.
+  const withBases = new Map(loaded.tensors);
+  const kept = set.baseCopyKeys().filter((k) => !withBases.has(k));
+  for (const k of kept) withBases.set(k, { shape: set.shapes.get(k)!, data: set.params.get(k)! });
+  if (kept.length) warn(`${source}: bias '${common.bias}' but ${WEIGHTS_FILE} holds no ${kept.length > 1 ? `biases (${kept.length})` : 'bias'}; the base model's biases are used (PEFT does not save them for ${method.peftType})`);
+  loadAdapterWeights(set, { ...loaded, tensors: withBases });
   for (const [module, tensors] of state) {
     const site = siteByName.get(module)!;
     method.hooks!.loadState!.call(method.hooks, { adapters: set, site, config: set.configFor(site), tensors });
