@@ -4,9 +4,13 @@
 // the file as base_model.vera_A / randlora_A ..., sized for the largest adapted
 // module and sliced per module), FourierFT with n_frequency_pattern (locations
 // from torch.randperm, nothing stored). lorakit must give the reference's
-// outputs, unmerged and merged, and keep PEFT's layout when it re-saves.
+// outputs, unmerged and merged, and keep PEFT's layout when it re-saves; the
+// reference loads what lorakit writes (FourierFT trained in lorakit, VeRA /
+// RandLoRA with their projections) with no missing/unexpected keys and the
+// same outputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,8 +19,9 @@ import { mergeAdapters } from '../src/peft/export.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { PeftModel, TokenBatch } from '../src/peft/multi.ts';
 import type { EncoderModel } from '../src/models/types.ts';
-import type { AdapterSet } from '../src/adapters/inject.ts';
+import { AdapterSet } from '../src/adapters/inject.ts';
 import { PEFT_REF, tinyModel } from './helpers/tiny_model.ts';
+import { fourierft } from '../src/adapters/fourierft/index.ts';
 
 const FIX = path.join(PEFT_REF, '..', 'peft_nonlora');
 const inputs = JSON.parse(fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'));
@@ -115,4 +120,44 @@ test("bias='vera_only' as PEFT saves it (no biases in the file): the base biases
   assert.ok(warnings.some((w) => /bias 'vera_only'.*base model's biases/.test(w)), warnings.join('\n'));
   const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
   assert.ok(maxDiff(await logits(model, loaded.set), expected.unmerged) < 1e-5);
+});
+
+const PY = '/usr/bin/python3';
+const SCRIPT = path.join(PEFT_REF, '..', '..', '..', 'tools', 'reference', 'peft_nonlora.py');
+const hasTorch = (() => {
+  try {
+    execFileSync(PY, ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** The reference loads a folder as PEFT would: logits, missing / unexpected keys. */
+function pythonCheck(dir: string) {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-pycheck-')), 'out.json');
+  execFileSync(PY, [SCRIPT, '--check', dir, '--out', out], { stdio: 'inherit' });
+  return JSON.parse(fs.readFileSync(out, 'utf8'));
+}
+
+test('lorakit → PEFT: a FourierFT adapter trained in lorakit, and VeRA/RandLoRA trained further, load in the reference with the same outputs', { skip: !hasTorch && 'needs /usr/bin/python3 with torch' }, async () => {
+  const model = tinyModel();
+  const mine = new AdapterSet(fourierft, fourierft.schema.parse({ n_frequency: 16, scaling: 2, random_loc_seed: 11 }), model.sites, model.weights, { targetModules: ['q_proj', 'down_proj'], seed: 4 });
+  for (const v of mine.params.values()) for (let i = 0; i < v.length; i++) v[i] = Math.sin(3 * i + 1);
+  const sets: [string, AdapterSet, object?][] = [['fourierft', mine]];
+  for (const name of ['vera', 'randlora']) {
+    const loaded = loadPeftAdapter(model, path.join(FIX, name));
+    for (const v of loaded.set.params.values()) for (let i = 0; i < v.length; i++) v[i] *= 1 + 0.1 * Math.cos(i); // "trained further"
+    sets.push([name, loaded.set, loaded.peft]);
+  }
+  for (const [name, set, peft] of sets) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-to-peft-`));
+    saveAdapter(dir, set, { baseModel: 'lorakit-tiny-reference', peftConfig: peft as never });
+    const ref = pythonCheck(dir);
+    assert.deepEqual([ref.missing, ref.unexpected], [[], []], `${name}: keys as PEFT expects them`);
+    assert.equal(ref.metadata.format, 'pt');
+    const ours = await logits(model, set);
+    assert.ok(maxDiff(ours, inputs.base_logits) > 1e-2, `${name}: the adapter must change outputs`);
+    assert.ok(maxDiff(ref.logits, ours) < 1e-5, `${name}: reference vs lorakit max |Δ| ${maxDiff(ref.logits, ours)}`);
+  }
 });

@@ -31,8 +31,14 @@ peft_reference.py:
 Each folder: adapter_config.json (PEFT's fields), adapter_model.safetensors,
 expected.json (unmerged and merged logits on peft_reference's inputs).
 
-Usage: /usr/bin/python3 tools/reference/peft_nonlora.py
+  --check DIR --out FILE: loads the adapter folder DIR (e.g. written by
+         lorakit) the way PEFT would (peft_type picks the method; VeRA/RandLoRA
+         need save_projection=True here, since the projections are not
+         regenerated) and writes the logits and the missing / unexpected keys.
+
+Usage: /usr/bin/python3 tools/reference/peft_nonlora.py [--check DIR --out FILE]
 """
+import argparse
 import json
 import math
 import os
@@ -230,5 +236,30 @@ def main():
         print(f"{name}: {len(t)} tensors, max |unmerged - merged| = {(unmerged - merged).abs().max():.2e}")
 
 
+def check(adapter_dir, out):
+    base, _ = read_safetensors(BASE)
+    with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+        cfg = json.load(f)
+    t, meta = read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    name = cfg["peft_type"].lower()
+    _, fwd, _ = METHODS[name]
+    keys = {"vera": ["vera_lambda_b", "vera_lambda_d"], "randlora": ["randlora_lambda", "randlora_gamma"], "fourierft": ["fourierft_spectrum"]}[name]
+    expected = {f"{PREFIX}{n}.{k}" for n in linear_names() if is_target(cfg, n) for k in keys}
+    if cfg.get("save_projection"):
+        expected |= {f"base_model.{name}_A", f"base_model.{name}_B"}
+    ids, mask = inputs()
+    res = {"logits": flat(model_forward(base, cfg, lambda n, x: fwd(cfg, t, n, x), ids, mask)), "metadata": meta,
+           "missing": sorted(expected - set(t)), "unexpected": sorted(set(t) - expected)}
+    with open(out, "w") as f:
+        json.dump(res, f)
+
+
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    if a.check:
+        check(a.check, a.out)
+    else:
+        main()
