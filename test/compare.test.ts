@@ -21,9 +21,9 @@ test('statistics: sample std, median', () => {
 });
 
 test('Markdown table and SVG chart', () => {
-  const rows = [row(BASELINE, [0.7, 0.72], 1026, null), row('lora', [0.8, 0.84], 105474, 812.3)];
+  const rows = [row(BASELINE, [0.7, 0.72], 1026, null), { ...row('lora', [0.8, 0.84], 105474, 812.3), deltaVsBaseline: 0.11, lr: 0.002, config: { r: 8 } }];
   const md = compareMarkdown(rows, { methods: ['lora'], seeds: 2, firstSeed: 42, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, headLrScale: 5, batchSize: 32, maxLen: 128, out: 'x', split: { train: 10, validation: 5, test: 5 } });
-  assert.match(md, /\| lora \| 82\.00 ± 2\.83 \| 80\.00, 84\.00 \| 105,474 \| 812\.3 \| 900 \|/);
+  assert.match(md, /\| lora \| 82\.00 ± 2\.83 \| 80\.00, 84\.00 \| \+11\.00 \| 105,474 \| 812\.3 \| 900 \| lr 0\.002, r 8 \|/);
   assert.match(md, /\| frozen encoder \| 71\.00 ± 1\.41 \| .* \| — \|/);
   assert.match(md, /seeds 42, 43/);
   const svg = compareSvg(rows);
@@ -48,6 +48,9 @@ test('runCompare: every method × seed plus one baseline per seed', async () => 
     assert.ok(r.peakRssMiB > 0);
   }
   assert.equal(res.rows[0].medianStepMs, null);
+  // The paired difference is the mean over seeds of (method − that seed's baseline).
+  const acc = (m: string, seed: number) => res.runs.find((r) => r.method === m && r.seed === seed)!.testAccuracy;
+  assert.ok(Math.abs(res.rows[1].deltaVsBaseline! - (acc('lora', 7) - acc(BASELINE, 7) + acc('lora', 8) - acc(BASELINE, 8)) / 2) < 1e-12);
   assert.ok(res.rows[1].medianStepMs! > 0);
   assert.equal(res.rows[1].trainableParams, 8 * (256 + 768) + 8 * (512 + 1536) + 2 * 512 + 2);
   assert.ok(fs.existsSync(path.join(out, 'compare.json')));

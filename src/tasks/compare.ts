@@ -20,7 +20,29 @@ export const BASELINE = 'frozen encoder';
  * layers, so its paper trains the spectrum with lr ≈ 5e-2…1e-1. LoCA's
  * coefficients are on the same kind of scale (orthonormal DCT bases).
  */
-export const METHOD_LR: Record<string, number> = { fourierft: 5e-2, loca: 5e-2 };
+export const METHOD_LR: Record<string, number> = {
+  fourierft: 5e-2,
+  loca: 5e-2,
+  // RandLoRA's γ starts at 1/max(N, min(in, out)) ≈ 1e-3: Adam steps of 2e-3 multiply
+  // ΔW several-fold per step; at LoRA's rate its training loss spikes within
+  // the first ten steps (seed 42: 0.41 → 1.04), at 5e-4 it does not.
+  randlora: 5e-4,
+};
+
+/**
+ * Per-method config defaults for a comparison whose runs start from the
+ * frozen-encoder probe (LP-FT): a method whose default init already moves the
+ * model gets a start that does not (override with CompareOptions.methodConfigs).
+ * - FourierFT: PEFT's default spectrum init is N(0, 1) (init_weights false);
+ *   init_weights true is PEFT's zero spectrum, ΔW = 0 at step 0.
+ * - LoRA-SB: ΔW1 = −η·sign(∇W) is a whole sign-Adam step on every weight; with
+ *   η = 1e-3 the step-0 loss was 1.89 against the probe's 0.41 (seed 42).
+ *   η = 1e-4 approximates the first step of a full fine-tune at 1e-4.
+ */
+export const METHOD_CONFIG: Record<string, Record<string, unknown>> = {
+  fourierft: { init_weights: true },
+  lorasb: { init_lr: 1e-4 },
+};
 
 export interface CompareOptions {
   methods: string[];
@@ -102,6 +124,11 @@ export interface CompareRow {
   trainableParams: number;
   medianStepMs: number | null;
   peakRssMiB: number;
+  /** Mean over seeds of (this method − frozen baseline of the same seed), accuracy as a fraction; absent for the baseline. */
+  deltaVsBaseline?: number;
+  /** The adapter learning rate and config overrides of this method's runs (absent for the baseline). */
+  lr?: number;
+  config?: Record<string, unknown>;
   /** Runs of this method that failed, and the first error. */
   failed?: number;
   error?: string;
@@ -139,7 +166,7 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
     const seed = o.firstSeed + si;
     for (const [mi, method] of o.methods.entries()) {
       const lr = o.methodLr?.[method] ?? METHOD_LR[method] ?? o.lr;
-      const methodConfig = { ...(method === 'lora' || method === 'dora' ? { r: 8, lora_alpha: 16 } : {}), ...o.methodConfigs?.[method] };
+      const methodConfig = { ...(method === 'lora' || method === 'dora' ? { r: 8, lora_alpha: 16 } : {}), ...METHOD_CONFIG[method], ...o.methodConfigs?.[method] };
       const withBaseline = mi === 0;
       const old = prev.get(`${method}@${seed}`), oldBase = prev.get(`${BASELINE}@${seed}`);
       const same = old && old.lr === lr && JSON.stringify(old.config ?? null) === JSON.stringify(methodConfig);
@@ -234,6 +261,7 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
       peakRssMiB: Math.max(...all.map((r) => r.peakRssMiB)),
       failed: all.length - rs.length,
       error: all.find((r) => r.error)?.error,
+      ...(m === BASELINE ? {} : { lr: all[0]?.lr ?? undefined, config: all[0]?.config ?? undefined, deltaVsBaseline: pairedDelta(rs, runs) }),
     };
   });
   const result = { runs, rows, split, markdown: '', svg: '' };
@@ -245,6 +273,18 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
 }
 
 const pct = (x: number) => (100 * x).toFixed(2);
+
+/** Mean of (run − baseline run of the same seed): the paired difference, free of the seed-to-seed spread the two share. */
+function pairedDelta(rs: CompareRun[], all: CompareRun[]): number {
+  const d = rs.flatMap((r) => {
+    const b = all.find((x) => x.method === BASELINE && x.seed === r.seed && !x.error);
+    return b ? [r.testAccuracy - b.testAccuracy] : [];
+  });
+  return d.length ? mean(d) : NaN;
+}
+
+const signed = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(2)}` : '—');
+const settings = (r: CompareRow) => (r.lr === undefined ? '—' : [`lr ${r.lr}`, ...Object.entries(r.config ?? {}).map(([k, v]) => `${k} ${JSON.stringify(v)}`)].join(', '));
 
 /** Rows for console.table. */
 export function compareTable(rows: CompareRow[]) {
@@ -259,9 +299,9 @@ export function compareTable(rows: CompareRow[]) {
 
 export function compareMarkdown(rows: CompareRow[], o: CompareOptions & { split: CompareResult['split']; svgName?: string; date?: string }): string {
   const lines = [
-    '| method | test accuracy % (mean ± std) | per seed | trainable params | median step (ms) | peak RSS (MiB) |',
-    '|---|---|---|---:|---:|---:|',
-    ...rows.map((r) => r.seeds === 0 ? `| ${r.method} | failed: ${(r.error ?? '').replace(/\|/g, '/')} | | | | |` : `| ${r.method}${r.failed ? ` (${r.failed} run(s) failed)` : ''} | ${pct(r.meanAccuracy)} ± ${pct(r.stdAccuracy)} | ${r.accuracies.map(pct).join(', ')} | ${r.trainableParams.toLocaleString('en-US')} | ${r.medianStepMs === null ? '—' : r.medianStepMs.toFixed(1)} | ${Math.round(r.peakRssMiB)} |`),
+    '| method | test accuracy % (mean ± std) | per seed | vs frozen (points, paired) | trainable params | median step (ms) | peak RSS (MiB) | settings |',
+    '|---|---|---|---:|---:|---:|---:|---|',
+    ...rows.map((r) => r.seeds === 0 ? `| ${r.method} | failed: ${(r.error ?? '').replace(/\|/g, '/')} | | | | | | |` : `| ${r.method}${r.failed ? ` (${r.failed} run(s) failed)` : ''} | ${pct(r.meanAccuracy)} ± ${pct(r.stdAccuracy)} | ${r.accuracies.map(pct).join(', ')} | ${r.method === BASELINE ? '—' : signed(r.deltaVsBaseline ?? NaN)} | ${r.trainableParams.toLocaleString('en-US')} | ${r.medianStepMs === null ? '—' : r.medianStepMs.toFixed(1)} | ${Math.round(r.peakRssMiB)} | ${settings(r)} |`),
   ];
   const seeds = Array.from({ length: o.seeds }, (_, i) => o.firstSeed + i).join(', ');
   return [
@@ -272,6 +312,8 @@ export function compareMarkdown(rows: CompareRow[], o: CompareOptions & { split:
     ...lines,
     '',
     'Trainable parameters include the linear head (2 labels). "frozen encoder" is the linear probe on frozen embeddings (no training steps). ' +
+      `${(o.headInit ?? 'probe') === 'probe' ? 'Every adapter run starts its head from that seed\'s probe (LP-FT), so "vs frozen" is the change the adapter made, averaged over seeds. ' : ''}` +
+      'Settings: the adapter learning rate and config fields that differ from the method\'s defaults. ' +
       'Step time: median wall time between consecutive optimizer steps (forward + backward + update), first step of each epoch excluded. ' +
       'Peak RSS: highest resident set size of the whole process sampled during that run (runs share one process, so it never falls between runs).',
   ].join('\n');
