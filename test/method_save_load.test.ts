@@ -135,6 +135,26 @@ test('[smora] β is saved (smora_selection_bias, not trainable) and restored: wi
   assert.throws(() => loadPeftAdapter(model, bad), (e: Error) => e.message.includes(set.targets[0].name) && /\[5\]/.test(e.message) && /\[8\]/.test(e.message));
 });
 
+test('bias and modules_to_save of a non-LoRA adapter round-trip (trained copies saved, reloaded, missing ones refused)', async () => {
+  const method = getMethod('hydra');
+  const set = new AdapterSet(method, method.schema.parse({ r_seq: 2, r_par: 2, init_weights: false }), model.sites, model.weights, {
+    targetModules: ['qkv'], seed: 5, bias: 'lora_only', modulesToSave: ['encoder.layer.0.dense'],
+  });
+  for (const k of set.baseCopyKeys()) set.params.get(k)!.forEach((v, i, a) => (a[i] = v + 0.05 * Math.cos(i)));
+  const dir = tmp('hydra-copies');
+  saveAdapter(dir, set, { baseModel: 'use' });
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+  assert.equal(cfg.bias, 'lora_only');
+  assert.deepEqual(cfg.modules_to_save, ['encoder.layer.0.dense']);
+  const loaded = loadPeftAdapter(model, dir, { warn: (m) => assert.fail(`unexpected warning: ${m}`) });
+  assert.deepEqual(loaded.set.baseCopyKeys().sort(), set.baseCopyKeys().sort());
+  const want = await embed(model, set);
+  assert.ok(maxDiff(want, await embed(model, new AdapterSet(method, set.config, model.sites, model.weights, { targetModules: ['qkv'], seed: 5 }))) > 1e-4, 'the trained copies matter');
+  assert.equal(maxDiff(await embed(model, loaded.set), want), 0);
+  const noDense = edited(dir, { tensors: (t) => t.delete(`${PEFT_PREFIX}encoder.layer.0.dense.weight`) });
+  assert.throws(() => loadPeftAdapter(model, noDense, { warn: () => {} }), /missing 'base_model\.model\.encoder\.layer\.0\.dense\.weight'/);
+});
+
 /** Copies an adapter folder, changing its config and/or tensors. */
 function edited(dir: string, edit: { config?: (c: any) => void; tensors?: (t: Map<string, { shape: number[]; data: Float32Array }>) => void }): string {
   const out = tmp('edited');

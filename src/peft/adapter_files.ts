@@ -112,6 +112,7 @@ function methodStateTensors(set: AdapterSet): Map<string, StoredTensor> {
 function methodConfigJson(set: AdapterSet, info: SavedAdapterInfo, modulesToSave: string[], lorakit: Record<string, unknown>, sharedConfig?: Record<string, unknown>): string {
   const target = set.options.targetModules;
   const bias = set.options.bias ?? 'none';
+  const saved = new Set([...(set.options.modulesToSave ?? []), ...modulesToSave]);
   const out: Record<string, unknown> = {
     ...info.peftConfig?.unknown,
     ...(info.peftConfig && 'method' in info.peftConfig ? info.peftConfig.patternFields : {}),
@@ -123,7 +124,7 @@ function methodConfigJson(set: AdapterSet, info: SavedAdapterInfo, modulesToSave
     task_type: info.taskType ?? null,
     base_model_name_or_path: info.baseModel,
     target_modules: typeof target === 'string' ? target : [...new Set(target)],
-    modules_to_save: modulesToSave.length ? modulesToSave : null,
+    modules_to_save: saved.size ? [...saved] : null,
     inference_mode: true,
     lorakit,
   };
@@ -382,7 +383,12 @@ function loadMethodAdapter(
   // PEFT saves only its prefix's tensors for these tuners (save_and_load.py), so a bias='<method>_only' / 'all'
   // file has no biases: those copies keep the base model's values.
   const withBases = new Map(loaded.tensors);
-  const kept = set.baseCopyKeys().filter((k) => !withBases.has(k));
+  const saved = set.options.modulesToSave ?? [];
+  const ofSavedModule = (k: string) => {
+    const mod = k.slice(PEFT_PREFIX.length).replace(/\.(weight|bias)$/, '');
+    return saved.some((m) => mod === m || mod.endsWith(`.${m}`));
+  };
+  const kept = peft.bias === 'none' ? [] : set.baseCopyKeys().filter((k) => !withBases.has(k) && k.endsWith('.bias') && !ofSavedModule(k));
   for (const k of kept) withBases.set(k, { shape: set.shapes.get(k)!, data: set.params.get(k)! });
   if (kept.length) warn(`${source}: bias '${common.bias}' but ${WEIGHTS_FILE} holds no ${kept.length > 1 ? `biases (${kept.length})` : 'bias'}; the base model's biases are used (PEFT does not save them for ${method.peftType})`);
   loadAdapterWeights(set, { ...loaded, tensors: withBases });
