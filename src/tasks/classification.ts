@@ -213,7 +213,9 @@ export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number;
   const base = saved.config.base_model_name_or_path;
   const { model, tokenizer } = await loadModel(typeof base === 'string' && base !== USE_MODEL_NAME && fs.existsSync(base) ? base : 'use');
   // Every method through the PEFT loader: rank/alpha patterns, seeded bases, hook state (SMoRA's β), shapes checked.
-  const adapters = loadPeftAdapter(model, o.adapter).set;
+  // The task head (HEAD_W/HEAD_B, modules_to_save) is applied below; a folder's own classifier of another size is not a conflict.
+  const withoutHead = new Map([...model.weights].filter(([k]) => k !== HEAD_W && k !== HEAD_B));
+  const adapters = loadPeftAdapter({ sites: model.sites, weights: withoutHead }, o.adapter).set;
   const hw = saved.tensors.get(PEFT_PREFIX + HEAD_W), hb = saved.tensors.get(PEFT_PREFIX + HEAD_B);
   if (!hw || !hb) throw new Error(`${o.adapter}: no classification head (${HEAD_W}) in the adapter file: was it trained with 'lorakit train'?`);
   const numLabels = hw.shape[0];
