@@ -81,14 +81,14 @@ export function registerMergeExport(program: Command): void {
 
   program
     .command('export-onnx')
-    .description('Export a plain ONNX model (inputs input_ids, attention_mask) that onnxruntime and transformers.js load without lorakit')
+    .description('Export a plain ONNX model (inputs input_ids, attention_mask) that onnxruntime and transformers.js load without lorakit; T5/BART: an encoder and a decoder model in a folder')
     .option('--model <name|dir>', modelHelp, 'use')
     .option('--adapter <dir>', 'merge this adapter first (repeat for several)', collect, [])
     .option('--weights <list>', 'one weight per --adapter', weightsList)
     .addOption(new Option('--output <name>', 'output tensor (default: logits for decoders and models with a head, last_hidden_state for BERT-family encoders, embeddings for use)').choices(['logits', 'last_hidden_state', 'embeddings']))
-    .requiredOption('--out <file.onnx|dir>', 'an .onnx file, or a folder in transformers.js layout (onnx/model.onnx + config and tokenizer files)')
+    .requiredOption('--out <file.onnx|dir>', 'an .onnx file, or a folder in transformers.js layout (onnx/model.onnx, or onnx/encoder_model.onnx + onnx/decoder_model.onnx for T5/BART, + config and tokenizer files)')
     .action(async (o) => {
       const r = await runExportOnnx({ model: o.model, adapters: o.adapter, weights: o.weights, out: o.out, output: o.output });
-      console.log(`${r.file}: ${(r.bytes / 1e6).toFixed(1)} MB, inputs ${r.inputs.join(', ')}, output ${r.outputs.join(', ')}`);
+      for (const p of r.parts ?? [r]) console.log(`${p.file}: ${(p.bytes / 1e6).toFixed(1)} MB, inputs ${p.inputs.join(', ')}, output ${p.outputs.join(', ')}`);
     });
 }

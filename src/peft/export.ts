@@ -6,6 +6,12 @@
 //   encoder with a classification head          logits [B, C]
 //   BERT-family encoder                         last_hidden_state [B, T, H]
 //   sentence encoder (USE)                      embeddings [B, H] (pooled)
+// An encoder-decoder (T5, BART) exports as transformers.js / optimum lay it
+// out (exportSeq2SeqOnnx): onnx/encoder_model.onnx (input_ids, attention_mask
+// → last_hidden_state), onnx/decoder_model.onnx (input_ids, encoder_hidden_states,
+// encoder_attention_mask → logits) and onnx/decoder_model_merged.onnx (the
+// same plus the self-attention cache past_key_values.<i>.decoder.key/value →
+// present.<i>.decoder.key/value, which transformers.js's generate needs).
 // A merged Hugging Face folder keeps the source folder's tensor names (GPT-2's
 // un-prefixed Conv1D names included), config and tokenizer files, so
 // transformers and lorakit load it as they load the original.
@@ -22,7 +28,7 @@ import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { toOnnxBytes } from '../onnx/emit.ts';
 import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
-import { modelKind, plainLinear, tiedMergeError, tiedTargets } from './multi.ts';
+import { modelKind, plainLinear, seq2seqLogits, tiedMergeError, tiedTargets } from './multi.ts';
 
 export const MERGED_WEIGHTS = 'model.safetensors';
 export const MERGED_CONFIG = 'config.json';
@@ -195,7 +201,11 @@ export function buildExportGraph(model: AnyModel, linear: LinearFn, opts: { outp
     outputs.push(name);
   };
   if (kind === 'seq2seq') {
-    throw new Error(`export-onnx: ${model.name} is an encoder-decoder (T5/BART) model, which needs decoder_input_ids and a generation loop; export supports encoders and decoder LMs (merge it with 'lorakit merge' and export with Hugging Face optimum)`);
+    // Teacher-forced logits in one graph (the unmerged check); exportOnnx writes the encoder/decoder pair.
+    if (output !== 'logits') throw new Error(`export-onnx: an encoder-decoder (${model.name}) exports an encoder (last_hidden_state) and a decoder (logits); --output ${output} does not apply`);
+    const decoderInputIds = g.input('decoder_input_ids', 'int64', ['batch_size', 'decoder_sequence_length']);
+    emit('logits', seq2seqLogits(model as Seq2SeqModel, g, inputIds, attentionMask, decoderInputIds, linear));
+    return { graph: g, outputs };
   }
   if (kind === 'decoder') {
     if (output !== 'logits') throw new Error(`export-onnx: a decoder LM (${model.name}) exports 'logits' [B, T, vocab]; --output ${output} is for encoders`);
@@ -235,20 +245,91 @@ function lastHiddenState(enc: EncoderModel, g: Graph, inputIds: Value, attention
  * a folder in transformers.js's layout: onnx/model.onnx beside the config and
  * tokenizer files of `copyFrom` (the Hugging Face folder the model came from).
  */
-export function exportOnnx(model: AnyModel, file: string, opts: { output?: ExportOutput; head?: ExportHead; copyFrom?: string } = {}): { inputs: string[]; outputs: string[]; bytes: number; file: string } {
+export interface ExportResult {
+  inputs: string[];
+  outputs: string[];
+  bytes: number;
+  file: string;
+  /** Encoder-decoder: each file written (encoder, decoder, merged decoder). */
+  parts?: { file: string; inputs: string[]; outputs: string[]; bytes: number }[];
+}
+
+export function exportOnnx(model: AnyModel, file: string, opts: { output?: ExportOutput; head?: ExportHead; copyFrom?: string } = {}): ExportResult {
+  if (modelKind(model) === 'seq2seq') {
+    if (opts.output && opts.output !== 'logits') throw new Error(`export-onnx: an encoder-decoder (${model.name}) exports an encoder (last_hidden_state) and a decoder (logits); --output ${opts.output} does not apply`);
+    return exportSeq2SeqOnnx(model as Seq2SeqModel, file, opts.copyFrom);
+  }
   const { graph, outputs } = buildExportGraph(model, plainLinear, opts);
   const bytes = toOnnxBytes(graph);
   let target = file;
   if (!file.endsWith('.onnx')) {
     target = path.join(file, 'onnx', 'model.onnx');
-    if (opts.copyFrom) {
-      fs.mkdirSync(file, { recursive: true });
-      for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']) {
-        if (fs.existsSync(path.join(opts.copyFrom, f))) fs.copyFileSync(path.join(opts.copyFrom, f), path.join(file, f));
-      }
-    }
+    copyModelFiles(file, opts.copyFrom);
   }
   fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
   fs.writeFileSync(target, bytes);
   return { inputs: ['input_ids', 'attention_mask'], outputs, bytes: bytes.length, file: target };
+}
+
+/** The config and tokenizer files transformers.js reads beside onnx/. */
+function copyModelFiles(dir: string, from?: string) {
+  if (!from) return;
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']) {
+    if (fs.existsSync(path.join(from, f))) fs.copyFileSync(path.join(from, f), path.join(dir, f));
+  }
+}
+
+/**
+ * The encoder-decoder graphs, named as optimum exports them (so transformers.js
+ * feeds them): encoder input_ids / attention_mask (int64) → last_hidden_state
+ * [B, S, H]; decoder input_ids [B, T] (decoder tokens), encoder_hidden_states
+ * [B, S, H], encoder_attention_mask [B, S] (int64) → logits [B, T, V]. With
+ * `past`, the decoder also reads past_key_values.<i>.decoder.key/value
+ * [B, heads, P, headDim] (P may be 0: the first step) and returns
+ * present.<i>.decoder.key/value [B, heads, P + T, headDim]; cross-attention
+ * keys/values are recomputed from encoder_hidden_states at every step (no
+ * encoder cache entries, which transformers.js then does not feed).
+ */
+export function buildSeq2SeqExportGraphs(model: Seq2SeqModel, linear: LinearFn): { encoder: Graph; decoder: Graph; decoderWithPast: Graph } {
+  const c = model.config, H = c.hiddenSize;
+  const encoder = new Graph(`${model.name}-encoder`);
+  {
+    const inputIds = encoder.input('input_ids', 'int64', ['batch_size', 'encoder_sequence_length']);
+    const mask = encoder.input('attention_mask', 'int64', ['batch_size', 'encoder_sequence_length']);
+    encoder.output('last_hidden_state', model.encode(encoder, { inputIds, attentionMask: op.cast(mask, 'float32') }, linear));
+  }
+  const decoderGraph = (past: boolean) => {
+    const g = new Graph(`${model.name}-decoder${past ? '-with-past' : ''}`);
+    const decoderInputIds = g.input('input_ids', 'int64', ['batch_size', 'decoder_sequence_length']);
+    const hidden = g.input('encoder_hidden_states', 'float32', ['batch_size', 'encoder_sequence_length', H]);
+    const mask = g.input('encoder_attention_mask', 'int64', ['batch_size', 'encoder_sequence_length']);
+    const pastKv = past
+      ? Array.from({ length: c.numDecoderLayers }, (_, i) => ({
+        key: g.input(`past_key_values.${i}.decoder.key`, 'float32', ['batch_size', c.numHeads, 'past_decoder_sequence_length', c.headDim]),
+        value: g.input(`past_key_values.${i}.decoder.value`, 'float32', ['batch_size', c.numHeads, 'past_decoder_sequence_length', c.headDim]),
+      }))
+      : undefined;
+    const cross = model.crossKv(g, hidden, linear);
+    const out = model.decode(g, { decoderInputIds, encoderAttentionMask: op.cast(mask, 'float32'), cross, past: pastKv }, linear);
+    g.output('logits', out.logits);
+    if (past) out.present.forEach((kv, i) => { g.output(`present.${i}.decoder.key`, kv.key); g.output(`present.${i}.decoder.value`, kv.value); });
+    return g;
+  };
+  return { encoder, decoder: decoderGraph(false), decoderWithPast: decoderGraph(true) };
+}
+
+/** Writes onnx/encoder_model.onnx, onnx/decoder_model.onnx and onnx/decoder_model_merged.onnx under `dir` (+ config/tokenizer files of `copyFrom`). */
+export function exportSeq2SeqOnnx(model: Seq2SeqModel, dir: string, copyFrom?: string): ExportResult {
+  if (dir.endsWith('.onnx')) throw new Error(`export-onnx: ${model.name} is an encoder-decoder (T5/BART) model, exported as an encoder and a decoder file: give --out a folder (it gets onnx/encoder_model.onnx and onnx/decoder_model.onnx), not ${dir}`);
+  const gs = buildSeq2SeqExportGraphs(model, plainLinear);
+  copyModelFiles(dir, copyFrom);
+  fs.mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+  const parts = ([['encoder_model', gs.encoder], ['decoder_model', gs.decoder], ['decoder_model_merged', gs.decoderWithPast]] as const).map(([name, g]) => {
+    const bytes = toOnnxBytes(g);
+    const file = path.join(dir, 'onnx', `${name}.onnx`);
+    fs.writeFileSync(file, bytes);
+    return { file, inputs: g.leaves.filter((v) => v.leaf!.kind === 'input').map((v) => v.leaf!.name), outputs: g.outputs.map((o) => o.name), bytes: bytes.length };
+  });
+  return { inputs: parts[0].inputs, outputs: parts[0].outputs, bytes: parts.reduce((a, p) => a + p.bytes, 0), file: dir, parts };
 }

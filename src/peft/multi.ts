@@ -13,7 +13,10 @@
 //
 // Encoders (USE, BERT family) give [B, width] per run; decoder LMs (GPT-2,
 // Llama, Qwen2, Mistral) give logits [B, T, V] (every linear site of a decoder
-// is a Gemm over [B·T, ·] rows, so the row → adapter mask is the same).
+// is a Gemm over [B·T, ·] rows, so the row → adapter mask is the same);
+// encoder-decoders (T5, BART) take decoder_input_ids too and give logits
+// [B, T, V] (their sites run over [B·S, ·] encoder or [B·T, ·] decoder rows:
+// batch-major either way, so the same mask applies).
 
 import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
 import { hookFeeds } from '../adapters/hooks.ts';
@@ -46,8 +49,8 @@ export function padBatch(seqs: number[][], padId = 0): TokenBatch {
 
 export const plainLinear: LinearFn = (site, x, W, b) => (site.layout === 'in_out' ? op.linear(x, W, b) : op.linearT(x, W, b));
 
-/** Models a PeftModel serves: sentence encoders and decoder LMs. */
-export type ServableModel = EncoderModel | DecoderModel;
+/** Models a PeftModel serves: sentence encoders, decoder LMs and encoder-decoders. */
+export type ServableModel = EncoderModel | DecoderModel | Seq2SeqModel;
 export type ModelKind = 'encoder' | 'decoder' | 'seq2seq';
 
 export function modelKind(m: EncoderModel | DecoderModel | Seq2SeqModel): ModelKind {
@@ -55,17 +58,38 @@ export function modelKind(m: EncoderModel | DecoderModel | Seq2SeqModel): ModelK
   return 'hiddenSize' in m ? 'encoder' : 'decoder';
 }
 
-const notServable = (name: string) => `PeftModel serves encoders and decoder LMs; ${name} is an encoder-decoder (T5/BART) model: use its AdapterSet with the seq2seq graph builders`;
-
-/** Forward graph of a model with the given LinearFn: inputs input_ids / attention_mask, output 'output' (pooled [B, width] or LM logits [B, T, V]). */
+/**
+ * Forward graph of a model with the given LinearFn: inputs input_ids /
+ * attention_mask (and decoder_input_ids [B, T'] for an encoder-decoder), output
+ * 'output' (pooled [B, width] or LM logits [B, T, V]).
+ */
 export function buildForwardGraph(model: ServableModel, linear: LinearFn, name = `${model.name}-forward`): { graph: Graph; inputIds: Value; attentionMask: Value } {
   const g = new Graph(name);
   const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
   const attentionMask = g.input('attention_mask', 'float32', ['B', 'T']);
   const kind = modelKind(model);
-  if (kind === 'seq2seq') throw new Error(notServable(model.name));
-  g.output('output', kind === 'decoder' ? (model as DecoderModel).build(g, { inputIds, attentionMask }, linear).logits : (model as EncoderModel).build(g, { inputIds, attentionMask }, linear));
+  if (kind === 'seq2seq') g.output('output', seq2seqLogits(model as Seq2SeqModel, g, inputIds, attentionMask, g.input('decoder_input_ids', 'int64', ['B', 'T_dec']), linear));
+  else g.output('output', kind === 'decoder' ? (model as DecoderModel).build(g, { inputIds, attentionMask }, linear).logits : (model as EncoderModel).build(g, { inputIds, attentionMask }, linear));
   return { graph: g, inputIds, attentionMask };
+}
+
+/** Teacher-forced seq2seq logits [B, T, V]: encode, cross-attention keys/values, decode. */
+export function seq2seqLogits(model: Seq2SeqModel, g: Graph, inputIds: Value, attentionMask: Value, decoderInputIds: Value, linear: LinearFn): Value {
+  const cross = model.crossKv(g, model.encode(g, { inputIds, attentionMask }, linear), linear);
+  return model.decode(g, { decoderInputIds, encoderAttentionMask: attentionMask, cross }, linear).logits;
+}
+
+/** Decoder token ids [B, T] of an encoder-decoder run (right-padded; positions after a row's end do not change its earlier logits). */
+export interface DecoderIds {
+  ids: BigInt64Array;
+  B: number;
+  T: number;
+}
+
+/** Pads decoder id sequences into DecoderIds. */
+export function padDecoderIds(seqs: number[][], padId = 0): DecoderIds {
+  const { ids, B, T } = padBatch(seqs, padId);
+  return { ids, B, T };
 }
 
 export type Combination = 'cat' | 'linear';
@@ -79,9 +103,7 @@ export class PeftModel {
   private cache = new Map<string, CompiledGraph>();
   private version = 0;
 
-  constructor(readonly model: ServableModel, readonly session: SessionOptions = {}) {
-    if (modelKind(model) === 'seq2seq') throw new Error(notServable(model.name));
-  }
+  constructor(readonly model: ServableModel, readonly session: SessionOptions = {}) {}
 
   get activeAdapter(): string | null {
     return this.disabled ? null : this.active;
@@ -168,10 +190,26 @@ export class PeftModel {
     return c;
   }
 
-  /** Runs the batch through the active adapter (or the base model when disabled / none). Returns [B, width] (encoder) or logits [B, T, V] (decoder). */
-  async run(batch: TokenBatch): Promise<HostTensor> {
-    const name = this.activeAdapter;
+  /** input_ids / attention_mask (+ decoder_input_ids for an encoder-decoder, which needs them). */
+  private feeds(batch: TokenBatch, decoder: DecoderIds | undefined, what: string): Record<string, HostTensor> {
     const feeds: Record<string, HostTensor> = { input_ids: { data: batch.ids, dims: [batch.B, batch.T] }, attention_mask: { data: batch.mask, dims: [batch.B, batch.T] } };
+    const seq2seq = modelKind(this.model) === 'seq2seq';
+    if (seq2seq && !decoder) throw new Error(`${what}: ${this.model.name} is an encoder-decoder (T5/BART) model: give decoder_input_ids (padDecoderIds([[decoder_start_token_id, ...], ...]))`);
+    if (!seq2seq && decoder) throw new Error(`${what}: decoder_input_ids are for encoder-decoder models; ${this.model.name} is not one`);
+    if (decoder) {
+      if (decoder.B !== batch.B) throw new Error(`${what}: ${batch.B} encoder rows but ${decoder.B} decoder rows`);
+      feeds.decoder_input_ids = { data: decoder.ids, dims: [decoder.B, decoder.T] };
+    }
+    return feeds;
+  }
+
+  /**
+   * Runs the batch through the active adapter (or the base model when disabled / none).
+   * Returns [B, width] (encoder) or logits [B, T, V] (decoder LM; encoder-decoder: T = decoder length, `decoder` required).
+   */
+  async run(batch: TokenBatch, decoder?: DecoderIds): Promise<HostTensor> {
+    const name = this.activeAdapter;
+    const feeds = this.feeds(batch, decoder, 'run');
     if (!name) return (await (await this.compiled('base', () => plainLinear)).run(feeds)).output;
     const set = this.get(name);
     const c = await this.compiled(`one|${name}`, () => set.linear({ training: false }));
@@ -184,7 +222,8 @@ export class PeftModel {
    * One run for a batch whose row b uses adapter `rowAdapters[b]` (null = base).
    * LoRA adapters only (DoRA's row-norm scaling is per adapter and not stacked here).
    */
-  async runMixed(batch: TokenBatch, rowAdapters: (string | null)[]): Promise<HostTensor> {
+  async runMixed(batch: TokenBatch, rowAdapters: (string | null)[], decoder?: DecoderIds): Promise<HostTensor> {
+    const feeds = this.feeds(batch, decoder, 'runMixed');
     if (rowAdapters.length !== batch.B) throw new Error(`runMixed: ${rowAdapters.length} adapter names for ${batch.B} rows`);
     const names = [...this.adapters.keys()];
     const idx = BigInt64Array.from(rowAdapters, (n) => {
@@ -194,11 +233,7 @@ export class PeftModel {
       return BigInt(i);
     });
     const c = await this.compiled(`mixed|${this.version}`, () => mixedLinear(names.map((n) => this.get(n))));
-    return (await c.run({
-      input_ids: { data: batch.ids, dims: [batch.B, batch.T] },
-      attention_mask: { data: batch.mask, dims: [batch.B, batch.T] },
-      adapter_index: { data: idx, dims: [batch.B] },
-    })).output;
+    return (await c.run({ ...feeds, adapter_index: { data: idx, dims: [batch.B] } })).output;
   }
 
   async release(): Promise<void> {
