@@ -95,6 +95,26 @@ test('resume from a checkpoint gives exactly the uninterrupted result', async ()
   for (const t of [t1, t2, t3]) await t.release();
 });
 
+test('a fresh run into a used folder replaces its checkpoints: a later resume continues this run, not the old one', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-fresh-'));
+  const opts = { epochs: 2, lr: 3e-3, batchSize: 4, checkpointEvery: 1, buckets: [16, 32] };
+  const mk = () => new AdapterSet(lora, cfg({ init_lora_weights: true }), model.sites, model.weights, { targetModules: ['qkv'], seed: 4 });
+  const old = new ClassificationTrainer(model, mk(), 2, { ...opts, seed: 1, outDir: dir });
+  await old.fit(data, data); // leaves checkpoints up to its last step
+  const full = mk();
+  const t1 = new ClassificationTrainer(model, full, 2, { ...opts, seed: 2 });
+  await t1.fit(data, data);
+  const t2 = new ClassificationTrainer(model, mk(), 2, { ...opts, seed: 2, outDir: dir, stopAfterSteps: 2 });
+  await t2.fit(data, data);
+  const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.filter((l) => l.event === 'step').map((l) => l.step), [1, 2], 'metrics of the old run were kept');
+  const resumed = mk();
+  const t3 = new ClassificationTrainer(model, resumed, 2, { ...opts, seed: 2, outDir: dir, resume: true });
+  await t3.fit(data, data);
+  for (const [k, v] of full.params) assert.deepEqual(resumed.params.get(k), v, `param ${k}: resume did not continue the fresh run`);
+  for (const t of [old, t1, t2, t3]) await t.release();
+});
+
 test('adapter folder round trip: PEFT key names, config fields, identical values', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-adapter-'));
   const set = new AdapterSet(lora, cfg(), model.sites, model.weights, { targetModules: ['qkv'], seed: 3 });

@@ -4,6 +4,7 @@
 // resume. Everything random (batch order, dropout masks, init) derives from
 // the seed statelessly, so a resumed run replays the uninterrupted one.
 
+import fs from 'node:fs';
 import { AdapterSet } from '../adapters/inject.ts';
 import { hookFeeds, runFitHook, runStepHook } from '../adapters/hooks.ts';
 import type { EncoderModel } from '../models/types.ts';
@@ -173,6 +174,13 @@ export class ClassificationTrainer {
       weightDecay: o.weightDecay ?? 0.01,
       groups: [...(o.optimizerGroups ?? []), { match: [HEAD_W, HEAD_B], lrScale: o.headLrScale ?? 1 }],
     });
+    if (o.outDir && !o.resume) {
+      // A fresh run owns its folder: an earlier run's checkpoints (possibly at
+      // later steps) would otherwise be what a later --resume picks up, and its
+      // metrics would be mixed into this run's log.
+      fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
+      fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
+    }
     const log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
     let state = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: -Infinity, badEpochs: 0, best: null as Map<string, Float32Array> | null, history: [] as EpochInfo[] };
 
