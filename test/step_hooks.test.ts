@@ -61,3 +61,28 @@ test('hooks: beforeStep freezes by zeroing grads, afterStep edits params, feeds 
   assert.ok(Math.abs(off - base) < 1e-6 && Math.abs(withAdapter - base) > 1e-6, `scale 0: ${off} vs base ${base}; trained ${withAdapter}`);
   for (const x of [t, t0, t1]) await x.release();
 });
+
+test('resume restores hook state (SMoRA β) from the checkpoint: the resumed run equals the uninterrupted one', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { smora, smoraBias } = await import('../src/adapters/smora/index.ts');
+  const model = await loadUseEncoder();
+  const mk = () => new AdapterSet(smora, smora.schema.parse({ num_ranks: 4, top_k: 2 }), model.sites, model.weights, { targetModules: ['encoder.layer.0.attention.qkv'], seed: 2 });
+  const data = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [3, 3], [9, 8], [2, 2, 2]].map((ids, i) => ({ ids, label: i % 2 }));
+  const opts = { epochs: 2, lr: 1e-2, batchSize: 2, seed: 3, warmupRatio: 0, buckets: [16], checkpointEvery: 1 };
+  const site = 'encoder.layer.0.attention.qkv';
+  const full = mk();
+  const t1 = new ClassificationTrainer(model, full, 2, opts);
+  await t1.fit(data, data);
+  assert.ok(smoraBias(full, site, 4).some((v) => v !== 0), 'β moved during training');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-hookstate-'));
+  const t2 = new ClassificationTrainer(model, mk(), 2, { ...opts, outDir: dir, stopAfterSteps: 3 });
+  await t2.fit(data, data);
+  const resumed = mk();
+  const t3 = new ClassificationTrainer(model, resumed, 2, { ...opts, outDir: dir, resume: true });
+  await t3.fit(data, data);
+  assert.deepEqual(smoraBias(resumed, site, 4), smoraBias(full, site, 4));
+  for (const [k, v] of full.params) assert.deepEqual(resumed.params.get(k), v, `param ${k} differs after resume`);
+  for (const t of [t1, t2, t3]) await t.release();
+});

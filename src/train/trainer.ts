@@ -192,7 +192,8 @@ export class ClassificationTrainer {
           params.get(k)!.set(v);
         }
         optimizer.loadStateDict(ck.optimizer as any);
-        const t = ck.trainer as any;
+        const { hookState, ...t } = ck.trainer as any;
+        if (this.adapters && hookState) restoreAdapterHookState(this.adapters, hookState);
         state = { ...state, ...t, best: ck.best ?? null };
         log?.write({ event: 'resume', step: state.step, epoch: state.epoch });
       }
@@ -204,7 +205,8 @@ export class ClassificationTrainer {
     const save = async () => {
       if (!o.outDir) return;
       const { best, ...trainer } = state;
-      await saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer, best: best ?? undefined });
+      const hookState = this.adapters ? adapterHookState(this.adapters) : {};
+      await saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...trainer, hookState }, best: best ?? undefined });
     };
 
     for (; state.epoch < o.epochs; state.epoch++, state.batchInEpoch = 0) {
@@ -262,5 +264,32 @@ export class ClassificationTrainer {
   async release() {
     await this.trainGraph?.release();
     await this.evalGraph?.release();
+  }
+}
+
+type ModuleState = Record<string, Record<string, { shape: number[]; data: Float32Array }>>;
+
+/**
+ * Non-trainable hook state (SMoRA's load-balancing β, through the method's
+ * saveState/loadState) by module and key suffix, so a resumed run continues
+ * with it instead of restarting it at its initial value.
+ */
+function adapterHookState(set: AdapterSet): ModuleState {
+  const hooks = set.method.hooks;
+  const out: ModuleState = {};
+  if (!hooks?.saveState) return out;
+  for (const site of set.targets) {
+    const st = hooks.saveState.call(hooks, { adapters: set, site, config: set.configFor(site) });
+    out[site.name] = Object.fromEntries(Object.entries(st).map(([k, t]) => [k, { shape: t.shape, data: Float32Array.from(t.data) }]));
+  }
+  return out;
+}
+
+function restoreAdapterHookState(set: AdapterSet, saved: ModuleState): void {
+  const hooks = set.method.hooks;
+  if (!hooks?.loadState) return;
+  for (const site of set.targets) {
+    const tensors = saved[site.name];
+    if (tensors) hooks.loadState.call(hooks, { adapters: set, site, config: set.configFor(site), tensors });
   }
 }
