@@ -73,3 +73,13 @@ test('flags a method does not have are refused with what to use instead', () => 
     assert.match(r.stderr, re, args.join(' '));
   }
 });
+
+test('--head-init probe starts from the frozen-encoder probe: with a vanishing lr the adapter run scores what the probe scored', () => {
+  const out = tmp();
+  const r = run('train', '--head-init', 'probe', '--lr', '1e-12', '--head-lr-scale', '1', '--target-modules', 'qkv', '--max-train', '64', '--max-eval', '48', '--max-len', '32', '--epochs', '1', '--batch', '8', '--seed', '3', '--quiet', '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  const [probe, tuned] = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).rows;
+  assert.ok(probe.testAccuracy > 0.6, `probe ${probe.testAccuracy}`);
+  assert.equal(tuned.testAccuracy, probe.testAccuracy);
+  assert.match(run('train', '--head-init', 'nope').stderr, /Allowed choices are random, probe/);
+});

@@ -69,8 +69,9 @@ export function makeProgram(): Command {
     .option('--epochs <n>', 'training epochs', int('--epochs'), 2)
     .option('--lr <lr>', 'peak learning rate (linear warmup and decay)', num('--lr'), 2e-3)
     .option('--head-lr-scale <x>', 'learning-rate multiplier for the new classification head', num('--head-lr-scale'), 5)
+    .addOption(new Option('--head-init <how>', "classification head start: 'random', or 'probe' = the frozen-encoder linear probe (LP-FT: training starts from the baseline)").choices(['random', 'probe']).default('random'))
     .option('--batch <n>', 'batch size', int('--batch'), 32)
-    .option('--seed <n>', 'seed for split, init, batch order and dropout', int('--seed'), 42)
+    .option('--seed <n>', 'seed for init, batch order and dropout (the data split is fixed, the same for every seed)', int('--seed'), 42)
     .option('--out <dir>', 'output folder (adapter, checkpoints, metrics.jsonl, results.json)', 'runs/default')
     .option('--max-train <n>', 'use at most N training examples', int('--max-train'), 6000)
     .option('--max-eval <n>', 'use at most N validation and N test examples', int('--max-eval'), 1000)
@@ -116,6 +117,7 @@ export function makeProgram(): Command {
           threads: o.threads,
           resume: o.resume,
           baseline: o.baseline,
+          headInit: o.headInit,
           patience: o.patience,
         },
         terminalUi(o.quiet),
