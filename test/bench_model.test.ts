@@ -12,6 +12,7 @@ import { CompiledGraph } from '../src/runtime/session.ts';
 import { buildClassifierGraph } from '../src/train/classifier.ts';
 import type { WeightMap } from '../src/models/types.ts';
 import { BertLike, bertLikeConfig, bertLikeSites, randomBertLikeWeights } from '../bench/bert_like.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 interface Tensor { shape: number[]; data: number[] }
 interface Case {
@@ -42,13 +43,6 @@ function setup() {
   }
   const head = new Map(['classifier.weight', 'classifier.bias'].map((k) => [k, Float32Array.from(golden.params[k].data)]));
   return { model, adapters, head };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 test('bert_like logits, loss and LoRA/head gradients match the PyTorch peer model', async () => {

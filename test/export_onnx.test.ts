@@ -23,16 +23,11 @@ import type { BertModel } from '../src/models/bert.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { padBatch, PeftModel } from '../src/peft/multi.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 let model: EncoderModel;
 let ids: number[][];
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-export-'));
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-
 before(async () => {
   model = await loadUseEncoder();
   const tok = UseTokenizer.fromVocabFile();
@@ -67,8 +62,8 @@ test('lorakit merge + export-onnx: plain onnxruntime-node reproduces the unmerge
     attention_mask: new ort.Tensor('int64', mask, [batch.B, batch.T]),
   });
   const theirs = res.embeddings.data as Float32Array;
-  assert.ok(maxDiff(ours, base) > 1e-3, 'the adapter must change outputs');
-  assert.ok(maxDiff(theirs, ours) < 1e-4, `exported vs lorakit max |Δ| ${maxDiff(theirs, ours)}`);
+  assert.ok(maxAbsDiff(ours, base) > 1e-3, 'the adapter must change outputs');
+  assert.ok(maxAbsDiff(theirs, ours) < 1e-4, `exported vs lorakit max |Δ| ${maxAbsDiff(theirs, ours)}`);
   await session.release();
 });
 
@@ -123,7 +118,7 @@ test('export-onnx of an adapter trained with a head (lorakit train) outputs logi
     attention_mask: new ort.Tensor('int64', BigInt64Array.from(batch.mask, (x) => BigInt(x)), [batch.B, batch.T]),
   });
   assert.deepEqual(res.logits.dims, [batch.B, 3]);
-  assert.ok(maxDiff(res.logits.data as Float32Array, ours) < 1e-4, `exported logits vs lorakit max |Δ| ${maxDiff(res.logits.data as Float32Array, ours)}`);
+  assert.ok(maxAbsDiff(res.logits.data as Float32Array, ours) < 1e-4, `exported logits vs lorakit max |Δ| ${maxAbsDiff(res.logits.data as Float32Array, ours)}`);
   await session.release();
 });
 
@@ -164,20 +159,20 @@ describe('export-onnx of BERT-family folders (plain onnxruntime-node)', () => {
         assert.deepEqual(clf.res.logits.dims, [b.B, C]);
         const ours = await unmergedExportOutput(m, set, 'logits', b);
         const got = clf.res.logits.data as Float32Array;
-        assert.ok(maxDiff(got, ours) < 1e-4, `logits: exported vs lorakit max |Δ| ${maxDiff(got, ours)}`);
+        assert.ok(maxAbsDiff(got, ours) < 1e-4, `logits: exported vs lorakit max |Δ| ${maxAbsDiff(got, ours)}`);
         // RoBERTa/DistilBERT goldens use token_type_ids 0 (BERT's have 1s, which the two-input export leaves out): PyTorch's LoRA logits directly.
-        if (name !== 'bert') assert.ok(maxDiff(got, gd.lora_logits) < 1e-4, `logits vs PyTorch max |Δ| ${maxDiff(got, gd.lora_logits)}`);
+        if (name !== 'bert') assert.ok(maxAbsDiff(got, gd.lora_logits) < 1e-4, `logits vs PyTorch max |Δ| ${maxAbsDiff(got, gd.lora_logits)}`);
 
         const hid = await ortRun(hiddenFile, b);
         assert.deepEqual(hid.names, ['last_hidden_state']);
         assert.deepEqual(hid.res.last_hidden_state.dims, [b.B, b.T, H]);
         const oursH = await unmergedExportOutput(m, set, 'last_hidden_state', b);
-        assert.ok(maxDiff(hid.res.last_hidden_state.data as Float32Array, oursH) < 1e-4);
+        assert.ok(maxAbsDiff(hid.res.last_hidden_state.data as Float32Array, oursH) < 1e-4);
         const base = (await ortRun(baseFile, b)).res.last_hidden_state.data as Float32Array;
-        assert.ok(maxDiff(base, oursH) > 1e-3, 'the adapter must change the hidden states');
+        assert.ok(maxAbsDiff(base, oursH) > 1e-3, 'the adapter must change the hidden states');
         if (name !== 'bert') {
           const cls = Array.from({ length: b.B * H }, (_, i) => base[Math.floor(i / H) * b.T * H + (i % H)]);
-          assert.ok(maxDiff(cls, gd.last_hidden_state_cls) < 1e-4, `base [CLS] states vs PyTorch max |Δ| ${maxDiff(cls, gd.last_hidden_state_cls)}`);
+          assert.ok(maxAbsDiff(cls, gd.last_hidden_state_cls) < 1e-4, `base [CLS] states vs PyTorch max |Δ| ${maxAbsDiff(cls, gd.last_hidden_state_cls)}`);
         }
       } finally {
         console.log = log;
@@ -215,7 +210,7 @@ test('merge of a bf16 and of a sharded BERT folder: one float32 model.safetensor
     const reloaded = (await loadEncoderModel(out)).model;
     const got = await unmergedExportOutput(reloaded as BertModel, null, 'logits', b);
     const want = await unmergedExportOutput(m, set, 'logits', b);
-    assert.ok(maxDiff(want, await unmergedExportOutput(m, null, 'logits', b)) > 1e-3, 'the adapter must change the logits');
-    assert.ok(maxDiff(got, want) < 1e-4, `${name}: merged vs unmerged max |Δ| ${maxDiff(got, want)}`);
+    assert.ok(maxAbsDiff(want, await unmergedExportOutput(m, null, 'logits', b)) > 1e-3, 'the adapter must change the logits');
+    assert.ok(maxAbsDiff(got, want) < 1e-4, `${name}: merged vs unmerged max |Δ| ${maxAbsDiff(got, want)}`);
   }
 });

@@ -19,6 +19,7 @@ import { HF_MODELS, loadEncoderModel, loadModel } from '../src/models/hf_registr
 import type { LinearFn } from '../src/models/types.ts';
 import { CompiledGraph, HostTensor } from '../src/runtime/session.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIX = path.join(HERE, 'fixtures', 'hf');
@@ -63,13 +64,6 @@ async function runHead(model: BertModel, gd: any, adapters: AdapterSet | null, t
   return out;
 }
 
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>) {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 function relErr(got: ArrayLike<number>, want: ArrayLike<number>) {
   let num = 0, den = 0;
   for (let i = 0; i < want.length; i++) {
@@ -83,7 +77,7 @@ for (const name of ['bert', 'roberta', 'distilbert']) {
   test(`${name}: logits of the sequence-classification head match PyTorch (1e-4)`, async () => {
     const gd = golden(name);
     const out = await runHead(await bert(name), gd, null, false);
-    const d = maxAbs(out.logits.data as Float32Array, gd.logits);
+    const d = maxAbsDiff(out.logits.data as Float32Array, gd.logits);
     assert.ok(d < 1e-4, `max |Δlogits| = ${d}`);
   });
 
@@ -99,7 +93,7 @@ for (const name of ['bert', 'roberta', 'distilbert']) {
       p.set(v.data);
     }
     const out = await runHead(model, gd, adapters, true);
-    assert.ok(maxAbs(out.logits.data as Float32Array, gd.lora_logits) < 1e-4);
+    assert.ok(maxAbsDiff(out.logits.data as Float32Array, gd.lora_logits) < 1e-4);
     assert.ok(Math.abs(Number(out.loss.data[0]) - gd.lora_loss) < 1e-4);
     for (const [k, want] of Object.entries<number[]>(gd.grads)) {
       const got = out[`grad.${k}`];
@@ -125,7 +119,7 @@ for (const name of ['bert', 'roberta', 'distilbert']) {
       const { labels: _, ...feeds } = batchFeeds(gd);
       const out = await c.run(feeds);
       await c.release();
-      const d = maxAbs(out.pooled.data as Float32Array, ref);
+      const d = maxAbsDiff(out.pooled.data as Float32Array, ref);
       assert.ok(d < 1e-4, `${pooling}: max |Δ| = ${d}`);
     }
   });
@@ -170,7 +164,7 @@ for (const dt of ['f16', 'bf16']) {
     const model = await bert(`bert-${dt}`);
     assert.ok(model.weights.get('classifier.weight')!.data instanceof Float32Array);
     const out = await runHead(model, gd, null, false);
-    const d = maxAbs(out.logits.data as Float32Array, gd.logits);
+    const d = maxAbsDiff(out.logits.data as Float32Array, gd.logits);
     assert.ok(d < 1e-4, `max |Δlogits| = ${d}`);
   });
 }

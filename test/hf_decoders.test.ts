@@ -26,6 +26,7 @@ import { runGenerate } from '../src/cli/generate.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
 import { encodeCausalLm, readCausalLmJsonl, runCausalLmJob } from '../src/tasks/causal_lm.ts';
 import { writeFileSync } from 'node:fs';
+import { assertGradClose, maxAbsDiff } from './helpers/arrays.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
 const NAMES = ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny', 'mistral-tiny'];
@@ -92,14 +93,7 @@ for (const name of NAMES) {
       const loss = Number(out.loss.data[0]);
       assert.ok(Math.abs(loss - gold.lora_loss) < 1e-4 * Math.max(1, gold.lora_loss), `loss ${loss} vs ${gold.lora_loss}`);
       for (const [k, ref] of Object.entries(gold.lora_grads)) {
-        const got = out[`grad.${k}`].data as Float32Array;
-        let num = 0, den = 0;
-        for (let i = 0; i < ref.length; i++) {
-          num = Math.max(num, Math.abs(got[i] - ref[i]));
-          den = Math.max(den, Math.abs(ref[i]));
-        }
-        assert.ok(den > 0, `${k}: reference gradient is zero`);
-        assert.ok(num / den < 1e-3, `${k}: max |Δ| / max |ref| = ${num / den}`);
+        assertGradClose(out[`grad.${k}`].data as Float32Array, ref, 1e-3, k);
       }
     });
 
@@ -198,11 +192,7 @@ test('GPT-2 (Conv1D, fan_in_fan_out): merged LoRA weights give the logits of the
   const unmerged = await run(model, adapters.linear({ training: false }));
   const merged = await run(model.withWeights(adapters.mergeInto(model.weights)), plainLinear);
   const base = await run(model, plainLinear);
-  let d = 0, dBase = 0;
-  for (let i = 0; i < merged.length; i++) {
-    d = Math.max(d, Math.abs(merged[i] - unmerged[i]));
-    dBase = Math.max(dBase, Math.abs(base[i] - unmerged[i]));
-  }
+  const d = maxAbsDiff(merged, unmerged), dBase = maxAbsDiff(base, unmerged);
   assert.ok(d < 1e-4, `merged vs unmerged max |Δ| ${d}`);
   assert.ok(dBase > 1e-2, 'the adapter changes the logits');
 });

@@ -19,6 +19,7 @@ import {
 } from '../src/models/seq2seq.ts';
 import { t5Bucket } from '../src/models/t5.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
 const NAMES = ['t5-tiny', 't5-gated-tiny', 'bart-tiny'];
@@ -85,8 +86,7 @@ for (const name of NAMES) {
       const out = (await cg.run({ input_ids: f.input_ids, attention_mask: f.attention_mask, decoder_input_ids: f.decoder_input_ids })).logits;
       await cg.release();
       assert.deepEqual(out.dims, [batch.B, batch.T, model.config.vocabSize]);
-      let worst = 0;
-      gold.logits.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - (out.data as Float32Array)[i])); });
+      const worst = maxAbsDiff(out.data as Float32Array, gold.logits);
       assert.ok(worst < 1e-4, `max |Δlogit| ${worst}`);
 
       const { graph } = buildSeq2SeqGraph(model, null, 'eval');
@@ -106,8 +106,7 @@ for (const name of NAMES) {
       for (const [k, ref] of Object.entries(gold.lora_grads)) {
         const got = out[`grad.${k}`].data as Float32Array;
         const scale = Math.max(...ref.map(Math.abs));
-        let worst = 0;
-        ref.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - got[i])); });
+        const worst = maxAbsDiff(got, ref);
         assert.ok(worst <= 1e-3 * scale + 1e-7, `${k}: max |Δ| ${worst} (scale ${scale})`);
       }
     });

@@ -14,6 +14,7 @@ import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer, EncodedExample, NonFiniteLossError } from '../src/train/trainer.ts';
 import { HEAD_W } from '../src/train/classifier.ts';
 import { saveAdapter, readAdapter, loadAdapterWeights } from '../src/peft/adapter_files.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 let model: EncoderModel;
 let data: EncodedExample[];
@@ -31,12 +32,6 @@ before(async () => {
   ];
   data = texts.map((t, i) => ({ ids: tok.encode(t), label: i % 2 === 0 ? 1 : 0 }));
 });
-
-function maxAbsDiff(a: Float32Array, b: Float32Array) {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 const cfg = (over: Record<string, unknown> = {}) => lora.schema.parse({ r: 4, lora_alpha: 8, init_lora_weights: false, ...over });
 

@@ -21,6 +21,7 @@ import { mergeAdapters } from '../src/peft/export.ts';
 import { padBatch, PeftModel } from '../src/peft/multi.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 let model: EncoderModel;
 let data: { ids: number[]; label: number }[];
@@ -46,8 +47,6 @@ const CASES: [string, Record<string, unknown>][] = [
   ['smora', { num_ranks: 8, top_k: 2 }],
   ['lamda', { r: 4, freeze_fraction: 0.5 }],
 ];
-
-const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 /** Pooled outputs of `m` with `set` (the trainer feeds hook state such as SMoRA's β). */
 async function embed(m: EncoderModel, set: AdapterSet | null): Promise<Float32Array> {
@@ -91,12 +90,12 @@ for (const [name, options] of CASES) {
     for (const [k, v] of set.params) assert.deepEqual(loaded.set.params.get(k), v, k);
 
     const [base, want, got] = [await embed(model, null), await embed(model, set), await embed(fresh, loaded.set)];
-    assert.ok(maxDiff(want, base) > 1e-3, 'the adapter must change outputs, or the check proves nothing');
-    assert.equal(maxDiff(got, want), 0, `reloaded outputs differ by ${maxDiff(got, want)}`);
+    assert.ok(maxAbsDiff(want, base) > 1e-3, 'the adapter must change outputs, or the check proves nothing');
+    assert.equal(maxAbsDiff(got, want), 0, `reloaded outputs differ by ${maxAbsDiff(got, want)}`);
 
     if (set.method.deltaWeight) {
       const merged = await embed(fresh.withWeights(mergeAdapters(fresh, [dir], undefined, () => {})), null);
-      assert.ok(maxDiff(merged, want) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(merged, want)}`);
+      assert.ok(maxAbsDiff(merged, want) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(merged, want)}`);
     } else {
       assert.throws(() => mergeAdapters(fresh, [dir], undefined, () => {}), /no dense ΔW/);
     }
@@ -116,14 +115,14 @@ test('[smora] β is saved (smora_selection_bias, not trainable) and restored: wi
   // The same adapter with β = 0 routes differently: β is what the round trip restores.
   const zero = loadPeftAdapter(model, dir);
   for (const s of zero.set.targets) smoraBias(zero.set, s.name, 8).fill(0);
-  assert.ok(maxDiff(await embed(model, zero.set), await embed(model, loaded.set)) > 1e-4);
+  assert.ok(maxAbsDiff(await embed(model, zero.set), await embed(model, loaded.set)) > 1e-4);
   // PeftModel (loadAdapter / run) feeds β too.
   const tok = UseTokenizer.fromVocabFile();
   const batch = padBatch(['Loved it!', 'Far too long.'].map((t) => tok.encode(t)));
   const [pa, pb] = [new PeftModel(model, { threads: 2 }), new PeftModel(model, { threads: 2 })];
   pa.addAdapter('trained', set);
   pb.loadAdapter(dir, 'default');
-  assert.equal(maxDiff((await pa.run(batch)).data as Float32Array, (await pb.run(batch)).data as Float32Array), 0);
+  assert.equal(maxAbsDiff((await pa.run(batch)).data as Float32Array, (await pb.run(batch)).data as Float32Array), 0);
   await pa.release();
   await pb.release();
   // A wrong-sized β names the module and both sizes.
@@ -149,8 +148,8 @@ test('bias and modules_to_save of a non-LoRA adapter round-trip (trained copies 
   const loaded = loadPeftAdapter(model, dir, { warn: (m) => assert.fail(`unexpected warning: ${m}`) });
   assert.deepEqual(loaded.set.baseCopyKeys().sort(), set.baseCopyKeys().sort());
   const want = await embed(model, set);
-  assert.ok(maxDiff(want, await embed(model, new AdapterSet(method, set.config, model.sites, model.weights, { targetModules: ['qkv'], seed: 5 }))) > 1e-4, 'the trained copies matter');
-  assert.equal(maxDiff(await embed(model, loaded.set), want), 0);
+  assert.ok(maxAbsDiff(want, await embed(model, new AdapterSet(method, set.config, model.sites, model.weights, { targetModules: ['qkv'], seed: 5 }))) > 1e-4, 'the trained copies matter');
+  assert.equal(maxAbsDiff(await embed(model, loaded.set), want), 0);
   const noDense = edited(dir, { tensors: (t) => t.delete(`${PEFT_PREFIX}encoder.layer.0.dense.weight`) });
   assert.throws(() => loadPeftAdapter(model, noDense, { warn: () => {} }), /missing 'base_model\.model\.encoder\.layer\.0\.dense\.weight'/);
 });

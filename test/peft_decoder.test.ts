@@ -26,7 +26,7 @@ import type { LinearFn } from '../src/models/types.ts';
 import { saveAdapter } from '../src/peft/adapter_files.ts';
 import { padBatch, PeftModel, type TokenBatch } from '../src/peft/multi.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
-import { maxDiff } from './helpers/adapter_suite.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
@@ -109,8 +109,8 @@ for (const name of ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny', 'mistral-tiny']) {
       const merged = await loadDecoder(out);
       const got = await decoderLogits(merged, batch);
       const base = await decoderLogits(model, batch);
-      assert.ok(maxDiff(unmerged, base) > 1e-3, 'the adapter must change the logits');
-      assert.ok(maxDiff(got, unmerged) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(got, unmerged)}`);
+      assert.ok(maxAbsDiff(unmerged, base) > 1e-3, 'the adapter must change the logits');
+      assert.ok(maxAbsDiff(got, unmerged) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(got, unmerged)}`);
       const loss = lmLoss(got, gold.labels, model.config.vocabSize);
       assert.ok(Math.abs(loss - gold.lora_loss) < 1e-4 * Math.max(1, gold.lora_loss), `merged loss ${loss} vs PyTorch ${gold.lora_loss}`);
       if (name === 'gpt2-tiny') {
@@ -142,7 +142,7 @@ for (const name of ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny', 'mistral-tiny']) {
           attention_mask: new ort.Tensor('int64', BigInt64Array.from(batch.mask, (x) => BigInt(x)), [batch.B, batch.T]),
         });
         assert.deepEqual(res.logits.dims, [batch.B, batch.T, model.config.vocabSize]);
-        const d = maxDiff(res.logits.data as Float32Array, unmerged);
+        const d = maxAbsDiff(res.logits.data as Float32Array, unmerged);
         assert.ok(d < 1e-4, `exported vs lorakit max |Δ| ${d}`);
       } finally {
         await session.release();
@@ -193,9 +193,9 @@ describe('merge: weights, refusals', () => {
     await cli('merge', '--model', llama, '--adapter', aDir, '--out', out);
     const batch = goldenBatch(golden('llama-tiny'));
     const unmerged = await decoderLogits(model, batch, set);
-    assert.ok(maxDiff(unmerged, await decoderLogits(model, batch)) > 1e-3, 'the adapter must change the logits');
+    assert.ok(maxAbsDiff(unmerged, await decoderLogits(model, batch)) > 1e-3, 'the adapter must change the logits');
     const got = await decoderLogits(await loadDecoder(out), batch);
-    assert.ok(maxDiff(got, unmerged) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(got, unmerged)}`);
+    assert.ok(maxAbsDiff(got, unmerged) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(got, unmerged)}`);
 
     const gpt2 = await loadDecoder(path.join(FIXTURES, 'gpt2-tiny'));
     const wte = tmp();
@@ -258,8 +258,8 @@ for (const name of ['t5-tiny', 'bart-tiny']) {
     };
     const unmerged = await logits(model, set.linear({ training: false }), set);
     const got = await logits(merged, plainLinear);
-    assert.ok(maxDiff(unmerged, await logits(model, plainLinear)) > 1e-3, 'the adapter must change the logits');
-    assert.ok(maxDiff(got, unmerged) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(got, unmerged)}`);
+    assert.ok(maxAbsDiff(unmerged, await logits(model, plainLinear)) > 1e-3, 'the adapter must change the logits');
+    assert.ok(maxAbsDiff(got, unmerged) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(got, unmerged)}`);
 
     const batch = { B, S, T: gold.labels[0].length, inputIds: feeds.input_ids.data, attentionMask: feeds.attention_mask.data, labels: BigInt64Array.from(gold.labels.flat(), BigInt) };
     const cg = await CompiledGraph.compile(buildSeq2SeqGraph(merged, null, 'eval').graph, { threads: 2 });
@@ -307,12 +307,12 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
       await cg.release();
       pm.disableAdapters();
       assert.equal(pm.activeAdapter, null);
-      assert.ok(maxDiff((await pm.run(batch)).data as Float32Array, base) < 1e-6);
+      assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, base) < 1e-6);
       pm.setAdapter('other');
       const other = (await pm.run(batch)).data as Float32Array;
-      assert.ok(maxDiff(other, base) > 1e-3 && maxDiff(other, out.data as Float32Array) > 1e-3, 'adapters differ from each other and the base');
+      assert.ok(maxAbsDiff(other, base) > 1e-3 && maxAbsDiff(other, out.data as Float32Array) > 1e-3, 'adapters differ from each other and the base');
       const merged = await decoderLogits(model.withWeights(pm.mergeAndUnload()), batch);
-      assert.ok(maxDiff(merged, other) < 1e-4, `mergeAndUnload vs unmerged max |Δ| ${maxDiff(merged, other)}`);
+      assert.ok(maxAbsDiff(merged, other) < 1e-4, `mergeAndUnload vs unmerged max |Δ| ${maxAbsDiff(merged, other)}`);
     });
 
     test('runMixed: each row’s logits equal that row run alone with its adapter (1e-4); deleteAdapter', async () => {
@@ -327,7 +327,7 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
         else pm.disableAdapters();
         const alone = (await pm.run(padBatch([seqs[b]]))).data as Float32Array;
         const row = mixed.subarray(b * batch.T * V, (b * batch.T + seqs[b].length) * V);
-        assert.ok(maxDiff(row, alone) < 1e-4, `row ${b} (${n ?? 'base'}): max |Δ| ${maxDiff(row, alone)}`);
+        assert.ok(maxAbsDiff(row, alone) < 1e-4, `row ${b} (${n ?? 'base'}): max |Δ| ${maxAbsDiff(row, alone)}`);
       }
       pm.deleteAdapter('other');
       assert.deepEqual([...pm.adapters.keys()], ['gold']);

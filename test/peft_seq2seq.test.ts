@@ -26,7 +26,7 @@ import { Seq2SeqGenerator, type Seq2SeqModel } from '../src/models/seq2seq.ts';
 import { saveAdapter } from '../src/peft/adapter_files.ts';
 import { padBatch, padDecoderIds, PeftModel, type DecoderIds, type TokenBatch } from '../src/peft/multi.ts';
 import { CompiledGraph, type HostTensor } from '../src/runtime/session.ts';
-import { maxDiff } from './helpers/adapter_suite.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
@@ -134,15 +134,15 @@ for (const name of ['t5-tiny', 'bart-tiny']) {
       pm.disableAdapters();
       assert.equal(pm.activeAdapter, null);
       const disabled = (await pm.run(enc, dec)).data as Float32Array;
-      assert.ok(maxDiff(disabled, await baseLogits(model, enc, dec)) < 1e-6);
-      assert.ok(maxDiff(disabled, Float32Array.from(gold.logits)) < 1e-4, `disabled vs PyTorch base max |Δ| ${maxDiff(disabled, Float32Array.from(gold.logits))}`);
-      assert.ok(maxDiff(disabled, unmerged) > 1e-3, 'the adapter must change the logits');
+      assert.ok(maxAbsDiff(disabled, await baseLogits(model, enc, dec)) < 1e-6);
+      assert.ok(maxAbsDiff(disabled, Float32Array.from(gold.logits)) < 1e-4, `disabled vs PyTorch base max |Δ| ${maxAbsDiff(disabled, Float32Array.from(gold.logits))}`);
+      assert.ok(maxAbsDiff(disabled, unmerged) > 1e-3, 'the adapter must change the logits');
 
       pm.setAdapter('other');
       const other = (await pm.run(enc, dec)).data as Float32Array;
-      assert.ok(maxDiff(other, disabled) > 1e-3 && maxDiff(other, unmerged) > 1e-3, 'adapters differ from each other and the base');
+      assert.ok(maxAbsDiff(other, disabled) > 1e-3 && maxAbsDiff(other, unmerged) > 1e-3, 'adapters differ from each other and the base');
       const merged = await baseLogits(model.withWeights(pm.mergeAndUnload()), enc, dec);
-      assert.ok(maxDiff(merged, other) < 1e-4, `mergeAndUnload vs unmerged max |Δ| ${maxDiff(merged, other)}`);
+      assert.ok(maxAbsDiff(merged, other) < 1e-4, `mergeAndUnload vs unmerged max |Δ| ${maxAbsDiff(merged, other)}`);
       await assert.rejects(pm.run(enc), /encoder-decoder \(T5\/BART\) model: give decoder_input_ids/);
       await assert.rejects(pm.run(enc, { ...dec, B: 3 }), /2 encoder rows but 3 decoder rows/);
     });
@@ -161,7 +161,7 @@ for (const name of ['t5-tiny', 'bart-tiny']) {
         else pm.disableAdapters();
         const alone = (await pm.run(padBatch([srcs[b]], pad), padDecoderIds([tgts[b]], pad))).data as Float32Array;
         const row = mixed.subarray(b * d.T * V, (b * d.T + tgts[b].length) * V);
-        assert.ok(maxDiff(row, alone) < 1e-4, `row ${b} (${n ?? 'base'}): max |Δ| ${maxDiff(row, alone)}`);
+        assert.ok(maxAbsDiff(row, alone) < 1e-4, `row ${b} (${n ?? 'base'}): max |Δ| ${maxAbsDiff(row, alone)}`);
       }
       pm.deleteAdapter('other');
       assert.deepEqual([...pm.adapters.keys()], ['gold']);
@@ -196,7 +196,7 @@ for (const name of ['t5-tiny', 'bart-tiny']) {
           assert.deepEqual(h.dims, [enc.B, enc.T, model.config.hiddenSize]);
           const logits = (await decoder.run({ input_ids: new ort.Tensor('int64', dec.ids, [dec.B, dec.T]), encoder_hidden_states: h, encoder_attention_mask: mask })).logits;
           assert.deepEqual(logits.dims, [enc.B, dec.T, V]);
-          const diff = maxDiff(logits.data as Float32Array, unmerged);
+          const diff = maxAbsDiff(logits.data as Float32Array, unmerged);
           assert.ok(diff < 1e-4, `exported vs unmerged max |Δ| ${diff}`);
 
           // Greedy, one prompt at a time (no encoder padding), as a user of the pair would write it.
@@ -216,7 +216,7 @@ for (const name of ['t5-tiny', 'bart-tiny']) {
             for (let i = 0; i < L; i++) for (const kv of ['key', 'value']) past[`past_key_values.${i}.decoder.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, numHeads, 0, headDim]);
             for (let n = 0; n < N; n++) {
               const r = await cached.run({ input_ids: i64([[toks[toks.length - 1]]]), encoder_hidden_states: hb, encoder_attention_mask: m1, ...past });
-              const dc = maxDiff(r.logits.data as Float32Array, stepLogits[n]);
+              const dc = maxAbsDiff(r.logits.data as Float32Array, stepLogits[n]);
               assert.ok(dc < 1e-4, `row ${b} step ${n}: cached vs full-prefix logits max |Δ| ${dc}`);
               toks.push(argmax(r.logits.data as Float32Array, 0, V));
               past = {};
@@ -239,7 +239,7 @@ for (const name of ['t5-tiny', 'bart-tiny']) {
           const attention_mask = new Tensor('int64', BigInt64Array.from(enc.mask, (x) => BigInt(x)), [enc.B, enc.T]);
           const input_ids = new Tensor('int64', enc.ids, [enc.B, enc.T]);
           const res = await tjs({ input_ids, attention_mask, decoder_input_ids: new Tensor('int64', dec.ids, [dec.B, dec.T]) });
-          const diff = maxDiff(res.logits.data as Float32Array, unmerged);
+          const diff = maxAbsDiff(res.logits.data as Float32Array, unmerged);
           assert.ok(diff < 1e-4, `transformers.js vs unmerged max |Δ| ${diff}`);
           for (let b = 0; b < prompts.length; b++) {
             const ids = new Tensor('int64', BigInt64Array.from(prompts[b], BigInt), [1, prompts[b].length]);

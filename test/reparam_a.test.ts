@@ -26,17 +26,11 @@ import { frozenWeightGradients } from '../src/train/weight_grads.ts';
 import { makeBatches } from '../src/data/batching.ts';
 import { runFitHook } from '../src/adapters/hooks.ts';
 import { CASES, SITES, siteInputs, siteParams, TOKENS } from './helpers/reparam_a_cases.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const inputs = JSON.parse(fs.readFileSync(path.join(FIX, 'reparam_a_inputs.json'), 'utf8'));
 const ref = JSON.parse(fs.readFileSync(path.join(FIX, 'reparam_a.json'), 'utf8'));
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 for (const c of CASES) {
   test(`[${c.name}] forward and gradients match the PyTorch reference; frozen tensors regenerate identically`, async () => {
@@ -47,9 +41,9 @@ for (const c of CASES) {
       assert.deepEqual(Array.from(W), inputs.inputs[site.name].W);
       const specs = siteParams(c, site, W);
       const fx = inputs.methods[c.name].sites[site.name];
-      for (const s of specs) assert.equal(maxDiff(s.data, fx.params[s.key].data), 0, `init of ${s.key} is seeded`);
+      for (const s of specs) assert.equal(maxAbsDiff(s.data, fx.params[s.key].data), 0, `init of ${s.key} is seeded`);
       // (== rather than deepEqual: JSON has no −0)
-      for (const [k, v] of Object.entries(c.frozen(site, config, W))) assert.equal(maxDiff(v, fx.frozen[k]), 0, `frozen ${k} regenerates`);
+      for (const [k, v] of Object.entries(c.frozen(site, config, W))) assert.equal(maxAbsDiff(v, fx.frozen[k]), 0, `frozen ${k} regenerates`);
       // paramCount == formula == what init creates
       const count = specs.filter((s) => !c.stored?.includes(s.key)).reduce((n, s) => n + s.data.length, 0);
       assert.equal(c.method.paramCount(site, config), c.formula(site, config));
@@ -72,12 +66,12 @@ for (const c of CASES) {
       const out = await cg.run(feeds);
       await cg.release();
       const r = ref.methods[c.name][site.name];
-      const dy = maxDiff(out.y.data as Float32Array, r.y);
+      const dy = maxAbsDiff(out.y.data as Float32Array, r.y);
       assert.ok(dy < 1e-5, `${site.name}: forward max |Δ| ${dy}`);
       for (const s of specs) {
         const gr = r.grads[s.key] as number[];
         const scale = Math.max(1, ...gr.map(Math.abs));
-        const dg = maxDiff(out[`grad.${s.key}`].data as Float32Array, gr) / scale;
+        const dg = maxAbsDiff(out[`grad.${s.key}`].data as Float32Array, gr) / scale;
         assert.ok(dg < 1e-4, `${site.name}: grad ${s.key} max rel |Δ| ${dg}`);
         assert.ok(gr.some((v) => v !== 0), `reference grad ${s.key} is not all zero`);
       }
@@ -89,7 +83,7 @@ for (const c of CASES) {
         for (let j = 0; j < site.inFeatures; j++) acc += x[t * site.inFeatures + j] * (W[i * site.inFeatures + j] + dW[i * site.inFeatures + j]);
         yd[t * site.outFeatures + i] = acc;
       }
-      assert.ok(maxDiff(yd, r.y) < 1e-4, `${site.name}: x·(W0+ΔW)ᵀ max |Δ| ${maxDiff(yd, r.y)}`);
+      assert.ok(maxAbsDiff(yd, r.y) < 1e-4, `${site.name}: x·(W0+ΔW)ᵀ max |Δ| ${maxAbsDiff(yd, r.y)}`);
     }
   });
 }
@@ -100,21 +94,21 @@ test('own SVD and LU match torch.linalg (singular values, rank-r reconstruction;
     const W = Float64Array.from(siteInputs(site).W);
     const L0 = ref.linalg[site.name];
     const full = svdJacobi(W, m, n);
-    assert.ok(maxDiff(full.S, L0.S) < 1e-10, `singular values ${maxDiff(full.S, L0.S)}`);
+    assert.ok(maxAbsDiff(full.S, L0.S) < 1e-10, `singular values ${maxAbsDiff(full.S, L0.S)}`);
     // U S Vt reconstructs W; U, V orthonormal
     const k = full.k;
     const rec = new Float64Array(m * n);
     for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) { let s = 0; for (let t = 0; t < k; t++) s += full.U[i * k + t] * full.S[t] * full.Vt[t * n + j]; rec[i * n + j] = s; }
-    assert.ok(maxDiff(rec, W) < 1e-10);
+    assert.ok(maxAbsDiff(rec, W) < 1e-10);
     for (const big of [false, true]) {
       const r = 3;
       const t = svdTopR(W, m, n, r, { exactBelow: big ? 0 : 96, oversample: 4, powerIters: 8 });
-      assert.ok(maxDiff(t.S, L0.S.slice(0, r)) < 1e-6, `top-${r} singular values (randomized=${big}) ${maxDiff(t.S, L0.S.slice(0, r))}`);
+      assert.ok(maxAbsDiff(t.S, L0.S.slice(0, r)) < 1e-6, `top-${r} singular values (randomized=${big}) ${maxAbsDiff(t.S, L0.S.slice(0, r))}`);
     }
     const lu = luPartialPivot(W, m, n);
-    assert.ok(maxDiff(permutationMatrix(lu.perm), L0.P) === 0, 'P');
-    assert.ok(maxDiff(lu.L, L0.L) < 1e-12, `L ${maxDiff(lu.L, L0.L)}`);
-    assert.ok(maxDiff(lu.U, L0.U) < 1e-12, `U ${maxDiff(lu.U, L0.U)}`);
+    assert.ok(maxAbsDiff(permutationMatrix(lu.perm), L0.P) === 0, 'P');
+    assert.ok(maxAbsDiff(lu.L, L0.L) < 1e-12, `L ${maxAbsDiff(lu.L, L0.L)}`);
+    assert.ok(maxAbsDiff(lu.U, L0.U) < 1e-12, `U ${maxAbsDiff(lu.U, L0.U)}`);
   }
 });
 
@@ -151,11 +145,11 @@ for (const c of CASES) {
     const merged = new ClassificationTrainer(model.withWeights(set.mergeInto(model.weights)), null, 2, opts);
     const base = new ClassificationTrainer(model, null, 2, opts);
     const [a, m, b] = [await un.embed(data), await merged.embed(data), await base.embed(data)];
-    assert.ok(maxDiff(a, b) > 1e-3, `the adapter must change outputs (max |Δ| ${maxDiff(a, b)})`);
-    assert.ok(maxDiff(a, m) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(a, m)}`);
+    assert.ok(maxAbsDiff(a, b) > 1e-3, `the adapter must change outputs (max |Δ| ${maxAbsDiff(a, b)})`);
+    assert.ok(maxAbsDiff(a, m) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(a, m)}`);
     set.enabled = false;
     const off = new ClassificationTrainer(model, set, 2, opts);
-    assert.ok(maxDiff(await off.embed(data), b) < 1e-6, 'disabled == base');
+    assert.ok(maxAbsDiff(await off.embed(data), b) < 1e-6, 'disabled == base');
     for (const t of [un, merged, base, off]) await t.release();
 
     // Default init: ΔW = 0, the model is unchanged; a few steps train only the method's params + head.
@@ -164,13 +158,13 @@ for (const c of CASES) {
     const init = new Map([...fresh.params].map(([k, v]) => [k, Float32Array.from(v)]));
     const t = new ClassificationTrainer(model, fresh, 2, { ...opts, epochs: 2, batchSize: 2, warmupRatio: 0 });
     // (LoRA-XS starts from R ~ N(0, 1e-5²), not exactly 0.)
-    const d0 = maxDiff(await t.embed(data), b);
+    const d0 = maxAbsDiff(await t.embed(data), b);
     assert.ok(d0 < (c.name === 'loraxs' ? 1e-3 : 1e-5), `default init leaves the model (nearly) unchanged: ${d0}`);
     const headBefore = Float32Array.from(t.head.get(HEAD_W)!);
     await t.fit(data, data);
     await t.release();
     for (const [k, v] of model.weights) assert.deepEqual(v.data, frozenBefore.get(k), `frozen weight ${k} changed`);
-    const changed = [...fresh.params].filter(([k, v]) => maxDiff(v, init.get(k)!) > 0).map(([k]) => k);
+    const changed = [...fresh.params].filter(([k, v]) => maxAbsDiff(v, init.get(k)!) > 0).map(([k]) => k);
     const isStored = (k: string) => !!c.stored?.some((st) => k.endsWith(`.${st}`));
     // Parameters whose gradient is zero at a zero-ΔW init (γ with λ = 0) may move only after the first step; all must have moved by now.
     if (!c.stored) assert.deepEqual(changed, [...fresh.params.keys()], 'every method parameter trained');
@@ -183,11 +177,11 @@ for (const c of CASES) {
       await t2.fit(data, data);
       await t2.release();
       for (const [k, v] of set2.params) {
-        if (isStored(k)) assert.equal(maxDiff(v, first!.get(k)!), 0, `stored ${k} stayed frozen during training`);
-        else assert.ok(maxDiff(v, first!.get(k)!) > 0, `${k} trained`);
+        if (isStored(k)) assert.equal(maxAbsDiff(v, first!.get(k)!), 0, `stored ${k} stayed frozen during training`);
+        else assert.ok(maxAbsDiff(v, first!.get(k)!) > 0, `${k} trained`);
       }
     }
-    assert.ok(maxDiff(t.head.get(HEAD_W)!, headBefore) > 0, 'head trained');
+    assert.ok(maxAbsDiff(t.head.get(HEAD_W)!, headBefore) > 0, 'head trained');
   });
 }
 
@@ -212,8 +206,8 @@ test('frozen-weight gradients: ∂L/∂W0 agrees with LoRA (∂L/∂B = s·G·A�
   const m = site.outFeatures, n = site.inFeatures;
   const expect = new Float64Array(m * 2);
   for (let i = 0; i < m; i++) for (let k = 0; k < 2; k++) { let s = 0; for (let j = 0; j < n; j++) s += G[i * n + j] * A[k * n + j]; expect[i * 2 + k] = 2 * s; }
-  const scale = maxDiff(expect, new Float64Array(expect.length));
-  assert.ok(scale > 0 && maxDiff(gB, expect) / scale < 1e-4, `∂L/∂B vs s·G·Aᵀ: rel ${maxDiff(gB, expect) / scale}`);
+  const scale = maxAbsDiff(expect, new Float64Array(expect.length));
+  assert.ok(scale > 0 && maxAbsDiff(gB, expect) / scale < 1e-4, `∂L/∂B vs s·G·Aᵀ: rel ${maxAbsDiff(gB, expect) / scale}`);
 
   // LoRA-SB's beforeFit on the same batch.
   const sb = getMethod('lorasb');
@@ -226,6 +220,6 @@ test('frozen-weight gradients: ∂L/∂W0 agrees with LoRA (∂L/∂B = s·G·A�
   const approx = new Float64Array(m * n);
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) { let s = 0; for (let t = 0; t < 3; t++) s += full.U[i * full.k + t] * full.S[t] * full.Vt[t * n + j]; approx[i * n + j] = s; }
   const got = sb.deltaWeight!(site, sbSet.config, sbSet.siteParams(site));
-  const sc = maxDiff(approx, new Float64Array(approx.length));
-  assert.ok(maxDiff(got, approx) / sc < 1e-4, `B·R·A vs rank-3 SVD of ΔW1: rel ${maxDiff(got, approx) / sc}`);
+  const sc = maxAbsDiff(approx, new Float64Array(approx.length));
+  assert.ok(maxAbsDiff(got, approx) / sc < 1e-4, `B·R·A vs rank-3 SVD of ΔW1: rel ${maxAbsDiff(got, approx) / sc}`);
 });

@@ -25,6 +25,7 @@ import { smora, smoraBias, updateBias, loadOutput } from '../src/adapters/smora/
 import { lamda, lamdaFactors } from '../src/adapters/lamda/index.ts';
 import { frozenColumns } from '../src/adapters/lamda/config.ts';
 import { loca, moveLocations, fdOutput } from '../src/adapters/loca/index.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/reparam_b.json', import.meta.url), 'utf8'));
 const METHODS: Record<string, AdapterMethod> = { hydra, sltrain, fourierft, smora, lamda, loca };
@@ -157,7 +158,6 @@ before(async () => {
   data = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue.', 'Loved it!', 'Not great, far too long.'].map((t, i) => ({ ids: tok.encode(t), label: i % 2 }));
 });
 
-const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 const USE_CASES: [string, AdapterMethod, Record<string, unknown>][] = [
   ['hydra', hydra, { r_seq: 4, r_par: 2, init_weights: false }],
   ['sltrain', sltrain, { r: 4, density: 0.01, sparse_init: 'uniform', init_weights: false }],
@@ -175,12 +175,12 @@ for (const [name, method, cfg] of USE_CASES) {
     const mergeable = !!method.deltaWeight;
     const [ta, tm, tb] = [mk(model, set), mk(mergeable ? model.withWeights(set.mergeInto(model.weights)) : model, null), mk(model, null)];
     const [a, mrg, b] = [await ta.embed(data), await tm.embed(data), await tb.embed(data)];
-    assert.ok(maxDiff(a, b) > 1e-3, `the adapter must change outputs (max |Δ| ${maxDiff(a, b)})`);
-    if (mergeable) assert.ok(maxDiff(a, mrg) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(a, mrg)}`);
+    assert.ok(maxAbsDiff(a, b) > 1e-3, `the adapter must change outputs (max |Δ| ${maxAbsDiff(a, b)})`);
+    if (mergeable) assert.ok(maxAbsDiff(a, mrg) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(a, mrg)}`);
     else assert.throws(() => set.mergeInto(model.weights), /no dense ΔW/);
     set.enabled = false;
     const td = mk(model, set);
-    assert.ok(maxDiff(await td.embed(data), b) < 1e-6, 'disabled adapter must equal the base model');
+    assert.ok(maxAbsDiff(await td.embed(data), b) < 1e-6, 'disabled adapter must equal the base model');
     for (const t of [ta, tm, tb, td]) await t.release();
   });
 
@@ -193,7 +193,7 @@ for (const [name, method, cfg] of USE_CASES) {
     await t.release();
     for (const [k, v] of model.weights) assert.deepEqual(v.data, frozen.get(k), `frozen weight ${k} changed`);
     for (const k of set.params.keys()) assert.ok(k.includes(`.${name}_`), `${k} is not a ${name} parameter`);
-    for (const [k, v] of set.params) if (!k.endsWith('loca_locations')) assert.ok(maxDiff(v, init.get(k)!) > 0, `parameter ${k} did not train`);
+    for (const [k, v] of set.params) if (!k.endsWith('loca_locations')) assert.ok(maxAbsDiff(v, init.get(k)!) > 0, `parameter ${k} did not train`);
   });
 }
 
@@ -262,7 +262,7 @@ test('[loca] location step: each coefficient moves to the free neighbour with th
   await t.release();
   const after = set.params.get(key)!;
   assert.ok(after.every((v) => Number.isInteger(v)), 'locations stay integers');
-  assert.ok(maxDiff(after, before) > 0, 'some location moved');
+  assert.ok(maxAbsDiff(after, before) > 0, 'some location moved');
   const K = 32, cells = new Set<number>();
   for (let k = 0; k < K; k++) cells.add(after[k] * 256 + after[K + k]);
   assert.equal(cells.size, K, 'locations stay distinct');

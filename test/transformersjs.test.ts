@@ -11,7 +11,7 @@ import { before, describe, test } from 'node:test';
 import { AutoModel, env, pipeline, Tensor } from '@huggingface/transformers';
 import { makeProgram } from '../src/cli/main.ts';
 import { saveAdapter } from '../src/peft/adapter_files.ts';
-import { maxDiff } from './helpers/adapter_suite.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 import { bertWithGoldenLora, unmergedExportOutput } from './helpers/bert_lora.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-tjs-'));
@@ -48,7 +48,7 @@ for (const name of ['bert', 'roberta']) {
         });
         assert.deepEqual(out.last_hidden_state.dims, [b.B, b.T, fx.model.hiddenSize]);
         const ours = await unmergedExportOutput(fx.model, fx.set, 'last_hidden_state', b);
-        const d = maxDiff(out.last_hidden_state.data as Float32Array, ours);
+        const d = maxAbsDiff(out.last_hidden_state.data as Float32Array, ours);
         assert.ok(d < 1e-4, `transformers.js vs lorakit max |Δ| ${d}`);
       } finally {
         await model.dispose();
@@ -65,7 +65,7 @@ for (const name of ['bert', 'roberta']) {
         const T = ids.length;
         const ours = await unmergedExportOutput(fx.model, fx.set, 'last_hidden_state', { B: 1, T, ids: BigInt64Array.from(ids, BigInt), mask: new Float32Array(T).fill(1) });
         assert.deepEqual(out.dims, [1, T, fx.model.hiddenSize]);
-        const d = maxDiff(out.data as Float32Array, ours);
+        const d = maxAbsDiff(out.data as Float32Array, ours);
         assert.ok(d < 1e-4, `pipeline vs lorakit max |Δ| ${d}`);
       } finally {
         await extractor.dispose();

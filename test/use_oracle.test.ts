@@ -11,6 +11,7 @@ import { USE_MODULE_NAMES, UseWeights, buildUse, loadUseWeights, padUseBatch } f
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { useTfjsEmbed } from './helpers/use_tfjs_oracle.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -47,13 +48,6 @@ function imdbSample(encode: (s: string) => number[], mid: number, long: number):
     else if (n > 128 && b.length < long) b.push(t);
   }
   return [...a, ...b];
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 describe('USE lite graph vs original tfjs graph model', () => {

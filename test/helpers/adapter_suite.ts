@@ -17,6 +17,7 @@ import { loadPeftAdapter, saveAdapter } from '../../src/peft/adapter_files.ts';
 import { padBatch, PeftModel, TokenBatch } from '../../src/peft/multi.ts';
 import { UseTokenizer } from '../../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer } from '../../src/train/trainer.ts';
+import { maxAbsDiff } from './arrays.ts';
 
 export interface AdapterCase {
   /** Test label. */
@@ -30,13 +31,6 @@ export interface AdapterCase {
 }
 
 const TEXTS = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue; I walked out.', 'Loved it!', 'Not great, not terrible, just long.'];
-
-export const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 let model: EncoderModel;
 let batch: TokenBatch;
@@ -75,19 +69,19 @@ export function runAdapterSuite(): void {
       const set = mk(1);
       if (c.residualInit) {
         // W_res + s·B·A = W0: at init the model is unchanged; then "train" it.
-        assert.ok(maxDiff(await run(model, set), baseOut) < 1e-4, 'residual init must leave outputs unchanged');
+        assert.ok(maxAbsDiff(await run(model, set), baseOut) < 1e-4, 'residual init must leave outputs unchanged');
         for (const v of set.params.values()) for (let i = 0; i < v.length; i += 3) v[i] += 0.05;
       }
       const un = await run(model, set);
-      assert.ok(maxDiff(un, baseOut) > 1e-3, 'the adapter must change outputs, or the checks prove nothing');
+      assert.ok(maxAbsDiff(un, baseOut) > 1e-3, 'the adapter must change outputs, or the checks prove nothing');
       const merged = await run(model.withWeights(set.mergeInto(model.weights)));
-      assert.ok(maxDiff(un, merged) < 1e-4, `merged vs unmerged max |Δ| ${maxDiff(un, merged)}`);
+      assert.ok(maxAbsDiff(un, merged) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(un, merged)}`);
       set.enabled = false;
-      assert.ok(maxDiff(await run(model, set), baseOut) < 1e-6, 'disabled adapter must equal the base model');
+      assert.ok(maxAbsDiff(await run(model, set), baseOut) < 1e-6, 'disabled adapter must equal the base model');
       const pm = new PeftModel(model, { threads: 2 });
       pm.addAdapter('a', mk(1));
       pm.disableAdapters();
-      assert.ok(maxDiff((await pm.run(batch)).data as Float32Array, baseOut) < 1e-6);
+      assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, baseOut) < 1e-6);
       await pm.release();
     });
 
@@ -99,7 +93,7 @@ export function runAdapterSuite(): void {
       const loaded = loadPeftAdapter(model, dir, { name: 'mine', warn: () => {} });
       assert.equal(loaded.set.method.name, c.method.name);
       for (const [k, v] of set.params) assert.deepEqual(loaded.set.params.get(k), v, `param ${k}`);
-      assert.equal(maxDiff(await run(model, loaded.set), await run(model, set)), 0);
+      assert.equal(maxAbsDiff(await run(model, loaded.set), await run(model, set)), 0);
       if (c.residualInit) {
         // PiSSA/OLoRA → LoRA on save: r×2, alpha×2, loads on the *original* base as a plain LoRA.
         for (const v of set.params.values()) for (let i = 0; i < v.length; i += 7) v[i] += 0.01; // "trained"
@@ -110,7 +104,7 @@ export function runAdapterSuite(): void {
         assert.equal(cfg.init_lora_weights, true);
         const plain = loadPeftAdapter(model, conv, { warn: () => {} });
         assert.equal(plain.set.baseOverrides.size, 0);
-        assert.ok(maxDiff(await run(model, plain.set), await run(model, set)) < 1e-4, 'converted adapter must give the same outputs');
+        assert.ok(maxAbsDiff(await run(model, plain.set), await run(model, set)) < 1e-4, 'converted adapter must give the same outputs');
       }
     });
 
@@ -124,7 +118,7 @@ export function runAdapterSuite(): void {
       await t.release();
       for (const [k, v] of model.weights) assert.deepEqual(v.data, frozen.get(k), `frozen weight ${k} changed`);
       for (const [k, v] of set.baseOverrides) assert.deepEqual(v, overrides.get(k), `residual base ${k} changed`);
-      for (const [k, v] of set.params) assert.ok(maxDiff(v, init.get(k)!) > 0, `adapter parameter ${k} did not train`);
+      for (const [k, v] of set.params) assert.ok(maxAbsDiff(v, init.get(k)!) > 0, `adapter parameter ${k} did not train`);
     });
 
     test(`[${c.name}] several adapters: switch, delete, combine, mixed batch`, async () => {
@@ -134,11 +128,11 @@ export function runAdapterSuite(): void {
       const pm = new PeftModel(model, { threads: 2 });
       pm.addAdapter('a', a);
       pm.addAdapter('b', b);
-      assert.equal(maxDiff((await pm.run(batch)).data as Float32Array, outA), 0, "the first adapter is active");
+      assert.equal(maxAbsDiff((await pm.run(batch)).data as Float32Array, outA), 0, "the first adapter is active");
       pm.setAdapter('b');
-      assert.equal(maxDiff((await pm.run(batch)).data as Float32Array, outB), 0);
+      assert.equal(maxAbsDiff((await pm.run(batch)).data as Float32Array, outB), 0);
       pm.disableAdapters();
-      assert.ok(maxDiff((await pm.run(batch)).data as Float32Array, baseOut) < 1e-6);
+      assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, baseOut) < 1e-6);
       pm.enableAdapters();
       if (c.method.combinable) {
         // 'cat' combination == merging 0.7·ΔW_a + 0.3·ΔW_b
@@ -153,7 +147,7 @@ export function runAdapterSuite(): void {
           for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) merged[site.layout === 'out_in' ? i * n + j : j * m + i] += 0.7 * dA[i * n + j] + 0.3 * dB[i * n + j];
           w.set(site.weightKey, { shape: base.shape, data: merged });
         }
-        assert.ok(maxDiff((await pm.run(batch)).data as Float32Array, await run(model.withWeights(w))) < 1e-4, 'cat combination');
+        assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, await run(model.withWeights(w))) < 1e-4, 'cat combination');
         pm.addWeightedAdapter(['a', 'b'], [0.5, 0.5], 'lin', 'linear');
         // Mixed batch: each row equals running that row alone with its adapter.
         const rows: (string | null)[] = ['a', 'b', null, 'ab'];
@@ -165,7 +159,7 @@ export function runAdapterSuite(): void {
           else pm.disableAdapters();
           const alone = (await pm.run(one)).data as Float32Array;
           pm.enableAdapters();
-          assert.ok(maxDiff(mixed.subarray(r * h, (r + 1) * h), alone) < 1e-5, `row ${r} (${rows[r]}) differs from running it alone`);
+          assert.ok(maxAbsDiff(mixed.subarray(r * h, (r + 1) * h), alone) < 1e-5, `row ${r} (${rows[r]}) differs from running it alone`);
         }
       }
       pm.deleteAdapter('a');

@@ -1,0 +1,24 @@
+// Shared numeric comparison for tests.
+import assert from 'node:assert/strict';
+
+/** max |a[i] − b[i]|; the arrays must have the same length (a shorter one would hide missing outputs). */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, `maxAbsDiff: lengths differ (${a.length} vs ${b.length})`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/**
+ * Asserts max |got − ref| / max |ref| < tol over ref's entries: a gradient
+ * compared at the scale of its largest entry. A zero reference fails, as it would prove nothing.
+ */
+export function assertGradClose(got: ArrayLike<number>, ref: ArrayLike<number>, tol: number, name: string): void {
+  let num = 0, den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - ref[i]));
+    den = Math.max(den, Math.abs(ref[i]));
+  }
+  assert.ok(den > 0, `${name}: reference gradient is zero`);
+  assert.ok(num / den < tol, `${name}: max |Δ| / max |ref| = ${num / den}`);
+}
