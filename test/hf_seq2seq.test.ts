@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { Graph } from '../src/graph/ir.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { loraConfigSchema } from '../src/adapters/lora/config.ts';
@@ -20,6 +19,7 @@ import {
 import { t5Bucket } from '../src/models/t5.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';
+import { seq2seqLogitsGraph } from './helpers/seq2seq_logits.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
 const NAMES = ['t5-tiny', 't5-gated-tiny', 'bart-tiny'];
@@ -75,13 +75,7 @@ for (const name of NAMES) {
     });
 
     test('logits match PyTorch (1e-4) and the seq2seq loss', async () => {
-      const g = new Graph('logits');
-      const inputIds = g.input('input_ids', 'int64', ['B', 'S']);
-      const attentionMask = g.input('attention_mask', 'float32', ['B', 'S']);
-      const decoderInputIds = g.input('decoder_input_ids', 'int64', ['B', 'T']);
-      const cross = model.crossKv(g, model.encode(g, { inputIds, attentionMask }, plainLinear), plainLinear);
-      g.output('logits', model.decode(g, { decoderInputIds, encoderAttentionMask: attentionMask, cross }, plainLinear).logits);
-      const cg = await CompiledGraph.compile(g, { threads: 1 });
+      const cg = await CompiledGraph.compile(seq2seqLogitsGraph(model, plainLinear, 'logits'), { threads: 1 });
       const f = seq2seqFeeds(model, batch, null);
       const out = (await cg.run({ input_ids: f.input_ids, attention_mask: f.attention_mask, decoder_input_ids: f.decoder_input_ids })).logits;
       await cg.release();

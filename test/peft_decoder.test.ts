@@ -27,7 +27,9 @@ import { saveAdapter } from '../src/peft/adapter_files.ts';
 import { padBatch, PeftModel, type TokenBatch } from '../src/peft/multi.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';
+import { labelCrossEntropy } from './helpers/label_loss.ts';
 import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
+import { seq2seqLogitsGraph } from './helpers/seq2seq_logits.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-peft-dec-'));
@@ -46,26 +48,6 @@ interface Golden { input_ids: number[][]; attention_mask: number[][]; labels: nu
 const golden = (name: string): Golden => JSON.parse(fs.readFileSync(path.join(FIXTURES, name, 'golden.json'), 'utf8'));
 const goldenBatch = (g: Golden): TokenBatch => ({ B: g.input_ids.length, T: g.input_ids[0].length, ids: BigInt64Array.from(g.input_ids.flat(), BigInt), mask: Float32Array.from(g.attention_mask.flat()) });
 const realSeqs = (g: Golden) => g.input_ids.map((row, b) => row.filter((_, t) => g.attention_mask[b][t] === 1));
-
-/** HF causal-LM loss (logits[:, :-1] vs labels[:, 1:], −100 ignored), computed here from the logits. */
-function lmLoss(logits: Float32Array, labels: number[][], V: number): number {
-  const T = labels[0].length;
-  let sum = 0, n = 0;
-  labels.forEach((row, b) => {
-    for (let t = 0; t + 1 < T; t++) {
-      const y = row[t + 1];
-      if (y === -100) continue;
-      const o = (b * T + t) * V;
-      let mx = -Infinity;
-      for (let v = 0; v < V; v++) mx = Math.max(mx, logits[o + v]);
-      let z = 0;
-      for (let v = 0; v < V; v++) z += Math.exp(logits[o + v] - mx);
-      sum += mx + Math.log(z) - logits[o + y];
-      n++;
-    }
-  });
-  return sum / n;
-}
 
 async function decoderLogits(model: DecoderModel, batch: TokenBatch, set?: AdapterSet): Promise<Float32Array> {
   const pm = new PeftModel(model, { threads: 2 });
@@ -111,7 +93,7 @@ for (const name of ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny', 'mistral-tiny']) {
       const base = await decoderLogits(model, batch);
       assert.ok(maxAbsDiff(unmerged, base) > 1e-3, 'the adapter must change the logits');
       assert.ok(maxAbsDiff(got, unmerged) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(got, unmerged)}`);
-      const loss = lmLoss(got, gold.labels, model.config.vocabSize);
+      const loss = labelCrossEntropy(got, gold.labels, model.config.vocabSize, 1);
       assert.ok(Math.abs(loss - gold.lora_loss) < 1e-4 * Math.max(1, gold.lora_loss), `merged loss ${loss} vs PyTorch ${gold.lora_loss}`);
       if (name === 'gpt2-tiny') {
         // Conv1D (fan_in_fan_out): the file's weight is [in, out], so W'[j][i] = W0[j][i] + s·(B·A)[i][j].
@@ -244,12 +226,7 @@ for (const name of ['t5-tiny', 'bart-tiny']) {
       decoder_input_ids: { data: BigInt64Array.from(gold.decoder_input_ids!.flat(), BigInt), dims: [B, T] },
     };
     const logits = async (m: Seq2SeqModel, linear: LinearFn, params?: AdapterSet) => {
-      const g = new Graph('seq2seq-logits');
-      const inputIds = g.input('input_ids', 'int64', ['B', 'S']), attentionMask = g.input('attention_mask', 'float32', ['B', 'S']);
-      const decoderInputIds = g.input('decoder_input_ids', 'int64', ['B', 'T']);
-      const cross = m.crossKv(g, m.encode(g, { inputIds, attentionMask }, linear), linear);
-      g.output('logits', m.decode(g, { decoderInputIds, encoderAttentionMask: attentionMask, cross }, linear).logits);
-      const cg = await CompiledGraph.compile(g, { threads: 2 });
+      const cg = await CompiledGraph.compile(seq2seqLogitsGraph(m, linear), { threads: 2 });
       const f: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = { ...feeds };
       for (const [k, v] of params?.params ?? []) f[k] = { data: v, dims: params!.shapes.get(k)! };
       const res = (await cg.run(f)).logits.data as Float32Array;
@@ -296,7 +273,7 @@ for (const name of ['gpt2-tiny', 'llama-tiny']) {
       pm.setAdapter('gold');
       const out = await pm.run(batch);
       assert.deepEqual(out.dims, [batch.B, batch.T, model.config.vocabSize]);
-      const loss = lmLoss(out.data as Float32Array, gold.labels, model.config.vocabSize);
+      const loss = labelCrossEntropy(out.data as Float32Array, gold.labels, model.config.vocabSize, 1);
       assert.ok(Math.abs(loss - gold.lora_loss) < 1e-4 * Math.max(1, gold.lora_loss), `loss ${loss} vs PyTorch ${gold.lora_loss}`);
 
       const g = new Graph('base');

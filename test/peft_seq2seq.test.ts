@@ -19,7 +19,6 @@ import { AutoModelForSeq2SeqLM, env, pipeline, Tensor } from '@huggingface/trans
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { makeProgram } from '../src/cli/main.ts';
-import { Graph } from '../src/graph/ir.ts';
 import { plainLinear } from '../src/models/decoder.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
 import { Seq2SeqGenerator, type Seq2SeqModel } from '../src/models/seq2seq.ts';
@@ -27,7 +26,9 @@ import { saveAdapter } from '../src/peft/adapter_files.ts';
 import { padBatch, padDecoderIds, PeftModel, type DecoderIds, type TokenBatch } from '../src/peft/multi.ts';
 import { CompiledGraph, type HostTensor } from '../src/runtime/session.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';
+import { labelCrossEntropy } from './helpers/label_loss.ts';
 import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
+import { seq2seqLogitsGraph } from './helpers/seq2seq_logits.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-peft-s2s-'));
@@ -47,31 +48,9 @@ const encBatch = (g: Golden): TokenBatch => ({ B: g.input_ids.length, T: g.input
 const decIds = (g: Golden): DecoderIds => ({ B: g.decoder_input_ids.length, T: g.decoder_input_ids[0].length, ids: BigInt64Array.from(g.decoder_input_ids.flat(), BigInt) });
 const realSeqs = (g: Golden) => g.input_ids.map((row, b) => row.filter((_, t) => g.attention_mask[b][t] === 1));
 
-/** Mean cross-entropy of logits [B, T, V] against HF labels (−100 ignored), computed here from the logits. */
-function seq2seqLoss(logits: Float32Array, labels: number[][], V: number): number {
-  const T = labels[0].length;
-  let sum = 0, n = 0;
-  labels.forEach((row, b) => row.forEach((y, t) => {
-    if (y === -100) return;
-    const o = (b * T + t) * V;
-    let mx = -Infinity;
-    for (let v = 0; v < V; v++) mx = Math.max(mx, logits[o + v]);
-    let z = 0;
-    for (let v = 0; v < V; v++) z += Math.exp(logits[o + v] - mx);
-    sum += mx + Math.log(z) - logits[o + y];
-    n++;
-  }));
-  return sum / n;
-}
-
 /** lorakit's base model logits from its own graph builders (not through PeftModel). */
 async function baseLogits(model: Seq2SeqModel, enc: TokenBatch, dec: DecoderIds): Promise<Float32Array> {
-  const g = new Graph('base-seq2seq');
-  const inputIds = g.input('input_ids', 'int64', ['B', 'S']), attentionMask = g.input('attention_mask', 'float32', ['B', 'S']);
-  const decoderInputIds = g.input('decoder_input_ids', 'int64', ['B', 'T']);
-  const cross = model.crossKv(g, model.encode(g, { inputIds, attentionMask }, plainLinear), plainLinear);
-  g.output('logits', model.decode(g, { decoderInputIds, encoderAttentionMask: attentionMask, cross }, plainLinear).logits);
-  const cg = await CompiledGraph.compile(g, { threads: 2 });
+  const cg = await CompiledGraph.compile(seq2seqLogitsGraph(model, plainLinear, 'base-seq2seq'), { threads: 2 });
   try {
     return (await cg.run({ input_ids: { data: enc.ids, dims: [enc.B, enc.T] }, attention_mask: { data: enc.mask, dims: [enc.B, enc.T] }, decoder_input_ids: { data: dec.ids, dims: [dec.B, dec.T] } })).logits.data as Float32Array;
   } finally {
@@ -128,7 +107,7 @@ for (const name of ['t5-tiny', 'bart-tiny']) {
       pm.setAdapter('gold');
       const out = await pm.run(enc, dec);
       assert.deepEqual(out.dims, [enc.B, dec.T, V]);
-      const loss = seq2seqLoss(out.data as Float32Array, gold.labels, V);
+      const loss = labelCrossEntropy(out.data as Float32Array, gold.labels, V);
       assert.ok(Math.abs(loss - gold.lora_loss) < 1e-4 * Math.max(1, gold.lora_loss), `loss ${loss} vs PyTorch ${gold.lora_loss}`);
 
       pm.disableAdapters();
