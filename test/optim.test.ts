@@ -14,6 +14,7 @@ import {
   linearWarmupDecay,
   makeSchedule,
 } from "../src/optim/schedules.ts";
+import { hasTorch, PY } from "./helpers/torch.ts";
 
 interface GoldenStep {
   grads: Record<string, number[]>;
@@ -209,13 +210,12 @@ test("schedules: transformers formulas", () => {
 });
 
 test("golden generator is runnable (skips without python torch)", (t) => {
-  const probe = spawnSync("/usr/bin/python3", ["-c", "import torch"], { encoding: "utf8" });
-  if (probe.status !== 0) {
+  if (!hasTorch) {
     t.skip("python3 with torch not available; the committed fixture is used");
     return;
   }
   const out = join(mkdtempSync(join(tmpdir(), "lorakit-golden-")), "g.json");
-  const r = spawnSync("/usr/bin/python3", [new URL("../tools/reference/adamw_golden.py", import.meta.url).pathname, out], {
+  const r = spawnSync(PY, [new URL("../tools/reference/adamw_golden.py", import.meta.url).pathname, out], {
     encoding: "utf8",
   });
   assert.equal(r.status, 0, r.stderr);

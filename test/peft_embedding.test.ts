@@ -27,22 +27,15 @@ import { AdapterLoadError, loadPeftAdapter, saveAdapter } from '../src/peft/adap
 import { combineAdapters, mixedLinear, tiedTargets } from '../src/peft/multi.ts';
 import { CompiledGraph, HostTensor } from '../src/runtime/session.ts';
 import { buildCausalLmGraph, causalLmFeeds, causalLmLoss, shiftLabels } from '../src/train/causal_lm.ts';
+import { hasTorch, PY } from './helpers/torch.ts';
+import { assertGradClose } from './helpers/arrays.ts';
 
 const FIX = new URL('./fixtures/', import.meta.url).pathname;
 const REF = path.join(FIX, 'peft_embedding');
 const SCRIPT = path.join(FIX, '..', '..', 'tools', 'reference', 'peft_embedding_reference.py');
-const PY = '/usr/bin/python3';
 const CASES = { bert: 'bert', gpt2: 'gpt2-tiny', llama: 'llama-tiny' } as const;
 type CaseName = keyof typeof CASES;
 const EMBEDDING: Record<CaseName, string> = { bert: 'bert.embeddings.word_embeddings', gpt2: 'transformer.wte', llama: 'model.embed_tokens' };
-const hasTorch = (() => {
-  try {
-    execFileSync(PY, ['-c', 'import torch'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-peft-emb-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -142,14 +135,7 @@ for (const name of Object.keys(CASES) as CaseName[]) {
     // Gradients of every adapter tensor, the embedding's included (padding_idx rows get none, as F.embedding).
     assert.deepEqual(Object.keys(un.grads).sort(), Object.keys(c.expected.grads).sort());
     for (const [k, ref] of Object.entries<number[]>(c.expected.grads)) {
-      const got = un.grads[k];
-      let num = 0, den = 0;
-      for (let i = 0; i < ref.length; i++) {
-        num = Math.max(num, Math.abs(got[i] - ref[i]));
-        den = Math.max(den, Math.abs(ref[i]));
-      }
-      assert.ok(den > 0, `${k}: reference gradient is zero`);
-      assert.ok(num / den < 1e-3, `${k}: max |Δ| / max |ref| = ${num / den}`);
+      assertGradClose(un.grads[k], ref, 1e-3, k);
     }
     if (c.expected.padding_idx !== null) {
       const V = emb!.inFeatures, pad = c.expected.padding_idx as number;
