@@ -11,37 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadPeftAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
 import { mergeAdapters } from '../src/peft/export.ts';
-import { PeftModel, TokenBatch } from '../src/peft/multi.ts';
 import { fourierftIndices } from '../src/adapters/fourierft/index.ts';
 import { moduleConfig } from '../src/adapters/fourierft/config.ts';
-import type { EncoderModel } from '../src/models/types.ts';
-import type { AdapterSet } from '../src/adapters/inject.ts';
-import { PEFT_REF, tinyModel } from './helpers/tiny_model.ts';
+import { PEFT_REF, refInputs, refLogits, tinyModel } from './helpers/tiny_model.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
 const DIR = path.join(PEFT_REF, '..', 'peft_fourierft');
 const EXP = JSON.parse(fs.readFileSync(path.join(DIR, 'expected.json'), 'utf8'));
-const inputs = JSON.parse(fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'));
-const batch: TokenBatch = {
-  ids: BigInt64Array.from(inputs.input_ids.flat(), (x: number) => BigInt(x)),
-  mask: Float32Array.from(inputs.attention_mask.flat()),
-  B: inputs.input_ids.length,
-  T: inputs.input_ids[0].length,
-};
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-
-async function logits(model: EncoderModel, set?: AdapterSet) {
-  const pm = new PeftModel(model, { threads: 1 });
-  if (set) pm.addAdapter('default', set);
-  const out = (await pm.run(batch)).data as Float32Array;
-  await pm.release();
-  return out;
-}
 
 test('PEFT → lorakit: FourierFT at PEFT\'s locations (n_frequency_pattern too) gives the reference logits, unmerged and merged', async () => {
   const model = tinyModel();
@@ -55,11 +31,11 @@ test('PEFT → lorakit: FourierFT at PEFT\'s locations (n_frequency_pattern too)
     const { u, v } = fourierftIndices(site.outFeatures, site.inFeatures, c);
     assert.deepEqual(Array.from(u, (uu, k) => uu * site.inFeatures + v[k]), want.locations, `${site.name}: locations`);
   }
-  const un = await logits(model, set);
-  assert.ok(maxDiff(un, inputs.base_logits) > 1e-2, 'the adapter must change outputs');
-  assert.ok(maxDiff(un, EXP.unmerged) < 1e-4, `unmerged max |Δ| ${maxDiff(un, EXP.unmerged)}`);
-  const merged = await logits(model.withWeights(mergeAdapters(model, [DIR], undefined, () => {})));
-  assert.ok(maxDiff(merged, EXP.merged) < 1e-4, `merged max |Δ| ${maxDiff(merged, EXP.merged)}`);
+  const un = await refLogits(model, set);
+  assert.ok(maxAbsDiff(un, refInputs.base_logits) > 1e-2, 'the adapter must change outputs');
+  assert.ok(maxAbsDiff(un, EXP.unmerged) < 1e-4, `unmerged max |Δ| ${maxAbsDiff(un, EXP.unmerged)}`);
+  const merged = await refLogits(model.withWeights(mergeAdapters(model, [DIR], undefined, () => {})));
+  assert.ok(maxAbsDiff(merged, EXP.merged) < 1e-4, `merged max |Δ| ${maxAbsDiff(merged, EXP.merged)}`);
 
   // Re-saved by lorakit (only the seed and the spectra, as PEFT), reloaded: the same outputs.
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-fourierft-resave-'));
@@ -68,5 +44,5 @@ test('PEFT → lorakit: FourierFT at PEFT\'s locations (n_frequency_pattern too)
   assert.equal(saved.peft_type, 'FOURIERFT');
   assert.equal(saved.random_loc_seed, 777);
   assert.deepEqual(saved.n_frequency_pattern, { up_proj: 40, 'model.layers.1.mlp.down_proj': 10 });
-  assert.equal(maxDiff(await logits(model, loadPeftAdapter(model, out, { warn: () => {} }).set), un), 0);
+  assert.equal(maxAbsDiff(await refLogits(model, loadPeftAdapter(model, out, { warn: () => {} }).set), un), 0);
 });

@@ -16,45 +16,16 @@ import { lora } from '../src/adapters/lora/index.ts';
 import { dora } from '../src/adapters/dora/index.ts';
 import { TargetError } from '../src/adapters/targets.ts';
 import { loadPeftAdapter, saveAdapter, AdapterLoadError } from '../src/peft/adapter_files.ts';
-import { buildForwardGraph, PeftModel, TokenBatch } from '../src/peft/multi.ts';
+import { buildForwardGraph } from '../src/peft/multi.ts';
 import { grad } from '../src/autodiff/grad.ts';
 import * as op from '../src/graph/ops.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
-import { PEFT_REF, tinyModel } from './helpers/tiny_model.ts';
+import { PEFT_REF, refBatch, refInputs, refLogits, tinyModel } from './helpers/tiny_model.ts';
+import { hasTorch, PY } from './helpers/torch.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
 
-const inputs = JSON.parse(fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'));
-const batch: TokenBatch = {
-  ids: BigInt64Array.from(inputs.input_ids.flat(), (x: number) => BigInt(x)),
-  mask: Float32Array.from(inputs.attention_mask.flat()),
-  B: inputs.input_ids.length,
-  T: inputs.input_ids[0].length,
-};
 const CASES = ['lora', 'rslora', 'dora', 'modules_to_save', 'rank_pattern', 'lora_only_bias'];
-const PY = '/usr/bin/python3';
 const SCRIPT = path.join(PEFT_REF, '..', '..', '..', 'tools', 'reference', 'peft_reference.py');
-const hasTorch = (() => {
-  try {
-    execFileSync(PY, ['-c', 'import torch'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-
-async function outputs(weightsModel = tinyModel(), set?: AdapterSet) {
-  const pm = new PeftModel(weightsModel, { threads: 1 });
-  if (set) pm.addAdapter('default', set);
-  const out = (await pm.run(batch)).data as Float32Array;
-  await pm.release();
-  return out;
-}
 
 function pythonCheck(dir: string) {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-pycheck-')), 'out.json');
@@ -70,22 +41,22 @@ for (const name of CASES) {
     const loaded = loadPeftAdapter(model, path.join(PEFT_REF, name), { warn: (m) => warnings.push(m) });
     assert.deepEqual(warnings, [], 'a PEFT 0.20 config has only known fields');
     if (name === 'dora') assert.equal(loaded.set.method.name, 'dora');
-    const un = await outputs(model, loaded.set);
-    assert.ok(maxDiff(un, inputs.base_logits) > 1e-2, 'the adapter must change outputs');
-    assert.ok(maxDiff(un, expected.unmerged) < 1e-5, `unmerged max |Δ| ${maxDiff(un, expected.unmerged)}`);
-    const merged = await outputs(model.withWeights(loaded.set.mergeInto(model.weights)));
-    assert.ok(maxDiff(merged, expected.merged) < 1e-5, `merged max |Δ| ${maxDiff(merged, expected.merged)}`);
+    const un = await refLogits(model, loaded.set);
+    assert.ok(maxAbsDiff(un, refInputs.base_logits) > 1e-2, 'the adapter must change outputs');
+    assert.ok(maxAbsDiff(un, expected.unmerged) < 1e-5, `unmerged max |Δ| ${maxAbsDiff(un, expected.unmerged)}`);
+    const merged = await refLogits(model.withWeights(loaded.set.mergeInto(model.weights)));
+    assert.ok(maxAbsDiff(merged, expected.merged) < 1e-5, `merged max |Δ| ${maxAbsDiff(merged, expected.merged)}`);
 
     // Gradients w.r.t. every adapter tensor (DoRA: the norm is detached, as in PEFT).
     const { graph } = buildForwardGraph(model, loaded.set.linear({ training: false }));
     const out = graph.outputs[0].value;
-    const n = batch.B * 3;
+    const n = refBatch.B * 3;
     const coef = Float32Array.from({ length: n }, (_, i) => i / n - 0.5);
-    const loss = op.reduceSum(op.mul(out, graph.const(coef, [batch.B, 3], 'float32')), [0, 1], false);
+    const loss = op.reduceSum(op.mul(out, graph.const(coef, [refBatch.B, 3], 'float32')), [0, 1], false);
     const params = graph.params();
     grad(loss, params).forEach((gv, i) => graph.output(`grad.${params[i].leaf!.name}`, gv));
     const cg = await CompiledGraph.compile(graph, { threads: 1 });
-    const feeds: Record<string, any> = { input_ids: { data: batch.ids, dims: [batch.B, batch.T] }, attention_mask: { data: batch.mask, dims: [batch.B, batch.T] } };
+    const feeds: Record<string, any> = { input_ids: { data: refBatch.ids, dims: [refBatch.B, refBatch.T] }, attention_mask: { data: refBatch.mask, dims: [refBatch.B, refBatch.T] } };
     for (const [k, v] of loaded.set.params) feeds[k] = { data: v, dims: loaded.set.shapes.get(k)! };
     const res = await cg.run(feeds);
     await cg.release();
@@ -93,7 +64,7 @@ for (const name of CASES) {
     for (const [k, gref] of Object.entries(expected.grads as Record<string, number[]>)) {
       const got = res[`grad.${k}`].data as Float32Array;
       const scale = Math.max(1, ...gref.map(Math.abs));
-      assert.ok(maxDiff(got, gref) < 1e-4 * scale, `grad ${k}: max |Δ| ${maxDiff(got, gref)}`);
+      assert.ok(maxAbsDiff(got, gref) < 1e-4 * scale, `grad ${k}: max |Δ| ${maxAbsDiff(got, gref)}`);
     }
 
     // lorakit → PEFT: the same adapter written by lorakit has the reference's keys and shapes.
@@ -112,7 +83,7 @@ for (const name of CASES) {
     if (hasTorch) {
       const py = pythonCheck(dir);
       assert.deepEqual([py.missing, py.unexpected], [[], []]);
-      assert.ok(maxDiff(py.logits, un) < 1e-5, `reference on lorakit's file: max |Δ| ${maxDiff(py.logits, un)}`);
+      assert.ok(maxAbsDiff(py.logits, un) < 1e-5, `reference on lorakit's file: max |Δ| ${maxAbsDiff(py.logits, un)}`);
     }
   });
 }
@@ -130,10 +101,10 @@ test('lorakit-trained adapters (LoRA, DoRA, rank_pattern) load in the reference 
     set.params.get('base_model.model.classifier.bias')![0] += 0.5;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-trained-'));
     saveAdapter(dir, set, { baseModel: 'tiny', peftConfig: { config: { rank_pattern: { down_proj: 2 } } as any, unknown: {} } });
-    const ours = await outputs(model, set);
+    const ours = await refLogits(model, set);
     const py = pythonCheck(dir);
     assert.deepEqual([py.missing, py.unexpected], [[], []]);
-    assert.ok(maxDiff(py.logits, ours) < 1e-5, `${method.name}: max |Δ| ${maxDiff(py.logits, ours)}`);
+    assert.ok(maxAbsDiff(py.logits, ours) < 1e-5, `${method.name}: max |Δ| ${maxAbsDiff(py.logits, ours)}`);
   }
 });
 

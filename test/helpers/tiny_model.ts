@@ -1,6 +1,8 @@
 // The tiny Hugging Face-named model of tools/reference/peft_reference.py as a
-// lorakit EncoderModel (its `build` returns the classifier logits), plus a
-// forward runner. Weights come from test/fixtures/peft_ref/model.safetensors.
+// lorakit EncoderModel (its `build` returns the classifier logits), the
+// reference's input batch and a PeftModel runner. Weights come from
+// test/fixtures/peft_ref/model.safetensors, inputs from peft_ref/inputs.json.
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Graph, Value } from '../../src/graph/ir.ts';
@@ -8,6 +10,8 @@ import * as op from '../../src/graph/ops.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../../src/models/types.ts';
 import { CompiledGraph } from '../../src/runtime/session.ts';
+import { PeftModel, TokenBatch } from '../../src/peft/multi.ts';
+import type { AdapterSet } from '../../src/adapters/inject.ts';
 
 export const PEFT_REF = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'peft_ref');
 const V = 20, H = 8, I = 12, C = 3, LAYERS = 2;
@@ -59,3 +63,23 @@ export function tinyModel(weights?: WeightMap): EncoderModel {
 }
 
 export const plainLinear: LinearFn = (site, x, W, b) => (site.layout === 'in_out' ? op.linear(x, W, b) : op.linearT(x, W, b));
+
+/** The reference's inputs (token ids, mask) and its base-model logits. */
+export const refInputs: { input_ids: number[][]; attention_mask: number[][]; base_logits: number[] } = JSON.parse(
+  fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'),
+);
+export const refBatch: TokenBatch = {
+  ids: BigInt64Array.from(refInputs.input_ids.flat(), (x: number) => BigInt(x)),
+  mask: Float32Array.from(refInputs.attention_mask.flat()),
+  B: refInputs.input_ids.length,
+  T: refInputs.input_ids[0].length,
+};
+
+/** Logits of `model` (with `set` as the active adapter, if given) on refBatch. */
+export async function refLogits(model: EncoderModel, set?: AdapterSet): Promise<Float32Array> {
+  const pm = new PeftModel(model, { threads: 1 });
+  if (set) pm.addAdapter('default', set);
+  const out = (await pm.run(refBatch)).data as Float32Array;
+  await pm.release();
+  return out;
+}
