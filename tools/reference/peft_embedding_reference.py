@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import os
-import re
 
 import torch
 import torch.nn as nn
@@ -47,7 +46,7 @@ import torch.nn.functional as F
 
 import hf_bert_family as hb
 import hf_decoders as hd
-from peft_reference import full_config, read_safetensors
+from peft_reference import flat, full_config, is_target, read_safetensors, site_cfg
 from safetensors_file import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,28 +69,10 @@ CASES = {
 }
 
 
-def flat(t):
-    return [float(f"{x:.9g}") for x in t.detach().reshape(-1).tolist()]
-
-
-def is_target(cfg, name):
-    t = cfg["target_modules"]
-    if isinstance(t, str):
-        return re.fullmatch(t, name) is not None
-    return name in t or any(name.endswith("." + k) for k in t)
-
-
-def pattern_value(pattern, name, default):
-    for k, v in (pattern or {}).items():
-        if re.match(rf"(.*\.)?({k})$", name):
-            return v
-    return default
-
-
 def scaling(cfg, name):
-    r = pattern_value(cfg.get("rank_pattern"), name, cfg["r"])
-    alpha = pattern_value(cfg.get("alpha_pattern"), name, cfg["lora_alpha"])
-    return r, (alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r)
+    """(r, s) of a module: PEFT's rank/alpha patterns and rsLoRA, as for linear layers."""
+    r, _, s = site_cfg(cfg, name)
+    return r, s
 
 
 # ---- the base models (the committed HF fixture folders) ----
