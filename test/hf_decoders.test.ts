@@ -26,7 +26,7 @@ import { runGenerate } from '../src/cli/generate.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
 import { encodeCausalLm, readCausalLmJsonl, runCausalLmJob } from '../src/tasks/causal_lm.ts';
 import { writeFileSync } from 'node:fs';
-import { assertGradClose, maxAbsDiff } from './helpers/arrays.ts';
+import { assertGradClose, maskedMaxAbsDiff, maxAbsDiff } from './helpers/arrays.ts';
 
 const FIXTURES = new URL('./fixtures/hf/', import.meta.url).pathname;
 const NAMES = ['gpt2-tiny', 'llama-tiny', 'qwen2-tiny', 'mistral-tiny'];
@@ -75,11 +75,7 @@ for (const name of NAMES) {
       const V = model.config.vocabSize;
       assert.deepEqual(out.logits.dims, [batch.B, batch.T, V]);
       const L = out.logits.data as Float32Array;
-      let maxDiff = 0;
-      for (let i = 0; i < batch.B * batch.T; i++) {
-        if (!batch.mask[i]) continue;
-        for (let v = 0; v < V; v++) maxDiff = Math.max(maxDiff, Math.abs(L[i * V + v] - gold.logits[i * V + v]));
-      }
+      const maxDiff = maskedMaxAbsDiff(L, gold.logits, batch.mask);
       assert.ok(maxDiff < 1e-4, `max |Δlogit| ${maxDiff}`);
     });
 

@@ -22,3 +22,15 @@ export function assertGradClose(got: ArrayLike<number>, ref: ArrayLike<number>, 
   assert.ok(den > 0, `${name}: reference gradient is zero`);
   assert.ok(num / den < tol, `${name}: max |Δ| / max |ref| = ${num / den}`);
 }
+
+/**
+ * maxAbsDiff over the rows whose `mask` entry is non-zero, the arrays read as
+ * [mask.length, a.length / mask.length]: e.g. logits at the real tokens of a padded batch.
+ */
+export function maskedMaxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, `maskedMaxAbsDiff: lengths differ (${a.length} vs ${b.length})`);
+  const per = a.length / mask.length;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) if (mask[Math.floor(i / per)]) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
