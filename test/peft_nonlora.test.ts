@@ -2,12 +2,14 @@
 // tools/reference/peft_nonlora.py (PEFT's semantics in plain PyTorch): VeRA and
 // RandLoRA as PEFT saves them with save_projection=True (frozen projections in
 // the file as base_model.vera_A / randlora_A ..., sized for the largest adapted
-// module and sliced per module), FourierFT with n_frequency_pattern (locations
+// module and sliced per module) and without them (lorakit regenerates PEFT's
+// from projection_prng_key), FourierFT with n_frequency_pattern (locations
 // from torch.randperm, nothing stored). lorakit must give the reference's
 // outputs, unmerged and merged, and keep PEFT's layout when it re-saves; the
 // reference loads what lorakit writes (FourierFT trained in lorakit, VeRA /
-// RandLoRA with their projections) with no missing/unexpected keys and the
-// same outputs.
+// RandLoRA with their projections, and VeRA / RandLoRA created in lorakit with
+// the projections regenerated from the config alone) with no missing /
+// unexpected keys and the same outputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -22,6 +24,9 @@ import type { EncoderModel } from '../src/models/types.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { PEFT_REF, tinyModel } from './helpers/tiny_model.ts';
 import { fourierft } from '../src/adapters/fourierft/index.ts';
+import { vera } from '../src/adapters/vera/index.ts';
+import { randlora } from '../src/adapters/randlora/index.ts';
+import type { AdapterMethod } from '../src/adapters/types.ts';
 
 const FIX = path.join(PEFT_REF, '..', 'peft_nonlora');
 const inputs = JSON.parse(fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'));
@@ -75,17 +80,25 @@ for (const name of ['vera', 'randlora', 'fourierft']) {
 }
 
 for (const name of ['vera', 'randlora']) {
-  test(`PEFT → lorakit: ${name}'s stored projections are what is used (not the seed); save_projection without them is refused`, async () => {
+  test(`PEFT → lorakit: ${name} without stored projections (save_projection false) gives PEFT's outputs from the seed; stored ones are used as stored; save_projection without them is refused`, async () => {
     const model = tinyModel();
     const dir = path.join(FIX, name);
     const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
-    const seeded = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-seeded-`));
     const t = readAdapter(dir).tensors;
-    fs.writeFileSync(path.join(seeded, 'adapter_config.json'), JSON.stringify({ ...cfg, save_projection: false }));
-    writeSafetensors(path.join(seeded, 'adapter_model.safetensors'), Object.fromEntries([...t].filter(([k]) => k.startsWith('base_model.model.')).map(([k, v]) => [k, { dtype: 'F32' as const, ...v }])), { format: 'pt' });
-    assert.ok(maxDiff(await logits(model, loadPeftAdapter(model, seeded).set), expected.unmerged) > 1e-4);
-    fs.writeFileSync(path.join(seeded, 'adapter_config.json'), JSON.stringify(cfg));
+    const write = (d: string, config: object, tensors: [string, { shape: number[]; data: Float32Array }][]) => {
+      fs.writeFileSync(path.join(d, 'adapter_config.json'), JSON.stringify(config));
+      writeSafetensors(path.join(d, 'adapter_model.safetensors'), Object.fromEntries(tensors.map(([k, v]) => [k, { dtype: 'F32' as const, ...v }])), { format: 'pt' });
+    };
+    const seeded = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-seeded-`));
+    write(seeded, { ...cfg, save_projection: false }, [...t].filter(([k]) => k.startsWith('base_model.model.')));
+    const fromSeed = await logits(model, loadPeftAdapter(model, seeded).set);
+    assert.ok(maxDiff(fromSeed, expected.unmerged) < 1e-5, `seed-only vs PEFT max |Δ| ${maxDiff(fromSeed, expected.unmerged)}`);
+    // Stored projections win over the seed: perturbed ones change the outputs.
+    const perturbed = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-perturbed-`));
+    write(perturbed, cfg, [...t].map(([k, v]) => [k, k.startsWith('base_model.model.') ? v : { shape: v.shape, data: v.data.map((x, i) => x * (1 + 0.2 * Math.sin(i))) }]));
+    assert.ok(maxDiff(await logits(model, loadPeftAdapter(model, perturbed).set), expected.unmerged) > 1e-4);
+    write(seeded, cfg, [...t].filter(([k]) => k.startsWith('base_model.model.')));
     assert.throws(() => loadPeftAdapter(model, seeded), (e: Error) => e instanceof AdapterLoadError && e.message.includes(`base_model.${name}_A`));
   });
 }
@@ -134,9 +147,9 @@ const hasTorch = (() => {
 })();
 
 /** The reference loads a folder as PEFT would: logits, missing / unexpected keys. */
-function pythonCheck(dir: string) {
+function pythonCheck(dir: string, regen = false) {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-pycheck-')), 'out.json');
-  execFileSync(PY, [SCRIPT, '--check', dir, '--out', out], { stdio: 'inherit' });
+  execFileSync(PY, [SCRIPT, '--check', dir, '--out', out, ...(regen ? ['--regen'] : [])], { stdio: 'inherit' });
   return JSON.parse(fs.readFileSync(out, 'utf8'));
 }
 
@@ -159,5 +172,31 @@ test('lorakit → PEFT: a FourierFT adapter trained in lorakit, and VeRA/RandLoR
     const ours = await logits(model, set);
     assert.ok(maxDiff(ours, inputs.base_logits) > 1e-2, `${name}: the adapter must change outputs`);
     assert.ok(maxDiff(ref.logits, ours) < 1e-5, `${name}: reference vs lorakit max |Δ| ${maxDiff(ref.logits, ours)}`);
+  }
+});
+
+test('lorakit → PEFT: VeRA / RandLoRA created in lorakit reproduce in PEFT from the seed alone (projections regenerated, not read) and from the stored ones', { skip: !hasTorch && 'needs /usr/bin/python3 with torch' }, async () => {
+  const model = tinyModel();
+  // Targets whose largest [out, in] is no single module's shape, so the shared tensors are sliced both ways.
+  const cases: [AdapterMethod, Record<string, unknown>, string[]][] = [
+    [vera, { r: 6, projection_prng_key: 2 ** 32 + 9, d_initial: 0.1 }, ['v_proj', 'up_proj', 'down_proj']],
+    [randlora, { r: 5, randlora_alpha: 10, projection_prng_key: 3 }, ['q_proj', 'up_proj', 'down_proj']],
+  ];
+  for (const [method, config, targets] of cases) {
+    const set = new AdapterSet(method, method.schema.parse(config), model.sites, model.weights, { targetModules: targets, seed: 2 });
+    for (const v of set.params.values()) for (let i = 0; i < v.length; i++) v[i] = v[i] * (1 + 0.5 * Math.sin(3 * i)) + 0.05 * Math.sin(7 * i + v.length); // "trained"
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${method.name}-seed-to-peft-`));
+    saveAdapter(dir, set, { baseModel: 'lorakit-tiny-reference' });
+    const saved = readAdapter(dir);
+    assert.equal(saved.config.save_projection, true, `${method.name}: PEFT's default save_projection`);
+    assert.ok(saved.tensors.has(`base_model.${method.name}_A`) && saved.tensors.has(`base_model.${method.name}_B`));
+    const ours = await logits(model, set);
+    assert.ok(maxDiff(ours, inputs.base_logits) > 1e-2, `${method.name}: the adapter must change outputs (max |Δ| ${maxDiff(ours, inputs.base_logits)})`);
+    const regen = pythonCheck(dir, true);
+    assert.deepEqual([regen.missing, regen.unexpected], [[], []]);
+    assert.equal(regen.stored_vs_regenerated, 0, `${method.name}: the stored projections are PEFT's own, bit for bit`);
+    assert.ok(maxDiff(regen.logits, ours) < 1e-5, `${method.name} (regenerated): reference vs lorakit max |Δ| ${maxDiff(regen.logits, ours)}`);
+    const stored = pythonCheck(dir);
+    assert.ok(maxDiff(stored.logits, ours) < 1e-5, `${method.name} (stored): reference vs lorakit max |Δ| ${maxDiff(stored.logits, ours)}`);
   }
 });

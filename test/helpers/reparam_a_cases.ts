@@ -26,7 +26,7 @@ export interface ReparamCase {
 export const CASES: ReparamCase[] = [
   {
     name: 'vera', method: vera, config: { r: 4, init_weights: false },
-    frozen: (s, c) => ({ A: veraA(c, s.inFeatures), B: veraB(c, s.outFeatures) }),
+    frozen: (s, c) => ({ A: veraA(c, s), B: veraB(c, s) }),
     formula: (s, c) => s.outFeatures + c.r,
   },
   {

@@ -13,7 +13,8 @@ peft_reference.py:
         saved as base_model.vera_A / base_model.vera_B, per-layer
         <module>.vera_lambda_b [out], <module>.vera_lambda_d [r].
   RandLoRA: shared randlora_A [r, 1, min_L], randlora_B [max_L, N_L, r]
-        (kaiming-uniform a=sqrt(5), each divided by its std) for the largest
+        (kaiming-uniform a=sqrt(5) in bfloat16, PEFT's dtype where accelerate
+        reports bf16 (CPU included), each divided by its std) for the largest
         adapted shape; per layer N = ceil(min/r), A_ = A[:, :N, :min] (one
         row broadcast), B_ = B[:max, :N, :]; update_A = (lambda[:, :, None] *
         A_ * gamma[None]).flatten(end_dim=1) [r*N, min], update_B =
@@ -33,10 +34,20 @@ expected.json (unmerged and merged logits on peft_reference's inputs).
 
   --check DIR --out FILE: loads the adapter folder DIR (e.g. written by
          lorakit) the way PEFT would (peft_type picks the method; VeRA/RandLoRA
-         need save_projection=True here, since the projections are not
-         regenerated) and writes the logits and the missing / unexpected keys.
+         use the stored base_model.* projections, save_projection=True) and
+         writes the logits and the missing / unexpected keys.
+  --regen (with --check): VeRA/RandLoRA projections are not read from the
+         file but regenerated from adapter_config.json as PEFT does
+         (projection_prng_key, largest targeted shape), as for a file saved
+         with save_projection=False; also reports max |stored - regenerated|.
 
-Usage: /usr/bin/python3 tools/reference/peft_nonlora.py [--check DIR --out FILE]
+torch 2.x draws bfloat16 uniform_ differently from torch 1.x (24 random bits,
+float bounds, a value rounding to `to` becomes `from`; pinned down against
+torch 2.13 by torch_init.py). PEFT's RandLoRA needs torch 2 (kaiming_uniform_
+with a generator); under torch 1.x this script draws the torch 2 way from
+float32 uniform_ (same draws, fused x*(to-from)+from), then rounds.
+
+Usage: /usr/bin/python3 tools/reference/peft_nonlora.py [--check DIR --out FILE [--regen]]
 """
 import argparse
 import json
@@ -84,21 +95,26 @@ def vera_kaiming(shape, g):
 
 
 def rand_kaiming(shape, g):
-    t = torch.empty(shape, dtype=torch.float32)
-    return torch.nn.init.kaiming_uniform_(t, a=math.sqrt(5), generator=g) if "generator" in torch.nn.init.kaiming_uniform_.__code__.co_varnames else _kaiming_a5(t, g)
+    # peft/tuners/randlora/model.py _kaiming_init: a bfloat16 tensor, kaiming_uniform_(a=sqrt(5), generator)
+    t = torch.empty(shape, dtype=torch.bfloat16)
+    if int(torch.__version__.split(".")[0]) >= 2:
+        return torch.nn.init.kaiming_uniform_(t, a=math.sqrt(5), generator=g)
+    # torch 1.x: torch 2's bfloat16 uniform_ from the same draws (see the module docstring)
+    fan_in = shape[1] * math.prod(shape[2:])
+    b = math.sqrt(3.0) * (math.sqrt(2.0 / (1 + math.sqrt(5) ** 2)) / math.sqrt(fan_in))
+    v = torch.empty(shape, dtype=torch.float32).uniform_(-b, b, generator=g).to(torch.bfloat16)
+    hi, lo = torch.tensor(b).to(torch.bfloat16), torch.tensor(-b).to(torch.bfloat16)
+    return torch.where(v == hi, lo, v)
 
 
-def _kaiming_a5(t, g):
-    # torch < 2.1 has no generator argument: the same bound, gain sqrt(2 / (1 + 5)), fan_in = size(1) * prod(size[2:])
-    fan_in = t.shape[1] * math.prod(t.shape[2:])
-    b = math.sqrt(3.0) * math.sqrt(2.0 / 6.0) / math.sqrt(fan_in)
-    return t.uniform_(-b, b, generator=g)
+def vera_projections(cfg):
+    out_l, in_l = largest_shape(cfg)
+    g = torch.Generator().manual_seed(cfg["projection_prng_key"])
+    return {"base_model.vera_A": vera_kaiming((cfg["r"], in_l), g), "base_model.vera_B": vera_kaiming((out_l, cfg["r"]), g)}
 
 
 def make_vera(cfg, seed):
-    out_l, in_l = largest_shape(cfg)
-    g = torch.Generator().manual_seed(cfg["projection_prng_key"])
-    t = {"base_model.vera_A": vera_kaiming((cfg["r"], in_l), g), "base_model.vera_B": vera_kaiming((out_l, cfg["r"]), g)}
+    t = vera_projections(cfg)
     g = torch.Generator().manual_seed(seed)
     for n in linear_names():
         if is_target(cfg, n):
@@ -121,14 +137,18 @@ def vera_forward(cfg, t, n, x):
     return t[f"{PREFIX}{n}.vera_lambda_b"] * ((t[f"{PREFIX}{n}.vera_lambda_d"] * (x @ A.T)) @ B.T)
 
 
-def make_randlora(cfg, seed):
+def randlora_projections(cfg):
     out_l, in_l = largest_shape(cfg)
     mx, mn, r = max(out_l, in_l), min(out_l, in_l), cfg["r"]
     g = torch.Generator().manual_seed(cfg["projection_prng_key"])
     A = rand_kaiming((r, 1, mn), g)
     nb = math.ceil(mn / r)
     B = torch.cat([rand_kaiming((mx, 1, r), g) for _ in range(nb)], dim=1)
-    t = {"base_model.randlora_A": A / A.std(), "base_model.randlora_B": B / B.std()}
+    return {"base_model.randlora_A": A / A.std(), "base_model.randlora_B": B / B.std()}
+
+
+def make_randlora(cfg, seed):
+    t, r = randlora_projections(cfg), cfg["r"]
     g = torch.Generator().manual_seed(seed)
     for n in linear_names():
         if is_target(cfg, n):
@@ -236,7 +256,10 @@ def main():
         print(f"{name}: {len(t)} tensors, max |unmerged - merged| = {(unmerged - merged).abs().max():.2e}")
 
 
-def check(adapter_dir, out):
+PROJECTIONS = {"vera": vera_projections, "randlora": randlora_projections}
+
+
+def check(adapter_dir, out, regen=False):
     base, _ = read_safetensors(BASE)
     with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
         cfg = json.load(f)
@@ -248,8 +271,13 @@ def check(adapter_dir, out):
     if cfg.get("save_projection"):
         expected |= {f"base_model.{name}_A", f"base_model.{name}_B"}
     ids, mask = inputs()
-    res = {"logits": flat(model_forward(base, cfg, lambda n, x: fwd(cfg, t, n, x), ids, mask)), "metadata": meta,
-           "missing": sorted(expected - set(t)), "unexpected": sorted(set(t) - expected)}
+    res = {"missing": sorted(expected - set(t)), "unexpected": sorted(set(t) - expected)}
+    if regen and name in PROJECTIONS:
+        # as PEFT with save_projection=False: the file's projections are ignored, PEFT draws its own
+        own = {k: v.to(torch.float64) for k, v in PROJECTIONS[name](cfg).items()}
+        res["stored_vs_regenerated"] = max(((t[k] - v).abs().max().item() for k, v in own.items() if k in t), default=None)
+        t = {**{k: v for k, v in t.items() if not k.startswith("base_model.") or k.startswith(PREFIX)}, **own}
+    res.update({"logits": flat(model_forward(base, cfg, lambda n, x: fwd(cfg, t, n, x), ids, mask)), "metadata": meta})
     with open(out, "w") as f:
         json.dump(res, f)
 
@@ -258,8 +286,9 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--check")
     ap.add_argument("--out")
+    ap.add_argument("--regen", action="store_true")
     a = ap.parse_args()
     if a.check:
-        check(a.check, a.out)
+        check(a.check, a.out, a.regen)
     else:
         main()

@@ -6,19 +6,28 @@
 // scaled bases are applied on the smaller dimension and flattened the way PEFT
 // flattens them: Â [r·N, min] with row k·N + b = λ[k,b]·A[k]·γ[b], B̂ [max, N·r]
 // = B.reshape(max, N·r); y = W0x + s·B̂·Â·x when in ≤ out, else s·Âᵀ·B̂ᵀ·x.
-// Bases: kaiming-uniform then divided by their own std (PEFT), i.e. U(−1, 1)/std;
-// regenerated from `projection_prng_key`, one pair per distinct (r, min, max)
-// (PEFT draws one pair for the largest target and slices it).
+// Bases: PEFT's own (randlora/model.py _init_randlora_A_randlora_B, dense):
+// for the largest adapted shape L (elementwise max of [out, in] over the
+// targets; min_L, max_L of it, N_L = ⌈min_L/r⌉), with
+// torch.Generator().manual_seed(projection_prng_key): A [r, 1, min_L] then N_L
+// blocks [max_L, 1, r] concatenated into B [max_L, N_L, r], each
+// kaiming_uniform_(a=√5) in bfloat16 (PEFT's choice where accelerate's
+// is_bf16_available() holds, CPU included; PEFT versions that test only CUDA
+// bf16 use float16 on CPU: not reproduced, such files load by their stored
+// bases), then
+// A / A.std() and B / B.std() in bfloat16 (src/util/torch_init.ts, bit-exact).
+// Each site uses PEFT's slices A[:, 0, :min], B[:max, :N, :]. Saving writes the
+// pair (`base_model.randlora_A` / `_B`, PEFT's default save_projection: true);
+// a file that holds it (`shared`) is used as stored. Without a plan (a bare
+// config, one site) the site's own shape is the largest.
 // Init: λ = 0, γ = 1/max(N, min) (PEFT reset_randlora_parameters), so ΔW = 0.
-// A file PEFT saved with `save_projection: true` holds its pair
-// (`base_model.randlora_A` [r, 1, min_L], `base_model.randlora_B` [max_L, N_L, r]
-// for the largest adapted shape): `shared` attaches it to the loaded config and
-// each site uses PEFT's slices A[:, 0, :min], B[:max, :N, :].
 import { z } from 'zod';
 import * as op from '../../graph/ops.ts';
 import type { LinearSite } from '../../models/types.ts';
 import type { AdapterMethod, StoredTensor } from '../types.ts';
-import { frozen, memo, uniformBasis } from '../bases.ts';
+import { frozen, memo } from '../bases.ts';
+import { largestFor, largestShapeOf, projectionGenerator, withLargest, type Shape } from '../projections.ts';
+import { divBf16, fanIn, kaimingUniformBound, stdBf16, torchUniform } from '../../util/torch_init.ts';
 
 export const randloraConfigSchema = z.object({
   /** Rank of each random basis (PEFT default 32). */
@@ -36,16 +45,22 @@ export function randloraDims(site: LinearSite, c: RandloraConfig) {
   return { min, max, N: Math.ceil(min / c.r), inIsMin: site.inFeatures <= site.outFeatures };
 }
 
-function stdNormalized(key: string, count: number): Float32Array {
-  return memo(`std|${key}|${count}`, () => {
-    const u = uniformBasis(key, count, -1, 1);
-    let mean = 0;
-    for (let i = 0; i < count; i++) mean += u[i];
-    mean /= count;
-    let v = 0;
-    for (let i = 0; i < count; i++) v += (u[i] - mean) ** 2;
-    const std = Math.sqrt(v / Math.max(1, count - 1));
-    return Float32Array.from(u, (x) => x / std);
+/** PEFT's shared bases for the largest shape L: A [r, 1, min_L], B [max_L, N_L, r] (bfloat16 values). */
+export function randloraShared(c: RandloraConfig, L: Shape): { A: Float32Array; B: Float32Array; min: number; max: number; N: number } {
+  const min = Math.min(L.out, L.in), max = Math.max(L.out, L.in), N = Math.ceil(min / c.r), r = c.r;
+  return memo(`randlora|${c.projection_prng_key}|${r}|${L.out}x${L.in}`, () => {
+    const g = projectionGenerator(c.projection_prng_key);
+    const draw = (shape: number[]) => {
+      const b = kaimingUniformBound(fanIn(shape), Math.sqrt(5));
+      return torchUniform(g, shape.reduce((p, d) => p * d, 1), -b, b, { dtype: 'bfloat16' });
+    };
+    const A = draw([r, 1, min]);
+    const B = new Float32Array(max * N * r);
+    for (let blk = 0; blk < N; blk++) {
+      const d = draw([max, 1, r]); // torch.cat(..., dim=1): block blk is B[:, blk, :]
+      for (let i = 0; i < max; i++) B.set(d.subarray(i * r, i * r + r), (i * N + blk) * r);
+    }
+    return { A: divBf16(A, stdBf16(A)), B: divBf16(B, stdBf16(B)), min, max, N };
   });
 }
 
@@ -56,18 +71,16 @@ const savedBases = new WeakMap<RandloraConfig, { A: StoredTensor; B: StoredTenso
 export function randloraBases(site: LinearSite, c: RandloraConfig) {
   const { min, max, N } = randloraDims(site, c);
   const saved = savedBases.get(c);
-  if (saved) {
-    const [, , minL] = saved.A.shape, [, NL] = saved.B.shape;
-    const A = new Float32Array(c.r * min), B = new Float32Array(max * N * c.r);
-    for (let k = 0; k < c.r; k++) A.set(saved.A.data.subarray(k * minL, k * minL + min), k * min);
-    for (let i = 0; i < max; i++) B.set(saved.B.data.subarray(i * NL * c.r, i * NL * c.r + N * c.r), i * N * c.r);
-    return { A, B };
-  }
-  const k = c.projection_prng_key;
-  return {
-    A: stdNormalized(`randlora:${k}:A:${c.r}x${min}`, c.r * min),
-    B: stdNormalized(`randlora:${k}:B:${max}x${N}x${c.r}`, max * N * c.r),
-  };
+  if (saved) return sliceShared({ A: saved.A.data, B: saved.B.data, min: saved.A.shape[2], N: saved.B.shape[1] }, c.r, min, max, N);
+  return sliceShared(randloraShared(c, largestFor(c, site)), c.r, min, max, N);
+}
+
+/** A[:, 0, :min] → [r, min] and B[:max, :N, :] → [max, N·r] of a shared pair with row widths minL and NL. */
+function sliceShared(s: { A: Float32Array; B: Float32Array; min: number; N: number }, r: number, min: number, max: number, N: number) {
+  const A = new Float32Array(r * min), B = new Float32Array(max * N * r);
+  for (let k = 0; k < r; k++) A.set(s.A.subarray(k * s.min, k * s.min + min), k * min);
+  for (let i = 0; i < max; i++) B.set(s.B.subarray(i * s.N * r, i * s.N * r + N * r), i * N * r);
+  return { A, B };
 }
 
 export const randlora: AdapterMethod<RandloraConfig> = {
@@ -86,9 +99,14 @@ export const randlora: AdapterMethod<RandloraConfig> = {
     ];
   },
 
+  planConfig(config, targets) {
+    return withLargest(config, targets.map((t) => t.site));
+  },
+
   forward({ g, site, config, p, x, base }) {
     const { min, max, N, inIsMin } = randloraDims(site, config);
-    const r = config.r, k = savedBases.has(config) ? 'saved' : config.projection_prng_key;
+    const L = largestFor(config, site);
+    const r = config.r, k = savedBases.has(config) ? 'saved' : `${config.projection_prng_key}.${L.out}x${L.in}`;
     const { A, B } = randloraBases(site, config);
     const A3 = frozen(g, `randlora_A.${k}.${r}x1x${min}`, A, [r, 1, min]);
     const Bh = frozen(g, `randlora_B.${k}.${max}x${N * r}`, B, [max, N * r]);
@@ -144,9 +162,14 @@ export const randlora: AdapterMethod<RandloraConfig> = {
       if (B.shape.length !== 3 || B.shape[2] !== c.r || B.shape[1] < N || B.shape[0] < max) throw new Error(`RandLoRA: base_model.randlora_B has shape [${B.shape}] but r ${c.r} and the adapted modules need [≥${max}, ≥${N}, ${c.r}]`);
       savedBases.set(c, { A, B });
     },
+    /** The stored pair, else PEFT's (regenerated for the planned largest shape). */
     save(c) {
       const p = savedBases.get(c);
-      return p ? { tensors: { randlora_A: p.A, randlora_B: p.B }, config: { save_projection: true } } : null;
+      if (p) return { tensors: { randlora_A: p.A, randlora_B: p.B }, config: { save_projection: true } };
+      const L = largestShapeOf(c);
+      if (!L) return null;
+      const s = randloraShared(c, L);
+      return { tensors: { randlora_A: { shape: [c.r, 1, s.min], data: s.A }, randlora_B: { shape: [s.max, s.N, c.r], data: s.B } }, config: { save_projection: true } };
     },
   },
 };

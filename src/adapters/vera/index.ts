@@ -1,19 +1,24 @@
 // VeRA (Kopiczko et al. 2024; PEFT `tuners/vera`): frozen random A [r, in]
 // and B [out, r], trainable scaling vectors d [r] and b [out]:
 //   y = W0·x + b ⊙ (B · (d ⊙ (A·x))),   ΔW = diag(b)·B·diag(d)·A.
-// Keys are PEFT's (`vera_lambda_b`, `vera_lambda_d`). A and B are regenerated
-// from `projection_prng_key`, never stored: A ~ U(±1/√in) (kaiming-uniform,
-// a=√5), B ~ U(±1/√r), one pair per distinct (r, in) / (out, r) shared by
-// every site of that shape. (PEFT draws one pair for the largest target shape
-// and slices it; with a different generator the numbers differ anyway.)
-// A file PEFT saved with `save_projection: true` holds its pair
-// (`base_model.vera_A` [r, max_in], `base_model.vera_B` [max_out, r]): `shared`
-// attaches it to the loaded config and every site uses its slices
-// A[:, :in], B[:out, :] as PEFT does; re-saving writes it back.
+// Keys are PEFT's (`vera_lambda_b`, `vera_lambda_d`). A and B are PEFT's own
+// tensors (vera/model.py _init_vera_A_vera_B): one pair for the largest
+// adapted shape (max out, max in over the targets, planConfig), drawn with
+// torch.Generator().manual_seed(projection_prng_key), A [r, max_in] then
+// B [max_out, r], each U(±√(6/fan_in)) in float32 (src/util/torch_init.ts,
+// bit-exact); every site uses the slices A[:, :in], B[:out, :]. So an adapter
+// trained here gives the same outputs in PEFT from the seed alone; saving also
+// writes the pair (`base_model.vera_A` / `vera_B`, PEFT's default
+// `save_projection: true`). A file that holds the pair (`shared`) is used as
+// stored. Without a plan (a bare config, one site) the site's own shape is the
+// largest, as PEFT adapting that one module.
 import { z } from 'zod';
 import * as op from '../../graph/ops.ts';
+import type { LinearSite } from '../../models/types.ts';
 import type { AdapterMethod, StoredTensor } from '../types.ts';
-import { frozen, matmul32, uniformBasis } from '../bases.ts';
+import { frozen, matmul32, memo } from '../bases.ts';
+import { largestFor, projectionGenerator, withLargest, largestShapeOf, type Shape } from '../projections.ts';
+import { kaimingUniformBound, torchUniform } from '../../util/torch_init.ts';
 
 export const veraConfigSchema = z.object({
   /** Rank of the shared random projections (PEFT default 256). */
@@ -30,6 +35,16 @@ export type VeraConfig = z.infer<typeof veraConfigSchema>;
 /** Projections read from a file (PEFT's save_projection), per config object. */
 const savedProjections = new WeakMap<VeraConfig, { A: StoredTensor; B: StoredTensor }>();
 
+/** PEFT's shared pair for the largest shape L: A [r, L.in], B [L.out, r] (float32). */
+export function veraProjections(c: VeraConfig, L: Shape): { A: Float32Array; B: Float32Array } {
+  return memo(`vera|${c.projection_prng_key}|${c.r}|${L.out}x${L.in}`, () => {
+    const g = projectionGenerator(c.projection_prng_key);
+    const a = kaimingUniformBound(L.in), b = kaimingUniformBound(c.r); // fan_in of [r, in] and of [out, r]
+    const A = torchUniform(g, c.r * L.in, -a, a);
+    return { A, B: torchUniform(g, L.out * c.r, -b, b) };
+  });
+}
+
 /** The first `cols` columns of a row-major [rows, stride] matrix. */
 function leadingColumns(d: Float32Array, rows: number, stride: number, cols: number): Float32Array {
   if (cols === stride) return d;
@@ -38,18 +53,19 @@ function leadingColumns(d: Float32Array, rows: number, stride: number, cols: num
   return out;
 }
 
-export function veraA(c: VeraConfig, inF: number): Float32Array {
+/** A [r, in] of one site: the first `in` columns of the shared A. */
+export function veraA(c: VeraConfig, site: LinearSite): Float32Array {
   const saved = savedProjections.get(c);
-  if (saved) return leadingColumns(saved.A.data, c.r, saved.A.shape[1], inF);
-  const b = 1 / Math.sqrt(inF);
-  return uniformBasis(`vera:${c.projection_prng_key}:A:${c.r}x${inF}`, c.r * inF, -b, b);
+  if (saved) return leadingColumns(saved.A.data, c.r, saved.A.shape[1], site.inFeatures);
+  const L = largestFor(c, site);
+  return leadingColumns(veraProjections(c, L).A, c.r, L.in, site.inFeatures);
 }
 
-export function veraB(c: VeraConfig, outF: number): Float32Array {
+/** B [out, r] of one site: the first `out` rows of the shared B. */
+export function veraB(c: VeraConfig, site: LinearSite): Float32Array {
   const saved = savedProjections.get(c);
-  if (saved) return saved.B.data.subarray(0, outF * c.r);
-  const b = 1 / Math.sqrt(c.r);
-  return uniformBasis(`vera:${c.projection_prng_key}:B:${outF}x${c.r}`, outF * c.r, -b, b);
+  if (saved) return saved.B.data.subarray(0, site.outFeatures * c.r);
+  return veraProjections(c, largestFor(c, site)).B.subarray(0, site.outFeatures * c.r);
 }
 
 export const vera: AdapterMethod<VeraConfig> = {
@@ -71,18 +87,23 @@ export const vera: AdapterMethod<VeraConfig> = {
     ];
   },
 
+  planConfig(config, targets) {
+    return withLargest(config, targets.map((t) => t.site));
+  },
+
   forward({ g, site, config, p, x, base }) {
     const n = site.inFeatures, m = site.outFeatures, r = config.r;
-    const k = savedProjections.has(config) ? 'saved' : config.projection_prng_key;
-    const A = frozen(g, `vera_A.${k}.${r}x${n}`, veraA(config, n), [r, n]);
-    const B = frozen(g, `vera_B.${k}.${m}x${r}`, veraB(config, m), [m, r]);
+    const L = largestFor(config, site);
+    const k = savedProjections.has(config) ? 'saved' : `${config.projection_prng_key}.${L.out}x${L.in}`;
+    const A = frozen(g, `vera_A.${k}.${r}x${n}`, veraA(config, site), [r, n]);
+    const B = frozen(g, `vera_B.${k}.${m}x${r}`, veraB(config, site), [m, r]);
     const h = op.mul(op.gemm(x, A, { transB: true }), p['vera_lambda_d']);
     return op.add(base, op.mul(op.gemm(h, B, { transB: true }), p['vera_lambda_b']));
   },
 
   deltaWeight(site, config, params) {
     const n = site.inFeatures, m = site.outFeatures, r = config.r;
-    const A = veraA(config, n), B = veraB(config, m);
+    const A = veraA(config, site), B = veraB(config, site);
     const b = params['vera_lambda_b'], d = params['vera_lambda_d'];
     const Bs = new Float32Array(m * r);
     for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) Bs[i * r + j] = b[i] * B[i * r + j] * d[j];
@@ -95,7 +116,7 @@ export const vera: AdapterMethod<VeraConfig> = {
   },
 
   toPeftConfig(c) {
-    return { r: c.r, projection_prng_key: c.projection_prng_key, d_initial: c.d_initial, init_weights: c.init_weights, save_projection: false, vera_dropout: 0 };
+    return { r: c.r, projection_prng_key: c.projection_prng_key, d_initial: c.d_initial, init_weights: c.init_weights, save_projection: false, vera_dropout: 0 }; // shared.save sets it when it writes the pair
   },
 
   shared: {
@@ -107,9 +128,14 @@ export const vera: AdapterMethod<VeraConfig> = {
       if (B.shape.length !== 2 || B.shape[1] !== c.r || B.shape[0] < maxOut) throw new Error(`VeRA: base_model.vera_B has shape [${B.shape}] but r ${c.r} and the widest adapted output (${maxOut}) need [≥${maxOut}, ${c.r}]`);
       savedProjections.set(c, { A, B });
     },
+    /** The stored pair, else PEFT's (regenerated for the planned largest shape). */
     save(c) {
       const p = savedProjections.get(c);
-      return p ? { tensors: { vera_A: p.A, vera_B: p.B }, config: { save_projection: true } } : null;
+      if (p) return { tensors: { vera_A: p.A, vera_B: p.B }, config: { save_projection: true } };
+      const L = largestShapeOf(c);
+      if (!L) return null;
+      const { A, B } = veraProjections(c, L);
+      return { tensors: { vera_A: { shape: [c.r, L.in], data: A }, vera_B: { shape: [L.out, c.r], data: B } }, config: { save_projection: true } };
     },
   },
 };
