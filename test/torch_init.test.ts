@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { TorchGenerator } from '../src/util/torch_rng.ts';
 import { veraConfigSchema, veraProjections } from '../src/adapters/vera/index.ts';
 import { randloraConfigSchema, randloraShared } from '../src/adapters/randlora/index.ts';
-import { bf16, kaimingUniformBound, stdBf16, torchUniform, type InitDtype } from '../src/util/torch_init.ts';
+import { bf16, fmaF32, kaimingUniformBound, stdBf16, torchUniform, type InitDtype } from '../src/util/torch_init.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/torch_init.json', import.meta.url), 'utf8'));
 const ALGORITHMS = ['legacy', 'current'] as const;
@@ -75,4 +75,12 @@ test("PEFT's shared projections from projection_prng_key: VeRA (float32) and Ran
     assertSample(s.A, c.A, `randlora r ${c.r} [${c.out}, ${c.in}] A`);
     assertSample(s.B, c.B, `randlora r ${c.r} [${c.out}, ${c.in}] B`);
   }
+});
+
+test('fmaF32 rounds a·b + c once, also where the double sum lands exactly halfway between two floats', () => {
+  const a = 1 + 2 ** -12; // a·a = 1 + 2^-11 + 2^-24: halfway between 1 + 2^-11 and the next float
+  assert.equal(fmaF32(a, a, 2 ** -60), 1 + 2 ** -11 + 2 ** -23); // just above halfway: up (the double sum alone ties to even: down)
+  assert.equal(fmaF32(a, a, -(2 ** -60)), 1 + 2 ** -11);
+  assert.equal(fmaF32(a, a, 0), 1 + 2 ** -11); // exact tie: to even
+  assert.equal(fmaF32(3, 0.5, 0.25), 1.75);
 });
