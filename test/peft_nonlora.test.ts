@@ -22,35 +22,15 @@ import { writeSafetensors } from '../src/io/safetensors.ts';
 import { PeftModel, TokenBatch } from '../src/peft/multi.ts';
 import type { EncoderModel } from '../src/models/types.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
-import { PEFT_REF, tinyModel } from './helpers/tiny_model.ts';
+import { PEFT_REF, refInputs, refLogits, tinyModel } from './helpers/tiny_model.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
+import { hasTorch, PY } from './helpers/torch.ts';
 import { fourierft } from '../src/adapters/fourierft/index.ts';
 import { vera } from '../src/adapters/vera/index.ts';
 import { randlora } from '../src/adapters/randlora/index.ts';
 import type { AdapterMethod } from '../src/adapters/types.ts';
 
 const FIX = path.join(PEFT_REF, '..', 'peft_nonlora');
-const inputs = JSON.parse(fs.readFileSync(path.join(PEFT_REF, 'inputs.json'), 'utf8'));
-const batch: TokenBatch = {
-  ids: BigInt64Array.from(inputs.input_ids.flat(), (x: number) => BigInt(x)),
-  mask: Float32Array.from(inputs.attention_mask.flat()),
-  B: inputs.input_ids.length,
-  T: inputs.input_ids[0].length,
-};
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-
-async function logits(model: EncoderModel, set?: AdapterSet) {
-  const pm = new PeftModel(model, { threads: 1 });
-  if (set) pm.addAdapter('default', set);
-  const out = (await pm.run(batch)).data as Float32Array;
-  await pm.release();
-  return out;
-}
 
 for (const name of ['vera', 'randlora', 'fourierft']) {
   test(`PEFT → lorakit: ${name} gives the reference outputs (unmerged, merged) and re-saves to the same file layout`, async () => {
@@ -62,11 +42,11 @@ for (const name of ['vera', 'randlora', 'fourierft']) {
     const loaded = loadPeftAdapter(model, dir, { warn: (m) => warnings.push(m) });
     assert.deepEqual(warnings, [], "PEFT's config fields are all known");
     assert.equal(loaded.set.method.name, name);
-    const un = await logits(model, loaded.set);
-    assert.ok(maxDiff(un, inputs.base_logits) > 1e-2, 'the adapter must change outputs');
-    assert.ok(maxDiff(un, expected.unmerged) < 1e-5, `unmerged max |Δ| ${maxDiff(un, expected.unmerged)}`);
-    const merged = await logits(model.withWeights(mergeAdapters(model, [dir], undefined, () => {})));
-    assert.ok(maxDiff(merged, expected.merged) < 1e-5, `merged max |Δ| ${maxDiff(merged, expected.merged)}`);
+    const un = await refLogits(model, loaded.set);
+    assert.ok(maxAbsDiff(un, refInputs.base_logits) > 1e-2, 'the adapter must change outputs');
+    assert.ok(maxAbsDiff(un, expected.unmerged) < 1e-5, `unmerged max |Δ| ${maxAbsDiff(un, expected.unmerged)}`);
+    const merged = await refLogits(model.withWeights(mergeAdapters(model, [dir], undefined, () => {})));
+    assert.ok(maxAbsDiff(merged, expected.merged) < 1e-5, `merged max |Δ| ${maxAbsDiff(merged, expected.merged)}`);
 
     // lorakit's save keeps PEFT's keys, shapes and fields (projections, n_frequency_pattern) and reloads to the same outputs.
     const out = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-resave-`));
@@ -75,7 +55,7 @@ for (const name of ['vera', 'randlora', 'fourierft']) {
     assert.equal(again.config.peft_type, cfg.peft_type);
     for (const f of ['save_projection', 'n_frequency_pattern']) if (f in cfg) assert.deepEqual(again.config[f], cfg[f], f);
     assert.deepEqual(Object.fromEntries([...again.tensors].map(([k, t]) => [k, t.shape]).sort()), expected.keys);
-    assert.equal(maxDiff(await logits(model, loadPeftAdapter(model, out).set), un), 0);
+    assert.equal(maxAbsDiff(await refLogits(model, loadPeftAdapter(model, out).set), un), 0);
   });
 }
 
@@ -92,12 +72,12 @@ for (const name of ['vera', 'randlora']) {
     };
     const seeded = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-seeded-`));
     write(seeded, { ...cfg, save_projection: false }, [...t].filter(([k]) => k.startsWith('base_model.model.')));
-    const fromSeed = await logits(model, loadPeftAdapter(model, seeded).set);
-    assert.ok(maxDiff(fromSeed, expected.unmerged) < 1e-5, `seed-only vs PEFT max |Δ| ${maxDiff(fromSeed, expected.unmerged)}`);
+    const fromSeed = await refLogits(model, loadPeftAdapter(model, seeded).set);
+    assert.ok(maxAbsDiff(fromSeed, expected.unmerged) < 1e-5, `seed-only vs PEFT max |Δ| ${maxAbsDiff(fromSeed, expected.unmerged)}`);
     // Stored projections win over the seed: perturbed ones change the outputs.
     const perturbed = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-perturbed-`));
     write(perturbed, cfg, [...t].map(([k, v]) => [k, k.startsWith('base_model.model.') ? v : { shape: v.shape, data: v.data.map((x, i) => x * (1 + 0.2 * Math.sin(i))) }]));
-    assert.ok(maxDiff(await logits(model, loadPeftAdapter(model, perturbed).set), expected.unmerged) > 1e-4);
+    assert.ok(maxAbsDiff(await refLogits(model, loadPeftAdapter(model, perturbed).set), expected.unmerged) > 1e-4);
     write(seeded, cfg, [...t].filter(([k]) => k.startsWith('base_model.model.')));
     assert.throws(() => loadPeftAdapter(model, seeded), (e: Error) => e instanceof AdapterLoadError && e.message.includes(`base_model.${name}_A`));
   });
@@ -132,19 +112,11 @@ test("bias='vera_only' as PEFT saves it (no biases in the file): the base biases
   assert.equal(loaded.set.baseCopyKeys().length, loaded.set.targets.length, 'one trainable bias per adapted module');
   assert.ok(warnings.some((w) => /bias 'vera_only'.*base model's biases/.test(w)), warnings.join('\n'));
   const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
-  assert.ok(maxDiff(await logits(model, loaded.set), expected.unmerged) < 1e-5);
+  assert.ok(maxAbsDiff(await refLogits(model, loaded.set), expected.unmerged) < 1e-5);
 });
 
-const PY = '/usr/bin/python3';
+
 const SCRIPT = path.join(PEFT_REF, '..', '..', '..', 'tools', 'reference', 'peft_nonlora.py');
-const hasTorch = (() => {
-  try {
-    execFileSync(PY, ['-c', 'import torch'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** The reference loads a folder as PEFT would: logits, missing / unexpected keys. */
 function pythonCheck(dir: string, regen = false) {
@@ -169,9 +141,9 @@ test('lorakit → PEFT: a FourierFT adapter trained in lorakit, and VeRA/RandLoR
     const ref = pythonCheck(dir);
     assert.deepEqual([ref.missing, ref.unexpected], [[], []], `${name}: keys as PEFT expects them`);
     assert.equal(ref.metadata.format, 'pt');
-    const ours = await logits(model, set);
-    assert.ok(maxDiff(ours, inputs.base_logits) > 1e-2, `${name}: the adapter must change outputs`);
-    assert.ok(maxDiff(ref.logits, ours) < 1e-5, `${name}: reference vs lorakit max |Δ| ${maxDiff(ref.logits, ours)}`);
+    const ours = await refLogits(model, set);
+    assert.ok(maxAbsDiff(ours, refInputs.base_logits) > 1e-2, `${name}: the adapter must change outputs`);
+    assert.ok(maxAbsDiff(ref.logits, ours) < 1e-5, `${name}: reference vs lorakit max |Δ| ${maxAbsDiff(ref.logits, ours)}`);
   }
 });
 
@@ -190,13 +162,13 @@ test('lorakit → PEFT: VeRA / RandLoRA created in lorakit reproduce in PEFT fro
     const saved = readAdapter(dir);
     assert.equal(saved.config.save_projection, true, `${method.name}: PEFT's default save_projection`);
     assert.ok(saved.tensors.has(`base_model.${method.name}_A`) && saved.tensors.has(`base_model.${method.name}_B`));
-    const ours = await logits(model, set);
-    assert.ok(maxDiff(ours, inputs.base_logits) > 1e-2, `${method.name}: the adapter must change outputs (max |Δ| ${maxDiff(ours, inputs.base_logits)})`);
+    const ours = await refLogits(model, set);
+    assert.ok(maxAbsDiff(ours, refInputs.base_logits) > 1e-2, `${method.name}: the adapter must change outputs (max |Δ| ${maxAbsDiff(ours, refInputs.base_logits)})`);
     const regen = pythonCheck(dir, true);
     assert.deepEqual([regen.missing, regen.unexpected], [[], []]);
     assert.equal(regen.stored_vs_regenerated, 0, `${method.name}: the stored projections are PEFT's own, bit for bit`);
-    assert.ok(maxDiff(regen.logits, ours) < 1e-5, `${method.name} (regenerated): reference vs lorakit max |Δ| ${maxDiff(regen.logits, ours)}`);
+    assert.ok(maxAbsDiff(regen.logits, ours) < 1e-5, `${method.name} (regenerated): reference vs lorakit max |Δ| ${maxAbsDiff(regen.logits, ours)}`);
     const stored = pythonCheck(dir);
-    assert.ok(maxDiff(stored.logits, ours) < 1e-5, `${method.name} (stored): reference vs lorakit max |Δ| ${maxDiff(stored.logits, ours)}`);
+    assert.ok(maxAbsDiff(stored.logits, ours) < 1e-5, `${method.name} (stored): reference vs lorakit max |Δ| ${maxAbsDiff(stored.logits, ours)}`);
   }
 });
