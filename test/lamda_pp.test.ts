@@ -19,7 +19,7 @@ import { rankFor } from '../src/adapters/lamda/config.ts';
 import type { LinearSite, WeightMap } from '../src/models/types.ts';
 import { loadAdapterWeights, loadPeftAdapter, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
 import { loadUseEncoder } from '../src/models/use_encoder.ts';
-import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
+import { tinyReviews } from './helpers/use_reviews.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/lamda_pp.json', import.meta.url), 'utf8'));
@@ -165,8 +165,7 @@ test('LaMDA++: deterministic, budget errors name the numbers, partial rank_patte
 
 test('LaMDA++ on USE: per-module ranks through the trainer; the freezing hook keeps each B (its own r_l) frozen', async () => {
   const model = await loadUseEncoder();
-  const tok = UseTokenizer.fromVocabFile();
-  const data = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue.', 'Loved it!', 'Not great, far too long.'].map((t, i) => ({ ids: tok.encode(t), label: i % 2 }));
+  const data = tinyReviews();
   const set = new AdapterSet(lamda, lamda.schema.parse({ r: 4, lamda_plus_plus: true, freeze_fraction: 0 }), model.sites, model.weights, { targetModules: ['qkv', 'conv2'], seed: 1 });
   const ranks = set.targets.map((s) => rankFor(set.config, s.name));
   assert.equal(ranks.reduce((a, b) => a + b, 0), 4 * set.targets.length);

@@ -20,6 +20,7 @@ import { AdapterLoadError, loadPeftAdapter, readAdapter, saveAdapter } from '../
 import { mergeAdapters } from '../src/peft/export.ts';
 import { padBatch, PeftModel } from '../src/peft/multi.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
+import { tinyReviews } from './helpers/use_reviews.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';
 
@@ -27,8 +28,7 @@ let model: EncoderModel;
 let data: { ids: number[]; label: number }[];
 before(async () => {
   model = await loadUseEncoder();
-  const tok = UseTokenizer.fromVocabFile();
-  data = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue.', 'Loved it!', 'Not great, far too long.'].map((t, i) => ({ ids: tok.encode(t), label: i % 2 }));
+  data = tinyReviews();
 });
 
 const TARGETS = ['qkv', 'conv2'];

@@ -14,7 +14,7 @@ import { AdapterSet } from '../src/adapters/inject.ts';
 import type { AdapterMethod } from '../src/adapters/types.ts';
 import type { EncoderModel, LinearSite } from '../src/models/types.ts';
 import { loadUseEncoder } from '../src/models/use_encoder.ts';
-import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
+import { tinyReviews } from './helpers/use_reviews.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/rng.ts';
 import { hydra } from '../src/adapters/hydra/index.ts';
@@ -154,8 +154,7 @@ let model: EncoderModel;
 let data: { ids: number[]; label: number }[];
 before(async () => {
   model = await loadUseEncoder();
-  const tok = UseTokenizer.fromVocabFile();
-  data = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue.', 'Loved it!', 'Not great, far too long.'].map((t, i) => ({ ids: tok.encode(t), label: i % 2 }));
+  data = tinyReviews();
 });
 
 const USE_CASES: [string, AdapterMethod, Record<string, unknown>][] = [
