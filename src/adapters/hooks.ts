@@ -4,7 +4,7 @@
 // method-specific code.
 
 import { AdapterSet, PEFT_PREFIX } from './inject.ts';
-import type { FitHookContext, HookSite, StepHookContext } from './types.ts';
+import type { FitHookContext, HookSite, StepHookContext, StoredTensor } from './types.ts';
 
 export type StepPhase = 'beforeStep' | 'afterStep';
 
@@ -53,4 +53,31 @@ export async function runFitHook(adapters: AdapterSet | null, ctx: Omit<FitHookC
 export function hookFeeds(adapters: AdapterSet | null, training: boolean): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> {
   const f = adapters?.method.hooks?.feeds;
   return adapters && f ? f.call(adapters.method.hooks, { adapters, config: adapters.config, training }) : {};
+}
+
+/**
+ * The non-trainable state a method keeps per module (saveState: SMoRA's β), by
+ * module name and key suffix; copies, so a snapshot does not move with training.
+ * Adapter files and trainer checkpoints both store it.
+ */
+export function saveHookState(adapters: AdapterSet): Map<string, Record<string, StoredTensor>> {
+  const out = new Map<string, Record<string, StoredTensor>>();
+  const hooks = adapters.method.hooks;
+  if (!hooks?.saveState) return out;
+  for (const site of adapters.targets) {
+    const st = hooks.saveState.call(hooks, { adapters, site, config: adapters.configFor(site) });
+    out.set(site.name, Object.fromEntries(Object.entries(st).map(([k, t]) => [k, { shape: t.shape.slice(), data: Float32Array.from(t.data) }])));
+  }
+  return out;
+}
+
+/** Restores what saveHookState returned (modules the set does not adapt are ignored). */
+export function loadHookState(adapters: AdapterSet, state: Iterable<[string, Record<string, StoredTensor>]>): void {
+  const hooks = adapters.method.hooks;
+  if (!hooks?.loadState) return;
+  const sites = new Map(adapters.targets.map((s) => [s.name, s]));
+  for (const [module, tensors] of state) {
+    const site = sites.get(module);
+    if (site) hooks.loadState.call(hooks, { adapters, site, config: adapters.configFor(site), tensors });
+  }
 }

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
+import { loadHookState, saveHookState } from '../adapters/hooks.ts';
 import { methodForPeftConfig } from '../adapters/registry.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
@@ -80,7 +81,9 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
   const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra };
   if (set.method.peftType !== 'LORA') {
     // Not a LoraConfig: the method's own peft_type and every field of its config, so the file says what it holds and reloads exactly.
-    for (const [k, t] of methodStateTensors(set)) tensors[k] = { dtype: 'F32', shape: t.shape, data: t.data };
+    for (const [module, st] of saveHookState(set)) {
+      for (const [suffix, t] of Object.entries(st)) tensors[`${PEFT_PREFIX}${module}.${suffix}`] = { dtype: 'F32', shape: t.shape, data: t.data };
+    }
     const shared = set.method.shared?.save(set.config);
     for (const [name, t] of Object.entries(shared?.tensors ?? {})) tensors[`${SHARED_PREFIX}${name}`] = { dtype: 'F32', shape: t.shape, data: t.data };
     writeSafetensors(path.join(out, WEIGHTS_FILE), tensors, { format: 'pt' });
@@ -96,18 +99,6 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
 
 /** Tensors outside any module (PEFT's `base_model.vera_A`): 'base_model.' + name. */
 export const SHARED_PREFIX = 'base_model.';
-
-/** The hook state a method saves per module (SMoRA's β), under PEFT-style module keys. */
-function methodStateTensors(set: AdapterSet): Map<string, StoredTensor> {
-  const out = new Map<string, StoredTensor>();
-  const save = set.method.hooks?.saveState;
-  if (!save) return out;
-  for (const site of set.targets) {
-    const st = save.call(set.method.hooks, { adapters: set, site, config: set.configFor(site) });
-    for (const [suffix, t] of Object.entries(st)) out.set(`${PEFT_PREFIX}${site.name}.${suffix}`, t);
-  }
-  return out;
-}
 
 function methodConfigJson(set: AdapterSet, info: SavedAdapterInfo, modulesToSave: string[], lorakit: Record<string, unknown>, sharedConfig?: Record<string, unknown>): string {
   const target = set.options.targetModules;
@@ -392,10 +383,7 @@ function loadMethodAdapter(
   for (const k of kept) withBases.set(k, { shape: set.shapes.get(k)!, data: set.params.get(k)! });
   if (kept.length) warn(`${source}: bias '${common.bias}' but ${WEIGHTS_FILE} holds no ${kept.length > 1 ? `biases (${kept.length})` : 'bias'}; the base model's biases are used (PEFT does not save them for ${method.peftType})`);
   loadAdapterWeights(set, { ...loaded, tensors: withBases });
-  for (const [module, tensors] of state) {
-    const site = siteByName.get(module)!;
-    method.hooks!.loadState!.call(method.hooks, { adapters: set, site, config: set.configFor(site), tensors });
-  }
+  loadHookState(set, state);
   const saveProjection = peft.loaderFields.save_projection === true;
   if (Object.keys(shared).length || saveProjection) {
     const missing = method.shared!.names.filter((n) => !shared[n]);

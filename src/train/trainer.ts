@@ -6,7 +6,8 @@
 
 import fs from 'node:fs';
 import { AdapterSet } from '../adapters/inject.ts';
-import { hookFeeds, runFitHook, runStepHook } from '../adapters/hooks.ts';
+import type { StoredTensor } from '../adapters/types.ts';
+import { hookFeeds, loadHookState, runFitHook, runStepHook, saveHookState } from '../adapters/hooks.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { AdamW, AdamWGroup } from '../optim/adamw.ts';
 import { clipGradNorm } from '../optim/clip.ts';
@@ -193,7 +194,8 @@ export class ClassificationTrainer {
         }
         optimizer.loadStateDict(ck.optimizer as any);
         const { hookState, ...t } = ck.trainer as any;
-        if (this.adapters && hookState) restoreAdapterHookState(this.adapters, hookState);
+        // Non-trainable hook state (SMoRA's β) continues where it was, not from its initial value.
+        if (this.adapters && hookState) loadHookState(this.adapters, Object.entries(hookState as Record<string, Record<string, StoredTensor>>));
         state = { ...state, ...t, best: ck.best ?? null };
         log?.write({ event: 'resume', step: state.step, epoch: state.epoch });
       }
@@ -205,7 +207,7 @@ export class ClassificationTrainer {
     const save = async () => {
       if (!o.outDir) return;
       const { best, ...trainer } = state;
-      const hookState = this.adapters ? adapterHookState(this.adapters) : {};
+      const hookState = this.adapters ? Object.fromEntries(saveHookState(this.adapters)) : {};
       await saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...trainer, hookState }, best: best ?? undefined });
     };
 
@@ -264,32 +266,5 @@ export class ClassificationTrainer {
   async release() {
     await this.trainGraph?.release();
     await this.evalGraph?.release();
-  }
-}
-
-type ModuleState = Record<string, Record<string, { shape: number[]; data: Float32Array }>>;
-
-/**
- * Non-trainable hook state (SMoRA's load-balancing β, through the method's
- * saveState/loadState) by module and key suffix, so a resumed run continues
- * with it instead of restarting it at its initial value.
- */
-function adapterHookState(set: AdapterSet): ModuleState {
-  const hooks = set.method.hooks;
-  const out: ModuleState = {};
-  if (!hooks?.saveState) return out;
-  for (const site of set.targets) {
-    const st = hooks.saveState.call(hooks, { adapters: set, site, config: set.configFor(site) });
-    out[site.name] = Object.fromEntries(Object.entries(st).map(([k, t]) => [k, { shape: t.shape, data: Float32Array.from(t.data) }]));
-  }
-  return out;
-}
-
-function restoreAdapterHookState(set: AdapterSet, saved: ModuleState): void {
-  const hooks = set.method.hooks;
-  if (!hooks?.loadState) return;
-  for (const site of set.targets) {
-    const tensors = saved[site.name];
-    if (tensors) hooks.loadState.call(hooks, { adapters: set, site, config: set.configFor(site), tensors });
   }
 }
