@@ -15,6 +15,17 @@ export function matchesTarget(name: string, target: TargetModules): boolean {
   return target.some((t) => name === t || name.endsWith(`.${t}`));
 }
 
+/** PEFT's pattern-key rule (rank_pattern, alpha_pattern ...), re.match(r"(.*\.)?(key)$", name): the key matches the end of the name at a "." boundary. */
+export function patternMatches(key: string, name: string): boolean {
+  return new RegExp(`^(.*\\.)?(${key})$`).test(name);
+}
+
+/** One module's value from a pattern map: the first key, in insertion order, that matches (PEFT's get_pattern_key), else `dflt`. */
+export function patternValue<T>(pattern: Record<string, T> | null | undefined, name: string, dflt: T): T {
+  for (const [k, v] of Object.entries(pattern ?? {})) if (patternMatches(k, name)) return v;
+  return dflt;
+}
+
 export class TargetError extends Error {
   constructor(message: string) {
     super(message);

@@ -8,7 +8,10 @@
 import { z } from 'zod';
 import type { LinearSite } from '../models/types.ts';
 import type { TargetModules } from '../adapters/targets.ts';
-import { matchesTarget } from '../adapters/targets.ts';
+import { matchesTarget, patternMatches, patternValue } from '../adapters/targets.ts';
+
+// PEFT's pattern-key rule lives with the other matching rules; re-exported for config users.
+export { patternMatches, patternValue };
 import { METHODS, methodForPeftConfig } from '../adapters/registry.ts';
 import type { AdapterMethod } from '../adapters/types.ts';
 
@@ -122,21 +125,9 @@ export function serializePeftConfig(c: PeftLoraConfig, extra: { unknown?: Record
   return JSON.stringify(Object.fromEntries(keys.map((k) => [k, out[k]])), null, 2) + '\n';
 }
 
-/** PEFT's pattern-key rule, re.match(r"(.*\.)?(key)$", name): the key matches the end of the name at a "." boundary. */
-export function patternMatches(key: string, name: string): boolean {
-  return new RegExp(`^(.*\\.)?(${key})$`).test(name);
-}
-
-function fromPattern<T>(pattern: Record<string, T> | null, name: string, dflt: T): T {
-  if (!pattern) return dflt;
-  // PEFT (get_pattern_key) takes the first key, in dict order, that matches.
-  for (const [k, v] of Object.entries(pattern)) if (patternMatches(k, name)) return v;
-  return dflt;
-}
-
 /** r and lora_alpha of one module after rank_pattern / alpha_pattern. */
 export function rankAlphaFor(c: Pick<PeftLoraConfig, 'r' | 'lora_alpha' | 'rank_pattern' | 'alpha_pattern'>, moduleName: string): { r: number; lora_alpha: number } {
-  return { r: fromPattern(c.rank_pattern, moduleName, c.r), lora_alpha: fromPattern(c.alpha_pattern, moduleName, c.lora_alpha) };
+  return { r: patternValue(c.rank_pattern, moduleName, c.r), lora_alpha: patternValue(c.alpha_pattern, moduleName, c.lora_alpha) };
 }
 
 /** The layer index in a module path (PEFT: the number after a layers_pattern name, or the first '.N.'). */
@@ -301,7 +292,3 @@ export function parseMethodConfig(json: Record<string, any>, opts: { source?: st
   return { method, config: parsed.data, common: c.data, bias, patterns, patternFields, loaderFields, unknown, lorakit };
 }
 
-/** One module's value of `field` after its pattern (first matching key, PEFT's rule), or `dflt`. */
-export function patternValue<T>(pattern: Record<string, T> | undefined, name: string, dflt: T): T {
-  return fromPattern(pattern ?? null, name, dflt);
-}

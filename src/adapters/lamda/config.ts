@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { patternValue } from '../targets.ts';
 
 /**
  * LaMDA (Azizi, Kundu, Pedram 2024, "LaMDA: Large Model Fine-Tuning via
@@ -53,9 +54,7 @@ export const lamdaScaling = (c: Pick<LamdaConfig, 'lora_alpha' | 'r'>) => c.lora
 export function rankFor(c: Pick<LamdaConfig, 'r' | 'rank_pattern'>, module: string): number {
   const p = c.rank_pattern ?? {};
   if (Object.hasOwn(p, module)) return p[module];
-  // PEFT's get_pattern_key rule (as src/peft/config.ts patternMatches; not imported: peft/config imports the method registry).
-  for (const [k, v] of Object.entries(p)) if (new RegExp(`^(.*\\.)?(${k})$`).test(module)) return v;
-  return c.r;
+  return patternValue(p, module, c.r);
 }
 
 /** The config one module runs with: r = its rank (so scaling, shapes and the freezing schedule follow it). */
