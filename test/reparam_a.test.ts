@@ -213,7 +213,7 @@ test('frozen-weight gradients: ∂L/∂W0 agrees with LoRA (∂L/∂B = s·G·A�
   const sb = getMethod('lorasb');
   const sbSet = new AdapterSet(sb, sb.schema.parse({ r: 3, init_lr: 1e-3, init_batches: 1, init_batch_size: 8 }), model.sites, model.weights, { targetModules: [target], seed: 5 });
   const t3 = new ClassificationTrainer(model, sbSet, 2, { epochs: 1, lr: 1e-3, batchSize: 8, seed: 3 });
-  await runFitHook(sbSet, { params: t3.params(), model, head: t3.head, numLabels: 2, train: data, seed: 3 });
+  await runFitHook(sbSet, { params: t3.params(), seed: 3, weightGradients: (sites, w) => frozenWeightGradients(model, sites, t3.head, 2, data, { ...w, seed: 3 }) });
   await t3.release();
   const dW1 = Float64Array.from(G, (v) => -1e-3 * Math.sign(v));
   const full = svdJacobi(dW1, m, n);

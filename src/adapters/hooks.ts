@@ -1,29 +1,12 @@
 // The trainer's one entry point into a method's per-step hooks
 // (AdapterMethod.hooks, src/adapters/types.ts). Builds the per-site view
-// (config + parameter keys) and calls the method; the trainer holds no
-// method-specific code.
+// (config + parameter keys) and calls the method with the set's state; the
+// trainer holds no method-specific code.
 
-import { AdapterSet, PEFT_PREFIX } from './inject.ts';
-import type { FitHookContext, HookSite, StepHookContext, StoredTensor } from './types.ts';
+import type { AdapterSet } from './inject.ts';
+import type { FitHookContext, StepHookContext, StoredTensor } from './types.ts';
 
 export type StepPhase = 'beforeStep' | 'afterStep';
-
-const siteCache = new WeakMap<AdapterSet, HookSite[]>();
-
-/** The adapted sites with their configs and parameter keys (cached per set). */
-export function hookSites(adapters: AdapterSet): HookSite[] {
-  let sites = siteCache.get(adapters);
-  if (!sites) {
-    sites = adapters.targets.map((site) => {
-      const prefix = `${PEFT_PREFIX}${site.name}.`;
-      const keys: Record<string, string> = {};
-      for (const k of adapters.siteKeys(site.name)) keys[k.slice(prefix.length)] = k;
-      return { site, config: adapters.configFor(site), keys };
-    });
-    siteCache.set(adapters, sites);
-  }
-  return sites;
-}
 
 /** Whether the set's method has any per-step hook. */
 export function hasStepHooks(adapters: AdapterSet | null): boolean {
@@ -35,24 +18,24 @@ export function hasStepHooks(adapters: AdapterSet | null): boolean {
 export function runStepHook(
   phase: StepPhase,
   adapters: AdapterSet | null,
-  ctx: Omit<StepHookContext, 'config' | 'sites' | 'adapters'>,
+  ctx: Omit<StepHookContext, 'config' | 'sites' | 'state'>,
 ): void {
   const fn = adapters?.method.hooks?.[phase];
   if (!adapters || !fn) return;
-  fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: hookSites(adapters), adapters });
+  fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: adapters.hookSites(), state: adapters.state });
 }
 
 /** Calls the method's beforeFit hook, if it has one. */
-export async function runFitHook(adapters: AdapterSet | null, ctx: Omit<FitHookContext, 'config' | 'sites' | 'adapters'>): Promise<void> {
+export async function runFitHook(adapters: AdapterSet | null, ctx: Omit<FitHookContext, 'config' | 'sites' | 'state'>): Promise<void> {
   const fn = adapters?.method.hooks?.beforeFit;
   if (!adapters || !fn) return;
-  await fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: hookSites(adapters), adapters });
+  await fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: adapters.hookSites(), state: adapters.state });
 }
 
 /** The method's extra feeds (non-trainable state inputs), or none. */
 export function hookFeeds(adapters: AdapterSet | null, training: boolean): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> {
   const f = adapters?.method.hooks?.feeds;
-  return adapters && f ? f.call(adapters.method.hooks, { adapters, config: adapters.config, training }) : {};
+  return adapters && f ? f.call(adapters.method.hooks, { state: adapters.state, config: adapters.config, sites: adapters.hookSites(), training }) : {};
 }
 
 /**
@@ -65,7 +48,7 @@ export function saveHookState(adapters: AdapterSet): Map<string, Record<string, 
   const hooks = adapters.method.hooks;
   if (!hooks?.saveState) return out;
   for (const site of adapters.targets) {
-    const st = hooks.saveState.call(hooks, { adapters, site, config: adapters.configFor(site) });
+    const st = hooks.saveState.call(hooks, { state: adapters.state, site, config: adapters.configFor(site) });
     out.set(site.name, Object.fromEntries(Object.entries(st).map(([k, t]) => [k, { shape: t.shape.slice(), data: Float32Array.from(t.data) }])));
   }
   return out;
@@ -78,6 +61,6 @@ export function loadHookState(adapters: AdapterSet, state: Iterable<[string, Rec
   const sites = new Map(adapters.targets.map((s) => [s.name, s]));
   for (const [module, tensors] of state) {
     const site = sites.get(module);
-    if (site) hooks.loadState.call(hooks, { adapters, site, config: adapters.configFor(site), tensors });
+    if (site) hooks.loadState.call(hooks, { state: adapters.state, site, config: adapters.configFor(site), tensors });
   }
 }

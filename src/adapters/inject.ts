@@ -14,7 +14,7 @@ import * as op from '../graph/ops.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { Rng } from '../util/rng.ts';
 import { selectTargets, TargetModules, matchesTarget } from './targets.ts';
-import type { AdapterMethod } from './types.ts';
+import type { AdapterMethod, HookSite } from './types.ts';
 
 export const PEFT_PREFIX = 'base_model.model.';
 
@@ -76,6 +76,9 @@ export class AdapterSet<C = any> {
   private sitesByName: Map<string, LinearSite>;
   /** false = adapters bypassed (outputs equal the base model). */
   enabled = true;
+  /** The method's own state for this set (AdapterMethod.createState): handed to every method call. */
+  readonly state: unknown;
+  private hookSiteList?: HookSite<C>[];
 
   constructor(
     readonly method: AdapterMethod<C>,
@@ -103,6 +106,7 @@ export class AdapterSet<C = any> {
       return w;
     };
     if (method.planConfig) this.config = method.planConfig(this.config, this.targets.map((site) => ({ site, weight: baseOf(site).data })));
+    this.state = method.createState ? method.createState({ config: this.config, targets: this.targets }) : {};
     for (const site of this.targets) {
       const w = baseOf(site);
       const config = options.siteConfig ? options.siteConfig(site, this.config) : this.config;
@@ -110,6 +114,7 @@ export class AdapterSet<C = any> {
       const specs = method.init({
         site,
         config,
+        state: this.state,
         rng: rng.fork(site.name),
         baseWeight: w.data,
         setBaseWeight: (data) => {
@@ -150,6 +155,17 @@ export class AdapterSet<C = any> {
         addCopy(site, 'bias', `${PEFT_PREFIX}${site.name}.bias`);
       }
     }
+  }
+
+  /** The adapted sites with their configs and parameter keys (what hooks see). */
+  hookSites(): HookSite<C>[] {
+    this.hookSiteList ??= this.targets.map((site) => {
+      const prefix = `${PEFT_PREFIX}${site.name}.`;
+      const keys: Record<string, string> = {};
+      for (const k of this.siteKeys(site.name)) keys[k.slice(prefix.length)] = k;
+      return { site, config: this.configFor(site), keys };
+    });
+    return this.hookSiteList;
   }
 
   isTarget(name: string): boolean {
@@ -239,7 +255,7 @@ export class AdapterSet<C = any> {
         // Masks come from the trainer's seeded RNG (already scaled by 1/(1-p)) so runs and resumes are exact.
         xin = op.mul(x, g.input(AdapterSet.dropoutInput(site.name), 'float32', x.shape));
       }
-      return this.method.forward({ g, site, config: this.configFor(site), p, x: xin, W, bias, base, training: opts.training });
+      return this.method.forward({ g, site, config: this.configFor(site), state: this.state, p, x: xin, W, bias, base, training: opts.training });
     };
     // Token lookups (embedding sites): a modules_to_save copy replaces the table; no dropout (PEFT applies none).
     fn.embed = (site, ids, table) => {
@@ -249,7 +265,7 @@ export class AdapterSet<C = any> {
       if (wCopy) table = g.leaf(wCopy) ?? g.param(wCopy, this.shapes.get(wCopy)!, this.params.get(wCopy));
       const base = op.gather(table, ids);
       if (!this.isTarget(site.name)) return base;
-      return this.method.forward({ g, site, config: this.configFor(site), p: this.graphParams(g, site), x: ids, W: table, base, training: opts.training });
+      return this.method.forward({ g, site, config: this.configFor(site), state: this.state, p: this.graphParams(g, site), x: ids, W: table, base, training: opts.training });
     };
     return fn;
   }
@@ -264,7 +280,7 @@ export class AdapterSet<C = any> {
   /** Dense ΔW [out, in] of one adapted site; `base` is that site's frozen weight in its own layout. */
   deltaFor(site: LinearSite, base: Float32Array): Float32Array {
     if (!this.method.deltaWeight) throw new Error(`Method '${this.method.name}' has no dense ΔW and cannot be merged`);
-    return this.method.deltaWeight(site, this.configFor(site), this.siteParams(site), toOutIn(site, base));
+    return this.method.deltaWeight(site, this.configFor(site), this.siteParams(site), toOutIn(site, base), this.state);
   }
 
   /**

@@ -14,10 +14,12 @@ export interface ParamSpec {
   data: Float32Array;
 }
 
-export interface AdapterContext<C> {
+export interface AdapterContext<C, S = any> {
   site: LinearSite;
   config: C;
   rng: Rng;
+  /** The set's method state (AdapterMethod.createState); absent when a method is called on its own. */
+  state?: S;
   /** The frozen base weight (in the site's layout), for SVD/LU-style inits. */
   baseWeight: Float32Array;
   /**
@@ -40,10 +42,12 @@ export interface LoraInit {
   init(args: { value: string; r: number; scaling: number; W: Float32Array; out: number; in: number; rng: Rng }): { A: Float32Array; B: Float32Array; residual?: Float32Array };
 }
 
-export interface ForwardContext<C> {
+export interface ForwardContext<C, S = any> {
   g: Graph;
   site: LinearSite;
   config: C;
+  /** The set's method state (AdapterMethod.createState); absent when a method is called on its own. */
+  state?: S;
   /** Params of this module, by key. */
   p: Record<string, Value>;
   /** The module input [N, in] (after dropout where the method asks for it); for an embedding site the int64 token ids. */
@@ -56,20 +60,28 @@ export interface ForwardContext<C> {
   training: boolean;
 }
 
-export interface AdapterMethod<C = any> {
+export interface AdapterMethod<C = any, S = any> {
   /** Name used by --method and in adapter_config.json (`peft_type` for PEFT methods). */
   name: string;
   peftType: string;
   schema: z.ZodType<C>;
+  /**
+   * The method's state for one AdapterSet, beside its trainable tensors (frozen
+   * projections read from a file, the largest adapted shape, SMoRA's β, hook
+   * snapshots). Made once per set after its config is planned; the set holds it
+   * and hands it to every call below as `state`, so nothing lives in module
+   * globals and two sets never share it. Without it the state is {}.
+   */
+  createState?(args: { config: C; targets: LinearSite[] }): S;
   /** Create this module's trainable parameters with their initial values. */
-  init(ctx: AdapterContext<C>): ParamSpec[];
+  init(ctx: AdapterContext<C, S>): ParamSpec[];
   /** The adapted output for one linear site. */
-  forward(ctx: ForwardContext<C>): Value;
+  forward(ctx: ForwardContext<C, S>): Value;
   /**
    * Dense ΔW in [out, in] layout for merging; absent when the method has none.
    * `baseWeight` is the frozen weight in [out, in] layout (DoRA's ΔW depends on it).
    */
-  deltaWeight?(site: LinearSite, config: C, params: Record<string, Float32Array>, baseWeight?: Float32Array): Float32Array;
+  deltaWeight?(site: LinearSite, config: C, params: Record<string, Float32Array>, baseWeight?: Float32Array, state?: S): Float32Array;
   /** ΔW depends on the base weight (DoRA): unmerge from a merged weight is not exact. */
   deltaDependsOnBase?: boolean;
   /**
@@ -90,7 +102,7 @@ export interface AdapterMethod<C = any> {
   /** Fields of adapter_config.json beyond the shared ones. */
   toPeftConfig(config: C): Record<string, unknown>;
   /** Per-step hooks the trainer calls (src/adapters/hooks.ts): rank pruning, freezing, location updates... */
-  hooks?: AdapterHooks<C>;
+  hooks?: AdapterHooks<C, S>;
   /**
    * Frozen tensors stored once per adapter, outside any module (PEFT's VeRA /
    * RandLoRA projections with `save_projection: true`: `base_model.vera_A`).
@@ -100,8 +112,8 @@ export interface AdapterMethod<C = any> {
    */
   shared?: {
     names: string[];
-    load(config: C, tensors: Record<string, StoredTensor>, sites: LinearSite[]): void;
-    save(config: C): { tensors: Record<string, StoredTensor>; config: Record<string, unknown> } | null;
+    load(state: S, config: C, tensors: Record<string, StoredTensor>, sites: LinearSite[]): void;
+    save(state: S, config: C): { tensors: Record<string, StoredTensor>; config: Record<string, unknown> } | null;
   };
 }
 
@@ -119,7 +131,7 @@ export interface HookSite<C = any> {
   keys: Record<string, string>;
 }
 
-export interface StepHookContext<C = any> {
+export interface StepHookContext<C = any, S = any> {
   /** Optimizer steps taken so far (beforeStep: this step's index; afterStep: index + 1). */
   step: number;
   totalSteps: number;
@@ -132,24 +144,24 @@ export interface StepHookContext<C = any> {
   outputs: Record<string, { data: ArrayLike<number | bigint>; dims: readonly number[] }>;
   config: C;
   sites: HookSite<C>[];
-  /** The AdapterSet being trained (key per-run hook state on it, e.g. in a WeakMap). */
-  adapters: object;
+  /** The set's method state (AdapterMethod.createState): where per-run hook state lives. */
+  state: S;
 }
 
-export interface FitHookContext<C = any> {
+export interface FitHookContext<C = any, S = any> {
   config: C;
   sites: HookSite<C>[];
-  adapters: object;
-  /** Every trainable tensor (adapter + head), live. */
+  state: S;
+  /** Every trainable tensor (adapter + task head), live. */
   params: Map<string, Float32Array>;
-  /** The model being adapted (frozen weights in `model.weights`). */
-  model: import('../models/types.ts').EncoderModel;
-  /** The classification head (trainer.head) and its label count. */
-  head: Map<string, Float32Array>;
-  numLabels: number;
-  train: { ids: number[]; label: number }[];
   seed: number;
-  threads?: number;
+  /**
+   * Σ over the first `batches` training batches (of `batchSize` examples, in a
+   * seeded order) of ∂L/∂W for these sites' frozen weights, [out, in] float64,
+   * L being the task's own loss with the adapter's current values. The loop
+   * provides it, so a data-dependent init (LoRA-SB) works on every task.
+   */
+  weightGradients(sites: LinearSite[], o: { batches: number; batchSize: number }): Promise<Map<string, Float64Array>>;
 }
 
 /**
@@ -157,28 +169,28 @@ export interface FitHookContext<C = any> {
  * SMoRA's load-balancing bias, SoRA's proximal step...). The trainer calls
  * these through one call site each and knows nothing about the method.
  */
-export interface AdapterHooks<C = any> {
+export interface AdapterHooks<C = any, S = any> {
   /**
    * Once before training starts (not when resuming from a checkpoint): data-
    * dependent inits such as LoRA-SB's (frozen-weight gradients over a few
    * batches, src/train/weight_grads.ts). May write `params` in place.
    */
-  beforeFit?(ctx: FitHookContext<C>): Promise<void> | void;
+  beforeFit?(ctx: FitHookContext<C, S>): Promise<void> | void;
   /** After gradients, before the optimizer step: may edit `grads` in place. */
-  beforeStep?(ctx: StepHookContext<C>): void;
+  beforeStep?(ctx: StepHookContext<C, S>): void;
   /** After the optimizer step: may edit `params` in place. */
-  afterStep?(ctx: StepHookContext<C>): void;
+  afterStep?(ctx: StepHookContext<C, S>): void;
   /**
    * Extra graph inputs fed on every run (train and eval): non-trainable state
    * that hooks update between steps (a router bias, integer locations).
    */
-  feeds?(ctx: { adapters: object; config: C; training: boolean }): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>;
+  feeds?(ctx: { state: S; config: C; sites: HookSite<C>[]; training: boolean }): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>;
   /**
    * Non-trainable per-module state saved with the adapter so a reloaded
    * adapter reproduces outputs (SMoRA's β): key suffix → tensor. `stateKeys`
    * names the suffixes; `loadState` gets those a file holds for the module.
    */
   stateKeys?: string[];
-  saveState?(ctx: { adapters: object; site: LinearSite; config: C }): Record<string, StoredTensor>;
-  loadState?(ctx: { adapters: object; site: LinearSite; config: C; tensors: Record<string, StoredTensor> }): void;
+  saveState?(ctx: { state: S; site: LinearSite; config: C }): Record<string, StoredTensor>;
+  loadState?(ctx: { state: S; site: LinearSite; config: C; tensors: Record<string, StoredTensor> }): void;
 }

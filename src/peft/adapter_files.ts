@@ -84,7 +84,7 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
     for (const [module, st] of saveHookState(set)) {
       for (const [suffix, t] of Object.entries(st)) tensors[`${PEFT_PREFIX}${module}.${suffix}`] = { dtype: 'F32', shape: t.shape, data: t.data };
     }
-    const shared = set.method.shared?.save(set.config);
+    const shared = set.method.shared?.save(set.state, set.config);
     for (const [name, t] of Object.entries(shared?.tensors ?? {})) tensors[`${SHARED_PREFIX}${name}`] = { dtype: 'F32', shape: t.shape, data: t.data };
     writeSafetensors(path.join(out, WEIGHTS_FILE), tensors, { format: 'pt' });
     writeFileAtomic(path.join(out, CONFIG_FILE), methodConfigJson(set, info, [...modules], lorakit, shared?.config));
@@ -388,7 +388,7 @@ function loadMethodAdapter(
   if (Object.keys(shared).length || saveProjection) {
     const missing = method.shared!.names.filter((n) => !shared[n]);
     if (missing.length) throw new AdapterLoadError(`${source}: save_projection is true but ${WEIGHTS_FILE} lacks ${missing.map((n) => SHARED_PREFIX + n).join(', ')}`);
-    for (const c of new Set([set.config, ...set.targets.map((s) => set.configFor(s))])) method.shared!.load(c, shared, set.targets);
+    method.shared!.load(set.state, set.config, shared, set.targets);
   }
   for (const k of set.params.keys()) extraTensors.delete(k.slice(PEFT_PREFIX.length));
   checkExtraTensors(model, dir, extraTensors, warn);

@@ -18,6 +18,7 @@ import { Batch, makeBatches } from '../data/batching.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { MetricsLog } from './metrics.ts';
 import { buildClassifierGraph, HEAD_B, HEAD_W, initHead } from './classifier.ts';
+import { frozenWeightGradients } from './weight_grads.ts';
 
 export interface EncodedExample {
   ids: number[];
@@ -201,7 +202,12 @@ export class ClassificationTrainer {
       }
     }
 
-    if (state.step === 0) await runFitHook(this.adapters, { params, model: this.model, head: this.head, numLabels: this.numLabels, train, seed: o.seed, threads: o.threads });
+    if (state.step === 0) {
+      await runFitHook(this.adapters, {
+        params, seed: o.seed,
+        weightGradients: (sites, w) => frozenWeightGradients(this.model, sites, this.head, this.numLabels, train, { ...w, seed: o.seed, threads: o.threads }),
+      });
+    }
     this.trainGraph ??= await this.compile('train');
     let stepsThisRun = 0;
     const save = async () => {

@@ -29,8 +29,10 @@ export function lamdaFactors(W: Float32Array, m: number, n: number, r: number): 
   });
 }
 
-/** Frozen B columns per adapter set and key: their values when they froze, and how many. */
-const snapshots = new WeakMap<object, Map<string, { saved: Float32Array; cols: number }>>();
+/** LaMDA's state per adapter set: frozen B columns per key, their values when they froze, and how many. */
+export interface LamdaState {
+  frozen: Map<string, { saved: Float32Array; cols: number }>;
+}
 
 function eachFrozen(step: number, total: number, sites: HookSite<LamdaConfig>[], each: (key: string, m: number, r: number, cols: number) => void) {
   for (const s of sites) {
@@ -40,10 +42,11 @@ function eachFrozen(step: number, total: number, sites: HookSite<LamdaConfig>[],
   }
 }
 
-export const lamda: AdapterMethod<LamdaConfig> = {
+export const lamda: AdapterMethod<LamdaConfig, LamdaState> = {
   name: 'lamda',
   peftType: 'LAMDA',
   schema: lamdaConfigSchema,
+  createState: () => ({ frozen: new Map() }),
   deltaDependsOnBase: true,
 
   planConfig(config, targets) {
@@ -115,9 +118,7 @@ export const lamda: AdapterMethod<LamdaConfig> = {
     // B's last `cols` columns (smallest singular values) are frozen: zero gradient,
     // and restored to the value they had when they froze after each step.
     beforeStep(ctx) {
-      let store = snapshots.get(ctx.adapters);
-      if (!store) snapshots.set(ctx.adapters, (store = new Map()));
-      const st = store;
+      const st = ctx.state.frozen;
       eachFrozen(ctx.step, ctx.totalSteps, ctx.sites, (key, m, r, cols) => {
         const B = ctx.params.get(key)!, gB = ctx.grads.get(key)!;
         let e = st.get(key);
@@ -128,8 +129,7 @@ export const lamda: AdapterMethod<LamdaConfig> = {
       });
     },
     afterStep(ctx) {
-      const st = snapshots.get(ctx.adapters);
-      if (!st) return;
+      const st = ctx.state.frozen;
       for (const s of ctx.sites) {
         const key = s.keys[LAMDA_KEYS.B], e = st.get(key);
         if (!e) continue;

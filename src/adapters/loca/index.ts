@@ -36,8 +36,10 @@ function dctTable(g: Graph, f: Value, len: number): Value {
 
 const clampRow = (x: Value, lo: number, hi: number) => op.neg(op.max2(op.neg(op.max2(x, lo)), -hi));
 
-/** Locations saved before the optimizer step (restored after it), per adapter set. */
-const saved = new WeakMap<object, Map<string, Float32Array>>();
+/** LoCA's state per adapter set: locations saved before the optimizer step (restored after it). */
+export interface LocaState {
+  saved: Map<string, Float32Array>;
+}
 
 /** One location step for one module (see config.ts); `fd` is [5, K] row-major. */
 export function moveLocations(loc: Float32Array, c: Float32Array, fd: ArrayLike<number>, m: number, n: number, alpha: number): number {
@@ -68,10 +70,12 @@ export function moveLocations(loc: Float32Array, c: Float32Array, fd: ArrayLike<
   return moved;
 }
 
-export const loca: AdapterMethod<LocaConfig> = {
+export const loca: AdapterMethod<LocaConfig, LocaState> = {
   name: 'loca',
   peftType: 'LOCA',
   schema: locaConfigSchema,
+
+  createState: () => ({ saved: new Map() }),
 
   init({ site, config, rng }) {
     const K = config.n_frequency;
@@ -144,8 +148,7 @@ export const loca: AdapterMethod<LocaConfig> = {
 
   hooks: {
     beforeStep(ctx) {
-      let st = saved.get(ctx.adapters);
-      if (!st) saved.set(ctx.adapters, (st = new Map()));
+      const st = ctx.state.saved;
       for (const s of ctx.sites as HookSite<LocaConfig>[]) {
         const key = s.keys[LOCA_KEYS.loc];
         st.set(key, Float32Array.from(ctx.params.get(key)!));
@@ -153,11 +156,11 @@ export const loca: AdapterMethod<LocaConfig> = {
       }
     },
     afterStep(ctx) {
-      const st = saved.get(ctx.adapters);
+      const st = ctx.state.saved;
       for (const s of ctx.sites as HookSite<LocaConfig>[]) {
         const key = s.keys[LOCA_KEYS.loc];
         const loc = ctx.params.get(key)!;
-        if (st?.has(key)) loc.set(st.get(key)!); // the optimizer (weight decay) must not move locations
+        if (st.has(key)) loc.set(st.get(key)!); // the optimizer (weight decay) must not move locations
         const cfg = s.config;
         const step = ctx.step - 1;
         if (step >= cfg.location_fraction * ctx.totalSteps || step % cfg.location_interval !== 0) continue;

@@ -13,7 +13,6 @@
 import { z } from 'zod';
 import * as op from '../../graph/ops.ts';
 import { svdTopR } from '../../linalg/svd.ts';
-import { frozenWeightGradients } from '../../train/weight_grads.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
 import { outIn64 } from '../bases.ts';
 
@@ -33,7 +32,10 @@ export type LorasbConfig = z.infer<typeof lorasbConfigSchema>;
 
 /** Stored with the adapter, never trained. */
 export const LORASB_FROZEN = ['lorasb_A', 'lorasb_B'];
-const snapshots = new WeakMap<object, Map<string, Float32Array>>();
+/** LoRA-SB's state per adapter set: the frozen B and A as they were when training started (restored after each step). */
+export interface LorasbState {
+  snapshot: Map<string, Float32Array> | null;
+}
 
 /** Sets B, R, A of one site from a dense ΔW1 [out, in]: B = U_r, R = diag(S_r), A = V_rᵀ. */
 export function lorasbFromUpdate(dW: Float64Array, m: number, n: number, r: number, dst: { A: Float32Array; B: Float32Array; R: Float32Array }): void {
@@ -44,10 +46,12 @@ export function lorasbFromUpdate(dW: Float64Array, m: number, n: number, r: numb
   for (let i = 0; i < r; i++) dst.R[i * r + i] = S[i];
 }
 
-export const lorasb: AdapterMethod<LorasbConfig> = {
+export const lorasb: AdapterMethod<LorasbConfig, LorasbState> = {
   name: 'lorasb',
   peftType: 'LORASB',
   schema: lorasbConfigSchema,
+
+  createState: () => ({ snapshot: null }),
 
   init({ site, config, rng, baseWeight }) {
     const r = config.r, m = site.outFeatures, n = site.inFeatures;
@@ -90,11 +94,10 @@ export const lorasb: AdapterMethod<LorasbConfig> = {
 
   hooks: {
     async beforeFit(ctx) {
-      snapshots.delete(ctx.adapters);
-      if (!(ctx.config as LorasbConfig).init_weights) return;
+      ctx.state.snapshot = null;
+      if (!ctx.config.init_weights) return;
       const sites = ctx.sites.map((s: HookSite) => s.site);
-      const c0 = ctx.config as LorasbConfig;
-      const G = await frozenWeightGradients(ctx.model, sites, ctx.head, ctx.numLabels, ctx.train, { batches: c0.init_batches, batchSize: c0.init_batch_size, seed: ctx.seed, threads: ctx.threads });
+      const G = await ctx.weightGradients(sites, { batches: ctx.config.init_batches, batchSize: ctx.config.init_batch_size });
       for (const hs of ctx.sites as HookSite<LorasbConfig>[]) {
         const g = G.get(hs.site.name)!;
         const dW1 = new Float64Array(g.length);
@@ -104,16 +107,16 @@ export const lorasb: AdapterMethod<LorasbConfig> = {
       }
     },
     beforeStep(ctx) {
-      let snap = snapshots.get(ctx.adapters);
+      let snap = ctx.state.snapshot;
       if (!snap) {
         snap = new Map();
         for (const s of ctx.sites) for (const k of LORASB_FROZEN) snap.set(s.keys[k], Float32Array.from(ctx.params.get(s.keys[k])!));
-        snapshots.set(ctx.adapters, snap);
+        ctx.state.snapshot = snap;
       }
       for (const key of snap.keys()) ctx.grads.get(key)?.fill(0);
     },
     afterStep(ctx) {
-      const snap = snapshots.get(ctx.adapters);
+      const snap = ctx.state.snapshot;
       if (snap) for (const [key, v] of snap) ctx.params.get(key)!.set(v);
     },
   },

@@ -18,15 +18,16 @@
 // A / A.std() and B / B.std() in bfloat16 (src/util/torch_init.ts, bit-exact).
 // Each site uses PEFT's slices A[:, 0, :min], B[:max, :N, :]. Saving writes the
 // pair (`base_model.randlora_A` / `_B`, PEFT's default save_projection: true);
-// a file that holds it (`shared`) is used as stored. Without a plan (a bare
-// config, one site) the site's own shape is the largest.
+// a file that holds it (`shared`) is used as stored. The set's state
+// (projections.ts) holds the largest shape and any stored pair; called
+// without it (one site on its own) the site's own shape is the largest.
 // Init: λ = 0, γ = 1/max(N, min) (PEFT reset_randlora_parameters), so ΔW = 0.
 import { z } from 'zod';
 import * as op from '../../graph/ops.ts';
 import type { LinearSite } from '../../models/types.ts';
-import type { AdapterMethod, StoredTensor } from '../types.ts';
+import type { AdapterMethod } from '../types.ts';
 import { frozen, memo } from '../bases.ts';
-import { largestFor, largestShapeOf, projectionGenerator, withLargest, type Shape } from '../projections.ts';
+import { largestFor, projectionGenerator, projectionState, type ProjectionState, type Shape } from '../projections.ts';
 import { divBf16, fanIn, kaimingUniformBound, stdBf16, torchUniform } from '../../util/torch_init.ts';
 
 export const randloraConfigSchema = z.object({
@@ -64,15 +65,12 @@ export function randloraShared(c: RandloraConfig, L: Shape): { A: Float32Array; 
   });
 }
 
-/** Bases read from a file (PEFT's save_projection), per config object. */
-const savedBases = new WeakMap<RandloraConfig, { A: StoredTensor; B: StoredTensor }>();
-
 /** Shared bases: A [r, min], B [max, N·r] (= PEFT's [max, N, r] flattened). */
-export function randloraBases(site: LinearSite, c: RandloraConfig) {
+export function randloraBases(site: LinearSite, c: RandloraConfig, state?: ProjectionState) {
   const { min, max, N } = randloraDims(site, c);
-  const saved = savedBases.get(c);
+  const saved = state?.saved;
   if (saved) return sliceShared({ A: saved.A.data, B: saved.B.data, min: saved.A.shape[2], N: saved.B.shape[1] }, c.r, min, max, N);
-  return sliceShared(randloraShared(c, largestFor(c, site)), c.r, min, max, N);
+  return sliceShared(randloraShared(c, largestFor(state, site)), c.r, min, max, N);
 }
 
 /** A[:, 0, :min] → [r, min] and B[:max, :N, :] → [max, N·r] of a shared pair with row widths minL and NL. */
@@ -83,10 +81,11 @@ function sliceShared(s: { A: Float32Array; B: Float32Array; min: number; N: numb
   return { A, B };
 }
 
-export const randlora: AdapterMethod<RandloraConfig> = {
+export const randlora: AdapterMethod<RandloraConfig, ProjectionState> = {
   name: 'randlora',
   peftType: 'RANDLORA',
   schema: randloraConfigSchema,
+  createState: projectionState,
 
   init({ site, config, rng }) {
     const { min, N } = randloraDims(site, config);
@@ -99,15 +98,11 @@ export const randlora: AdapterMethod<RandloraConfig> = {
     ];
   },
 
-  planConfig(config, targets) {
-    return withLargest(config, targets.map((t) => t.site));
-  },
-
-  forward({ g, site, config, p, x, base }) {
+  forward({ g, site, config, state, p, x, base }) {
     const { min, max, N, inIsMin } = randloraDims(site, config);
-    const L = largestFor(config, site);
-    const r = config.r, k = savedBases.has(config) ? 'saved' : `${config.projection_prng_key}.${L.out}x${L.in}`;
-    const { A, B } = randloraBases(site, config);
+    const L = largestFor(state, site);
+    const r = config.r, k = state?.saved ? 'saved' : `${config.projection_prng_key}.${L.out}x${L.in}`;
+    const { A, B } = randloraBases(site, config, state);
     const A3 = frozen(g, `randlora_A.${k}.${r}x1x${min}`, A, [r, 1, min]);
     const Bh = frozen(g, `randlora_B.${k}.${max}x${N * r}`, B, [max, N * r]);
     const scaled = op.mul(op.mul(op.reshape(p['randlora_lambda'], [r, N, 1]), A3), op.reshape(p['randlora_gamma'], [1, N, min]));
@@ -117,10 +112,10 @@ export const randlora: AdapterMethod<RandloraConfig> = {
     return op.gemm(op.gemm(x, Bh), Ah, { alpha: s }, base);
   },
 
-  deltaWeight(site, config, params) {
+  deltaWeight(site, config, params, _baseWeight, state) {
     const { min, max, N, inIsMin } = randloraDims(site, config);
     const r = config.r, s = config.randlora_alpha / r;
-    const { A, B } = randloraBases(site, config);
+    const { A, B } = randloraBases(site, config, state);
     const lam = params['randlora_lambda'], gam = params['randlora_gamma'];
     // Â [rN, min]
     const Ah = new Float32Array(r * N * min);
@@ -154,19 +149,19 @@ export const randlora: AdapterMethod<RandloraConfig> = {
 
   shared: {
     names: ['randlora_A', 'randlora_B'],
-    load(c, t, sites) {
+    load(state, c, t, sites) {
       const A = t['randlora_A'], B = t['randlora_B'];
       const dims = sites.map((s) => randloraDims(s, c));
       const min = Math.max(...dims.map((d) => d.min)), max = Math.max(...dims.map((d) => d.max)), N = Math.max(...dims.map((d) => d.N));
       if (A.shape.length !== 3 || A.shape[0] !== c.r || A.shape[1] !== 1 || A.shape[2] < min) throw new Error(`RandLoRA: base_model.randlora_A has shape [${A.shape}] but r ${c.r} and the adapted modules need [${c.r}, 1, ≥${min}]`);
       if (B.shape.length !== 3 || B.shape[2] !== c.r || B.shape[1] < N || B.shape[0] < max) throw new Error(`RandLoRA: base_model.randlora_B has shape [${B.shape}] but r ${c.r} and the adapted modules need [≥${max}, ≥${N}, ${c.r}]`);
-      savedBases.set(c, { A, B });
+      state.saved = { A, B };
     },
-    /** The stored pair, else PEFT's (regenerated for the planned largest shape). */
-    save(c) {
-      const p = savedBases.get(c);
+    /** The stored pair, else PEFT's (regenerated for the set's largest shape). */
+    save(state, c) {
+      const p = state.saved;
       if (p) return { tensors: { randlora_A: p.A, randlora_B: p.B }, config: { save_projection: true } };
-      const L = largestShapeOf(c);
+      const L = state.largest;
       if (!L) return null;
       const s = randloraShared(c, L);
       return { tensors: { randlora_A: { shape: [c.r, 1, s.min], data: s.A }, randlora_B: { shape: [s.max, s.N, c.r], data: s.B } }, config: { save_projection: true } };

@@ -18,15 +18,20 @@ export const biasInput = (site: string) => `smora_bias.${site}`;
 export const SMORA_STATE_KEY = 'smora_selection_bias';
 export const loadOutput = (site: string) => `smora_load.${site}`;
 
-/** β per adapter set and module (run state; starts at 0). */
-const biases = new WeakMap<object, Map<string, Float32Array>>();
+/** SMoRA's state per adapter set: β per module (starts at 0). */
+export interface SMoRAState {
+  beta: Map<string, Float32Array>;
+}
 
-export function smoraBias(adapters: object, site: string, numRanks: number): Float32Array {
-  let m = biases.get(adapters);
-  if (!m) biases.set(adapters, (m = new Map()));
-  let b = m.get(site);
-  if (!b) m.set(site, (b = new Float32Array(numRanks)));
+function betaOf(state: SMoRAState, site: string, numRanks: number): Float32Array {
+  let b = state.beta.get(site);
+  if (!b) state.beta.set(site, (b = new Float32Array(numRanks)));
   return b;
+}
+
+/** β of one module of a set (an AdapterSet, or anything holding its state), live. */
+export function smoraBias(set: { state: unknown }, site: string, numRanks: number): Float32Array {
+  return betaOf(set.state as SMoRAState, site, numRanks);
 }
 
 /** One balancing step: β_i += u·sign(mean(load) − load_i). */
@@ -37,10 +42,12 @@ export function updateBias(beta: Float32Array, load: ArrayLike<number>, u: numbe
   for (let i = 0; i < beta.length; i++) beta[i] += u * Math.sign(mean - Number(load[i]));
 }
 
-export const smora: AdapterMethod<SMoRAConfig> = {
+export const smora: AdapterMethod<SMoRAConfig, SMoRAState> = {
   name: 'smora',
   peftType: 'SMORA',
   schema: smoraConfigSchema,
+
+  createState: () => ({ beta: new Map() }),
 
   init({ site, config, rng }) {
     const n = site.inFeatures, m = site.outFeatures, R = config.num_ranks;
@@ -82,31 +89,27 @@ export const smora: AdapterMethod<SMoRAConfig> = {
 
   hooks: {
     stateKeys: [SMORA_STATE_KEY],
-    saveState({ adapters, site, config }) {
-      return { [SMORA_STATE_KEY]: { shape: [config.num_ranks], data: Float32Array.from(smoraBias(adapters, site.name, config.num_ranks)) } };
+    saveState({ state, site, config }) {
+      return { [SMORA_STATE_KEY]: { shape: [config.num_ranks], data: Float32Array.from(betaOf(state, site.name, config.num_ranks)) } };
     },
-    loadState({ adapters, site, config, tensors }) {
+    loadState({ state, site, config, tensors }) {
       const t = tensors[SMORA_STATE_KEY];
       if (!t) return; // a file from before β was saved: β starts at 0
       if (t.shape.length !== 1 || t.shape[0] !== config.num_ranks) {
         throw new Error(`Module '${site.name}': SMoRA '${SMORA_STATE_KEY}' has shape [${t.shape}] but num_ranks ${config.num_ranks} needs [${config.num_ranks}]`);
       }
-      smoraBias(adapters, site.name, config.num_ranks).set(t.data);
+      betaOf(state, site.name, config.num_ranks).set(t.data);
     },
-    feeds({ adapters }) {
+    feeds({ state, sites }) {
       const out: Record<string, { data: Float32Array; dims: number[] }> = {};
-      const set = adapters as { targets: { name: string }[]; configFor(s: string): SMoRAConfig };
-      for (const site of set.targets) {
-        const R = set.configFor(site.name).num_ranks;
-        out[biasInput(site.name)] = { data: smoraBias(adapters, site.name, R), dims: [R] };
-      }
+      for (const { site, config } of sites) out[biasInput(site.name)] = { data: betaOf(state, site.name, config.num_ranks), dims: [config.num_ranks] };
       return out;
     },
-    afterStep({ outputs, sites, adapters }) {
+    afterStep({ outputs, sites, state }) {
       for (const s of sites as HookSite<SMoRAConfig>[]) {
         const load = outputs[loadOutput(s.site.name)];
         if (!load || s.config.bias_update_rate === 0) continue;
-        updateBias(smoraBias(adapters, s.site.name, s.config.num_ranks), load.data as ArrayLike<number>, s.config.bias_update_rate);
+        updateBias(betaOf(state, s.site.name, s.config.num_ranks), load.data as ArrayLike<number>, s.config.bias_update_rate);
       }
     },
   },

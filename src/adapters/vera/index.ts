@@ -6,18 +6,19 @@
 // adapted shape (max out, max in over the targets, planConfig), drawn with
 // torch.Generator().manual_seed(projection_prng_key), A [r, max_in] then
 // B [max_out, r], each U(±√(6/fan_in)) in float32 (src/util/torch_init.ts,
-// bit-exact); every site uses the slices A[:, :in], B[:out, :]. So an adapter
+// bit-exact); every site uses the slices A[:, :in], B[:out, :]. The set's
+// state (projections.ts) holds that shape and any pair read from a file. So an adapter
 // trained here gives the same outputs in PEFT from the seed alone; saving also
 // writes the pair (`base_model.vera_A` / `vera_B`, PEFT's default
 // `save_projection: true`). A file that holds the pair (`shared`) is used as
-// stored. Without a plan (a bare config, one site) the site's own shape is the
-// largest, as PEFT adapting that one module.
+// stored. Called without a set's state (one site on its own) the site's own
+// shape is the largest, as PEFT adapting that one module.
 import { z } from 'zod';
 import * as op from '../../graph/ops.ts';
 import type { LinearSite } from '../../models/types.ts';
-import type { AdapterMethod, StoredTensor } from '../types.ts';
+import type { AdapterMethod } from '../types.ts';
 import { frozen, matmul32, memo } from '../bases.ts';
-import { largestFor, projectionGenerator, withLargest, largestShapeOf, type Shape } from '../projections.ts';
+import { largestFor, projectionGenerator, projectionState, type ProjectionState, type Shape } from '../projections.ts';
 import { kaimingUniformBound, torchUniform } from '../../util/torch_init.ts';
 
 export const veraConfigSchema = z.object({
@@ -31,9 +32,6 @@ export const veraConfigSchema = z.object({
   init_weights: z.boolean().default(true),
 });
 export type VeraConfig = z.infer<typeof veraConfigSchema>;
-
-/** Projections read from a file (PEFT's save_projection), per config object. */
-const savedProjections = new WeakMap<VeraConfig, { A: StoredTensor; B: StoredTensor }>();
 
 /** PEFT's shared pair for the largest shape L: A [r, L.in], B [L.out, r] (float32). */
 export function veraProjections(c: VeraConfig, L: Shape): { A: Float32Array; B: Float32Array } {
@@ -54,24 +52,25 @@ function leadingColumns(d: Float32Array, rows: number, stride: number, cols: num
 }
 
 /** A [r, in] of one site: the first `in` columns of the shared A. */
-export function veraA(c: VeraConfig, site: LinearSite): Float32Array {
-  const saved = savedProjections.get(c);
+export function veraA(c: VeraConfig, site: LinearSite, state?: ProjectionState): Float32Array {
+  const saved = state?.saved;
   if (saved) return leadingColumns(saved.A.data, c.r, saved.A.shape[1], site.inFeatures);
-  const L = largestFor(c, site);
+  const L = largestFor(state, site);
   return leadingColumns(veraProjections(c, L).A, c.r, L.in, site.inFeatures);
 }
 
 /** B [out, r] of one site: the first `out` rows of the shared B. */
-export function veraB(c: VeraConfig, site: LinearSite): Float32Array {
-  const saved = savedProjections.get(c);
+export function veraB(c: VeraConfig, site: LinearSite, state?: ProjectionState): Float32Array {
+  const saved = state?.saved;
   if (saved) return saved.B.data.subarray(0, site.outFeatures * c.r);
-  return veraProjections(c, largestFor(c, site)).B.subarray(0, site.outFeatures * c.r);
+  return veraProjections(c, largestFor(state, site)).B.subarray(0, site.outFeatures * c.r);
 }
 
-export const vera: AdapterMethod<VeraConfig> = {
+export const vera: AdapterMethod<VeraConfig, ProjectionState> = {
   name: 'vera',
   peftType: 'VERA',
   schema: veraConfigSchema,
+  createState: projectionState,
 
   init({ site, config, rng }) {
     const m = site.outFeatures, r = config.r;
@@ -87,23 +86,19 @@ export const vera: AdapterMethod<VeraConfig> = {
     ];
   },
 
-  planConfig(config, targets) {
-    return withLargest(config, targets.map((t) => t.site));
-  },
-
-  forward({ g, site, config, p, x, base }) {
+  forward({ g, site, config, state, p, x, base }) {
     const n = site.inFeatures, m = site.outFeatures, r = config.r;
-    const L = largestFor(config, site);
-    const k = savedProjections.has(config) ? 'saved' : `${config.projection_prng_key}.${L.out}x${L.in}`;
-    const A = frozen(g, `vera_A.${k}.${r}x${n}`, veraA(config, site), [r, n]);
-    const B = frozen(g, `vera_B.${k}.${m}x${r}`, veraB(config, site), [m, r]);
+    const L = largestFor(state, site);
+    const k = state?.saved ? 'saved' : `${config.projection_prng_key}.${L.out}x${L.in}`;
+    const A = frozen(g, `vera_A.${k}.${r}x${n}`, veraA(config, site, state), [r, n]);
+    const B = frozen(g, `vera_B.${k}.${m}x${r}`, veraB(config, site, state), [m, r]);
     const h = op.mul(op.gemm(x, A, { transB: true }), p['vera_lambda_d']);
     return op.add(base, op.mul(op.gemm(h, B, { transB: true }), p['vera_lambda_b']));
   },
 
-  deltaWeight(site, config, params) {
+  deltaWeight(site, config, params, _baseWeight, state) {
     const n = site.inFeatures, m = site.outFeatures, r = config.r;
-    const A = veraA(config, site), B = veraB(config, site);
+    const A = veraA(config, site, state), B = veraB(config, site, state);
     const b = params['vera_lambda_b'], d = params['vera_lambda_d'];
     const Bs = new Float32Array(m * r);
     for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) Bs[i * r + j] = b[i] * B[i * r + j] * d[j];
@@ -121,18 +116,18 @@ export const vera: AdapterMethod<VeraConfig> = {
 
   shared: {
     names: ['vera_A', 'vera_B'],
-    load(c, t, sites) {
+    load(state, c, t, sites) {
       const A = t['vera_A'], B = t['vera_B'];
       const maxIn = Math.max(...sites.map((s) => s.inFeatures)), maxOut = Math.max(...sites.map((s) => s.outFeatures));
       if (A.shape.length !== 2 || A.shape[0] !== c.r || A.shape[1] < maxIn) throw new Error(`VeRA: base_model.vera_A has shape [${A.shape}] but r ${c.r} and the widest adapted input (${maxIn}) need [${c.r}, ≥${maxIn}]`);
       if (B.shape.length !== 2 || B.shape[1] !== c.r || B.shape[0] < maxOut) throw new Error(`VeRA: base_model.vera_B has shape [${B.shape}] but r ${c.r} and the widest adapted output (${maxOut}) need [≥${maxOut}, ${c.r}]`);
-      savedProjections.set(c, { A, B });
+      state.saved = { A, B };
     },
-    /** The stored pair, else PEFT's (regenerated for the planned largest shape). */
-    save(c) {
-      const p = savedProjections.get(c);
+    /** The stored pair, else PEFT's (regenerated for the set's largest shape). */
+    save(state, c) {
+      const p = state.saved;
       if (p) return { tensors: { vera_A: p.A, vera_B: p.B }, config: { save_projection: true } };
-      const L = largestShapeOf(c);
+      const L = state.largest;
       if (!L) return null;
       const { A, B } = veraProjections(c, L);
       return { tensors: { vera_A: { shape: [c.r, L.in], data: A }, vera_B: { shape: [L.out, c.r], data: B } }, config: { save_projection: true } };
