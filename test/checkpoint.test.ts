@@ -8,9 +8,9 @@ import {
   loadCheckpoint,
   loadLatestCheckpoint,
   saveCheckpoint,
-  writeFileAtomic,
   CheckpointError,
 } from "../src/train/checkpoint.ts";
+import { writeFileAtomic } from "../src/io/atomic.ts";
 import { MetricsLog, readMetrics } from "../src/train/metrics.ts";
 import { AdamW, type AdamWStateDict } from "../src/optim/adamw.ts";
 import { Rng, type RngState } from "../src/util/rng.ts";

@@ -44,7 +44,7 @@ function countOver(x: Value, axes: number[]): Value {
   const dims = axes.map((a) => x.shape[a]);
   if (dims.every((d) => typeof d === 'number')) return x.graph.scalar((dims as number[]).reduce((p, d) => p * d, 1), x.dtype);
   const picked = op.gather(op.shapeOf(x), x.graph.ints(axes), 0);
-  const prod = x.graph.addNode('ReduceProd', [picked], [{ dtype: 'int64', shape: [] }], { keepdims: 0 })[0];
+  const prod = op.reduceProdAll(picked);
   return op.cast(prod, x.dtype);
 }
 
@@ -153,7 +153,7 @@ export const rules: Record<string, VjpRule> = {
     const [data, idx] = node.inputs as Value[];
     if (!need[0]) return [null, null];
     if ((node.attrs.axis as number) !== 0) throw new Error('autodiff: Gather gradient is implemented for axis 0 only');
-    const [gd] = data.graph.addNode('ScatterND', [op.zerosLike(data), op.unsqueeze(idx, [-1]), g!], [{ dtype: data.dtype, shape: data.shape }], { reduction: 'add' });
+    const gd = op.scatterNDAdd(op.zerosLike(data), op.unsqueeze(idx, [-1]), g!);
     return [gd, null];
   },
   GatherElements: ({ node, gy: [g], need }) => {
@@ -200,7 +200,7 @@ export const rules: Record<string, VjpRule> = {
       pads[a] = s;
       pads[a + x.rank] = d - s - o;
     });
-    const [gx] = x.graph.addNode('Pad', [g!, x.graph.ints(pads)], [{ dtype: x.dtype, shape: x.shape }], {});
+    const gx = op.pad(g!, pads, x.shape);
     return [gx, null, null, null, null].slice(0, node.inputs.length);
   },
 

@@ -340,3 +340,98 @@ export function zerosLike(x: Value): Value {
   const value = { tensor: { dtype: x.dtype, dims: [1], data: x.dtype === 'float64' ? new Float64Array(1) : new Float32Array(1) } };
   return one(x, 'ConstantOfShape', [shapeOf(x)], x.dtype, x.shape, { value });
 }
+
+// ---- gradient control -----------------------------------------------------
+
+/** x in the forward pass, no gradient through it (torch's .detach()). */
+export function stopGradient(x: Value): Value {
+  return x.graph.setCustomVjp(identity(x), [x], () => [null]);
+}
+
+// ---- dynamic shapes ---------------------------------------------------------
+// Batches have symbolic B and T; these take shapes, ends and limits computed
+// at run time (int64 tensors) and declare the symbolic dims of their result.
+
+function requireInt(opName: string, x: Value) {
+  if (x.dtype !== 'int64') throw new ShapeError(`${opName}: expects an int64 tensor, got ${x.describe()}`);
+}
+
+/** Reshape to a runtime shape (int64 [rank]); `dims` is the result's declared shape. */
+export function reshapeTo(x: Value, shape: Value, dims: Shape): Value {
+  requireInt('Reshape', shape);
+  return one(x, 'Reshape', [x, shape], x.dtype, dims);
+}
+
+/** Broadcast x to a runtime shape (int64 [rank]); `dims` is the result's declared shape. */
+export function expandTo(x: Value, shape: Value, dims: Shape): Value {
+  requireInt('Expand', shape);
+  return one(x, 'Expand', [x, shape], x.dtype, dims);
+}
+
+/** ONNX Slice whose starts/ends (int64 [k]) are tensors computed at run time; `dims` is the result's declared shape. */
+export function sliceDynamic(x: Value, starts: Value, ends: Value, axes: number[], dims: Shape): Value {
+  requireInt('Slice', starts);
+  requireInt('Slice', ends);
+  return one(x, 'Slice', [x, starts, ends, x.graph.ints(axes.map((a) => normAxis('Slice', a, x.rank)))], x.dtype, dims);
+}
+
+/** [start, start+delta, …) below `limit` (int64 scalars, or [1] tensors squeezed here); `dim` names its length. */
+export function range(start: Value | number, limit: Value, delta: Value | number, dim: Dim): Value {
+  const g = limit.graph;
+  const scalar = (v: Value | number) => (typeof v === 'number' ? g.scalar(v, 'int64') : v.rank === 1 ? squeeze(v, [0]) : v);
+  const [s, l, d] = [scalar(start), scalar(limit), scalar(delta)];
+  for (const v of [s, l, d]) if (v.rank !== 0) throw new ShapeError(`Range: start, limit and delta must be scalars, got ${v.describe()}`);
+  return one(l, 'Range', [s, l, d], l.dtype, [dim]);
+}
+
+/** Inclusive cumulative sum along `axis`. */
+export function cumSum(x: Value, axis: number): Value {
+  const a = normAxis('CumSum', axis, x.rank);
+  return one(x, 'CumSum', [x, x.graph.scalar(a, 'int64')], x.dtype, x.shape);
+}
+
+/** Product of all elements (a scalar): e.g. the element count from a shape tensor. */
+export function reduceProdAll(x: Value): Value {
+  return one(x, 'ReduceProd', [x], x.dtype, [], { keepdims: 0 });
+}
+
+/** Integer a mod b with the sign of b (ONNX Mod, fmod 0). */
+export function mod(a: Value, b: Value | number): Value {
+  requireInt('Mod', a);
+  const bb = typeof b === 'number' ? a.graph.scalar(b, 'int64') : b;
+  return one(a, 'Mod', [a, bb], a.dtype, broadcastShapes('Mod', a.shape, bb.shape), { fmod: 0 });
+}
+
+/** The k largest (or smallest) values along `axis`, sorted, and their int64 indices. */
+export function topK(x: Value, k: number, axis = -1, largest = true): [Value, Value] {
+  const a = normAxis('TopK', axis, x.rank);
+  const shape = x.shape.slice();
+  shape[a] = k;
+  const [values, indices] = x.graph.addNode('TopK', [x, x.graph.ints([k])], [{ dtype: x.dtype, shape }, { dtype: 'int64', shape }], { axis: a, largest: largest ? 1 : 0, sorted: 1 });
+  return [values, indices];
+}
+
+/** Zero padding: `pads` = [begin_0 … begin_{r-1}, end_0 … end_{r-1}]; `dims` is the padded shape. */
+export function pad(x: Value, pads: number[], dims: Shape): Value {
+  if (pads.length !== 2 * x.rank) throw new ShapeError(`Pad: ${pads.length} pads for ${x.describe()} (needs ${2 * x.rank})`);
+  return one(x, 'Pad', [x, x.graph.ints(pads)], x.dtype, dims);
+}
+
+/** A tensor of `size` copies of `value` (float32). */
+export function filled(g: import('./ir.ts').Graph, size: number, value = 0): Value {
+  return g.addNode('ConstantOfShape', [g.ints([size])], [{ dtype: 'float32', shape: [size] }], {
+    value: { tensor: { dtype: 'float32', dims: [1], data: new Float32Array([value]) } },
+  })[0];
+}
+
+/** data with data[indices[i, …]] = updates[i, …] along `axis` (ONNX ScatterElements, no reduction). */
+export function scatterElements(data: Value, indices: Value, updates: Value, axis: number): Value {
+  const a = normAxis('ScatterElements', axis, data.rank);
+  return one(data, 'ScatterElements', [data, indices, updates], data.dtype, data.shape, { axis: a });
+}
+
+/** data with updates added at the index tuples in the last axis of `indices` (ONNX ScatterND, reduction add). */
+export function scatterNDAdd(data: Value, indices: Value, updates: Value): Value {
+  requireInt('ScatterND', indices);
+  return one(data, 'ScatterND', [data, indices, updates], data.dtype, data.shape, { reduction: 'add' });
+}

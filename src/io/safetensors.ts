@@ -16,8 +16,7 @@
  * array (no whole-file buffer, so files larger than a Node Buffer still load).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from './atomic.ts';
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I8' | 'U8' | 'BOOL';
 
@@ -502,30 +501,5 @@ export function serializeSafetensors(tensors: Tensors, metadata?: Record<string,
  */
 export function writeSafetensors(file: string, tensors: Tensors, metadata?: Record<string, string>): void {
   const p = prepare(tensors, metadata);
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'wx');
-  try {
-    try {
-      writeAll(fd, p.header);
-      for (const c of p.chunks) writeAll(fd, c);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  try {
-    const dfd = fs.openSync(path.dirname(path.resolve(file)), 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-  } catch {
-    // Directories cannot be fsynced on every platform (Windows); the rename already happened.
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+  writeFileAtomic(file, [p.header, ...p.chunks]);
 }

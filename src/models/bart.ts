@@ -60,8 +60,8 @@ function dim(x: Value, i: number): Value {
   return op.gather(op.shapeOf(x), x.graph.ints([i]), 0); // int64 [1]
 }
 
-function range(g: Graph, start: Value, limit: Value, name: string): Value {
-  return g.addNode('Range', [op.squeeze(start, [0]), op.squeeze(limit, [0]), g.scalar(1, 'int64')], [{ dtype: 'int64', shape: [name] }])[0];
+function range(start: Value, limit: Value, name: string): Value {
+  return op.range(start, limit, 1, name);
 }
 
 export function createBart(c: BartConfig, weights: WeightMap, name = 'bart'): Seq2SeqModel {
@@ -83,7 +83,7 @@ export function createBart(c: BartConfig, weights: WeightMap, name = 'bart'): Se
   const embed = (g: Graph, stack: string, ids: Value, start: Value, W: (k: string) => Value, ln: (p: string, x: Value) => Value) => {
     let tok = op.gather(W('model.shared.weight'), ids, 0); // [B,T,H]
     if (c.scaleEmbedding) tok = op.mul(tok, Math.sqrt(H));
-    const pos = op.add(range(g, start, op.add(start, dim(ids, 1)), String(ids.shape[1])), POS_OFFSET);
+    const pos = op.add(range(start, op.add(start, dim(ids, 1)), String(ids.shape[1])), POS_OFFSET);
     const x = op.add(tok, op.unsqueeze(op.gather(W(`model.${stack}.embed_positions.weight`), pos, 0), [0]));
     return ln(`model.${stack}.layernorm_embedding`, op.reshape(x, [-1, H]));
   };
@@ -126,8 +126,8 @@ export function createBart(c: BartConfig, weights: WeightMap, name = 'bart'): Se
       const P = inp.past ? dim(inp.past[0].key, 2) : g.ints([0]);
       let y = embed(g, 'decoder', ids, P, W, ln);
       const total = op.add(P, dim(ids, 1));
-      const q = op.unsqueeze(range(g, P, total, String(ids.shape[1])), [1]);
-      const k = op.unsqueeze(range(g, g.ints([0]), total, inp.past ? 'P+T' : String(ids.shape[1])), [0]);
+      const q = op.unsqueeze(range(P, total, String(ids.shape[1])), [1]);
+      const k = op.unsqueeze(range(g.ints([0]), total, inp.past ? 'P+T' : String(ids.shape[1])), [0]);
       const selfBias = op.where(op.greater(k, q), MASKED, 0); // [T, P+T]
       const crossBias = padBias(inp.encoderAttentionMask);
       const present: KeyValue[] = [];

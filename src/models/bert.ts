@@ -256,7 +256,7 @@ export class BertModel implements EncoderModel {
     const [B, T] = ids.shape;
     const bt = op.shapeOf(ids);
     const shape4 = op.concat([bt, g.ints([nh, d])], 0);
-    const reshapeTo = (x: Value, shape: Value, dims: Dim[]) => g.addNode('Reshape', [x, shape], [{ dtype: x.dtype, shape: dims }])[0];
+    const reshapeTo = op.reshapeTo;
 
     // Embeddings.
     const words = siteByName.get(`${p}.embeddings.word_embeddings`)!;
@@ -264,12 +264,12 @@ export class BertModel implements EncoderModel {
     const posTable = w(`${p}.embeddings.position_embeddings.weight`);
     if (c.family === 'roberta') {
       const m = op.cast(inputs.attentionMask, 'int64');
-      const cum = g.addNode('CumSum', [m, g.scalar(1, 'int64')], [{ dtype: 'int64', shape: [B, T] }])[0];
+      const cum = op.cumSum(m, 1);
       const pos = op.add(op.mul(cum, m), g.scalar(c.padTokenId, 'int64'));
       emb = op.add(emb, op.gather(posTable, pos));
     } else {
       const lenT = op.slice(bt, [1], [2], [0]);
-      const pos = g.addNode('Slice', [posTable, g.ints([0]), lenT, g.ints([0])], [{ dtype: 'float32', shape: [T, H] }])[0];
+      const pos = op.sliceDynamic(posTable, g.ints([0]), lenT, [0], [T, H]);
       emb = op.add(emb, pos);
     }
     if (c.typeVocab > 0) {
@@ -297,8 +297,7 @@ export class BertModel implements EncoderModel {
   /** Rows 0, T, 2T, … of [B·T, H]: the first token of each sequence. */
   private firstToken(g: Graph, hidden: Value, bt: Value, B: Dim): Value {
     const tScalar = op.gather(bt, g.scalar(1, 'int64'), 0);
-    const btScalar = g.addNode('ReduceProd', [bt], [{ dtype: 'int64', shape: [] }], { keepdims: 0 })[0];
-    const rows = g.addNode('Range', [g.scalar(0, 'int64'), btScalar, tScalar], [{ dtype: 'int64', shape: [B] }])[0];
+    const rows = op.range(0, op.reduceProdAll(bt), tScalar, B);
     return op.gather(hidden, rows, 0);
   }
 
@@ -306,7 +305,7 @@ export class BertModel implements EncoderModel {
     const [B, T] = mask.shape;
     const H = this.config.hidden;
     const shape3 = op.concat([bt, g.ints([H])], 0);
-    const h3 = g.addNode('Reshape', [hidden, shape3], [{ dtype: hidden.dtype, shape: [B, T, H] }])[0];
+    const h3 = op.reshapeTo(hidden, shape3, [B, T, H]);
     const summed = op.reduceSum(op.mul(h3, op.unsqueeze(mask, [2])), [1], false); // [B,H]
     return op.div(summed, op.max2(op.reduceSum(mask, [1], true), 1e-9)); // / [B,1]
   }

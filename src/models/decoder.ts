@@ -91,13 +91,11 @@ export function reshapeRuntime(x: Value, lead: Value, leadDims: number, tail: nu
   const g = x.graph;
   const leadShape = op.slice(op.shapeOf(lead), [0], [leadDims], [0]);
   const shape = op.concat([leadShape, g.ints(tail)], 0);
-  return g.addNode('Reshape', [x, shape], [{ dtype: x.dtype, shape: [...lead.shape.slice(0, leadDims), ...tail] }])[0];
+  return op.reshapeTo(x, shape, [...lead.shape.slice(0, leadDims), ...tail]);
 }
 
-function range(g: Graph, start: Value, limit: Value, dim: string): Value {
-  // Range takes scalars.
-  const s = op.squeeze(start, [0]), l = op.squeeze(limit, [0]);
-  return g.addNode('Range', [s, l, g.scalar(1, 'int64')], [{ dtype: 'int64', shape: [dim] }])[0];
+function range(start: Value, limit: Value, dim: string): Value {
+  return op.range(start, limit, 1, dim);
 }
 
 /** Past length (int64 [1]) = S − T. */
@@ -108,7 +106,7 @@ export function pastLength(inputIds: Value, attentionMask: Value): Value {
 /** Default positions: past + 0..T-1, as [1,T]. */
 export function defaultPositions(inputIds: Value, attentionMask: Value): Value {
   const g = inputIds.graph;
-  return op.unsqueeze(range(g, pastLength(inputIds, attentionMask), dimAt(attentionMask, 1), inputIds.shape[1] as string), [0]);
+  return op.unsqueeze(range(pastLength(inputIds, attentionMask), dimAt(attentionMask, 1), inputIds.shape[1] as string), [0]);
 }
 
 const MASKED = -1e9;
@@ -123,8 +121,8 @@ export function attentionBias(inputIds: Value, attentionMask: Value, slidingWind
   const g = inputIds.graph;
   const S = dimAt(attentionMask, 1);
   const past = pastLength(inputIds, attentionMask);
-  const q = op.unsqueeze(range(g, past, S, String(inputIds.shape[1])), [1]); // [T,1]
-  const k = op.unsqueeze(range(g, g.ints([0]), S, String(attentionMask.shape[1])), [0]); // [1,S]
+  const q = op.unsqueeze(range(past, S, String(inputIds.shape[1])), [1]); // [T,1]
+  const k = op.unsqueeze(range(g.ints([0]), S, String(attentionMask.shape[1])), [0]); // [1,S]
   let causal = op.where(op.greater(k, q), MASKED, 0); // [T,S]
   if (slidingWindow !== undefined) causal = op.add(causal, op.where(op.less(k, op.sub(q, slidingWindow - 1)), MASKED, 0));
   const pad = op.unsqueeze(op.mul(op.sub(attentionMask, 1), -MASKED), [1, 2, 3]); // [B,1,1,1,S]

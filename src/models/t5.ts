@@ -91,8 +91,8 @@ function dim(x: Value, i: number): Value {
   return op.gather(op.shapeOf(x), x.graph.ints([i]), 0); // int64 [1]
 }
 
-function range(g: Graph, start: Value, limit: Value, name: string): Value {
-  return g.addNode('Range', [op.squeeze(start, [0]), op.squeeze(limit, [0]), g.scalar(1, 'int64')], [{ dtype: 'int64', shape: [name] }])[0];
+function range(start: Value, limit: Value, name: string): Value {
+  return op.range(start, limit, 1, name);
 }
 
 export function createT5(c: T5Config, weights: WeightMap, name = 't5'): Seq2SeqModel {
@@ -118,8 +118,8 @@ export function createT5(c: T5Config, weights: WeightMap, name = 't5'): Seq2SeqM
 
   /** Position bias [1, nh, T, S] for queries at past..past+T−1 and keys 0..S−1. */
   const posBias = (g: Graph, stack: string, bidi: boolean, qStart: Value, qEnd: Value, kLen: Value, tName: string, sName: string, W: (k: string) => Value) => {
-    const q = op.unsqueeze(range(g, qStart, qEnd, tName), [1]); // [T,1]
-    const k = op.unsqueeze(range(g, g.ints([0]), kLen, sName), [0]); // [1,S]
+    const q = op.unsqueeze(range(qStart, qEnd, tName), [1]); // [T,1]
+    const k = op.unsqueeze(range(g.ints([0]), kLen, sName), [0]); // [1,S]
     const rel = op.add(op.sub(k, q), MAX_REL - 1); // [T,S]
     const table = g.const(bucketTable(bidi), [2 * MAX_REL - 1], 'int64');
     const buckets = op.gather(table, rel, 0); // [T,S]

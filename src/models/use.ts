@@ -84,19 +84,11 @@ export const USE_MODULE_NAMES = [
 
 const defaultLinear: LinearFn = (_name, x, W, b) => op.linear(x, W, b);
 
-// ---- dynamic-shape helpers ----------------------------------------------------
-// ops.ts has no Reshape-to-a-shape-tensor and no Slice with runtime ends, which
-// a batch with symbolic B and T needs. These emit plain ONNX nodes; autodiff
-// handles Reshape through reshapeLike, and the Slice only touches a constant.
-
-function reshapeTo(x: Value, shape: Value, dims: Dim[]): Value {
-  return x.graph.addNode('Reshape', [x, shape], [{ dtype: x.dtype, shape: dims }])[0];
-}
+const reshapeTo = op.reshapeTo;
 
 /** Rows [0, ends[0]) of x along axis 0; `ends` int64 [1] computed at run time. */
 function sliceRows(x: Value, ends: Value, rows: Dim): Value {
-  const g = x.graph;
-  return g.addNode('Slice', [x, g.ints([0]), ends, g.ints([0])], [{ dtype: x.dtype, shape: [rows, ...x.shape.slice(1)] }])[0];
+  return op.sliceDynamic(x, x.graph.ints([0]), ends, [0], [rows, ...x.shape.slice(1)]);
 }
 
 /** Sinusoid table [maxLength, 2·n]: [sin(p·inv_k) …, cos(p·inv_k) …], products in float32 like the graph. */

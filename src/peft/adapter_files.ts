@@ -13,7 +13,7 @@ import { loadHookState, saveHookState } from '../adapters/hooks.ts';
 import { methodForPeftConfig } from '../adapters/registry.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
-import { writeFileAtomic } from '../train/checkpoint.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import {
   LoadedMethodConfig, LoadedPeftConfig, makePeftConfig, methodOfConfig, onlyBiasName, parseMethodConfig, parsePeftConfig,
   patternValue, PeftLoraConfig, peftSiteFilter, rankAlphaFor, serializePeftConfig,

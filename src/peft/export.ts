@@ -236,7 +236,7 @@ function lastHiddenState(enc: EncoderModel, g: Graph, inputIds: Value, attention
   if (!isBert(enc)) throw new Error(`export-onnx: --output last_hidden_state needs a token-level encoder (BERT, RoBERTa, DistilBERT); ${enc.name} gives a pooled sentence embedding only (--output embeddings)`);
   const { hidden, bt } = enc.encode(g, { inputIds, attentionMask }, linear);
   const shape = op.concat([bt, g.ints([enc.hiddenSize])], 0);
-  return g.addNode('Reshape', [hidden, shape], [{ dtype: 'float32', shape: [inputIds.shape[0], inputIds.shape[1], enc.hiddenSize] }])[0];
+  return op.reshapeTo(hidden, shape, [inputIds.shape[0], inputIds.shape[1], enc.hiddenSize]);
 }
 
 /**

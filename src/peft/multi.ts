@@ -306,7 +306,7 @@ export function mixedLinear(sets: AdapterSet[]): LinearFn {
     const nRows = op.slice(op.shapeOf(x), [0], [1], [0]);
     const nBatch = op.slice(op.shapeOf(idx), [0], [1], [0]);
     const target = op.concat([nBatch, op.div(nRows, nBatch)], 0);
-    const [rep] = g.addNode('Expand', [op.unsqueeze(idx, [1]), target], [{ dtype: 'int64', shape: ['B', `rows_${site.name}`] }]);
+    const rep = op.expandTo(op.unsqueeze(idx, [1]), target, ['B', `rows_${site.name}`]);
     const rowIdx = op.reshape(rep, [-1, 1]);
     const mask = op.cast(op.equal(rowIdx, g.const(st.block, [1, st.R], 'int64')), 'float32'); // [N, R]
     const A = g.weight(`mixed.${site.name}.lora_A`, st.A, [st.R, site.inFeatures]);

@@ -15,7 +15,7 @@ import type { EncoderModel } from '../models/types.ts';
 import { loadPeftAdapter, readAdapter, saveAdapter } from '../peft/adapter_files.ts';
 import { loraPlusGroups } from '../adapters/lora/plus.ts';
 import { UseTokenizer } from '../tokenize/sentencepiece.ts';
-import { writeFileAtomic } from '../train/checkpoint.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { Rng } from '../util/rng.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 import { accuracy, probeLogits, trainLinearProbe } from '../train/linear_probe.ts';

@@ -1,9 +1,6 @@
 /**
- * Crash-safe files and training checkpoints.
- *
- * `writeFileAtomic(path, data)`: write a temporary file in the same folder,
- * fsync it, rename it over `path`, fsync the folder. Readers see the old
- * content or the new one, never a torn file.
+ * Crash-safe training checkpoints (single files go through
+ * src/io/atomic.ts's writeFileAtomic).
  *
  * Checkpoints live in a folder:
  *
@@ -33,57 +30,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
+import { fsyncDir, writeFileAtomic, writeFileSynced } from "../io/atomic.ts";
 import type { RngState } from "../util/rng.ts";
 import { parseSafetensors, serializeSafetensors, type TensorInput } from "../io/safetensors.ts";
-
-/* ------------------------------------------------------------------ */
-/* atomic files                                                        */
-
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, "r");
-    fs.fsyncSync(fd);
-  } catch {
-    // Folders cannot be fsynced on every platform (Windows); the rename already happened.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-function writeAllSync(fd: number, data: Uint8Array): void {
-  let done = 0;
-  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);
-}
-
-function writeAndSync(file: string, data: string | Uint8Array, flag = "wx"): void {
-  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-  const fd = fs.openSync(file, flag);
-  try {
-    writeAllSync(fd, bytes);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * Writes `data` to `file` atomically (temp file in the same folder + fsync +
- * rename + folder fsync). Creates the folder if needed. Synchronous.
- */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
-  try {
-    writeAndSync(tmp, data);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fsyncDir(dir);
-}
 
 /* ------------------------------------------------------------------ */
 /* state trees                                                         */
@@ -272,8 +221,8 @@ export function saveCheckpointSync(dir: string, data: CheckpointData, opts: Save
   const final = path.join(dir, checkpointName(data.step));
   fs.mkdirSync(tmp);
   try {
-    writeAndSync(path.join(tmp, TENSORS_FILE), bin);
-    writeAndSync(path.join(tmp, STATE_FILE), JSON.stringify(state));
+    writeFileSynced(path.join(tmp, TENSORS_FILE), bin);
+    writeFileSynced(path.join(tmp, STATE_FILE), JSON.stringify(state));
     fsyncDir(tmp);
     if (fs.existsSync(final)) {
       // Re-saving a step: move the old one aside first (a folder cannot be

@@ -54,8 +54,8 @@ export const dora: AdapterMethod<LoraConfig> = {
       const Wd = op.gemm(A, B, { transA: true, transB: true, alpha: s }, W); // [in, out]
       norm = op.sqrt(op.reduceSum(op.mul(Wd, Wd), [0], false));
     }
-    // Stop-gradient: a fused backward that returns no gradient for A and B.
-    norm = g.setCustomVjp(op.identity(norm), [A, B], () => [null, null]);
+    // PEFT detaches the weight norm (DoRA paper §4.3): no gradient to A and B through it.
+    norm = op.stopGradient(norm);
     const scale = op.div(mag, norm); // [out]
     // PEFT recomputes x·W0ᵀ on the dropped-out input when dropout is active.
     const baseNoBias = training && config.lora_dropout > 0

@@ -36,8 +36,7 @@ function trigTables(g: Graph, freqs: Int32Array, len: number, tag: string): [Val
   const fName = `fourierft_freq.${tag}`;
   const f = g.leaf(fName) ?? g.weight(fName, i64(freqs), [1, freqs.length], 'int64');
   const prod = op.mul(t, f);
-  const [mod] = g.addNode('Mod', [prod, g.scalar(len, 'int64')], [{ dtype: 'int64', shape: prod.shape }], { fmod: 0 });
-  const angle = op.mul(op.cast(mod, 'float32'), (2 * Math.PI) / len);
+  const angle = op.mul(op.cast(op.mod(prod, len), 'float32'), (2 * Math.PI) / len);
   return [op.cos(angle), op.sin(angle)];
 }
 

@@ -28,8 +28,7 @@ function dctTable(g: Graph, f: Value, len: number): Value {
   const t = g.leaf(tName) ?? g.weight(tName, BigInt64Array.from({ length: len }, (_, i) => BigInt(2 * i + 1)), [len, 1], 'int64');
   const fi = op.cast(f, 'int64');
   const prod = op.mul(t, fi); // (2t+1)·f
-  const [mod] = g.addNode('Mod', [prod, g.scalar(4 * len, 'int64')], [{ dtype: 'int64', shape: prod.shape }], { fmod: 0 });
-  const cosv = op.cos(op.mul(op.cast(mod, 'float32'), Math.PI / (2 * len)));
+  const cosv = op.cos(op.mul(op.cast(op.mod(prod, 4 * len), 'float32'), Math.PI / (2 * len)));
   const w = op.where(op.equal(fi, g.scalar(0, 'int64')), Math.sqrt(1 / len), Math.sqrt(2 / len)); // [1, K]
   return op.mul(cosv, w);
 }

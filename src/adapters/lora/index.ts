@@ -45,8 +45,7 @@ function lookupColumns(A: Value, ids: Value, paddingIdx?: number): Value {
   return g.setCustomVjp(h, [At], (gy, need) => {
     if (!need[0]) return [null];
     const kept = paddingIdx === undefined ? gy : op.mul(gy, op.unsqueeze(op.where(op.equal(ids, paddingIdx), g.scalar(0, gy.dtype), 1), [-1]));
-    const [gAt] = g.addNode('ScatterND', [op.zerosLike(At), op.unsqueeze(ids, [-1]), kept], [{ dtype: At.dtype, shape: At.shape }], { reduction: 'add' });
-    return [gAt];
+    return [op.scatterNDAdd(op.zerosLike(At), op.unsqueeze(ids, [-1]), kept)];
   });
 }
 

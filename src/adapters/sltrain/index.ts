@@ -24,10 +24,7 @@ export function sltrainSupport(siteName: string, out: number, inF: number, c: Pi
  * indices (a fused vjp: no gradient flows to the zeros or the indices).
  */
 export function scatterDense(g: Graph, values: Value, indices: Value, size: number): Value {
-  const zeros = g.addNode('ConstantOfShape', [g.ints([size])], [{ dtype: 'float32', shape: [size] }], {
-    value: { tensor: { dtype: 'float32', dims: [1], data: new Float32Array(1) } },
-  })[0];
-  const [dense] = g.addNode('ScatterElements', [zeros, indices, values], [{ dtype: 'float32', shape: [size] }], { axis: 0 });
+  const dense = op.scatterElements(op.filled(g, size, 0), indices, values, 0);
   return g.setCustomVjp(dense, [values], (gy) => [op.gather(gy, indices, 0)]);
 }
 

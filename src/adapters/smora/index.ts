@@ -67,9 +67,8 @@ export const smora: AdapterMethod<SMoRAConfig, SMoRAState> = {
     const logits = op.gemm(x, p[SMORA_KEYS.G], { transB: true }); // [N, R]
     const beta = g.leaf(biasInput(site.name)) ?? g.input(biasInput(site.name), 'float32', [R]);
     // Selection on detached logits + β: TopK's k-th value is each token's threshold.
-    const detached = g.setCustomVjp(op.identity(logits), [logits], () => [null]);
-    const sel = op.add(detached, beta);
-    const [topv] = g.addNode('TopK', [sel, g.ints([k])], [{ dtype: 'float32', shape: [x.shape[0], k] }, { dtype: 'int64', shape: [x.shape[0], k] }], { axis: -1, largest: 1, sorted: 1 });
+    const sel = op.add(op.stopGradient(logits), beta);
+    const [topv] = op.topK(sel, k, -1);
     const kth = op.slice(topv, [k - 1], [k], [1]); // [N, 1]
     const off = op.less(sel, kth); // not selected
     const gates = op.mul(op.softmax(op.where(off, -1e9, logits), -1), k); // k·softmax over the selected ranks
