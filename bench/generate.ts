@@ -11,7 +11,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Generator } from '../src/models/generate.ts';
+import { Generator } from '../src/serve/generate.ts';
 import { loadDecoder } from '../src/models/load_decoder.ts';
 import type { DecoderModel } from '../src/models/decoder.ts';
 import { llama100m } from './llama_like.ts';

@@ -6,7 +6,7 @@
 //
 // Strategies, tokens/s over the same requests (median of --reps):
 //   mixed     one graph per batch; each row gathers its adapter's A/B from the
-//             stacked tensors by an adapter-index input (src/peft/multi.ts)
+//             stacked tensors by an adapter-index input (src/serve/peft_model.ts)
 //   switch    per request: setAdapter(its adapter) and run it alone (batch 1,
 //             unmerged LoRA session per adapter, compiled once)
 //   grouped   requests grouped by adapter, one merged-weights session per
@@ -24,7 +24,7 @@ import { lora } from '../src/adapters/lora/index.ts';
 import { loadUseEncoder } from '../src/models/use_encoder.ts';
 import { loadDecoder } from '../src/models/load_decoder.ts';
 import type { TargetModules } from '../src/adapters/targets.ts';
-import { padBatch, PeftModel, type ServableModel } from '../src/peft/multi.ts';
+import { padBatch, PeftModel, type ServableModel } from '../src/serve/peft_model.ts';
 import { Rng } from '../src/util/rng.ts';
 
 const argv = process.argv.slice(2);

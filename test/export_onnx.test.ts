@@ -21,7 +21,7 @@ import { bertWithGoldenLora, unmergedExportOutput } from './helpers/bert_lora.ts
 import { loadEncoderModel } from '../src/models/hf_registry.ts';
 import type { BertModel } from '../src/models/bert.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
-import { padBatch, PeftModel } from '../src/peft/multi.ts';
+import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';
 

@@ -13,7 +13,7 @@ import { loraConfigSchema } from '../src/adapters/lora/config.ts';
 import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
 import { plainLinear, type DecoderModel } from '../src/models/decoder.ts';
 import { loadDecoder, loadDecoderFolder, decoderFromHf } from '../src/models/load_decoder.ts';
-import { Generator, pickToken } from '../src/models/generate.ts';
+import { Generator, pickToken } from '../src/serve/generate.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { buildCausalLmGraph, causalLmFeeds, makeCausalLmBatch, trainCausalLm, type CausalLmBatch } from '../src/train/causal_lm.ts';
 import { Rng } from '../src/util/rng.ts';

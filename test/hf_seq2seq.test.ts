@@ -13,9 +13,9 @@ import { loraConfigSchema } from '../src/adapters/lora/config.ts';
 import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
 import { plainLinear } from '../src/models/decoder.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
-import {
-  buildSeq2SeqGraph, Seq2SeqGenerator, seq2seqFeeds, shiftTokensRight, trainSeq2Seq, type Seq2SeqBatch, type Seq2SeqModel,
-} from '../src/models/seq2seq.ts';
+import { shiftTokensRight, type Seq2SeqModel } from '../src/models/seq2seq.ts';
+import { buildSeq2SeqGraph, seq2seqFeeds, trainSeq2Seq, type Seq2SeqBatch } from '../src/train/seq2seq.ts';
+import { Seq2SeqGenerator } from '../src/serve/seq2seq_generate.ts';
 import { t5Bucket } from '../src/models/t5.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';

@@ -18,7 +18,7 @@ import { loadUseEncoder } from '../src/models/use_encoder.ts';
 import type { EncoderModel } from '../src/models/types.ts';
 import { AdapterLoadError, loadPeftAdapter, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
 import { mergeAdapters } from '../src/peft/export.ts';
-import { padBatch, PeftModel } from '../src/peft/multi.ts';
+import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { tinyReviews } from './helpers/use_reviews.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';

@@ -11,7 +11,7 @@ import { olora } from '../src/adapters/olora/index.ts';
 import { dora, MAGNITUDE } from '../src/adapters/dora/index.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
-import { combineAdapters } from '../src/peft/multi.ts';
+import { combineAdapters } from '../src/serve/peft_model.ts';
 import { Rng } from '../src/util/rng.ts';
 import type { LinearSite, WeightMap } from '../src/models/types.ts';
 

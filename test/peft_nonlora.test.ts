@@ -19,7 +19,7 @@ import path from 'node:path';
 import { loadPeftAdapter, readAdapter, saveAdapter, AdapterLoadError } from '../src/peft/adapter_files.ts';
 import { mergeAdapters } from '../src/peft/export.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
-import { PeftModel, TokenBatch } from '../src/peft/multi.ts';
+import { PeftModel, TokenBatch } from '../src/serve/peft_model.ts';
 import type { EncoderModel } from '../src/models/types.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { PEFT_REF, refInputs, refLogits, tinyModel } from './helpers/tiny_model.ts';

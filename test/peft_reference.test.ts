@@ -16,7 +16,7 @@ import { lora } from '../src/adapters/lora/index.ts';
 import { dora } from '../src/adapters/dora/index.ts';
 import { TargetError } from '../src/adapters/targets.ts';
 import { loadPeftAdapter, saveAdapter, AdapterLoadError } from '../src/peft/adapter_files.ts';
-import { buildForwardGraph } from '../src/peft/multi.ts';
+import { buildForwardGraph } from '../src/serve/peft_model.ts';
 import { grad } from '../src/autodiff/grad.ts';
 import * as op from '../src/graph/ops.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';

@@ -7,7 +7,7 @@ import { int, num } from './parse.ts';
 import { AdapterSet } from '../adapters/inject.ts';
 import { lora } from '../adapters/lora/index.ts';
 import { loraConfigSchema } from '../adapters/lora/config.ts';
-import { Generator, GenerateResult } from '../models/generate.ts';
+import { Generator, GenerateResult } from '../serve/generate.ts';
 import { loadDecoderFolder } from '../models/load_decoder.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import { loadAdapterWeights, readAdapter } from '../peft/adapter_files.ts';

@@ -69,7 +69,7 @@ export interface DecoderModel {
   withWeights(weights: WeightMap): DecoderModel;
 }
 
-export const plainLinear: LinearFn = (site, x, W, b) => (site.layout === 'in_out' ? op.linear(x, W, b) : op.linearT(x, W, b));
+export { plainLinear } from './linear.ts';
 
 /** A frozen weight from the map as a graph initializer (shared if asked twice). */
 export function weightGetter(g: Graph, weights: WeightMap, modelName: string) {

@@ -38,6 +38,9 @@ export type LinearFn = ((site: LinearSite, x2d: Value, W: Value, bias?: Value) =
 
 export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
 
+/** Hugging Face's label for "no loss here" (CrossEntropyLoss ignore_index): prompt and padding tokens. */
+export const IGNORE_INDEX = -100;
+
 /** A model graph builder: given a graph and a linear callback, builds the forward pass. */
 export interface EncoderModel {
   name: string;

@@ -28,7 +28,9 @@ import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { toOnnxBytes } from '../onnx/emit.ts';
 import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
-import { modelKind, plainLinear, seq2seqLogits, tiedMergeError, tiedTargets } from './multi.ts';
+import { modelKind, seq2seqLogits } from '../models/forward.ts';
+import { plainLinear } from '../models/linear.ts';
+import { tiedMergeError, tiedTargets } from './tied.ts';
 
 export const MERGED_WEIGHTS = 'model.safetensors';
 export const MERGED_CONFIG = 'config.json';

@@ -8,13 +8,15 @@ import { grad } from '../autodiff/grad.ts';
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import { AdapterSet } from '../adapters/inject.ts';
-import { DecoderModel, plainLinear } from '../models/decoder.ts';
+import type { DecoderModel } from '../models/decoder.ts';
+import { plainLinear } from '../models/linear.ts';
+import { IGNORE_INDEX } from '../models/types.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { clipGradNorm } from '../optim/clip.ts';
 import { CompiledGraph, HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
 
-export const IGNORE_INDEX = -100;
+export { IGNORE_INDEX };
 
 /**
  * Mean next-token cross-entropy of logits [B,T,V] against `targets` [B,T]

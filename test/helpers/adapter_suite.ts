@@ -14,7 +14,7 @@ import type { AdapterMethod } from '../../src/adapters/types.ts';
 import type { EncoderModel, WeightMap } from '../../src/models/types.ts';
 import { loadUseEncoder } from '../../src/models/use_encoder.ts';
 import { loadPeftAdapter, saveAdapter } from '../../src/peft/adapter_files.ts';
-import { padBatch, PeftModel, TokenBatch } from '../../src/peft/multi.ts';
+import { padBatch, PeftModel, TokenBatch } from '../../src/serve/peft_model.ts';
 import { UseTokenizer } from '../../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer } from '../../src/train/trainer.ts';
 import { maxAbsDiff } from './arrays.ts';

@@ -8,7 +8,7 @@ import { lora } from '../../src/adapters/lora/index.ts';
 import type { BertModel } from '../../src/models/bert.ts';
 import { loadEncoderModel } from '../../src/models/hf_registry.ts';
 import { buildExportGraph, type ExportOutput } from '../../src/peft/export.ts';
-import { plainLinear } from '../../src/peft/multi.ts';
+import { plainLinear } from '../../src/serve/peft_model.ts';
 import { CompiledGraph } from '../../src/runtime/session.ts';
 
 export const HF_FIXTURES = new URL('../fixtures/hf/', import.meta.url).pathname;

@@ -10,7 +10,7 @@ import * as op from '../../src/graph/ops.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../../src/models/types.ts';
 import { CompiledGraph } from '../../src/runtime/session.ts';
-import { PeftModel, TokenBatch } from '../../src/peft/multi.ts';
+import { PeftModel, TokenBatch } from '../../src/serve/peft_model.ts';
 import type { AdapterSet } from '../../src/adapters/inject.ts';
 
 export const PEFT_REF = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'peft_ref');

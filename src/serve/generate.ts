@@ -7,10 +7,12 @@
 
 import { Graph } from '../graph/ir.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
-import { tiedTargets } from '../peft/multi.ts';
+import { tiedTargets } from '../peft/tied.ts';
 import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
-import { DecoderModel, KeyValue, LinearFn, plainLinear } from './decoder.ts';
+import type { DecoderModel, KeyValue } from '../models/decoder.ts';
+import { plainLinear } from '../models/linear.ts';
+import type { LinearFn } from '../models/types.ts';
 
 export interface SamplingOptions {
   /** false (default): greedy argmax. */

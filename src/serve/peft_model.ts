@@ -18,17 +18,23 @@
 // [B, T, V] (their sites run over [B·S, ·] encoder or [B·T, ·] decoder rows:
 // batch-major either way, so the same mask applies).
 
-import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
+import { AdapterSet } from '../adapters/inject.ts';
 import { hookFeeds } from '../adapters/hooks.ts';
-import { lora } from '../adapters/lora/index.ts';
 import { loraScaling, LoraConfig } from '../adapters/lora/config.ts';
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { DecoderModel } from '../models/decoder.ts';
+import { plainLinear } from '../models/linear.ts';
 import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
+import { buildForwardGraph, modelKind, seq2seqLogits, type ModelKind, type ServableModel } from '../models/forward.ts';
 import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
-import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
+import { loadPeftAdapter, PeftAdapter } from '../peft/adapter_files.ts';
+import { combineAdapters, type Combination } from '../peft/combine.ts';
+import { tiedMergeError, tiedTargets } from '../peft/tied.ts';
+
+export { combineAdapters, tiedMergeError, tiedTargets, type Combination };
+export { plainLinear, buildForwardGraph, modelKind, seq2seqLogits, type ModelKind, type ServableModel };
 
 export interface TokenBatch {
   /** [B, T] token ids, row-major. */
@@ -47,37 +53,6 @@ export function padBatch(seqs: number[][], padId = 0): TokenBatch {
   return { ids, mask, B, T };
 }
 
-export const plainLinear: LinearFn = (site, x, W, b) => (site.layout === 'in_out' ? op.linear(x, W, b) : op.linearT(x, W, b));
-
-/** Models a PeftModel serves: sentence encoders, decoder LMs and encoder-decoders. */
-export type ServableModel = EncoderModel | DecoderModel | Seq2SeqModel;
-export type ModelKind = 'encoder' | 'decoder' | 'seq2seq';
-
-export function modelKind(m: EncoderModel | DecoderModel | Seq2SeqModel): ModelKind {
-  if ('decode' in m && typeof m.decode === 'function') return 'seq2seq';
-  return 'hiddenSize' in m ? 'encoder' : 'decoder';
-}
-
-/**
- * Forward graph of a model with the given LinearFn: inputs input_ids /
- * attention_mask (and decoder_input_ids [B, T'] for an encoder-decoder), output
- * 'output' (pooled [B, width] or LM logits [B, T, V]).
- */
-export function buildForwardGraph(model: ServableModel, linear: LinearFn, name = `${model.name}-forward`): { graph: Graph; inputIds: Value; attentionMask: Value } {
-  const g = new Graph(name);
-  const inputIds = g.input('input_ids', 'int64', ['B', 'T']);
-  const attentionMask = g.input('attention_mask', 'float32', ['B', 'T']);
-  const kind = modelKind(model);
-  if (kind === 'seq2seq') g.output('output', seq2seqLogits(model as Seq2SeqModel, g, inputIds, attentionMask, g.input('decoder_input_ids', 'int64', ['B', 'T_dec']), linear));
-  else g.output('output', kind === 'decoder' ? (model as DecoderModel).build(g, { inputIds, attentionMask }, linear).logits : (model as EncoderModel).build(g, { inputIds, attentionMask }, linear));
-  return { graph: g, inputIds, attentionMask };
-}
-
-/** Teacher-forced seq2seq logits [B, T, V]: encode, cross-attention keys/values, decode. */
-export function seq2seqLogits(model: Seq2SeqModel, g: Graph, inputIds: Value, attentionMask: Value, decoderInputIds: Value, linear: LinearFn): Value {
-  const cross = model.crossKv(g, model.encode(g, { inputIds, attentionMask }, linear), linear);
-  return model.decode(g, { decoderInputIds, encoderAttentionMask: attentionMask, cross }, linear).logits;
-}
 
 /** Decoder token ids [B, T] of an encoder-decoder run (right-padded; positions after a row's end do not change its earlier logits). */
 export interface DecoderIds {
@@ -92,7 +67,6 @@ export function padDecoderIds(seqs: number[][], padId = 0): DecoderIds {
   return { ids, B, T };
 }
 
-export type Combination = 'cat' | 'linear';
 
 export class PeftModel {
   readonly adapters = new Map<string, AdapterSet>();
@@ -242,30 +216,6 @@ export class PeftModel {
   }
 }
 
-/**
- * Adapted sites whose weight another part of the model reads too
- * (tie_word_embeddings: GPT-2's wte, T5/BART's shared, tied Qwen2/Llama — the
- * output head and the embedding table): merging their ΔW would change both,
- * which the unmerged adapter does not. Each with what it is tied to.
- */
-export function tiedTargets(model: { sites: LinearSite[]; headNames?: string[] }, set: AdapterSet): { site: LinearSite; tiedTo: string }[] {
-  const heads = model.headNames ?? [];
-  const out: { site: LinearSite; tiedTo: string }[] = [];
-  for (const site of set.targets) {
-    const other = model.sites.find((o) => o.name !== site.name && o.weightKey === site.weightKey);
-    if (other) out.push({ site, tiedTo: `'${other.name}'` });
-    else if (heads.includes(site.name) && site.weightKey !== `${site.name}.weight`) out.push({ site, tiedTo: 'the input embeddings' });
-  }
-  return out;
-}
-
-/** The message for a merge of tied sites. */
-export function tiedMergeError(what: string, tied: { site: LinearSite; tiedTo: string }[]): string {
-  const { site, tiedTo } = tied[0];
-  return `${what} adapts '${site.name}', whose weight '${site.weightKey}' is tied to ${tiedTo} (tie_word_embeddings): merging would change both, ` +
-    `unlike the unmerged adapter. Serve it unmerged (PeftModel, lorakit generate --adapter) or train it without '${site.name}' in target_modules`;
-}
-
 /** For each site: A_cat [R, in], s·B_cat [out, R] and the block (adapter) id of each of the R columns. */
 function stackSite(site: LinearSite, sets: AdapterSet[]) {
   const parts: { A: Float32Array; B: Float32Array; r: number; s: number; k: number }[] = [];
@@ -314,52 +264,4 @@ export function mixedLinear(sets: AdapterSet[]): LinearFn {
     const h = op.mul(op.gemm(x, A, { transB: true }), mask);
     return op.gemm(h, B, { transB: true }, base);
   };
-}
-
-/** PEFT add_weighted_adapter (LoRA): see PeftModel.addWeightedAdapter. */
-export function combineAdapters(model: { sites: LinearSite[]; weights: WeightMap }, sets: AdapterSet[], weights: number[], combination: Combination): AdapterSet {
-  if (sets.length !== weights.length || sets.length === 0) throw new Error(`addWeightedAdapter: ${sets.length} adapters but ${weights.length} weights`);
-  for (const s of sets) if (!s.method.combinable) throw new Error(`addWeightedAdapter: method '${s.method.name}' cannot be combined (LoRA only)`);
-  for (const s of sets) {
-    const emb = s.targets.find((t) => t.kind === 'embedding');
-    if (emb) throw new Error(`addWeightedAdapter: combining embedding adapters ('${emb.name}') is not supported`);
-  }
-  const sites = model.sites.filter((site) => sets.some((s) => s.isTarget(site.name)));
-  const rank = new Map<string, number>();
-  for (const site of sites) {
-    const rs = sets.map((s) => (s.isTarget(site.name) ? (s.configFor(site) as LoraConfig).r : 0));
-    if (combination === 'linear') {
-      const nz = [...new Set(rs.filter((r) => r > 0))];
-      if (nz.length > 1) throw new Error(`addWeightedAdapter 'linear' needs equal ranks; module '${site.name}' has ranks ${rs.join(', ')} (use 'cat')`);
-      rank.set(site.name, nz[0]);
-    } else rank.set(site.name, rs.reduce((a, b) => a + b, 0));
-  }
-  const first = sets[0].config as LoraConfig;
-  const baseCfg = lora.schema.parse({ ...first, r: rank.get(sites[0].name), lora_alpha: rank.get(sites[0].name), use_rslora: false, init_lora_weights: true });
-  const out = new AdapterSet(lora, baseCfg, model.sites, model.weights, {
-    targetModules: sites.map((s) => s.name),
-    siteConfig: (site, c) => ({ ...c, r: rank.get(site.name)!, lora_alpha: rank.get(site.name)! }),
-  });
-  for (const site of sites) {
-    const n = site.inFeatures, m = site.outFeatures, R = rank.get(site.name)!;
-    const A = out.params.get(`${PEFT_PREFIX}${site.name}.lora_A.weight`)!, B = out.params.get(`${PEFT_PREFIX}${site.name}.lora_B.weight`)!;
-    A.fill(0);
-    B.fill(0);
-    let off = 0;
-    sets.forEach((set, i) => {
-      if (!set.isTarget(site.name)) return;
-      const cfg = set.configFor(site) as LoraConfig;
-      const p = set.siteParams(site), s = loraScaling(cfg), r = cfg.r, w = weights[i];
-      if (combination === 'cat') {
-        A.set(p['lora_A.weight'], off * n);
-        for (let a = 0; a < m; a++) for (let j = 0; j < r; j++) B[a * R + off + j] = w * s * p['lora_B.weight'][a * r + j];
-        off += r;
-      } else {
-        const sw = Math.sqrt(w);
-        for (let j = 0; j < r * n; j++) A[j] += sw * s * p['lora_A.weight'][j];
-        for (let j = 0; j < m * r; j++) B[j] += sw * p['lora_B.weight'][j];
-      }
-    });
-  }
-  return out;
 }
