@@ -22,7 +22,8 @@ import { CompiledGraph } from '../src/runtime/session.ts';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer, EncodedExample } from '../src/train/trainer.ts';
 import { buildClassifierGraph, HEAD_W } from '../src/train/classifier.ts';
-import { frozenWeightGradients } from '../src/train/weight_grads.ts';
+import { Trainer } from '../src/train/loop.ts';
+import { ClassificationTask } from '../src/train/tasks/classification.ts';
 import { makeBatches } from '../src/data/batching.ts';
 import { runFitHook } from '../src/adapters/hooks.ts';
 import { CASES, SITES, siteInputs, siteParams, TOKENS } from './helpers/reparam_a_cases.ts';
@@ -192,7 +193,9 @@ test('frozen-weight gradients: ∂L/∂W0 agrees with LoRA (∂L/∂B = s·G·A�
   const site = set.targets[0];
   const tr = new ClassificationTrainer(model, set, 2, { epochs: 1, lr: 1e-3, batchSize: 8, seed: 3 });
   // One batch with every example (the loss is a mean: the order inside the batch does not matter).
-  const G = (await frozenWeightGradients(model, [site], tr.head, 2, data, { batches: 1, batchSize: 8, seed: 3, buckets: [16] })).get(site.name)!;
+  // The loop's frozen-weight gradients (what data-dependent inits get), on the same head (same seed).
+  const wg = new Trainer(new ClassificationTask(model, { numLabels: 2, seed: 3, buckets: [16] }), null, { epochs: 1, lr: 1e-3, batchSize: 8, seed: 3 });
+  const G = (await wg.weightGradients(data, [site], { batches: 1, batchSize: 8 })).get(site.name)!;
   const { graph } = buildClassifierGraph(model, set, tr.head, 2, 'train');
   const cg = await CompiledGraph.compile(graph, { threads: 2 });
   const [batch] = makeBatches(data.map((d) => d.ids), data.map((d) => d.label), { batchSize: 8, buckets: [16], padId: 0 });
@@ -213,7 +216,8 @@ test('frozen-weight gradients: ∂L/∂W0 agrees with LoRA (∂L/∂B = s·G·A�
   const sb = getMethod('lorasb');
   const sbSet = new AdapterSet(sb, sb.schema.parse({ r: 3, init_lr: 1e-3, init_batches: 1, init_batch_size: 8 }), model.sites, model.weights, { targetModules: [target], seed: 5 });
   const t3 = new ClassificationTrainer(model, sbSet, 2, { epochs: 1, lr: 1e-3, batchSize: 8, seed: 3 });
-  await runFitHook(sbSet, { params: t3.params(), seed: 3, weightGradients: (sites, w) => frozenWeightGradients(model, sites, t3.head, 2, data, { ...w, seed: 3 }) });
+  const wg3 = new Trainer(new ClassificationTask(model, { numLabels: 2, seed: 3 }), sbSet, { epochs: 1, lr: 1e-3, batchSize: 8, seed: 3 });
+  await runFitHook(sbSet, { params: t3.params(), seed: 3, weightGradients: (sites, w) => wg3.weightGradients(data, sites, w) });
   await t3.release();
   const dW1 = Float64Array.from(G, (v) => -1e-3 * Math.sign(v));
   const full = svdJacobi(dW1, m, n);

@@ -18,6 +18,9 @@ import type { AdapterMethod, HookSite } from './types.ts';
 
 export const PEFT_PREFIX = 'base_model.model.';
 
+/** Symbolic row count of every fed dropout mask (see AdapterSet.linear and adapters/feeds.ts). */
+export const DROPOUT_ROWS = 'dropout_rows';
+
 export interface AdapterSetOptions<C = any> {
   targetModules: TargetModules;
   seed?: number;
@@ -253,7 +256,10 @@ export class AdapterSet<C = any> {
       let xin = x;
       if (opts.training && this.dropout > 0) {
         // Masks come from the trainer's seeded RNG (already scaled by 1/(1-p)) so runs and resumes are exact.
-        xin = op.mul(x, g.input(AdapterSet.dropoutInput(site.name), 'float32', x.shape));
+        // Each is fed with DROPOUT_ROWS rows (as many as the batch's longest token stream) and cut to this
+        // site's rows here: a site may see B·T, B·S (an encoder-decoder's encoder) or B rows (a pooler).
+        const mask = g.input(AdapterSet.dropoutInput(site.name), 'float32', [DROPOUT_ROWS, site.inFeatures]);
+        xin = op.mul(x, op.sliceDynamic(mask, g.ints([0]), op.slice(op.shapeOf(x), [0], [1], [0]), [0], x.shape));
       }
       return this.method.forward({ g, site, config: this.configFor(site), state: this.state, p, x: xin, W, bias, base, training: opts.training });
     };

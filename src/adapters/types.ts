@@ -173,7 +173,7 @@ export interface AdapterHooks<C = any, S = any> {
   /**
    * Once before training starts (not when resuming from a checkpoint): data-
    * dependent inits such as LoRA-SB's (frozen-weight gradients over a few
-   * batches, src/train/weight_grads.ts). May write `params` in place.
+   * batches, through `weightGradients`). May write `params` in place.
    */
   beforeFit?(ctx: FitHookContext<C, S>): Promise<void> | void;
   /** After gradients, before the optimizer step: may edit `grads` in place. */

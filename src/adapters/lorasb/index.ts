@@ -4,7 +4,7 @@
 //   ΔW1 = −η·sign(Σ_batches ∂L/∂W0)   (utils/gradient_utils.py)
 //   SVD(ΔW1) → B = U_r, R = Σ_r, A = V_rᵀ,  s = 1.
 // The gradient init runs in the `beforeFit` hook (a few batches of the
-// training set, frozen-weight gradients from src/train/weight_grads.ts). B and
+// training set, frozen-weight gradients of the task's loss from the training loop, FitHookContext.weightGradients). B and
 // A are stored with the adapter (`lorasb_B`, `lorasb_A`: they come from data,
 // not a seed) and kept frozen by the per-step hooks (grads zeroed before the
 // step, values restored after it, so weight decay does not move them). Until

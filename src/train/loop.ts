@@ -1,0 +1,371 @@
+// The one training loop, for every task (src/train/task.ts) and every adapter
+// method: one fused onnxruntime run per step (loss + every trainable
+// gradient), the method's hooks, gradient clipping, AdamW with a warmup/decay
+// schedule, validation each epoch with early stopping on the task's metric,
+// atomic checkpoints with an exact resume, NaN/inf detection that stops with
+// the last good state saved, progress callbacks and metrics.jsonl.
+//
+// Everything random (batch order, dropout masks, inits) derives from the seed
+// statelessly (epoch e's order from fork('epoch-e'), step s's masks from
+// fork('dropout-s')), so a run resumed from a checkpoint replays the
+// uninterrupted one bit for bit.
+
+import fs from 'node:fs';
+import { grad } from '../autodiff/grad.ts';
+import { Graph } from '../graph/ir.ts';
+import { AdapterSet } from '../adapters/inject.ts';
+import { adapterFeeds } from '../adapters/feeds.ts';
+import { loadHookState, runFitHook, runStepHook, saveHookState } from '../adapters/hooks.ts';
+import { outIn64 } from '../adapters/bases.ts';
+import type { StoredTensor } from '../adapters/types.ts';
+import { plainLinear } from '../models/linear.ts';
+import type { LinearFn, LinearSite } from '../models/types.ts';
+import { AdamW, type AdamWGroup } from '../optim/adamw.ts';
+import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
+import { makeSchedule } from '../optim/schedules.ts';
+import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
+import { Rng } from '../util/rng.ts';
+import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { MetricsLog } from './metrics.ts';
+import { lossOf, type TrainTask } from './task.ts';
+
+export interface FitOptions {
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  seed: number;
+  /** Decoupled weight decay (default 0.01, torch's AdamW default). */
+  weightDecay?: number;
+  /** Linear warmup over this fraction of the steps (default 0.06). */
+  warmupRatio?: number;
+  /** After warmup: 'linear' decay to 0 (default), 'cosine', or 'constant'. */
+  schedule?: 'linear' | 'cosine' | 'constant';
+  /** Clip the global gradient norm to this (off by default). */
+  maxGradNorm?: number;
+  /** Extra AdamW groups (LoRA+), matched before the task's own (a head's lr scale). */
+  optimizerGroups?: AdamWGroup[];
+  /** Stop after this many epochs without a better validation metric (needs validation data). */
+  patience?: number;
+  /** onnxruntime intra-op threads. */
+  threads?: number;
+  /** Checkpoints (outDir/checkpoints) and metrics (outDir/metrics.jsonl) go here; omit for an in-memory run. */
+  outDir?: string;
+  /** Continue from the newest checkpoint in outDir. */
+  resume?: boolean;
+  /** Save a checkpoint every this many steps (besides every epoch end). */
+  checkpointEvery?: number;
+  /** Checkpoints kept (default 3). */
+  keepCheckpoints?: number;
+  /** Stop after this many optimizer steps in this process (simulates a crash in tests). */
+  stopAfterSteps?: number;
+  onStep?: (info: StepInfo) => void;
+  onEval?: (info: EvalInfo) => void;
+}
+
+export interface StepInfo { step: number; totalSteps: number; epoch: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number }
+export interface EvalInfo { epoch: number; step: number; metrics: Record<string, number>; improved: boolean }
+
+export interface FitResult {
+  /** true when stopped by stopAfterSteps (the run can be resumed). */
+  stopped: boolean;
+  steps: number;
+  history: EvalInfo[];
+  /** The best validation value of the task's metric (undefined without validation data). */
+  best?: number;
+  /** Mean training loss of each epoch finished in this process or before it (from the checkpoint). */
+  epochLosses: number[];
+}
+
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly loss: number, what = 'loss', checkpoint?: string) {
+    super(
+      `Training diverged: the ${what} is ${loss} at step ${step}. ` +
+        'Lower the learning rate (--lr), enable gradient clipping (--max-grad-norm), or check the data for empty texts / invalid labels.' +
+        (checkpoint ? ` The state before this step is saved in ${checkpoint}: change a setting and continue with --resume.` : ''),
+    );
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+interface LoopState {
+  step: number;
+  epoch: number;
+  batchInEpoch: number;
+  bestVal: number | null;
+  badEpochs: number;
+  history: EvalInfo[];
+  epochLossSum: number;
+  epochLossCount: number;
+  epochLosses: number[];
+}
+
+/**
+ * The graph the loop runs for a task over a model whose projections go
+ * through `linear` (an adapter's, or the plain base): 'train' outputs the loss
+ * and `grad.<name>` of every trainable tensor in it (the fused step); 'eval'
+ * outputs the loss (when the task gives one) and the task's outputs.
+ */
+export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval'): { graph: Graph; trainable: string[] } {
+  const g = new Graph(`${task.name}-${mode}`);
+  const { loss, outputs } = task.build(g, linear, mode);
+  if (loss) g.output('loss', loss);
+  for (const [k, v] of Object.entries(outputs ?? {})) g.output(k, v);
+  if (mode === 'eval') return { graph: g, trainable: [] };
+  if (!loss) throw new Error(`${task.name}: the task's training graph has no loss`);
+  const params = g.params();
+  if (!params.length) throw new Error(`${task.name}: nothing to train (attach an adapter)`);
+  const grads = grad(loss, params);
+  params.forEach((p, i) => g.output(`grad.${p.leaf!.name}`, grads[i]));
+  return { graph: g, trainable: params.map((p) => p.leaf!.name) };
+}
+
+export class Trainer<E, B> {
+  private graphs: Partial<Record<'train' | 'eval', Promise<CompiledGraph>>> = {};
+
+  constructor(
+    readonly task: TrainTask<E, B>,
+    readonly adapters: AdapterSet | null,
+    readonly opts: FitOptions,
+  ) {
+    if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
+    if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
+    if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) throw new Error(`Epochs must be an integer ≥ 1, got ${opts.epochs}`);
+    if (!adapters && task.params.size === 0) throw new Error(`${task.name}: nothing to train (attach an adapter)`);
+  }
+
+  /** Every trainable tensor (adapter, then the task's own), by name, live. */
+  params(): Map<string, Float32Array> {
+    return new Map([...(this.adapters?.params ?? []), ...[...this.task.params].map(([k, t]) => [k, t.data] as const)]);
+  }
+
+  private shapeOf(name: string): number[] {
+    return this.task.params.get(name)?.shape ?? this.adapters!.shapes.get(name)!;
+  }
+
+  private linear(training: boolean): LinearFn {
+    return this.adapters ? this.adapters.linear({ training }) : plainLinear;
+  }
+
+  private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
+    this.graphs[mode] ??= (async () => {
+      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode);
+      const unused = [...this.params().keys()].filter((k) => mode === 'train' && !trainable.includes(k));
+      if (unused.length) throw new Error(`${this.task.name}: trainable tensors the task's graph does not use: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? '…' : ''}`);
+      return CompiledGraph.compile(graph, { threads: this.opts.threads });
+    })();
+    return this.graphs[mode]!;
+  }
+
+  /** A batch's full feeds: the task's inputs, every trainable tensor, the adapter's state and (training) its dropout masks. */
+  private feeds(batch: B, training: boolean, step = 0): Record<string, HostTensor> {
+    const f = this.task.feeds(batch);
+    for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
+    const dropout = training ? { batch: f, rng: new Rng(this.opts.seed).fork(`dropout-${step}`) } : undefined;
+    return Object.assign(f, adapterFeeds(this.adapters, { training, dropout }));
+  }
+
+  /** Eval-graph outputs of every batch of `data` (in data order). */
+  async run(data: readonly E[]): Promise<{ batch: B; out: Record<string, HostTensor> }[]> {
+    const cg = await this.compiled('eval');
+    const res: { batch: B; out: Record<string, HostTensor> }[] = [];
+    for (const batch of this.task.batches(data, this.opts.batchSize, null)) res.push({ batch, out: await cg.run(this.feeds(batch, false)) });
+    return res;
+  }
+
+  /** The task's metrics on `data` with the current parameters. */
+  async evaluate(data: readonly E[]): Promise<Record<string, number>> {
+    return this.task.evaluate(await this.run(data));
+  }
+
+  /**
+   * Σ over the first `batches` training batches of ∂L/∂W for the sites'
+   * frozen weights ([out, in], float64): the task's loss on the base model
+   * (the adapter left out), W made a parameter of a separate graph.
+   */
+  async weightGradients(train: readonly E[], sites: LinearSite[], o: { batches: number; batchSize: number }): Promise<Map<string, Float64Array>> {
+    const g = new Graph(`${this.task.name}-weight-grads`);
+    const wanted = new Map(sites.map((s) => [s.name, s]));
+    const linear: LinearFn = (site, x, W, b) => {
+      if (wanted.has(site.name)) {
+        const w = this.task.weights.get(site.weightKey);
+        if (!w) throw new Error(`weight gradients: the model has no weight '${site.weightKey}' for '${site.name}'`);
+        W = g.leaf(`W.${site.name}`) ?? g.param(`W.${site.name}`, w.shape, w.data);
+      }
+      return plainLinear(site, x, W, b);
+    };
+    const { loss } = this.task.build(g, linear, 'train');
+    if (!loss) throw new Error(`${this.task.name}: the task's training graph has no loss`);
+    const wParams = g.params().filter((p) => p.leaf!.name.startsWith('W.'));
+    const missing = sites.filter((s) => !wParams.some((p) => p.leaf!.name === `W.${s.name}`));
+    if (missing.length) throw new Error(`weight gradients: ${missing.map((s) => `'${s.name}'`).join(', ')} not used by the ${this.task.name} graph`);
+    const grads = grad(loss, wParams);
+    wParams.forEach((p, i) => g.output(`grad.${p.leaf!.name}`, grads[i]));
+    const cg = await CompiledGraph.compile(g, { threads: this.opts.threads });
+    const sum = new Map<string, Float64Array>();
+    try {
+      const batches = this.task.batches(train, o.batchSize, new Rng(this.opts.seed).fork('weight-grads')).slice(0, o.batches);
+      for (const batch of batches) {
+        const f = this.task.feeds(batch);
+        for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
+        for (const s of sites) {
+          const w = this.task.weights.get(s.weightKey)!;
+          f[`W.${s.name}`] = { data: w.data, dims: w.shape };
+        }
+        const out = await cg.run(f);
+        for (const s of sites) {
+          const gr = outIn64(s, out[`grad.W.${s.name}`].data as Float32Array);
+          const acc = sum.get(s.name);
+          if (!acc) sum.set(s.name, gr);
+          else for (let i = 0; i < acc.length; i++) acc[i] += gr[i];
+        }
+      }
+    } finally {
+      await cg.release();
+    }
+    return sum;
+  }
+
+  private epochBatches(train: readonly E[], epoch: number): B[] {
+    return this.task.batches(train, this.opts.batchSize, new Rng(this.opts.seed).fork(`epoch-${epoch}`));
+  }
+
+  async fit(data: { train: readonly E[]; validation?: readonly E[] }): Promise<FitResult> {
+    const o = this.opts;
+    const { train } = data;
+    const validation = data.validation && data.validation.length ? data.validation : undefined;
+    if (!train.length) throw new Error(`${this.task.name}: no training examples`);
+    if (o.patience !== undefined && !validation) throw new Error('Early stopping (patience) needs validation data');
+    const params = this.params();
+    const stepsPerEpoch = this.epochBatches(train, 0).length;
+    const totalSteps = stepsPerEpoch * o.epochs;
+    const warmupSteps = Math.round((o.warmupRatio ?? 0.06) * totalSteps);
+    const kind = o.schedule ?? 'linear';
+    const schedule = makeSchedule(kind === 'constant' ? { kind, warmupSteps } : { kind, warmupSteps, totalSteps });
+    const optimizer = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0.01, groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])] });
+    if (o.outDir && !o.resume) {
+      // A fresh run owns its folder: an earlier run's checkpoints (possibly at
+      // later steps) would otherwise be what a later --resume picks up, and its
+      // metrics would be mixed into this run's log.
+      fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
+      fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
+    }
+    const log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
+    let state: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: null, badEpochs: 0, history: [], epochLossSum: 0, epochLossCount: 0, epochLosses: [] };
+    let best: Map<string, Float32Array> | null = null;
+
+    try {
+      if (o.resume && o.outDir) {
+        const ck = await loadLatestCheckpoint(`${o.outDir}/checkpoints`);
+        if (ck) {
+          for (const [k, v] of ck.params) {
+            const p = params.get(k);
+            if (!p) throw new Error(`Checkpoint ${ck.path} has parameter '${k}' that this run does not: was it made with other options (method, target modules, task)?`);
+            if (p.length !== v.length) throw new Error(`Checkpoint ${ck.path}: parameter '${k}' has ${v.length} values, this run's has ${p.length}: was it made with other options?`);
+            p.set(v);
+          }
+          optimizer.loadStateDict(ck.optimizer as any);
+          const { hookState, ...t } = ck.trainer as any;
+          // Non-trainable hook state (SMoRA's β) continues where it was, not from its initial value.
+          if (this.adapters && hookState) loadHookState(this.adapters, Object.entries(hookState as Record<string, Record<string, StoredTensor>>));
+          state = { ...state, ...t };
+          best = ck.best ?? null;
+          log?.write({ event: 'resume', step: state.step, epoch: state.epoch, from: ck.path });
+        }
+      }
+
+      if (state.step === 0) {
+        await runFitHook(this.adapters, { params, seed: o.seed, weightGradients: (sites, w) => this.weightGradients(train, sites, w) });
+      }
+      const cg = await this.compiled('train');
+      let stepsThisRun = 0;
+      const save = async () => {
+        if (!o.outDir) return undefined;
+        const hookState = this.adapters ? Object.fromEntries(saveHookState(this.adapters)) : {};
+        return saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
+      };
+      const diverged = async (what: string, value: number) => {
+        const at = await save(); // the state before this step: still finite, and resumable
+        log?.write({ event: 'diverged', step: state.step, what, value });
+        return new NonFiniteLossError(state.step, value, what, at);
+      };
+
+      for (; state.epoch < o.epochs; state.epoch++, state.batchInEpoch = 0) {
+        const batches = this.epochBatches(train, state.epoch);
+        for (; state.batchInEpoch < batches.length; state.batchInEpoch++) {
+          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses };
+          const batch = batches[state.batchInEpoch];
+          const t0 = performance.now();
+          const out = await cg.run(this.feeds(batch, true, state.step));
+          const loss = lossOf(out);
+          if (!Number.isFinite(loss)) throw await diverged('loss', loss);
+          const grads = new Map<string, Float32Array>();
+          for (const k of params.keys()) grads.set(k, out[`grad.${k}`].data as Float32Array);
+          const gradNorm = globalGradNorm(grads);
+          if (!Number.isFinite(gradNorm)) throw await diverged('gradient norm', gradNorm);
+          if (o.maxGradNorm) clipGradNorm(grads, o.maxGradNorm);
+          const lr = o.lr * schedule(state.step);
+          const hookCtx = { step: state.step, totalSteps, lr, params, grads, outputs: out };
+          runStepHook('beforeStep', this.adapters, hookCtx);
+          optimizer.step(grads, lr);
+          runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
+          state.step++;
+          stepsThisRun++;
+          state.epochLossSum += loss;
+          state.epochLossCount++;
+          const info: StepInfo = { step: state.step, totalSteps, epoch: state.epoch, loss, lr, gradNorm, tokensPerSec: this.task.tokens(batch) / ((performance.now() - t0) / 1000) };
+          o.onStep?.(info);
+          log?.write({ event: 'step', ...info });
+          if (o.checkpointEvery && state.step % o.checkpointEvery === 0) {
+            state.batchInEpoch++;
+            await save();
+            state.batchInEpoch--;
+          }
+        }
+        state.epochLosses.push(state.epochLossSum / Math.max(1, state.epochLossCount));
+        state.epochLossSum = 0;
+        state.epochLossCount = 0;
+        let stop = false;
+        if (validation) {
+          const metrics = await this.evaluate(validation);
+          const v = metrics[this.task.metric.name];
+          const improved = state.bestVal === null || (this.task.metric.higherIsBetter ? v > state.bestVal : v < state.bestVal);
+          if (improved) {
+            state.bestVal = v;
+            state.badEpochs = 0;
+            best = new Map([...params].map(([k, p]) => [k, Float32Array.from(p)]));
+          } else state.badEpochs++;
+          const info: EvalInfo = { epoch: state.epoch, step: state.step, metrics, improved };
+          state.history.push(info);
+          o.onEval?.(info);
+          log?.write({ event: 'eval', ...info });
+          stop = o.patience !== undefined && state.badEpochs >= o.patience;
+        }
+        state.epoch++;
+        state.batchInEpoch = 0;
+        await save();
+        state.epoch--;
+        if (stop) break;
+      }
+      // Early stopping keeps the best validation weights.
+      if (best) for (const [k, v] of best) params.get(k)!.set(v);
+      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses };
+    } finally {
+      log?.close();
+    }
+  }
+
+  async release(): Promise<void> {
+    for (const p of Object.values(this.graphs)) await (await p)?.release();
+    this.graphs = {};
+  }
+}
+
+/** Trains `adapters` (and the task's own tensors) on `data`; see Trainer. */
+export async function fit<E, B>(task: TrainTask<E, B>, adapters: AdapterSet | null, data: { train: readonly E[]; validation?: readonly E[] }, options: FitOptions): Promise<FitResult> {
+  const t = new Trainer(task, adapters, options);
+  try {
+    return await t.fit(data);
+  } finally {
+    await t.release();
+  }
+}
