@@ -20,7 +20,8 @@ import { lora } from '../src/adapters/lora/index.ts';
 import { loraConfigSchema } from '../src/adapters/lora/config.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
-import { buildCausalLmGraph, causalLmFeeds, CausalLmBatch, IGNORE_INDEX } from '../src/train/causal_lm.ts';
+import { buildCausalLmGraph, causalLmFeeds, CausalLmBatch } from '../src/train/tasks/causal_lm.ts';
+import { IGNORE_INDEX } from '../src/models/types.ts';
 import { llama100m } from './llama_like.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

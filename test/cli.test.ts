@@ -62,5 +62,5 @@ test('a target module that matches nothing lists the modules that exist', () => 
 test('an unknown model is a clear error', () => {
   const r = run('train', '--model', './no-such-model', '--quiet');
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /--model '\.\/no-such-model'/);
+  assert.match(r.stderr, /model '\.\/no-such-model': not 'use'/);
 });

@@ -65,7 +65,10 @@ test('flags a method does not have are refused with what to use instead', () => 
     [['--method', 'vera', '--loraplus-lr-ratio', '4'], /--loraplus-lr-ratio .* needs --method lora or dora/],
     [['--init-lora-weights', 'loftq'], /--init-lora-weights must be true, false, gaussian, pissa, pissa_niter_<n> or olora, got 'loftq'/],
     [['--rank', '4', '--method-option', 'r=8'], /--rank and --method-option r=… both set r/],
-    [['--task', 'causal-lm', '--use-dora'], /--task causal-lm trains a plain LoRA .*--use-dora not supported there/],
+    [['--task', 'causal-lm', '--use-dora'], /--task causal-lm needs --data <file\.jsonl>/],
+    [['--task', 'seq2seq', '--data', 'x.jsonl'], /--task seq2seq needs --model <dir>: a T5 or BART folder/],
+    [['--task', 'rerank', '--data', 'x.jsonl', '--validation', 'y.jsonl'], /x\.jsonl: not found/],
+    [['--validation', 'y.jsonl'], /--validation: classification makes its own/],
   ];
   for (const [args, re] of cases) {
     const r = run('train', ...args, '--quiet', '--out', tmp());

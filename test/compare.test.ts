@@ -35,7 +35,7 @@ test('Markdown table and SVG chart', () => {
 
 test('runCompare: every method × seed plus one baseline per seed', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-compare-'));
-  const ui = { info() {}, startPhase() {}, step() {}, epoch() {}, endPhase() {} };
+  const ui = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
   const res = await runCompare(
     { methods: ['lora', 'hydra'], seeds: 2, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, headLrScale: 5, batchSize: 4, maxTrain: 12, maxEval: 8, maxLen: 32, threads: 2, out },
     ui,
@@ -77,7 +77,7 @@ test('LP-FT: a probe-initialised head starts from the frozen-encoder baseline', 
   // With a vanishing learning rate nothing moves, so the fine-tuned system must
   // score exactly what the linear probe scored (a fresh random head would not).
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-lpft-'));
-  const ui = { info() {}, startPhase() {}, step() {}, epoch() {}, endPhase() {} };
+  const ui = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
   const res = await runClassificationJob(
     { model: 'use', data: 'imdb', method: 'lora', methodConfig: {}, targetModules: ['qkv'], epochs: 1, lr: 1e-12, headLrScale: 1, batchSize: 8, seed: 3, out, maxTrain: 64, maxEval: 48, maxLen: 32, threads: 2, resume: false, baseline: true, headInit: 'probe' },
     ui,

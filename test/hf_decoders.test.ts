@@ -15,7 +15,10 @@ import { plainLinear, type DecoderModel } from '../src/models/decoder.ts';
 import { loadDecoder, loadDecoderFolder, decoderFromHf } from '../src/models/load_decoder.ts';
 import { Generator, pickToken } from '../src/serve/generate.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
-import { buildCausalLmGraph, causalLmFeeds, makeCausalLmBatch, trainCausalLm, type CausalLmBatch } from '../src/train/causal_lm.ts';
+import { buildCausalLmGraph, causalLmFeeds, CausalLmTask, encodeCausalLm, makeCausalLmBatch, type CausalLmBatch } from '../src/train/tasks/causal_lm.ts';
+import { fit } from '../src/train/loop.ts';
+import { runTrainJob } from '../src/tasks/train.ts';
+import { readCausalLmJsonl } from '../src/data/records.ts';
 import { Rng } from '../src/util/rng.ts';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,7 +27,6 @@ import path from 'node:path';
 import { saveAdapter } from '../src/peft/adapter_files.ts';
 import { runGenerate } from '../src/cli/generate.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
-import { encodeCausalLm, readCausalLmJsonl, runCausalLmJob } from '../src/tasks/causal_lm.ts';
 import { writeFileSync } from 'node:fs';
 import { assertGradClose, maskedMaxAbsDiff, maxAbsDiff } from './helpers/arrays.ts';
 
@@ -100,8 +102,9 @@ for (const name of NAMES) {
         { ids: gold.generate.prompt.concat(gold.generate.greedy.slice(0, 3)), promptLength: 2 },
         { ids: gold.input_ids[0], promptLength: 3 },
       ];
-      const b = makeCausalLmBatch(examples);
-      const losses = await trainCausalLm(model, adapters, [b], { lr: 1e-2, steps: 15, threads: 1 });
+      // One batch per epoch, constant lr: 15 steps of the one training loop.
+      const r = await fit(new CausalLmTask(model, { padId: 0 }), adapters, { train: examples }, { epochs: 15, lr: 1e-2, batchSize: 2, seed: 0, weightDecay: 0, warmupRatio: 0, schedule: 'constant', threads: 1 });
+      const losses = r.epochLosses;
       assert.ok(losses[losses.length - 1] < 0.7 * losses[0], `loss ${losses[0]} → ${losses[losses.length - 1]}`);
     });
 
@@ -202,7 +205,7 @@ test('lorakit generate (bin): text out, token count and speed on stderr; a non-d
   assert.match(r.stderr, /\[3 tokens, length; prompt 4 tokens/);
   const bad = run('--model', FIXTURES + 'bert', '--prompt', 'x');
   assert.equal(bad.status, 1);
-  assert.match(bad.stderr, /config\.json.*model_type 'bert'/);
+  assert.match(bad.stderr, /an encoder does not generate text/);
 });
 
 describe('causal-LM job (JSONL → LoRA adapter)', () => {
@@ -217,13 +220,15 @@ describe('causal-LM job (JSONL → LoRA adapter)', () => {
         { text: 'hello world, i love music' },
       ];
       writeFileSync(data, lines.map((l) => JSON.stringify(l)).join('\n') + '\n\n');
-      const out = path.join(tmp, 'adapter');
+      const out = path.join(tmp, 'run');
       const dir = FIXTURES + 'llama-tiny';
-      const r = await runCausalLmJob({ model: dir, data, out, epochs: 8, batchSize: 2, lr: 1e-2, rank: 4, alpha: 8, threads: 1 });
-      assert.equal(r.examples, 4);
-      assert.equal(r.losses.length, 16);
-      assert.ok(r.lastEpochLoss < 0.7 * r.firstEpochLoss, `epoch loss ${r.firstEpochLoss} → ${r.lastEpochLoss}`);
-      const g = await runGenerate({ model: dir, adapter: out, prompt: 'once upon a time', maxNewTokens: 5, threads: 1 });
+      const r = await runTrainJob({ task: 'causal-lm', model: dir, data, out, method: 'lora', methodConfig: { r: 4, lora_alpha: 8 }, epochs: 8, batchSize: 2, lr: 1e-2, seed: 0, warmupRatio: 0, schedule: 'constant', weightDecay: 0, threads: 1 });
+      assert.equal(r.examples.train, 4);
+      assert.equal(r.steps, 16);
+      const [first, last] = [r.epochLosses[0], r.epochLosses[r.epochLosses.length - 1]];
+      assert.ok(last < 0.7 * first, `epoch loss ${first} → ${last}`);
+      assert.equal(r.adapterDir, path.join(out, 'adapter'));
+      const g = await runGenerate({ model: dir, adapter: r.adapterDir, prompt: 'once upon a time', maxNewTokens: 5, threads: 1 });
       assert.ok(g.tokens.length >= 1);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
@@ -243,8 +248,9 @@ describe('causal-LM job (JSONL → LoRA adapter)', () => {
       assert.equal(ex[0].promptLength, prompt.length);
       assert.deepEqual(ex[0].ids.slice(0, prompt.length), prompt);
       assert.equal(ex[0].ids[ex[0].ids.length - 1], tokenizer!.eosTokenId, 'the completion ends with EOS');
-      const r = await runCausalLmJob({ model: dir, data, epochs: 6, batchSize: 2, lr: 1e-2, rank: 4, alpha: 8, threads: 1 });
-      assert.ok(r.lastEpochLoss < r.firstEpochLoss, `epoch loss ${r.firstEpochLoss} → ${r.lastEpochLoss}`);
+      const r = await runTrainJob({ task: 'causal-lm', model: dir, data, out: path.join(tmp, 'run'), method: 'lora', methodConfig: { r: 4, lora_alpha: 8 }, epochs: 6, batchSize: 2, lr: 1e-2, seed: 0, warmupRatio: 0, schedule: 'constant', weightDecay: 0, threads: 1 });
+      const [first, last] = [r.epochLosses[0], r.epochLosses[r.epochLosses.length - 1]];
+      assert.ok(last < first, `epoch loss ${first} → ${last}`);
       const g = await runGenerate({ model: dir, prompt: 'hello', chat: true, maxNewTokens: 3, threads: 1 });
       assert.ok(g.promptIds.length > 2);
     } finally {
@@ -273,8 +279,8 @@ test('lorakit train --task causal-lm then generate with the adapter (bin)', () =
     const env = { ...process.env, LORAKIT_THREADS: '1' };
     const t = spawnSync(process.execPath, [bin, 'train', '--task', 'causal-lm', '--model', FIXTURES + 'llama-tiny', '--data', data, '--out', path.join(tmp, 'out'), '--epochs', '12', '--batch', '2', '--lr', '0.01', '--quiet'], { encoding: 'utf8', env });
     assert.equal(t.status, 0, t.stderr);
-    assert.match(t.stdout, /2 examples, \d+ trainable parameters; mean loss first epoch/);
-    const g = spawnSync(process.execPath, [bin, 'generate', '--model', FIXTURES + 'llama-tiny', '--adapter', path.join(tmp, 'out'), '--prompt', 'once upon a time', '--max-new-tokens', '6'], { encoding: 'utf8', env });
+    assert.match(t.stdout, /2 training examples, \d+ trainable parameters, 12 steps; mean training loss per epoch/);
+    const g = spawnSync(process.execPath, [bin, 'generate', '--model', FIXTURES + 'llama-tiny', '--adapter', path.join(tmp, 'out', 'adapter'), '--prompt', 'once upon a time', '--max-new-tokens', '6'], { encoding: 'utf8', env });
     assert.equal(g.status, 0, g.stderr);
     assert.equal(g.stdout.trim(), 'there lived a king');
     const bad = spawnSync(process.execPath, [bin, 'train', '--task', 'causal-lm', '--data', data], { encoding: 'utf8', env });

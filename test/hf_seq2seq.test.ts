@@ -14,7 +14,8 @@ import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
 import { plainLinear } from '../src/models/decoder.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
 import { shiftTokensRight, type Seq2SeqModel } from '../src/models/seq2seq.ts';
-import { buildSeq2SeqGraph, seq2seqFeeds, trainSeq2Seq, type Seq2SeqBatch } from '../src/train/seq2seq.ts';
+import { buildSeq2SeqGraph, seq2seqFeeds, Seq2SeqTask, type Seq2SeqBatch } from '../src/train/tasks/seq2seq.ts';
+import { fit } from '../src/train/loop.ts';
 import { Seq2SeqGenerator } from '../src/serve/seq2seq_generate.ts';
 import { t5Bucket } from '../src/models/t5.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
@@ -109,7 +110,13 @@ for (const name of NAMES) {
       const config = loraConfigSchema.parse({ r: 4, lora_alpha: 8 });
       const targetModules = model.config.modelType === 'bart' ? ['q_proj', 'v_proj'] : ['q', 'v'];
       const set2 = new AdapterSet(lora, config, model.sites, model.weights, { targetModules, headNames: model.headNames });
-      const losses = await trainSeq2Seq(model, set2, [batch], { lr: 1e-2, steps: 12, threads: 1 });
+      // The batch's rows as examples, one batch per epoch (constant lr): the one training loop.
+      const examples = Array.from({ length: batch.B }, (_, b) => ({
+        src: Array.from(batch.inputIds.subarray(b * batch.S, (b + 1) * batch.S), Number).filter((_, s) => batch.attentionMask[b * batch.S + s] > 0),
+        tgt: Array.from(batch.labels.subarray(b * batch.T, (b + 1) * batch.T), Number).filter((t) => t >= 0),
+      }));
+      const r = await fit(new Seq2SeqTask(model), set2, { train: examples }, { epochs: 12, lr: 1e-2, batchSize: batch.B, seed: 0, weightDecay: 0, warmupRatio: 0, schedule: 'constant', threads: 1 });
+      const losses = r.epochLosses;
       assert.ok(losses[losses.length - 1] < losses[0] * 0.9, `losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
     });
 

@@ -22,7 +22,7 @@ import { plainLinear, type DecoderModel } from '../src/models/decoder.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
 import { loadDecoder } from '../src/models/load_decoder.ts';
 import type { Seq2SeqModel } from '../src/models/seq2seq.ts';
-import { buildSeq2SeqGraph, seq2seqFeeds } from '../src/train/seq2seq.ts';
+import { buildSeq2SeqGraph, seq2seqFeeds } from '../src/train/tasks/seq2seq.ts';
 import type { LinearFn } from '../src/models/types.ts';
 import { saveAdapter } from '../src/peft/adapter_files.ts';
 import { padBatch, PeftModel, type TokenBatch } from '../src/serve/peft_model.ts';

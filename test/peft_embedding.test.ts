@@ -26,7 +26,7 @@ import type { WeightMap } from '../src/models/types.ts';
 import { AdapterLoadError, loadPeftAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
 import { combineAdapters, mixedLinear, tiedTargets } from '../src/serve/peft_model.ts';
 import { CompiledGraph, HostTensor } from '../src/runtime/session.ts';
-import { buildCausalLmGraph, causalLmFeeds, causalLmLoss, shiftLabels } from '../src/train/causal_lm.ts';
+import { buildCausalLmGraph, causalLmFeeds, causalLmLoss, shiftLabels } from '../src/train/tasks/causal_lm.ts';
 import { hasTorch, PY } from './helpers/torch.ts';
 import { assertGradClose, maskedMaxAbsDiff, maxAbsDiff } from './helpers/arrays.ts';
 

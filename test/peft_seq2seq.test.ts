@@ -61,9 +61,7 @@ async function baseLogits(model: Seq2SeqModel, enc: TokenBatch, dec: DecoderIds)
 
 /** lorakit's generate() with an unmerged adapter: greedy, exactly n new tokens per row (no stop token). */
 async function lorakitGreedy(model: Seq2SeqModel, set: AdapterSet, prompts: number[][], n: number, stop?: number[]): Promise<number[][]> {
-  const feeds: Record<string, HostTensor> = {};
-  for (const [k, v] of set.params) feeds[k] = { data: v, dims: set.shapes.get(k)! };
-  const gen = new Seq2SeqGenerator(model, set.linear({ training: false }), feeds);
+  const gen = new Seq2SeqGenerator(model, set);
   try {
     return await gen.generate(prompts, { maxNewTokens: n, stopTokens: stop ?? [] });
   } finally {

@@ -55,7 +55,7 @@ export function registerCompare(program: Command): void {
     .option('--quiet', 'no per-run messages', false)
     .action(async (o) => {
       const command = `lorakit ${process.argv.slice(2).join(' ')}`;
-      const quietUi = { info: (m: string) => (o.quiet ? undefined : console.log(m)), startPhase() {}, step() {}, epoch() {}, endPhase() {} };
+      const quietUi = { info: (m: string) => (o.quiet ? undefined : console.log(m)), startPhase() {}, step() {}, eval() {}, endPhase() {} };
       const res = await runCompare(
         {
           methods: o.methods,

@@ -1,16 +1,17 @@
 // `lorakit generate`: text generation with a Hugging Face decoder folder
-// (GPT-2, Llama, Qwen2, Mistral), optionally with a LoRA adapter (merged into
-// the weights), greedy or sampled, with the KV cache.
+// (GPT-2, Llama, Qwen2, Mistral) or an encoder-decoder (T5, BART), optionally
+// with an adapter of any method (merged into the weights where it can be,
+// else run as its own sub-graph), greedy or sampled, with the KV cache.
 
 import { Command, InvalidArgumentError } from 'commander';
 import { int, num } from './parse.ts';
-import { AdapterSet } from '../adapters/inject.ts';
-import { lora } from '../adapters/lora/index.ts';
-import { loraConfigSchema } from '../adapters/lora/config.ts';
+import type { AdapterSet } from '../adapters/inject.ts';
 import { Generator, GenerateResult } from '../serve/generate.ts';
-import { loadDecoderFolder } from '../models/load_decoder.ts';
+import { Seq2SeqGenerator } from '../serve/seq2seq_generate.ts';
+import { loadModel } from '../models/load.ts';
 import type { DecoderModel } from '../models/decoder.ts';
-import { loadAdapterWeights, readAdapter } from '../peft/adapter_files.ts';
+import type { Seq2SeqModel } from '../models/seq2seq.ts';
+import { loadPeftAdapter } from '../peft/adapter_files.ts';
 
 export interface GenerateJob {
   model: string;
@@ -30,19 +31,15 @@ export interface GenerateJob {
   threads?: number;
 }
 
-/** LoRA adapter folder (PEFT format) → AdapterSet over the model's sites. */
-export function loadLoraAdapter(model: DecoderModel, dir: string): AdapterSet {
-  const loaded = readAdapter(dir);
-  const c = loaded.config;
-  if (c.peft_type && c.peft_type !== 'LORA') throw new Error(`${dir}/adapter_config.json: peft_type '${c.peft_type}' cannot be used by generate (LORA only)`);
-  const config = loraConfigSchema.parse({ r: c.r, lora_alpha: c.lora_alpha, use_rslora: c.use_rslora ?? false, fan_in_fan_out: c.fan_in_fan_out ?? false });
-  const set = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: c.target_modules, headNames: model.headNames });
-  loadAdapterWeights(set, loaded);
-  return set;
+/** An adapter folder of any method (PEFT format, written by PEFT or lorakit) on the model. */
+export function loadAdapterFor(model: DecoderModel | Seq2SeqModel, dir: string): AdapterSet {
+  return loadPeftAdapter(model, dir, { headNames: model.headNames }).set;
 }
 
 export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { text?: string; promptIds: number[] }> {
-  const { model, tokenizer } = await loadDecoderFolder(job.model);
+  const loaded = await loadModel(job.model);
+  if (loaded.kind === 'encoder') throw new Error(`${job.model}: an encoder does not generate text; give a decoder (GPT-2, Llama, Qwen2, Mistral) or T5 / BART folder`);
+  const { model, tokenizer } = loaded;
   let promptIds = job.promptIds;
   if (!promptIds) {
     if (job.prompt === undefined) throw new InvalidArgumentError('give --prompt "text" (or --prompt-ids 1,2,3)');
@@ -50,16 +47,26 @@ export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { 
     const text = job.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: job.prompt }], { addGenerationPrompt: true }) : job.prompt;
     promptIds = tokenizer.encode(text, { addSpecialTokens: !job.chat });
   }
-  const adapters = job.adapter ? loadLoraAdapter(model, job.adapter) : null;
-  const gen = new Generator(model, adapters, { threads: job.threads });
+  const adapters = job.adapter ? loadAdapterFor(model, job.adapter) : null;
+  const stop = new Set(model.config.eosTokenIds);
+  if (tokenizer?.eosTokenId !== undefined) stop.add(tokenizer.eosTokenId);
+  const sampling = { doSample: job.sample ?? false, temperature: job.temperature, topK: job.topK, topP: job.topP, seed: job.seed, useCache: job.cache ?? true };
+  if (loaded.kind === 'seq2seq') {
+    const gen = new Seq2SeqGenerator(loaded.model, adapters, { threads: job.threads });
+    try {
+      const t0 = performance.now();
+      const [tokens] = await gen.generate([promptIds], { ...sampling, maxNewTokens: job.maxNewTokens ?? 32, stopTokens: [...stop] });
+      const ms = performance.now() - t0;
+      const finish = tokens.length && stop.has(tokens[tokens.length - 1]) ? 'stop' : 'length';
+      return { tokens, finish, prefillMs: 0, decodeMs: ms, stepMs: [], text: tokenizer?.decode(tokens, { skipSpecialTokens: true }), promptIds };
+    } finally {
+      await gen.release();
+    }
+  }
+  const gen = new Generator(loaded.model, adapters, { threads: job.threads });
   try {
     await gen.warm(job.cache ?? true);
-    const stop = new Set(model.config.eosTokenIds);
-    if (tokenizer?.eosTokenId !== undefined) stop.add(tokenizer.eosTokenId);
-    const r = await gen.generate(promptIds, {
-      maxNewTokens: job.maxNewTokens ?? 32, stopTokens: [...stop], doSample: job.sample ?? false,
-      temperature: job.temperature, topK: job.topK, topP: job.topP, seed: job.seed, useCache: job.cache ?? true,
-    });
+    const r = await gen.generate(promptIds, { ...sampling, maxNewTokens: job.maxNewTokens ?? 32, stopTokens: [...stop] });
     const text = tokenizer?.decode(r.tokens, { skipSpecialTokens: true });
     return { ...r, text, promptIds };
   } finally {
@@ -70,9 +77,9 @@ export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { 
 export function registerGenerate(program: Command): void {
   program
     .command('generate')
-    .description('Generate text with a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral), optionally with a LoRA adapter')
+    .description('Generate text with a Hugging Face decoder (GPT-2, Llama, Qwen2, Mistral) or T5 / BART folder, optionally with an adapter')
     .requiredOption('--model <dir>', 'Hugging Face model folder (config.json, model.safetensors, tokenizer.json)')
-    .option('--adapter <dir>', 'PEFT LoRA adapter folder (merged into the weights)')
+    .option('--adapter <dir>', 'adapter folder of any method (PEFT files, e.g. runs/x/adapter from lorakit train)')
     .option('--prompt <text>', 'prompt text')
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids', (v) => v.split(',').map((s) => int('--prompt-ids')(s.trim())))
     .option('--chat', "apply tokenizer_config.json's chat template to the prompt", false)

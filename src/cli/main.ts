@@ -8,7 +8,9 @@ import { registerGenerate } from './generate.ts';
 import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
-import { trainCausalLmCli } from './causal_lm.ts';
+import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
+import { TASK_KINDS, type TaskKind } from '../train/task.ts';
+import path from 'node:path';
 
 
 function terminalUi(quiet: boolean): JobUi {
@@ -26,9 +28,10 @@ function terminalUi(quiet: boolean): JobUi {
     step(s) {
       bar?.update(s.step, { loss: s.loss.toFixed(4), tps: Math.round(s.tokensPerSec) });
     },
-    epoch(e) {
+    eval(e) {
       bar?.stop();
-      console.log(`epoch ${e.epoch + 1}: validation accuracy ${(100 * e.valAccuracy).toFixed(2)}% loss ${e.valLoss.toFixed(4)}${e.improved ? ' (best)' : ''}`);
+      const m = Object.entries(e.metrics).map(([k, v]) => `${k} ${k === 'accuracy' || k === 'mrr' || k === 'ndcg' ? `${(100 * v).toFixed(2)}%` : Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ');
+      console.log(`epoch ${e.epoch + 1}: validation ${m}${e.improved ? ' (best)' : ''}`);
       bar?.start(bar.getTotal(), bar.getProgress() * bar.getTotal());
     },
     endPhase() {
@@ -45,18 +48,27 @@ function trainMethod(method: string, useDora: boolean): string {
   throw new InvalidArgumentError(`--use-dora applies to LoRA (--method lora), not ${method}`);
 }
 
+const TASK_DATA: Record<string, string> = {
+  classification: "'imdb' (the bundled IMDB reviews, seeded split) or JSONL {\"text\", \"label\"}",
+  'causal-lm': 'JSONL {"prompt", "completion"}, {"messages": [...]} or {"text"}',
+  seq2seq: 'JSONL {"source", "target"}',
+  rerank: 'JSONL {"query", "documents", "labels"} or {"query", "positive", "negatives"}',
+  embed: 'JSONL {"anchor", "positive"}',
+};
+
 export function makeProgram(): Command {
   const program = new Command('lorakit').description('Parameter-efficient fine-tuning (LoRA and friends) for TypeScript, on ONNX Runtime').showHelpAfterError();
 
   program
     .command('train')
-    .description('Fine-tune a model with an adapter on a classification set; compares with the frozen-encoder baseline')
-    .addOption(new Option('--model <name|dir>', "'use' = the bundled Universal Sentence Encoder lite, or a Hugging Face model folder (BERT, RoBERTa, DistilBERT)").default('use'))
-    .option('--task <name>', "what to train: 'classification' or 'causal-lm' (Hugging Face decoder folder + JSONL prompt/completion, messages or text)", 'classification')
-    .addOption(new Option('--data <imdb|file.jsonl>', "'imdb' = bundled IMDB reviews (seeded split), or JSONL lines {\"text\":…,\"label\":…}").default('imdb'))
+    .description('Fine-tune a model with an adapter (any method) on a task; classification also compares with the frozen-encoder baseline')
+    .addOption(new Option('--task <name>', 'what to train').choices([...TASK_KINDS]).default('classification'))
+    .addOption(new Option('--model <name|dir>', "'use' = the bundled Universal Sentence Encoder lite, or a Hugging Face model folder: an encoder (BERT, RoBERTa, DistilBERT) for classification / rerank / embed, a decoder (GPT-2, Llama, Qwen2, Mistral) for causal-lm, T5 / BART for seq2seq").default('use'))
+    .option('--data <imdb|file.jsonl>', `training data: ${Object.entries(TASK_DATA).map(([t, d]) => `${t}: ${d}`).join('; ')}`, 'imdb')
+    .option('--validation <file.jsonl>', 'validation data in the task\'s format, evaluated every epoch (classification splits its own data)')
     .option('--method <name>', `adapter method (${Object.keys(METHODS).join(', ')})`, 'lora')
     .option('--method-option <key=value>', 'a field of the method\'s config (repeatable), e.g. d_initial=0.05', collectMethodOption, {})
-    .option('--target-modules <list>', "comma-separated module names/suffixes, a regex, or 'all-linear'", list, ['qkv', 'output', 'conv1', 'conv2'])
+    .option('--target-modules <list>', `comma-separated module names/suffixes, a regex, or 'all-linear' (default: ${USE_DEFAULT_TARGETS.join(',')} on the bundled model, all-linear on a folder)`, list)
     .option('-r, --rank <r>', `rank r; default: the method's own (${methodDefaults('r')}; other methods size themselves with --method-option)`, int('--rank'))
     .option('--alpha <alpha>', `lora_alpha (LoRA scaling = alpha / r); default: ${methodDefaults('lora_alpha')} (PEFT's LoraConfig has 8)`, num('--alpha'))
     .option('--lora-dropout <p>', 'lora_dropout (PEFT LoraConfig; default 0)', num('--lora-dropout'))
@@ -68,41 +80,62 @@ export function makeProgram(): Command {
     .option('--loraplus-lr-ratio <x>', 'LoRA+: lora_B learns x times faster than lora_A (PEFT create_loraplus_optimizer; e.g. 16)', num('--loraplus-lr-ratio'))
     .option('--epochs <n>', 'training epochs', int('--epochs'), 2)
     .option('--lr <lr>', 'peak learning rate (linear warmup and decay)', num('--lr'), 2e-3)
-    .option('--head-lr-scale <x>', 'learning-rate multiplier for the new classification head', num('--head-lr-scale'), 5)
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay', num('--weight-decay'), 0.01)
+    .option('--warmup-ratio <x>', 'linear warmup over this fraction of the steps', num('--warmup-ratio'), 0.06)
+    .addOption(new Option('--schedule <kind>', 'learning rate after warmup').choices(['linear', 'cosine', 'constant']).default('linear'))
+    .option('--max-grad-norm <x>', 'clip the global gradient norm (0 = off)', num('--max-grad-norm'), 1)
+    .option('--head-lr-scale <x>', 'learning-rate multiplier for a new task head (classification, rerank)', num('--head-lr-scale'), 5)
     .addOption(new Option('--head-init <how>', "classification head start: 'random', or 'probe' = the frozen-encoder linear probe (LP-FT: training starts from the baseline)").choices(['random', 'probe']).default('random'))
-    .option('--batch <n>', 'batch size', int('--batch'), 32)
+    .addOption(new Option('--rank-loss <kind>', 'rerank: listwise softmax cross-entropy or pairwise RankNet').choices(['listwise', 'pairwise']).default('listwise'))
+    .option('--embed-scale <x>', 'embed: similarity scale (1/temperature) of the in-batch contrastive loss', num('--embed-scale'), 20)
+    .option('--batch <n>', 'batch size (rerank: queries per batch)', int('--batch'), 32)
     .option('--seed <n>', 'seed for init, batch order and dropout (the data split is fixed, the same for every seed)', int('--seed'), 42)
-    .option('--out <dir>', 'output folder (adapter, checkpoints, metrics.jsonl, results.json)', 'runs/default')
-    .option('--max-train <n>', 'use at most N training examples', int('--max-train'), 6000)
-    .option('--max-eval <n>', 'use at most N validation and N test examples', int('--max-eval'), 1000)
-    .option('--max-len <n>', 'truncate token sequences (USE reads at most 128)', int('--max-len'), 128)
+    .option('--out <dir>', 'output folder: adapter/, checkpoints/, metrics.jsonl, results.json', 'runs/default')
+    .option('--max-train <n>', 'use at most N training examples (classification default 6000)', int('--max-train'))
+    .option('--max-eval <n>', 'classification: use at most N validation and N test examples', int('--max-eval'), 1000)
+    .option('--max-len <n>', 'truncate token sequences (default: 128 on encoders (USE reads at most 128), 256 for causal-lm, 512 for seq2seq sources)', int('--max-len'))
+    .option('--max-target-len <n>', 'seq2seq: truncate targets', int('--max-target-len'), 128)
+    .option('--checkpoint-every <n>', 'save a checkpoint every n steps (and at every epoch end)', int('--checkpoint-every'), 50)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
-    .option('--no-baseline', 'skip the frozen-encoder baseline')
+    .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
-      const loraDropout = o.loraDropout ?? o.dropout;
-      if (o.task === 'causal-lm') {
-        const unsupported = (['useDora', 'useRslora', 'rslora', 'initLoraWeights', 'loraplusLrRatio'] as const).filter((k) => o[k] !== undefined && o[k] !== false);
-        if (unsupported.length || Object.keys(o.methodOption).length || o.method !== 'lora') {
-          throw new InvalidArgumentError(`--task causal-lm trains a plain LoRA (--rank, --alpha, --lora-dropout); ${[...unsupported.map((k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`), ...(Object.keys(o.methodOption).length ? ['--method-option'] : []), ...(o.method !== 'lora' ? [`--method ${o.method}`] : [])].join(', ')} not supported there`);
-        }
-        return trainCausalLmCli({ ...o, dropout: loraDropout });
-      }
-      if (o.task !== 'classification') throw new InvalidArgumentError(`--task '${o.task}' is not supported by train (supported: classification, causal-lm)`);
+      const task = o.task as TaskKind;
       const method = trainMethod(o.method, !!o.useDora);
       if (o.loraplusLrRatio !== undefined && !(o.loraplusLrRatio > 0)) throw new InvalidArgumentError(`--loraplus-lr-ratio must be a positive number, got ${o.loraplusLrRatio}`);
       if (o.loraplusLrRatio !== undefined && method !== 'lora' && method !== 'dora') throw new InvalidArgumentError(`--loraplus-lr-ratio scales lora_B's learning rate: it needs --method lora or dora, not ${method}`);
-      const flags = { rank: o.rank, alpha: o.alpha, loraDropout, useRslora: o.useRslora || o.rslora || undefined, initLoraWeights: o.initLoraWeights };
+      const flags = { rank: o.rank, alpha: o.alpha, loraDropout: o.loraDropout ?? o.dropout, useRslora: o.useRslora || o.rslora || undefined, initLoraWeights: o.initLoraWeights };
+      const methodConfig = methodConfigFromFlags(method, flags, o.methodOption);
+      const ui = terminalUi(o.quiet);
       const t0 = performance.now();
+      if (task !== 'classification') {
+        if (o.data === 'imdb') throw new InvalidArgumentError(`--task ${task} needs --data <file.jsonl>: ${TASK_DATA[task]}`);
+        if (o.model === 'use' && (task === 'causal-lm' || task === 'seq2seq')) {
+          throw new InvalidArgumentError(`--task ${task} needs --model <dir>: ${task === 'causal-lm' ? 'a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral)' : 'a T5 or BART folder'}`);
+        }
+        const r = await runTrainJob({
+          task, model: o.model, data: o.data, validation: o.validation, method, methodConfig, targetModules: o.targetModules,
+          epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
+          threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
+          maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
+          rankLoss: o.rankLoss, embedScale: o.embedScale,
+        }, ui);
+        const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
+        console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
+        if (r.validation) console.log(`validation: ${Object.entries(r.validation).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
+        console.log(`adapter: ${r.adapterDir}  metrics: ${path.join(o.out, 'metrics.jsonl')}  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+        return;
+      }
+      if (o.validation) throw new InvalidArgumentError('--validation: classification makes its own seeded validation and test splits from --data');
       const res = await runClassificationJob(
         {
           model: o.model,
           data: o.data,
           method,
-          methodConfig: methodConfigFromFlags(method, flags, o.methodOption),
+          methodConfig,
           loraplusLrRatio: o.loraplusLrRatio,
           targetModules: o.targetModules,
           epochs: o.epochs,
@@ -111,16 +144,21 @@ export function makeProgram(): Command {
           batchSize: o.batch,
           seed: o.seed,
           out: o.out,
-          maxTrain: o.maxTrain,
+          maxTrain: o.maxTrain ?? 6000,
           maxEval: o.maxEval,
-          maxLen: o.maxLen,
+          maxLen: o.maxLen ?? 128,
           threads: o.threads,
           resume: o.resume,
           baseline: o.baseline,
           headInit: o.headInit,
           patience: o.patience,
+          weightDecay: o.weightDecay,
+          warmupRatio: o.warmupRatio,
+          schedule: o.schedule,
+          maxGradNorm: o.maxGradNorm || undefined,
+          checkpointEvery: o.checkpointEvery,
         },
-        terminalUi(o.quiet),
+        ui,
       );
       console.log(`\nTest split: ${res.split.test} examples (trained on ${res.split.train}, validated on ${res.split.validation})`);
       console.table(res.rows.map((r) => ({ system: r.system, 'test accuracy %': +(100 * r.testAccuracy).toFixed(2), 'trainable params': r.trainableParams, 'wall time s': +r.seconds.toFixed(1) })));

@@ -7,6 +7,7 @@
 
 import { Graph } from '../graph/ir.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
+import { adapterFeeds } from '../adapters/feeds.ts';
 import { tiedTargets } from '../peft/tied.ts';
 import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
@@ -158,7 +159,7 @@ export class Generator {
     } else {
       this.model = model;
       this.linear = adapters.linear({ training: false });
-      for (const [k, v] of adapters.params) this.adapterFeeds[k] = { data: v, dims: adapters.shapes.get(k)! };
+      this.adapterFeeds = adapterFeeds(adapters, { training: false }); // live arrays: parameters and method state (SMoRA's β)
     }
   }
 

@@ -19,7 +19,7 @@
 // batch-major either way, so the same mask applies).
 
 import { AdapterSet } from '../adapters/inject.ts';
-import { hookFeeds } from '../adapters/hooks.ts';
+import { adapterFeeds } from '../adapters/feeds.ts';
 import { loraScaling, LoraConfig } from '../adapters/lora/config.ts';
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
@@ -187,8 +187,7 @@ export class PeftModel {
     if (!name) return (await (await this.compiled('base', () => plainLinear)).run(feeds)).output;
     const set = this.get(name);
     const c = await this.compiled(`one|${name}`, () => set.linear({ training: false }));
-    for (const [k, v] of set.params) feeds[k] = { data: v, dims: set.shapes.get(k)! };
-    Object.assign(feeds, hookFeeds(set, false)); // non-trainable hook state the graph reads (SMoRA's β)
+    Object.assign(feeds, adapterFeeds(set, { training: false })); // parameters and the method's state (SMoRA's β)
     return (await c.run(feeds)).output;
   }
 

@@ -2,7 +2,9 @@
 // generate.ts's pickToken, stop tokens, with and without the decoder KV cache.
 
 import { Graph } from '../graph/ir.ts';
-import { CompiledGraph, HostTensor } from '../runtime/session.ts';
+import type { AdapterSet } from '../adapters/inject.ts';
+import { adapterFeeds } from '../adapters/feeds.ts';
+import { CompiledGraph, HostTensor, type SessionOptions } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
 import { plainLinear } from '../models/linear.ts';
 import type { Seq2SeqModel } from '../models/seq2seq.ts';
@@ -34,7 +36,17 @@ export interface Seq2SeqGenerateOptions extends SamplingOptions {
  */
 export class Seq2SeqGenerator {
   private graphs: Promise<{ enc: CompiledGraph; first: CompiledGraph; step: CompiledGraph; full: CompiledGraph }> | null = null;
-  constructor(readonly model: Seq2SeqModel, readonly linear: LinearFn = plainLinear, readonly extraFeeds: Record<string, HostTensor> = {}) {}
+  private readonly linear: LinearFn = plainLinear;
+  /** The adapter's inputs (parameters, method state) fed to every run. */
+  private readonly extraFeeds: Record<string, HostTensor> = {};
+
+  /** `adapters` run unmerged, as their own sub-graphs (every method, tied weights included). */
+  constructor(readonly model: Seq2SeqModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = this.session) {
+    if (adapters?.enabled) {
+      this.linear = adapters.linear({ training: false });
+      this.extraFeeds = adapterFeeds(adapters, { training: false });
+    }
+  }
 
   private build() {
     const m = this.model, c = m.config, L = c.numDecoderLayers;
@@ -69,10 +81,10 @@ export class Seq2SeqGenerator {
       full.output('logits', m.decode(full, { decoderInputIds, encoderAttentionMask: attentionMask, cross }, this.linear, { logits: 'last' }).logits);
     }
     return (async () => ({
-      enc: await CompiledGraph.compile(enc, { threads: 1 }),
-      first: await CompiledGraph.compile(dec('first', false), { threads: 1 }),
-      step: await CompiledGraph.compile(dec('step', true), { threads: 1 }),
-      full: await CompiledGraph.compile(full, { threads: 1 }),
+      enc: await CompiledGraph.compile(enc, this.session),
+      first: await CompiledGraph.compile(dec('first', false), this.session),
+      step: await CompiledGraph.compile(dec('step', true), this.session),
+      full: await CompiledGraph.compile(full, this.session),
     }))();
   }
 

@@ -9,24 +9,27 @@ import type { TargetModules } from '../adapters/targets.ts';
 import { loadImdb } from '../data/imdb.ts';
 import { readJsonl } from '../data/jsonl.ts';
 import { BertModel } from '../models/bert.ts';
-import { loadEncoderModel } from '../models/hf_registry.ts';
-import { loadUseEncoder, USE_MODEL_NAME } from '../models/use_encoder.ts';
+import { loadModel, type TextTokenizer } from '../models/load.ts';
+import { USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { loadPeftAdapter, readAdapter, saveAdapter } from '../peft/adapter_files.ts';
 import { loraPlusGroups } from '../adapters/lora/plus.ts';
-import { UseTokenizer } from '../tokenize/sentencepiece.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { Rng } from '../util/rng.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 import { accuracy, probeLogits, trainLinearProbe } from '../train/linear_probe.ts';
-import { ClassificationTrainer, EncodedExample, EpochInfo, StepInfo } from '../train/trainer.ts';
+import { ClassificationTrainer, EncodedExample } from '../train/trainer.ts';
+import { USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+
+export type { JobUi, TextTokenizer };
 
 export interface ClassifyJobOptions {
   model: string; // 'use' (bundled) or a folder
   data: string; // 'imdb' (bundled) or a JSONL file
   method: string;
   methodConfig: Record<string, unknown>;
-  targetModules: TargetModules;
+  /** Default: the bundled encoder's attention and FFN projections; 'all-linear' for a Hugging Face folder. */
+  targetModules?: TargetModules;
   epochs: number;
   lr: number;
   headLrScale: number;
@@ -49,38 +52,31 @@ export interface ClassifyJobOptions {
    * spending its first steps fitting a random head).
    */
   headInit?: 'random' | 'probe';
+  /** Loop settings (src/train/loop.ts); defaults: weight decay 0.01, warmup 0.06, linear decay, clipping at 1, a checkpoint every 50 steps. */
+  weightDecay?: number;
+  warmupRatio?: number;
+  schedule?: 'linear' | 'cosine' | 'constant';
+  maxGradNorm?: number;
+  checkpointEvery?: number;
+  /** Stop after this many steps in this process (tests simulate a crash with it). */
+  stopAfterSteps?: number;
 }
 
-export interface JobUi {
-  info(msg: string): void;
-  startPhase(name: string, total: number): void;
-  step(s: StepInfo): void;
-  epoch(e: EpochInfo): void;
-  endPhase(): void;
-}
 
 export interface ClassifyResult {
   rows: { system: string; testAccuracy: number; trainableParams: number; seconds: number }[];
   split: { train: number; validation: number; test: number };
   adapterDir: string;
+  /** Stopped by stopAfterSteps before the end (nothing saved but checkpoints). */
+  stopped?: boolean;
 }
 
-/** What the classification job needs from a tokenizer (USE's SentencePiece, a Hugging Face tokenizer.json). */
-export interface TextTokenizer {
-  encode(text: string): number[];
-}
-
-export async function loadModel(spec: string): Promise<{ model: EncoderModel; tokenizer: TextTokenizer; name: string }> {
-  if (spec === 'use' || spec === 'default') {
-    return { model: await loadUseEncoder(), tokenizer: UseTokenizer.fromVocabFile(), name: USE_MODEL_NAME };
-  }
-  if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) {
-    // A Hugging Face folder (config.json + safetensors + tokenizer.json): BERT, RoBERTa, DistilBERT.
-    const m = await loadEncoderModel(spec);
-    if (!m.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: missing (--model <folder> encodes text with the folder's own tokenizer)`);
-    return { model: m.model, tokenizer: m.tokenizer, name: spec };
-  }
-  throw new Error(`--model '${spec}': not 'use' (the bundled model) and not a folder (a Hugging Face model folder with config.json, model.safetensors and tokenizer.json)`);
+/** The bundled encoder or a Hugging Face encoder folder (BERT, RoBERTa, DistilBERT) with its tokenizer. */
+export async function loadEncoder(spec: string): Promise<{ model: EncoderModel; tokenizer: TextTokenizer; name: string }> {
+  const m = await loadModel(spec);
+  if (m.kind !== 'encoder') throw new Error(`--model '${spec}': a ${m.kind} model; classification trains an encoder (the bundled 'use', or a BERT / RoBERTa / DistilBERT folder)`);
+  if (!m.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: missing (--model <folder> encodes text with the folder's own tokenizer)`);
+  return { model: m.model, tokenizer: m.tokenizer, name: m.name };
 }
 
 /** A BERT folder's own `classifier` (on the pooler output, as in BertForSequenceClassification) seeds the trainer's head when the label count matches. */
@@ -135,7 +131,7 @@ async function frozenProbe(model: EncoderModel, splits: Record<'train' | 'valida
 }
 
 export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Promise<ClassifyResult> {
-  const { model, tokenizer, name } = await loadModel(o.model);
+  const { model, tokenizer, name } = await loadEncoder(o.model);
   if (model instanceof BertModel && o.maxLen > model.maxSequenceLength) {
     ui.info(`--max-len ${o.maxLen} is longer than ${name} has position embeddings for: using ${model.maxSequenceLength}`);
     o = { ...o, maxLen: model.maxSequenceLength };
@@ -162,7 +158,8 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   const t0 = performance.now();
   const method = getMethod(o.method);
   const config = method.schema.parse(o.methodConfig);
-  const adapters = new AdapterSet(method, config, model.sites, model.weights, { targetModules: o.targetModules, seed: o.seed });
+  const targetModules = o.targetModules ?? (o.model === 'use' || o.model === 'default' ? USE_DEFAULT_TARGETS : 'all-linear');
+  const adapters = new AdapterSet(method, config, model.sites, model.weights, { targetModules, seed: o.seed });
   ui.info(`${method.name}: ${adapters.targets.length} modules (${adapters.targets.map((s) => s.name).join(', ')}), ${adapters.trainableCount()} adapter parameters`);
   const trainer = new ClassificationTrainer(model, adapters, numLabels, {
     epochs: o.epochs,
@@ -174,17 +171,25 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     outDir: o.out,
     resume: o.resume,
     patience: o.patience,
-    maxGradNorm: 1.0,
+    maxGradNorm: o.maxGradNorm ?? 1.0,
+    weightDecay: o.weightDecay,
+    warmupRatio: o.warmupRatio,
+    schedule: o.schedule,
+    stopAfterSteps: o.stopAfterSteps,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
-    checkpointEvery: 50,
+    checkpointEvery: o.checkpointEvery ?? 50,
     onStep: (s) => ui.step(s),
-    onEpoch: (e) => ui.epoch(e),
+    onEpoch: (e) => ui.eval({ epoch: e.epoch, step: 0, metrics: { accuracy: e.valAccuracy, loss: e.valLoss }, improved: e.improved }),
   });
   seedHeadFromFolder(model, trainer.head, numLabels);
   if (o.headInit === 'probe') for (const [k, v] of probeHead!) trainer.head.get(k)!.set(v);
   ui.startPhase(`train ${method.name}`, Math.ceil(train.length / o.batchSize) * o.epochs);
-  await trainer.fit(train, validation);
+  const fit = await trainer.fit(train, validation);
   ui.endPhase();
+  if (fit.stopped) {
+    await trainer.release();
+    return { rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir: '', stopped: true };
+  }
   const res = await trainer.evaluate(test);
   const headParams = trainer.head.get(HEAD_W)!.length + trainer.head.get(HEAD_B)!.length;
   rows.push({ system: `${method.name} encoder + linear head`, testAccuracy: res.accuracy, trainableParams: adapters.trainableCount() + headParams, seconds: (performance.now() - t0) / 1000 });
@@ -211,7 +216,7 @@ export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number;
   const saved = readAdapter(o.adapter);
   const meta = saved.config.lorakit ?? {};
   const base = saved.config.base_model_name_or_path;
-  const { model, tokenizer } = await loadModel(typeof base === 'string' && base !== USE_MODEL_NAME && fs.existsSync(base) ? base : 'use');
+  const { model, tokenizer } = await loadEncoder(typeof base === 'string' && base !== USE_MODEL_NAME && fs.existsSync(base) ? base : 'use');
   // Every method through the PEFT loader: rank/alpha patterns, seeded bases, hook state (SMoRA's β), shapes checked.
   // The task head (HEAD_W/HEAD_B, modules_to_save) is applied below; a folder's own classifier of another size is not a conflict.
   const withoutHead = new Map([...model.weights].filter(([k]) => k !== HEAD_W && k !== HEAD_B));

@@ -214,9 +214,9 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
             peak = Math.max(peak, rssMiB());
             ui.step(s);
           },
-          epoch(e) {
+          eval(e) {
             last = NaN; // evaluation between epochs is not a step
-            ui.epoch(e);
+            ui.eval(e);
           },
         });
       } catch (e) {

@@ -23,6 +23,7 @@ export interface TrainOptions {
   optimizerGroups?: AdamWGroup[];
   weightDecay?: number;
   warmupRatio?: number;
+  schedule?: 'linear' | 'cosine' | 'constant';
   maxGradNorm?: number;
   /** Stop after this many epochs without validation improvement. */
   patience?: number;

@@ -10,9 +10,44 @@ import type { Seq2SeqModel } from '../../models/seq2seq.ts';
 import type { LinearFn } from '../../models/types.ts';
 import type { HostTensor } from '../../runtime/session.ts';
 import type { Rng } from '../../util/rng.ts';
-import { makeSeq2SeqBatch, seq2seqFeeds, seq2seqLoss, type Seq2SeqBatch } from '../seq2seq.ts';
+import { adapterFeeds } from '../../adapters/feeds.ts';
+import type { AdapterSet } from '../../adapters/inject.ts';
+import type { Value } from '../../graph/ir.ts';
+import { plainLinear } from '../../models/linear.ts';
+import { shiftTokensRight } from '../../models/seq2seq.ts';
+import { IGNORE_INDEX } from '../../models/types.ts';
+import { buildTaskGraph } from '../loop.ts';
+import { causalLmLoss } from './causal_lm.ts';
 import type { TaskGraph, TrainTask, TrainTensor } from '../task.ts';
 import { lengthGroupedBatches } from './lm_batches.ts';
+
+/** Mean cross-entropy of logits [B,T,V] against labels [B,T] (entries < 0 ignored). */
+export function seq2seqLoss(logits: Value, labels: Value): Value {
+  return causalLmLoss(logits, labels);
+}
+
+export interface Seq2SeqBatch {
+  B: number;
+  S: number;
+  T: number;
+  inputIds: BigInt64Array;
+  attentionMask: Float32Array;
+  /** HF labels [B,T] (−100 = ignored). */
+  labels: BigInt64Array;
+}
+
+/** Right-padded batch from (source ids, target ids) pairs. */
+export function makeSeq2SeqBatch(examples: { src: number[]; tgt: number[] }[], padId = 0): Seq2SeqBatch {
+  const B = examples.length, S = Math.max(1, ...examples.map((e) => e.src.length)), T = Math.max(1, ...examples.map((e) => e.tgt.length));
+  const inputIds = new BigInt64Array(B * S).fill(BigInt(padId));
+  const attentionMask = new Float32Array(B * S);
+  const labels = new BigInt64Array(B * T).fill(BigInt(IGNORE_INDEX));
+  examples.forEach((e, b) => {
+    e.src.forEach((id, s) => { inputIds[b * S + s] = BigInt(id); attentionMask[b * S + s] = 1; });
+    e.tgt.forEach((id, t) => { labels[b * T + t] = BigInt(id); });
+  });
+  return { B, S, T, inputIds, attentionMask, labels };
+}
 
 /** Source and target token ids (the target ends with EOS). */
 export interface Seq2SeqExample {
@@ -71,4 +106,21 @@ export class Seq2SeqTask implements TrainTask<Seq2SeqExample, Seq2SeqTaskBatch> 
     const loss = n ? sum / n : NaN;
     return { loss, perplexity: Math.exp(loss), tokens: n };
   }
+}
+
+/** The task's graph over an encoder-decoder with an adapter (or none): inputs input_ids / attention_mask [B,S], decoder_input_ids / labels [B,T]; loss (+ grad.<param> in train mode). */
+export function buildSeq2SeqGraph(model: Seq2SeqModel, adapters: AdapterSet | null, mode: 'train' | 'eval') {
+  return buildTaskGraph(new Seq2SeqTask(model), adapters ? adapters.linear({ training: mode === 'train' }) : plainLinear, mode);
+}
+
+/** Feeds of one batch for the train/eval graph (the adapter's inputs included; no dropout). */
+export function seq2seqFeeds(model: Seq2SeqModel, batch: Seq2SeqBatch, adapters: AdapterSet | null): Record<string, HostTensor> {
+  const c = model.config;
+  const f: Record<string, HostTensor> = {
+    input_ids: { data: batch.inputIds, dims: [batch.B, batch.S] },
+    attention_mask: { data: batch.attentionMask, dims: [batch.B, batch.S] },
+    decoder_input_ids: { data: shiftTokensRight(batch.labels, batch.B, batch.T, c.decoderStartTokenId, c.padTokenId), dims: [batch.B, batch.T] },
+    labels: { data: batch.labels, dims: [batch.B, batch.T] },
+  };
+  return Object.assign(f, adapterFeeds(adapters, { training: false }));
 }

@@ -1,0 +1,38 @@
+// Any model lorakit runs, from one spec: 'use' (the bundled Universal
+// Sentence Encoder lite, with its SentencePiece tokenizer) or a local Hugging
+// Face folder (config.json's model_type picks the family: an encoder, a
+// decoder LM or an encoder-decoder, with the folder's tokenizer.json).
+
+import fs from 'node:fs';
+import type { HfTokenizer } from '../io/hf.ts';
+import { UseTokenizer } from '../tokenize/sentencepiece.ts';
+import type { DecoderModel } from './decoder.ts';
+import { HF_MODELS, loadModel as loadHfModel } from './hf_registry.ts';
+import type { Seq2SeqModel } from './seq2seq.ts';
+import type { EncoderModel } from './types.ts';
+import { loadUseEncoder, USE_MODEL_NAME } from './use_encoder.ts';
+
+/** What every task needs from a tokenizer; HF folders' tokenizers also encode sentence pairs. */
+export interface TextTokenizer {
+  encode(text: string): number[];
+}
+
+export type LoadedModel =
+  | { kind: 'encoder'; model: EncoderModel; tokenizer?: TextTokenizer | HfTokenizer; name: string; dir?: string }
+  | { kind: 'decoder'; model: DecoderModel; tokenizer?: HfTokenizer; name: string; dir: string }
+  | { kind: 'seq2seq'; model: Seq2SeqModel; tokenizer?: HfTokenizer; name: string; dir: string };
+
+export type ModelFamily = LoadedModel['kind'];
+
+/** Loads 'use' or a Hugging Face folder; the error says which specs are valid. */
+export async function loadModel(spec: string): Promise<LoadedModel> {
+  if (spec === 'use' || spec === 'default') return { kind: 'encoder', model: await loadUseEncoder(), tokenizer: UseTokenizer.fromVocabFile(), name: USE_MODEL_NAME };
+  if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) {
+    const m = await loadHfModel(spec);
+    return { kind: m.kind, model: m.model, tokenizer: m.tokenizer, name: spec, dir: spec } as LoadedModel;
+  }
+  throw new Error(
+    `model '${spec}': not 'use' (the bundled model) and not a folder. Give a Hugging Face model folder with config.json, ` +
+      `model.safetensors and tokenizer.json (model types: ${Object.keys(HF_MODELS).join(', ')})`,
+  );
+}

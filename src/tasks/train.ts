@@ -1,0 +1,222 @@
+// `lorakit train --task causal-lm|seq2seq|rerank|embed`: a model ('use' or a
+// Hugging Face folder) + JSONL data → the task (src/train/tasks/) trained by
+// the one loop with any adapter method. Classification (with its frozen-
+// encoder baseline) is src/tasks/classification.ts. Every task writes the
+// same layout:
+//
+//   <out>/adapter/         PEFT files (adapter_config.json + adapter_model.safetensors;
+//                          a task head, if any, as modules_to_save)
+//   <out>/metrics.jsonl    one JSON object per step / evaluation / resume
+//   <out>/results.json     what was trained, on what, and the final figures
+//   <out>/checkpoints/     atomic checkpoints; --resume continues from the newest
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { AdapterSet } from '../adapters/inject.ts';
+import { getMethod } from '../adapters/registry.ts';
+import { loraPlusGroups } from '../adapters/lora/plus.ts';
+import type { TargetModules } from '../adapters/targets.ts';
+import { readCausalLmJsonl, readEmbedJsonl, readRerankJsonl, readSeq2SeqJsonl } from '../data/records.ts';
+import type { HfTokenizer } from '../io/hf.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
+import { BertModel } from '../models/bert.ts';
+import { saveAdapter } from '../peft/adapter_files.ts';
+import { Rng } from '../util/rng.ts';
+import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
+import type { TaskKind, TrainTask } from '../train/task.ts';
+import { CausalLmTask, encodeCausalLm } from '../train/tasks/causal_lm.ts';
+import { EmbedTask, type EmbedExample } from '../train/tasks/embed.ts';
+import { RerankTask, type RerankExample } from '../train/tasks/rerank.ts';
+import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
+
+/** Progress of a job (the CLI's progress bar; tests pass a silent one). */
+export interface JobUi {
+  info(msg: string): void;
+  startPhase(name: string, total: number): void;
+  step(s: StepInfo): void;
+  eval(e: EvalInfo): void;
+  endPhase(): void;
+}
+
+export const silentUi: JobUi = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
+
+/** The module names the bundled encoder adapts by default (its attention and FFN projections). */
+export const USE_DEFAULT_TARGETS = ['qkv', 'output', 'conv1', 'conv2'];
+
+export interface TrainJobOptions {
+  task: Exclude<TaskKind, 'classification'>;
+  /** 'use' or a Hugging Face folder. */
+  model: string;
+  /** JSONL training data (the task's format, src/data/records.ts). */
+  data: string;
+  /** JSONL validation data (same format): evaluated every epoch; early stopping and the best weights follow it. */
+  validation?: string;
+  method: string;
+  methodConfig: Record<string, unknown>;
+  /** Default: the bundled encoder's attention and FFN projections; 'all-linear' for Hugging Face folders. */
+  targetModules?: TargetModules;
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  seed: number;
+  out: string;
+  maxTrain?: number;
+  /** Token budget of a sequence (the source, for seq2seq). */
+  maxLen?: number;
+  /** seq2seq: token budget of a target. */
+  maxTargetLen?: number;
+  threads?: number;
+  resume?: boolean;
+  patience?: number;
+  weightDecay?: number;
+  warmupRatio?: number;
+  schedule?: FitOptions['schedule'];
+  maxGradNorm?: number;
+  checkpointEvery?: number;
+  loraplusLrRatio?: number;
+  /** Learning-rate multiplier of a task head (rerank's score head). */
+  headLrScale?: number;
+  /** rerank: 'listwise' (default) or 'pairwise'. */
+  rankLoss?: 'listwise' | 'pairwise';
+  /** embed: the similarity scale (1/temperature, default 20). */
+  embedScale?: number;
+  /** Stop after this many steps in this process (tests simulate a crash with it). */
+  stopAfterSteps?: number;
+}
+
+export interface TrainJobResult {
+  task: TaskKind;
+  method: string;
+  model: string;
+  examples: { train: number; validation: number };
+  trainableParams: number;
+  steps: number;
+  /** Mean training loss of every epoch. */
+  epochLosses: number[];
+  /** The task's metrics on the validation data with the final (best) weights. */
+  validation?: Record<string, number>;
+  adapterDir: string;
+  seconds: number;
+  stopped: boolean;
+}
+
+const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder' };
+const FAMILY_NAMES = { encoder: 'an encoder (the bundled USE model, or a BERT / RoBERTa / DistilBERT folder)', decoder: 'a decoder folder (GPT-2, Llama, Qwen2, Mistral)', seq2seq: 'an encoder-decoder folder (T5, BART)' };
+
+/** The task's model family, or an error that says which models the task takes. */
+function requireFamily(task: TrainJobOptions['task'], m: LoadedModel, spec: string): void {
+  const want = FAMILY[task];
+  if (m.kind !== want) throw new Error(`--task ${task} trains ${FAMILY_NAMES[want]}; '${spec}' is ${FAMILY_NAMES[m.kind]}`);
+}
+
+function hfTokenizer(m: LoadedModel, spec: string): HfTokenizer {
+  if (!m.tokenizer || !('decode' in m.tokenizer)) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found; the task encodes text with the folder's own tokenizer`);
+  return m.tokenizer as HfTokenizer;
+}
+
+function textTokenizer(m: LoadedModel, spec: string): TextTokenizer {
+  if (!m.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found; the task encodes text with the folder's own tokenizer`);
+  return m.tokenizer;
+}
+
+/** A (query, document) pair as one sequence: the tokenizer's pair form where it has one (BERT: [CLS] q [SEP] d [SEP]), else the joined text. */
+function pairEncoder(tok: TextTokenizer, maxLen: number): (q: string, d: string) => number[] {
+  const pair = (tok as Partial<HfTokenizer>).encodePair;
+  return pair ? (q, d) => pair.call(tok, q, d).ids.slice(0, maxLen) : (q, d) => tok.encode(`${q} ${d}`).slice(0, maxLen);
+}
+
+interface Prepared {
+  task: TrainTask<any, any>;
+  train: unknown[];
+  validation?: unknown[];
+  extra: Record<string, unknown>;
+}
+
+function prepare(o: TrainJobOptions, m: LoadedModel): Prepared {
+  const cap = <T>(xs: T[]) => (o.maxTrain !== undefined ? xs.slice(0, o.maxTrain) : xs);
+  const encoderMax = m.model instanceof BertModel ? m.model.maxSequenceLength : 128;
+  switch (o.task) {
+    case 'causal-lm': {
+      if (m.kind !== 'decoder') throw new Error('unreachable');
+      const tok = hfTokenizer(m, o.model);
+      const maxLen = o.maxLen ?? 256;
+      const enc = (file: string) => {
+        const ex = encodeCausalLm(readCausalLmJsonl(file), tok, maxLen);
+        if (!ex.length) throw new Error(`${file}: no example has a completion token left after truncation to ${maxLen} tokens`);
+        return ex;
+      };
+      return { task: new CausalLmTask(m.model, { padId: tok.padTokenId ?? tok.eosTokenId ?? 0 }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen } };
+    }
+    case 'seq2seq': {
+      if (m.kind !== 'seq2seq') throw new Error('unreachable');
+      const tok = hfTokenizer(m, o.model);
+      const maxLen = o.maxLen ?? 512, maxTarget = o.maxTargetLen ?? 128;
+      const enc = (file: string): Seq2SeqExample[] => readSeq2SeqJsonl(file).map((r) => ({ src: tok.encode(r.source).slice(0, maxLen), tgt: tok.encode(r.target).slice(0, maxTarget) }));
+      return { task: new Seq2SeqTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, max_target_length: maxTarget } };
+    }
+    case 'rerank': {
+      if (m.kind !== 'encoder') throw new Error('unreachable');
+      const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
+      const pair = pairEncoder(textTokenizer(m, o.model), maxLen);
+      const enc = (file: string): RerankExample[] => readRerankJsonl(file).map((r) => ({ pairs: r.documents.map((d) => pair(r.query, d)), labels: r.labels }));
+      const task = new RerankTask(m.model, { seed: o.seed, loss: o.rankLoss, headLrScale: o.headLrScale });
+      return { task, train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, rank_loss: o.rankLoss ?? 'listwise' } };
+    }
+    case 'embed': {
+      if (m.kind !== 'encoder') throw new Error('unreachable');
+      const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
+      const tok = textTokenizer(m, o.model);
+      const enc = (file: string): EmbedExample[] => readEmbedJsonl(file).map((r) => ({ anchor: tok.encode(r.anchor).slice(0, maxLen), positive: tok.encode(r.positive).slice(0, maxLen) }));
+      return { task: new EmbedTask(m.model, { scale: o.embedScale }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, scale: o.embedScale ?? 20 } };
+    }
+  }
+}
+
+export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Promise<TrainJobResult> {
+  const t0 = performance.now();
+  const loaded = await loadModel(o.model);
+  requireFamily(o.task, loaded, o.model);
+  const { task, train, validation, extra } = prepare(o, loaded);
+  ui.info(`data: ${o.data} — ${train.length} training${validation ? ` / ${validation.length} validation` : ''} examples (${o.task})`);
+  const method = getMethod(o.method);
+  const config = method.schema.parse(o.methodConfig);
+  const model = loaded.model;
+  const headNames = 'headNames' in model ? model.headNames : undefined;
+  const targetModules = o.targetModules ?? (loaded.dir ? 'all-linear' : USE_DEFAULT_TARGETS);
+  const adapters = new AdapterSet(method, config, model.sites, model.weights, { targetModules, headNames, seed: o.seed });
+  const trainable = adapters.trainableCount() + [...task.params.values()].reduce((s, t) => s + t.data.length, 0);
+  ui.info(`${method.name}: ${adapters.targets.length} modules (${adapters.targets.map((s) => s.name).join(', ')}), ${trainable} trainable parameters`);
+  fs.mkdirSync(o.out, { recursive: true });
+  const trainer = new Trainer(task, adapters, {
+    epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
+    weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
+    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps,
+    optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
+    onStep: (s) => ui.step(s), onEval: (e) => ui.eval(e),
+  });
+  try {
+    const stepsPerEpoch = task.batches(train, o.batchSize, new Rng(o.seed).fork('epoch-0')).length;
+    ui.startPhase(`train ${method.name}`, stepsPerEpoch * o.epochs);
+    const fit = await trainer.fit({ train, validation });
+    ui.endPhase();
+    const adapterDir = path.join(o.out, 'adapter');
+    const result: TrainJobResult = {
+      task: o.task, method: method.name, model: loaded.name, examples: { train: train.length, validation: validation?.length ?? 0 },
+      trainableParams: trainable, steps: fit.steps, epochLosses: fit.epochLosses, adapterDir, seconds: 0, stopped: fit.stopped,
+    };
+    if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
+    if (validation) result.validation = await trainer.evaluate(validation);
+    saveAdapter(adapterDir, adapters, {
+      baseModel: loaded.name,
+      taskType: task.peftTaskType,
+      modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
+      extra: { task: o.task, data: o.data, ...extra },
+    });
+    result.seconds = (performance.now() - t0) / 1000;
+    writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
+    return result;
+  } finally {
+    await trainer.release();
+  }
+}
