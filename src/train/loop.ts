@@ -130,7 +130,6 @@ export class Trainer<E, B> {
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
     if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) throw new Error(`Epochs must be an integer ≥ 1, got ${opts.epochs}`);
-    if (!adapters && task.params.size === 0) throw new Error(`${task.name}: nothing to train (attach an adapter)`);
   }
 
   /** Every trainable tensor (adapter, then the task's own), by name, live. */
@@ -234,6 +233,7 @@ export class Trainer<E, B> {
     const { train } = data;
     const validation = data.validation && data.validation.length ? data.validation : undefined;
     if (!train.length) throw new Error(`${this.task.name}: no training examples`);
+    if (!this.adapters && this.task.params.size === 0) throw new Error(`${this.task.name}: nothing to train (attach an adapter)`);
     if (o.patience !== undefined && !validation) throw new Error('Early stopping (patience) needs validation data');
     const params = this.params();
     const stepsPerEpoch = this.epochBatches(train, 0).length;

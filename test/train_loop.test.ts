@@ -1,0 +1,230 @@
+// The one training loop (src/train/loop.ts) on every task kind: an exact
+// resume (a run stopped after k steps and resumed from its checkpoint ends
+// with the same weights, loss history and method state as the uninterrupted
+// run), NaN/inf stops that keep a loadable checkpoint, early stopping on the
+// task's validation metric, and the frozen-weight gradients that data-
+// dependent inits get from the task's own loss (checked against the chain
+// rule through a LoRA: ∂L/∂B = s·G·Aᵀ).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { getMethod } from '../src/adapters/registry.ts';
+import { smoraBias } from '../src/adapters/smora/index.ts';
+import { loadModel } from '../src/models/hf_registry.ts';
+import type { DecoderModel } from '../src/models/decoder.ts';
+import type { Seq2SeqModel } from '../src/models/seq2seq.ts';
+import type { EncoderModel } from '../src/models/types.ts';
+import { loadUseEncoder } from '../src/models/use_encoder.ts';
+import type { HfTokenizer } from '../src/io/hf.ts';
+import { CompiledGraph } from '../src/runtime/session.ts';
+import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
+import { loadLatestCheckpoint } from '../src/train/checkpoint.ts';
+import { NonFiniteLossError, Trainer, type FitOptions } from '../src/train/loop.ts';
+import type { TrainTask } from '../src/train/task.ts';
+import { buildCausalLmGraph, causalLmFeeds, CausalLmTask, makeCausalLmBatch } from '../src/train/tasks/causal_lm.ts';
+import { ClassificationTask } from '../src/train/tasks/classification.ts';
+import { EmbedTask } from '../src/train/tasks/embed.ts';
+import { ndcgOf, reciprocalRank, RerankTask } from '../src/train/tasks/rerank.ts';
+import { Seq2SeqTask } from '../src/train/tasks/seq2seq.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
+
+const FIX = new URL('./fixtures/hf/', import.meta.url).pathname;
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-loop-'));
+
+let use: EncoderModel, useTok: UseTokenizer, llama: DecoderModel, llamaTok: HfTokenizer, t5: Seq2SeqModel, t5Tok: HfTokenizer;
+
+before(async () => {
+  use = await loadUseEncoder();
+  useTok = UseTokenizer.fromVocabFile();
+  const l = await loadModel(path.join(FIX, 'llama-tiny'));
+  llama = l.model as DecoderModel;
+  llamaTok = l.tokenizer!;
+  const t = await loadModel(path.join(FIX, 't5-tiny'));
+  t5 = t.model as Seq2SeqModel;
+  t5Tok = t.tokenizer!;
+});
+
+const WORDS = ['red apples', 'green pears', 'blue sky', 'dark night', 'warm sun', 'cold rain', 'tall trees', 'small stones'];
+
+/** A task on a small model with data, a method and that method's small config. */
+interface Case {
+  task: () => TrainTask<any, any>;
+  train: () => unknown[];
+  validation: () => unknown[];
+  model: () => { sites: any[]; weights: any; headNames?: string[] };
+  targets: string[] | 'all-linear';
+}
+
+const CASES: Record<string, Case> = {
+  classification: {
+    task: () => new ClassificationTask(use, { numLabels: 2, seed: 3, buckets: [16] }),
+    train: () => WORDS.map((w, i) => ({ ids: useTok.encode(w), label: i % 2 })),
+    validation: () => WORDS.slice(0, 4).map((w, i) => ({ ids: useTok.encode(w), label: i % 2 })),
+    model: () => use,
+    targets: ['qkv', 'conv1'],
+  },
+  'causal-lm': {
+    task: () => new CausalLmTask(llama, { padId: 0 }),
+    train: () => WORDS.map((w) => ({ ids: llamaTok.encode(`the ${w} are here`), promptLength: 2 })),
+    validation: () => WORDS.slice(0, 3).map((w) => ({ ids: llamaTok.encode(`the ${w} are here`), promptLength: 2 })),
+    model: () => llama,
+    targets: 'all-linear',
+  },
+  seq2seq: {
+    task: () => new Seq2SeqTask(t5),
+    train: () => WORDS.map((w) => ({ src: t5Tok.encode(`describe ${w}`), tgt: t5Tok.encode(w) })),
+    validation: () => WORDS.slice(0, 3).map((w) => ({ src: t5Tok.encode(`describe ${w}`), tgt: t5Tok.encode(w) })),
+    model: () => t5,
+    targets: 'all-linear',
+  },
+  rerank: {
+    task: () => new RerankTask(use, { seed: 3 }),
+    train: () => WORDS.slice(0, 6).map((q, i) => ({ pairs: WORDS.slice(0, 3 + (i % 2)).map((d) => useTok.encode(`${q} ${d}`)), labels: WORDS.slice(0, 3 + (i % 2)).map((_, j) => (j === i % 3 ? 1 : 0)) })),
+    validation: () => WORDS.slice(0, 2).map((q, i) => ({ pairs: WORDS.slice(0, 3).map((d) => useTok.encode(`${q} ${d}`)), labels: [0, 1, 2].map((j) => (j === i ? 1 : 0)) })),
+    model: () => use,
+    targets: ['qkv', 'conv1'],
+  },
+  embed: {
+    task: () => new EmbedTask(use),
+    train: () => WORDS.map((w) => ({ anchor: useTok.encode(w), positive: useTok.encode(`${w} indeed`) })),
+    validation: () => WORDS.slice(0, 4).map((w) => ({ anchor: useTok.encode(w), positive: useTok.encode(`${w} indeed`) })),
+    model: () => use,
+    targets: ['qkv', 'conv1'],
+  },
+};
+
+function adapterFor(c: Case, method = 'lora', seed = 5): AdapterSet {
+  const m = getMethod(method);
+  const cfg = m.schema.parse(method === 'lora' ? { r: 4, lora_alpha: 8, lora_dropout: 0.1 } : method === 'smora' ? { num_ranks: 4, top_k: 2 } : {});
+  const model = c.model();
+  return new AdapterSet(m, cfg, model.sites, model.weights, { targetModules: c.targets, headNames: model.headNames, seed });
+}
+
+const OPTS: FitOptions = { epochs: 2, lr: 5e-3, batchSize: 3, seed: 11, checkpointEvery: 2, maxGradNorm: 1, threads: 1 };
+
+/** Final weights, method state and loss history of a run, for exact comparison. */
+async function runOnce(c: Case, method: string, out: string, extra: Partial<FitOptions> = {}) {
+  const set = adapterFor(c, method);
+  const task = c.task();
+  const t = new Trainer(task, set, { ...OPTS, outDir: out, ...extra });
+  const r = await t.fit({ train: c.train(), validation: c.validation() });
+  await t.release();
+  return { r, params: new Map([...t.params()].map(([k, v]) => [k, Float32Array.from(v)])), set };
+}
+
+for (const [kind, c] of Object.entries(CASES)) {
+  const method = kind === 'causal-lm' ? 'smora' : 'lora'; // SMoRA: its β (method state) must resume too
+  test(`[${kind}] a run stopped after 3 steps and resumed ends exactly like the uninterrupted run (${method}${method === 'lora' ? ', dropout 0.1' : ''})`, async () => {
+    const full = await runOnce(c, method, tmp());
+    assert.ok(full.r.steps >= 4, `${kind}: ${full.r.steps} steps`);
+    const dir = tmp();
+    const part = await runOnce(c, method, dir, { stopAfterSteps: 3 });
+    assert.equal(part.r.stopped, true);
+    const resumed = await runOnce(c, method, dir, { resume: true });
+    assert.equal(resumed.r.steps, full.r.steps);
+    for (const [k, v] of full.params) assert.equal(maxAbsDiff(resumed.params.get(k)!, v), 0, `${kind}: ${k} differs after resume`);
+    assert.deepEqual(resumed.r.epochLosses, full.r.epochLosses);
+    assert.deepEqual(resumed.r.history.map((h) => h.metrics), full.r.history.map((h) => h.metrics));
+    if (method === 'smora') for (const s of full.set.targets) assert.deepEqual(smoraBias(resumed.set, s.name, 4), smoraBias(full.set, s.name, 4), `β of ${s.name}`);
+    // The training changed something, and the fresh run's first loss is the uninterrupted one's.
+    assert.ok([...full.params].some(([k, v]) => maxAbsDiff(v, adapterFor(c, method).params.get(k) ?? c.task().params.get(k)!.data) > 0));
+    const log = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(log.some((e) => e.event === 'resume'), 'metrics.jsonl records the resume');
+  });
+}
+
+test('[causal-lm] a diverging run stops with a message, and the checkpoint it leaves loads with finite weights', async () => {
+  const c = CASES['causal-lm'];
+  const dir = tmp();
+  await assert.rejects(runOnce(c, 'lora', dir, { lr: 1e6, maxGradNorm: undefined, warmupRatio: 0, epochs: 6 }), (e: Error) => {
+    assert.ok(e instanceof NonFiniteLossError, e.message);
+    assert.match(e.message, /Training diverged: the (loss|gradient norm) is (NaN|-?Infinity) at step \d+\. Lower the learning rate/);
+    assert.match(e.message, /saved in .*checkpoint-\d+: change a setting and continue with --resume/);
+    return true;
+  });
+  const ck = await loadLatestCheckpoint(path.join(dir, 'checkpoints'));
+  assert.ok(ck, 'a checkpoint was left');
+  for (const [k, v] of ck!.params) assert.ok(v.every(Number.isFinite), `${k} is finite in the checkpoint`);
+  const log = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(log[log.length - 1].event, 'diverged');
+  // Resuming replays the same steps: it diverges at the same step again (the run is reproducible, nothing was lost).
+  await assert.rejects(runOnce(c, 'lora', dir, { resume: true, lr: 1e6, maxGradNorm: undefined, warmupRatio: 0, epochs: 6 }), (e: Error) => e instanceof NonFiniteLossError && e.step === ck!.step);
+});
+
+test('[seq2seq] validation loss drives early stopping and the best weights are kept', async () => {
+  const c = CASES.seq2seq;
+  // A learning rate that overshoots after the first epochs: validation loss stops improving, patience 1 stops the run.
+  const r = await runOnce(c, 'lora', tmp(), { epochs: 8, lr: 0.3, maxGradNorm: undefined, warmupRatio: 0, schedule: 'constant', patience: 1 });
+  const losses = r.r.history.map((h) => h.metrics.loss);
+  assert.ok(r.r.history.length < 8, `stopped early: ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+  assert.equal(r.r.best, Math.min(...losses));
+  const t = new Trainer(c.task(), r.set, OPTS);
+  const final = await t.evaluate(c.validation());
+  await t.release();
+  assert.ok(Math.abs(final.loss - r.r.best!) < 1e-6, `the kept weights score the best validation loss (${final.loss} vs ${r.r.best})`);
+});
+
+test('[causal-lm] frozen-weight gradients from the task loss satisfy the chain rule through a LoRA: ∂L/∂B = s·G·Aᵀ', async () => {
+  const lora = getMethod('lora');
+  const site = llama.sites.find((s) => s.name === 'model.layers.0.self_attn.q_proj')!;
+  const set = new AdapterSet(lora, lora.schema.parse({ r: 2, lora_alpha: 4, init_lora_weights: false }), llama.sites, llama.weights, { targetModules: [site.name], seed: 5 });
+  const data = CASES['causal-lm'].train().slice(0, 4) as { ids: number[]; promptLength: number }[];
+  // All four examples in one batch (the loss is a mean over their tokens: row order does not matter).
+  const t = new Trainer(new CausalLmTask(llama, { padId: 0 }), null, { ...OPTS, batchSize: 4 });
+  const G = (await t.weightGradients(data, [site], { batches: 1, batchSize: 4 })).get(site.name)!;
+  // ∂L/∂B at B = 0 (the base model's loss): G·Aᵀ scaled by s = 2.
+  const keyA = `base_model.model.${site.name}.lora_A.weight`, keyB = `base_model.model.${site.name}.lora_B.weight`;
+  set.params.get(keyB)!.fill(0);
+  const cg = await CompiledGraph.compile(buildCausalLmGraph(llama, set, 'train').graph, { threads: 1 });
+  const out = await cg.run(causalLmFeeds(makeCausalLmBatch(data), set));
+  await cg.release();
+  const A = set.params.get(keyA)!, gB = out[`grad.${keyB}`].data as Float32Array;
+  const m = site.outFeatures, n = site.inFeatures;
+  const expect = new Float64Array(m * 2);
+  for (let i = 0; i < m; i++) for (let k = 0; k < 2; k++) { let s = 0; for (let j = 0; j < n; j++) s += G[i * n + j] * A[k * n + j]; expect[i * 2 + k] = 2 * s; }
+  const scale = maxAbsDiff(expect, new Float64Array(expect.length));
+  assert.ok(scale > 0 && maxAbsDiff(gB, expect) / scale < 1e-4, `∂L/∂B vs s·G·Aᵀ: rel ${maxAbsDiff(gB, expect) / scale}`);
+});
+
+test('[lorasb] LoRA-SB initializes from the causal-LM loss (its beforeFit on a decoder) and then trains', async () => {
+  const c = CASES['causal-lm'];
+  const m = getMethod('lorasb');
+  const set = new AdapterSet(m, m.schema.parse({ r: 2, init_batches: 2, init_batch_size: 2 }), llama.sites, llama.weights, { targetModules: ['q_proj', 'v_proj'], seed: 1 });
+  const before = new Map([...set.params].map(([k, v]) => [k, Float32Array.from(v)]));
+  const t = new Trainer(c.task(), set, { ...OPTS, epochs: 1 });
+  await t.fit({ train: c.train() });
+  await t.release();
+  for (const [k, v] of set.params) if (k.endsWith('lorasb_R')) assert.ok(maxAbsDiff(v, before.get(k)!) > 0, `${k} set by the init and trained`);
+});
+
+test('rerank metrics: MRR and nDCG against hand-computed values (ties count against the relevant candidate)', () => {
+  assert.equal(reciprocalRank([{ score: 3, rel: 0 }, { score: 2, rel: 1 }, { score: 1, rel: 0 }]), 1 / 2);
+  assert.equal(reciprocalRank([{ score: 1, rel: 0 }, { score: 1, rel: 1 }]), 1 / 2, 'a tie ranks the relevant one second');
+  assert.equal(reciprocalRank([{ score: 1, rel: 0 }]), 0);
+  // Order: rel 0 (score 3), rel 2 (score 2), rel 1 (score 1). DCG = 3/log2(3) + 1/2; ideal = 3 + 1/log2(3).
+  const got = ndcgOf([{ score: 3, rel: 0 }, { score: 2, rel: 2 }, { score: 1, rel: 1 }]);
+  const want = (3 / Math.log2(3) + 1 / 2) / (3 + 1 / Math.log2(3));
+  assert.ok(Math.abs(got - want) < 1e-12, `${got} vs ${want}`);
+});
+
+test('[embed] the in-batch contrastive loss equals its definition on the eval scores', async () => {
+  const c = CASES.embed;
+  const t = new Trainer(c.task(), adapterFor(c), OPTS);
+  const res = await t.run(c.validation());
+  await t.release();
+  for (const { batch, out } of res) {
+    const s = out.scores.data as Float32Array, B = batch.B;
+    let want = 0;
+    for (let i = 0; i < B; i++) {
+      const row = Array.from(s.subarray(i * B, (i + 1) * B));
+      const mx = Math.max(...row);
+      want += -(row[i] - mx - Math.log(row.reduce((z, v) => z + Math.exp(v - mx), 0)));
+    }
+    want /= B;
+    assert.ok(Math.abs(Number(out.loss.data[0]) - want) < 1e-4, `loss ${out.loss.data[0]} vs ${want}`);
+    for (let i = 0; i < B; i++) assert.ok(Math.abs(s[i * B + i]) <= 20 + 1e-4, 'scores are scaled cosines (|s| ≤ 20)');
+  }
+});
