@@ -24,8 +24,23 @@ export type LoadedModel =
 
 export type ModelFamily = LoadedModel['kind'];
 
-/** Loads 'use' or a Hugging Face folder; the error says which specs are valid. */
-export async function loadModel(spec: string): Promise<LoadedModel> {
+const FAMILY_NAMES: Record<ModelFamily, string> = {
+  encoder: 'an encoder (the bundled USE model, BERT, RoBERTa, DistilBERT)',
+  decoder: 'a decoder LM (GPT-2, Llama, Qwen2, Mistral)',
+  seq2seq: 'an encoder-decoder (T5, BART)',
+};
+
+/**
+ * Loads 'use' or a Hugging Face folder; the error says which specs are valid.
+ * With `kind`, also checks the model's family (and narrows the type).
+ */
+export async function loadModel<K extends ModelFamily = ModelFamily>(spec: string, kind?: K): Promise<Extract<LoadedModel, { kind: K }>> {
+  const m = await loadAny(spec);
+  if (kind && m.kind !== kind) throw new Error(`model '${spec}' is ${FAMILY_NAMES[m.kind]}; this needs ${FAMILY_NAMES[kind]}`);
+  return m as Extract<LoadedModel, { kind: K }>;
+}
+
+async function loadAny(spec: string): Promise<LoadedModel> {
   if (spec === 'use' || spec === 'default') return { kind: 'encoder', model: await loadUseEncoder(), tokenizer: UseTokenizer.fromVocabFile(), name: USE_MODEL_NAME };
   if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) {
     const m = await loadHfModel(spec);

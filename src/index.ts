@@ -1,0 +1,52 @@
+// lorakit's public API: what a TypeScript project that installs lorakit
+// imports from 'lorakit'. Load a model, attach an adapter of any method, train
+// it on a task with the one loop, save it as PEFT files, and serve it (several
+// adapters on one base, generation). The graph engine underneath (IR,
+// autodiff, ONNX Runtime sessions) is exported for those who build their own
+// graphs.
+
+// Models: 'use' (the bundled Universal Sentence Encoder lite) or a Hugging Face folder.
+export { loadModel, type LoadedModel, type ModelFamily, type TextTokenizer } from './models/load.ts';
+export type { EncoderModel, LinearFn, LinearSite, WeightMap } from './models/types.ts';
+export type { DecoderModel } from './models/decoder.ts';
+export type { Seq2SeqModel } from './models/seq2seq.ts';
+export { HfTokenizer } from './io/hf.ts';
+
+// Adapters: one AdapterSet per adapter, any method of the registry.
+export { AdapterSet, PEFT_PREFIX, type AdapterSetOptions } from './adapters/inject.ts';
+export { getMethod, METHODS } from './adapters/registry.ts';
+export type { AdapterMethod } from './adapters/types.ts';
+export type { TargetModules } from './adapters/targets.ts';
+
+// Training: one loop for every task.
+export { fit, Trainer, NonFiniteLossError, type FitOptions, type FitResult, type StepInfo, type EvalInfo } from './train/loop.ts';
+export { TASK_KINDS, type TaskKind, type TrainTask, type TaskGraph, type TrainTensor } from './train/task.ts';
+export { ClassificationTask, HEAD_B, HEAD_W, type EncodedExample } from './train/tasks/classification.ts';
+export { CausalLmTask, encodeCausalLm, makeCausalLmBatch, type CausalLmExample } from './train/tasks/causal_lm.ts';
+export { Seq2SeqTask, type Seq2SeqExample } from './train/tasks/seq2seq.ts';
+export { RerankTask, type RerankExample } from './train/tasks/rerank.ts';
+export { EmbedTask, type EmbedExample } from './train/tasks/embed.ts';
+export { ClassificationTrainer } from './train/trainer.ts';
+export { loadLatestCheckpoint } from './train/checkpoint.ts';
+
+// Data files of the tasks (JSONL, errors with file:line).
+export { readCausalLmJsonl, readEmbedJsonl, readRerankJsonl, readSeq2SeqJsonl } from './data/records.ts';
+export { readJsonl } from './data/jsonl.ts';
+
+// The jobs `lorakit train` runs (model + data files → an adapter folder).
+export { runTrainJob, type TrainJobOptions, type TrainJobResult } from './tasks/train.ts';
+export { runClassificationJob, type ClassifyJobOptions } from './tasks/classification.ts';
+
+// PEFT files: adapter_config.json + adapter_model.safetensors, both ways.
+export { loadPeftAdapter, readAdapter, saveAdapter, type PeftAdapter } from './peft/adapter_files.ts';
+
+// Serving: several adapters on one base, generation.
+export { PeftModel, padBatch, padDecoderIds, type TokenBatch } from './serve/peft_model.ts';
+export { Generator, type GenerateOptions, type GenerateResult } from './serve/generate.ts';
+export { Seq2SeqGenerator } from './serve/seq2seq_generate.ts';
+
+// The engine: graph IR, op builders, reverse-mode autodiff, ONNX Runtime sessions.
+export { Graph, Value } from './graph/ir.ts';
+export * as op from './graph/ops.ts';
+export { grad } from './autodiff/grad.ts';
+export { CompiledGraph, type HostTensor, type SessionOptions } from './runtime/session.ts';
