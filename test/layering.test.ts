@@ -87,3 +87,10 @@ test('each folder imports only from its own layer and those below (models/ knows
   assert.deepEqual(models, [], 'src/models/ must not import adapters/, peft/, train/ or optim/');
   assert.deepEqual(bad, [], `imports that go up a layer:\n${bad.join('\n')}`);
 });
+
+test('graph nodes are made through the builders in src/graph/ (no raw addNode elsewhere)', () => {
+  const raw = walk(SRC)
+    .filter((f) => folderOf(f) !== 'graph')
+    .flatMap((f) => fs.readFileSync(f, 'utf8').split('\n').flatMap((line, i) => (/\.addNode\(/.test(line) ? [`${rel(f)}:${i + 1}`] : [])));
+  assert.deepEqual(raw, [], 'add a builder to src/graph/ops.ts instead');
+});
