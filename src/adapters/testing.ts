@@ -28,8 +28,10 @@ export interface AdapterTestConfig<C = Record<string, unknown>> {
   /** target_modules on the bundled USE model; default: the harness's two sites (one wider than tall, one taller than wide). */
   targetModules?: string[];
   merge: MergeSupport;
-  /** Weighted combination (addWeightedAdapter) and mixed-adapter batches (runMixed); false: both must be refused. */
+  /** Weighted combination into one adapter (PeftModel.addWeightedAdapter); false: it must be refused. */
   combine: boolean;
+  /** One batch whose rows use different adapters (PeftModel.runMixed); false: it must be refused. */
+  mixedBatches: boolean;
   /**
    * Key suffixes of tensors the method stores with the adapter but keeps fixed
    * while training (LoRA-SB's lorasb_A / lorasb_B): they must come out of

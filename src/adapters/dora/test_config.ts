@@ -7,5 +7,6 @@ export const testConfig: AdapterTestConfig<LoraConfig> = {
   // ΔW rescales W0's rows: not LoRA's B·A, so neither stacked nor combined.
   merge: 'merge',
   combine: false,
+  mixedBatches: false,
   lr: 1e-2,
 };

@@ -8,5 +8,6 @@ export const testConfig: AdapterTestConfig<FourierFTConfig> = {
   config: { n_frequency: 64, scaling: 3000, random_loc_seed: 5 },
   merge: 'merge-unmerge',
   combine: false,
+  mixedBatches: false,
   lr: 1e-2,
 };

@@ -7,5 +7,6 @@ export const testConfig: AdapterTestConfig<HydraConfig> = {
   // ΔW = B_s·A_s·W0 + B_p·A_p depends on W0.
   merge: 'merge',
   combine: false,
+  mixedBatches: false,
   lr: 1e-2,
 };

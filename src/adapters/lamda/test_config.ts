@@ -9,6 +9,7 @@ export const testConfig: AdapterTestConfig<LamdaConfig> = {
   config: { r: 4, init_weights: false, freeze_fraction: 0 },
   merge: 'merge',
   combine: false,
+  mixedBatches: false,
   frozenInTraining: ['lamda_B.weight'],
   lr: 1e-2,
 };

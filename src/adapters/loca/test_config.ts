@@ -9,6 +9,7 @@ export const testConfig: AdapterTestConfig<LocaConfig> = {
   config: { n_frequency: 64, scaling: 5, random_loc_seed: 9, init_weights: false, location_fraction: 0 },
   merge: 'merge-unmerge',
   combine: false,
+  mixedBatches: false,
   frozenInTraining: ['loca_locations'],
   lr: 1e-2,
 };

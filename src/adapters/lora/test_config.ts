@@ -9,6 +9,7 @@ export const testConfig: AdapterTestConfig<LoraConfig> = {
   other: { lora_alpha: 3 },
   merge: 'merge-unmerge',
   combine: true,
+  mixedBatches: true,
   lr: 1e-2,
   variants: { rslora: { use_rslora: true } },
 };

@@ -8,6 +8,7 @@ export const testConfig: AdapterTestConfig<LorasbConfig> = {
   config: { r: 4, init_weights: false },
   merge: 'merge-unmerge',
   combine: false,
+  mixedBatches: false,
   // B and A are stored with the adapter but never trained.
   frozenInTraining: LORASB_FROZEN,
   lr: 1e-2,

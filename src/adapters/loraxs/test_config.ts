@@ -7,5 +7,6 @@ export const testConfig: AdapterTestConfig<LoraxsConfig> = {
   // The frozen factors come from W0's SVD.
   merge: 'merge',
   combine: false,
+  mixedBatches: false,
   lr: 1e-2,
 };

@@ -7,5 +7,6 @@ export const testConfig: AdapterTestConfig<RandloraConfig> = {
   config: { r: 64, randlora_alpha: 64, projection_prng_key: 1, init_weights: false },
   merge: 'merge-unmerge',
   combine: false,
+  mixedBatches: false,
   lr: 1e-2,
 };

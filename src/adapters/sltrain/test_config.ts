@@ -7,5 +7,6 @@ export const testConfig: AdapterTestConfig<SLTrainConfig> = {
   config: { r: 4, density: 0.01, support_seed: 7, sparse_init: 'uniform', init_weights: false },
   merge: 'merge-unmerge',
   combine: false,
+  mixedBatches: false,
   lr: 1e-2,
 };

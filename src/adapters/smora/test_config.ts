@@ -7,5 +7,6 @@ export const testConfig: AdapterTestConfig<SMoRAConfig> = {
   // Each token picks its own ranks: there is no dense ΔW to merge or stack.
   merge: 'none',
   combine: false,
+  mixedBatches: false,
   lr: 1e-2,
 };

@@ -6,5 +6,6 @@ export const testConfig: AdapterTestConfig<VeraConfig> = {
   config: { r: 16, projection_prng_key: 3, init_weights: false },
   merge: 'merge-unmerge',
   combine: false,
+  mixedBatches: false,
   lr: 1e-2,
 };
