@@ -25,7 +25,7 @@ export interface AdapterTestConfig<C = Record<string, unknown>> {
   config: Partial<C>;
   /** Fields of the second adapter in the several-adapters checks (it also gets another seed). */
   other?: Partial<C>;
-  /** target_modules on the bundled USE model; default: the harness's two sites (one wider than tall, one taller than wide). */
+  /** target_modules on the bundled USE model; default: the harness's two sites (one with more outputs than inputs, one with fewer). */
   targetModules?: string[];
   merge: MergeSupport;
   /** Weighted combination into one adapter (PeftModel.addWeightedAdapter); false: it must be refused. */
@@ -38,7 +38,10 @@ export interface AdapterTestConfig<C = Record<string, unknown>> {
    * training exactly as they went in; every other adapter tensor must move.
    */
   frozenInTraining?: string[];
-  /** A learning rate at which a few training steps on a task lower the loss (used by the training checks). */
+  /**
+   * A learning rate at which a few training steps on a task lower the loss:
+   * the harness trains with it, and the check that the loss falls will use it.
+   */
   lr: number;
   /** Further cases of the same method under their own names (LoRA: rsLoRA): fields over `config`. */
   variants?: Record<string, Partial<C>>;

@@ -33,7 +33,7 @@ export interface AdapterCase {
   residualInit?: boolean;
 }
 
-/** Two sites of USE layer 0, one wider than tall ([768, 256]) and one taller than wide ([512, 1536]). */
+/** Two sites of USE layer 0: more outputs than inputs (qkv, 256 → 768) and fewer (conv2, 1536 → 512). */
 export const DEFAULT_TARGETS = ['encoder.layer.0.attention.qkv', 'encoder.layer.0.ffn.conv2'];
 
 /** The cases the folders' test configs give: each method (and its variants), and LoRA with each init. */
