@@ -102,7 +102,8 @@ export function runAdapterSuite(cases: AdapterCase[]): void {
       new AdapterSet(c.method, c.method.schema.parse({ ...tc.config, ...over }), model.sites, model.weights, { targetModules: tc.targetModules ?? DEFAULT_TARGETS, seed });
     const fixed = tc.frozenInTraining ?? [];
 
-    test(`[${c.name}] changes outputs; merged == unmerged (1e-4), unmerge ${tc.merge === 'merge-unmerge' ? 'restores the weights' : 'refused'}; disabled == base (1e-6)`, async () => {
+    const merging = { 'merge-unmerge': 'merged == unmerged (1e-4), unmerge restores the weights', merge: 'merged == unmerged (1e-4), unmerge refused', none: 'merge refused (no dense ΔW)' }[tc.merge];
+    test(`[${c.name}] changes outputs; ${merging}; disabled == base (1e-6)`, async () => {
       const set = mk(1);
       if (c.residualInit) {
         // W_res + s·B·A = W0: at init the model is unchanged; then "train" it.
@@ -198,14 +199,14 @@ export function runAdapterSuite(cases: AdapterCase[]): void {
     // Reserved: "a short training run on each task kind lowers the loss" (at tc.lr) joins here once the unified training loop lands.
 
     const multi = c.residualInit
-      ? 'a second adapter beside a residual base is refused'
+      ? 'a residual-init adapter is refused beside another'
       : `switch, disable, delete; ${tc.combine ? 'weighted combination' : 'combination refused'}, ${tc.mixedBatches ? 'mixed batch' : 'mixed batches refused'}`;
     test(`[${c.name}] several adapters: ${multi}`, async () => {
       const pm = new PeftModel(model, { threads: 2 });
       if (c.residualInit) {
-        // One residual base per model: it is served beside others once converted to LoRA (checked above).
-        pm.addAdapter('a', mk(4));
-        assert.throws(() => pm.addAdapter('b', mk(5)), /changes the base weights/);
+        // Its residual base would be one model's weights among several: it is served beside others once converted to LoRA (checked above).
+        pm.addAdapter('plain', mk(4, { init_lora_weights: false }));
+        assert.throws(() => pm.addAdapter('residual', mk(5)), /changes the base weights/);
         await pm.release();
         return;
       }
