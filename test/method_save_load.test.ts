@@ -3,7 +3,10 @@
 // eval/merge/export-onnx` and PeftModel do) into a *fresh* model with identical
 // outputs: seeded frozen bases regenerate from the config, W0 factorizations
 // from the model, SMoRA's β comes back from the file. Dense-ΔW methods merge
-// through mergeAdapters. Bad files fail naming the module and both shapes.
+// from the folder through mergeAdapters (the CLI's merge). Bad files fail
+// naming the module and both shapes. (The round trip of every tensor, the
+// config and the method state on the same model runs for every method in the
+// shared harness, test/adapter_suite.test.ts.)
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -72,7 +75,7 @@ function trained(name: string, options: Record<string, unknown>): AdapterSet {
 const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-`));
 
 for (const [name, options] of CASES) {
-  test(`[${name}] save → loadPeftAdapter into a fresh model: same config, parameters and outputs; merge via mergeAdapters`, async () => {
+  test(`[${name}] save → loadPeftAdapter into a fresh model: its peft_type and config fields, same outputs; merge via mergeAdapters`, async () => {
     const set = trained(name, options);
     const dir = tmp(name);
     saveAdapter(dir, set, { baseModel: 'use' });
@@ -84,10 +87,6 @@ for (const [name, options] of CASES) {
     assert.notEqual(fresh, model);
     const loaded = loadPeftAdapter(fresh, dir, { warn: (m) => assert.fail(`unexpected warning: ${m}`) });
     assert.equal(loaded.set.method.name, name);
-    assert.deepEqual(loaded.set.config, set.config);
-    assert.deepEqual(loaded.set.targets.map((s) => s.name), set.targets.map((s) => s.name));
-    assert.deepEqual([...loaded.set.params.keys()], [...set.params.keys()]);
-    for (const [k, v] of set.params) assert.deepEqual(loaded.set.params.get(k), v, k);
 
     const [base, want, got] = [await embed(model, null), await embed(model, set), await embed(fresh, loaded.set)];
     assert.ok(maxAbsDiff(want, base) > 1e-3, 'the adapter must change outputs, or the check proves nothing');

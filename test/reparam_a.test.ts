@@ -2,8 +2,11 @@
 // plain-PyTorch reference (tools/reference/reparam_a.py), frozen tensors
 // regenerated identically from their seeds, parameter counts equal to
 // METHODS.md's formulas, dense ΔW, own SVD/LU against torch.linalg, and on the
-// bundled USE model: merged == unmerged, disabled == base, training changes
-// only the method's parameters (and the head).
+// bundled USE model: the default init leaves the model (nearly) unchanged and
+// training from it changes only the method's parameters (and the head);
+// LoRA-SB's gradient init. (Merged == unmerged, disabled == base, the round
+// trip and training from a non-zero init run for every method in the shared
+// harness, test/adapter_suite.test.ts.)
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -134,7 +137,7 @@ before(async () => {
 });
 
 for (const c of CASES) {
-  test(`[${c.name}] USE: merged == unmerged (1e-4), disabled == base; training changes only its parameters`, async () => {
+  test(`[${c.name}] USE: Σ paramCount == trainable count; the default init leaves the model (nearly) unchanged and training from it changes only its parameters`, async () => {
     const method = c.method;
     const mk = (over: Record<string, unknown> = {}) => new AdapterSet(method, method.schema.parse({ ...USE_CONFIGS[c.name], ...over }), model.sites, model.weights, { targetModules: USE_TARGETS, seed: 7 });
     const set = mk();
@@ -142,16 +145,9 @@ for (const c of CASES) {
     const storedCount = [...set.params].filter(([k]) => c.stored?.some((st) => k.endsWith(`.${st}`))).reduce((n, [, v]) => n + v.length, 0);
     assert.equal(set.trainableCount() - storedCount, per, 'trainableCount == Σ paramCount (+ stored frozen tensors)');
     const opts = { epochs: 1, lr: 1e-2, batchSize: 4, seed: 1, buckets: [16] };
-    const un = new ClassificationTrainer(model, set, 2, opts);
-    const merged = new ClassificationTrainer(model.withWeights(set.mergeInto(model.weights)), null, 2, opts);
     const base = new ClassificationTrainer(model, null, 2, opts);
-    const [a, m, b] = [await un.embed(data), await merged.embed(data), await base.embed(data)];
-    assert.ok(maxAbsDiff(a, b) > 1e-3, `the adapter must change outputs (max |Δ| ${maxAbsDiff(a, b)})`);
-    assert.ok(maxAbsDiff(a, m) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(a, m)}`);
-    set.enabled = false;
-    const off = new ClassificationTrainer(model, set, 2, opts);
-    assert.ok(maxAbsDiff(await off.embed(data), b) < 1e-6, 'disabled == base');
-    for (const t of [un, merged, base, off]) await t.release();
+    const b = await base.embed(data);
+    await base.release();
 
     // Default init: ΔW = 0, the model is unchanged; a few steps train only the method's params + head.
     const fresh = mk({ init_weights: true });

@@ -1,5 +1,6 @@
 // LoRA initializations that are their own idea (one folder each), chosen by
-// `init_lora_weights`. Adding one = its folder + one line here.
+// `init_lora_weights`. Adding one = its folder (with its test_config.ts,
+// src/adapters/testing.ts) + one line here.
 import type { LoraInit } from './types.ts';
 import { pissa } from './pissa/index.ts';
 import { olora } from './olora/index.ts';

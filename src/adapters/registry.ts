@@ -1,4 +1,5 @@
-// The one place a method is registered: adding a method = its folder + one line here.
+// The one place a method is registered: adding a method = its folder (with its
+// test_config.ts for the shared adapter harness, src/adapters/testing.ts) + one line here.
 // (LoRA inits such as PiSSA/OLoRA register in ./inits.ts.)
 import type { AdapterMethod } from './types.ts';
 import { lora } from './lora/index.ts';

@@ -1,33 +1,57 @@
 // The shared adapter test harness (modelled on PEFT's tests/testing_common.py):
-// every method registers a case and runs the same checks on the bundled USE
-// model:
-//   merged == unmerged (1e-4) · disabled == base (1e-6) · save → load round
-//   trip identical · training changes adapter (and head) parameters only ·
-//   several adapters: switch, delete, weighted combination, mixed batch.
-import { test, before, after } from 'node:test';
+// every method folder's test config (src/adapters/<name>/test_config.ts, shape
+// in src/adapters/testing.ts) runs the same checks on the bundled USE model:
+//   the adapter changes outputs · merged == unmerged (1e-4), unmerge restores
+//   the weights (or is refused) · disabled == base (1e-6) · save → load round
+//   trip identical (config, every tensor, method state, outputs) · training
+//   moves the adapter's tensors and the head only · several adapters: switch,
+//   disable, delete, weighted combination and mixed batches (or their refusal).
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AdapterSet, PEFT_PREFIX } from '../../src/adapters/inject.ts';
+import { AdapterSet } from '../../src/adapters/inject.ts';
+import { loadHookState, saveHookState } from '../../src/adapters/hooks.ts';
 import type { AdapterMethod } from '../../src/adapters/types.ts';
+import type { AdapterTestConfig } from '../../src/adapters/testing.ts';
 import type { EncoderModel, WeightMap } from '../../src/models/types.ts';
 import { loadUseEncoder } from '../../src/models/use_encoder.ts';
-import { loadPeftAdapter, saveAdapter } from '../../src/peft/adapter_files.ts';
+import { loadPeftAdapter, readAdapter, saveAdapter } from '../../src/peft/adapter_files.ts';
 import { padBatch, PeftModel, TokenBatch } from '../../src/serve/peft_model.ts';
 import { UseTokenizer } from '../../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer } from '../../src/train/trainer.ts';
 import { maxAbsDiff } from './arrays.ts';
+import type { AdapterFolder } from './method_folders.ts';
 
 export interface AdapterCase {
-  /** Test label. */
+  /** Test label: the method's name, a variant's, or a LoRA init's. */
   name: string;
   method: AdapterMethod;
-  /** Method config fields (parsed by method.schema); use init_lora_weights=false so the adapter changes outputs. */
-  config: Record<string, unknown>;
-  targetModules: string[];
-  /** The init changes the base weight (PiSSA/OLoRA): checks the conversion to LoRA on save. */
+  test: AdapterTestConfig;
+  /** The init moves part of W0 into the adapter (PiSSA/OLoRA): checks the residual base and the conversion to LoRA on save. */
   residualInit?: boolean;
+}
+
+/** Two sites of USE layer 0: more outputs than inputs (qkv, 256 → 768) and fewer (conv2, 1536 → 512). */
+export const DEFAULT_TARGETS = ['encoder.layer.0.attention.qkv', 'encoder.layer.0.ffn.conv2'];
+
+/** The cases the folders' test configs give: each method (and its variants), and LoRA with each init. */
+export function adapterCases(folders: AdapterFolder[], lora: AdapterMethod): AdapterCase[] {
+  const cases: AdapterCase[] = [];
+  for (const f of folders) {
+    if (!f.testConfig) continue;
+    if (f.methods.length === 1) {
+      const tc = f.testConfig as AdapterTestConfig;
+      const method = f.methods[0];
+      cases.push({ name: method.name, method, test: tc });
+      for (const [name, over] of Object.entries(tc.variants ?? {})) cases.push({ name, method, test: { ...tc, config: { ...tc.config, ...over } } });
+    } else if (f.inits.length === 1) {
+      // A residual init serves as plain LoRA once converted; on its own it merges and unmerges as LoRA.
+      cases.push({ name: f.folder, method: lora, test: { ...f.testConfig, merge: 'merge-unmerge', combine: true, mixedBatches: true }, residualInit: true });
+    }
+  }
+  return cases;
 }
 
 const TEXTS = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue; I walked out.', 'Loved it!', 'Not great, not terrible, just long.'];
@@ -45,14 +69,25 @@ async function run(m: EncoderModel, set?: AdapterSet, b = batch): Promise<Float3
   return out;
 }
 
-const cases: AdapterCase[] = [];
+const outOf = async (pm: PeftModel) => (await pm.run(batch)).data as Float32Array;
+const copyAll = <K>(m: Map<K, Float32Array>) => new Map([...m].map(([k, v]) => [k, Float32Array.from(v)]));
+const tmp = (label: string) => fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-suite-${label}-`));
 
-export function registerAdapterCase(c: AdapterCase): void {
-  cases.push(c);
+/** A "trained" adapter: every tensor moved off its init, so a check on it cannot pass by luck of the init. */
+function nudge(set: AdapterSet, frozen: string[] = []): void {
+  for (const [k, v] of set.params) if (!frozen.some((s) => k.endsWith(`.${s}`))) for (let i = 0; i < v.length; i += 3) v[i] += 0.05;
 }
 
-/** Runs every registered case (call once, after the registrations). */
-export function runAdapterSuite(): void {
+/** Gives the method's saved per-module state (SMoRA's β) distinct non-zero values, so its round trip shows. */
+function perturbHookState(set: AdapterSet): void {
+  const st = saveHookState(set);
+  let n = 0;
+  for (const tensors of st.values()) for (const t of Object.values(tensors)) for (let i = 0; i < t.data.length; i++) t.data[i] = 0.3 * Math.sin(++n);
+  loadHookState(set, st);
+}
+
+/** Runs every case (call once). The USE model, the batch and the base outputs are shared. */
+export function runAdapterSuite(cases: AdapterCase[]): void {
   before(async () => {
     model = await loadUseEncoder();
     const tok = UseTokenizer.fromVocabFile();
@@ -62,45 +97,79 @@ export function runAdapterSuite(): void {
   });
 
   for (const c of cases) {
+    const tc = c.test;
     const mk = (seed: number, over: Record<string, unknown> = {}) =>
-      new AdapterSet(c.method, c.method.schema.parse({ ...c.config, ...over }), model.sites, model.weights, { targetModules: c.targetModules, seed });
+      new AdapterSet(c.method, c.method.schema.parse({ ...tc.config, ...over }), model.sites, model.weights, { targetModules: tc.targetModules ?? DEFAULT_TARGETS, seed });
+    const fixed = tc.frozenInTraining ?? [];
 
-    test(`[${c.name}] merged == unmerged (1e-4); disabled == base (1e-6)`, async () => {
+    const merging = { 'merge-unmerge': 'merged == unmerged (1e-4), unmerge restores the weights', merge: 'merged == unmerged (1e-4), unmerge refused', none: 'merge refused (no dense ΔW)' }[tc.merge];
+    test(`[${c.name}] changes outputs; ${merging}; disabled == base (1e-6)`, async () => {
       const set = mk(1);
       if (c.residualInit) {
         // W_res + s·B·A = W0: at init the model is unchanged; then "train" it.
+        assert.ok(set.baseOverrides.size > 0, 'the init must move part of W0 into the adapter');
         assert.ok(maxAbsDiff(await run(model, set), baseOut) < 1e-4, 'residual init must leave outputs unchanged');
-        for (const v of set.params.values()) for (let i = 0; i < v.length; i += 3) v[i] += 0.05;
+        nudge(set);
       }
-      const un = await run(model, set);
-      assert.ok(maxAbsDiff(un, baseOut) > 1e-3, 'the adapter must change outputs, or the checks prove nothing');
-      const merged = await run(model.withWeights(set.mergeInto(model.weights)));
-      assert.ok(maxAbsDiff(un, merged) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(un, merged)}`);
-      set.enabled = false;
-      assert.ok(maxAbsDiff(await run(model, set), baseOut) < 1e-6, 'disabled adapter must equal the base model');
       const pm = new PeftModel(model, { threads: 2 });
-      pm.addAdapter('a', mk(1));
+      pm.addAdapter('a', set);
+      const un = await outOf(pm);
+      assert.ok(maxAbsDiff(un, baseOut) > 1e-3, `the adapter must change outputs, or the checks prove nothing (max |Δ| ${maxAbsDiff(un, baseOut)})`);
+      if (tc.merge === 'none') {
+        assert.throws(() => pm.mergeAndUnload(), /no dense ΔW/);
+      } else {
+        const merged = pm.mergeAndUnload();
+        const mo = await run(model.withWeights(merged));
+        assert.ok(maxAbsDiff(un, mo) < 1e-4, `merged vs unmerged max |Δ| ${maxAbsDiff(un, mo)}`);
+        if (tc.merge === 'merge-unmerge') {
+          // Back to the weights the adapter runs on (PiSSA/OLoRA: the residual base), to float32 rounding.
+          const want = set.baseWeights(model.weights), back = set.mergeInto(merged, -1);
+          for (const site of set.targets) {
+            const k = site.weightKey, w = want.get(k)!.data, mw = merged.get(k)!.data;
+            assert.ok(maxAbsDiff(mw, w) > 1e-4, `merging must change ${k}`);
+            const tol = 1e-6 * mw.reduce((a, x) => Math.max(a, Math.abs(x)), 1);
+            assert.ok(maxAbsDiff(back.get(k)!.data, w) <= tol, `unmerged ${k} differs from the weights by ${maxAbsDiff(back.get(k)!.data, w)}`);
+          }
+        } else {
+          assert.throws(() => set.mergeInto(merged, -1), /Unmerging .* not supported/);
+        }
+      }
       pm.disableAdapters();
-      assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, baseOut) < 1e-6);
+      assert.ok(maxAbsDiff(await outOf(pm), baseOut) < 1e-6, 'disabled adapters must give the base model');
       await pm.release();
+      set.enabled = false;
+      assert.ok(maxAbsDiff(await run(model, set), baseOut) < 1e-6, 'a disabled AdapterSet must give the base model');
     });
 
-    test(`[${c.name}] save → load round trip is identical`, async () => {
+    test(`[${c.name}] save → load round trip is identical (config, every tensor, method state, outputs)`, async () => {
       const set = mk(2);
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-suite-${c.name}-`));
+      perturbHookState(set);
+      const dir = tmp(c.name);
       saveAdapter(dir, set, { baseModel: 'use', adapterName: 'mine' });
-      assert.ok(fs.existsSync(path.join(dir, 'mine', 'adapter_model.safetensors')), "a non-default adapter name is a subfolder");
-      const loaded = loadPeftAdapter(model, dir, { name: 'mine', warn: () => {} });
-      assert.equal(loaded.set.method.name, c.method.name);
+      assert.ok(fs.existsSync(path.join(dir, 'mine', 'adapter_model.safetensors')), 'a non-default adapter name is a subfolder');
+      const warnings: string[] = [];
+      const loaded = loadPeftAdapter(model, dir, { name: 'mine', warn: (m) => warnings.push(m) });
+      assert.deepEqual(warnings, []);
+      assert.equal(loaded.set.method, c.method);
+      assert.deepEqual(loaded.set.config, set.config);
+      assert.deepEqual(loaded.set.targets.map((s) => s.name), set.targets.map((s) => s.name));
+      assert.deepEqual([...loaded.set.params.keys()], [...set.params.keys()]);
       for (const [k, v] of set.params) assert.deepEqual(loaded.set.params.get(k), v, `param ${k}`);
+      assert.deepEqual(saveHookState(loaded.set), saveHookState(set), 'method state (hooks.saveState)');
+      // Every tensor the file holds (parameters, hook state, shared projections): saving the loaded adapter writes the same file.
+      const again = tmp(`${c.name}-again`);
+      saveAdapter(again, loaded.set, { baseModel: 'use', adapterName: 'mine' });
+      const [first, second] = [readAdapter(dir, 'mine'), readAdapter(again, 'mine')];
+      assert.deepEqual(second.config, first.config);
+      assert.deepEqual(second.tensors, first.tensors);
       assert.equal(maxAbsDiff(await run(model, loaded.set), await run(model, set)), 0);
       if (c.residualInit) {
         // PiSSA/OLoRA → LoRA on save: r×2, alpha×2, loads on the *original* base as a plain LoRA.
         for (const v of set.params.values()) for (let i = 0; i < v.length; i += 7) v[i] += 0.01; // "trained"
-        const conv = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-conv-${c.name}-`));
+        const conv = tmp(`${c.name}-conv`);
         saveAdapter(conv, set, { baseModel: 'use', convertToLora: true });
         const cfg = JSON.parse(fs.readFileSync(path.join(conv, 'adapter_config.json'), 'utf8'));
-        assert.equal(cfg.r, 2 * (c.config.r as number));
+        assert.equal(cfg.r, 2 * (tc.config.r as number));
         assert.equal(cfg.init_lora_weights, true);
         const plain = loadPeftAdapter(model, conv, { warn: () => {} });
         assert.equal(plain.set.baseOverrides.size, 0);
@@ -108,33 +177,52 @@ export function runAdapterSuite(): void {
       }
     });
 
-    test(`[${c.name}] training changes adapter parameters only`, async () => {
+    test(`[${c.name}] training moves the adapter's tensors${fixed.length ? ` (but ${fixed.join(', ')})` : ''} and the head only`, async () => {
       const set = mk(3);
-      const frozen = new Map([...model.weights].map(([k, v]) => [k, Float32Array.from(v.data)]));
-      const init = new Map([...set.params].map(([k, v]) => [k, Float32Array.from(v)]));
-      const overrides = new Map([...set.baseOverrides].map(([k, v]) => [k, Float32Array.from(v)]));
-      const t = new ClassificationTrainer(model, set, 2, { epochs: 1, lr: 1e-2, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16] });
-      await t.fit(ids.map((x, i) => ({ ids: x, label: i % 2 })), ids.slice(0, 2).map((x, i) => ({ ids: x, label: i % 2 })));
+      for (const s of fixed) assert.ok([...set.params.keys()].some((k) => k.endsWith(`.${s}`)), `frozenInTraining names '${s}', which no tensor of the adapter ends with`);
+      const weights = new Map([...model.weights].map(([k, v]) => [k, Float32Array.from(v.data)]));
+      const init = copyAll(set.params), overrides = copyAll(set.baseOverrides);
+      const t = new ClassificationTrainer(model, set, 2, { epochs: 1, lr: tc.lr, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16] });
+      const head = copyAll(t.head);
+      const data = ids.map((x, i) => ({ ids: x, label: i % 2 }));
+      await t.fit(data, data.slice(0, 2));
       await t.release();
-      for (const [k, v] of model.weights) assert.deepEqual(v.data, frozen.get(k), `frozen weight ${k} changed`);
+      for (const [k, v] of model.weights) assert.deepEqual(v.data, weights.get(k), `frozen weight ${k} changed`);
       for (const [k, v] of set.baseOverrides) assert.deepEqual(v, overrides.get(k), `residual base ${k} changed`);
-      for (const [k, v] of set.params) assert.ok(maxAbsDiff(v, init.get(k)!) > 0, `adapter parameter ${k} did not train`);
+      for (const [k, v] of set.params) {
+        if (fixed.some((s) => k.endsWith(`.${s}`))) assert.deepEqual(v, init.get(k), `${k} is kept frozen by the method, but training moved it`);
+        else assert.ok(maxAbsDiff(v, init.get(k)!) > 0, `adapter tensor ${k} did not train`);
+      }
+      for (const [k, v] of t.head) assert.ok(maxAbsDiff(v, head.get(k)!) > 0, `head tensor ${k} did not train`);
     });
 
-    test(`[${c.name}] several adapters: switch, delete, combine, mixed batch`, async () => {
-      if (c.residualInit) return; // one residual base per model: served after conversion to LoRA (checked above)
-      const a = mk(4), b = mk(5, { lora_alpha: 3 });
-      const [outA, outB] = [await run(model, a), await run(model, b)];
+    // Reserved: "a short training run on each task kind lowers the loss" (at tc.lr) joins here once the unified training loop lands.
+
+    const multi = c.residualInit
+      ? 'a residual-init adapter is refused beside another'
+      : `switch, disable, delete; ${tc.combine ? 'weighted combination' : 'combination refused'}, ${tc.mixedBatches ? 'mixed batch' : 'mixed batches refused'}`;
+    test(`[${c.name}] several adapters: ${multi}`, async () => {
       const pm = new PeftModel(model, { threads: 2 });
+      if (c.residualInit) {
+        // Its residual base would be one model's weights among several: it is served beside others once converted to LoRA (checked above).
+        pm.addAdapter('plain', mk(4, { init_lora_weights: false }));
+        assert.throws(() => pm.addAdapter('residual', mk(5)), /changes the base weights/);
+        await pm.release();
+        return;
+      }
+      const a = mk(4), b = mk(5, tc.other);
+      const [outA, outB] = [await run(model, a), await run(model, b)];
+      assert.ok(maxAbsDiff(outA, outB) > 1e-4, 'the two adapters must differ, or switching proves nothing');
       pm.addAdapter('a', a);
       pm.addAdapter('b', b);
-      assert.equal(maxAbsDiff((await pm.run(batch)).data as Float32Array, outA), 0, "the first adapter is active");
+      assert.equal(maxAbsDiff(await outOf(pm), outA), 0, 'the first adapter is active');
       pm.setAdapter('b');
-      assert.equal(maxAbsDiff((await pm.run(batch)).data as Float32Array, outB), 0);
+      assert.equal(maxAbsDiff(await outOf(pm), outB), 0);
       pm.disableAdapters();
-      assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, baseOut) < 1e-6);
+      assert.ok(maxAbsDiff(await outOf(pm), baseOut) < 1e-6);
       pm.enableAdapters();
-      if (c.method.combinable) {
+      assert.equal(maxAbsDiff(await outOf(pm), outB), 0, 'enabling again serves the active adapter');
+      if (tc.combine) {
         // 'cat' combination == merging 0.7·ΔW_a + 0.3·ΔW_b
         pm.addWeightedAdapter(['a', 'b'], [0.7, 0.3], 'ab', 'cat');
         pm.setAdapter('ab');
@@ -147,10 +235,14 @@ export function runAdapterSuite(): void {
           for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) merged[site.layout === 'out_in' ? i * n + j : j * m + i] += 0.7 * dA[i * n + j] + 0.3 * dB[i * n + j];
           w.set(site.weightKey, { shape: base.shape, data: merged });
         }
-        assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, await run(model.withWeights(w))) < 1e-4, 'cat combination');
+        assert.ok(maxAbsDiff(await outOf(pm), await run(model.withWeights(w))) < 1e-4, 'cat combination');
         pm.addWeightedAdapter(['a', 'b'], [0.5, 0.5], 'lin', 'linear');
-        // Mixed batch: each row equals running that row alone with its adapter.
-        const rows: (string | null)[] = ['a', 'b', null, 'ab'];
+      } else {
+        assert.throws(() => pm.addWeightedAdapter(['a', 'b'], [0.7, 0.3], 'ab', 'cat'), /cannot be combined/);
+      }
+      if (tc.mixedBatches) {
+        // Each row equals running that row alone with its adapter (a combined one too, where there is one).
+        const rows: (string | null)[] = ['a', 'b', null, tc.combine ? 'ab' : 'a'];
         const mixed = (await pm.runMixed(batch, rows)).data as Float32Array;
         const h = mixed.length / batch.B;
         for (let r = 0; r < rows.length; r++) {
@@ -161,13 +253,16 @@ export function runAdapterSuite(): void {
           pm.enableAdapters();
           assert.ok(maxAbsDiff(mixed.subarray(r * h, (r + 1) * h), alone) < 1e-5, `row ${r} (${rows[r]}) differs from running it alone`);
         }
+      } else {
+        await assert.rejects(pm.runMixed(batch, ['a', 'b', null, 'a']), /not stackable/);
       }
+      pm.setAdapter('a');
       pm.deleteAdapter('a');
-      assert.deepEqual([...pm.adapters.keys()].includes('a'), false);
+      assert.equal(pm.adapters.has('a'), false);
       assert.throws(() => pm.setAdapter('a'), /No adapter named 'a'/);
+      assert.equal(pm.activeAdapter, 'b', 'deleting the active adapter activates the next one');
+      assert.equal(maxAbsDiff(await outOf(pm), outB), 0);
       await pm.release();
     });
   }
 }
-
-export { PEFT_PREFIX };
