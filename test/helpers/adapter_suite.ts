@@ -5,7 +5,9 @@
 //   the weights (or is refused) · disabled == base (1e-6) · save → load round
 //   trip identical (config, every tensor, method state, outputs) · training
 //   moves the adapter's tensors and the head only · several adapters: switch,
-//   disable, delete, weighted combination and mixed batches (or their refusal).
+//   disable, delete, weighted combination and mixed batches (or their refusal) ·
+//   a short training run on each task kind (classification, causal LM, seq2seq,
+//   rerank, embed; the one loop) lowers the loss.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,6 +23,17 @@ import { loadPeftAdapter, readAdapter, saveAdapter } from '../../src/peft/adapte
 import { padBatch, PeftModel, TokenBatch } from '../../src/serve/peft_model.ts';
 import { UseTokenizer } from '../../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer } from '../../src/train/trainer.ts';
+import { fit } from '../../src/train/loop.ts';
+import { TASK_KINDS, type TaskKind, type TrainTask } from '../../src/train/task.ts';
+import { ClassificationTask } from '../../src/train/tasks/classification.ts';
+import { CausalLmTask } from '../../src/train/tasks/causal_lm.ts';
+import { Seq2SeqTask } from '../../src/train/tasks/seq2seq.ts';
+import { RerankTask } from '../../src/train/tasks/rerank.ts';
+import { EmbedTask } from '../../src/train/tasks/embed.ts';
+import { loadModel } from '../../src/models/load.ts';
+import type { DecoderModel } from '../../src/models/decoder.ts';
+import type { Seq2SeqModel } from '../../src/models/seq2seq.ts';
+import type { HfTokenizer } from '../../src/io/hf.ts';
 import { maxAbsDiff } from './arrays.ts';
 import type { AdapterFolder } from './method_folders.ts';
 
@@ -31,6 +44,8 @@ export interface AdapterCase {
   test: AdapterTestConfig;
   /** The init moves part of W0 into the adapter (PiSSA/OLoRA): checks the residual base and the conversion to LoRA on save. */
   residualInit?: boolean;
+  /** A variant of a method's config (rsLoRA) or a LoRA init: the per-task training runs once, for the method itself. */
+  variant?: boolean;
 }
 
 /** Two sites of USE layer 0: more outputs than inputs (qkv, 256 → 768) and fewer (conv2, 1536 → 512). */
@@ -45,10 +60,10 @@ export function adapterCases(folders: AdapterFolder[], lora: AdapterMethod): Ada
       const tc = f.testConfig as AdapterTestConfig;
       const method = f.methods[0];
       cases.push({ name: method.name, method, test: tc });
-      for (const [name, over] of Object.entries(tc.variants ?? {})) cases.push({ name, method, test: { ...tc, config: { ...tc.config, ...over } } });
+      for (const [name, over] of Object.entries(tc.variants ?? {})) cases.push({ name, method, test: { ...tc, config: { ...tc.config, ...over } }, variant: true });
     } else if (f.inits.length === 1) {
       // A residual init serves as plain LoRA once converted; on its own it merges and unmerges as LoRA.
-      cases.push({ name: f.folder, method: lora, test: { ...f.testConfig, merge: 'merge-unmerge', combine: true, mixedBatches: true }, residualInit: true });
+      cases.push({ name: f.folder, method: lora, test: { ...f.testConfig, merge: 'merge-unmerge', combine: true, mixedBatches: true }, residualInit: true, variant: true });
     }
   }
   return cases;
@@ -57,6 +72,29 @@ export function adapterCases(folders: AdapterFolder[], lora: AdapterMethod): Ada
 const TEXTS = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue; I walked out.', 'Loved it!', 'Not great, not terrible, just long.'];
 
 let model: EncoderModel;
+let decoder: { model: DecoderModel; tok: HfTokenizer };
+let seq2seq: { model: Seq2SeqModel; tok: HfTokenizer };
+let useTok: UseTokenizer;
+
+const PHRASES = ['red apples fall', 'green pears ripen', 'the blue sky clears', 'a dark night falls', 'the warm sun rises', 'cold rain pours'];
+const NUMBERS = ['one thousand', 'twenty two', 'seven hundred', 'forty', 'nine million', 'three'];
+
+/** A task of each kind on its model family with six examples (three batches of two); HF fixtures adapt every linear layer. */
+function taskCase(kind: TaskKind): { task: TrainTask<any, any>; data: unknown[]; model: { sites: any[]; weights: WeightMap; headNames?: string[] }; targets?: string | string[] } {
+  switch (kind) {
+    case 'classification':
+      return { task: new ClassificationTask(model, { numLabels: 2, seed: 1, buckets: [16] }), data: PHRASES.map((p, i) => ({ ids: useTok.encode(p), label: i % 2 })), model };
+    case 'causal-lm':
+      return { task: new CausalLmTask(decoder.model, { padId: 0 }), data: PHRASES.map((p) => ({ ids: decoder.tok.encode(p), promptLength: 1 })), model: decoder.model, targets: 'all-linear' };
+    case 'seq2seq':
+      return { task: new Seq2SeqTask(seq2seq.model), data: PHRASES.map((p) => ({ src: seq2seq.tok.encode(`repeat: ${p}`), tgt: seq2seq.tok.encode(p) })), model: seq2seq.model, targets: 'all-linear' };
+    case 'rerank':
+      return { task: new RerankTask(model, { seed: 1 }), data: PHRASES.map((q, i) => ({ pairs: PHRASES.slice(0, 3).map((d) => useTok.encode(`${q.split(' ')[1]} ${d}`)), labels: [0, 1, 2].map((j) => (j === i % 3 ? 1 : 0)) })), model };
+    case 'embed':
+      // Positives the pretrained encoder does not already pair with their anchors (the loss starts high), none of them an anchor too.
+      return { task: new EmbedTask(model), data: PHRASES.map((p, i) => ({ anchor: useTok.encode(p), positive: useTok.encode(NUMBERS[i]) })), model };
+  }
+}
 let batch: TokenBatch;
 let ids: number[][];
 let baseOut: Float32Array;
@@ -89,8 +127,13 @@ function perturbHookState(set: AdapterSet): void {
 /** Runs every case (call once). The USE model, the batch and the base outputs are shared. */
 export function runAdapterSuite(cases: AdapterCase[]): void {
   before(async () => {
+    const FIX = new URL('../fixtures/hf/', import.meta.url).pathname;
+    const l = await loadModel(path.join(FIX, 'llama-tiny'), 'decoder');
+    const t = await loadModel(path.join(FIX, 't5-tiny'), 'seq2seq');
+    decoder = { model: l.model, tok: l.tokenizer! };
+    seq2seq = { model: t.model, tok: t.tokenizer! };
     model = await loadUseEncoder();
-    const tok = UseTokenizer.fromVocabFile();
+    const tok = (useTok = UseTokenizer.fromVocabFile());
     ids = TEXTS.map((t) => tok.encode(t));
     batch = padBatch(ids);
     baseOut = await run(model);
@@ -196,7 +239,21 @@ export function runAdapterSuite(cases: AdapterCase[]): void {
       for (const [k, v] of t.head) assert.ok(maxAbsDiff(v, head.get(k)!) > 0, `head tensor ${k} did not train`);
     });
 
-    // Reserved: "a short training run on each task kind lowers the loss" (at tc.lr) joins here once the unified training loop lands.
+    // Every task of the one loop, on its own model family: the method must train on each (its hooks, its state, dropout-free).
+    if (!c.variant) {
+      test(`[${c.name}] a short training run on each task kind lowers the loss (${TASK_KINDS.join(', ')})`, async () => {
+        const falls: string[] = [];
+        for (const kind of TASK_KINDS) {
+          const { task, data, model: m, targets } = taskCase(kind);
+          const set = new AdapterSet(c.method, c.method.schema.parse(tc.config), m.sites, m.weights, { targetModules: targets ?? tc.targetModules ?? DEFAULT_TARGETS, headNames: m.headNames, seed: 2 });
+          const r = await fit(task, set, { train: data }, { epochs: 4, lr: tc.lr, batchSize: 2, seed: 4, warmupRatio: 0, schedule: 'constant', maxGradNorm: 1, threads: 1 });
+          const [first, last] = [r.epochLosses[0], r.epochLosses[r.epochLosses.length - 1]];
+          assert.ok(Number.isFinite(last) && last < first, `${kind}: mean training loss per epoch ${r.epochLosses.map((l) => l.toFixed(4)).join(' → ')}`);
+          falls.push(`${kind} ${first.toFixed(3)}→${last.toFixed(3)}`);
+        }
+        assert.equal(falls.length, TASK_KINDS.length);
+      });
+    }
 
     const multi = c.residualInit
       ? 'a residual-init adapter is refused beside another'
