@@ -228,3 +228,24 @@ test('[embed] the in-batch contrastive loss equals its definition on the eval sc
     for (let i = 0; i < B; i++) assert.ok(Math.abs(s[i * B + i]) <= 20 + 1e-4, 'scores are scaled cosines (|s| ≤ 20)');
   }
 });
+
+test('[lamda] a second run on the same adapter set starts its column freezing afresh (per-run state is dropped at every run start)', async () => {
+  const c = CASES.classification;
+  const m = getMethod('lamda');
+  const mk = () => new AdapterSet(m, m.schema.parse({ r: 4, init_weights: false, freeze_fraction: 0.5 }), use.sites, use.weights, { targetModules: ['qkv'], seed: 2 });
+  const opts = { ...OPTS, epochs: 2, outDir: undefined };
+  const reused = mk();
+  const first = new Trainer(c.task(), reused, opts);
+  await first.fit({ train: c.train() });
+  await first.release();
+  // The same starting point on a fresh set: its second run must match the reused set's.
+  const fresh = mk();
+  for (const [k, v] of reused.params) fresh.params.get(k)!.set(v);
+  const taskA = c.task(), taskB = c.task();
+  const [a, b] = [new Trainer(taskA, reused, opts), new Trainer(taskB, fresh, opts)];
+  await a.fit({ train: c.train() });
+  await b.fit({ train: c.train() });
+  await a.release();
+  await b.release();
+  for (const [k, v] of fresh.params) assert.equal(maxAbsDiff(reused.params.get(k)!, v), 0, `${k}: the reused set's second run differs from a fresh set's`);
+});

@@ -25,6 +25,12 @@ export function runStepHook(
   fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: adapters.hookSites(), state: adapters.state });
 }
 
+/** Calls the method's startRun hook, if it has one (every training run, fresh or resumed). */
+export function runStartHook(adapters: AdapterSet | null): void {
+  const fn = adapters?.method.hooks?.startRun;
+  if (adapters && fn) fn.call(adapters.method.hooks, { state: adapters.state, config: adapters.config, sites: adapters.hookSites() });
+}
+
 /** Calls the method's beforeFit hook, if it has one. */
 export async function runFitHook(adapters: AdapterSet | null, ctx: Omit<FitHookContext, 'config' | 'sites' | 'state'>): Promise<void> {
   const fn = adapters?.method.hooks?.beforeFit;

@@ -176,6 +176,12 @@ export interface AdapterHooks<C = any, S = any> {
    * batches, through `weightGradients`). May write `params` in place.
    */
   beforeFit?(ctx: FitHookContext<C, S>): Promise<void> | void;
+  /**
+   * At the start of every training run, fresh or resumed (after a checkpoint
+   * is loaded, before beforeFit): drop per-run state (snapshots of tensors the
+   * method keeps frozen), so nothing from an earlier run on the same set leaks in.
+   */
+  startRun?(ctx: { state: S; config: C; sites: HookSite<C>[] }): void;
   /** After gradients, before the optimizer step: may edit `grads` in place. */
   beforeStep?(ctx: StepHookContext<C, S>): void;
   /** After the optimizer step: may edit `params` in place. */

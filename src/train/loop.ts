@@ -15,7 +15,7 @@ import { grad } from '../autodiff/grad.ts';
 import { Graph } from '../graph/ir.ts';
 import { AdapterSet } from '../adapters/inject.ts';
 import { adapterFeeds } from '../adapters/feeds.ts';
-import { loadHookState, runFitHook, runStepHook, saveHookState } from '../adapters/hooks.ts';
+import { loadHookState, runFitHook, runStartHook, runStepHook, saveHookState } from '../adapters/hooks.ts';
 import { outIn64 } from '../adapters/bases.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import { plainLinear } from '../models/linear.ts';
@@ -273,6 +273,7 @@ export class Trainer<E, B> {
         }
       }
 
+      runStartHook(this.adapters);
       if (state.step === 0) {
         await runFitHook(this.adapters, { params, seed: o.seed, weightGradients: (sites, w) => this.weightGradients(train, sites, w) });
       }

@@ -115,6 +115,9 @@ export const lamda: AdapterMethod<LamdaConfig, LamdaState> = {
   },
 
   hooks: {
+    startRun({ state }) {
+      state.frozen.clear(); // a new run freezes columns from its own values
+    },
     // B's last `cols` columns (smallest singular values) are frozen: zero gradient,
     // and restored to the value they had when they froze after each step.
     beforeStep(ctx) {

@@ -93,8 +93,10 @@ export const lorasb: AdapterMethod<LorasbConfig, LorasbState> = {
   },
 
   hooks: {
+    startRun({ state }) {
+      state.snapshot = null; // retaken from B and A at this run's first step
+    },
     async beforeFit(ctx) {
-      ctx.state.snapshot = null;
       if (!ctx.config.init_weights) return;
       const sites = ctx.sites.map((s: HookSite) => s.site);
       const G = await ctx.weightGradients(sites, { batches: ctx.config.init_batches, batchSize: ctx.config.init_batch_size });
