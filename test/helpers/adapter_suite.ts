@@ -134,7 +134,7 @@ export function runAdapterSuite(): void {
       pm.disableAdapters();
       assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, baseOut) < 1e-6);
       pm.enableAdapters();
-      if (c.method.combinable) {
+      if (c.method.factors) {
         // 'cat' combination == merging 0.7·ΔW_a + 0.3·ΔW_b
         pm.addWeightedAdapter(['a', 'b'], [0.7, 0.3], 'ab', 'cat');
         pm.setAdapter('ab');
@@ -148,7 +148,7 @@ export function runAdapterSuite(): void {
           w.set(site.weightKey, { shape: base.shape, data: merged });
         }
         assert.ok(maxAbsDiff((await pm.run(batch)).data as Float32Array, await run(model.withWeights(w))) < 1e-4, 'cat combination');
-        pm.addWeightedAdapter(['a', 'b'], [0.5, 0.5], 'lin', 'linear');
+        if (c.method.linearCombination) pm.addWeightedAdapter(['a', 'b'], [0.5, 0.5], 'lin', 'linear');
         // Mixed batch: each row equals running that row alone with its adapter.
         const rows: (string | null)[] = ['a', 'b', null, 'ab'];
         const mixed = (await pm.runMixed(batch, rows)).data as Float32Array;

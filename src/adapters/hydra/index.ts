@@ -22,8 +22,8 @@ function matmulAcc(C: Float32Array, A: Float32Array, B: Float32Array, p: number,
 
 export const hydra: AdapterMethod<HydraConfig> = {
   name: 'hydra',
-  peftType: 'HYDRA',
   schema: hydraConfigSchema,
+  peft: { peftType: 'HYDRA', onlyBias: 'lora_only', moduleKeys: Object.values(HYDRA_KEYS) },
   deltaDependsOnBase: true,
 
   init({ site, config, rng }) {
@@ -61,9 +61,5 @@ export const hydra: AdapterMethod<HydraConfig> = {
 
   paramCount(site, config) {
     return config.r_par * (site.inFeatures + site.outFeatures) + 2 * config.r_seq * site.outFeatures;
-  },
-
-  toPeftConfig(c) {
-    return { r_seq: c.r_seq, r_par: c.r_par, init_weights: c.init_weights };
   },
 };

@@ -44,8 +44,9 @@ function eachFrozen(step: number, total: number, sites: HookSite<LamdaConfig>[],
 
 export const lamda: AdapterMethod<LamdaConfig, LamdaState> = {
   name: 'lamda',
-  peftType: 'LAMDA',
   schema: lamdaConfigSchema,
+  // rank_pattern is LaMDA's own config field (LaMDA++'s ranks), matched by rankFor.
+  peft: { peftType: 'LAMDA', onlyBias: 'lora_only', moduleKeys: Object.values(LAMDA_KEYS) },
   createState: () => ({ frozen: new Map() }),
   deltaDependsOnBase: true,
 
@@ -105,13 +106,6 @@ export const lamda: AdapterMethod<LamdaConfig, LamdaState> = {
   paramCount(site, config) {
     const r = rankFor(config, site.name);
     return r * r + site.outFeatures * r;
-  },
-
-  toPeftConfig(c) {
-    return {
-      r: c.r, lora_alpha: c.lora_alpha, freeze_fraction: c.freeze_fraction, init_weights: c.init_weights,
-      lamda_plus_plus: c.lamda_plus_plus, total_rank: c.total_rank, min_rank: c.min_rank, max_rank: c.max_rank, rank_pattern: c.rank_pattern,
-    };
   },
 
   hooks: {

@@ -45,8 +45,8 @@ export function lolduFactors(site: LinearSite, w: Float32Array, r: number): { PL
 
 export const loldu: AdapterMethod<LolduConfig> = {
   name: 'loldu',
-  peftType: 'LOLDU',
   schema: lolduConfigSchema,
+  peft: { peftType: 'LOLDU', onlyBias: 'lora_only', moduleKeys: ['loldu_z', 'loldu_sigma'] },
 
   init({ site, config, rng, baseWeight }) {
     const r = config.r;
@@ -94,9 +94,5 @@ export const loldu: AdapterMethod<LolduConfig> = {
   /** METHODS.md: z (r) + σ (1). */
   paramCount(_site, config) {
     return config.r + 1;
-  },
-
-  toPeftConfig(c) {
-    return { ...c };
   },
 };

@@ -48,8 +48,8 @@ export function lorasbFromUpdate(dW: Float64Array, m: number, n: number, r: numb
 
 export const lorasb: AdapterMethod<LorasbConfig, LorasbState> = {
   name: 'lorasb',
-  peftType: 'LORASB',
   schema: lorasbConfigSchema,
+  peft: { peftType: 'LORASB', onlyBias: 'lora_only', moduleKeys: ['lorasb_A', 'lorasb_B', 'lorasb_R'] },
 
   createState: () => ({ snapshot: null }),
 
@@ -119,9 +119,5 @@ export const lorasb: AdapterMethod<LorasbConfig, LorasbState> = {
       const snap = ctx.state.snapshot;
       if (snap) for (const [key, v] of snap) ctx.params.get(key)!.set(v);
     },
-  },
-
-  toPeftConfig(c) {
-    return { ...c };
   },
 };

@@ -35,8 +35,8 @@ export function svdFactors(site: LinearSite, w: Float32Array, r: number): { U: F
 
 export const loraxs: AdapterMethod<LoraxsConfig> = {
   name: 'loraxs',
-  peftType: 'LORAXS',
   schema: loraxsConfigSchema,
+  peft: { peftType: 'LORAXS', onlyBias: 'lora_only', moduleKeys: ['loraxs_R'] },
 
   init({ site, config, rng, baseWeight }) {
     const r = config.r;
@@ -72,9 +72,5 @@ export const loraxs: AdapterMethod<LoraxsConfig> = {
   /** METHODS.md: R (r×r). */
   paramCount(_site, config) {
     return config.r * config.r;
-  },
-
-  toPeftConfig(c) {
-    return { ...c };
   },
 };
