@@ -6,7 +6,7 @@
 import * as op from '../../graph/ops.ts';
 import { svdTopR } from '../../linalg/svd.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
-import { fingerprint, frozen, memo, weightData } from '../bases.ts';
+import { fingerprint, frozen, matmul32, memo, weightData } from '../bases.ts';
 import { toOutIn } from '../inject.ts';
 import { frozenColumns, LamdaConfig, lamdaConfigSchema, lamdaScaling, moduleConfig, rankFor } from './config.ts';
 import { allocateRanks } from './allocate.ts';
@@ -101,6 +101,15 @@ export const lamda: AdapterMethod<LamdaConfig, LamdaState> = {
       for (let j = 0; j < n; j++) dW[i * n + j] += v * A[t * n + j];
     }
     return dW;
+  },
+
+  /** ΔW = s·(B·S)·A, r of this module. */
+  factors(site, c0, params, baseWeight) {
+    const config = moduleConfig(c0, site.name);
+    if (!baseWeight) throw new Error('LaMDA: ΔW needs the base weight (A comes from its SVD)');
+    const m = site.outFeatures, n = site.inFeatures, r = config.r;
+    const { A } = lamdaFactors(baseWeight, m, n, r);
+    return { A, B: matmul32(params[LAMDA_KEYS.B], params[LAMDA_KEYS.S], m, r, r), r, scale: lamdaScaling(config) };
   },
 
   paramCount(site, config) {

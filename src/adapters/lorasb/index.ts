@@ -14,7 +14,7 @@ import { z } from 'zod';
 import * as op from '../../graph/ops.ts';
 import { svdTopR } from '../../linalg/svd.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
-import { outIn64 } from '../bases.ts';
+import { matmul32, outIn64 } from '../bases.ts';
 
 export const lorasbConfigSchema = z.object({
   r: z.number().int().positive().default(8),
@@ -85,6 +85,12 @@ export const lorasb: AdapterMethod<LorasbConfig, LorasbState> = {
       for (let j = 0; j < n; j++) dW[i * n + j] = config.scaling * acc[j];
     }
     return dW;
+  },
+
+  /** ΔW = s·(B·R)·A. */
+  factors(site, config, params) {
+    const r = config.r;
+    return { A: params['lorasb_A'], B: matmul32(params['lorasb_B'], params['lorasb_R'], site.outFeatures, r, r), r, scale: config.scaling };
   },
 
   /** METHODS.md: R (r×r); B and A are stored but frozen. */

@@ -98,6 +98,11 @@ export const nola: AdapterMethod<NolaConfig> = {
     return dW;
   },
 
+  factors(site, config, params) {
+    const { A, B } = nolaFactors(site, config, params['nola_alpha'], params['nola_beta']);
+    return { A: Float32Array.from(A), B: Float32Array.from(B), r: config.r, scale: config.lora_alpha / config.r };
+  },
+
   /** METHODS.md: α (k) + β (l). */
   paramCount(_site, config) {
     return config.num_basis_A + config.num_basis_B;

@@ -66,6 +66,15 @@ export function veraB(c: VeraConfig, site: LinearSite, state?: ProjectionState):
   return veraProjections(c, largestFor(state, site)).B.subarray(0, site.outFeatures * c.r);
 }
 
+/** ΔW = B'·A with A [r, in] the site's slice of the shared A and B' = diag(b)·B·diag(d) [out, r]. */
+function veraFactors(site: LinearSite, config: VeraConfig, params: Record<string, Float32Array>, state?: ProjectionState) {
+  const m = site.outFeatures, r = config.r;
+  const B = veraB(config, site, state), b = params['vera_lambda_b'], d = params['vera_lambda_d'];
+  const Bs = new Float32Array(m * r);
+  for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) Bs[i * r + j] = b[i] * B[i * r + j] * d[j];
+  return { A: veraA(config, site, state), B: Bs };
+}
+
 export const vera: AdapterMethod<VeraConfig, ProjectionState> = {
   name: 'vera',
   schema: veraConfigSchema,
@@ -125,12 +134,12 @@ export const vera: AdapterMethod<VeraConfig, ProjectionState> = {
   },
 
   deltaWeight(site, config, params, _baseWeight, state) {
-    const n = site.inFeatures, m = site.outFeatures, r = config.r;
-    const A = veraA(config, site, state), B = veraB(config, site, state);
-    const b = params['vera_lambda_b'], d = params['vera_lambda_d'];
-    const Bs = new Float32Array(m * r);
-    for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) Bs[i * r + j] = b[i] * B[i * r + j] * d[j];
-    return matmul32(Bs, A, m, r, n);
+    const { A, B } = veraFactors(site, config, params, state);
+    return matmul32(B, A, site.outFeatures, config.r, site.inFeatures);
+  },
+
+  factors(site, config, params, _baseWeight, state) {
+    return { ...veraFactors(site, config, params, state), r: config.r, scale: 1 };
   },
 
   /** METHODS.md: b (out) + d (r). */
