@@ -13,7 +13,7 @@ import { loadHookState, saveHookState } from '../adapters/hooks.ts';
 import type { AdapterMethod, StoredTensor } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { LoadedPeftConfig, parsePeftConfig, patternSiteConfig, peftSiteFilter, serializePeftConfig } from './config.ts';
+import { keptSharedFields, LoadedPeftConfig, parsePeftConfig, patternSiteConfig, peftSiteFilter, serializePeftConfig } from './config.ts';
 
 export const CONFIG_FILE = 'adapter_config.json';
 export const WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -25,7 +25,7 @@ export const SHARED_PREFIX = 'base_model.';
 export interface KeptPeftConfig {
   /** The file's method; without it the fields are taken as the saved method's. */
   method?: AdapterMethod;
-  /** The file's known fields (PEFT's names): written back where the method's descriptor keeps them (LoRA). */
+  /** The file's known fields (PEFT's names): its shared ones written back, the method's where its descriptor keeps them (LoRA). */
   config?: Record<string, unknown>;
   /** Fields lorakit does not know: written back as they were. */
   unknown?: Record<string, unknown>;
@@ -52,8 +52,9 @@ export interface SavedAdapterInfo {
 
 /**
  * The adapter_config.json fields an AdapterSet stands for (before
- * serializePeftConfig): the method's own (its descriptor), the shared frozen
- * tensors' flag, then the shared PeftConfig fields.
+ * serializePeftConfig): the loaded file's shared fields that are not at their
+ * defaults, the method's own (its descriptor), the shared frozen tensors'
+ * flag, then the shared PeftConfig fields of the set.
  */
 export function peftConfigOf(
   set: AdapterSet,
@@ -62,7 +63,8 @@ export function peftConfigOf(
   const d = set.method.peft;
   const file = info.peftConfig;
   const kept = file?.config && (!file.method || file.method.peft.peftType === d.peftType) ? file.config : undefined;
-  const fields = d.fieldsOf ? d.fieldsOf(set.config, kept) : { ...(set.config as Record<string, unknown>) };
+  const own = d.fieldsOf ? d.fieldsOf(set.config, kept) : { ...(set.config as Record<string, unknown>) };
+  const fields: Record<string, any> = { ...(kept && keptSharedFields(kept)), ...own };
   const target = set.options.targetModules;
   const bias = set.options.bias ?? 'none';
   const saved = new Set([...(set.options.modulesToSave ?? []), ...(info.modulesToSave ?? [])]);

@@ -132,6 +132,17 @@ export function parsePeftConfig(json: Record<string, unknown>, opts: { source?: 
   return { method, config, methodConfig, bias, unknown, lorakit };
 }
 
+const COMMON_DEFAULTS: Record<string, unknown> = peftCommonSchema.parse({ peft_type: '' });
+
+/**
+ * The shared fields of a loaded file that are not at their defaults
+ * (exclude_modules, layers_to_transform, task_type...): a save writes them back
+ * for every method, so a re-saved adapter adapts the same modules.
+ */
+export function keptSharedFields(file: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(file).filter(([k, v]) => COMMON.has(k) && v !== undefined && JSON.stringify(v) !== JSON.stringify(COMMON_DEFAULTS[k])));
+}
+
 /** The JSON PEFT writes: sets as lists, inference_mode true, unknown fields kept, keys sorted. */
 export function serializePeftConfig(c: Record<string, unknown>, extra: { unknown?: Record<string, unknown>; lorakit?: Record<string, unknown> } = {}): string {
   const asList = (x: unknown) => (Array.isArray(x) ? [...new Set(x)] : x);
