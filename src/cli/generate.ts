@@ -1,16 +1,13 @@
 // `lorakit generate`: text generation with a Hugging Face decoder folder
-// (GPT-2, Llama, Qwen2, Mistral), optionally with a LoRA adapter (merged into
-// the weights), greedy or sampled, with the KV cache.
+// (GPT-2, Llama, Qwen2, Mistral), optionally with an adapter folder of any
+// method (read by the PEFT loader; merged into the weights where it can be),
+// greedy or sampled, with the KV cache.
 
 import { Command, InvalidArgumentError } from 'commander';
 import { int, num } from './parse.ts';
-import { AdapterSet } from '../adapters/inject.ts';
-import { lora } from '../adapters/lora/index.ts';
-import { loraConfigSchema } from '../adapters/lora/config.ts';
 import { Generator, GenerateResult } from '../serve/generate.ts';
 import { loadDecoderFolder } from '../models/load_decoder.ts';
-import type { DecoderModel } from '../models/decoder.ts';
-import { loadAdapterWeights, readAdapter } from '../peft/adapter_files.ts';
+import { loadPeftAdapter } from '../peft/adapter_files.ts';
 
 export interface GenerateJob {
   model: string;
@@ -30,17 +27,6 @@ export interface GenerateJob {
   threads?: number;
 }
 
-/** LoRA adapter folder (PEFT format) → AdapterSet over the model's sites. */
-export function loadLoraAdapter(model: DecoderModel, dir: string): AdapterSet {
-  const loaded = readAdapter(dir);
-  const c = loaded.config;
-  if (c.peft_type && c.peft_type !== 'LORA') throw new Error(`${dir}/adapter_config.json: peft_type '${c.peft_type}' cannot be used by generate (LORA only)`);
-  const config = loraConfigSchema.parse({ r: c.r, lora_alpha: c.lora_alpha, use_rslora: c.use_rslora ?? false, fan_in_fan_out: c.fan_in_fan_out ?? false });
-  const set = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: c.target_modules, headNames: model.headNames });
-  loadAdapterWeights(set, loaded);
-  return set;
-}
-
 export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { text?: string; promptIds: number[] }> {
   const { model, tokenizer } = await loadDecoderFolder(job.model);
   let promptIds = job.promptIds;
@@ -50,7 +36,7 @@ export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { 
     const text = job.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: job.prompt }], { addGenerationPrompt: true }) : job.prompt;
     promptIds = tokenizer.encode(text, { addSpecialTokens: !job.chat });
   }
-  const adapters = job.adapter ? loadLoraAdapter(model, job.adapter) : null;
+  const adapters = job.adapter ? loadPeftAdapter(model, job.adapter, { headNames: model.headNames }).set : null;
   const gen = new Generator(model, adapters, { threads: job.threads });
   try {
     await gen.warm(job.cache ?? true);
@@ -70,9 +56,9 @@ export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { 
 export function registerGenerate(program: Command): void {
   program
     .command('generate')
-    .description('Generate text with a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral), optionally with a LoRA adapter')
+    .description('Generate text with a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral), optionally with an adapter')
     .requiredOption('--model <dir>', 'Hugging Face model folder (config.json, model.safetensors, tokenizer.json)')
-    .option('--adapter <dir>', 'PEFT LoRA adapter folder (merged into the weights)')
+    .option('--adapter <dir>', 'PEFT adapter folder (LoRA or any other method lorakit reads; merged into the weights where it can be)')
     .option('--prompt <text>', 'prompt text')
     .option('--prompt-ids <ids>', 'prompt as comma-separated token ids', (v) => v.split(',').map((s) => int('--prompt-ids')(s.trim())))
     .option('--chat', "apply tokenizer_config.json's chat template to the prompt", false)

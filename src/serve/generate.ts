@@ -7,6 +7,7 @@
 
 import { Graph } from '../graph/ir.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
+import { hookFeeds } from '../adapters/hooks.ts';
 import { tiedTargets } from '../peft/tied.ts';
 import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
@@ -159,6 +160,7 @@ export class Generator {
       this.model = model;
       this.linear = adapters.linear({ training: false });
       for (const [k, v] of adapters.params) this.adapterFeeds[k] = { data: v, dims: adapters.shapes.get(k)! };
+      Object.assign(this.adapterFeeds, hookFeeds(adapters, false)); // non-trainable hook state the graph reads (SMoRA's β)
     }
   }
 
