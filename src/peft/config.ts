@@ -116,6 +116,7 @@ export function parsePeftConfig(json: Record<string, unknown>, opts: { source?: 
   const c = peftCommonSchema.safeParse({ ...common, peft_type: d.peftType });
   if (!c.success) throw new PeftConfigError(`${src}: invalid ${d.peftType} config: ${issuesOf(c.error)}`);
   const b = c.data.bias;
+  // The method's own spelling, or lorakit's (what it writes for methods PEFT has not got).
   const bias = b === 'none' || b === 'all' ? b : b === d.onlyBias || b === 'lora_only' ? 'lora_only' : null;
   if (!bias) throw new PeftConfigError(`${src}: bias '${b}' is not one of 'none', 'all', '${d.onlyBias}'`);
   const given = d.fields ? fields : Object.fromEntries(Object.entries(fields).filter(([k, v]) => v !== null || schema.safeParse({ [k]: null }).success));
