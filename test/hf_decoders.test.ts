@@ -9,6 +9,8 @@ import { after, describe, test } from 'node:test';
 import { Graph } from '../src/graph/ir.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
+import { getMethod } from '../src/adapters/registry.ts';
+import { smoraBias } from '../src/adapters/smora/index.ts';
 import { loraConfigSchema } from '../src/adapters/lora/config.ts';
 import { goldenAdapters, type GoldenLora } from './helpers/golden_lora.ts';
 import { plainLinear, type DecoderModel } from '../src/models/decoder.ts';
@@ -166,6 +168,34 @@ describe('HF folders and the generate command', () => {
       assert.ok(t.tokens.length >= 1 && t.tokens.length <= 4);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  test('generate --adapter reads any method through the PEFT loader: VeRA (merged), SMoRA (unmerged, β fed) == Generator over the set', async () => {
+    const dir = FIXTURES + 'llama-tiny';
+    const gold: Golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8'));
+    const model = await loadDecoder(dir);
+    const opts = { maxNewTokens: 6, stopTokens: [] as number[] };
+    const base = (await new Generator(model, null, { threads: 1 }).generate(gold.generate.prompt, opts)).tokens;
+    const cases: [string, Record<string, unknown>][] = [['vera', { r: 8, init_weights: false }], ['smora', { num_ranks: 4, top_k: 2, init_weights: false }]];
+    for (const [name, config] of cases) {
+      const m = getMethod(name);
+      const set = new AdapterSet(m, m.schema.parse(config), model.sites, model.weights, { targetModules: ['q_proj', 'v_proj'], headNames: model.headNames, seed: 3 });
+      for (const v of set.params.values()) for (let i = 0; i < v.length; i++) v[i] *= 4;
+      if (name === 'smora') for (const site of set.targets) smoraBias(set, site.name, 4).set([0.5, -0.5, 0.2, 0]);
+      const tmp = mkdtempSync(path.join(tmpdir(), `lorakit-gen-${name}-`));
+      try {
+        saveAdapter(tmp, set, { baseModel: dir, taskType: 'CAUSAL_LM' });
+        const gen = new Generator(model, set, { threads: 1 });
+        const expected = (await gen.generate(gold.generate.prompt, opts)).tokens;
+        await gen.release();
+        assert.notDeepEqual(expected, base, `${name}: the adapter must change the tokens`);
+        const r = await runGenerate({ model: dir, adapter: tmp, promptIds: gold.generate.prompt, maxNewTokens: 6, threads: 1 });
+        assert.ok(r.tokens.length > 0);
+        assert.deepEqual(r.tokens, expected.slice(0, r.tokens.length), name);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
     }
   });
 });

@@ -80,7 +80,7 @@ for (const [name, options] of CASES) {
     const dir = tmp(name);
     saveAdapter(dir, set, { baseModel: 'use' });
     const saved = readAdapter(dir);
-    assert.equal(saved.config.peft_type, set.method.peftType);
+    assert.equal(saved.config.peft_type, set.method.peft.peftType);
     for (const [k, v] of Object.entries(options)) assert.deepEqual(saved.config[k], v, k);
 
     const fresh = await loadUseEncoder();

@@ -3,7 +3,8 @@
 // DoRA's magnitude and ΔW, the weighted combinations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isPeftTarget, layerIndex, makePeftConfig, parsePeftConfig, patternMatches, rankAlphaFor, serializePeftConfig, PeftConfigError } from '../src/peft/config.ts';
+import { isPeftTarget, layerIndex, parsePeftConfig, patternMatches, serializePeftConfig, PeftConfigError } from '../src/peft/config.ts';
+import { makePeftConfig, rankAlphaFor } from '../src/adapters/lora/peft.ts';
 import { loraPlusGroups } from '../src/adapters/lora/plus.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { pissa } from '../src/adapters/pissa/index.ts';

@@ -100,6 +100,30 @@ test('PEFT fields lorakit does not implement are refused by name; unknown fields
   assert.ok(warnings.some((w) => /brand_new_field/.test(w)), 'unknown fields are reported, not dropped silently');
 });
 
+test('a re-saved VeRA / RandLoRA / FourierFT file keeps exclude_modules and layers_to_transform, so it reloads onto the same modules', async () => {
+  const model = tinyModel();
+  for (const name of ['vera', 'randlora', 'fourierft']) {
+    const dir = path.join(FIX, name);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-exclude-`));
+    // Layer 1's up_proj left out by exclude_modules, and layer 0 only by layers_to_transform: its tensors leave the file.
+    fs.writeFileSync(path.join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, exclude_modules: ['model.layers.0.mlp.up_proj'], layers_to_transform: [0] }));
+    const t = readAdapter(dir).tensors;
+    const kept = [...t].filter(([k]) => !k.startsWith('base_model.model.') || (k.includes('layers.0.') && !k.includes('layers.0.mlp.up_proj')));
+    writeSafetensors(path.join(d, 'adapter_model.safetensors'), Object.fromEntries(kept.map(([k, v]) => [k, { dtype: 'F32' as const, ...v }])), { format: 'pt' });
+    const loaded = loadPeftAdapter(model, d, { warn: () => {} });
+    const targets = loaded.set.targets.map((s) => s.name);
+    assert.ok(targets.length > 0 && targets.every((n) => n.includes('layers.0.') && !n.includes('up_proj')), `${name}: ${targets}`);
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-exclude-resave-`));
+    saveAdapter(out, loaded.set, { baseModel: 'lorakit-tiny-reference', peftConfig: loaded.peft });
+    const saved = readAdapter(out).config;
+    assert.deepEqual([saved.exclude_modules, saved.layers_to_transform], [['model.layers.0.mlp.up_proj'], [0]], name);
+    const again = loadPeftAdapter(model, out, { warn: () => {} });
+    assert.deepEqual(again.set.targets.map((s) => s.name), targets);
+    assert.equal(maxAbsDiff(await refLogits(model, again.set), await refLogits(model, loaded.set)), 0);
+  }
+});
+
 test("bias='vera_only' as PEFT saves it (no biases in the file): the base biases are used, with a warning", async () => {
   const dir = path.join(FIX, 'vera');
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-vera-bias-'));

@@ -14,7 +14,7 @@ import * as op from '../graph/ops.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { Rng } from '../util/rng.ts';
 import { selectTargets, TargetModules, matchesTarget } from './targets.ts';
-import type { AdapterMethod, HookSite } from './types.ts';
+import type { AdapterMethod, HookSite, LowRankFactors } from './types.ts';
 
 export const PEFT_PREFIX = 'base_model.model.';
 
@@ -186,6 +186,13 @@ export class AdapterSet<C = any> {
     return this.keysBySite.get(site) ?? [];
   }
 
+  /** The module a parameter key belongs to and the key's suffix ('lora_A.weight'; 'base_layer.bias' for a bias copy). */
+  keyOwner(key: string): { module: string; suffix: string } | undefined {
+    const copy = this.baseCopies.get(key);
+    const module = copy?.site ?? this.targets.find((s) => this.keysBySite.get(s.name)!.includes(key))?.name;
+    return module === undefined ? undefined : { module, suffix: key.slice(PEFT_PREFIX.length + module.length + 1) };
+  }
+
   /** Keys of trainable base-tensor copies (bias, modules_to_save). */
   baseCopyKeys(): string[] {
     return [...this.baseCopies.keys()];
@@ -287,6 +294,17 @@ export class AdapterSet<C = any> {
   deltaFor(site: LinearSite, base: Float32Array): Float32Array {
     if (!this.method.deltaWeight) throw new Error(`Method '${this.method.name}' has no dense ΔW and cannot be merged`);
     return this.method.deltaWeight(site, this.configFor(site), this.siteParams(site), toOutIn(site, base), this.state);
+  }
+
+  /**
+   * ΔW of one adapted site as scale·B·A (AdapterMethod.factors). `base` gives that
+   * site's frozen weight in its own layout; it is read only for methods whose ΔW
+   * depends on it (deltaDependsOnBase: LoRA-XS, LoLDU, LaMDA, Hydra factor W0).
+   */
+  factorsFor(site: LinearSite, base?: () => Float32Array): LowRankFactors {
+    if (!this.method.factors) throw new Error(`Method '${this.method.name}' has no low-rank factors of ΔW`);
+    const w = this.method.deltaDependsOnBase && base ? toOutIn(site, base()) : undefined;
+    return this.method.factors(site, this.configFor(site), this.siteParams(site), w, this.state);
   }
 
   /**

@@ -40,7 +40,20 @@ export function getMethod(name: string): AdapterMethod {
   return m;
 }
 
-/** The method a PEFT LoraConfig describes (use_dora → DoRA). */
-export function methodForPeftConfig(c: { peft_type?: string; use_dora?: boolean }): AdapterMethod {
-  return c.use_dora ? METHODS.dora : METHODS.lora;
+/** A file without peft_type is PEFT's default config class, LoraConfig. */
+export const DEFAULT_PEFT_TYPE = 'LORA';
+
+/**
+ * The method of a PEFT peft_type (upper case) whose fields are `fields`: among
+ * the methods of that type, the variant the fields select (use_dora → dora),
+ * else the plain one; undefined when no method has that type.
+ */
+export function methodForPeftType(peftType: string, fields: Record<string, unknown>): AdapterMethod | undefined {
+  const same = Object.values(METHODS).filter((m) => m.peft.peftType === peftType);
+  return same.find((m) => m.peft.selectedBy?.(fields)) ?? same.find((m) => !m.peft.selectedBy);
+}
+
+/** Every peft_type lorakit reads. */
+export function peftTypes(): string[] {
+  return [...new Set(Object.values(METHODS).map((m) => m.peft.peftType))];
 }

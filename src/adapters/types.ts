@@ -61,10 +61,11 @@ export interface ForwardContext<C, S = any> {
 }
 
 export interface AdapterMethod<C = any, S = any> {
-  /** Name used by --method and in adapter_config.json (`peft_type` for PEFT methods). */
+  /** Name used by --method and in adapter_config.json's `lorakit.method`. */
   name: string;
-  peftType: string;
   schema: z.ZodType<C>;
+  /** How the method looks in PEFT's adapter files (src/peft/ reads and writes every method through it). */
+  peft: PeftDescriptor<C, S>;
   /**
    * The method's state for one AdapterSet, beside its trainable tensors (frozen
    * projections read from a file, the largest adapted shape, SMoRA's β, hook
@@ -82,6 +83,19 @@ export interface AdapterMethod<C = any, S = any> {
    * `baseWeight` is the frozen weight in [out, in] layout (DoRA's ΔW depends on it).
    */
   deltaWeight?(site: LinearSite, config: C, params: Record<string, Float32Array>, baseWeight?: Float32Array, state?: S): Float32Array;
+  /**
+   * ΔW as scale·B·A of small rank, where the method's ΔW has that form (LoRA,
+   * VeRA, NOLA...): what a mixed-adapter batch stacks and add_weighted_adapter
+   * concatenates. Absent for methods whose ΔW is not low-rank (DoRA's row
+   * rescaling, sparse or spectral updates) or not one matrix (SMoRA's routing).
+   * `baseWeight` as for deltaWeight (LoRA-XS, LoLDU, LaMDA, Hydra factor W0).
+   */
+  factors?(site: LinearSite, config: C, params: Record<string, Float32Array>, baseWeight?: Float32Array, state?: S): LowRankFactors;
+  /**
+   * PEFT add_weighted_adapter's 'linear' (A = Σ√wᵢ·sᵢ·Aᵢ, B = Σ√wᵢ·Bᵢ) is defined
+   * on LoRA's own A and B: true where `factors` returns them unchanged (LoRA).
+   */
+  linearCombination?: boolean;
   /** ΔW depends on the base weight (DoRA): unmerge from a merged weight is not exact. */
   deltaDependsOnBase?: boolean;
   /**
@@ -89,8 +103,6 @@ export interface AdapterMethod<C = any, S = any> {
    * forward and deltaWeight handle them. Without it, targeting an embedding table is an error.
    */
   adaptsEmbeddings?: boolean;
-  /** Weighted combination support (PEFT add_weighted_adapter): false for methods whose ΔW is not s·B·A. */
-  combinable?: boolean;
   /**
    * Once per AdapterSet, before any init: a config that depends on every
    * target's frozen weight at once (LaMDA++'s per-module ranks). The result
@@ -99,22 +111,101 @@ export interface AdapterMethod<C = any, S = any> {
   planConfig?(config: C, targets: { site: LinearSite; weight: Float32Array }[]): C;
   /** Trainable parameter count for one site (checked against the formula in METHODS.md). */
   paramCount(site: LinearSite, config: C): number;
-  /** Fields of adapter_config.json beyond the shared ones. */
-  toPeftConfig(config: C): Record<string, unknown>;
   /** Per-step hooks the trainer calls (src/adapters/hooks.ts): rank pruning, freezing, location updates... */
   hooks?: AdapterHooks<C, S>;
+}
+
+/**
+ * ΔW = scale · B · A of one site, A [r, in] and B [out, r] in PEFT's
+ * orientation ([out, in] is [dim, vocab] on an embedding). `scale` stays apart
+ * from B so that LoRA's factors are its own tensors and s is applied where
+ * PEFT applies it.
+ */
+export interface LowRankFactors {
+  A: Float32Array;
+  B: Float32Array;
+  r: number;
+  scale: number;
+}
+
+/**
+ * How one method's adapter folder looks in PEFT's format: its fields of
+ * adapter_config.json (beside the shared PeftConfig ones: target_modules,
+ * bias, modules_to_save...) and its safetensors keys. The one reader/writer
+ * (src/peft/config.ts, src/peft/adapter_files.ts) knows every method only
+ * through this.
+ */
+export interface PeftDescriptor<C = any, S = any> {
+  /** adapter_config.json's `peft_type` (PEFT's own spelling for PEFT's tuners: LORA, VERA, RANDLORA, FOURIERFT). */
+  peftType: string;
+  /**
+   * A variant that shares its peft_type with another method (lorakit's dora is
+   * PEFT's LORA with `use_dora: true`): whether a file's fields describe it.
+   * Among the methods of one peft_type, a file without `lorakit.method` is read
+   * as the one that selects it, else as the one without `selectedBy`.
+   */
+  selectedBy?(fields: Record<string, unknown>): boolean;
+  /** PEFT's `bias` value for "biases of the adapted modules" (lora_only, vera_only, randlora_only, fourier_only). */
+  onlyBias: string;
+  /**
+   * The method's fields of adapter_config.json with PEFT's names, types and
+   * defaults (LoRA: PEFT's whole LoraConfig). Without it they are the method's
+   * own schema's, and a null there (PEFT writes None for "unset") means the
+   * field's default.
+   */
+  fields?: z.ZodObject<any>;
+  /** The method's config from its parsed fields (default: the fields are the config). */
+  configOf?(fields: Record<string, any>): C;
+  /**
+   * The method's fields of adapter_config.json for a config (default: the
+   * config's own fields). `kept`: the fields of the file the adapter was
+   * loaded from, when it has this peft_type (LoRA writes them back).
+   */
+  fieldsOf?(config: C, kept?: Record<string, unknown>): Record<string, unknown>;
+  /** PEFT's older field names → today's (VeRA: init_vera_weights → init_weights). */
+  renamed?: Record<string, string>;
+  /** PEFT fields lorakit implements at one value (vera_dropout: 0): accepted at it (or null), refused by name otherwise. */
+  fixed?: Record<string, unknown>;
+  /** Per-module fields: '<x>_pattern' → the config field it sets per module (keys matched as PEFT's get_pattern_key). */
+  patterns?: Record<string, string>;
+  /** Every key suffix the method stores per module, PEFT's names ('lora_A.weight', 'lora_embedding_A'). */
+  moduleKeys: string[];
+  /** One module's config in a load error ('r 4'); default: the config as JSON. */
+  describe?(config: C): string;
+  /**
+   * PEFT's file holds the trained biases of bias 'all' / '<x>_only' (LoRA). Without
+   * it (PEFT saves only its own prefix's tensors for VeRA, RandLoRA, FourierFT) a
+   * file may lack them; the base model's are then used, with a warning.
+   */
+  savesBiases?: boolean;
   /**
    * Frozen tensors stored once per adapter, outside any module (PEFT's VeRA /
    * RandLoRA projections with `save_projection: true`: `base_model.vera_A`).
-   * `load` attaches those a file holds (names without 'base_model.') to a
-   * config, so forward and ΔW use them instead of regenerating them from the
-   * seed; `save` returns them again (null when they come from the seed).
+   * `load` attaches those a file holds (names without 'base_model.') to the
+   * set's state, so forward and ΔW use them instead of regenerating them from
+   * the seed; `save` returns them again (null when there are none to write).
    */
   shared?: {
     names: string[];
+    /** The boolean field saying the file holds them (PEFT's save_projection): read by the loader, written by `save`. */
+    flag?: string;
     load(state: S, config: C, tensors: Record<string, StoredTensor>, sites: LinearSite[]): void;
     save(state: S, config: C): { tensors: Record<string, StoredTensor>; config: Record<string, unknown> } | null;
   };
+  /**
+   * Inits that moved part of W0 into the adapter (PiSSA, OLoRA): rewrites the
+   * saved `tensors` and `fields` in place into the plain adapter PEFT loads on
+   * the original base weight (SavedAdapterInfo.convertToLora). `initial` holds
+   * the values at init of the sites whose init changed the base weight.
+   */
+  convertResidual?(args: {
+    sites: LinearSite[];
+    params: Map<string, Float32Array>;
+    initial: Map<string, Float32Array>;
+    shapes: Map<string, number[]>;
+    tensors: Record<string, StoredTensor>;
+    fields: Record<string, any>;
+  }): void;
 }
 
 /** A tensor as adapter files hold it. */

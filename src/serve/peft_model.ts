@@ -2,7 +2,9 @@
 // disable, delete, combine; and a batch whose rows use different adapters as
 // ONE graph (the S-LoRA / Punica idea, without merging):
 //
-//   for each site, the K adapters' A (rows) and s·B (columns) are stacked:
+//   for each site, the K adapters' low-rank factors of ΔW = s·B·A (each
+//   method's `factors`: LoRA's own A and B; VeRA, NOLA, LoRA-XS... theirs)
+//   are stacked, A (rows) and s·B (columns):
 //     A_cat [R, in], B_cat [out, R], R = Σ r_k, block id of column j = k
 //   h = x·A_catᵀ  [N, R];  keep only the row's own block:  h ⊙ (blockId == idx[row])
 //   y = base(x) + h_masked·B_catᵀ
@@ -20,7 +22,8 @@
 
 import { AdapterSet } from '../adapters/inject.ts';
 import { adapterFeeds } from '../adapters/feeds.ts';
-import { loraScaling, LoraConfig } from '../adapters/lora/config.ts';
+import { METHODS } from '../adapters/registry.ts';
+import { weightData } from '../adapters/bases.ts';
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { DecoderModel } from '../models/decoder.ts';
@@ -193,7 +196,8 @@ export class PeftModel {
 
   /**
    * One run for a batch whose row b uses adapter `rowAdapters[b]` (null = base).
-   * LoRA adapters only (DoRA's row-norm scaling is per adapter and not stacked here).
+   * Methods with low-rank factors of ΔW only (AdapterMethod.factors: LoRA, VeRA,
+   * NOLA...; DoRA's row-norm scaling is per adapter and not stacked here).
    */
   async runMixed(batch: TokenBatch, rowAdapters: (string | null)[], decoder?: DecoderIds): Promise<HostTensor> {
     const feeds = this.feeds(batch, decoder, 'runMixed');
@@ -216,14 +220,12 @@ export class PeftModel {
 }
 
 /** For each site: A_cat [R, in], s·B_cat [out, R] and the block (adapter) id of each of the R columns. */
-function stackSite(site: LinearSite, sets: AdapterSet[]) {
+function stackSite(site: LinearSite, sets: AdapterSet[], base: () => Float32Array) {
   const parts: { A: Float32Array; B: Float32Array; r: number; s: number; k: number }[] = [];
   sets.forEach((set, k) => {
     if (!set.isTarget(site.name)) return;
-    if (!set.method.combinable) throw new Error(`Mixed-adapter batches support LoRA adapters; '${set.method.name}' on '${site.name}' is not stackable`);
-    const cfg = set.configFor(site) as LoraConfig;
-    const p = set.siteParams(site);
-    parts.push({ A: p['lora_A.weight'], B: p['lora_B.weight'], r: cfg.r, s: loraScaling(cfg), k });
+    const f = set.factorsFor(site, base);
+    parts.push({ A: f.A, B: f.B, r: f.r, s: f.scale, k });
   });
   const R = parts.reduce((a, p) => a + p.r, 0), n = site.inFeatures, m = site.outFeatures;
   const A = new Float32Array(R * n), B = new Float32Array(m * R), block = new BigInt64Array(R);
@@ -239,6 +241,11 @@ function stackSite(site: LinearSite, sets: AdapterSet[]) {
 
 /** The LinearFn of a mixed batch: reads the graph input 'adapter_index' [B]. */
 export function mixedLinear(sets: AdapterSet[]): LinearFn {
+  for (const s of sets) {
+    if (s.method.factors) continue;
+    const can = Object.values(METHODS).filter((m) => m.factors).map((m) => m.name);
+    throw new Error(`Mixed-adapter batches stack low-rank factors of each adapter's ΔW; method '${s.method.name}' has none (its ΔW is not B·A of small rank): serve it with setAdapter/run. Methods that mix: ${can.join(', ')}`);
+  }
   for (const s of sets) if (s.baseOverrides.size || s.baseCopyKeys().length) throw new Error('Mixed-adapter batches need adapters that leave the base weights alone (no PiSSA residual, bias or modules_to_save)');
   for (const s of sets) {
     // Embedding sites are looked up through the LinearFn's `embed` hook, which this one does not stack.
@@ -248,7 +255,8 @@ export function mixedLinear(sets: AdapterSet[]): LinearFn {
   return (site, x, W, bias) => {
     const g = x.graph;
     const base = plainLinear(site, x, W, bias);
-    const st = stackSite(site, sets);
+    // The frozen weight in the site's layout, for methods that factor it (LoRA-XS, LoLDU, LaMDA, Hydra).
+    const st = stackSite(site, sets, () => weightData('mixed-adapter batch', W));
     if (st.R === 0) return base;
     const idx = g.leaf('adapter_index') ?? g.input('adapter_index', 'int64', ['B']);
     // Row index of x: adapter_index repeated N/B times (N = B·T for token rows, B for pooled rows).
@@ -258,8 +266,8 @@ export function mixedLinear(sets: AdapterSet[]): LinearFn {
     const rep = op.expandTo(op.unsqueeze(idx, [1]), target, ['B', `rows_${site.name}`]);
     const rowIdx = op.reshape(rep, [-1, 1]);
     const mask = op.cast(op.equal(rowIdx, g.const(st.block, [1, st.R], 'int64')), 'float32'); // [N, R]
-    const A = g.weight(`mixed.${site.name}.lora_A`, st.A, [st.R, site.inFeatures]);
-    const B = g.weight(`mixed.${site.name}.lora_B`, st.B, [site.outFeatures, st.R]);
+    const A = g.weight(`mixed.${site.name}.A`, st.A, [st.R, site.inFeatures]);
+    const B = g.weight(`mixed.${site.name}.B`, st.B, [site.outFeatures, st.R]);
     const h = op.mul(op.gemm(x, A, { transB: true }), mask);
     return op.gemm(h, B, { transB: true }, base);
   };

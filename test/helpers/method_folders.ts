@@ -24,7 +24,7 @@ export interface AdapterFolder {
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
 
 export function isAdapterMethod(x: unknown): x is AdapterMethod {
-  return isObject(x) && typeof x.name === 'string' && typeof x.peftType === 'string' && isObject(x.schema) && typeof x.init === 'function' && typeof x.forward === 'function';
+  return isObject(x) && typeof x.name === 'string' && isObject(x.peft) && isObject(x.schema) && typeof x.init === 'function' && typeof x.forward === 'function';
 }
 
 export function isLoraInit(x: unknown): x is LoraInit {

@@ -9,6 +9,7 @@ import type { Value } from '../../graph/ir.ts';
 import type { AdapterMethod } from '../types.ts';
 import { LoraConfig, loraConfigSchema, loraScaling } from '../lora/config.ts';
 import { initLoraParams, loraDelta } from '../lora/index.ts';
+import { loraPeft } from '../lora/peft.ts';
 import { toOutIn } from '../inject.ts';
 
 export const MAGNITUDE = 'lora_magnitude_vector';
@@ -29,8 +30,9 @@ export function doraNorm(W: Float32Array, dW: Float32Array, m: number, n: number
 
 export const dora: AdapterMethod<LoraConfig> = {
   name: 'dora',
-  peftType: 'LORA',
   schema: loraConfigSchema,
+  // PEFT's LORA with use_dora: true; the magnitude is stored without '.weight'.
+  peft: loraPeft({ useDora: true, extraKeys: [MAGNITUDE] }),
   deltaDependsOnBase: true,
 
   init(ctx) {
@@ -84,9 +86,5 @@ export const dora: AdapterMethod<LoraConfig> = {
 
   paramCount(site, config) {
     return config.r * (site.inFeatures + site.outFeatures) + site.outFeatures;
-  },
-
-  toPeftConfig(c) {
-    return { r: c.r, lora_alpha: c.lora_alpha, lora_dropout: c.lora_dropout, use_rslora: c.use_rslora, init_lora_weights: c.init_lora_weights, fan_in_fan_out: c.fan_in_fan_out, use_dora: true, bias: 'none' };
   },
 };

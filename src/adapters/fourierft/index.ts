@@ -42,8 +42,15 @@ function trigTables(g: Graph, freqs: Int32Array, len: number, tag: string): [Val
 
 export const fourierft: AdapterMethod<FourierFTConfig> = {
   name: 'fourierft',
-  peftType: 'FOURIERFT',
   schema: fourierftConfigSchema,
+  // PEFT's FOURIERFT. n_frequency_pattern is a field of the config itself: moduleConfig applies it with
+  // PEFT's FourierFT rule (`.*\.key$`, else the module's own name), not LoRA's get_pattern_key.
+  peft: {
+    peftType: 'FOURIERFT',
+    onlyBias: 'fourier_only',
+    moduleKeys: [FOURIERFT_KEY],
+    fieldsOf: (c) => ({ ...c, fan_in_fan_out: false }),
+  },
 
   init({ site, config: c0, rng }) {
     const config = moduleConfig(c0, site.name);
@@ -105,9 +112,5 @@ export const fourierft: AdapterMethod<FourierFTConfig> = {
 
   paramCount(site, config) {
     return moduleConfig(config, site.name).n_frequency;
-  },
-
-  toPeftConfig(c) {
-    return { n_frequency: c.n_frequency, scaling: c.scaling, random_loc_seed: c.random_loc_seed, init_weights: c.init_weights, ifft2_norm: c.ifft2_norm, n_frequency_pattern: c.n_frequency_pattern, fan_in_fan_out: false, bias: 'none' };
   },
 };

@@ -22,8 +22,8 @@ function matmulAcc(C: Float32Array, A: Float32Array, B: Float32Array, p: number,
 
 export const hydra: AdapterMethod<HydraConfig> = {
   name: 'hydra',
-  peftType: 'HYDRA',
   schema: hydraConfigSchema,
+  peft: { peftType: 'HYDRA', onlyBias: 'lora_only', moduleKeys: Object.values(HYDRA_KEYS) },
   deltaDependsOnBase: true,
 
   init({ site, config, rng }) {
@@ -59,11 +59,25 @@ export const hydra: AdapterMethod<HydraConfig> = {
     return dW;
   },
 
-  paramCount(site, config) {
-    return config.r_par * (site.inFeatures + site.outFeatures) + 2 * config.r_seq * site.outFeatures;
+  /** ΔW = [B_p | B_s]·[A_p ; A_s·W0]: rank r_par + r_seq. */
+  factors(site, config, params, baseWeight) {
+    if (!baseWeight) throw new Error('Hydra: ΔW = B_s·A_s·W0 + B_p·A_p needs the base weight');
+    const n = site.inFeatures, m = site.outFeatures;
+    const { r_seq: rs, r_par: rp } = config, r = rp + rs;
+    const A = new Float32Array(r * n);
+    A.set(params[HYDRA_KEYS.Ap]);
+    const AsW = new Float32Array(rs * n);
+    matmulAcc(AsW, params[HYDRA_KEYS.As], baseWeight, rs, m, n);
+    A.set(AsW, rp * n);
+    const B = new Float32Array(m * r), Bp = params[HYDRA_KEYS.Bp], Bs = params[HYDRA_KEYS.Bs];
+    for (let i = 0; i < m; i++) {
+      B.set(Bp.subarray(i * rp, (i + 1) * rp), i * r);
+      B.set(Bs.subarray(i * rs, (i + 1) * rs), i * r + rp);
+    }
+    return { A, B, r, scale: 1 };
   },
 
-  toPeftConfig(c) {
-    return { r_seq: c.r_seq, r_par: c.r_par, init_weights: c.init_weights };
+  paramCount(site, config) {
+    return config.r_par * (site.inFeatures + site.outFeatures) + 2 * config.r_seq * site.outFeatures;
   },
 };

@@ -6,7 +6,7 @@ export const testConfig: AdapterTestConfig<HydraConfig> = {
   config: { r_seq: 2, r_par: 3, init_weights: false },
   // ΔW = B_s·A_s·W0 + B_p·A_p depends on W0.
   merge: 'merge',
-  combine: false,
-  mixedBatches: false,
+  combine: true,
+  mixedBatches: true,
   lr: 1e-2,
 };

@@ -6,7 +6,7 @@
 import * as op from '../../graph/ops.ts';
 import { svdTopR } from '../../linalg/svd.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
-import { fingerprint, frozen, memo, weightData } from '../bases.ts';
+import { fingerprint, frozen, matmul32, memo, weightData } from '../bases.ts';
 import { toOutIn } from '../inject.ts';
 import { frozenColumns, LamdaConfig, lamdaConfigSchema, lamdaScaling, moduleConfig, rankFor } from './config.ts';
 import { allocateRanks } from './allocate.ts';
@@ -44,8 +44,9 @@ function eachFrozen(step: number, total: number, sites: HookSite<LamdaConfig>[],
 
 export const lamda: AdapterMethod<LamdaConfig, LamdaState> = {
   name: 'lamda',
-  peftType: 'LAMDA',
   schema: lamdaConfigSchema,
+  // rank_pattern is LaMDA's own config field (LaMDA++'s ranks), matched by rankFor.
+  peft: { peftType: 'LAMDA', onlyBias: 'lora_only', moduleKeys: Object.values(LAMDA_KEYS) },
   createState: () => ({ frozen: new Map() }),
   deltaDependsOnBase: true,
 
@@ -102,16 +103,18 @@ export const lamda: AdapterMethod<LamdaConfig, LamdaState> = {
     return dW;
   },
 
+  /** ΔW = s·(B·S)·A, r of this module. */
+  factors(site, c0, params, baseWeight) {
+    const config = moduleConfig(c0, site.name);
+    if (!baseWeight) throw new Error('LaMDA: ΔW needs the base weight (A comes from its SVD)');
+    const m = site.outFeatures, n = site.inFeatures, r = config.r;
+    const { A } = lamdaFactors(baseWeight, m, n, r);
+    return { A, B: matmul32(params[LAMDA_KEYS.B], params[LAMDA_KEYS.S], m, r, r), r, scale: lamdaScaling(config) };
+  },
+
   paramCount(site, config) {
     const r = rankFor(config, site.name);
     return r * r + site.outFeatures * r;
-  },
-
-  toPeftConfig(c) {
-    return {
-      r: c.r, lora_alpha: c.lora_alpha, freeze_fraction: c.freeze_fraction, init_weights: c.init_weights,
-      lamda_plus_plus: c.lamda_plus_plus, total_rank: c.total_rank, min_rank: c.min_rank, max_rank: c.max_rank, rank_pattern: c.rank_pattern,
-    };
   },
 
   hooks: {

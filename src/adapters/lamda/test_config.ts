@@ -8,8 +8,8 @@ export const testConfig: AdapterTestConfig<LamdaConfig> = {
   // exactly as initialized while S trains.
   config: { r: 4, init_weights: false, freeze_fraction: 0 },
   merge: 'merge',
-  combine: false,
-  mixedBatches: false,
+  combine: true,
+  mixedBatches: true,
   frozenInTraining: ['lamda_B.weight'],
   lr: 1e-2,
 };

@@ -71,8 +71,8 @@ export function moveLocations(loc: Float32Array, c: Float32Array, fd: ArrayLike<
 
 export const loca: AdapterMethod<LocaConfig, LocaState> = {
   name: 'loca',
-  peftType: 'LOCA',
   schema: locaConfigSchema,
+  peft: { peftType: 'LOCA', onlyBias: 'lora_only', moduleKeys: Object.values(LOCA_KEYS) },
 
   createState: () => ({ saved: new Map() }),
 
@@ -139,10 +139,6 @@ export const loca: AdapterMethod<LocaConfig, LocaState> = {
   /** Coefficients + their (learnable) integer locations: 3·n_frequency. */
   paramCount(_site, config) {
     return 3 * config.n_frequency;
-  },
-
-  toPeftConfig(c) {
-    return { ...c };
   },
 
   hooks: {

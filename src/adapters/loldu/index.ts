@@ -43,10 +43,16 @@ export function lolduFactors(site: LinearSite, w: Float32Array, r: number): { PL
   });
 }
 
+/** σ·z − σ0·d per component, each product rounded to float32 as the graph computes it. */
+function lolduCoefficients(config: LolduConfig, params: Record<string, Float32Array>, d: Float32Array): Float64Array {
+  const zz = params['loldu_z'], sg = params['loldu_sigma'][0], s0 = sigma0(config);
+  return Float64Array.from({ length: config.r }, (_, i) => Math.fround(zz[i] * sg) - Math.fround(s0 * d[i]));
+}
+
 export const loldu: AdapterMethod<LolduConfig> = {
   name: 'loldu',
-  peftType: 'LOLDU',
   schema: lolduConfigSchema,
+  peft: { peftType: 'LOLDU', onlyBias: 'lora_only', moduleKeys: ['loldu_z', 'loldu_sigma'] },
 
   init({ site, config, rng, baseWeight }) {
     const r = config.r;
@@ -74,8 +80,7 @@ export const loldu: AdapterMethod<LolduConfig> = {
     if (!baseWeight) throw new Error('loldu: merge needs the base weight');
     const r = config.r, m = site.outFeatures, n = site.inFeatures;
     const { PL, Ur, d } = lolduFactors({ ...site, layout: 'out_in' }, baseWeight, r);
-    const zz = params['loldu_z'], sg = params['loldu_sigma'][0], s0 = sigma0(config);
-    const c = Float64Array.from({ length: r }, (_, i) => Math.fround(zz[i] * sg) - Math.fround(s0 * d[i]));
+    const c = lolduCoefficients(config, params, d);
     const dW = new Float32Array(m * n);
     for (let i = 0; i < m; i++) {
       const acc = new Float64Array(n);
@@ -89,14 +94,21 @@ export const loldu: AdapterMethod<LolduConfig> = {
     return dW;
   },
 
+  /** ΔW = (P·L_r·diag(σz − σ0d))·U_r. */
+  factors(site, config, params, baseWeight) {
+    if (!baseWeight) throw new Error('loldu: ΔW needs the base weight (its factors come from its LU)');
+    const r = config.r, m = site.outFeatures;
+    const { PL, Ur, d } = lolduFactors({ ...site, layout: 'out_in' }, baseWeight, r);
+    const c = lolduCoefficients(config, params, d);
+    const B = new Float32Array(m * r);
+    for (let i = 0; i < m; i++) for (let k = 0; k < r; k++) B[i * r + k] = PL[i * r + k] * c[k];
+    return { A: Ur, B, r, scale: 1 };
+  },
+
   deltaDependsOnBase: true,
 
   /** METHODS.md: z (r) + σ (1). */
   paramCount(_site, config) {
     return config.r + 1;
-  },
-
-  toPeftConfig(c) {
-    return { ...c };
   },
 };

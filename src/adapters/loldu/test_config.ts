@@ -6,7 +6,7 @@ export const testConfig: AdapterTestConfig<LolduConfig> = {
   config: { r: 4, init_weights: false },
   // The frozen factors come from W0's LU.
   merge: 'merge',
-  combine: false,
-  mixedBatches: false,
+  combine: true,
+  mixedBatches: true,
   lr: 1e-2,
 };

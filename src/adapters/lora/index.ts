@@ -9,12 +9,10 @@ import type { AdapterMethod } from '../types.ts';
 import { LoraConfig, loraConfigSchema, loraScaling } from './config.ts';
 import { findInit } from '../inits.ts';
 import { fromOutIn, toOutIn } from '../inject.ts';
-import type { AdapterContext, ParamSpec } from '../types.ts';
+import { loraKeys, loraPeft } from './peft.ts';
 
-/** PEFT's names of a site's A and B: 'lora_A.weight' / 'lora_B.weight', or 'lora_embedding_A' / 'lora_embedding_B' on an embedding. */
-export function loraKeys(site: LinearSite): { A: string; B: string } {
-  return site.kind === 'embedding' ? { A: 'lora_embedding_A', B: 'lora_embedding_B' } : { A: 'lora_A.weight', B: 'lora_B.weight' };
-}
+export { loraKeys };
+import type { AdapterContext, ParamSpec } from '../types.ts';
 
 /**
  * PEFT lora.Embedding: A [r, vocab] and B [dim, r] start as torch.randn; any truthy
@@ -102,8 +100,8 @@ export function kaimingUniform(rng: { uniformRange(lo: number, hi: number): numb
 
 export const lora: AdapterMethod<LoraConfig> = {
   name: 'lora',
-  peftType: 'LORA',
   schema: loraConfigSchema,
+  peft: loraPeft({ useDora: false }),
 
   init: initLoraParams,
   adaptsEmbeddings: true,
@@ -124,13 +122,14 @@ export const lora: AdapterMethod<LoraConfig> = {
     return loraDelta(site.outFeatures, site.inFeatures, config.r, loraScaling(config), params[k.A], params[k.B]);
   },
 
-  combinable: true,
+  factors(site, config, params) {
+    const k = loraKeys(site);
+    return { A: params[k.A], B: params[k.B], r: config.r, scale: loraScaling(config) };
+  },
+
+  linearCombination: true,
 
   paramCount(site, config) {
     return config.r * (site.inFeatures + site.outFeatures);
-  },
-
-  toPeftConfig(c) {
-    return { r: c.r, lora_alpha: c.lora_alpha, lora_dropout: c.lora_dropout, use_rslora: c.use_rslora, init_lora_weights: c.init_lora_weights, fan_in_fan_out: c.fan_in_fan_out, use_dora: false, bias: 'none' };
   },
 };

@@ -14,7 +14,7 @@ import { z } from 'zod';
 import * as op from '../../graph/ops.ts';
 import { svdTopR } from '../../linalg/svd.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
-import { outIn64 } from '../bases.ts';
+import { matmul32, outIn64 } from '../bases.ts';
 
 export const lorasbConfigSchema = z.object({
   r: z.number().int().positive().default(8),
@@ -48,8 +48,8 @@ export function lorasbFromUpdate(dW: Float64Array, m: number, n: number, r: numb
 
 export const lorasb: AdapterMethod<LorasbConfig, LorasbState> = {
   name: 'lorasb',
-  peftType: 'LORASB',
   schema: lorasbConfigSchema,
+  peft: { peftType: 'LORASB', onlyBias: 'lora_only', moduleKeys: ['lorasb_A', 'lorasb_B', 'lorasb_R'] },
 
   createState: () => ({ snapshot: null }),
 
@@ -87,6 +87,12 @@ export const lorasb: AdapterMethod<LorasbConfig, LorasbState> = {
     return dW;
   },
 
+  /** ΔW = s·(B·R)·A. */
+  factors(site, config, params) {
+    const r = config.r;
+    return { A: params['lorasb_A'], B: matmul32(params['lorasb_B'], params['lorasb_R'], site.outFeatures, r, r), r, scale: config.scaling };
+  },
+
   /** METHODS.md: R (r×r); B and A are stored but frozen. */
   paramCount(_site, config) {
     return config.r * config.r;
@@ -121,9 +127,5 @@ export const lorasb: AdapterMethod<LorasbConfig, LorasbState> = {
       const snap = ctx.state.snapshot;
       if (snap) for (const [key, v] of snap) ctx.params.get(key)!.set(v);
     },
-  },
-
-  toPeftConfig(c) {
-    return { ...c };
   },
 };

@@ -7,8 +7,8 @@ export const testConfig: AdapterTestConfig<LorasbConfig> = {
   // (that path is checked in test/reparam_a.test.ts).
   config: { r: 4, init_weights: false },
   merge: 'merge-unmerge',
-  combine: false,
-  mixedBatches: false,
+  combine: true,
+  mixedBatches: true,
   // B and A are stored with the adapter but never trained.
   frozenInTraining: LORASB_FROZEN,
   lr: 1e-2,

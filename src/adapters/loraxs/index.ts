@@ -35,8 +35,8 @@ export function svdFactors(site: LinearSite, w: Float32Array, r: number): { U: F
 
 export const loraxs: AdapterMethod<LoraxsConfig> = {
   name: 'loraxs',
-  peftType: 'LORAXS',
   schema: loraxsConfigSchema,
+  peft: { peftType: 'LORAXS', onlyBias: 'lora_only', moduleKeys: ['loraxs_R'] },
 
   init({ site, config, rng, baseWeight }) {
     const r = config.r;
@@ -56,15 +56,19 @@ export const loraxs: AdapterMethod<LoraxsConfig> = {
   },
 
   deltaWeight(site, config, params, baseWeight) {
-    if (!baseWeight) throw new Error('loraxs: merge needs the base weight');
-    const r = config.r, m = site.outFeatures, n = site.inFeatures;
+    const f = loraxs.factors!(site, config, params, baseWeight);
+    const dW = matmul32(f.B, f.A, site.outFeatures, f.r, site.inFeatures);
+    for (let i = 0; i < dW.length; i++) dW[i] *= f.scale;
+    return dW;
+  },
+
+  /** ΔW = s·(U_r·R)·(Σ_rV_rᵀ). */
+  factors(site, config, params, baseWeight) {
+    if (!baseWeight) throw new Error('loraxs: ΔW needs the base weight (its factors come from its SVD)');
+    const r = config.r;
     // baseWeight is [out, in]: factor it as an out_in site.
     const { U, SVt } = svdFactors({ ...site, layout: 'out_in' }, baseWeight, r);
-    const UR = matmul32(U, params['loraxs_R'], m, r, r);
-    const dW = matmul32(UR, SVt, m, r, n);
-    const s = config.lora_alpha / r;
-    for (let i = 0; i < dW.length; i++) dW[i] *= s;
-    return dW;
+    return { A: SVt, B: matmul32(U, params['loraxs_R'], site.outFeatures, r, r), r, scale: config.lora_alpha / r };
   },
 
   deltaDependsOnBase: true,
@@ -72,9 +76,5 @@ export const loraxs: AdapterMethod<LoraxsConfig> = {
   /** METHODS.md: R (r×r). */
   paramCount(_site, config) {
     return config.r * config.r;
-  },
-
-  toPeftConfig(c) {
-    return { ...c };
   },
 };

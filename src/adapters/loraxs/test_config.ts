@@ -6,7 +6,7 @@ export const testConfig: AdapterTestConfig<LoraxsConfig> = {
   config: { r: 4, init_weights: false },
   // The frozen factors come from W0's SVD.
   merge: 'merge',
-  combine: false,
-  mixedBatches: false,
+  combine: true,
+  mixedBatches: true,
   lr: 1e-2,
 };

@@ -61,8 +61,9 @@ export function nolaFactors(site: LinearSite, c: NolaConfig, alpha: Float32Array
 
 export const nola: AdapterMethod<NolaConfig> = {
   name: 'nola',
-  peftType: 'NOLA',
   schema: nolaConfigSchema,
+  // lorakit's own (PEFT has no NOLA): the file holds the config's fields and α, β.
+  peft: { peftType: 'NOLA', onlyBias: 'lora_only', moduleKeys: ['nola_alpha', 'nola_beta'] },
 
   init({ config, rng }) {
     const a = new Float32Array(config.num_basis_A), b = new Float32Array(config.num_basis_B);
@@ -97,12 +98,13 @@ export const nola: AdapterMethod<NolaConfig> = {
     return dW;
   },
 
+  factors(site, config, params) {
+    const { A, B } = nolaFactors(site, config, params['nola_alpha'], params['nola_beta']);
+    return { A: Float32Array.from(A), B: Float32Array.from(B), r: config.r, scale: config.lora_alpha / config.r };
+  },
+
   /** METHODS.md: α (k) + β (l). */
   paramCount(_site, config) {
     return config.num_basis_A + config.num_basis_B;
-  },
-
-  toPeftConfig(c) {
-    return { ...c };
   },
 };

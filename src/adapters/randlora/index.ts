@@ -83,8 +83,36 @@ function sliceShared(s: { A: Float32Array; B: Float32Array; min: number; N: numb
 
 export const randlora: AdapterMethod<RandloraConfig, ProjectionState> = {
   name: 'randlora',
-  peftType: 'RANDLORA',
   schema: randloraConfigSchema,
+  peft: {
+    peftType: 'RANDLORA',
+    onlyBias: 'randlora_only',
+    // PEFT's RandLoraConfig fields lorakit implements at one value (dense bases, no dropout).
+    fixed: { randlora_dropout: 0, sparse: false, very_sparse: false },
+    moduleKeys: ['randlora_lambda', 'randlora_gamma'],
+    fieldsOf: (c) => ({ ...c, save_projection: false, randlora_dropout: 0, sparse: false, very_sparse: false }),
+    shared: {
+      names: ['randlora_A', 'randlora_B'],
+      flag: 'save_projection',
+      load(state, c, t, sites) {
+        const A = t['randlora_A'], B = t['randlora_B'];
+        const dims = sites.map((s) => randloraDims(s, c));
+        const min = Math.max(...dims.map((d) => d.min)), max = Math.max(...dims.map((d) => d.max)), N = Math.max(...dims.map((d) => d.N));
+        if (A.shape.length !== 3 || A.shape[0] !== c.r || A.shape[1] !== 1 || A.shape[2] < min) throw new Error(`RandLoRA: base_model.randlora_A has shape [${A.shape}] but r ${c.r} and the adapted modules need [${c.r}, 1, ≥${min}]`);
+        if (B.shape.length !== 3 || B.shape[2] !== c.r || B.shape[1] < N || B.shape[0] < max) throw new Error(`RandLoRA: base_model.randlora_B has shape [${B.shape}] but r ${c.r} and the adapted modules need [≥${max}, ≥${N}, ${c.r}]`);
+        state.saved = { A, B };
+      },
+      /** The stored pair, else PEFT's (regenerated for the set's largest shape). */
+      save(state, c) {
+        const p = state.saved;
+        if (p) return { tensors: { randlora_A: p.A, randlora_B: p.B }, config: { save_projection: true } };
+        const L = state.largest;
+        if (!L) return null;
+        const s = randloraShared(c, L);
+        return { tensors: { randlora_A: { shape: [c.r, 1, s.min], data: s.A }, randlora_B: { shape: [s.max, s.N, c.r], data: s.B } }, config: { save_projection: true } };
+      },
+    },
+  },
   createState: projectionState,
 
   init({ site, config, rng }) {
@@ -141,30 +169,5 @@ export const randlora: AdapterMethod<RandloraConfig, ProjectionState> = {
   paramCount(site, config) {
     const { min, N } = randloraDims(site, config);
     return config.r * N + N * min;
-  },
-
-  toPeftConfig(c) {
-    return { r: c.r, randlora_alpha: c.randlora_alpha, projection_prng_key: c.projection_prng_key, init_weights: c.init_weights, save_projection: false, randlora_dropout: 0, sparse: false, very_sparse: false };
-  },
-
-  shared: {
-    names: ['randlora_A', 'randlora_B'],
-    load(state, c, t, sites) {
-      const A = t['randlora_A'], B = t['randlora_B'];
-      const dims = sites.map((s) => randloraDims(s, c));
-      const min = Math.max(...dims.map((d) => d.min)), max = Math.max(...dims.map((d) => d.max)), N = Math.max(...dims.map((d) => d.N));
-      if (A.shape.length !== 3 || A.shape[0] !== c.r || A.shape[1] !== 1 || A.shape[2] < min) throw new Error(`RandLoRA: base_model.randlora_A has shape [${A.shape}] but r ${c.r} and the adapted modules need [${c.r}, 1, ≥${min}]`);
-      if (B.shape.length !== 3 || B.shape[2] !== c.r || B.shape[1] < N || B.shape[0] < max) throw new Error(`RandLoRA: base_model.randlora_B has shape [${B.shape}] but r ${c.r} and the adapted modules need [≥${max}, ≥${N}, ${c.r}]`);
-      state.saved = { A, B };
-    },
-    /** The stored pair, else PEFT's (regenerated for the set's largest shape). */
-    save(state, c) {
-      const p = state.saved;
-      if (p) return { tensors: { randlora_A: p.A, randlora_B: p.B }, config: { save_projection: true } };
-      const L = state.largest;
-      if (!L) return null;
-      const s = randloraShared(c, L);
-      return { tensors: { randlora_A: { shape: [c.r, 1, s.min], data: s.A }, randlora_B: { shape: [s.max, s.N, c.r], data: s.B } }, config: { save_projection: true } };
-    },
   },
 };

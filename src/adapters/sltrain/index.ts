@@ -42,8 +42,8 @@ function supportLeaf(g: Graph, site: LinearSite, c: SLTrainConfig): Value {
 
 export const sltrain: AdapterMethod<SLTrainConfig> = {
   name: 'sltrain',
-  peftType: 'SLTRAIN',
   schema: sltrainConfigSchema,
+  peft: { peftType: 'SLTRAIN', onlyBias: 'lora_only', moduleKeys: Object.values(SLTRAIN_KEYS) },
 
   init({ site, config, rng }) {
     const n = site.inFeatures, m = site.outFeatures, r = config.r;
@@ -84,9 +84,5 @@ export const sltrain: AdapterMethod<SLTrainConfig> = {
 
   paramCount(site, config) {
     return config.r * (site.inFeatures + site.outFeatures) + sltrainNnz(site.outFeatures, site.inFeatures, config.density);
-  },
-
-  toPeftConfig(c) {
-    return { r: c.r, lora_alpha: c.lora_alpha, density: c.density, support_seed: c.support_seed, sparse_init: c.sparse_init, init_weights: c.init_weights };
   },
 };

@@ -44,8 +44,9 @@ export function updateBias(beta: Float32Array, load: ArrayLike<number>, u: numbe
 
 export const smora: AdapterMethod<SMoRAConfig, SMoRAState> = {
   name: 'smora',
-  peftType: 'SMORA',
   schema: smoraConfigSchema,
+  // β (hooks.stateKeys) is stored per module beside the parameters.
+  peft: { peftType: 'SMORA', onlyBias: 'lora_only', moduleKeys: Object.values(SMORA_KEYS) },
 
   createState: () => ({ beta: new Map() }),
 
@@ -80,10 +81,6 @@ export const smora: AdapterMethod<SMoRAConfig, SMoRAState> = {
 
   paramCount(site, config) {
     return config.num_ranks * (2 * site.inFeatures + site.outFeatures);
-  },
-
-  toPeftConfig(c) {
-    return { num_ranks: c.num_ranks, top_k: c.top_k, lora_alpha: c.lora_alpha, bias_update_rate: c.bias_update_rate, init_weights: c.init_weights };
   },
 
   hooks: {

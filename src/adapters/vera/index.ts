@@ -66,10 +66,47 @@ export function veraB(c: VeraConfig, site: LinearSite, state?: ProjectionState):
   return veraProjections(c, largestFor(state, site)).B.subarray(0, site.outFeatures * c.r);
 }
 
+/** ΔW = B'·A with A [r, in] the site's slice of the shared A and B' = diag(b)·B·diag(d) [out, r]. */
+function veraFactors(site: LinearSite, config: VeraConfig, params: Record<string, Float32Array>, state?: ProjectionState) {
+  const m = site.outFeatures, r = config.r;
+  const B = veraB(config, site, state), b = params['vera_lambda_b'], d = params['vera_lambda_d'];
+  const Bs = new Float32Array(m * r);
+  for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) Bs[i * r + j] = b[i] * B[i * r + j] * d[j];
+  return { A: veraA(config, site, state), B: Bs };
+}
+
 export const vera: AdapterMethod<VeraConfig, ProjectionState> = {
   name: 'vera',
-  peftType: 'VERA',
   schema: veraConfigSchema,
+  peft: {
+    peftType: 'VERA',
+    onlyBias: 'vera_only',
+    // PEFT's VeraConfig: an older name of init_weights; fields lorakit implements at one value.
+    renamed: { init_vera_weights: 'init_weights' },
+    fixed: { vera_dropout: 0, regenerate_projection: false },
+    moduleKeys: ['vera_lambda_b', 'vera_lambda_d'],
+    fieldsOf: (c) => ({ ...c, save_projection: false, vera_dropout: 0 }), // shared.save sets save_projection when it writes the pair
+    shared: {
+      names: ['vera_A', 'vera_B'],
+      flag: 'save_projection',
+      load(state, c, t, sites) {
+        const A = t['vera_A'], B = t['vera_B'];
+        const maxIn = Math.max(...sites.map((s) => s.inFeatures)), maxOut = Math.max(...sites.map((s) => s.outFeatures));
+        if (A.shape.length !== 2 || A.shape[0] !== c.r || A.shape[1] < maxIn) throw new Error(`VeRA: base_model.vera_A has shape [${A.shape}] but r ${c.r} and the widest adapted input (${maxIn}) need [${c.r}, ≥${maxIn}]`);
+        if (B.shape.length !== 2 || B.shape[1] !== c.r || B.shape[0] < maxOut) throw new Error(`VeRA: base_model.vera_B has shape [${B.shape}] but r ${c.r} and the widest adapted output (${maxOut}) need [≥${maxOut}, ${c.r}]`);
+        state.saved = { A, B };
+      },
+      /** The stored pair, else PEFT's (regenerated for the set's largest shape). */
+      save(state, c) {
+        const p = state.saved;
+        if (p) return { tensors: { vera_A: p.A, vera_B: p.B }, config: { save_projection: true } };
+        const L = state.largest;
+        if (!L) return null;
+        const { A, B } = veraProjections(c, L);
+        return { tensors: { vera_A: { shape: [c.r, L.in], data: A }, vera_B: { shape: [L.out, c.r], data: B } }, config: { save_projection: true } };
+      },
+    },
+  },
   createState: projectionState,
 
   init({ site, config, rng }) {
@@ -97,40 +134,16 @@ export const vera: AdapterMethod<VeraConfig, ProjectionState> = {
   },
 
   deltaWeight(site, config, params, _baseWeight, state) {
-    const n = site.inFeatures, m = site.outFeatures, r = config.r;
-    const A = veraA(config, site, state), B = veraB(config, site, state);
-    const b = params['vera_lambda_b'], d = params['vera_lambda_d'];
-    const Bs = new Float32Array(m * r);
-    for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) Bs[i * r + j] = b[i] * B[i * r + j] * d[j];
-    return matmul32(Bs, A, m, r, n);
+    const { A, B } = veraFactors(site, config, params, state);
+    return matmul32(B, A, site.outFeatures, config.r, site.inFeatures);
+  },
+
+  factors(site, config, params, _baseWeight, state) {
+    return { ...veraFactors(site, config, params, state), r: config.r, scale: 1 };
   },
 
   /** METHODS.md: b (out) + d (r). */
   paramCount(site, config) {
     return site.outFeatures + config.r;
-  },
-
-  toPeftConfig(c) {
-    return { r: c.r, projection_prng_key: c.projection_prng_key, d_initial: c.d_initial, init_weights: c.init_weights, save_projection: false, vera_dropout: 0 }; // shared.save sets it when it writes the pair
-  },
-
-  shared: {
-    names: ['vera_A', 'vera_B'],
-    load(state, c, t, sites) {
-      const A = t['vera_A'], B = t['vera_B'];
-      const maxIn = Math.max(...sites.map((s) => s.inFeatures)), maxOut = Math.max(...sites.map((s) => s.outFeatures));
-      if (A.shape.length !== 2 || A.shape[0] !== c.r || A.shape[1] < maxIn) throw new Error(`VeRA: base_model.vera_A has shape [${A.shape}] but r ${c.r} and the widest adapted input (${maxIn}) need [${c.r}, ≥${maxIn}]`);
-      if (B.shape.length !== 2 || B.shape[1] !== c.r || B.shape[0] < maxOut) throw new Error(`VeRA: base_model.vera_B has shape [${B.shape}] but r ${c.r} and the widest adapted output (${maxOut}) need [≥${maxOut}, ${c.r}]`);
-      state.saved = { A, B };
-    },
-    /** The stored pair, else PEFT's (regenerated for the set's largest shape). */
-    save(state, c) {
-      const p = state.saved;
-      if (p) return { tensors: { vera_A: p.A, vera_B: p.B }, config: { save_projection: true } };
-      const L = state.largest;
-      if (!L) return null;
-      const { A, B } = veraProjections(c, L);
-      return { tensors: { vera_A: { shape: [c.r, L.in], data: A }, vera_B: { shape: [L.out, c.r], data: B } }, config: { save_projection: true } };
-    },
   },
 };

@@ -5,7 +5,7 @@ import type { VeraConfig } from './index.ts';
 export const testConfig: AdapterTestConfig<VeraConfig> = {
   config: { r: 16, projection_prng_key: 3, init_weights: false },
   merge: 'merge-unmerge',
-  combine: false,
-  mixedBatches: false,
+  combine: true,
+  mixedBatches: true,
   lr: 1e-2,
 };
