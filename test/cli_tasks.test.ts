@@ -60,7 +60,7 @@ function killAt(args: string[], ckptDir: string, at: number): Promise<{ signal: 
   });
 }
 
-for (const method of ['vera', 'smora', 'dora']) {
+for (const method of ['vera', 'smora', 'fourierft', 'dora']) {
   test(`causal-lm --method ${method}: checkpoints, resumes after kill -9 to the same adapter file, generates with it`, async () => {
     const dir = tmp();
     const data = jsonl(dir, 'story.jsonl', STORY);
@@ -133,4 +133,21 @@ test('rerank and embed on the bundled encoder: the layout, a score head saved fo
   const b = run('train', '--task', 'rerank', '--data', bad, '--quiet', '--out', path.join(dir, 'y'));
   assert.equal(b.status, 1);
   assert.match(b.stderr, /bad\.jsonl:1: "labels" must be one number per document \(2\)\nA valid line looks like/);
+});
+
+test('fourierft and loca at their defaults (n_frequency 1000) on modules smaller than that: capped per module at out·in, recorded in n_frequency_pattern', () => {
+  const dir = tmp();
+  const data = jsonl(dir, 'story.jsonl', STORY);
+  for (const method of ['fourierft', 'loca']) {
+    const out = path.join(dir, method);
+    const r = run('train', '--task', 'causal-lm', '--model', FIX + 'llama-tiny', '--method', method, '--data', data, '--epochs', '1', '--batch', '3', '--quiet', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter/adapter_config.json'), 'utf8'));
+    assert.equal(cfg.n_frequency, 1000);
+    // llama-tiny: k_proj / v_proj are [16, 32] (512 < 1000); q_proj [32, 32] has 1024 ≥ 1000 and keeps the default.
+    assert.equal(cfg.n_frequency_pattern['model.layers.0.self_attn.k_proj'], 512, JSON.stringify(cfg.n_frequency_pattern));
+    assert.equal(cfg.n_frequency_pattern['model.layers.0.self_attn.q_proj'], undefined);
+    const g = run('generate', '--model', FIX + 'llama-tiny', '--adapter', path.join(out, 'adapter'), '--prompt', 'once upon a time', '--max-new-tokens', '2');
+    assert.equal(g.status, 0, g.stderr);
+  }
 });

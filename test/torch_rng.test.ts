@@ -66,6 +66,9 @@ test('FourierFT locations are PEFT\'s: randperm(out·in, seed)[:n_frequency] →
     assert.deepEqual(Array.from(u), c.prefix.map((f: number) => Math.floor(f / inF)));
     assert.deepEqual(Array.from(v), c.prefix.map((f: number) => f % inF));
   }
-  assert.throws(() => fourierftIndices(4, 5, { n_frequency: 20, random_loc_seed: 777 }), /n_frequency \(20\) must be less than out·in \(4·5 = 20\)/);
+  assert.throws(() => fourierftIndices(4, 5, { n_frequency: 21, random_loc_seed: 777 }), /n_frequency \(21\) must be at most out·in \(4·5 = 20\)/);
+  // PEFT allows n_frequency = out·in: every location once (torch.randperm's full permutation).
+  const all = fourierftIndices(4, 5, { n_frequency: 20, random_loc_seed: 777 });
+  assert.equal(new Set(Array.from(all.u, (u, k) => u * 5 + all.v[k])).size, 20);
   assert.throws(() => torchRandperm(10, 1, { count: 11 }), /count must be an integer in \[0, n=10\]/);
 });

@@ -32,11 +32,26 @@ export const fourierftConfigSchema = z.object({
 export type FourierFTConfig = z.infer<typeof fourierftConfigSchema>;
 
 /** The config one module runs with: n_frequency from n_frequency_pattern (PEFT's FourierFTModel._create_and_replace rule). */
-export function moduleConfig(c: FourierFTConfig, module: string): FourierFTConfig {
+export function moduleConfig<C extends Pick<FourierFTConfig, 'n_frequency' | 'n_frequency_pattern'>>(c: C, module: string): C {
   const p = c.n_frequency_pattern ?? {};
   // next(key matching `.*\.key$`, else the module's own name), then pattern.get(that, n_frequency)
   const key = Object.keys(p).find((k) => new RegExp(`^.*\\.${k}$`).test(module)) ?? module;
   return !Object.hasOwn(p, key) || p[key] === c.n_frequency ? c : { ...c, n_frequency: p[key] };
+}
+
+/**
+ * PEFT refuses an n_frequency above a module's out·in; lorakit caps it there
+ * (every frequency of that module), per module, so the defaults run on small
+ * models. The caps go into n_frequency_pattern ahead of the given keys (PEFT
+ * takes the first matching key), so PEFT loads the saved adapter the same.
+ */
+export function capFrequencies<C extends { n_frequency: number; n_frequency_pattern: Record<string, number> }>(config: C, sites: { name: string; inFeatures: number; outFeatures: number }[]): C {
+  const caps: Record<string, number> = {};
+  for (const s of sites) {
+    const size = s.outFeatures * s.inFeatures;
+    if (moduleConfig(config, s.name).n_frequency > size) caps[s.name] = size;
+  }
+  return Object.keys(caps).length ? { ...config, n_frequency_pattern: { ...caps, ...Object.fromEntries(Object.entries(config.n_frequency_pattern).filter(([k]) => !(k in caps))) } } : config;
 }
 
 /** The factor ifft2's norm applies: 1/(mn) backward, 1/√(mn) ortho, 1 forward. */

@@ -8,13 +8,13 @@ import type { Graph, Value } from '../../graph/ir.ts';
 import type { AdapterMethod } from '../types.ts';
 import { torchRandperm } from '../../util/torch_rng.ts';
 import { memo } from '../bases.ts';
-import { FourierFTConfig, fourierftConfigSchema, ifftFactor, moduleConfig } from './config.ts';
+import { capFrequencies, FourierFTConfig, fourierftConfigSchema, ifftFactor, moduleConfig } from './config.ts';
 
 export const FOURIERFT_KEY = 'fourierft_spectrum';
 
 /** The spectral locations, in coefficient order as PEFT: u (row, < out) and v (column, < in). */
 export function fourierftIndices(out: number, inF: number, c: Pick<FourierFTConfig, 'n_frequency' | 'random_loc_seed'>): { u: Int32Array; v: Int32Array } {
-  if (c.n_frequency >= out * inF) throw new Error(`FourierFT: n_frequency (${c.n_frequency}) must be less than out·in (${out}·${inF} = ${out * inF}) of the module; lower n_frequency`);
+  if (c.n_frequency > out * inF) throw new Error(`FourierFT: n_frequency (${c.n_frequency}) must be at most out·in (${out}·${inF} = ${out * inF}) of the module; lower n_frequency`);
   return memo(`fourierft|${out}x${inF}|${c.n_frequency}|${c.random_loc_seed}`, () => {
     // PEFT: torch.randperm(out*in, generator=torch.Generator().manual_seed(seed))[:n_frequency]
     const flat = torchRandperm(out * inF, c.random_loc_seed, { count: c.n_frequency });
@@ -50,6 +50,10 @@ export const fourierft: AdapterMethod<FourierFTConfig> = {
     onlyBias: 'fourier_only',
     moduleKeys: [FOURIERFT_KEY],
     fieldsOf: (c) => ({ ...c, fan_in_fan_out: false }),
+  },
+
+  planConfig(config, targets) {
+    return capFrequencies(config, targets.map((t) => t.site));
   },
 
   init({ site, config: c0, rng }) {

@@ -23,6 +23,8 @@ import { z } from 'zod';
  * update); initial locations uniformly random from `random_loc_seed` (same
  * generator as FourierFT); n_frequency 1000 like FourierFT; locations are run
  * state (not saved: a loaded adapter starts from the seeded locations).
+ * A module smaller than n_frequency gets all its out·in frequencies
+ * (n_frequency_pattern, as FourierFT).
  */
 export const locaConfigSchema = z.object({
   n_frequency: z.number().int().positive().default(1000),
@@ -33,5 +35,7 @@ export const locaConfigSchema = z.object({
   /** Steps between location updates. */
   location_interval: z.number().int().positive().default(1),
   init_weights: z.boolean().default(true),
+  /** Per-module n_frequency (FourierFT's n_frequency_pattern rule); modules smaller than n_frequency are capped here at out·in. */
+  n_frequency_pattern: z.record(z.string(), z.number().int().positive()).default({}),
 });
 export type LocaConfig = z.infer<typeof locaConfigSchema>;

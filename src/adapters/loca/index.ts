@@ -12,6 +12,7 @@ import * as op from '../../graph/ops.ts';
 import type { Graph, Value } from '../../graph/ir.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
 import { fourierftIndices } from '../fourierft/index.ts';
+import { capFrequencies, moduleConfig } from '../fourierft/config.ts';
 import { LocaConfig, locaConfigSchema } from './config.ts';
 
 export const LOCA_KEYS = { c: 'loca_spectrum', loc: 'loca_locations' } as const;
@@ -76,7 +77,12 @@ export const loca: AdapterMethod<LocaConfig, LocaState> = {
 
   createState: () => ({ saved: new Map() }),
 
-  init({ site, config, rng }) {
+  planConfig(config, targets) {
+    return capFrequencies(config, targets.map((t) => t.site));
+  },
+
+  init({ site, config: c0, rng }) {
+    const config = moduleConfig(c0, site.name);
     const K = config.n_frequency;
     const { u, v } = fourierftIndices(site.outFeatures, site.inFeatures, config);
     const loc = new Float32Array(2 * K);
@@ -90,7 +96,8 @@ export const loca: AdapterMethod<LocaConfig, LocaState> = {
     ];
   },
 
-  forward({ g, site, config, p, x, W, bias }) {
+  forward({ g, site, config: c0, p, x, W, bias }) {
+    const config = moduleConfig(c0, site.name);
     const m = site.outFeatures, n = site.inFeatures, K = config.n_frequency, alpha = config.scaling;
     const loc = p[LOCA_KEYS.loc];
     const u = op.slice(loc, [0], [1], [0]), v = op.slice(loc, [1], [2], [0]); // [1, K]
@@ -118,7 +125,8 @@ export const loca: AdapterMethod<LocaConfig, LocaState> = {
     return site.layout === 'in_out' ? op.linear(x, Weff, bias) : op.linearT(x, Weff, bias);
   },
 
-  deltaWeight(site, config, params) {
+  deltaWeight(site, c0, params) {
+    const config = moduleConfig(c0, site.name);
     const m = site.outFeatures, n = site.inFeatures, K = config.n_frequency;
     const c = params[LOCA_KEYS.c], loc = params[LOCA_KEYS.loc];
     const dW = new Float64Array(m * n);
@@ -137,8 +145,8 @@ export const loca: AdapterMethod<LocaConfig, LocaState> = {
   },
 
   /** Coefficients + their (learnable) integer locations: 3·n_frequency. */
-  paramCount(_site, config) {
-    return 3 * config.n_frequency;
+  paramCount(site, config) {
+    return 3 * moduleConfig(config, site.name).n_frequency;
   },
 
   hooks: {
