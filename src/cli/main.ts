@@ -25,6 +25,9 @@ function terminalUi(quiet: boolean): JobUi {
       );
       bar.start(total, 0, { loss: '-', tps: '-' });
     },
+    advance(n) {
+      bar?.increment(n);
+    },
     step(s) {
       bar?.update(s.step, { loss: s.loss.toFixed(4), tps: Math.round(s.tokensPerSec) });
     },
@@ -32,7 +35,7 @@ function terminalUi(quiet: boolean): JobUi {
       bar?.stop();
       const m = Object.entries(e.metrics).map(([k, v]) => `${k} ${k === 'accuracy' || k === 'mrr' || k === 'ndcg' ? `${(100 * v).toFixed(2)}%` : Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ');
       console.log(`epoch ${e.epoch + 1}: validation ${m}${e.improved ? ' (best)' : ''}`);
-      bar?.start(bar.getTotal(), bar.getProgress() * bar.getTotal());
+      bar?.start(bar.getTotal(), Math.round(bar.getProgress() * bar.getTotal()), { loss: '-', tps: '-' });
     },
     endPhase() {
       bar?.stop();

@@ -118,7 +118,7 @@ async function frozenProbe(model: EncoderModel, splits: Record<'train' | 'valida
   const t0 = performance.now();
   const frozen = new ClassificationTrainer(model, null, numLabels, { epochs: 1, lr: 1, batchSize: 64, seed: o.seed, threads: o.threads });
   ui.startPhase('embed (frozen encoder)', splits.train.length + splits.validation.length + splits.test.length);
-  const embed = async (xs: EncodedExample[]) => ({ x: await frozen.embed(xs), labels: xs.map((e) => e.label) });
+  const embed = async (xs: EncodedExample[]) => ({ x: await frozen.embed(xs, (n) => ui.advance?.(n)), labels: xs.map((e) => e.label) });
   const [tr, va, te] = [await embed(splits.train), await embed(splits.validation), await embed(splits.test)];
   ui.endPhase();
   await frozen.release();

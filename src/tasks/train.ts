@@ -34,6 +34,8 @@ import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
 export interface JobUi {
   info(msg: string): void;
   startPhase(name: string, total: number): void;
+  /** Progress of a phase that is not training steps (embedding a data set): `n` more items done. */
+  advance?(n: number): void;
   step(s: StepInfo): void;
   eval(e: EvalInfo): void;
   endPhase(): void;

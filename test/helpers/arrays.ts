@@ -34,3 +34,19 @@ export function maskedMaxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, mas
   for (let i = 0; i < a.length; i++) if (mask[Math.floor(i / per)]) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
+
+/**
+ * The chain rule through a LoRA y = W·x + s·B·A·x: at any B, ∂L/∂B = s·(∂L/∂W)·Aᵀ,
+ * with G = ∂L/∂W [out, in] and A [r, in]. Checks a LoRA's B gradient `gB` [out, r]
+ * against frozen-weight gradients G (1e-4 relative to the largest entry).
+ */
+export function assertLoraChainRule(G: ArrayLike<number>, A: ArrayLike<number>, gB: ArrayLike<number>, dims: { out: number; in: number; r: number; s: number }): void {
+  const { out: m, in: n, r, s } = dims;
+  const expect = new Float64Array(m * r);
+  for (let i = 0; i < m; i++) for (let k = 0; k < r; k++) {
+    let acc = 0;
+    for (let j = 0; j < n; j++) acc += G[i * n + j] * A[k * n + j];
+    expect[i * r + k] = s * acc;
+  }
+  assertGradClose(gB, expect, 1e-4, '∂L/∂B vs s·G·Aᵀ');
+}

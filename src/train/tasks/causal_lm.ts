@@ -19,7 +19,7 @@ import { IGNORE_INDEX } from '../../models/types.ts';
 import { Rng } from '../../util/rng.ts';
 import { buildTaskGraph } from '../loop.ts';
 import type { TaskGraph, TrainTask, TrainTensor } from '../task.ts';
-import { lengthGroupedBatches } from './lm_batches.ts';
+import { lengthGroupedBatches, tokenMeanLoss } from './lm.ts';
 
 /**
  * Mean next-token cross-entropy of logits [B,T,V] against `targets` [B,T]
@@ -122,13 +122,7 @@ export class CausalLmTask implements TrainTask<CausalLmExample, CausalLmTaskBatc
   }
 
   evaluate(results: { batch: CausalLmTaskBatch; out: Record<string, HostTensor> }[]): Record<string, number> {
-    let sum = 0, n = 0;
-    for (const { batch, out } of results) {
-      sum += Number(out.loss.data[0]) * batch.targets;
-      n += batch.targets;
-    }
-    const loss = n ? sum / n : NaN;
-    return { loss, perplexity: Math.exp(loss), tokens: n };
+    return tokenMeanLoss(results);
   }
 }
 

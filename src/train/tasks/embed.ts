@@ -15,7 +15,7 @@ import type { Rng } from '../../util/rng.ts';
 import { padBatch } from '../../data/batching.ts';
 import { softmaxCrossEntropy } from '../ranking.ts';
 import type { TaskGraph, TrainTask, TrainTensor } from '../task.ts';
-import { lengthGroupedBatches } from './lm_batches.ts';
+import { lengthGroupedBatches } from './lm.ts';
 
 export interface EmbedExample {
   anchor: number[];

@@ -16,7 +16,7 @@ import { Rng } from '../../util/rng.ts';
 import { padBatch } from '../../data/batching.ts';
 import { pairwiseLoss, softmaxCrossEntropy } from '../ranking.ts';
 import type { TaskGraph, TrainTask, TrainTensor } from '../task.ts';
-import { lengthGroupedBatches } from './lm_batches.ts';
+import { lengthGroupedBatches } from './lm.ts';
 
 export const SCORE_W = 'score.weight';
 export const SCORE_B = 'score.bias';

@@ -19,7 +19,7 @@ import { IGNORE_INDEX } from '../../models/types.ts';
 import { buildTaskGraph } from '../loop.ts';
 import { causalLmLoss } from './causal_lm.ts';
 import type { TaskGraph, TrainTask, TrainTensor } from '../task.ts';
-import { lengthGroupedBatches } from './lm_batches.ts';
+import { lengthGroupedBatches, tokenMeanLoss } from './lm.ts';
 
 /** Mean cross-entropy of logits [B,T,V] against labels [B,T] (entries < 0 ignored). */
 export function seq2seqLoss(logits: Value, labels: Value): Value {
@@ -98,13 +98,7 @@ export class Seq2SeqTask implements TrainTask<Seq2SeqExample, Seq2SeqTaskBatch> 
   }
 
   evaluate(results: { batch: Seq2SeqTaskBatch; out: Record<string, HostTensor> }[]): Record<string, number> {
-    let sum = 0, n = 0;
-    for (const { batch, out } of results) {
-      sum += Number(out.loss.data[0]) * batch.targets;
-      n += batch.targets;
-    }
-    const loss = n ? sum / n : NaN;
-    return { loss, perplexity: Math.exp(loss), tokens: n };
+    return tokenMeanLoss(results);
   }
 }
 
