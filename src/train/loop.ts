@@ -301,9 +301,9 @@ export class Trainer<E, B> {
           if (!Number.isFinite(loss)) throw await diverged('loss', loss);
           const grads = new Map<string, Float32Array>();
           for (const k of params.keys()) grads.set(k, out[`grad.${k}`].data as Float32Array);
-          const gradNorm = globalGradNorm(grads);
+          // One pass over the gradients: clipping measures the norm (and leaves non-finite gradients untouched).
+          const gradNorm = o.maxGradNorm ? clipGradNorm(grads, o.maxGradNorm).totalNorm : globalGradNorm(grads);
           if (!Number.isFinite(gradNorm)) throw await diverged('gradient norm', gradNorm);
-          if (o.maxGradNorm) clipGradNorm(grads, o.maxGradNorm);
           const lr = o.lr * schedule(state.step);
           const hookCtx = { step: state.step, totalSteps, lr, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
