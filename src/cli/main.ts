@@ -10,6 +10,7 @@ import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
+import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
 import path from 'node:path';
 
 
@@ -49,6 +50,29 @@ function trainMethod(method: string, useDora: boolean): string {
   if (!useDora) return method;
   if (method === 'lora' || method === 'dora') return 'dora';
   throw new InvalidArgumentError(`--use-dora applies to LoRA (--method lora), not ${method}`);
+}
+
+/**
+ * The --optimizer spec. ALLoRA trains LoRA without dropout and without the α/r
+ * scale (its paper): the config gets lora_alpha = r and lora_dropout 0, and
+ * flags that say otherwise are refused.
+ */
+function optimizerSpec(o: Record<string, any>, method: string, flags: { alpha?: number; loraDropout?: number }, config: Record<string, unknown>): OptimizerSpec {
+  switch (o.optimizer as OptimizerSpec['kind']) {
+    case 'galore':
+      return { kind: 'galore', rank: o.galoreRank, updateProjGap: o.galoreUpdateGap, scale: o.galoreScale };
+    case 'allora': {
+      if (method !== 'lora') throw new InvalidArgumentError(`--optimizer allora trains a LoRA: use --method lora, not ${method}`);
+      const r = (config.r as number | undefined) ?? 8;
+      if (flags.alpha !== undefined && flags.alpha !== r) throw new InvalidArgumentError(`--optimizer allora has no α/r scale: --alpha must equal --rank (${r}) or be left out`);
+      if (flags.loraDropout) throw new InvalidArgumentError('--optimizer allora trains without dropout: leave out --lora-dropout');
+      if (config.use_rslora) throw new InvalidArgumentError('--optimizer allora has no α/r scale: leave out --use-rslora');
+      Object.assign(config, { lora_alpha: r, lora_dropout: 0 });
+      return { kind: 'allora', eta: o.alloraEta };
+    }
+    default:
+      return { kind: o.optimizer };
+  }
 }
 
 const TASK_DATA: Record<string, string> = {
@@ -98,6 +122,11 @@ export function makeProgram(): Command {
     .option('--max-eval <n>', 'classification: use at most N validation and N test examples', int('--max-eval'), 1000)
     .option('--max-len <n>', 'truncate token sequences (default: 128 on encoders (USE reads at most 128), 256 for causal-lm, 512 for seq2seq sources)', int('--max-len'))
     .option('--max-target-len <n>', 'seq2seq: truncate targets', int('--max-target-len'), 128)
+    .addOption(new Option('--optimizer <rule>', "update rule: adamw (default), sgd, galore (projected Adam on full weight matrices: with --full), lorapro (LoRA steps that follow full fine-tuning's AdamW step; --method lora), allora (LoRA with per-row 1/‖θ‖ gradient scaling; implies --lora-dropout 0 and --alpha = --rank, no α/r scale, as the paper says)").choices([...OPTIMIZER_KINDS]).default('adamw'))
+    .option('--galore-rank <r>', 'GaLore: rank of the gradient projection', int('--galore-rank'), 128)
+    .option('--galore-update-gap <T>', 'GaLore: steps between projector refreshes (an SVD of the gradient)', int('--galore-update-gap'), 200)
+    .option('--galore-scale <x>', 'GaLore: factor on the projected-back update', num('--galore-scale'), 0.25)
+    .option('--allora-eta <η>', 'ALLoRA: the gradient factor at θ = 0 (1/√(‖θ‖² + η⁻²) per row)', num('--allora-eta'), 2)
     .option('--checkpoint-every <n>', 'save a checkpoint every n steps (and at every epoch end)', int('--checkpoint-every'), 50)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
@@ -112,6 +141,7 @@ export function makeProgram(): Command {
       if (o.loraplusLrRatio !== undefined && method !== 'lora' && method !== 'dora') throw new InvalidArgumentError(`--loraplus-lr-ratio scales lora_B's learning rate: it needs --method lora or dora, not ${method}`);
       const flags = { rank: o.rank, alpha: o.alpha, loraDropout: o.loraDropout ?? o.dropout, useRslora: o.useRslora || o.rslora || undefined, initLoraWeights: o.initLoraWeights };
       const methodConfig = methodConfigFromFlags(method, flags, o.methodOption);
+      const optimizer = optimizerSpec(o, method, flags, methodConfig);
       const ui = terminalUi(o.quiet);
       const t0 = performance.now();
       if (task !== 'classification') {
@@ -124,7 +154,7 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: o.rankLoss, embedScale: o.embedScale,
+          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer,
         }, ui);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
@@ -160,6 +190,7 @@ export function makeProgram(): Command {
           schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined,
           checkpointEvery: o.checkpointEvery,
+          optimizer,
         },
         ui,
       );

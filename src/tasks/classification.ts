@@ -19,7 +19,8 @@ import { Rng } from '../util/rng.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 import { accuracy, probeLogits, trainLinearProbe } from '../train/linear_probe.ts';
 import { ClassificationTrainer, EncodedExample } from '../train/trainer.ts';
-import { USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+import { peakRss, USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+import type { OptimizerSpec } from '../train/optimizers.ts';
 
 export type { JobUi, TextTokenizer };
 
@@ -60,6 +61,8 @@ export interface ClassifyJobOptions {
   checkpointEvery?: number;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
+  /** The update rule (default AdamW). */
+  optimizer?: OptimizerSpec;
 }
 
 
@@ -69,6 +72,11 @@ export interface ClassifyResult {
   adapterDir: string;
   /** Stopped by stopAfterSteps before the end (nothing saved but checkpoints). */
   stopped?: boolean;
+  optimizer?: string;
+  /** Bytes of the adapter run's optimizer state (moments, projectors) at the end. */
+  optimizerStateBytes?: number;
+  /** The process's peak resident memory, in bytes. */
+  peakRssBytes?: number;
 }
 
 /** The bundled encoder or a Hugging Face encoder folder (BERT, RoBERTa, DistilBERT) with its tokenizer. */
@@ -176,6 +184,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     warmupRatio: o.warmupRatio,
     schedule: o.schedule,
     stopAfterSteps: o.stopAfterSteps,
+    optimizer: o.optimizer,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     checkpointEvery: o.checkpointEvery ?? 50,
     onStep: (s) => ui.step(s),
@@ -204,7 +213,10 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     extra: { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED, ...(o.loraplusLrRatio !== undefined && { loraplus_lr_ratio: o.loraplusLrRatio }) },
   });
   await trainer.release();
-  const result = { rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir };
+  const result: ClassifyResult = {
+    rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir,
+    optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
+  };
   writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
   return result;
 }

@@ -25,6 +25,7 @@ import { saveAdapter } from '../peft/adapter_files.ts';
 import { Rng } from '../util/rng.ts';
 import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
 import type { TaskKind, TrainTask } from '../train/task.ts';
+import type { OptimizerSpec } from '../train/optimizers.ts';
 import { CausalLmTask, encodeCausalLm } from '../train/tasks/causal_lm.ts';
 import { EmbedTask, type EmbedExample } from '../train/tasks/embed.ts';
 import { RerankTask, type RerankExample } from '../train/tasks/rerank.ts';
@@ -39,6 +40,11 @@ export interface JobUi {
   step(s: StepInfo): void;
   eval(e: EvalInfo): void;
   endPhase(): void;
+}
+
+/** The process's peak resident set size so far, in bytes. */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 export const silentUi: JobUi = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
@@ -83,6 +89,8 @@ export interface TrainJobOptions {
   rankLoss?: 'listwise' | 'pairwise';
   /** embed: the similarity scale (1/temperature, default 20). */
   embedScale?: number;
+  /** The update rule (default AdamW). */
+  optimizer?: OptimizerSpec;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
 }
@@ -101,6 +109,11 @@ export interface TrainJobResult {
   adapterDir: string;
   seconds: number;
   stopped: boolean;
+  optimizer: string;
+  /** Bytes of the optimizer's state (moments, projectors) at the end. */
+  optimizerStateBytes: number;
+  /** The process's peak resident memory, in bytes. */
+  peakRssBytes: number;
 }
 
 const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder' };
@@ -193,7 +206,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
-    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps,
+    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     onStep: (s) => ui.step(s), onEval: (e) => ui.eval(e),
   });
@@ -206,6 +219,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
     const result: TrainJobResult = {
       task: o.task, method: method.name, model: loaded.name, examples: { train: train.length, validation: validation?.length ?? 0 },
       trainableParams: trainable, steps: fit.steps, epochLosses: fit.epochLosses, adapterDir, seconds: 0, stopped: fit.stopped,
+      optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
     };
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
     if (validation) result.validation = await trainer.evaluate(validation);
@@ -216,6 +230,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
       extra: { task: o.task, data: o.data, ...extra },
     });
     result.seconds = (performance.now() - t0) / 1000;
+    result.peakRssBytes = peakRss();
     writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
     return result;
   } finally {

@@ -20,7 +20,7 @@ import { outIn64 } from '../adapters/bases.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import { plainLinear } from '../models/linear.ts';
 import type { LinearFn, LinearSite } from '../models/types.ts';
-import { AdamW, type AdamWGroup } from '../optim/adamw.ts';
+import type { AdamWGroup } from '../optim/adamw.ts';
 import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
@@ -28,6 +28,7 @@ import { Rng } from '../util/rng.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { MetricsLog } from './metrics.ts';
 import { lossOf, type TrainTask } from './task.ts';
+import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
 
 export interface FitOptions {
   epochs: number;
@@ -42,8 +43,10 @@ export interface FitOptions {
   schedule?: 'linear' | 'cosine' | 'constant';
   /** Clip the global gradient norm to this (off by default). */
   maxGradNorm?: number;
-  /** Extra AdamW groups (LoRA+), matched before the task's own (a head's lr scale). */
+  /** Extra parameter groups (LoRA+), matched before the task's own (a head's lr scale). */
   optimizerGroups?: AdamWGroup[];
+  /** The update rule (default AdamW); its state is checkpointed with the run. */
+  optimizer?: OptimizerSpec;
   /** Stop after this many epochs without a better validation metric (needs validation data). */
   patience?: number;
   /** onnxruntime intra-op threads. */
@@ -74,6 +77,8 @@ export interface FitResult {
   best?: number;
   /** Mean training loss of each epoch finished in this process or before it (from the checkpoint). */
   epochLosses: number[];
+  /** Bytes of the optimizer's state at the end (moments, projectors). */
+  optimizerStateBytes: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -241,7 +246,10 @@ export class Trainer<E, B> {
     const warmupSteps = Math.round((o.warmupRatio ?? 0.06) * totalSteps);
     const kind = o.schedule ?? 'linear';
     const schedule = makeSchedule(kind === 'constant' ? { kind, warmupSteps } : { kind, warmupSteps, totalSteps });
-    const optimizer = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0.01, groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])] });
+    const optimizer = makeOptimizer(o.optimizer ?? { kind: 'adamw' }, {
+      params, adapters: this.adapters, weightDecay: o.weightDecay ?? 0.01,
+      groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])],
+    });
     if (o.outDir && !o.resume) {
       // A fresh run owns its folder: an earlier run's checkpoints (possibly at
       // later steps) would otherwise be what a later --resume picks up, and its
@@ -293,7 +301,7 @@ export class Trainer<E, B> {
       for (; state.epoch < o.epochs; state.epoch++, state.batchInEpoch = 0) {
         const batches = this.epochBatches(train, state.epoch);
         for (; state.batchInEpoch < batches.length; state.batchInEpoch++) {
-          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses };
+          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
           const batch = batches[state.batchInEpoch];
           const t0 = performance.now();
           const out = await cg.run(this.feeds(batch, true, state.step));
@@ -349,7 +357,7 @@ export class Trainer<E, B> {
       }
       // Early stopping keeps the best validation weights.
       if (best) for (const [k, v] of best) params.get(k)!.set(v);
-      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses };
+      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
     } finally {
       log?.close();
     }
