@@ -94,6 +94,7 @@ export function makeProgram(): Command {
     .option('--data <imdb|file.jsonl>', `training data: ${Object.entries(TASK_DATA).map(([t, d]) => `${t}: ${d}`).join('; ')}`, 'imdb')
     .option('--validation <file.jsonl>', 'validation data in the task\'s format, evaluated every epoch (classification splits its own data)')
     .option('--method <name>', `adapter method (${Object.keys(METHODS).join(', ')})`, 'lora')
+    .option('--full', 'full fine-tuning: train every weight of the model, no adapter; writes <out>/model (a Hugging Face folder for a folder model) instead of <out>/adapter')
     .option('--method-option <key=value>', 'a field of the method\'s config (repeatable), e.g. d_initial=0.05', collectMethodOption, {})
     .option('--target-modules <list>', `comma-separated module names/suffixes, a regex, or 'all-linear' (default: ${USE_DEFAULT_TARGETS.join(',')} on the bundled model, all-linear on a folder)`, list)
     .option('-r, --rank <r>', `rank r; default: the method's own (${methodDefaults('r')}; other methods size themselves with --method-option)`, int('--rank'))
@@ -140,6 +141,13 @@ export function makeProgram(): Command {
       if (o.loraplusLrRatio !== undefined && !(o.loraplusLrRatio > 0)) throw new InvalidArgumentError(`--loraplus-lr-ratio must be a positive number, got ${o.loraplusLrRatio}`);
       if (o.loraplusLrRatio !== undefined && method !== 'lora' && method !== 'dora') throw new InvalidArgumentError(`--loraplus-lr-ratio scales lora_B's learning rate: it needs --method lora or dora, not ${method}`);
       const flags = { rank: o.rank, alpha: o.alpha, loraDropout: o.loraDropout ?? o.dropout, useRslora: o.useRslora || o.rslora || undefined, initLoraWeights: o.initLoraWeights };
+      if (o.full) {
+        const adapterFlags = ['useDora', 'useRslora', 'rslora', 'initLoraWeights', 'loraplusLrRatio', 'rank', 'alpha', 'loraDropout', 'dropout', 'targetModules'].filter((k) => o[k] !== undefined && o[k] !== false);
+        if (o.method !== 'lora' || Object.keys(o.methodOption).length || adapterFlags.length) {
+          throw new InvalidArgumentError(`--full trains the weights themselves, with no adapter: leave out ${[...(o.method !== 'lora' ? ['--method'] : []), ...(Object.keys(o.methodOption).length ? ['--method-option'] : []), ...adapterFlags.map((k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`)].join(', ')}`);
+        }
+        if (o.optimizer === 'lorapro' || o.optimizer === 'allora') throw new InvalidArgumentError(`--optimizer ${o.optimizer} steps a LoRA; with --full use adamw, sgd or galore`);
+      } else if (o.optimizer === 'galore') throw new InvalidArgumentError('--optimizer galore projects the gradients of full weight matrices: add --full');
       const methodConfig = methodConfigFromFlags(method, flags, o.methodOption);
       const optimizer = optimizerSpec(o, method, flags, methodConfig);
       const ui = terminalUi(o.quiet);
@@ -154,12 +162,12 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer,
+          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full,
         }, ui);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
         if (r.validation) console.log(`validation: ${Object.entries(r.validation).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
-        console.log(`adapter: ${r.adapterDir}  metrics: ${path.join(o.out, 'metrics.jsonl')}  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+        console.log(`${r.fineTuning === 'full' ? 'model' : 'adapter'}: ${r.adapterDir}  metrics: ${path.join(o.out, 'metrics.jsonl')}  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
         return;
       }
       if (o.validation) throw new InvalidArgumentError('--validation: classification makes its own seeded validation and test splits from --data');
@@ -191,12 +199,13 @@ export function makeProgram(): Command {
           maxGradNorm: o.maxGradNorm || undefined,
           checkpointEvery: o.checkpointEvery,
           optimizer,
+          full: !!o.full,
         },
         ui,
       );
       console.log(`\nTest split: ${res.split.test} examples (trained on ${res.split.train}, validated on ${res.split.validation})`);
       console.table(res.rows.map((r) => ({ system: r.system, 'test accuracy %': +(100 * r.testAccuracy).toFixed(2), 'trainable params': r.trainableParams, 'wall time s': +r.seconds.toFixed(1) })));
-      console.log(`adapter: ${res.adapterDir}  metrics: ${o.out}/metrics.jsonl  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      console.log(`${o.full ? 'model' : 'adapter'}: ${res.adapterDir}  metrics: ${o.out}/metrics.jsonl  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     });
 
   program

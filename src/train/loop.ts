@@ -19,7 +19,7 @@ import { loadHookState, runFitHook, runStartHook, runStepHook, saveHookState } f
 import { outIn64 } from '../adapters/bases.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import { plainLinear } from '../models/linear.ts';
-import type { LinearFn, LinearSite } from '../models/types.ts';
+import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import type { AdamWGroup } from '../optim/adamw.ts';
 import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
@@ -47,6 +47,12 @@ export interface FitOptions {
   optimizerGroups?: AdamWGroup[];
   /** The update rule (default AdamW); its state is checkpointed with the run. */
   optimizer?: OptimizerSpec;
+  /**
+   * Full fine-tuning: the model's weights are trained too, in place (every
+   * float32 weight the task's graph reads; a tied weight once). `matrices`
+   * names the 2-D projection weights GaLore may project.
+   */
+  full?: { weights: WeightMap; matrices?: ReadonlySet<string> };
   /** Stop after this many epochs without a better validation metric (needs validation data). */
   patience?: number;
   /** onnxruntime intra-op threads. */
@@ -110,8 +116,9 @@ interface LoopState {
  * and `grad.<name>` of every trainable tensor in it (the fused step); 'eval'
  * outputs the loss (when the task gives one) and the task's outputs.
  */
-export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval'): { graph: Graph; trainable: string[] } {
+export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval', trainWeights?: ReadonlySet<string>): { graph: Graph; trainable: string[] } {
   const g = new Graph(`${task.name}-${mode}`);
+  if (trainWeights) g.trainableWeights = (name) => trainWeights.has(name);
   const { loss, outputs } = task.build(g, linear, mode);
   if (loss) g.output('loss', loss);
   for (const [k, v] of Object.entries(outputs ?? {})) g.output(k, v);
@@ -126,6 +133,8 @@ export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode
 
 export class Trainer<E, B> {
   private graphs: Partial<Record<'train' | 'eval', Promise<CompiledGraph>>> = {};
+  /** Full fine-tuning: the model weights the task's graph reads, trained in place. */
+  private readonly fullWeights: WeightMap = new Map();
 
   constructor(
     readonly task: TrainTask<E, B>,
@@ -135,15 +144,22 @@ export class Trainer<E, B> {
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
     if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) throw new Error(`Epochs must be an integer ≥ 1, got ${opts.epochs}`);
+    if (opts.full) {
+      if (adapters) throw new Error('Full fine-tuning trains the weights themselves: leave the adapter out');
+      // Which weights the graph reads (the builders name them): a graph built once, not compiled.
+      const names = new Set([...opts.full.weights].filter(([, w]) => w.data instanceof Float32Array).map(([k]) => k));
+      const { trainable } = buildTaskGraph(task, plainLinear, 'train', names);
+      for (const k of trainable) if (opts.full.weights.has(k)) this.fullWeights.set(k, opts.full.weights.get(k)!);
+    }
   }
 
-  /** Every trainable tensor (adapter, then the task's own), by name, live. */
+  /** Every trainable tensor (adapter or, fully fine-tuned, the model's weights; then the task's own), by name, live. */
   params(): Map<string, Float32Array> {
-    return new Map([...(this.adapters?.params ?? []), ...[...this.task.params].map(([k, t]) => [k, t.data] as const)]);
-  }
-
-  private shapeOf(name: string): number[] {
-    return this.task.params.get(name)?.shape ?? this.adapters!.shapes.get(name)!;
+    return new Map([
+      ...(this.adapters?.params ?? []),
+      ...[...this.fullWeights].map(([k, w]) => [k, w.data] as const),
+      ...[...this.task.params].map(([k, t]) => [k, t.data] as const),
+    ]);
   }
 
   private linear(training: boolean): LinearFn {
@@ -152,7 +168,7 @@ export class Trainer<E, B> {
 
   private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
     this.graphs[mode] ??= (async () => {
-      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode);
+      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, this.fullWeights.size ? new Set(this.fullWeights.keys()) : undefined);
       const unused = [...this.params().keys()].filter((k) => mode === 'train' && !trainable.includes(k));
       if (unused.length) throw new Error(`${this.task.name}: trainable tensors the task's graph does not use: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? '…' : ''}`);
       return CompiledGraph.compile(graph, { threads: this.opts.threads });
@@ -164,6 +180,7 @@ export class Trainer<E, B> {
   private feeds(batch: B, training: boolean, step = 0): Record<string, HostTensor> {
     const f = this.task.feeds(batch);
     for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
+    for (const [k, w] of this.fullWeights) f[k] = { data: w.data, dims: w.shape };
     const dropout = training ? { batch: f, rng: new Rng(this.opts.seed).fork(`dropout-${step}`) } : undefined;
     return Object.assign(f, adapterFeeds(this.adapters, { training, dropout }));
   }
@@ -238,7 +255,7 @@ export class Trainer<E, B> {
     const { train } = data;
     const validation = data.validation && data.validation.length ? data.validation : undefined;
     if (!train.length) throw new Error(`${this.task.name}: no training examples`);
-    if (!this.adapters && this.task.params.size === 0) throw new Error(`${this.task.name}: nothing to train (attach an adapter)`);
+    if (!this.adapters && !this.fullWeights.size && this.task.params.size === 0) throw new Error(`${this.task.name}: nothing to train (attach an adapter)`);
     if (o.patience !== undefined && !validation) throw new Error('Early stopping (patience) needs validation data');
     const params = this.params();
     const stepsPerEpoch = this.epochBatches(train, 0).length;
@@ -246,8 +263,13 @@ export class Trainer<E, B> {
     const warmupSteps = Math.round((o.warmupRatio ?? 0.06) * totalSteps);
     const kind = o.schedule ?? 'linear';
     const schedule = makeSchedule(kind === 'constant' ? { kind, warmupSteps } : { kind, warmupSteps, totalSteps });
+    const matrices = new Map<string, [number, number]>();
+    for (const k of o.full?.matrices ?? []) {
+      const w = this.fullWeights.get(k);
+      if (w && w.shape.length === 2) matrices.set(k, [w.shape[0], w.shape[1]]);
+    }
     const optimizer = makeOptimizer(o.optimizer ?? { kind: 'adamw' }, {
-      params, adapters: this.adapters, weightDecay: o.weightDecay ?? 0.01,
+      params, adapters: this.adapters, weightDecay: o.weightDecay ?? 0.01, matrices,
       groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])],
     });
     if (o.outDir && !o.resume) {

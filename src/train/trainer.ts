@@ -6,7 +6,7 @@
 import type { AdapterSet } from '../adapters/inject.ts';
 import type { EncoderModel } from '../models/types.ts';
 import type { AdamWGroup } from '../optim/adamw.ts';
-import { Trainer, type EvalInfo, type StepInfo } from './loop.ts';
+import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from './loop.ts';
 import type { OptimizerSpec } from './optimizers.ts';
 import { ClassificationTask, type EncodedExample } from './tasks/classification.ts';
 
@@ -24,6 +24,8 @@ export interface TrainOptions {
   optimizerGroups?: AdamWGroup[];
   /** The update rule (default AdamW). */
   optimizer?: OptimizerSpec;
+  /** Full fine-tuning: the encoder's weights train too (see FitOptions.full). */
+  full?: FitOptions['full'];
   weightDecay?: number;
   warmupRatio?: number;
   schedule?: 'linear' | 'cosine' | 'constant';
