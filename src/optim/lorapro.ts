@@ -36,6 +36,12 @@ export interface LoraProOptions {
   pairs: LoraPair[];
   betas?: readonly [number, number];
   eps?: number;
+  /**
+   * 'adam' (default, the official code): the full-size AdamW moments of step 3.
+   * 'none': the paper's SGD form, g = g̃ (no moments): the update then follows
+   * full fine-tuning's SGD step.
+   */
+  moments?: 'adam' | 'none';
 }
 
 interface Moments { t: number; m: Float32Array; v: Float32Array }
@@ -132,17 +138,20 @@ export class LoraPro implements Optimizer {
     const A = this.params.get(p.A)!, B = this.params.get(p.B)!;
     const adj = adjust(A, B, gA, gB, p, first);
     const eq = equivalentGradient(A, B, adj.gAh, adj.gBh, p);
-    let st = this.moments.get(p.A);
-    if (!st) this.moments.set(p.A, (st = { t: 0, m: new Float32Array(m * n), v: new Float32Array(m * n) }));
-    st.t++;
-    const bc1 = 1 - b1 ** st.t, bc2 = Math.sqrt(1 - b2 ** st.t);
-    const g = new Float64Array(m * n);
-    for (let i = 0; i < g.length; i++) {
-      const mi = b1 * st.m[i] + (1 - b1) * eq[i];
-      const vi = b2 * st.v[i] + (1 - b2) * eq[i] * eq[i];
-      st.m[i] = mi;
-      st.v[i] = vi;
-      g[i] = mi / bc1 / (Math.sqrt(vi) / bc2 + eps);
+    let g: Float64Array = eq;
+    if ((this.o.moments ?? 'adam') === 'adam') {
+      let st = this.moments.get(p.A);
+      if (!st) this.moments.set(p.A, (st = { t: 0, m: new Float32Array(m * n), v: new Float32Array(m * n) }));
+      st.t++;
+      const bc1 = 1 - b1 ** st.t, bc2 = Math.sqrt(1 - b2 ** st.t);
+      g = new Float64Array(m * n);
+      for (let i = 0; i < g.length; i++) {
+        const mi = b1 * st.m[i] + (1 - b1) * eq[i];
+        const vi = b2 * st.v[i] + (1 - b2) * eq[i] * eq[i];
+        st.m[i] = mi;
+        st.v[i] = vi;
+        g[i] = mi / bc1 / (Math.sqrt(vi) / bc2 + eps);
+      }
     }
     const gA2 = scaled(mm(tr(B, m, r), g, r, m, n), s); // s·Bᵀg [r, n]
     const gB2 = scaled(mm(g, tr(A, r, n), m, n, r), s); // s·g·Aᵀ [m, r]
