@@ -95,8 +95,24 @@ export class Galore implements Optimizer {
       const h = this.hyper(name);
       const shape = this.o.targets.get(name);
       let s = this.st.get(name);
+      if (!shape) {
+        // Not projected: the same Adam step, element by element (no float64 copies of large tensors such as embeddings).
+        if (!s) this.st.set(name, (s = { step: 0, expAvg: new Float32Array(p.length), expAvgSq: new Float32Array(p.length) }));
+        const t = ++s.step;
+        const stepSize = lr * h.lrScale * Math.sqrt(1 - b2 ** t) / (1 - b1 ** t);
+        const m1 = s.expAvg, v1 = s.expAvgSq, decay = lr * h.lrScale * h.weightDecay;
+        for (let i = 0; i < p.length; i++) {
+          const mi = b1 * m1[i] + (1 - b1) * G[i];
+          const vi = b2 * v1[i] + (1 - b2) * G[i] * G[i];
+          m1[i] = mi;
+          v1[i] = vi;
+          const pi = p[i] - stepSize * (mi / (Math.sqrt(vi) + eps));
+          p[i] = pi - decay * pi;
+        }
+        continue;
+      }
       let R: Float64Array;
-      if (shape) {
+      {
         const [m, n] = shape;
         const side = this.sideOf(m, n);
         const r = Math.min(this.o.rank, m, n);
@@ -110,9 +126,6 @@ export class Galore implements Optimizer {
           s.side = side;
         }
         R = side === 'left' ? matTN(s.ortho!, G, m, r, n) : matNT(G, s.ortho!, m, n, r);
-      } else {
-        if (!s) this.st.set(name, (s = { step: 0, expAvg: new Float32Array(p.length), expAvgSq: new Float32Array(p.length) }));
-        R = Float64Array.from(G);
       }
       s!.step++;
       const t = s!.step;
@@ -126,14 +139,10 @@ export class Galore implements Optimizer {
         N[i] = mi / (Math.sqrt(vi) + eps);
       }
       const stepSize = lr * h.lrScale * Math.sqrt(1 - b2 ** t) / (1 - b1 ** t);
-      let U: Float64Array = N;
-      if (shape) {
-        const [m, n] = shape;
-        const r = Math.min(this.o.rank, m, n);
-        U = s!.side === 'left' ? matNN(s!.ortho!, N, m, r, n) : matNN(N, s!.ortho!, m, r, n);
-        for (let i = 0; i < U.length; i++) U[i] *= this.o.scale;
-      }
-      for (let i = 0; i < p.length; i++) p[i] -= stepSize * U[i];
+      const [m, n] = shape;
+      const r = Math.min(this.o.rank, m, n);
+      const U = s!.side === 'left' ? matNN(s!.ortho!, N, m, r, n) : matNN(N, s!.ortho!, m, r, n);
+      for (let i = 0; i < p.length; i++) p[i] -= stepSize * this.o.scale * U[i];
       if (h.weightDecay > 0) {
         const f = lr * h.lrScale * h.weightDecay;
         for (let i = 0; i < p.length; i++) p[i] -= f * p[i];
