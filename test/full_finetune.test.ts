@@ -109,3 +109,42 @@ test('lorakit train --full writes a Hugging Face folder that reloads to the trai
   assert.match(cli('--optimizer', 'galore').stderr, /--optimizer galore projects the gradients of full weight matrices: add --full/);
   assert.match(cli('--full', '--optimizer', 'lorapro').stderr, /--optimizer lorapro steps a LoRA; with --full use adamw, sgd or galore/);
 });
+
+test('full fine-tuning of a BERT folder: the position table (a slice of run-time length) gets the gradient finite differences give', async () => {
+  const { ClassificationTask } = await import('../src/train/tasks/classification.ts');
+  const m = await loadModel(path.join(FIX, 'bert'), 'encoder');
+  const task = new ClassificationTask(m.model, { numLabels: 2, seed: 0, buckets: [8] });
+  const names = new Set(m.model.weights.keys());
+  const { graph, trainable } = buildTaskGraph(task, plainLinear, 'train', names);
+  const pos = [...names].find((k) => k.endsWith('position_embeddings.weight'))!;
+  assert.ok(trainable.includes(pos), 'the position table trains');
+  const ex = ['a b c', 'hello world'].map((t, i) => ({ ids: m.tokenizer!.encode(t), label: i }));
+  const batch = task.batches(ex, 2, null)[0];
+  const cg = await CompiledGraph.compile(graph, { threads: 1 });
+  const feedsFor = () => {
+    const f: Record<string, any> = task.feeds(batch);
+    for (const k of trainable) f[k] = task.params.get(k) ? { data: task.params.get(k)!.data, dims: task.params.get(k)!.shape } : { data: m.model.weights.get(k)!.data, dims: m.model.weights.get(k)!.shape };
+    return f;
+  };
+  const out = await cg.run(feedsFor());
+  const g = out[`grad.${pos}`].data as Float32Array;
+  const table = m.model.weights.get(pos)!;
+  const H = table.shape[1];
+  // Entries at a used position (row 1) and at a row past the batch's length (its gradient is exactly 0).
+  const lossAt = async (i: number, h: number) => {
+    const keep = table.data[i];
+    table.data[i] = keep + h;
+    const l = Number((await cg.run(feedsFor())).loss.data[0]);
+    table.data[i] = keep;
+    return l;
+  };
+  for (const i of [1 * H + 3, 2 * H + 5]) {
+    const fd = ((await lossAt(i, 1e-2)) - (await lossAt(i, -1e-2))) / 2e-2;
+    assert.ok(Math.abs(g[i]) > 1e-3, `row ${Math.floor(i / H)}: the gradient is large enough for the check to mean something (${g[i]})`);
+    assert.ok(Math.abs(fd - g[i]) < 1e-4 + 0.02 * Math.abs(fd), `row ${Math.floor(i / H)}: autodiff ${g[i]} vs finite differences ${fd}`);
+  }
+  const past = (batch.T + 2) * H;
+  assert.equal(g[past], 0, 'a position past the batch gets no gradient');
+  assert.ok(g.some((v, i) => i < batch.T * H && v !== 0));
+  await cg.release();
+});
