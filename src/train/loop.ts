@@ -149,7 +149,8 @@ export class Trainer<E, B> {
       // Which weights the graph reads (the builders name them): a graph built once, not compiled.
       const names = new Set([...opts.full.weights].filter(([, w]) => w.data instanceof Float32Array).map(([k]) => k));
       const { trainable } = buildTaskGraph(task, plainLinear, 'train', names);
-      for (const k of trainable) if (opts.full.weights.has(k)) this.fullWeights.set(k, opts.full.weights.get(k)!);
+      // The task's own tensors keep their names (a folder's own `classifier.weight` of another size is not the task's head).
+      for (const k of trainable) if (opts.full.weights.has(k) && !task.params.has(k)) this.fullWeights.set(k, opts.full.weights.get(k)!);
     }
   }
 
