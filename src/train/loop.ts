@@ -343,7 +343,7 @@ export class Trainer<E, B> {
           const lr = o.lr * schedule(state.step);
           const hookCtx = { step: state.step, totalSteps, lr, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
-          optimizer.step(grads, lr);
+          await optimizer.step(grads, lr);
           runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
           state.step++;
           stepsThisRun++;
@@ -387,6 +387,7 @@ export class Trainer<E, B> {
       if (best) for (const [k, v] of best) params.get(k)!.set(v);
       return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
     } finally {
+      await optimizer.release?.();
       log?.close();
       lock?.release();
     }
