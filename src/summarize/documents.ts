@@ -41,8 +41,8 @@ function parseDocument(o: any, line: number): SummDocument | string {
   return { id, document, sentences: o.sentences, summaries };
 }
 
-/** Streams the documents of a JSONL file; a bad line throws with file:line and what a good line looks like. */
-export async function* readSummDocuments(file: string): AsyncGenerator<SummDocument> {
+/** Streams the JSON objects of a JSONL file with their 1-based line numbers (blank lines skipped). */
+export async function* readJsonlObjects(file: string, format: string): AsyncGenerator<{ o: any; line: number }> {
   if (!fs.existsSync(file)) throw new Error(`${file}: not found`);
   const rl = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
   let n = 0, any = false;
@@ -54,14 +54,35 @@ export async function* readSummDocuments(file: string): AsyncGenerator<SummDocum
     try {
       o = JSON.parse(line);
     } catch (e) {
-      throw new Error(`${file}:${n}: not valid JSON (${(e as Error).message})\nA valid line looks like: ${DOCUMENT_LINE_FORMAT}`);
+      throw new Error(`${file}:${n}: not valid JSON (${(e as Error).message})\nA valid line looks like: ${format}`);
     }
-    const d = parseDocument(o, n);
-    if (typeof d === 'string') throw new Error(`${file}:${n}: ${d}\nA valid line looks like: ${DOCUMENT_LINE_FORMAT}`);
     any = true;
+    yield { o, line: n };
+  }
+  if (!any) throw new Error(`${file}: no lines (a valid line looks like: ${format})`);
+}
+
+/** Streams the documents of a JSONL file; a bad line throws with file:line and what a good line looks like. */
+export async function* readSummDocuments(file: string): AsyncGenerator<SummDocument> {
+  for await (const { o, line } of readJsonlObjects(file, DOCUMENT_LINE_FORMAT)) {
+    const d = parseDocument(o, line);
+    if (typeof d === 'string') throw new Error(`${file}:${line}: ${d}\nA valid line looks like: ${DOCUMENT_LINE_FORMAT}`);
     yield d;
   }
-  if (!any) throw new Error(`${file}: no documents (a valid line looks like: ${DOCUMENT_LINE_FORMAT})`);
+}
+
+export const SUMMARY_LINE_FORMAT = '{"id": "d1", "summary": "the summary"}';
+export const REFERENCE_LINE_FORMAT = '{"id": "d1", "summaries": ["reference 1", "reference 2"]}  or  {"id": "d1", "summary": "reference"}';
+
+/** Streams {"id", "summaries" | "summary"} lines (document files with references qualify). */
+export async function* readSummaries(file: string, format: string): AsyncGenerator<{ id: string; summaries: string[] }> {
+  for await (const { o, line } of readJsonlObjects(file, format)) {
+    const at = `${file}:${line}`;
+    if (o?.id === undefined) throw new Error(`${at}: expected an "id" (predictions and references are matched by id)\nA valid line looks like: ${format}`);
+    const summaries = Array.isArray(o.summaries) ? o.summaries : o.summary !== undefined ? [o.summary] : null;
+    if (!summaries || !summaries.length || !summaries.every(isStr)) throw new Error(`${at}: expected "summary": "..." or "summaries": ["...", ...]\nA valid line looks like: ${format}`);
+    yield { id: String(o.id), summaries };
+  }
 }
 
 /** Reads every document of a (small) file. */
