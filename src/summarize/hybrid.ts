@@ -35,6 +35,9 @@ export interface SummarizerLoadOptions {
 /** The default summary length when neither the folder nor the user sets one. */
 const DEFAULT_MAX_LENGTH = 64;
 
+/** Chunks generated together under --long chunk. */
+const CHUNK_BATCH = 8;
+
 export class Seq2SeqSummarizer {
   private constructor(
     readonly model: Seq2SeqModel,
@@ -133,7 +136,9 @@ export class Seq2SeqSummarizer {
     if (o.long === 'chunk') {
       const groups = this.chunks(units);
       const ids = groups.map((c) => this.encodeUnits(c));
-      const parts = await this.generateFromIds(ids, o);
+      // A few chunks at a time: a long document's chunks never sit in one batch (memory stays bounded).
+      const parts: string[] = [];
+      for (let i = 0; i < ids.length; i += CHUNK_BATCH) parts.push(...(await this.generateFromIds(ids.slice(i, i + CHUNK_BATCH), o)));
       return { summary: parts.join('\n'), inputTokens: ids.reduce((a, x) => a + x.length, 0), chunks: groups.length };
     }
     let ordered = units;

@@ -58,7 +58,7 @@ export interface SummarizeJobResult {
   seconds: number;
   /** The hybrid's encoder budget (tokens), when a model ran. */
   budget?: number;
-  /** Peak resident memory seen between documents (bytes). */
+  /** Peak resident memory of the process so far (bytes; getrusage's maxrss). */
   peakRss: number;
 }
 
@@ -86,7 +86,7 @@ export async function runSummarizeJob(o: SummarizeJobOptions): Promise<Summarize
   fs.mkdirSync(path.dirname(path.resolve(o.output)), { recursive: true });
   const tmp = `${o.output}.tmp-${process.pid}`;
   const out = fs.openSync(tmp, 'w');
-  let done = 0, peakRss = process.memoryUsage().rss;
+  let done = 0;
   try {
     for await (const doc of readSummDocuments(o.input)) {
       const units = documentUnits(doc, unitMode);
@@ -102,7 +102,6 @@ export async function runSummarizeJob(o: SummarizeJobOptions): Promise<Summarize
       }
       fs.writeSync(out, JSON.stringify(line) + '\n');
       done++;
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
       o.progress?.(done, count);
     }
     fs.fsyncSync(out);
@@ -117,7 +116,7 @@ export async function runSummarizeJob(o: SummarizeJobOptions): Promise<Summarize
   fs.closeSync(out);
   fs.renameSync(tmp, o.output);
   fsyncDir(path.dirname(path.resolve(o.output)));
-  return { documents: done, output: o.output, seconds: (performance.now() - t0) / 1000, budget: summarizer?.budget, peakRss };
+  return { documents: done, output: o.output, seconds: (performance.now() - t0) / 1000, budget: summarizer?.budget, peakRss: process.resourceUsage().maxRSS * 1024 };
 }
 
 export interface EvalSummOptions {
