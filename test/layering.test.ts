@@ -16,6 +16,7 @@ const LAYERS: string[][] = [
   ['adapters'],
   ['peft'],
   ['serve'],
+  ['summarize'],
   ['train'],
   ['tasks'],
   ['cli'],
