@@ -77,7 +77,8 @@ def base_model(name):
 
 
 def batch(name):
-    g = json.load(open(os.path.join(HF, name, "golden.json")))
+    with open(os.path.join(HF, name, "golden.json")) as f:
+        g = json.load(f)
     b = {"input_ids": torch.tensor(g["input_ids"]), "attention_mask": torch.tensor(g["attention_mask"])}
     if "decoder_input_ids" in g:
         b["decoder_input_ids"] = torch.tensor(g["decoder_input_ids"])
@@ -347,11 +348,11 @@ def lorakit_to_peft():
     print(f"PEFT {peft.__version__} on {len(cases)} lorakit-written adapters")
     for case in cases:
         d = os.path.join(root, case)
-        meta = json.load(open(os.path.join(d, "case.json")))
+        with open(os.path.join(d, "case.json")) as f:
+            meta = json.load(f)
         name = meta["model"]
         folder = os.path.join(d, "adapter")
         with record_warnings() as w:
-            cfg_dict = json.load(open(os.path.join(folder, "adapter_config.json")))
             parsed = peft.PeftConfig.from_pretrained(folder)
         out, w_load, cfg = reload_and_run(name, folder)
         save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(d, "peft.safetensors"), metadata={"format": "pt"})

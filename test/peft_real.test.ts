@@ -1,0 +1,157 @@
+// PEFT → lorakit against real Hugging Face PEFT 0.20: the folders PEFT's own
+// save_pretrained wrote and the outputs PEFT gives with them after
+// PeftModel.from_pretrained (unmerged logits, merge_and_unload's weights and
+// logits), made by tools/reference/peft_real.py on the tiny HF fixtures
+// (test/fixtures/peft_real/peft/, committed: CI needs no torch). Every case:
+// lorakit loads the folder (no warning but the ones named here), gives PEFT's
+// logits (1e-4; BERT's last hidden state too), and merges to PEFT's merged
+// weights (1e-5) and logits (1e-4). add_weighted_adapter ('linear', 'cat',
+// negative weights, different scalings, rsLoRA, other ranks, embeddings):
+// lorakit's addWeightedAdapter on PEFT's source folders gives PEFT's combined
+// tensors (1e-6), config and outputs. PiSSA/OLoRA: lorakit's init equals
+// PEFT's own A0, B0 and residual weight.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createPeftAdapter, loadPeftAdapter, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
+import type { Combination } from '../src/peft/combine.ts';
+import { PeftModel } from '../src/serve/peft_model.ts';
+import { caseDirs, loadRealCase, logitsDiff, mergedWeights, REAL, runCase } from './helpers/peft_real.ts';
+import { maxAbsDiff } from './helpers/arrays.ts';
+import { LORAKIT_CASES, writeLorakitCase } from '../tools/reference/lorakit_adapters.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-peft-real-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Warnings lorakit must give for a case (each a pattern), beside none at all for the others. */
+const EXPECTED_WARNINGS: Record<string, RegExp[]> = {
+  // PEFT 0.20 trains base_layer.bias with bias='lora_only' but saves none: the base biases are what the file means.
+  lora_gpt2_lora_only: [/bias 'lora_only' but adapter_model.safetensors holds no biases \(4\); the base model's biases are used/],
+};
+
+for (const dir of caseDirs('peft')) {
+  const name = path.basename(dir);
+  test(`PEFT 0.20 → lorakit: ${name}`, async () => {
+    const c = await loadRealCase(dir);
+    const warnings: string[] = [];
+    const { set, extraTensors } = loadPeftAdapter(c.model, path.join(dir, 'adapter'), { warn: (m) => warnings.push(m), headNames: 'headNames' in c.model ? c.model.headNames : undefined });
+    const want = EXPECTED_WARNINGS[name] ?? [];
+    assert.equal(warnings.length, want.length, `${c.info.what}: warnings ${JSON.stringify(warnings)}`);
+    want.forEach((re, i) => assert.match(warnings[i], re));
+
+    // Every tensor of the file is the adapter's (a BERT classifier under modules_to_save, LayerNorm biases under bias='all' too).
+    assert.deepEqual([...extraTensors.keys()], []);
+    const base = await runCase(c, null);
+    const un = await runCase(c, set);
+    assert.ok(logitsDiff(c, base.logits) > 1e-3, 'the adapter must change the outputs');
+    assert.ok(logitsDiff(c, un.logits) < 1e-4, `unmerged logits max |Δ| ${logitsDiff(c, un.logits)}`);
+    if (un.hidden) assert.ok(logitsDiff(c, un.hidden, 'hidden') < 1e-4, `hidden max |Δ| ${logitsDiff(c, un.hidden, 'hidden')}`);
+
+    // merge_and_unload: the weights PEFT changed, and no others.
+    const merged = set.mergeInto(c.model.weights);
+    const peftMerged = mergedWeights(c);
+    assert.ok(peftMerged.size > 0);
+    for (const [k, ref] of peftMerged) {
+      const got = merged.get(k);
+      assert.ok(got, `lorakit's merge lacks '${k}'`);
+      assert.ok(maxAbsDiff(got.data, ref) < 1e-5, `merged '${k}' max |Δ| ${maxAbsDiff(got.data, ref)}`);
+    }
+    for (const [k, w] of merged) if (!peftMerged.has(k)) assert.equal(maxAbsDiff(w.data, c.model.weights.get(k)!.data), 0, `lorakit's merge changed '${k}', PEFT's did not`);
+    const mo = await runCase(c, null, merged);
+    assert.ok(logitsDiff(c, mo.logits, 'logits_merged') < 1e-4, `merged logits max |Δ| ${logitsDiff(c, mo.logits, 'logits_merged')}`);
+  });
+}
+
+// add_weighted_adapter: lorakit combines PEFT's own source adapters into PEFT's combined adapter.
+for (const dir of caseDirs('combine').filter((d) => !path.basename(d).startsWith('source_'))) {
+  const name = path.basename(dir);
+  test(`PEFT 0.20 add_weighted_adapter → lorakit's addWeightedAdapter: ${name}`, async () => {
+    const c = await loadRealCase(dir);
+    const { sources, weights, combination_type: how } = c.info as { sources: string[]; weights: number[]; combination_type: Combination };
+    const pm = new PeftModel(c.model);
+    for (const s of sources) pm.loadAdapter(path.join(REAL, 'combine', `source_${s}`, 'adapter'), s, { warn: (m) => assert.fail(m) });
+    const warnings: string[] = [];
+    const set = pm.addWeightedAdapter(sources, weights, name, how, { warn: (m) => warnings.push(m) });
+
+    // PEFT's combined file: the same tensors under the same keys.
+    const peft = readAdapter(path.join(dir, 'adapter'));
+    // PEFT's save_embedding_layers adds the (unchanged) embedding table, '<module>.base_layer.weight'.
+    const tables = [...peft.tensors.keys()].filter((k) => k.endsWith('.base_layer.weight'));
+    for (const k of tables) assert.equal(maxAbsDiff(peft.tensors.get(k)!.data, c.model.weights.get(k.slice('base_model.model.'.length).replace('.base_layer', ''))!.data), 0);
+    assert.deepEqual([...set.params.keys()].sort(), [...peft.tensors.keys()].filter((k) => !tables.includes(k)).sort());
+    for (const [k, t] of peft.tensors) {
+      if (tables.includes(k)) continue;
+      assert.deepEqual(set.shapes.get(k), t.shape, k);
+      assert.ok(maxAbsDiff(set.params.get(k)!, t.data) < 1e-6, `${k} max |Δ| ${maxAbsDiff(set.params.get(k)!, t.data)}`);
+    }
+    // ... and the same config where it matters: r = lora_alpha = R, use_rslora kept from the first adapter, the modules.
+    const out = saveAdapter(path.join(tmp, name), set, { baseModel: c.info.model });
+    const mine = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8')), theirs = peft.config;
+    for (const k of ['r', 'lora_alpha', 'use_rslora', 'rank_pattern', 'alpha_pattern', 'lora_dropout', 'fan_in_fan_out']) assert.deepEqual(mine[k], theirs[k], k);
+    assert.deepEqual([...mine.target_modules].sort(), [...theirs.target_modules].sort());
+    assert.equal(warnings.length, theirs.use_rslora ? 1 : 0, JSON.stringify(warnings));
+    if (theirs.use_rslora) assert.match(warnings[0], new RegExp(`its own scaling is √${theirs.r}`));
+
+    const un = await runCase(c, set);
+    assert.ok(logitsDiff(c, un.logits) < 1e-4, `unmerged logits max |Δ| ${logitsDiff(c, un.logits)}`);
+    const merged = set.mergeInto(c.model.weights);
+    for (const [k, ref] of mergedWeights(c)) assert.ok(maxAbsDiff(merged.get(k)!.data, ref) < 1e-5, `merged '${k}' max |Δ| ${maxAbsDiff(merged.get(k)!.data, ref)}`);
+    const mo = await runCase(c, null, merged);
+    assert.ok(logitsDiff(c, mo.logits, 'logits_merged') < 1e-4, `merged logits max |Δ| ${logitsDiff(c, mo.logits, 'logits_merged')}`);
+  });
+}
+
+// lorakit → PEFT: adapters lorakit writes deterministically (tools/reference/lorakit_adapters.ts), read by real
+// PEFT 0.20 (peft_real.py --lorakit: peft.json, peft.safetensors). lorakit still writes these exact bytes, so
+// PEFT's recorded reading still holds; PEFT read them without a warning; lorakit's outputs are PEFT's.
+for (const name of Object.keys(LORAKIT_CASES)) {
+  test(`lorakit → PEFT 0.20: ${name}`, async () => {
+    const dir = path.join(REAL, 'lorakit', name);
+    const again = path.join(tmp, 'lorakit', name);
+    await writeLorakitCase(name, again);
+    const files = fs.readdirSync(path.join(dir, 'adapter')).sort();
+    assert.deepEqual(fs.readdirSync(path.join(again, 'adapter')).sort(), files);
+    for (const f of files) assert.ok(fs.readFileSync(path.join(again, 'adapter', f)).equals(fs.readFileSync(path.join(dir, 'adapter', f))), `${f} is not what lorakit wrote when PEFT read it`);
+    const seen = JSON.parse(fs.readFileSync(path.join(dir, 'peft.json'), 'utf8'));
+    assert.deepEqual(seen.warnings, [], 'PEFT warned reading the folder');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'adapter', 'adapter_config.json'), 'utf8')).lorakit, undefined, "no key PEFT does not know in adapter_config.json");
+
+    const c = await loadRealCase(dir, 'peft.safetensors');
+    const { set } = loadPeftAdapter(c.model, path.join(dir, 'adapter'), { warn: (m) => assert.fail(m), headNames: 'headNames' in c.model ? c.model.headNames : undefined });
+    const un = await runCase(c, set);
+    assert.ok(logitsDiff(c, (await runCase(c, null)).logits) > 1e-3, 'the adapter must change the outputs');
+    assert.ok(logitsDiff(c, un.logits) < 1e-4, `logits max |Δ| ${logitsDiff(c, un.logits)}`);
+    if (un.hidden) assert.ok(logitsDiff(c, un.hidden, 'hidden') < 1e-4, `hidden max |Δ| ${logitsDiff(c, un.hidden, 'hidden')}`);
+    const merged = set.mergeInto(c.model.weights);
+    const peftMerged = mergedWeights(c);
+    for (const [k, ref] of peftMerged) assert.ok(maxAbsDiff(merged.get(k)!.data, ref) < 1e-5, `merged '${k}' max |Δ| ${maxAbsDiff(merged.get(k)!.data, ref)}`);
+    for (const [k, w] of merged) if (!peftMerged.has(k)) assert.equal(maxAbsDiff(w.data, c.model.weights.get(k)!.data), 0, `lorakit's merge changed '${k}', PEFT's did not`);
+    assert.ok(logitsDiff(c, (await runCase(c, null, merged)).logits, 'logits_merged') < 1e-4);
+  });
+}
+
+test("FourierFT's ifft2_norm (not a PEFT field): the file holds PEFT's equivalent spectrum, lorakit_config.json the norm; lorakit reads back its own parametrization", async () => {
+  const c = await loadRealCase(path.join(REAL, 'lorakit', 'fourierft_llama_ortho'), 'peft.safetensors');
+  const json = { peft_type: 'FOURIERFT', n_frequency: 30, scaling: 3, target_modules: ['q_proj', 'down_proj'], lorakit: { ifft2_norm: 'ortho' } };
+  const { set } = createPeftAdapter(c.model, json, { seed: 3 });
+  assert.equal(set.config.ifft2_norm, 'ortho');
+  const warnings: string[] = [];
+  const dir = saveAdapter(path.join(tmp, 'ortho'), set, { baseModel: 'x', warn: (m) => warnings.push(m) });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /ifft2_norm = "ortho" is not a PEFT field: adapter_model\.safetensors holds the same adapter in PEFT's terms/);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).ifft2_norm, undefined);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'lorakit_config.json'), 'utf8')).ifft2_norm, 'ortho');
+  // In the file: c·√(mn) per module (ortho's 1/√(mn) over backward's 1/(mn)).
+  const file = readAdapter(dir).tensors;
+  for (const site of set.targets) {
+    const key = `base_model.model.${site.name}.fourierft_spectrum`, k = Math.sqrt(site.outFeatures * site.inFeatures);
+    const mine = set.params.get(key)!, stored = file.get(key)!.data;
+    for (let i = 0; i < mine.length; i++) assert.ok(Math.abs(stored[i] - k * mine[i]) <= 1e-6 * Math.abs(k * mine[i]));
+  }
+  const back = loadPeftAdapter(c.model, dir, { warn: (m) => assert.fail(m) }).set;
+  assert.equal(back.config.ifft2_norm, 'ortho');
+  for (const [key, v] of set.params) assert.ok(maxAbsDiff(back.params.get(key)!, v) < 1e-6, key);
+  assert.ok(maxAbsDiff((await runCase(c, back)).logits, (await runCase(c, set)).logits) < 1e-5);
+});
