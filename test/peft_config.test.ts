@@ -74,7 +74,7 @@ test('LoRA+: B gets ratio× the learning rate through AdamW groups', () => {
 const site: LinearSite = { name: 'm', inFeatures: 12, outFeatures: 9, weightKey: 'm.weight', layout: 'out_in' };
 const W = new Rng(3).fillNormal(new Float32Array(9 * 12), 0, 1);
 
-test('PiSSA: the top singular directions; W_res + s·B·A = W0; OLoRA: B orthonormal', () => {
+test('PiSSA: the top singular directions, split evenly; W_res + s·B·A = W0; OLoRA: B orthonormal', () => {
   for (const init of [pissa, olora]) {
     const { A, B, residual } = init.init({ value: init === pissa ? 'pissa' : 'olora', r: 3, scaling: 2, W, out: 9, in: 12, rng: new Rng(1) });
     for (let i = 0; i < 9; i++) for (let j = 0; j < 12; j++) {
@@ -86,6 +86,17 @@ test('PiSSA: the top singular directions; W_res + s·B·A = W0; OLoRA: B orthono
       let d = 0;
       for (let i = 0; i < 9; i++) d += B[i * 3 + p] * B[i * 3 + q];
       assert.ok(Math.abs(d - (p === q ? 1 : 0)) < 1e-5);
+    }
+  }
+  // PEFT splits each component evenly, √(S_k/s) on both sides: ‖A_k‖ = ‖B_:k‖ (with s = 2 an uneven split such as
+  // √S_k on A and √S_k/s on B fails here; the values themselves are PEFT's own: peft_real.test.ts).
+  {
+    const { A, B } = pissa.init({ value: 'pissa', r: 3, scaling: 2, W, out: 9, in: 12, rng: new Rng(1) });
+    for (let k = 0; k < 3; k++) {
+      let a = 0, b = 0;
+      for (let j = 0; j < 12; j++) a += A[k * 12 + j] ** 2;
+      for (let i = 0; i < 9; i++) b += B[i * 3 + k] ** 2;
+      assert.ok(Math.abs(Math.sqrt(a) - Math.sqrt(b)) < 1e-5, `component ${k}: ‖A_k‖ ${Math.sqrt(a)} vs ‖B_k‖ ${Math.sqrt(b)}`);
     }
   }
   // PiSSA takes the principal part: the residual's Frobenius norm is the smallest a rank-3 removal can leave.

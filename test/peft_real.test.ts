@@ -155,3 +155,31 @@ test("FourierFT's ifft2_norm (not a PEFT field): the file holds PEFT's equivalen
   for (const [key, v] of set.params) assert.ok(maxAbsDiff(back.params.get(key)!, v) < 1e-6, key);
   assert.ok(maxAbsDiff((await runCase(c, back)).logits, (await runCase(c, set)).logits) < 1e-5);
 });
+
+// PiSSA / OLoRA: lorakit's init on the same weights is PEFT's own (pissa_init: A = diag(√(S_r/s))·Vh_r,
+// B = U_r·diag(√(S_r/s)); olora_init: B = Q[:, :r], A = R[:r]; W_res = W − s·B·A), each rank-one component
+// up to the sign SVD and QR leave free (A_k and B_:k flip together), and the same residual weight.
+for (const name of ['pissa_llama', 'pissa_rslora_llama', 'olora_llama']) {
+  test(`${name}: lorakit's init equals PEFT's A0, B0 and residual weight`, async () => {
+    const c = await loadRealCase(path.join(REAL, 'peft', name));
+    const { set } = createPeftAdapter(c.model, c.info.init_config, { seed: 0 });
+    assert.equal(set.targets.length, c.info.init_config.target_modules.length * 2);
+    for (const site of set.targets) {
+      const ref = (k: string) => c.expected.get(`init.${site.name}.${k}`)!;
+      const A = set.initialParams.get(`base_model.model.${site.name}.lora_A.weight`)!, B = set.initialParams.get(`base_model.model.${site.name}.lora_B.weight`)!;
+      const A0 = ref('lora_A').data, B0 = ref('lora_B').data;
+      const [r, n] = ref('lora_A').shape, m = site.outFeatures;
+      let worst = 0;
+      for (let k = 0; k < r; k++) {
+        let dot = 0;
+        for (let j = 0; j < n; j++) dot += A[k * n + j] * A0[k * n + j];
+        const sign = dot < 0 ? -1 : 1;
+        for (let j = 0; j < n; j++) worst = Math.max(worst, Math.abs(sign * A[k * n + j] - A0[k * n + j]));
+        for (let i = 0; i < m; i++) worst = Math.max(worst, Math.abs(sign * B[i * r + k] - B0[i * r + k]));
+      }
+      assert.ok(worst < 1e-4, `${site.name}: A, B max |Δ| ${worst} (up to each component's sign)`);
+      const res = set.baseOverrides.get(site.weightKey)!;
+      assert.ok(maxAbsDiff(res, ref('residual').data) < 1e-5, `${site.name}: residual max |Δ| ${maxAbsDiff(res, ref('residual').data)}`);
+    }
+  });
+}

@@ -204,6 +204,7 @@ def residual_init_case(sub, name, cfg, seed, what):
     """PiSSA / OLoRA: PEFT's init (A0, B0, residual W), 'training', then the save that converts to a plain LoRA."""
     torch.manual_seed(seed)
     base = base_model(name)
+    init_value = cfg.init_lora_weights
     m = get_peft_model(base, cfg)
     init = {}
     for mod_name, mod in m.base_model.model.named_modules():
@@ -215,9 +216,12 @@ def residual_init_case(sub, name, cfg, seed, what):
     init_dir = os.path.join(tmp, "init")
     m.peft_config["default"].init_lora_weights = True
     m.save_pretrained(init_dir)
-    m.peft_config["default"].init_lora_weights = cfg.init_lora_weights
+    m.peft_config["default"].init_lora_weights = init_value
     moved = move_trainable(m, seed + 1000)
-    write_case(sub, name, m, what, extra_tensors=init, extra_json={"moved": moved},
+    init_config = {k: v for k, v in cfg.to_dict().items() if k in ("r", "lora_alpha", "use_rslora", "target_modules")}
+    init_config["init_lora_weights"] = init_value
+    init_config["target_modules"] = sorted(init_config["target_modules"])
+    write_case(sub, name, m, what, extra_tensors=init, extra_json={"moved": moved, "init_config": {"peft_type": "LORA", **init_config}},
                save_kw={"path_initial_model_for_weight_conversion": init_dir})
     shutil.rmtree(tmp)
 
@@ -366,6 +370,9 @@ def lorakit_to_peft():
 
 
 def main():
+    # PEFT keeps target_modules as a set: a fixed string hash keeps the order it writes them in the same run to run.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lorakit", action="store_true", help="run PEFT on the lorakit-written adapters instead")
     a = ap.parse_args()
