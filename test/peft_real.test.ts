@@ -15,7 +15,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createPeftAdapter, loadPeftAdapter, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
+import { AdapterLoadError, createPeftAdapter, loadPeftAdapter, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
+import { writeSafetensors } from '../src/io/safetensors.ts';
 import type { Combination } from '../src/peft/combine.ts';
 import { PeftModel } from '../src/serve/peft_model.ts';
 import { caseDirs, loadRealCase, logitsDiff, mergedWeights, REAL, runCase } from './helpers/peft_real.ts';
@@ -183,3 +184,34 @@ for (const name of ['pissa_llama', 'pissa_rslora_llama', 'olora_llama']) {
     }
   });
 }
+
+test("PEFT's RandLoRA file repeats the shared projections under every module: a copy that differs is refused; a tensor no method or model knows is reported, not dropped silently", async () => {
+  const src = path.join(REAL, 'peft', 'randlora_llama', 'adapter');
+  const c = await loadRealCase(path.dirname(src));
+  const t = readAdapter(src).tensors;
+  const write = (name: string, edit: (k: string, v: { shape: number[]; data: Float32Array }) => Float32Array | null, extra: Record<string, { shape: number[]; data: Float32Array }> = {}) => {
+    const dir = path.join(tmp, name);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.copyFileSync(path.join(src, 'adapter_config.json'), path.join(dir, 'adapter_config.json'));
+    const out: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+    for (const [k, v] of t) {
+      const d = edit(k, v);
+      if (d) out[k] = { dtype: 'F32', shape: v.shape, data: d };
+    }
+    for (const [k, v] of Object.entries(extra)) out[k] = { dtype: 'F32', ...v };
+    writeSafetensors(path.join(dir, 'adapter_model.safetensors'), out, { format: 'pt' });
+    return dir;
+  };
+  const odd = 'base_model.model.model.layers.1.mlp.up_proj.randlora_B';
+  const bad = write('randlora-odd-copy', (k, v) => (k === odd ? v.data.map((x, i) => (i === 5 ? x + 1 : x)) : v.data));
+  assert.throws(() => loadPeftAdapter(c.model, bad, { warn: () => {} }), (e: Error) => e instanceof AdapterLoadError && e.message.includes(odd) && e.message.includes('base_model.randlora_B'));
+  // Copies alone (no base_model.randlora_A/B) are the shared pair.
+  const copiesOnly = write('randlora-copies-only', (k, v) => (k.startsWith('base_model.randlora_') ? null : v.data));
+  const withCopies = loadPeftAdapter(c.model, copiesOnly, { warn: (m) => assert.fail(m) }).set;
+  assert.ok(logitsDiff(c, (await runCase(c, withCopies)).logits) < 1e-4);
+  const stray = write('randlora-stray', (_k, v) => v.data, { 'base_model.model.model.layers.0.mlp.up_proj.something_else': { shape: [2], data: new Float32Array(2) } });
+  const warnings: string[] = [];
+  loadPeftAdapter(c.model, stray, { warn: (m) => warnings.push(m) });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /'base_model\.model\.model\.layers\.0\.mlp\.up_proj\.something_else' \[2\] is neither a tensor of this adapter's method nor a weight of this model: ignored/);
+});

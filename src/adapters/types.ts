@@ -189,6 +189,11 @@ export interface PeftDescriptor<C = any, S = any> {
     names: string[];
     /** The boolean field saying the file holds them (PEFT's save_projection): read by the loader, written by `save`. */
     flag?: string;
+    /**
+     * PEFT also stores them under every adapted module (`<module>.randlora_A`: RandLoRA's layers hold the shared
+     * dict, so its state dict lists them there), and warns of missing keys without them: written there too.
+     */
+    perModule?: boolean;
     load(state: S, config: C, tensors: Record<string, StoredTensor>, sites: LinearSite[]): void;
     save(state: S, config: C): { tensors: Record<string, StoredTensor>; config: Record<string, unknown> } | null;
   };

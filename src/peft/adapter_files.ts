@@ -116,7 +116,10 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
     for (const [suffix, t] of Object.entries(st)) tensors[`${PEFT_PREFIX}${module}.${suffix}`] = { shape: t.shape, data: t.data };
   }
   const shared = d.shared?.save(set.state, set.config);
-  for (const [name, t] of Object.entries(shared?.tensors ?? {})) tensors[`${SHARED_PREFIX}${name}`] = { shape: t.shape, data: t.data };
+  for (const [name, t] of Object.entries(shared?.tensors ?? {})) {
+    tensors[`${SHARED_PREFIX}${name}`] = { shape: t.shape, data: t.data };
+    if (d.shared?.perModule) for (const site of set.targets) tensors[`${PEFT_PREFIX}${site.name}.${name}`] = { shape: t.shape, data: t.data };
+  }
   const fields = peftConfigOf(set, { ...info, modulesToSave: [...modules], sharedConfig: shared?.config });
   if (info.convertToLora && set.initialParams.size) {
     if (!d.convertResidual) throw new Error(`saveAdapter: convertToLora, but method '${set.method.name}' has no conversion of an init that changed the base weight`);
@@ -299,6 +302,8 @@ export function loadPeftAdapter(
   const set = adapterSetOf(model, peft, opts.headNames);
   const extraTensors = new Map<string, StoredTensor>();
   const shared: Record<string, StoredTensor> = {};
+  // PEFT's RandLoRA file also holds the shared projections under every module (its layers hold the shared dict).
+  const sharedCopies: Record<string, { key: string; t: StoredTensor }[]> = {};
   const state = new Map<string, Record<string, StoredTensor>>();
   for (const [k, t] of loaded.tensors) {
     if (set.params.has(k)) {
@@ -315,6 +320,11 @@ export function loadPeftAdapter(
       throw new AdapterLoadError(`${WEIGHTS_FILE}: key '${k}' does not start with '${PEFT_PREFIX}'${names ? ` and is not a shared tensor of ${method.name} (${names})` : ''}: not a PEFT adapter file?`);
     }
     const rest = k.slice(PEFT_PREFIX.length);
+    const copyOf = d.shared?.names.find((n) => rest.endsWith(`.${n}`) && siteByName.has(rest.slice(0, -n.length - 1)));
+    if (copyOf) {
+      (sharedCopies[copyOf] ??= []).push({ key: k, t });
+      continue;
+    }
     const hit = moduleOf(rest);
     const baseCopy = rest.endsWith('.base_layer.weight') ? siteByName.get(rest.slice(0, -'.base_layer.weight'.length)) : undefined;
     if (baseCopy) {
@@ -363,6 +373,13 @@ export function loadPeftAdapter(
   }
   loadAdapterWeights(set, { ...loaded, tensors: withBases });
   loadHookState(set, state);
+  for (const [name, copies] of Object.entries(sharedCopies)) {
+    const ref = shared[name] ?? copies[0].t;
+    const same = (t: StoredTensor) => t.shape.join(',') === ref.shape.join(',') && t.data.every((x, i) => x === ref.data[i]);
+    const odd = copies.find((x) => !same(x.t));
+    if (odd) throw new AdapterLoadError(`${WEIGHTS_FILE}: '${odd.key}' [${odd.t.shape}] is not the shared ${SHARED_PREFIX}${name} [${ref.shape}] it stands for: one adapter has one pair of ${method.name} projections`);
+    shared[name] = ref;
+  }
   const flag = d.shared?.flag;
   const flagged = flag !== undefined && c[flag] === true;
   if (Object.keys(shared).length || flagged) {
@@ -373,7 +390,7 @@ export function loadPeftAdapter(
     }
     d.shared!.load(set.state, set.config, shared, set.targets);
   }
-  checkExtraTensors(model, dir, extraTensors, warn);
+  checkExtraTensors(model, dir, extraTensors, warn, c.modules_to_save ?? []);
   return { set, peft, extraTensors, dir };
 }
 
@@ -395,10 +412,15 @@ function checkShape(set: AdapterSet, key: string, t: StoredTensor, siteByName: M
 }
 
 /** The modules_to_save tensors that are base weights of the model: shapes checked, then reported (not applied here). */
-function checkExtraTensors(model: { weights: WeightMap }, dir: string, extraTensors: Map<string, StoredTensor>, warn: (m: string) => void) {
+function checkExtraTensors(model: { weights: WeightMap }, dir: string, extraTensors: Map<string, StoredTensor>, warn: (m: string) => void, modulesToSave: string[]) {
   for (const [k, t] of extraTensors) {
     const base = model.weights.get(k);
-    if (!base) continue; // e.g. a task head outside the model: returned to the caller
+    if (!base) {
+      // A modules_to_save module the model does not have (a task head lorakit's classification keeps outside it):
+      // returned to the caller. Anything else would be dropped without a word: say so.
+      if (!modulesToSave.some((m) => moduleMatches(k, m))) warn(`${dir}: '${PEFT_PREFIX}${k}' [${t.shape}] is neither a tensor of this adapter's method nor a weight of this model: ignored (returned in PeftAdapter.extraTensors)`);
+      continue;
+    }
     if (base.shape.join(',') !== t.shape.join(',')) {
       throw new AdapterLoadError(`Module '${k.replace(/\.[^.]+$/, '')}': saved tensor '${k}' has shape [${t.shape}] but this model's is [${base.shape}] (resized embeddings or another head size?)`);
     }

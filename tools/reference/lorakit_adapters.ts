@@ -52,6 +52,7 @@ export const LORAKIT_CASES: Record<string, MadeCase> = {
   pissa_llama: { model: LLAMA, seed: 6, what: 'PiSSA init, saved converted to LoRA', convertToLora: true, config: { peft_type: 'LORA', r: 4, lora_alpha: 8, init_lora_weights: 'pissa', target_modules: QV } },
   olora_llama: { model: LLAMA, seed: 7, what: 'OLoRA init, saved converted to LoRA', convertToLora: true, config: { peft_type: 'LORA', r: 4, lora_alpha: 8, init_lora_weights: 'olora', target_modules: QV } },
   vera_llama: { model: LLAMA, seed: 8, what: 'VeRA (projections stored)', config: { peft_type: 'VERA', r: 8, projection_prng_key: 3, target_modules: [...QV, 'up_proj'] } },
+  randlora_llama: { model: LLAMA, seed: 19, what: 'RandLoRA (projections stored)', config: { peft_type: 'RANDLORA', r: 8, randlora_alpha: 40, projection_prng_key: 4, target_modules: [...QV, 'up_proj'] } },
   fourierft_llama: { model: LLAMA, seed: 9, what: 'FourierFT', config: { peft_type: 'FOURIERFT', n_frequency: 50, scaling: 100, random_loc_seed: 7, n_frequency_pattern: { v_proj: 20 }, target_modules: [...QV, 'down_proj'] } },
   fourierft_llama_ortho: {
     model: LLAMA, seed: 10, what: "FourierFT with lorakit's ifft2_norm 'ortho': the spectrum saved in PEFT's terms",
@@ -73,6 +74,9 @@ export const LORAKIT_CASES: Record<string, MadeCase> = {
   },
 };
 
+/** Methods whose parameters need larger moves to change the outputs visibly (spectra, RandLoRA's λ from 0). */
+const BIG_MOVES = new Set(['FOURIERFT', 'RANDLORA']);
+
 /** Every value moved off its init by a fixed pattern: stands in for training, the same on every machine. */
 function move(set: AdapterSet, amp = 0.05) {
   for (const [k, v] of set.params) for (let i = 0; i < v.length; i++) v[i] += amp * Math.sin(0.7 * i + k.length);
@@ -80,7 +84,7 @@ function move(set: AdapterSet, amp = 0.05) {
 
 function make(model: Model, config: Record<string, unknown>, seed: number): AdapterSet {
   const { set } = createPeftAdapter(model, config, { seed, headNames: model.headNames, warn: (m) => { throw new Error(m); } });
-  move(set, config.peft_type === 'FOURIERFT' ? 0.5 : 0.05);
+  move(set, BIG_MOVES.has(config.peft_type as string) ? 0.5 : 0.05);
   return set;
 }
 
@@ -97,7 +101,7 @@ export async function writeLorakitCase(name: string, dir: string): Promise<void>
     const made = createPeftAdapter(model, c.config!, { seed: c.seed, headNames: model.headNames, warn: (m) => { throw new Error(m); } });
     set = made.set;
     peftConfig = made.peft;
-    move(set, c.config!.peft_type === 'FOURIERFT' ? 0.5 : 0.05);
+    move(set, BIG_MOVES.has(c.config!.peft_type as string) ? 0.5 : 0.05);
   }
   fs.rmSync(dir, { recursive: true, force: true });
   saveAdapter(path.join(dir, 'adapter'), set, { baseModel, taskType: c.config?.task_type as string | undefined, peftConfig, convertToLora: c.convertToLora, warn: () => {} });

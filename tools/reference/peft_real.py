@@ -47,7 +47,7 @@ import torch
 
 import peft
 import transformers
-from peft import FourierFTConfig, LoraConfig, PeftModel, VeraConfig, get_peft_model
+from peft import FourierFTConfig, LoraConfig, PeftModel, RandLoraConfig, VeraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
@@ -64,6 +64,29 @@ AUTO = {
     "t5-tiny": AutoModelForSeq2SeqLM,
     "bart-tiny": AutoModelForSeq2SeqLM,
 }
+
+
+# ------------------------------------------------------------------ torch 1.13
+
+def torch2_kaiming_uniform():
+    """torch >= 2's kaiming_uniform_(..., generator=...) on torch 1.13, which PEFT's RandLoRA calls: the same
+    bound (gain·√(3/fan)) and tensor.uniform_(-bound, bound, generator=generator) (torch/nn/init.py in torch 2).
+    torch 1.13 draws bfloat16 uniform_ values differently from torch 2, so the projections drawn here differ from
+    torch 2's (and lorakit's); the fixtures store them (save_projection), so lorakit uses them as stored."""
+    orig = torch.nn.init.kaiming_uniform_
+
+    def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+        if generator is None:
+            return orig(tensor, a=a, mode=mode, nonlinearity=nonlinearity)
+        fan = torch.nn.init._calculate_correct_fan(tensor, mode)
+        bound = math.sqrt(3.0) * torch.nn.init.calculate_gain(nonlinearity, a) / math.sqrt(fan)
+        with torch.no_grad():
+            return tensor.uniform_(-bound, bound, generator=generator)
+
+    torch.nn.init.kaiming_uniform_ = kaiming_uniform_
+    # transformers' from_pretrained puts back the init functions it saw at import: give it this one.
+    import transformers.modeling_utils as mu
+    mu.TORCH_INIT_FUNCTIONS["kaiming_uniform_"] = kaiming_uniform_
 
 
 # ------------------------------------------------------------------ models and runs
@@ -315,6 +338,9 @@ def peft_to_lorakit():
               "VeRA with save_projection (vera_A/vera_B in the file)")
     lora_case(P + "vera_llama_noproj", L, VeraConfig(r=8, target_modules=["q_proj", "v_proj"], save_projection=False, projection_prng_key=5), 12,
               "VeRA without stored projections (regenerated from projection_prng_key)")
+    lora_case(P + "randlora_llama", L, RandLoraConfig(r=8, randlora_alpha=40, target_modules=["q_proj", "v_proj", "up_proj"], save_projection=True,
+                                                      projection_prng_key=4), 23,
+              "RandLoRA with save_projection (randlora_A/B in the file, as PEFT stores them: bfloat16)", std=0.5)
     lora_case(P + "fourierft_llama", L, FourierFTConfig(n_frequency=50, scaling=100.0, random_loc_seed=7, target_modules=["q_proj", "v_proj", "down_proj"],
                                                         n_frequency_pattern={"v_proj": 20}), 13,
               "FourierFT with n_frequency_pattern", std=0.5)
@@ -378,6 +404,8 @@ def main():
     a = ap.parse_args()
     if peft.__version__ != "0.20.0":
         sys.exit(f"this script pins PEFT 0.20.0; found {peft.__version__} (run it with ../shared/tools/peft-env/run.sh)")
+    if torch.__version__.startswith("1."):
+        torch2_kaiming_uniform()
     if a.lorakit:
         lorakit_to_peft()
     else:
