@@ -19,6 +19,9 @@ import { AdapterLoadError, createPeftAdapter, loadPeftAdapter, readAdapter, save
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import type { Combination } from '../src/peft/combine.ts';
 import { PeftModel } from '../src/serve/peft_model.ts';
+import type { DecoderModel } from '../src/models/decoder.ts';
+import { fit } from '../src/train/loop.ts';
+import { CausalLmTask } from '../src/train/tasks/causal_lm.ts';
 import { caseDirs, loadRealCase, logitsDiff, mergedWeights, REAL, runCase } from './helpers/peft_real.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';
 import { LORAKIT_CASES, writeLorakitCase } from '../tools/reference/lorakit_adapters.ts';
@@ -214,4 +217,24 @@ test("PEFT's RandLoRA file repeats the shared projections under every module: a 
   loadPeftAdapter(c.model, stray, { warn: (m) => warnings.push(m) });
   assert.equal(warnings.length, 1);
   assert.match(warnings[0], /'base_model\.model\.model\.layers\.0\.mlp\.up_proj\.something_else' \[2\] is neither a tensor of this adapter's method nor a weight of this model: ignored/);
+});
+
+test("bias='all' trains every bias of the model as PEFT does (LayerNorms too, read through the models' tensor hook); the frozen weights stay", async () => {
+  const c = await loadRealCase(path.join(REAL, 'peft', 'lora_gpt2_bias_all'));
+  const model = c.model as DecoderModel;
+  const { set } = createPeftAdapter(model, { peft_type: 'LORA', r: 2, lora_alpha: 4, fan_in_fan_out: true, bias: 'all', target_modules: ['c_attn'] }, { seed: 1, headNames: model.headNames });
+  const lnBias = 'base_model.model.transformer.h.0.ln_1.bias', attnBias = 'base_model.model.transformer.h.0.attn.c_attn.base_layer.bias';
+  // Every 1-D bias weight of GPT-2 (not the 4-D attention mask buffer some checkpoints carry).
+  const biases = [...model.weights].filter(([k, t]) => k.endsWith('.bias') && t.shape.length === 1).length;
+  assert.equal(set.baseCopyKeys().length, biases);
+  const before = new Map([...set.params].map(([k, v]) => [k, Float32Array.from(v)]));
+  const frozen = new Map([...model.weights].map(([k, v]) => [k, Float32Array.from(v.data)]));
+  const ids = (c.gold.input_ids as number[][]).map((row, b) => row.filter((_, t) => c.gold.attention_mask[b][t] === 1));
+  await fit(new CausalLmTask(model, { padId: 0 }), set, { train: ids.map((x) => ({ ids: x, promptLength: 1 })) }, { epochs: 2, lr: 1e-2, batchSize: 2, seed: 1, warmupRatio: 0, schedule: 'constant', threads: 1 });
+  for (const k of [lnBias, attnBias, 'base_model.model.transformer.ln_f.bias']) assert.ok(maxAbsDiff(set.params.get(k)!, before.get(k)!) > 1e-4, `${k} trained`);
+  for (const [k, v] of model.weights) assert.equal(maxAbsDiff(v.data, frozen.get(k)!), 0, `frozen '${k}' moved`);
+  // Saved under PEFT's keys and read back into the same copies.
+  const dir = saveAdapter(path.join(tmp, 'bias-all'), set, { baseModel: c.info.model });
+  const back = loadPeftAdapter(model, dir, { warn: (m) => assert.fail(m), headNames: model.headNames }).set;
+  for (const [k, v] of set.params) assert.equal(maxAbsDiff(back.params.get(k)!, v), 0, k);
 });
