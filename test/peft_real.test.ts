@@ -16,13 +16,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AdapterLoadError, createPeftAdapter, loadPeftAdapter, readAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
-import { writeSafetensors } from '../src/io/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
+import { makeProgram } from '../src/cli/main.ts';
 import type { Combination } from '../src/peft/combine.ts';
-import { PeftModel } from '../src/serve/peft_model.ts';
+import { padDecoderIds, PeftModel } from '../src/serve/peft_model.ts';
 import type { DecoderModel } from '../src/models/decoder.ts';
 import { fit } from '../src/train/loop.ts';
 import { CausalLmTask } from '../src/train/tasks/causal_lm.ts';
-import { caseDirs, loadRealCase, logitsDiff, mergedWeights, REAL, runCase } from './helpers/peft_real.ts';
+import { caseDirs, FIX, loadRealCase, logitsDiff, mergedWeights, REAL, runCase } from './helpers/peft_real.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';
 import { LORAKIT_CASES, writeLorakitCase } from '../tools/reference/lorakit_adapters.ts';
 
@@ -237,4 +238,39 @@ test("bias='all' trains every bias of the model as PEFT does (LayerNorms too, re
   const dir = saveAdapter(path.join(tmp, 'bias-all'), set, { baseModel: c.info.model });
   const back = loadPeftAdapter(model, dir, { warn: (m) => assert.fail(m), headNames: model.headNames }).set;
   for (const [k, v] of set.params) assert.equal(maxAbsDiff(back.params.get(k)!, v), 0, k);
+});
+
+test("as a user would: PeftModel.loadAdapter + run on PEFT's folders (Llama, GPT-2 bias='all', T5) gives PEFT's logits; mergeAndUnload gives PEFT's merged weights", async () => {
+  for (const name of ['lora_llama_patterns', 'lora_gpt2_bias_all', 'lora_t5']) {
+    const c = await loadRealCase(path.join(REAL, 'peft', name));
+    const pm = new PeftModel(c.model, { threads: 1 });
+    pm.loadAdapter(path.join(c.dir, 'adapter'), 'user', { warn: (m) => assert.fail(m) });
+    const ids = c.gold.input_ids as number[][], mask = c.gold.attention_mask as number[][];
+    const batch = { ids: BigInt64Array.from(ids.flat(), BigInt), mask: Float32Array.from(mask.flat()), B: ids.length, T: ids[0].length };
+    const dec = c.gold.decoder_input_ids as number[][] | undefined;
+    const out = await pm.run(batch, dec && padDecoderIds(dec));
+    assert.ok(logitsDiff(c, out.data as Float32Array) < 1e-4, `${name}: logits max |Δ| ${logitsDiff(c, out.data as Float32Array)}`);
+    const merged = pm.mergeAndUnload();
+    for (const [k, ref] of mergedWeights(c)) assert.ok(maxAbsDiff(merged.get(k)!.data, ref) < 1e-5, `${name}: merged '${k}'`);
+    await pm.release();
+  }
+});
+
+test("as a user would: `lorakit merge` of PEFT's folders (GPT-2 bias='all', BERT SEQ_CLS classifier, Llama DoRA) writes PEFT's merge_and_unload weights", async () => {
+  const log = console.log;
+  console.log = () => {};
+  try {
+    for (const name of ['lora_gpt2_bias_all', 'lora_bert_seq_cls', 'dora_llama']) {
+      const c = await loadRealCase(path.join(REAL, 'peft', name));
+      const out = path.join(tmp, `merged-${name}`);
+      await makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'merge', '--model', path.join(FIX, 'hf', c.modelName), '--adapter', path.join(c.dir, 'adapter'), '--out', out]);
+      const file = readSafetensors(path.join(out, 'model.safetensors')).tensors;
+      const peftMerged = mergedWeights(c);
+      for (const [k, ref] of peftMerged) assert.ok(maxAbsDiff(file.get(k)!.data as Float32Array, ref) < 1e-5, `${name}: '${k}'`);
+      const base = readSafetensors(path.join(FIX, 'hf', c.modelName, 'model.safetensors')).tensors;
+      for (const [k, t] of file) if (!peftMerged.has(k) && base.has(k)) assert.equal(maxAbsDiff(t.data as Float32Array, base.get(k)!.data as Float32Array), 0, `${name}: '${k}' changed, PEFT's did not`);
+    }
+  } finally {
+    console.log = log;
+  }
 });
