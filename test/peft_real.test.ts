@@ -274,3 +274,26 @@ test("as a user would: `lorakit merge` of PEFT's folders (GPT-2 bias='all', BERT
     console.log = log;
   }
 });
+
+test("a folder written by an earlier lorakit (runtime_config, the lorakit block inside adapter_config.json) still loads, and re-saves in the layout PEFT reads without a warning", async () => {
+  const c = await loadRealCase(path.join(REAL, 'lorakit', 'dora_llama'), 'peft.safetensors');
+  const old = path.join(tmp, 'old-layout');
+  fs.mkdirSync(old, { recursive: true });
+  const cfg = JSON.parse(fs.readFileSync(path.join(c.dir, 'adapter', 'adapter_config.json'), 'utf8'));
+  for (const k of ['peft_version', 'ensure_weight_tying', 'use_bdlora', 'arrow_config', 'lora_ga_config', 'velora_config', 'alora_invocation_tokens', 'monteclora_config']) delete cfg[k];
+  Object.assign(cfg, { runtime_config: { ephemeral_gpu_offload: false }, lorakit: { method: 'dora', seed: 3, labels: ['a', 'b'] } });
+  fs.writeFileSync(path.join(old, 'adapter_config.json'), JSON.stringify(cfg, null, 2));
+  fs.copyFileSync(path.join(c.dir, 'adapter', 'adapter_model.safetensors'), path.join(old, 'adapter_model.safetensors'));
+  const loaded = loadPeftAdapter(c.model, old, { warn: (m) => assert.fail(m) });
+  assert.equal(loaded.set.method.name, 'dora');
+  assert.deepEqual(loaded.peft.lorakit, { method: 'dora', seed: 3, labels: ['a', 'b'] });
+  assert.ok(logitsDiff(c, (await runCase(c, loaded.set)).logits) < 1e-4);
+  const again = saveAdapter(path.join(tmp, 'old-resaved'), loaded.set, { baseModel: c.info.model, peftConfig: loaded.peft });
+  const written = JSON.parse(fs.readFileSync(path.join(again, 'adapter_config.json'), 'utf8'));
+  assert.equal(written.lorakit, undefined);
+  assert.equal(written.runtime_config, undefined);
+  assert.equal(written.peft_version, '0.20.0');
+  assert.deepEqual(readAdapter(again).config.lorakit, { method: 'dora', seed: 3, labels: ['a', 'b'] });
+  // The same PEFT fields as the folder PEFT read without a warning (lorakit/dora_llama).
+  assert.deepEqual(Object.keys(written).sort(), Object.keys(JSON.parse(fs.readFileSync(path.join(c.dir, 'adapter', 'adapter_config.json'), 'utf8'))).sort());
+});
