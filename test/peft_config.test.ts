@@ -163,5 +163,6 @@ test('ensure_weight_tying: refused where the adapter touches a tied embedding or
   const cfg = (targets: string[]) => ({ peft_type: 'LORA', target_modules: targets, ensure_weight_tying: true });
   assert.throws(() => createPeftAdapter(gpt2, cfg(['wte', 'c_attn']), { headNames: gpt2.headNames }), /ensure_weight_tying is true and the adapter adapts 'transformer\.wte'/);
   assert.equal(createPeftAdapter(gpt2, cfg(['c_attn']), { headNames: gpt2.headNames }).set.targets.length, 2);
+  assert.throws(() => createPeftAdapter(gpt2, { ...cfg(['c_attn']), modules_to_save: ['wte'] }, { headNames: gpt2.headNames }), /ensure_weight_tying is true and the adapter adapts 'transformer\.wte'/);
   assert.equal(createPeftAdapter(llama, cfg(['embed_tokens']), { headNames: llama.headNames }).set.targets.length, 1, 'untied llama: nothing to tie');
 });

@@ -231,7 +231,9 @@ function adapterSetOf(model: { sites: LinearSite[]; weights: WeightMap }, peft: 
   });
   // PEFT 0.20's ensure_weight_tying gives a tied head an adapter sharing the embedding's factors; where nothing tied
   // is adapted PEFT ignores it (with a warning), and so does lorakit.
-  const tied = c.ensure_weight_tying === true ? tiedTargets({ sites: model.sites, headNames }, set) : [];
+  // (A modules_to_save copy of a tied table counts too: PEFT ties the head to it.)
+  const copied = model.sites.filter((s) => set.baseCopyKeys().includes(`${PEFT_PREFIX}${s.name}.weight`));
+  const tied = c.ensure_weight_tying === true ? tiedTargets({ sites: model.sites, headNames }, { targets: [...set.targets, ...copied] }) : [];
   if (tied.length) {
     throw new AdapterLoadError(
       `ensure_weight_tying is true and the adapter adapts '${tied[0].site.name}', whose weight is tied to ${tied[0].tiedTo}: lorakit does not implement PEFT's tied adapters ` +
