@@ -13,6 +13,7 @@ import { loadHookState, saveHookState } from '../adapters/hooks.ts';
 import type { AdapterMethod, StoredTensor } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { FileFormatError } from '../util/errors.ts';
 import { tiedTargets } from './tied.ts';
 import { keptSharedFields, LoadedPeftConfig, parsePeftConfig, patternSiteConfig, PEFT_TYPES, PEFT_VERSION, peftSiteFilter, serializePeftConfig } from './config.ts';
 
@@ -148,6 +149,8 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
 }
 
 export interface LoadedAdapter {
+  /** The folder the files were read from (a named adapter's subfolder). */
+  dir: string;
   config: Record<string, any>;
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
@@ -155,22 +158,23 @@ export interface LoadedAdapter {
 export function readAdapter(dir: string, name?: string): LoadedAdapter {
   const d = name && name !== 'default' && fs.existsSync(path.join(dir, name, CONFIG_FILE)) ? path.join(dir, name) : dir;
   const cfgPath = path.join(d, CONFIG_FILE);
-  if (!fs.existsSync(cfgPath)) throw new Error(`${cfgPath} not found: an adapter folder holds ${CONFIG_FILE} and ${WEIGHTS_FILE}`);
+  if (!fs.existsSync(cfgPath)) throw new AdapterLoadError(`not found: an adapter folder holds ${CONFIG_FILE} and ${WEIGHTS_FILE}`, cfgPath);
   let config: Record<string, any>;
   try {
     config = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
   } catch (e) {
-    throw new Error(`${cfgPath} is not valid JSON: ${(e as Error).message}`);
+    throw new AdapterLoadError(`not valid JSON: ${(e as Error).message}`, cfgPath);
   }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new AdapterLoadError(`must be a JSON object of PEFT config fields, got ${Array.isArray(config) ? 'an array' : JSON.stringify(config)}`, cfgPath);
   const sidecar = path.join(d, LORAKIT_CONFIG_FILE);
   if (fs.existsSync(sidecar)) {
     let block: unknown;
     try {
       block = JSON.parse(fs.readFileSync(sidecar, 'utf8'));
     } catch (e) {
-      throw new Error(`${sidecar} is not valid JSON: ${(e as Error).message}`);
+      throw new AdapterLoadError(`not valid JSON: ${(e as Error).message}`, sidecar);
     }
-    if (typeof block !== 'object' || block === null || Array.isArray(block)) throw new Error(`${sidecar}: expected a JSON object (lorakit's method, seed and task metadata)`);
+    if (typeof block !== 'object' || block === null || Array.isArray(block)) throw new AdapterLoadError("must be a JSON object (lorakit's method, seed and task metadata)", sidecar);
     // In memory the block is the config's `lorakit` key, wherever it was stored.
     config.lorakit = { ...config.lorakit, ...block };
   }
@@ -179,10 +183,10 @@ export function readAdapter(dir: string, name?: string): LoadedAdapter {
   for (const [k, t] of file.tensors) {
     let data = t.data;
     if (data instanceof Float64Array) data = Float32Array.from(data);
-    if (!(data instanceof Float32Array)) throw new Error(`${WEIGHTS_FILE}: tensor '${k}' has dtype ${t.dtype}; lorakit reads float32 adapters`);
+    if (!(data instanceof Float32Array)) throw new AdapterLoadError(`tensor '${k}' has dtype ${t.dtype}; lorakit reads float32 adapters`, path.join(d, WEIGHTS_FILE));
     tensors.set(k, { shape: t.shape, data });
   }
-  return { config, tensors };
+  return { dir: d, config, tensors };
 }
 
 /** Copies saved values into a freshly built AdapterSet, checking names and shapes. */
@@ -199,9 +203,9 @@ export function loadAdapterWeights(set: AdapterSet, loaded: LoadedAdapter): void
   }
 }
 
-export class AdapterLoadError extends Error {
-  constructor(message: string) {
-    super(message);
+export class AdapterLoadError extends FileFormatError {
+  constructor(message: string, file = '', options?: { cause?: unknown }) {
+    super(file, message, options);
     this.name = 'AdapterLoadError';
   }
 }
@@ -216,9 +220,10 @@ export interface PeftAdapter {
 }
 
 /** The AdapterSet a parsed config describes on a model (fresh values: the method's init). */
-function adapterSetOf(model: { sites: LinearSite[]; weights: WeightMap }, peft: LoadedPeftConfig, headNames?: string[], seed?: number): AdapterSet {
+function adapterSetOf(model: { sites: LinearSite[]; weights: WeightMap }, peft: LoadedPeftConfig, headNames?: string[], seed?: number, maxParams?: number): AdapterSet {
   const c = peft.config;
   const set = new AdapterSet(peft.method, peft.methodConfig, model.sites, model.weights, {
+    maxParams,
     targetModules: c.target_modules!,
     seed: seed ?? peft.lorakit?.seed ?? 0,
     headNames,
@@ -276,6 +281,20 @@ export function loadPeftAdapter(
   dir: string,
   opts: { name?: string; warn?: (m: string) => void; headNames?: string[] } = {},
 ): PeftAdapter {
+  try {
+    return loadPeftAdapterUnchecked(model, dir, opts);
+  } catch (e) {
+    // Every problem names the adapter folder; anything that is not a known problem (a bug) keeps its cause.
+    if (e instanceof FileFormatError) throw e.inFile(dir);
+    throw new AdapterLoadError(`cannot be loaded: ${(e as Error)?.message ?? String(e)}`, dir, { cause: e });
+  }
+}
+
+function loadPeftAdapterUnchecked(
+  model: { sites: LinearSite[]; weights: WeightMap },
+  dir: string,
+  opts: { name?: string; warn?: (m: string) => void; headNames?: string[] } = {},
+): PeftAdapter {
   const loaded = readAdapter(dir, opts.name);
   const source = path.join(dir, CONFIG_FILE);
   const warn = opts.warn ?? ((m: string) => console.warn(m));
@@ -301,7 +320,8 @@ export function loadPeftAdapter(
       );
     }
   }
-  const set = adapterSetOf(model, peft, opts.headNames);
+  // Stored tensors take ≥ 2 bytes a value (F16 / BF16, lorakit writes F32).
+  const set = adapterSetOf(model, peft, opts.headNames, undefined, Math.floor(fs.statSync(path.join(loaded.dir, WEIGHTS_FILE)).size / 2));
   const extraTensors = new Map<string, StoredTensor>();
   const shared: Record<string, StoredTensor> = {};
   // PEFT's RandLoRA file also holds the shared projections under every module (its layers hold the shared dict).

@@ -19,15 +19,17 @@ import { loadHookState, runFitHook, runStartHook, runStepHook, saveHookState } f
 import { outIn64 } from '../adapters/bases.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import { plainLinear } from '../models/linear.ts';
-import type { LinearFn, LinearSite } from '../models/types.ts';
-import { AdamW, type AdamWGroup } from '../optim/adamw.ts';
+import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
+import type { AdamWGroup } from '../optim/adamw.ts';
 import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { MetricsLog } from './metrics.ts';
+import { acquireRunLock } from './run_lock.ts';
 import { lossOf, type TrainTask } from './task.ts';
+import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
 
 export interface FitOptions {
   epochs: number;
@@ -42,8 +44,16 @@ export interface FitOptions {
   schedule?: 'linear' | 'cosine' | 'constant';
   /** Clip the global gradient norm to this (off by default). */
   maxGradNorm?: number;
-  /** Extra AdamW groups (LoRA+), matched before the task's own (a head's lr scale). */
+  /** Extra parameter groups (LoRA+), matched before the task's own (a head's lr scale). */
   optimizerGroups?: AdamWGroup[];
+  /** The update rule (default AdamW); its state is checkpointed with the run. */
+  optimizer?: OptimizerSpec;
+  /**
+   * Full fine-tuning: the model's weights are trained too, in place (every
+   * float32 weight the task's graph reads; a tied weight once). `matrices`
+   * names the 2-D projection weights GaLore may project.
+   */
+  full?: { weights: WeightMap; matrices?: ReadonlySet<string> };
   /** Stop after this many epochs without a better validation metric (needs validation data). */
   patience?: number;
   /** onnxruntime intra-op threads. */
@@ -74,6 +84,8 @@ export interface FitResult {
   best?: number;
   /** Mean training loss of each epoch finished in this process or before it (from the checkpoint). */
   epochLosses: number[];
+  /** Bytes of the optimizer's state at the end (moments, projectors). */
+  optimizerStateBytes: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -105,8 +117,9 @@ interface LoopState {
  * and `grad.<name>` of every trainable tensor in it (the fused step); 'eval'
  * outputs the loss (when the task gives one) and the task's outputs.
  */
-export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval'): { graph: Graph; trainable: string[] } {
+export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval', trainWeights?: ReadonlySet<string>): { graph: Graph; trainable: string[] } {
   const g = new Graph(`${task.name}-${mode}`);
+  if (trainWeights) g.trainableWeights = (name) => trainWeights.has(name);
   const { loss, outputs } = task.build(g, linear, mode);
   if (loss) g.output('loss', loss);
   for (const [k, v] of Object.entries(outputs ?? {})) g.output(k, v);
@@ -121,6 +134,8 @@ export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode
 
 export class Trainer<E, B> {
   private graphs: Partial<Record<'train' | 'eval', Promise<CompiledGraph>>> = {};
+  /** Full fine-tuning: the model weights the task's graph reads, trained in place. */
+  private readonly fullWeights: WeightMap = new Map();
 
   constructor(
     readonly task: TrainTask<E, B>,
@@ -130,15 +145,23 @@ export class Trainer<E, B> {
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
     if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) throw new Error(`Epochs must be an integer ≥ 1, got ${opts.epochs}`);
+    if (opts.full) {
+      if (adapters) throw new Error('Full fine-tuning trains the weights themselves: leave the adapter out');
+      // Which weights the graph reads (the builders name them): a graph built once, not compiled.
+      const names = new Set([...opts.full.weights].filter(([, w]) => w.data instanceof Float32Array).map(([k]) => k));
+      const { trainable } = buildTaskGraph(task, plainLinear, 'train', names);
+      // The task's own tensors keep their names (a folder's own `classifier.weight` of another size is not the task's head).
+      for (const k of trainable) if (opts.full.weights.has(k) && !task.params.has(k)) this.fullWeights.set(k, opts.full.weights.get(k)!);
+    }
   }
 
-  /** Every trainable tensor (adapter, then the task's own), by name, live. */
+  /** Every trainable tensor (adapter or, fully fine-tuned, the model's weights; then the task's own), by name, live. */
   params(): Map<string, Float32Array> {
-    return new Map([...(this.adapters?.params ?? []), ...[...this.task.params].map(([k, t]) => [k, t.data] as const)]);
-  }
-
-  private shapeOf(name: string): number[] {
-    return this.task.params.get(name)?.shape ?? this.adapters!.shapes.get(name)!;
+    return new Map([
+      ...(this.adapters?.params ?? []),
+      ...[...this.fullWeights].map(([k, w]) => [k, w.data] as const),
+      ...[...this.task.params].map(([k, t]) => [k, t.data] as const),
+    ]);
   }
 
   private linear(training: boolean): LinearFn {
@@ -147,7 +170,7 @@ export class Trainer<E, B> {
 
   private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
     this.graphs[mode] ??= (async () => {
-      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode);
+      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, this.fullWeights.size ? new Set(this.fullWeights.keys()) : undefined);
       const unused = [...this.params().keys()].filter((k) => mode === 'train' && !trainable.includes(k));
       if (unused.length) throw new Error(`${this.task.name}: trainable tensors the task's graph does not use: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? '…' : ''}`);
       return CompiledGraph.compile(graph, { threads: this.opts.threads });
@@ -159,6 +182,7 @@ export class Trainer<E, B> {
   private feeds(batch: B, training: boolean, step = 0): Record<string, HostTensor> {
     const f = this.task.feeds(batch);
     for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
+    for (const [k, w] of this.fullWeights) f[k] = { data: w.data, dims: w.shape };
     const dropout = training ? { batch: f, rng: new Rng(this.opts.seed).fork(`dropout-${step}`) } : undefined;
     return Object.assign(f, adapterFeeds(this.adapters, { training, dropout }));
   }
@@ -233,7 +257,7 @@ export class Trainer<E, B> {
     const { train } = data;
     const validation = data.validation && data.validation.length ? data.validation : undefined;
     if (!train.length) throw new Error(`${this.task.name}: no training examples`);
-    if (!this.adapters && this.task.params.size === 0) throw new Error(`${this.task.name}: nothing to train (attach an adapter)`);
+    if (!this.adapters && !this.fullWeights.size && this.task.params.size === 0) throw new Error(`${this.task.name}: nothing to train (attach an adapter)`);
     if (o.patience !== undefined && !validation) throw new Error('Early stopping (patience) needs validation data');
     const params = this.params();
     const stepsPerEpoch = this.epochBatches(train, 0).length;
@@ -241,19 +265,31 @@ export class Trainer<E, B> {
     const warmupSteps = Math.round((o.warmupRatio ?? 0.06) * totalSteps);
     const kind = o.schedule ?? 'linear';
     const schedule = makeSchedule(kind === 'constant' ? { kind, warmupSteps } : { kind, warmupSteps, totalSteps });
-    const optimizer = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0.01, groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])] });
-    if (o.outDir && !o.resume) {
-      // A fresh run owns its folder: an earlier run's checkpoints (possibly at
-      // later steps) would otherwise be what a later --resume picks up, and its
-      // metrics would be mixed into this run's log.
-      fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
-      fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
+    const matrices = new Map<string, [number, number]>();
+    for (const k of o.full?.matrices ?? []) {
+      const w = this.fullWeights.get(k);
+      if (w && w.shape.length === 2) matrices.set(k, [w.shape[0], w.shape[1]]);
     }
-    const log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
+    const optimizer = makeOptimizer(o.optimizer ?? { kind: 'adamw' }, {
+      params, adapters: this.adapters, weightDecay: o.weightDecay ?? 0.01, matrices,
+      groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])],
+    });
     let state: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: null, badEpochs: 0, history: [], epochLossSum: 0, epochLossCount: 0, epochLosses: [] };
     let best: Map<string, Float32Array> | null = null;
+    // One run per folder (a second one would delete or overwrite this one's checkpoints); a dead run's lock is taken over.
+    const lock = o.outDir ? acquireRunLock(o.outDir) : null;
+    let log: MetricsLog | null = null;
 
     try {
+      if (o.outDir && !o.resume) {
+        // A fresh run owns its folder: an earlier run's checkpoints (possibly at
+        // later steps) would otherwise be what a later --resume picks up, and its
+        // metrics would be mixed into this run's log.
+        fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
+        fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
+      }
+      log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
+      if (lock?.tookOverFrom) log?.write({ event: 'lock', tookOverFrom: lock.tookOverFrom });
       if (o.resume && o.outDir) {
         const ck = await loadLatestCheckpoint(`${o.outDir}/checkpoints`);
         if (ck) {
@@ -293,7 +329,7 @@ export class Trainer<E, B> {
       for (; state.epoch < o.epochs; state.epoch++, state.batchInEpoch = 0) {
         const batches = this.epochBatches(train, state.epoch);
         for (; state.batchInEpoch < batches.length; state.batchInEpoch++) {
-          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses };
+          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
           const batch = batches[state.batchInEpoch];
           const t0 = performance.now();
           const out = await cg.run(this.feeds(batch, true, state.step));
@@ -349,9 +385,10 @@ export class Trainer<E, B> {
       }
       // Early stopping keeps the best validation weights.
       if (best) for (const [k, v] of best) params.get(k)!.set(v);
-      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses };
+      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
     } finally {
       log?.close();
+      lock?.release();
     }
   }
 
