@@ -38,7 +38,7 @@ export { runTrainJob, type TrainJobOptions, type TrainJobResult } from './tasks/
 export { runClassificationJob, type ClassifyJobOptions } from './tasks/classification.ts';
 
 // PEFT files: adapter_config.json + adapter_model.safetensors, both ways.
-export { loadPeftAdapter, readAdapter, saveAdapter, type PeftAdapter } from './peft/adapter_files.ts';
+export { createPeftAdapter, loadPeftAdapter, readAdapter, saveAdapter, type PeftAdapter } from './peft/adapter_files.ts';
 
 // Serving: several adapters on one base, generation.
 export { PeftModel, padBatch, padDecoderIds, type TokenBatch } from './serve/peft_model.ts';

@@ -189,8 +189,27 @@ export interface PeftDescriptor<C = any, S = any> {
     names: string[];
     /** The boolean field saying the file holds them (PEFT's save_projection): read by the loader, written by `save`. */
     flag?: string;
+    /**
+     * PEFT also stores them under every adapted module (`<module>.randlora_A`: RandLoRA's layers hold the shared
+     * dict, so its state dict lists them there), and warns of missing keys without them: written there too.
+     */
+    perModule?: boolean;
     load(state: S, config: C, tensors: Record<string, StoredTensor>, sites: LinearSite[]): void;
     save(state: S, config: C): { tensors: Record<string, StoredTensor>; config: Record<string, unknown> } | null;
+  };
+  /**
+   * A config value PEFT's files cannot hold (FourierFT's ifft2_norm): the file
+   * then holds the same ΔW in PEFT's terms, and lorakit's own block (not
+   * adapter_config.json, whose unknown fields PEFT drops) keeps what restores
+   * the config, so both read the adapter the same.
+   */
+  peftForm?: {
+    /** Rewrites `tensors` and `fields` in place into PEFT's terms; returns the lorakit-block entries that restore the config (none: nothing to keep). */
+    save(args: { sites: LinearSite[]; configFor(site: LinearSite): C; tensors: Record<string, StoredTensor>; fields: Record<string, any> }): Record<string, unknown> | undefined;
+    /** The parsed config with lorakit's block applied (what `save` returned). */
+    restore(config: C, lorakit: Record<string, any>): C;
+    /** A file's tensors (PEFT's terms) into the restored config's terms, replacing entries of `tensors`. */
+    load(args: { sites: LinearSite[]; configFor(site: LinearSite): C; tensors: Map<string, StoredTensor> }): void;
   };
   /**
    * Inits that moved part of W0 into the adapter (PiSSA, OLoRA): rewrites the
