@@ -134,6 +134,8 @@ export function makeProgram(): Command {
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
+    .option('--monitor-norms', 'plot the LoRA-limits monitor over training: <out>/norms.svg (per attention layer, the largest entry of X·W* of Q, K, V against √(ln L); logged to metrics.jsonl in every run)')
+    .option('--norms-every <n>', 'steps between the norm monitor\'s records in metrics.jsonl', int('--norms-every'), 10)
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
@@ -163,7 +165,7 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full,
+          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full, normsEvery: o.normsEvery, monitorNorms: !!o.monitorNorms,
         }, ui);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
@@ -201,6 +203,8 @@ export function makeProgram(): Command {
           checkpointEvery: o.checkpointEvery,
           optimizer,
           full: !!o.full,
+          normsEvery: o.normsEvery,
+          monitorNorms: !!o.monitorNorms,
         },
         ui,
       );

@@ -25,6 +25,8 @@ import { saveAdapter } from '../peft/adapter_files.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { Rng } from '../util/rng.ts';
 import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
+import type { NormPeak } from '../train/norm_monitor.ts';
+import { writeNormsPlot } from '../train/norm_plot.ts';
 import type { TaskKind, TrainTask } from '../train/task.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 import { CausalLmTask, encodeCausalLm } from '../train/tasks/causal_lm.ts';
@@ -46,6 +48,17 @@ export interface JobUi {
 /** The process's peak resident set size so far, in bytes. */
 export function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
+}
+
+/** `--monitor-norms`: the plot of the run's norm records and a line on the peak; returns the plot's path (undefined when nothing was monitored). */
+export function normsReport(outDir: string, peak: NormPeak | undefined, ui: JobUi): string | undefined {
+  if (!peak) {
+    ui.info('norm monitor: the model has no attention projection it recognizes (q_proj/k_proj/v_proj, query/key/value, c_attn, qkv): nothing to plot');
+    return undefined;
+  }
+  const plot = writeNormsPlot(outDir);
+  ui.info(`norm monitor: largest Γ/√(ln L) ${peak.ratio.toFixed(3)} (Γ = ${peak.gamma.toFixed(3)}) in ${peak.layer} at step ${peak.step}; plot: ${plot}`);
+  return plot;
 }
 
 export const silentUi: JobUi = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
@@ -96,6 +109,10 @@ export interface TrainJobOptions {
   full?: boolean;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
+  /** Steps between the norm monitor's records in metrics.jsonl (default 10; every run is monitored). */
+  normsEvery?: number;
+  /** Also plot the monitor's records: <out>/norms.svg. */
+  monitorNorms?: boolean;
 }
 
 export interface TrainJobResult {
@@ -120,6 +137,10 @@ export interface TrainJobResult {
   optimizerStateBytes: number;
   /** The process's peak resident memory, in bytes. */
   peakRssBytes: number;
+  /** The norm monitor's largest Γ/√(ln L) over the run (absent when the model has no attention projection it recognizes). */
+  normsPeak?: NormPeak;
+  /** With monitorNorms: the plot of the monitor's records. */
+  normsPlot?: string;
 }
 
 const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder' };
@@ -209,7 +230,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
-    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer,
+    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer, monitorNorms: { every: o.normsEvery ?? 10 },
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
     onStep: (s) => ui.step(s), onEval: (e) => ui.eval(e),
@@ -227,6 +248,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
       task: o.task, method: method.name, model: loaded.name, examples: { train: train.length, validation: validation?.length ?? 0 },
       trainableParams: trainable, steps: fit.steps, epochLosses: fit.epochLosses, adapterDir, seconds: 0, stopped: fit.stopped,
       fineTuning: adapters ? 'adapter' : 'full', optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
+      normsPeak: fit.normsPeak,
     };
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
     if (validation) result.validation = await trainer.evaluate(validation);
@@ -238,6 +260,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
         extra: { task: o.task, data: o.data, ...extra },
       });
     } else saveFullModel(adapterDir, loaded, task.params, { task: o.task, data: o.data, ...extra });
+    if (o.monitorNorms) result.normsPlot = normsReport(o.out, fit.normsPeak, ui);
     result.seconds = (performance.now() - t0) / 1000;
     result.peakRssBytes = peakRss();
     writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');

@@ -27,6 +27,7 @@ import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { MetricsLog } from './metrics.ts';
+import { NormMonitor, peakOf, type NormPeak, type NormRecord } from './norm_monitor.ts';
 import { acquireRunLock } from './run_lock.ts';
 import { lossOf, type TrainTask } from './task.ts';
 import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
@@ -68,6 +69,14 @@ export interface FitOptions {
   keepCheckpoints?: number;
   /** Stop after this many optimizer steps in this process (simulates a crash in tests). */
   stopAfterSteps?: number;
+  /**
+   * The LoRA computational-limits monitor (src/train/norm_monitor.ts): per
+   * attention layer, the largest entry of the adapted Q, K and V projections
+   * against √(ln L), read from every training step's forward pass and written
+   * to metrics.jsonl (event 'norms') every `every` steps (default 1) and at step 1.
+   */
+  monitorNorms?: { every?: number };
+  onNorms?: (info: { step: number } & NormRecord) => void;
   onStep?: (info: StepInfo) => void;
   onEval?: (info: EvalInfo) => void;
 }
@@ -86,6 +95,8 @@ export interface FitResult {
   epochLosses: number[];
   /** Bytes of the optimizer's state at the end (moments, projectors). */
   optimizerStateBytes: number;
+  /** With monitorNorms: the largest Γ/√(ln L) of any step of the run (resumed runs included), its layer and step. */
+  normsPeak?: NormPeak;
 }
 
 export class NonFiniteLossError extends Error {
@@ -109,6 +120,7 @@ interface LoopState {
   epochLossSum: number;
   epochLossCount: number;
   epochLosses: number[];
+  normsPeak?: NormPeak;
 }
 
 /**
@@ -136,6 +148,8 @@ export class Trainer<E, B> {
   private graphs: Partial<Record<'train' | 'eval', Promise<CompiledGraph>>> = {};
   /** Full fine-tuning: the model weights the task's graph reads, trained in place. */
   private readonly fullWeights: WeightMap = new Map();
+  /** The norm monitor of the training graph (FitOptions.monitorNorms). */
+  readonly monitor: NormMonitor | null;
 
   constructor(
     readonly task: TrainTask<E, B>,
@@ -145,6 +159,9 @@ export class Trainer<E, B> {
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
     if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) throw new Error(`Epochs must be an integer ≥ 1, got ${opts.epochs}`);
+    const every = opts.monitorNorms?.every;
+    if (every !== undefined && !(Number.isInteger(every) && every >= 1)) throw new Error(`monitorNorms.every must be an integer ≥ 1, got ${every}`);
+    this.monitor = opts.monitorNorms ? new NormMonitor() : null;
     if (opts.full) {
       if (adapters) throw new Error('Full fine-tuning trains the weights themselves: leave the adapter out');
       // Which weights the graph reads (the builders name them): a graph built once, not compiled.
@@ -165,7 +182,8 @@ export class Trainer<E, B> {
   }
 
   private linear(training: boolean): LinearFn {
-    return this.adapters ? this.adapters.linear({ training }) : plainLinear;
+    const fn = this.adapters ? this.adapters.linear({ training }) : plainLinear;
+    return training && this.monitor ? this.monitor.wrap(fn) : fn;
   }
 
   private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
@@ -329,10 +347,11 @@ export class Trainer<E, B> {
       for (; state.epoch < o.epochs; state.epoch++, state.batchInEpoch = 0) {
         const batches = this.epochBatches(train, state.epoch);
         for (; state.batchInEpoch < batches.length; state.batchInEpoch++) {
-          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
+          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak };
           const batch = batches[state.batchInEpoch];
           const t0 = performance.now();
-          const out = await cg.run(this.feeds(batch, true, state.step));
+          const feeds = this.feeds(batch, true, state.step);
+          const out = await cg.run(feeds);
           const loss = lossOf(out);
           if (!Number.isFinite(loss)) throw await diverged('loss', loss);
           const grads = new Map<string, Float32Array>();
@@ -352,6 +371,16 @@ export class Trainer<E, B> {
           const info: StepInfo = { step: state.step, totalSteps, epoch: state.epoch, loss, lr, gradNorm, tokensPerSec: this.task.tokens(batch) / ((performance.now() - t0) / 1000) };
           o.onStep?.(info);
           log?.write({ event: 'step', ...info });
+          if (this.monitor?.projections.length) {
+            const rec = this.monitor.read(out, feeds);
+            const peak = peakOf(rec, state.step);
+            const key = (p?: NormPeak) => (p ? (Number.isNaN(p.ratio) ? -Infinity : p.ratio) : -Infinity);
+            if (peak && (!state.normsPeak || key(peak) > key(state.normsPeak))) state.normsPeak = peak;
+            if (state.step === 1 || state.step % (o.monitorNorms!.every ?? 1) === 0) {
+              log?.write({ event: 'norms', step: state.step, ...rec });
+              o.onNorms?.({ step: state.step, ...rec });
+            }
+          }
           if (o.checkpointEvery && state.step % o.checkpointEvery === 0) {
             state.batchInEpoch++;
             await save();
@@ -385,7 +414,7 @@ export class Trainer<E, B> {
       }
       // Early stopping keeps the best validation weights.
       if (best) for (const [k, v] of best) params.get(k)!.set(v);
-      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
+      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak };
     } finally {
       await optimizer.release?.();
       log?.close();
