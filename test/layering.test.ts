@@ -19,6 +19,7 @@ const LAYERS: string[][] = [
   ['summarize'],
   ['train'],
   ['tasks'],
+  ['workflows'],
   ['cli'],
   ['.'], // src/index.ts: the public API
 ];

@@ -9,6 +9,7 @@ import { registerSummarize } from './summarize.ts';
 import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
+import { registerLoram } from './loram.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -230,6 +231,7 @@ export function makeProgram(): Command {
   registerSummarize(program);
   registerCompare(program);
   registerMergeExport(program);
+  registerLoram(program);
 
   return program;
 }
