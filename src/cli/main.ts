@@ -10,6 +10,7 @@ import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLo
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { registerLoram } from './loram.ts';
+import { registerUnlearn } from './unlearn.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -232,6 +233,7 @@ export function makeProgram(): Command {
   registerCompare(program);
   registerMergeExport(program);
   registerLoram(program);
+  registerUnlearn(program);
 
   return program;
 }

@@ -224,6 +224,25 @@ export class Trainer<E, B> {
    * (the adapter left out), W made a parameter of a separate graph.
    */
   async weightGradients(train: readonly E[], sites: LinearSite[], o: { batches: number; batchSize: number }): Promise<Map<string, Float64Array>> {
+    const batches = this.task.batches(train, o.batchSize, new Rng(this.opts.seed).fork('weight-grads')).slice(0, o.batches);
+    const sum = new Map<string, Float64Array>();
+    await this.weightGradientsEach(batches, sites, (grads) => {
+      for (const [name, gr] of grads) {
+        const acc = sum.get(name);
+        if (!acc) sum.set(name, gr);
+        else for (let i = 0; i < acc.length; i++) acc[i] += gr[i];
+      }
+    });
+    return sum;
+  }
+
+  /**
+   * ∂L/∂W of each batch for the sites' frozen weights ([out, in], float64, by
+   * site name), L the task's loss of that batch on the base model (the adapter
+   * left out): handed to `onBatch` one batch at a time (FILA's Fisher sums
+   * squares of them).
+   */
+  async weightGradientsEach(batches: readonly B[], sites: LinearSite[], onBatch: (grads: Map<string, Float64Array>, batch: B) => void): Promise<void> {
     const g = new Graph(`${this.task.name}-weight-grads`);
     const wanted = new Map(sites.map((s) => [s.name, s]));
     const linear: LinearFn = (site, x, W, b) => {
@@ -242,9 +261,7 @@ export class Trainer<E, B> {
     const grads = grad(loss, wParams);
     wParams.forEach((p, i) => g.output(`grad.${p.leaf!.name}`, grads[i]));
     const cg = await CompiledGraph.compile(g, { threads: this.opts.threads });
-    const sum = new Map<string, Float64Array>();
     try {
-      const batches = this.task.batches(train, o.batchSize, new Rng(this.opts.seed).fork('weight-grads')).slice(0, o.batches);
       for (const batch of batches) {
         const f = this.task.feeds(batch);
         for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
@@ -253,17 +270,11 @@ export class Trainer<E, B> {
           f[`W.${s.name}`] = { data: w.data, dims: w.shape };
         }
         const out = await cg.run(f);
-        for (const s of sites) {
-          const gr = outIn64(s, out[`grad.W.${s.name}`].data as Float32Array);
-          const acc = sum.get(s.name);
-          if (!acc) sum.set(s.name, gr);
-          else for (let i = 0; i < acc.length; i++) acc[i] += gr[i];
-        }
+        onBatch(new Map(sites.map((s) => [s.name, outIn64(s, out[`grad.W.${s.name}`].data as Float32Array)])), batch);
       }
     } finally {
       await cg.release();
     }
-    return sum;
   }
 
   private epochBatches(train: readonly E[], epoch: number): B[] {
