@@ -11,6 +11,7 @@ import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { registerLoram } from './loram.ts';
 import { registerUnlearn } from './unlearn.ts';
+import { registerSgLora } from './sg_lora.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -234,6 +235,7 @@ export function makeProgram(): Command {
   registerMergeExport(program);
   registerLoram(program);
   registerUnlearn(program);
+  registerSgLora(program);
 
   return program;
 }
