@@ -99,3 +99,29 @@ test('the norm-monitor reference reruns in PyTorch to the committed fixture', { 
   assert.deepEqual(fresh.lora, FIX.lora);
   for (const [i, l] of FIX.layers.entries()) for (const part of ['q', 'k', 'v']) assert.ok(Math.abs(fresh.layers[i][part] - l[part]) <= 1e-12 * l[part]);
 });
+
+test('lorakit train --monitor-norms on the command line: norms records in metrics.jsonl every --norms-every steps, normsPeak in results.json, <out>/norms.svg; --norms-every 0 is refused', () => {
+  const BIN = new URL('../bin/lorakit.js', import.meta.url).pathname;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-norms-cli-'));
+  try {
+    const data = path.join(dir, 'd.jsonl');
+    fs.writeFileSync(data, Array.from({ length: 12 }, (_, i) => JSON.stringify({ text: i % 2 ? 'once upon a time there lived a king' : 'the movie was very good' })).join('\n') + '\n');
+    const out = path.join(dir, 'run');
+    let r = spawnSync(process.execPath, [BIN, 'train', '--task', 'causal-lm', '--model', LLAMA, '--data', data, '--epochs', '2', '--batch', '4', '--monitor-norms', '--norms-every', '2', '--out', out, '--quiet'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /norm monitor: largest Γ\/√\(ln L\) [\d.]+ .* plot: .*norms\.svg/);
+    const steps = readMetrics(path.join(out, 'metrics.jsonl')).filter((x) => x.event === 'step').map((x) => x.step as number);
+    const norms = readMetrics(path.join(out, 'metrics.jsonl')).filter((x) => x.event === 'norms');
+    assert.deepEqual(norms.map((x) => x.step), steps.filter((s) => s === 1 || s % 2 === 0));
+    const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+    const ratios = norms.flatMap((x) => (x.layers as { ratio: number }[]).map((l) => l.ratio));
+    assert.equal(results.normsPeak.ratio, Math.max(...ratios));
+    const svg = fs.readFileSync(path.join(out, 'norms.svg'), 'utf8');
+    assert.equal((svg.match(/<polyline/g) ?? []).length, 2, 'one line per attention layer of llama-tiny');
+    r = spawnSync(process.execPath, [BIN, 'train', '--task', 'causal-lm', '--model', LLAMA, '--data', data, '--norms-every', '0', '--out', path.join(dir, 'bad')], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /--norms-every must be a positive integer, got '0'/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,6 +1,6 @@
 // The `lorakit` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { int, list, num } from './parse.ts';
+import { int, list, num, positiveInt } from './parse.ts';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { registerMergeExport } from './merge_export.ts';
@@ -138,7 +138,7 @@ export function makeProgram(): Command {
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
     .option('--monitor-norms', 'plot the LoRA-limits monitor over training: <out>/norms.svg (per attention layer, the largest entry of X·W* of Q, K, V against √(ln L); logged to metrics.jsonl in every run)')
-    .option('--norms-every <n>', 'steps between the norm monitor\'s records in metrics.jsonl', int('--norms-every'), 10)
+    .option('--norms-every <n>', 'steps between the norm monitor\'s records in metrics.jsonl (≥ 1)', positiveInt('--norms-every'), 10)
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
