@@ -187,6 +187,12 @@ test('lorakit unlearn on the command line: results.json, the adapter, --merge; F
   r = spawnSync(process.execPath, [BIN, 'unlearn', '--model', LLAMA, '--forget', forget, '--retain', retain, '--loss', 'ga', '--init', 'fila', '--out', path.join(TMP, 'bad')], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /FILA .* needs the retain set/);
+  r = spawnSync(process.execPath, [BIN, 'unlearn', '--model', LLAMA, '--forget', forget, '--retain', retain, '--rank', '0', '--out', path.join(TMP, 'bad')], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--rank must be a positive integer, got '0'/);
+  r = spawnSync(process.execPath, [BIN, 'unlearn', '--model', LLAMA, '--forget', path.join(TMP, 'missing.jsonl'), '--retain', retain, '--out', path.join(TMP, 'bad')], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /missing\.jsonl: not found/);
 });
 
 test('the LoKU reference reruns in PyTorch to the committed fixture', { skip: torchSkip }, () => {

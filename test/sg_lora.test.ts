@@ -118,7 +118,7 @@ test('sg-lora build → generate (cvae, weighted, nearest, uniform): each a PEFT
   assert.equal(meta.sg_lora.experts.length, 8);
 });
 
-test('sg-lora errors: an expert without description.txt, experts of different ranks, a missing library', async () => {
+test('sg-lora errors: an expert without description.txt, experts of different ranks, a library of one, a bad temperature, a missing library, an empty description', async () => {
   const model = await loadDecoder(LLAMA);
   const mk = (name: string, r: number, desc?: string) => {
     const set = new AdapterSet(lora, lora.schema.parse({ r, lora_alpha: r }), model.sites, model.weights, { targetModules: ['q_proj'], seed: 1 });
@@ -129,7 +129,10 @@ test('sg-lora errors: an expert without description.txt, experts of different ra
   };
   assert.throws(() => readExpert(mk('nodesc', 2)), /no description\.txt/);
   await assert.rejects(runSgLoraBuild({ experts: [mk('r2', 2, 'a task'), mk('r4', 4, 'another task')], out: path.join(TMP, 'bad'), embed: fakeEmbed }), /has r 4, .* has 2: the experts must be LoRAs of one shape/);
+  await assert.rejects(runSgLoraBuild({ experts: [mk('one', 2, 'a task')], out: path.join(TMP, 'bad'), embed: fakeEmbed }), /at least 2 expert folders, got 1/);
+  await assert.rejects(runSgLoraBuild({ experts: [mk('t1', 2, 'a task'), mk('t2', 2, 'b task')], out: path.join(TMP, 'bad'), embed: fakeEmbed, temperature: 0 }), /temperature must be positive, got 0/);
   await assert.rejects(runSgLoraGenerate({ library: path.join(TMP, 'nolib'), description: 'x', out: path.join(TMP, 'y'), embed: fakeEmbed }), /library\.json: not found: build the library first/);
+  await assert.rejects(runSgLoraGenerate({ library: path.join(TMP, 'nolib'), description: '  ', out: path.join(TMP, 'y'), embed: fakeEmbed }), /the description is empty/);
 });
 
 test('the SG-LoRA reference reruns in PyTorch to the committed fixture', { skip: torchSkip }, () => {

@@ -3,7 +3,7 @@
 // a LoRA on the pruned folder with `lorakit train --task causal-lm --model <pruned>`.
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { int, num } from './parse.ts';
+import { int, num, positiveInt } from './parse.ts';
 import { runLoramPrune } from '../workflows/loram/prune.ts';
 import { runLoramRecover } from '../workflows/loram/recover.ts';
 
@@ -41,8 +41,8 @@ export function registerLoram(program: Command): void {
     .option('--layers <list>', "layers to prune, e.g. '4-29' (LLM-Pruner's and LoRAM's practice keeps the first and last layers); default: all (a plain Hugging Face config)", parseLayers)
     .addOption(new Option('--importance <kind>', "taylor: LLM-Pruner's first-order Taylor |W·∂L/∂W| on --data; magnitude: W²; random: LoRAM's randomly structured variant").choices(['taylor', 'magnitude', 'random']).default('taylor'))
     .option('--data <file.jsonl>', 'calibration text for --importance taylor (causal-LM JSONL: {"text"}, {"prompt","completion"} or {"messages"})')
-    .option('--calibration-size <n>', 'calibration examples (LLM-Pruner uses 10)', int('--calibration-size'), 10)
-    .option('--max-len <n>', 'tokens per calibration example (LLM-Pruner uses 64)', int('--max-len'), 64)
+    .option('--calibration-size <n>', 'calibration examples (LLM-Pruner uses 10)', positiveInt('--calibration-size'), 10)
+    .option('--max-len <n>', 'tokens per calibration example (LLM-Pruner uses 64)', positiveInt('--max-len'), 64)
     .option('--seed <n>', 'seed of the calibration sample and of --importance random', int('--seed'), 0)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .action(async (o) => {

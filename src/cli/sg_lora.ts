@@ -2,7 +2,7 @@
 // unseen task from its description (src/workflows/sg_lora/).
 
 import { Command, Option } from 'commander';
-import { int, num } from './parse.ts';
+import { int, num, positiveInt } from './parse.ts';
 import { GENERATE_METHODS, runSgLoraBuild, runSgLoraGenerate } from '../workflows/sg_lora/jobs.ts';
 
 export function registerSgLora(program: Command): void {
@@ -12,10 +12,10 @@ export function registerSgLora(program: Command): void {
     .description('Build a library from expert adapter folders (each with description.txt): description embeddings (bundled USE) and the CVAE generator')
     .requiredOption('--library <dirs...>', 'expert folders (an adapter folder, or a run folder with adapter/, plus description.txt), e.g. runs/experts/*')
     .requiredOption('--out <dir>', 'the library folder (library.json, generator.safetensors)')
-    .option('--hidden <n>', 'CVAE hidden width', int('--hidden'), 64)
-    .option('--latent <n>', 'CVAE latent size (at most the PCA rank)', int('--latent'), 8)
+    .option('--hidden <n>', 'CVAE hidden width', positiveInt('--hidden'), 64)
+    .option('--latent <n>', 'CVAE latent size (at most the PCA rank)', positiveInt('--latent'), 8)
     .option('--beta <x>', 'weight of the KL term', num('--beta'), 0.1)
-    .option('--epochs <n>', 'CVAE training epochs (one batch of all experts each)', int('--epochs'), 1500)
+    .option('--epochs <n>', 'CVAE training epochs (one batch of all experts each)', positiveInt('--epochs'), 1500)
     .option('--lr <lr>', 'CVAE learning rate (AdamW, constant)', num('--lr'), 3e-3)
     .option('--temperature <τ>', 'default similarity temperature of generate', num('--temperature'), 0.1)
     .option('--seed <n>', 'seed of the CVAE init and noise', int('--seed'), 0)

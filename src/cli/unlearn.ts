@@ -2,7 +2,7 @@
 
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { int, list, num } from './parse.ts';
+import { int, list, num, positiveInt } from './parse.ts';
 import { runUnlearn } from '../workflows/loku/unlearn.ts';
 import { UNLEARN_LOSSES } from '../workflows/loku/task.ts';
 import type { JobUi } from '../tasks/train.ts';
@@ -38,15 +38,15 @@ export function registerUnlearn(program: Command): void {
     .requiredOption('--retain <file.jsonl>', 'what to keep, same format')
     .addOption(new Option('--init <how>', "fila: Fisher-weighted low-rank init (the residual replaces W0); lora: PEFT's default LoRA init").choices(['fila', 'lora']).default('fila'))
     .addOption(new Option('--loss <kind>', 'ihl: inverted hinge loss + retain NLL (LoKU); gd: gradient difference; ga: gradient ascent').choices([...UNLEARN_LOSSES]).default('ihl'))
-    .option('-r, --rank <r>', 'LoRA rank (the official scripts sweep 4-32)', int('--rank'), 8)
+    .option('-r, --rank <r>', 'LoRA rank (the official scripts sweep 4-32)', positiveInt('--rank'), 8)
     .option('--alpha <alpha>', 'lora_alpha (default 2·rank, as the official scripts)', num('--alpha'))
     .option('--target-modules <list>', "module names/suffixes, a regex, or 'all-linear' (default: every linear layer but the output head)", list)
-    .option('--epochs <n>', 'passes over the forget set', int('--epochs'), 5)
+    .option('--epochs <n>', 'passes over the forget set', positiveInt('--epochs'), 5)
     .option('--lr <lr>', 'peak learning rate (warmup over one epoch, then linear decay)', num('--lr'), 2e-4)
-    .option('--batch <n>', 'forget examples per step (each with a drawn retain example)', int('--batch'), 4)
+    .option('--batch <n>', 'forget examples per step (each with a drawn retain example)', positiveInt('--batch'), 4)
     .option('--weight-decay <x>', 'AdamW weight decay', num('--weight-decay'), 0.01)
-    .option('--importance-batch <n>', 'FILA: examples per forget / retain batch of the importance pass', int('--importance-batch'), 4)
-    .option('--max-len <n>', 'truncate token sequences', int('--max-len'), 256)
+    .option('--importance-batch <n>', 'FILA: examples per forget / retain batch of the importance pass', positiveInt('--importance-batch'), 4)
+    .option('--max-len <n>', 'truncate token sequences', positiveInt('--max-len'), 256)
     .option('--seed <n>', 'seed for init, order, retain partners', int('--seed'), 42)
     .option('--merge', 'also write the unlearned model folder <out>/model')
     .option('--out <dir>', 'output folder: adapter/, results.json, metrics.jsonl, checkpoints/', 'runs/unlearn')

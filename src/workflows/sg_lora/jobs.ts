@@ -66,6 +66,10 @@ interface LibraryFile {
 }
 
 export async function runSgLoraBuild(o: BuildOptions, ui: JobUi = silentUi): Promise<{ out: string; experts: number; losses: number[] }> {
+  if (o.experts.length < 2) throw new Error(`SG-LoRA needs a library of at least 2 expert folders, got ${o.experts.length}`);
+  if (o.beta !== undefined && !(o.beta >= 0)) throw new Error(`beta (the KL weight) must be ≥ 0, got ${o.beta}`);
+  if (o.lr !== undefined && !(o.lr > 0)) throw new Error(`the CVAE learning rate must be positive, got ${o.lr}`);
+  if (o.temperature !== undefined && !(o.temperature > 0)) throw new Error(`the temperature must be positive, got ${o.temperature}`);
   const experts = o.experts.map(readExpert);
   const layout = layoutOf(experts);
   ui.info(`SG-LoRA library: ${experts.length} experts (${new Set(experts.map((e) => e.description)).size} descriptions), ${layout.size.toLocaleString('en-US')} parameters each`);
@@ -131,6 +135,7 @@ function readLibrary(dir: string): { lib: LibraryFile; experts: Expert[] } {
 }
 
 export async function runSgLoraGenerate(o: GenerateOptions): Promise<GenerateResult> {
+  if (!o.description.trim()) throw new Error('the description is empty: SG-LoRA generates an adapter from one sentence that describes the task');
   const { lib, experts } = readLibrary(o.library);
   const method = o.method ?? 'cvae';
   const embed = o.embed ?? ((t: string[]) => useEmbed(t, o.threads));
