@@ -26,7 +26,7 @@ import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { MetricsLog } from './metrics.ts';
+import { dropRecordsAfterStep, MetricsLog } from './metrics.ts';
 import { acquireRunLock } from './run_lock.ts';
 import { lossOf, type TrainTask } from './task.ts';
 import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
@@ -288,8 +288,7 @@ export class Trainer<E, B> {
         fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
         fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
       }
-      log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
-      if (lock?.tookOverFrom) log?.write({ event: 'lock', tookOverFrom: lock.tookOverFrom });
+      let resumed: { step: number; epoch: number; from: string } | null = null;
       if (o.resume && o.outDir) {
         const ck = await loadLatestCheckpoint(`${o.outDir}/checkpoints`);
         if (ck) {
@@ -305,8 +304,16 @@ export class Trainer<E, B> {
           if (this.adapters && hookState) loadHookState(this.adapters, Object.entries(hookState as Record<string, Record<string, StoredTensor>>));
           state = { ...state, ...t };
           best = ck.best ?? null;
-          log?.write({ event: 'resume', step: state.step, epoch: state.epoch, from: ck.path });
+          resumed = { step: state.step, epoch: state.epoch, from: ck.path };
         }
+      }
+      if (o.outDir) {
+        const file = `${o.outDir}/metrics.jsonl`;
+        // Steps an interrupted run logged after its last checkpoint are logged again by this run.
+        const superseded = resumed ? dropRecordsAfterStep(file, resumed.step) : 0;
+        log = new MetricsLog(file);
+        if (lock?.tookOverFrom) log.write({ event: 'lock', tookOverFrom: lock.tookOverFrom });
+        if (resumed) log.write({ event: 'resume', ...resumed, superseded });
       }
 
       runStartHook(this.adapters);
