@@ -12,10 +12,11 @@
 
 import fs from 'node:fs';
 import { grad } from '../autodiff/grad.ts';
-import { Graph } from '../graph/ir.ts';
+import { Graph, type Value } from '../graph/ir.ts';
+import * as op from '../graph/ops.ts';
 import { AdapterSet } from '../adapters/inject.ts';
 import { adapterFeeds } from '../adapters/feeds.ts';
-import { loadHookState, runFitHook, runStartHook, runStepHook, saveHookState } from '../adapters/hooks.ts';
+import { adapterLossTerm, adapterStepMetrics, loadHookState, loadRunState, ownedParams, runFitHook, runStartHook, runStepHook, saveHookState, saveRunState } from '../adapters/hooks.ts';
 import { outIn64 } from '../adapters/bases.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import { plainLinear } from '../models/linear.ts';
@@ -105,9 +106,17 @@ interface LoopState {
  * and `grad.<name>` of every trainable tensor in it (the fused step); 'eval'
  * outputs the loss (when the task gives one) and the task's outputs.
  */
-export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval'): { graph: Graph; trainable: string[] } {
+export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval', lossTerm?: (g: Graph) => Value | null): { graph: Graph; trainable: string[] } {
   const g = new Graph(`${task.name}-${mode}`);
-  const { loss, outputs } = task.build(g, linear, mode);
+  const built = task.build(g, linear, mode);
+  const { outputs } = built;
+  let loss = built.loss;
+  // A method's own term of the training loss (hooks.lossTerm): minimized with the task's, and reported apart.
+  const extra = loss && mode === 'train' ? lossTerm?.(g) : null;
+  if (loss && extra) {
+    g.output('loss.adapter', extra);
+    loss = op.add(loss, extra);
+  }
   if (loss) g.output('loss', loss);
   for (const [k, v] of Object.entries(outputs ?? {})) g.output(k, v);
   if (mode === 'eval') return { graph: g, trainable: [] };
@@ -147,7 +156,7 @@ export class Trainer<E, B> {
 
   private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
     this.graphs[mode] ??= (async () => {
-      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode);
+      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, (g) => adapterLossTerm(this.adapters, g));
       const unused = [...this.params().keys()].filter((k) => mode === 'train' && !trainable.includes(k));
       if (unused.length) throw new Error(`${this.task.name}: trainable tensors the task's graph does not use: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? '…' : ''}`);
       return CompiledGraph.compile(graph, { threads: this.opts.threads });
@@ -160,7 +169,7 @@ export class Trainer<E, B> {
     const f = this.task.feeds(batch);
     for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
     const dropout = training ? { batch: f, rng: new Rng(this.opts.seed).fork(`dropout-${step}`) } : undefined;
-    return Object.assign(f, adapterFeeds(this.adapters, { training, dropout }));
+    return Object.assign(f, adapterFeeds(this.adapters, { training, dropout, at: training ? { step, seed: this.opts.seed } : undefined }));
   }
 
   /** Eval-graph outputs of every batch of `data` (in data order). */
@@ -241,7 +250,10 @@ export class Trainer<E, B> {
     const warmupSteps = Math.round((o.warmupRatio ?? 0.06) * totalSteps);
     const kind = o.schedule ?? 'linear';
     const schedule = makeSchedule(kind === 'constant' ? { kind, warmupSteps } : { kind, warmupSteps, totalSteps });
-    const optimizer = new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0.01, groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])] });
+    // Tensors a method updates itself (hooks.ownedParams: SoRA's gates) stay out of the shared AdamW.
+    const owned = ownedParams(this.adapters);
+    const shared = owned.size ? new Map([...params].filter(([k]) => !owned.has(k))) : params;
+    const optimizer = new AdamW(shared, { lr: o.lr, weightDecay: o.weightDecay ?? 0.01, groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])] });
     if (o.outDir && !o.resume) {
       // A fresh run owns its folder: an earlier run's checkpoints (possibly at
       // later steps) would otherwise be what a later --resume picks up, and its
@@ -252,6 +264,7 @@ export class Trainer<E, B> {
     const log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
     let state: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: null, badEpochs: 0, history: [], epochLossSum: 0, epochLossCount: 0, epochLosses: [] };
     let best: Map<string, Float32Array> | null = null;
+    let runState: unknown;
 
     try {
       if (o.resume && o.outDir) {
@@ -264,7 +277,8 @@ export class Trainer<E, B> {
             p.set(v);
           }
           optimizer.loadStateDict(ck.optimizer as any);
-          const { hookState, ...t } = ck.trainer as any;
+          const { hookState, runState: saved, ...t } = ck.trainer as any;
+          runState = saved;
           // Non-trainable hook state (SMoRA's β) continues where it was, not from its initial value.
           if (this.adapters && hookState) loadHookState(this.adapters, Object.entries(hookState as Record<string, Record<string, StoredTensor>>));
           state = { ...state, ...t };
@@ -274,6 +288,8 @@ export class Trainer<E, B> {
       }
 
       runStartHook(this.adapters);
+      // A resumed run's method state that is not part of the adapter (its own optimizer, importance averages).
+      loadRunState(this.adapters, runState);
       if (state.step === 0) {
         await runFitHook(this.adapters, { params, seed: o.seed, weightGradients: (sites, w) => this.weightGradients(train, sites, w) });
       }
@@ -282,7 +298,8 @@ export class Trainer<E, B> {
       const save = async () => {
         if (!o.outDir) return undefined;
         const hookState = this.adapters ? Object.fromEntries(saveHookState(this.adapters)) : {};
-        return saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
+        const run = saveRunState(this.adapters) as any;
+        return saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState, ...(run !== undefined && { runState: run }) }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
       };
       const diverged = async (what: string, value: number) => {
         const at = await save(); // the state before this step: still finite, and resumable
@@ -305,9 +322,10 @@ export class Trainer<E, B> {
           const gradNorm = o.maxGradNorm ? clipGradNorm(grads, o.maxGradNorm).totalNorm : globalGradNorm(grads);
           if (!Number.isFinite(gradNorm)) throw await diverged('gradient norm', gradNorm);
           const lr = o.lr * schedule(state.step);
-          const hookCtx = { step: state.step, totalSteps, lr, params, grads, outputs: out };
+          const hookCtx = { step: state.step, totalSteps, lr, baseLr: o.lr, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
-          optimizer.step(grads, lr);
+          optimizer.step(owned.size ? new Map([...grads].filter(([k]) => !owned.has(k))) : grads, lr);
+          runStepHook('optimizerStep', this.adapters, hookCtx);
           runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
           state.step++;
           stepsThisRun++;
@@ -315,7 +333,9 @@ export class Trainer<E, B> {
           state.epochLossCount++;
           const info: StepInfo = { step: state.step, totalSteps, epoch: state.epoch, loss, lr, gradNorm, tokensPerSec: this.task.tokens(batch) / ((performance.now() - t0) / 1000) };
           o.onStep?.(info);
-          log?.write({ event: 'step', ...info });
+          const extra = out['loss.adapter'] ? { adapterLoss: Number(out['loss.adapter'].data[0]) } : {};
+          const figures = log ? adapterStepMetrics(this.adapters, params, state.step) : undefined;
+          log?.write({ event: 'step', ...info, ...extra, ...(figures && { adapter: figures }) });
           if (o.checkpointEvery && state.step % o.checkpointEvery === 0) {
             state.batchInEpoch++;
             await save();
