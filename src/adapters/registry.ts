@@ -16,6 +16,7 @@ import { fourierft } from './fourierft/index.ts';
 import { smora } from './smora/index.ts';
 import { lamda } from './lamda/index.ts';
 import { loca } from './loca/index.ts';
+import { sora } from './sora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -32,6 +33,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   loldu,
   randlora,
   lorasb,
+  sora,
 };
 
 export function getMethod(name: string): AdapterMethod {

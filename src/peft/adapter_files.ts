@@ -57,7 +57,7 @@ export interface SavedAdapterInfo {
  * flag, then the shared PeftConfig fields of the set.
  */
 export function peftConfigOf(
-  set: AdapterSet,
+  set: Pick<AdapterSet, 'method' | 'config' | 'options'>,
   info: Pick<SavedAdapterInfo, 'baseModel' | 'taskType' | 'peftConfig'> & { modulesToSave?: string[]; sharedConfig?: Record<string, unknown> },
 ): Record<string, any> {
   const d = set.method.peft;
