@@ -17,6 +17,7 @@ import { smora } from './smora/index.ts';
 import { lamda } from './lamda/index.ts';
 import { loca } from './loca/index.ts';
 import { sora } from './sora/index.ts';
+import { codyra } from './codyra/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -34,6 +35,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   randlora,
   lorasb,
   sora,
+  codyra,
 };
 
 export function getMethod(name: string): AdapterMethod {
