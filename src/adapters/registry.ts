@@ -18,6 +18,7 @@ import { lamda } from './lamda/index.ts';
 import { loca } from './loca/index.ts';
 import { sora } from './sora/index.ts';
 import { codyra } from './codyra/index.ts';
+import { adalora } from './adalora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -36,6 +37,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   lorasb,
   sora,
   codyra,
+  adalora,
 };
 
 export function getMethod(name: string): AdapterMethod {

@@ -193,6 +193,13 @@ export interface PeftDescriptor<C = any, S = any> {
     save(state: S, config: C): { tensors: Record<string, StoredTensor>; config: Record<string, unknown> } | null;
   };
   /**
+   * Last edit of what a save writes, from the set's state (AdaLoRA: its
+   * rank_pattern and total_step from the run, and the masked triplets dropped
+   * from the tensors as PEFT's resize_state_dict_by_rank_pattern does).
+   * `tensors` (full keys) and `fields` are edited in place.
+   */
+  finalizeSave?(args: { state: S; config: C; sites: LinearSite[]; tensors: Record<string, StoredTensor>; fields: Record<string, any> }): void;
+  /**
    * Inits that moved part of W0 into the adapter (PiSSA, OLoRA): rewrites the
    * saved `tensors` and `fields` in place into the plain adapter PEFT loads on
    * the original base weight (SavedAdapterInfo.convertToLora). `initial` holds

@@ -106,6 +106,7 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
   const shared = d.shared?.save(set.state, set.config);
   for (const [name, t] of Object.entries(shared?.tensors ?? {})) tensors[`${SHARED_PREFIX}${name}`] = { shape: t.shape, data: t.data };
   const fields = peftConfigOf(set, { ...info, modulesToSave: [...modules], sharedConfig: shared?.config });
+  d.finalizeSave?.({ state: set.state, config: set.config, sites: set.targets, tensors, fields });
   if (info.convertToLora && set.initialParams.size) {
     if (!d.convertResidual) throw new Error(`saveAdapter: convertToLora, but method '${set.method.name}' has no conversion of an init that changed the base weight`);
     d.convertResidual({ sites: set.targets, params: set.params, initial: set.initialParams, shapes: set.shapes, tensors, fields });
