@@ -19,6 +19,7 @@ import { loca } from './loca/index.ts';
 import { sora } from './sora/index.ts';
 import { codyra } from './codyra/index.ts';
 import { adalora } from './adalora/index.ts';
+import { dylora } from './dylora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -38,6 +39,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   sora,
   codyra,
   adalora,
+  dylora,
 };
 
 export function getMethod(name: string): AdapterMethod {
