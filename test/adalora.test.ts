@@ -103,7 +103,7 @@ test('AdaLoRA update_and_allocate over a run: EMAs (1e-6), masked E and rank_pat
       set.params.get(full(name))!.set(v.p);
       grads.set(full(name), Float32Array.from(v.g));
     }
-    hooks.afterStep!({ step: s.t + 1, totalSteps: 999, lr: 0, baseLr: 0, params: set.params, grads, outputs: {}, config, sites: set.hookSites(), state });
+    hooks.afterStep!({ step: s.t + 1, totalSteps: 999, lr: 0, baseLr: 0, warmupSteps: 0, seed: 0, params: set.params, grads, outputs: {}, config, sites: set.hookSites(), state });
     for (const [name, E] of Object.entries(s.E as Record<string, number[]>)) {
       const got = set.params.get(full(name))!;
       E.forEach((v, i) => {

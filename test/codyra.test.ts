@@ -71,7 +71,7 @@ test('CoDyRA: two full iterations (unscaled forward and gradients 1e-5; AdamW β
     for (const sfx of Object.values(CODYRA_KEYS)) assert.ok(worst(out[`grad.${key(sfx)}`].data as Float32Array, want.grads[sfx]) < 1e-5, `iteration ${it}: ∂L/∂${sfx}`);
     // The update from the reference's gradients (so the check isolates the step).
     const grads = new Map(Object.values(CODYRA_KEYS).map((sfx) => [key(sfx), Float32Array.from(want.grads[sfx] as number[])]));
-    codyra.hooks!.optimizerStep!({ step: it, totalSteps: 3, lr: S.lr, baseLr: S.lr, params: set.params, grads, outputs: {}, config, sites: set.hookSites(), state: set.state as any });
+    codyra.hooks!.optimizerStep!({ step: it, totalSteps: 3, lr: S.lr, baseLr: S.lr, warmupSteps: 0, seed: 0, params: set.params, grads, outputs: {}, config, sites: set.hookSites(), state: set.state as any });
     for (const sfx of Object.values(CODYRA_KEYS)) {
       const got = set.params.get(key(sfx))!, ref = want.after[sfx] as number[];
       for (let i = 0; i < ref.length; i++) {

@@ -111,7 +111,7 @@ test('SoRA through the loop hook: the float32 gate update with sparse_lr and the
   // Base lr 1e-3 at a schedule multiplier of 0.5: the gates step at sparse_lr × 0.5 — so feed lr·2 as sparse_lr to land on the fixture's lr.
   config.sparse_lr = 2 * c.lr;
   c.grads.forEach((g: number[], k: number) => {
-    sora.hooks!.optimizerStep!({ step: k, totalSteps: 10, lr: 5e-4, baseLr: 1e-3, params, grads: new Map([[key, Float32Array.from(g)]]), outputs: {}, config, sites, state });
+    sora.hooks!.optimizerStep!({ step: k, totalSteps: 10, lr: 5e-4, baseLr: 1e-3, warmupSteps: 0, seed: 0, params, grads: new Map([[key, Float32Array.from(g)]]), outputs: {}, config, sites, state });
     const want = c.after[k].p;
     const got = params.get(key)!;
     for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * Math.max(Math.abs(want[i]), 1e-3), `step ${k + 1} gate ${i}: ${got[i]} vs ${want[i]}`);

@@ -237,6 +237,10 @@ export interface StepHookContext<C = any, S = any> {
   lr: number;
   /** The run's base learning rate (lr / baseLr is the schedule's multiplier at this step). */
   baseLr: number;
+  /** Warmup steps of the run's schedule (a method's own parameter groups may follow the same shape). */
+  warmupSteps: number;
+  /** The run's seed (for a method's draws during training, e.g. IncreLoRA's new components). */
+  seed: number;
   /** Every trainable tensor (adapter + head), live: hooks may write in place. */
   params: Map<string, Float32Array>;
   /** This step's gradients (after clipping): beforeStep may write in place (freezing = zeroing). */

@@ -322,7 +322,7 @@ export class Trainer<E, B> {
           const gradNorm = o.maxGradNorm ? clipGradNorm(grads, o.maxGradNorm).totalNorm : globalGradNorm(grads);
           if (!Number.isFinite(gradNorm)) throw await diverged('gradient norm', gradNorm);
           const lr = o.lr * schedule(state.step);
-          const hookCtx = { step: state.step, totalSteps, lr, baseLr: o.lr, params, grads, outputs: out };
+          const hookCtx = { step: state.step, totalSteps, lr, baseLr: o.lr, warmupSteps, seed: o.seed, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
           optimizer.step(owned.size ? new Map([...grads].filter(([k]) => !owned.has(k))) : grads, lr);
           runStepHook('optimizerStep', this.adapters, hookCtx);
