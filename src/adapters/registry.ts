@@ -20,6 +20,7 @@ import { sora } from './sora/index.ts';
 import { codyra } from './codyra/index.ts';
 import { adalora } from './adalora/index.ts';
 import { dylora } from './dylora/index.ts';
+import { increlora } from './increlora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -40,6 +41,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   codyra,
   adalora,
   dylora,
+  increlora,
 };
 
 export function getMethod(name: string): AdapterMethod {
