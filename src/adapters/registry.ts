@@ -21,6 +21,7 @@ import { codyra } from './codyra/index.ts';
 import { adalora } from './adalora/index.ts';
 import { dylora } from './dylora/index.ts';
 import { increlora } from './increlora/index.ts';
+import { diffora } from './diffora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -42,6 +43,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   adalora,
   dylora,
   increlora,
+  diffora,
 };
 
 export function getMethod(name: string): AdapterMethod {
