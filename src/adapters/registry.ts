@@ -22,6 +22,7 @@ import { adalora } from './adalora/index.ts';
 import { dylora } from './dylora/index.ts';
 import { increlora } from './increlora/index.ts';
 import { diffora } from './diffora/index.ts';
+import { bayesianLora } from './bayesian_lora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -44,6 +45,7 @@ export const METHODS: Record<string, AdapterMethod> = {
   dylora,
   increlora,
   diffora,
+  'bayesian-lora': bayesianLora,
 };
 
 export function getMethod(name: string): AdapterMethod {
