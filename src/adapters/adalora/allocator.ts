@@ -76,3 +76,14 @@ export function maskToBudget(mods: ModuleEma[], initBudget: number, budget: numb
   const threshold = all[k - 1];
   return { keep: new Map(mods.map((m, i) => [m.module, Array.from(scores[i], (v) => !(v <= threshold))])), threshold };
 }
+
+/** AdaLoRA's run state per adapter set. */
+export interface AdaloraState {
+  /** Importance EMAs by parameter key (A, B, E of every module). */
+  ema: Map<string, Ema>;
+  /** The latest mask (kept triplets per module) of this run, or null before the first. */
+  pattern: Map<string, boolean[]> | null;
+  /** The run's total steps (the config's total_step, else the loop's). */
+  totalSteps: number | null;
+  budget: number | null;
+}

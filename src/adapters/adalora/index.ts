@@ -9,21 +9,12 @@ import * as op from '../../graph/ops.ts';
 import type { Value } from '../../graph/ir.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
 import { AdaloraConfig, adaloraConfigSchema, adaloraScale, moduleRank } from './config.ts';
-import { budgetSchedule, maskToBudget, updateEma, type Ema, type ModuleEma } from './allocator.ts';
+import { budgetSchedule, maskToBudget, updateEma, type AdaloraState, type Ema, type ModuleEma } from './allocator.ts';
+
+export type { AdaloraState };
 import { ADALORA_KEYS, adaloraPeft } from './peft.ts';
 
 export { ADALORA_KEYS };
-
-/** AdaLoRA's run state per adapter set. */
-export interface AdaloraState {
-  /** Importance EMAs by parameter key (A, B, E of every module). */
-  ema: Map<string, Ema>;
-  /** The latest mask (kept triplets per module) of this run, or null before the first. */
-  pattern: Map<string, boolean[]> | null;
-  /** The run's total steps (the config's total_step, else the loop's). */
-  totalSteps: number | null;
-  budget: number | null;
-}
 
 function emaOf(state: AdaloraState, key: string, n: number): Ema {
   let e = state.ema.get(key);

@@ -10,7 +10,7 @@ import { PEFT_PREFIX } from '../inject.ts';
 import { peftLoraConfigSchema } from '../lora/peft.ts';
 import type { PeftDescriptor } from '../types.ts';
 import { AdaloraConfig, adaloraConfigSchema, patternKey } from './config.ts';
-import type { AdaloraState } from './index.ts';
+import type { AdaloraState } from './allocator.ts';
 
 export const ADALORA_KEYS = { A: 'lora_A', B: 'lora_B', E: 'lora_E' } as const;
 
