@@ -96,6 +96,13 @@ export interface AdapterMethod<C = any, S = any> {
    * on LoRA's own A and B: true where `factors` returns them unchanged (LoRA).
    */
   linearCombination?: boolean;
+  /**
+   * What the method trains is meant to end as a smaller plain LoRA (SoRA's open
+   * gates, AdaLoRA's kept triplets...): `lorakit train` saves it through its
+   * low-rank factors as PEFT LoRA with rank_pattern (src/peft/as_lora.ts) unless
+   * told --save-as native; the native folder is kept beside it.
+   */
+  savesAsLora?: boolean;
   /** ΔW depends on the base weight (DoRA): unmerge from a merged weight is not exact. */
   deltaDependsOnBase?: boolean;
   /**

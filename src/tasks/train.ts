@@ -21,7 +21,7 @@ import type { HfTokenizer } from '../io/hf.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
 import { BertModel } from '../models/bert.ts';
-import { saveAdapter } from '../peft/adapter_files.ts';
+import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
 import { Rng } from '../util/rng.ts';
 import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
 import type { TaskKind, TrainTask } from '../train/task.ts';
@@ -85,6 +85,8 @@ export interface TrainJobOptions {
   embedScale?: number;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
+  /** 'lora': the plain LoRA the adapter amounts to (default for methods that prune: AdapterMethod.savesAsLora); 'native': the method's own folder. */
+  saveAs?: SaveAs;
 }
 
 export interface TrainJobResult {
@@ -99,6 +101,8 @@ export interface TrainJobResult {
   /** The task's metrics on the validation data with the final (best) weights. */
   validation?: Record<string, number>;
   adapterDir: string;
+  /** The format of adapterDir, the LoRA form's ranks per module and its parameters (methods that prune). */
+  saved?: { saveAs: SaveAs; nativeDir?: string; ranks?: Record<string, number>; adapterParams: number };
   seconds: number;
   stopped: boolean;
 }
@@ -209,12 +213,14 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
     };
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
     if (validation) result.validation = await trainer.evaluate(validation);
-    saveAdapter(adapterDir, adapters, {
+    const saved = saveTrainedAdapter(adapterDir, adapters, {
       baseModel: loaded.name,
       taskType: task.peftTaskType,
       modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
       extra: { task: o.task, data: o.data, ...extra },
-    });
+    }, o.saveAs);
+    const { dir: _dir, ...savedInfo } = saved;
+    result.saved = savedInfo;
     result.seconds = (performance.now() - t0) / 1000;
     writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
     return result;

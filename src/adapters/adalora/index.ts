@@ -42,6 +42,7 @@ function applyPattern(pattern: Map<string, boolean[]>, sites: HookSite[], params
 
 export const adalora: AdapterMethod<AdaloraConfig, AdaloraState> = {
   name: 'adalora',
+  savesAsLora: true,
   schema: adaloraConfigSchema,
   peft: adaloraPeft,
   createState: () => ({ ema: new Map(), pattern: null, totalSteps: null, budget: null }),

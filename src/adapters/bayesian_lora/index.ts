@@ -57,6 +57,7 @@ const bitsOf = (z: number[]) => 2 + z.reduce((acc, _, k) => acc + 2 ** (k + 1) *
 
 export const bayesianLora: AdapterMethod<BayesianLoraConfig, BayesianLoraState> = {
   name: 'bayesian-lora',
+  savesAsLora: true,
   schema: bayesianLoraConfigSchema,
   peft: { peftType: 'BAYESIAN_LORA', onlyBias: 'lora_only', moduleKeys: Object.values(BLORA_KEYS), describe: (c) => `r ${c.r}` },
   createState: () => ({}),

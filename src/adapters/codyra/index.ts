@@ -28,6 +28,7 @@ function ownedKeys(sites: { keys: Record<string, string> }[]): string[] {
 
 export const codyra: AdapterMethod<CodyraConfig, CodyraState> = {
   name: 'codyra',
+  savesAsLora: true,
   schema: codyraConfigSchema,
   peft: { peftType: 'CODYRA', onlyBias: 'lora_only', moduleKeys: Object.values(CODYRA_KEYS), describe: (c) => `r ${c.r}` },
   createState: () => ({ opt: null }),

@@ -33,6 +33,7 @@ const archStep = (c: DifforaConfig, step: number, total: number) => step < searc
 
 export const diffora: AdapterMethod<DifforaConfig, DifforaState> = {
   name: 'diffora',
+  savesAsLora: true,
   schema: difforaConfigSchema,
   peft: { peftType: 'DIFFORA', onlyBias: 'lora_only', moduleKeys: Object.values(DIFFORA_KEYS), describe: (c) => `r ${c.r}` },
   createState: () => ({ mode: new Map(), arch: new Map() }),

@@ -206,6 +206,7 @@ function increloraStep(ctx: StepHookContext<IncreloraConfig, IncreloraState>): v
 
 export const increlora: AdapterMethod<IncreloraConfig, IncreloraState> = {
   name: 'increlora',
+  savesAsLora: true,
   schema: increloraConfigSchema,
   peft: { peftType: 'INCRELORA', onlyBias: 'lora_only', moduleKeys: Object.values(INCRELORA_KEYS), describe: (c) => `max_rank ${c.max_rank}` },
 

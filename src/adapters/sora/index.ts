@@ -28,6 +28,7 @@ export function gateValues(sites: HookSite[], params: Map<string, Float32Array>,
 
 export const sora: AdapterMethod<SoraConfig, SoraState> = {
   name: 'sora',
+  savesAsLora: true,
   schema: soraConfigSchema,
   peft: { peftType: 'SORA', onlyBias: 'lora_only', moduleKeys: Object.values(SORA_KEYS), describe: (c) => `r ${c.r}` },
   createState: () => ({ opt: new Map() }),
