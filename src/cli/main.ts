@@ -9,6 +9,7 @@ import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLo
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
+import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import path from 'node:path';
@@ -188,6 +189,7 @@ export function makeProgram(): Command {
   registerGenerate(program);
   registerCompare(program);
   registerPlotRanks(program);
+  registerContinual(program);
   registerMergeExport(program);
 
   return program;
