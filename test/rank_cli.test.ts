@@ -92,3 +92,26 @@ test('lorakit eval --rank b: a DyLoRA adapter at every b ≤ r without retrainin
   await runClassificationJob({ ...tiny, method: 'sora', methodConfig: { r: 2 }, seed: 4, out: so, saveAs: 'native' }, quiet);
   await assert.rejects(runEvalJob({ adapter: path.join(so, 'adapter'), data: 'imdb', split: 'test', maxEval: 16, rank: 1 }), /sora adapter; a rank can be chosen for dylora/);
 });
+
+test('lorakit train --task causal-lm --method adalora (bin, llama-tiny): adapter/ is the PEFT LoRA it became, adapter_native/ PEFT\'s ADALORA, generate runs with the LoRA form', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const BIN = new URL('../bin/lorakit.js', import.meta.url).pathname;
+  const FIX = new URL('./fixtures/hf/llama-tiny', import.meta.url).pathname;
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, LORAKIT_THREADS: '1' } });
+  const dir = tmp('causal');
+  const data = path.join(dir, 'story.jsonl');
+  fs.writeFileSync(data, ['once upon a time|there lived a king', 'what is this|a good movie', 'who was there|the queen and the king', 'where is it|far away'].map((l) => JSON.stringify({ prompt: l.split('|')[0], completion: l.split('|')[1] })).join('\n') + '\n');
+  const out = path.join(dir, 'run');
+  const r = run('train', '--task', 'causal-lm', '--model', FIX, '--method', 'adalora', '--method-option', 'init_r=4', '--method-option', 'target_r=2', '--data', data, '--epochs', '3', '--batch', '2', '--lr', '0.01', '--quiet', '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  const lora = readAdapter(path.join(out, 'adapter')), native = readAdapter(path.join(out, 'adapter_native'));
+  assert.equal(lora.config.peft_type, 'LORA');
+  assert.equal(native.config.peft_type, 'ADALORA');
+  assert.equal(native.config.total_step, 6, 'the run\'s steps are recorded for PEFT');
+  assert.ok(native.config.rank_pattern && Object.values(native.config.rank_pattern as Record<string, boolean[]>).every((k) => k.length === 4));
+  const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+  assert.equal(results.saved.saveAs, 'lora');
+  assert.ok(Object.values(results.saved.ranks as Record<string, number>).some((x) => x < 4), 'the budget fell from init_r');
+  const g = run('generate', '--model', FIX, '--adapter', path.join(out, 'adapter'), '--prompt', 'once upon a time', '--max-new-tokens', '3');
+  assert.equal(g.status, 0, g.stderr);
+});
