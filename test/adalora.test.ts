@@ -157,6 +157,14 @@ test('AdaLoRA saves as PEFT\'s ADALORA (lora_A/B/E keys, masked triplets dropped
   assert.deepEqual(file.tensors.get(`base_model.model.${targets[0]}.lora_E`)!.shape, [2, 1]);
   assert.deepEqual(file.tensors.get(`base_model.model.${targets[1]}.lora_B`)!.shape, [512, 1]);
   assert.ok(![...file.tensors.keys()].some((k) => k.includes('ranknum')), 'ranknum is not saved (PEFT)');
+  // Every field of an adapter_config.json PEFT itself wrote for AdaLoRA
+  // (huggingface/peft method_comparison/MetaMathQA/experiments/adalora/llama-3.2-3B-rank32/adapter_config.json).
+  const PEFT_ADALORA_FIELDS = ['alpha_pattern', 'auto_mapping', 'base_model_name_or_path', 'beta1', 'beta2', 'bias', 'corda_config', 'deltaT', 'eva_config', 'exclude_modules', 'fan_in_fan_out',
+    'inference_mode', 'init_lora_weights', 'init_r', 'layer_replication', 'layers_pattern', 'layers_to_transform', 'loftq_config', 'lora_alpha', 'lora_bias', 'lora_dropout', 'megatron_config',
+    'megatron_core', 'modules_to_save', 'orth_reg_weight', 'peft_type', 'r', 'rank_pattern', 'revision', 'target_modules', 'target_r', 'task_type', 'tfinal', 'tinit', 'total_step', 'use_dora', 'use_rslora'];
+  for (const f of PEFT_ADALORA_FIELDS) assert.ok(f in file.config, `adapter_config.json lacks PEFT's AdaLoRA field '${f}'`);
+  assert.equal(file.config.orth_reg_weight, 0.5);
+  assert.equal(file.config.beta1, 0.85);
   const loaded = loadPeftAdapter(model, dir, { warn: () => {} });
   assert.equal(loaded.set.method, adalora);
   assert.equal(loaded.set.trainableCount(), 2 * (256 + 768 + 1) + 1 * (1536 + 512 + 1));
