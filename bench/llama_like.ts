@@ -31,7 +31,7 @@ export function llama100m(opts: { layers?: number; embedScale?: number } = {}): 
   let seed = 1;
   w.set('model.embed_tokens.weight', { shape: [c.vocabSize, c.hiddenSize], data: randomFill(c.vocabSize * c.hiddenSize, opts.embedScale ?? 0.5, seed++) });
   for (const s of llamaSites(c)) {
-    if (s.name === 'lm_head') continue;
+    if (s.name === 'lm_head' || s.kind === 'embedding') continue; // the table is set above; lm_head is tied to it
     w.set(s.weightKey, { shape: [s.outFeatures, s.inFeatures], data: randomFill(s.outFeatures * s.inFeatures, Math.sqrt(3 / s.inFeatures), seed++) });
   }
   for (let i = 0; i < c.numLayers; i++) {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runClassificationJob } from '../src/tasks/classification.ts';
-import { BASELINE, compareMarkdown, compareSvg, CompareRow, mean, median, runCompare, std } from '../src/tasks/compare.ts';
+import { BASELINE, compareMarkdown, compareSvg, CompareRow, mean, median, parseSystem, runCompare, std } from '../src/tasks/compare.ts';
 
 const row = (method: string, accs: number[], params: number, step: number | null): CompareRow => ({
   method, seeds: accs.length, meanAccuracy: mean(accs), stdAccuracy: std(accs), accuracies: accs, trainableParams: params, medianStepMs: step, peakRssMiB: 900,
@@ -21,9 +21,9 @@ test('statistics: sample std, median', () => {
 });
 
 test('Markdown table and SVG chart', () => {
-  const rows = [row(BASELINE, [0.7, 0.72], 1026, null), { ...row('lora', [0.8, 0.84], 105474, 812.3), deltaVsBaseline: 0.11, lr: 0.002, config: { r: 8 } }];
+  const rows = [row(BASELINE, [0.7, 0.72], 1026, null), { ...row('lora', [0.8, 0.84], 105474, 812.3), deltaVsBaseline: 0.11, lr: 0.002, config: { r: 8 }, optimizerStateBytes: 2 * 4 * 104448 }];
   const md = compareMarkdown(rows, { methods: ['lora'], seeds: 2, firstSeed: 42, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, headLrScale: 5, batchSize: 32, maxLen: 128, out: 'x', split: { train: 10, validation: 5, test: 5 } });
-  assert.match(md, /\| lora \| 82\.00 ± 2\.83 \| 80\.00, 84\.00 \| \+11\.00 \| 105,474 \| 812\.3 \| 900 \| lr 0\.002, r 8 \|/);
+  assert.match(md, /\| lora \| 82\.00 ± 2\.83 \| 80\.00, 84\.00 \| \+11\.00 \| 105,474 \| 816 \| 812\.3 \| 900 \| lr 0\.002, r 8 \|/);
   assert.match(md, /\| frozen encoder \| 71\.00 ± 1\.41 \| .* \| — \|/);
   assert.match(md, /seeds 42, 43/);
   const svg = compareSvg(rows);
@@ -97,4 +97,24 @@ test('LP-FT: a probe-initialised head starts from the frozen-encoder baseline', 
   const [probe, tuned] = res.rows;
   assert.ok(probe.testAccuracy > 0.6, `probe accuracy ${probe.testAccuracy}`);
   assert.equal(tuned.testAccuracy, probe.testAccuracy);
+});
+
+test('compared systems: a method, a method with another optimizer, full fine-tuning (with or without GaLore); nonsense is refused', async () => {
+  assert.deepEqual(parseSystem('vera'), { method: 'vera', full: false, optimizer: 'adamw' });
+  assert.deepEqual(parseSystem('lora@lorapro'), { method: 'lora', full: false, optimizer: 'lorapro' });
+  assert.deepEqual(parseSystem('full@galore'), { method: 'lora', full: true, optimizer: 'galore' });
+  assert.throws(() => parseSystem('full@allora'), /allora steps a LoRA; full fine-tuning takes adamw, sgd or galore/);
+  assert.throws(() => parseSystem('lora@galore'), /compare it as 'full@galore'/);
+  assert.throws(() => parseSystem('lora@adam'), /unknown optimizer 'adam'/);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-compare-sys-'));
+  const ui = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
+  const res = await runCompare(
+    { methods: ['lora', 'lora@allora', 'full'], seeds: 1, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, methodLr: { full: 1e-5 }, headLrScale: 5, batchSize: 4, maxTrain: 8, maxEval: 8, maxLen: 32, threads: 2, out },
+    ui,
+  );
+  const byName = new Map(res.rows.map((r) => [r.method, r]));
+  assert.ok(byName.get('full')!.trainableParams > 100 * byName.get('lora')!.trainableParams, 'full fine-tuning trains every weight');
+  assert.ok(byName.get('full')!.optimizerStateBytes! > byName.get('lora')!.optimizerStateBytes!, 'and keeps moments for all of them');
+  assert.deepEqual(byName.get('lora@allora')!.config, { r: 8, lora_alpha: 8, lora_dropout: 0 });
+  assert.ok(fs.existsSync(path.join(out, 'full-seed7', 'model', 'model.safetensors')));
 });

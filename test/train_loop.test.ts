@@ -244,3 +244,38 @@ test('[lamda] a second run on the same adapter set starts its column freezing af
   await b.release();
   for (const [k, v] of fresh.params) assert.equal(maxAbsDiff(reused.params.get(k)!, v), 0, `${k}: the reused set's second run differs from a fresh set's`);
 });
+
+for (const kind of ['sgd', 'lorapro', 'allora'] as const) {
+  test(`[classification] --optimizer ${kind}: its state is checkpointed, a stopped run resumes to the uninterrupted one's weights`, async () => {
+    const c = CASES.classification;
+    const lora = getMethod('lora');
+    const mk = () => new AdapterSet(lora, lora.schema.parse({ r: 4, lora_alpha: 4 }), use.sites, use.weights, { targetModules: ['qkv', 'conv1'], seed: 5 });
+    const run = async (dir: string, extra: Partial<FitOptions>) => {
+      const set = mk();
+      const t = new Trainer(c.task(), set, { ...OPTS, optimizer: { kind }, outDir: dir, ...extra });
+      const r = await t.fit({ train: c.train(), validation: c.validation() });
+      await t.release();
+      return { r, params: t.params() };
+    };
+    const full = await run(tmp(), {});
+    assert.ok(full.r.optimizerStateBytes > 0 || kind === 'sgd', `${kind} keeps state`);
+    const dir = tmp();
+    await run(dir, { stopAfterSteps: 3 });
+    const ck = await loadLatestCheckpoint(path.join(dir, 'checkpoints'));
+    assert.equal((ck!.optimizer as { kind: string }).kind, kind);
+    const resumed = await run(dir, { resume: true });
+    for (const [k, v] of full.params) assert.equal(maxAbsDiff(resumed.params.get(k)!, v), 0, `${kind}: ${k} differs after resume`);
+    // Resuming with another rule is refused, naming both.
+    await assert.rejects(run(dir, { resume: true, optimizer: { kind: 'adamw' } }), /saved optimizer state is '.*', this run uses 'adamw'|AdamW.loadStateDict: state kind/);
+  });
+}
+
+test('--optimizer lorapro / allora need a LoRA (and ALLoRA no α/r scale, no dropout); galore needs full weight matrices', async () => {
+  const c = CASES.classification;
+  const vera = adapterFor(c, 'vera');
+  const lora = adapterFor(c, 'lora'); // lora_alpha 8 on r 4, dropout 0.1
+  const fitWith = (set: AdapterSet, kind: 'lorapro' | 'allora' | 'galore') => new Trainer(c.task(), set, { ...OPTS, optimizer: { kind } }).fit({ train: c.train() });
+  await assert.rejects(fitWith(vera, 'lorapro'), /--optimizer lorapro adjusts LoRA's A and B: it needs --method lora \(this run trains vera\)/);
+  await assert.rejects(fitWith(lora, 'allora'), /ALLoRA trains LoRA without dropout and without the α\/r scale/);
+  await assert.rejects(fitWith(lora, 'galore'), /--optimizer galore projects the gradients of full weight matrices: use it with --full/);
+});

@@ -190,18 +190,30 @@ export const rules: Record<string, VjpRule> = {
   },
   Slice: ({ node, gy: [g] }) => {
     const x = node.inputs[0]!;
-    const starts = intsOf(node.inputs[1]), axes = intsOf(node.inputs[3]);
-    const pads = new Array(2 * x.rank).fill(0);
-    axes.forEach((axis, i) => {
-      const a = axis < 0 ? axis + x.rank : axis;
-      const d = x.shape[a], o = node.outputs[0].shape[a];
-      if (typeof d !== 'number' || typeof o !== 'number') throw new Error('autodiff: Slice gradient needs static dims on sliced axes');
-      const s = Math.min(Math.max(starts[i] < 0 ? starts[i] + d : starts[i], 0), d);
-      pads[a] = s;
-      pads[a + x.rank] = d - s - o;
+    const starts = intsOf(node.inputs[1]), axes = intsOf(node.inputs[3]).map((a) => (a < 0 ? a + x.rank : a));
+    const none = [null, null, null, null, null].slice(0, node.inputs.length - 1);
+    const static_ = axes.every((a) => typeof x.shape[a] === 'number' && typeof node.outputs[0].shape[a] === 'number');
+    if (static_) {
+      const pads = new Array(2 * x.rank).fill(0);
+      axes.forEach((a, i) => {
+        const d = x.shape[a] as number, o = node.outputs[0].shape[a] as number;
+        const s = Math.min(Math.max(starts[i] < 0 ? starts[i] + d : starts[i], 0), d);
+        pads[a] = s;
+        pads[a + x.rank] = d - s - o;
+      });
+      return [op.pad(g!, pads, x.shape), ...none];
+    }
+    // A slice of run-time extent (a position table cut to the batch's length): the zeros that pad the
+    // gradient back are counted at run time, end = dim − start − sliced length.
+    if (starts.some((s) => s < 0)) throw new Error('autodiff: the gradient of a Slice with run-time sizes needs non-negative starts');
+    const dims = op.shapeOf(x), outDims = op.shapeOf(g!);
+    const begin = Array.from({ length: x.rank }, (_, a) => x.graph.ints([axes.includes(a) ? starts[axes.indexOf(a)] : 0]));
+    const end = Array.from({ length: x.rank }, (_, a) => {
+      if (!axes.includes(a)) return x.graph.ints([0]);
+      const at = x.graph.ints([a]);
+      return op.sub(op.sub(op.gather(dims, at, 0), starts[axes.indexOf(a)]), op.gather(outDims, at, 0));
     });
-    const gx = op.pad(g!, pads, x.shape);
-    return [gx, null, null, null, null].slice(0, node.inputs.length);
+    return [op.padDynamic(g!, op.concat([...begin, ...end], 0), x.shape), ...none];
   },
 
   Where: ({ node: { inputs: [c, a, b] }, gy: [g], need }) => [

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, list, num } from './parse.ts';
-import { compareTable, rankMarkdown, runCompare } from '../tasks/compare.ts';
+import { compareTable, parseSystem, rankMarkdown, runCompare } from '../tasks/compare.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { methodConfigKeys, methodDefaults } from './method_options.ts';
 
@@ -20,7 +20,7 @@ const pairs = (v: string) =>
 
 /** --rank as per-method configs: r for the methods that have it (the others keep their own size, and say so). */
 export function rankConfigs(methods: string[], r: number, info: (m: string) => void): Record<string, Record<string, unknown>> {
-  const withR = methods.filter((m) => methodConfigKeys(m)?.includes('r'));
+  const withR = methods.filter((m) => !parseSystem(m).full && methodConfigKeys(parseSystem(m).method)?.includes('r'));
   const without = methods.filter((m) => !withR.includes(m));
   if (without.length) info(`--rank ${r} applies to ${withR.join(', ') || 'none of the methods'}; ${without.join(', ')} keep their own size (no rank r)`);
   return Object.fromEntries(withR.map((m) => [m, { r }]));
@@ -30,7 +30,7 @@ export function registerCompare(program: Command): void {
   program
     .command('compare')
     .description('Train several adapter methods over several seeds on the bundled sentiment task (plus the frozen-encoder baseline); table, Markdown and SVG chart')
-    .requiredOption('--methods <list>', `comma-separated methods (${Object.keys(METHODS).join(', ')})`, (v) => list(v) as string[])
+    .requiredOption('--methods <list>', `comma-separated methods (${Object.keys(METHODS).join(', ')}), a method with another optimizer (lora@lorapro, lora@allora, lora@sgd), or full fine-tuning (full, full@galore)`, (v) => list(v) as string[])
     .option('--seeds <n>', 'number of seeds (first-seed, first-seed+1, ...)', int('--seeds'), 3)
     .option('--first-seed <n>', 'first seed', int('--first-seed'), 42)
     .addOption(new Option('--task <name>', "'sentiment' (= classification on --data)").choices(['sentiment', 'classification']).default('sentiment'))

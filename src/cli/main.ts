@@ -12,6 +12,7 @@ import { registerPlotRanks } from './plot_ranks.ts';
 import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
+import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
 import path from 'node:path';
 
 
@@ -53,6 +54,29 @@ function trainMethod(method: string, useDora: boolean): string {
   throw new InvalidArgumentError(`--use-dora applies to LoRA (--method lora), not ${method}`);
 }
 
+/**
+ * The --optimizer spec. ALLoRA trains LoRA without dropout and without the α/r
+ * scale (its paper): the config gets lora_alpha = r and lora_dropout 0, and
+ * flags that say otherwise are refused.
+ */
+function optimizerSpec(o: Record<string, any>, method: string, flags: { alpha?: number; loraDropout?: number }, config: Record<string, unknown>): OptimizerSpec {
+  switch (o.optimizer as OptimizerSpec['kind']) {
+    case 'galore':
+      return { kind: 'galore', rank: o.galoreRank, updateProjGap: o.galoreUpdateGap, scale: o.galoreScale };
+    case 'allora': {
+      if (method !== 'lora') throw new InvalidArgumentError(`--optimizer allora trains a LoRA: use --method lora, not ${method}`);
+      const r = (config.r as number | undefined) ?? 8;
+      if (flags.alpha !== undefined && flags.alpha !== r) throw new InvalidArgumentError(`--optimizer allora has no α/r scale: --alpha must equal --rank (${r}) or be left out`);
+      if (flags.loraDropout) throw new InvalidArgumentError('--optimizer allora trains without dropout: leave out --lora-dropout');
+      if (config.use_rslora) throw new InvalidArgumentError('--optimizer allora has no α/r scale: leave out --use-rslora');
+      Object.assign(config, { lora_alpha: r, lora_dropout: 0 });
+      return { kind: 'allora', eta: o.alloraEta };
+    }
+    default:
+      return { kind: o.optimizer };
+  }
+}
+
 const TASK_DATA: Record<string, string> = {
   classification: "'imdb' (the bundled IMDB reviews, seeded split) or JSONL {\"text\", \"label\"}",
   'causal-lm': 'JSONL {"prompt", "completion"}, {"messages": [...]} or {"text"}',
@@ -72,6 +96,7 @@ export function makeProgram(): Command {
     .option('--data <imdb|file.jsonl>', `training data: ${Object.entries(TASK_DATA).map(([t, d]) => `${t}: ${d}`).join('; ')}`, 'imdb')
     .option('--validation <file.jsonl>', 'validation data in the task\'s format, evaluated every epoch (classification splits its own data)')
     .option('--method <name>', `adapter method (${Object.keys(METHODS).join(', ')})`, 'lora')
+    .option('--full', 'full fine-tuning: train every weight of the model, no adapter; writes <out>/model (a Hugging Face folder for a folder model) instead of <out>/adapter')
     .option('--method-option <key=value>', 'a field of the method\'s config (repeatable), e.g. d_initial=0.05', collectMethodOption, {})
     .option('--target-modules <list>', `comma-separated module names/suffixes, a regex, or 'all-linear' (default: ${USE_DEFAULT_TARGETS.join(',')} on the bundled model, all-linear on a folder)`, list)
     .option('-r, --rank <r>', `rank r; default: the method's own (${methodDefaults('r')}; other methods size themselves with --method-option)`, int('--rank'))
@@ -100,6 +125,11 @@ export function makeProgram(): Command {
     .option('--max-eval <n>', 'classification: use at most N validation and N test examples', int('--max-eval'), 1000)
     .option('--max-len <n>', 'truncate token sequences (default: 128 on encoders (USE reads at most 128), 256 for causal-lm, 512 for seq2seq sources)', int('--max-len'))
     .option('--max-target-len <n>', 'seq2seq: truncate targets', int('--max-target-len'), 128)
+    .addOption(new Option('--optimizer <rule>', "update rule: adamw (default), sgd, galore (projected Adam on full weight matrices: with --full), lorapro (LoRA steps that follow full fine-tuning's AdamW step; --method lora), allora (LoRA with per-row 1/‖θ‖ gradient scaling; implies --lora-dropout 0 and --alpha = --rank, no α/r scale, as the paper says)").choices([...OPTIMIZER_KINDS]).default('adamw'))
+    .option('--galore-rank <r>', 'GaLore: rank of the gradient projection', int('--galore-rank'), 128)
+    .option('--galore-update-gap <T>', 'GaLore: steps between projector refreshes (an SVD of the gradient)', int('--galore-update-gap'), 200)
+    .option('--galore-scale <x>', 'GaLore: factor on the projected-back update', num('--galore-scale'), 0.25)
+    .option('--allora-eta <η>', 'ALLoRA: the gradient factor at θ = 0 (1/√(‖θ‖² + η⁻²) per row)', num('--allora-eta'), 2)
     .option('--checkpoint-every <n>', 'save a checkpoint every n steps (and at every epoch end)', int('--checkpoint-every'), 50)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
@@ -114,7 +144,15 @@ export function makeProgram(): Command {
       if (o.loraplusLrRatio !== undefined && !(o.loraplusLrRatio > 0)) throw new InvalidArgumentError(`--loraplus-lr-ratio must be a positive number, got ${o.loraplusLrRatio}`);
       if (o.loraplusLrRatio !== undefined && method !== 'lora' && method !== 'dora') throw new InvalidArgumentError(`--loraplus-lr-ratio scales lora_B's learning rate: it needs --method lora or dora, not ${method}`);
       const flags = { rank: o.rank, alpha: o.alpha, loraDropout: o.loraDropout ?? o.dropout, useRslora: o.useRslora || o.rslora || undefined, initLoraWeights: o.initLoraWeights };
+      if (o.full) {
+        const adapterFlags = ['useDora', 'useRslora', 'rslora', 'initLoraWeights', 'loraplusLrRatio', 'rank', 'alpha', 'loraDropout', 'dropout', 'targetModules'].filter((k) => o[k] !== undefined && o[k] !== false);
+        if (o.method !== 'lora' || Object.keys(o.methodOption).length || adapterFlags.length) {
+          throw new InvalidArgumentError(`--full trains the weights themselves, with no adapter: leave out ${[...(o.method !== 'lora' ? ['--method'] : []), ...(Object.keys(o.methodOption).length ? ['--method-option'] : []), ...adapterFlags.map((k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`)].join(', ')}`);
+        }
+        if (o.optimizer === 'lorapro' || o.optimizer === 'allora') throw new InvalidArgumentError(`--optimizer ${o.optimizer} steps a LoRA; with --full use adamw, sgd or galore`);
+      } else if (o.optimizer === 'galore') throw new InvalidArgumentError('--optimizer galore projects the gradients of full weight matrices: add --full');
       const methodConfig = methodConfigFromFlags(method, flags, o.methodOption);
+      const optimizer = optimizerSpec(o, method, flags, methodConfig);
       const ui = terminalUi(o.quiet);
       const t0 = performance.now();
       if (task !== 'classification') {
@@ -127,12 +165,12 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: o.rankLoss, embedScale: o.embedScale, saveAs: o.saveAs,
+          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs,
         }, ui);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
         if (r.validation) console.log(`validation: ${Object.entries(r.validation).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
-        console.log(`adapter: ${r.adapterDir}  metrics: ${path.join(o.out, 'metrics.jsonl')}  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+        console.log(`${r.fineTuning === 'full' ? 'model' : 'adapter'}: ${r.adapterDir}  metrics: ${path.join(o.out, 'metrics.jsonl')}  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
         return;
       }
       if (o.validation) throw new InvalidArgumentError('--validation: classification makes its own seeded validation and test splits from --data');
@@ -163,13 +201,15 @@ export function makeProgram(): Command {
           schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined,
           checkpointEvery: o.checkpointEvery,
+          optimizer,
+          full: !!o.full,
           saveAs: o.saveAs,
         },
         ui,
       );
       console.log(`\nTest split: ${res.split.test} examples (trained on ${res.split.train}, validated on ${res.split.validation})`);
       console.table(res.rows.map((r) => ({ system: r.system, 'test accuracy %': +(100 * r.testAccuracy).toFixed(2), 'trainable params': r.trainableParams, 'wall time s': +r.seconds.toFixed(1) })));
-      console.log(`adapter: ${res.adapterDir}  metrics: ${o.out}/metrics.jsonl  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      console.log(`${o.full ? 'model' : 'adapter'}: ${res.adapterDir}  metrics: ${o.out}/metrics.jsonl  total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     });
 
   program

@@ -104,6 +104,12 @@ export class Graph {
   readonly outputs: GraphOutput[] = [];
   private leafNames = new Map<string, Value>();
   private constCache = new Map<string, Value>();
+  /**
+   * Full fine-tuning: float32 weights whose name this accepts become trainable
+   * parameters (fed each run, differentiated) instead of frozen initializers,
+   * with no change to the model builders that declare them.
+   */
+  trainableWeights?: (name: string) => boolean;
 
   constructor(readonly name = 'lorakit') {}
 
@@ -141,8 +147,9 @@ export class Graph {
     return this.addLeaf({ kind: 'param', name, data }, 'float32', shape);
   }
 
-  /** A frozen weight, baked into the compiled model as an initializer. */
+  /** A frozen weight, baked into the compiled model as an initializer (or a parameter: see trainableWeights). */
   weight(name: string, data: TypedData, shape: number[], dtype: DType = 'float32'): Value {
+    if (dtype === 'float32' && this.trainableWeights?.(name)) return this.addLeaf({ kind: 'param', name, data }, dtype, shape);
     return this.addLeaf({ kind: 'weight', name, data }, dtype, shape);
   }
 

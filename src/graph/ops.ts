@@ -413,6 +413,12 @@ export function topK(x: Value, k: number, axis = -1, largest = true): [Value, Va
   return [values, indices];
 }
 
+/** Zero padding by amounts computed at run time (int64 [2·rank], ONNX's order); `dims` is the padded shape. */
+export function padDynamic(x: Value, pads: Value, dims: Shape): Value {
+  requireInt('Pad', pads);
+  return one(x, 'Pad', [x, pads], x.dtype, dims);
+}
+
 /** Zero padding: `pads` = [begin_0 … begin_{r-1}, end_0 … end_{r-1}]; `dims` is the padded shape. */
 export function pad(x: Value, pads: number[], dims: Shape): Value {
   if (pads.length !== 2 * x.rank) throw new ShapeError(`Pad: ${pads.length} pads for ${x.describe()} (needs ${2 * x.rank})`);

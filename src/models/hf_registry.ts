@@ -35,13 +35,15 @@ export interface LoadedHfModel<M = unknown> {
   config: any;
   model: M;
   tokenizer?: HfTokenizer;
+  /** The folder as read (its tensors are the model's: builders do not copy them). */
+  folder: HfFolder;
 }
 
 /** Loads a local Hugging Face model folder with the builder of its model_type. */
 export async function loadModel(dir: string): Promise<LoadedHfModel> {
   const folder = await loadHfFolder(dir, { supportedModelTypes: Object.keys(HF_MODELS) });
   const entry = HF_MODELS[folder.config.model_type];
-  return { dir, modelType: folder.config.model_type, kind: entry.kind, config: folder.config, model: entry.build(folder), tokenizer: folder.tokenizer };
+  return { dir, modelType: folder.config.model_type, kind: entry.kind, config: folder.config, model: entry.build(folder), tokenizer: folder.tokenizer, folder };
 }
 
 /** loadModel for encoder families (BERT, RoBERTa, DistilBERT): an error names the folder when it holds another kind. */

@@ -4,7 +4,7 @@
 // decoder LM or an encoder-decoder, with the folder's tokenizer.json).
 
 import fs from 'node:fs';
-import type { HfTokenizer } from '../io/hf.ts';
+import type { HfFolder, HfTokenizer } from '../io/hf.ts';
 import { UseTokenizer } from '../tokenize/sentencepiece.ts';
 import type { DecoderModel } from './decoder.ts';
 import { HF_MODELS, loadModel as loadHfModel } from './hf_registry.ts';
@@ -17,10 +17,11 @@ export interface TextTokenizer {
   encode(text: string): number[];
 }
 
+/** `folder`: a Hugging Face folder as read (absent for the bundled model). */
 export type LoadedModel =
-  | { kind: 'encoder'; model: EncoderModel; tokenizer?: TextTokenizer | HfTokenizer; name: string; dir?: string }
-  | { kind: 'decoder'; model: DecoderModel; tokenizer?: HfTokenizer; name: string; dir: string }
-  | { kind: 'seq2seq'; model: Seq2SeqModel; tokenizer?: HfTokenizer; name: string; dir: string };
+  | { kind: 'encoder'; model: EncoderModel; tokenizer?: TextTokenizer | HfTokenizer; name: string; dir?: string; folder?: HfFolder }
+  | { kind: 'decoder'; model: DecoderModel; tokenizer?: HfTokenizer; name: string; dir: string; folder: HfFolder }
+  | { kind: 'seq2seq'; model: Seq2SeqModel; tokenizer?: HfTokenizer; name: string; dir: string; folder: HfFolder };
 
 export type ModelFamily = LoadedModel['kind'];
 
@@ -44,7 +45,7 @@ async function loadAny(spec: string): Promise<LoadedModel> {
   if (spec === 'use' || spec === 'default') return { kind: 'encoder', model: await loadUseEncoder(), tokenizer: UseTokenizer.fromVocabFile(), name: USE_MODEL_NAME };
   if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) {
     const m = await loadHfModel(spec);
-    return { kind: m.kind, model: m.model, tokenizer: m.tokenizer, name: spec, dir: spec } as LoadedModel;
+    return { kind: m.kind, model: m.model, tokenizer: m.tokenizer, name: spec, dir: spec, folder: m.folder } as LoadedModel;
   }
   throw new Error(
     `model '${spec}': not 'use' (the bundled model) and not a folder. Give a Hugging Face model folder with config.json, ` +

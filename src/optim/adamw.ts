@@ -25,6 +25,8 @@
  * expect agreement to ~1e-7 relative, not bit equality, in general.
  */
 
+import type { Optimizer } from './optimizer.ts';
+
 export interface AdamWGroup {
   /**
    * Which parameters this group covers: a predicate on the name, a RegExp
@@ -85,7 +87,7 @@ function groupMatches(g: AdamWGroup, name: string): boolean {
   return m.includes(name);
 }
 
-export class AdamW {
+export class AdamW implements Optimizer {
   readonly params: Map<string, Float32Array>;
   /** Base learning rate used when `step` is called without one. */
   lr: number;
@@ -204,6 +206,13 @@ export class AdamW {
         p[i] = pi + fround(fround(negStepSize * mi) / denom);
       }
     }
+  }
+
+  /** Bytes of the moments (and amsgrad's maxima). */
+  stateBytes(): number {
+    let n = 0;
+    for (const s of this.st.values()) n += s.expAvg.byteLength + s.expAvgSq.byteLength + (s.maxExpAvgSq?.byteLength ?? 0);
+    return n;
   }
 
   /** A deep copy of the optimizer state as plain data. */

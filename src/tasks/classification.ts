@@ -9,7 +9,8 @@ import type { TargetModules } from '../adapters/targets.ts';
 import { loadImdb } from '../data/imdb.ts';
 import { readJsonl } from '../data/jsonl.ts';
 import { BertModel } from '../models/bert.ts';
-import { loadModel, type TextTokenizer } from '../models/load.ts';
+import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
+import { projectionMatrices, saveFullModel } from './full.ts';
 import { USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { loadPeftAdapter, readAdapter } from '../peft/adapter_files.ts';
@@ -22,7 +23,8 @@ import { Rng } from '../util/rng.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 import { accuracy, probeLogits, trainLinearProbe } from '../train/linear_probe.ts';
 import { ClassificationTrainer, EncodedExample } from '../train/trainer.ts';
-import { USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+import { peakRss, USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+import type { OptimizerSpec } from '../train/optimizers.ts';
 
 export type { JobUi, TextTokenizer };
 
@@ -65,6 +67,10 @@ export interface ClassifyJobOptions {
   stopAfterSteps?: number;
   /** See TrainJobOptions.saveAs (default: the plain LoRA form for methods that prune). */
   saveAs?: SaveAs;
+  /** The update rule (default AdamW). */
+  optimizer?: OptimizerSpec;
+  /** Full fine-tuning: every weight of the encoder trains (no adapter); the model is written to <out>/model. */
+  full?: boolean;
 }
 
 
@@ -76,14 +82,23 @@ export interface ClassifyResult {
   saved?: { saveAs: SaveAs; nativeDir?: string; ranks?: Record<string, number>; adapterParams: number };
   /** Stopped by stopAfterSteps before the end (nothing saved but checkpoints). */
   stopped?: boolean;
+  optimizer?: string;
+  /** Bytes of the adapter run's optimizer state (moments, projectors) at the end. */
+  optimizerStateBytes?: number;
+  /** The process's peak resident memory, in bytes. */
+  peakRssBytes?: number;
 }
 
 /** The bundled encoder or a Hugging Face encoder folder (BERT, RoBERTa, DistilBERT) with its tokenizer. */
 export async function loadEncoder(spec: string): Promise<{ model: EncoderModel; tokenizer: TextTokenizer; name: string }> {
   const m = await loadModel(spec);
+  return { ...encoderOf(m, spec), name: m.name };
+}
+
+function encoderOf(m: LoadedModel, spec: string): { model: EncoderModel; tokenizer: TextTokenizer } {
   if (m.kind !== 'encoder') throw new Error(`--model '${spec}': a ${m.kind} model; classification trains an encoder (the bundled 'use', or a BERT / RoBERTa / DistilBERT folder)`);
   if (!m.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: missing (--model <folder> encodes text with the folder's own tokenizer)`);
-  return { model: m.model, tokenizer: m.tokenizer, name: m.name };
+  return { model: m.model, tokenizer: m.tokenizer };
 }
 
 /** A BERT folder's own `classifier` (on the pooler output, as in BertForSequenceClassification) seeds the trainer's head when the label count matches. */
@@ -138,7 +153,8 @@ async function frozenProbe(model: EncoderModel, splits: Record<'train' | 'valida
 }
 
 export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Promise<ClassifyResult> {
-  const { model, tokenizer, name } = await loadEncoder(o.model);
+  const loaded = await loadModel(o.model, 'encoder');
+  const { model, tokenizer, name } = { ...(await encoderOf(loaded, o.model)), name: loaded.name };
   if (model instanceof BertModel && o.maxLen > model.maxSequenceLength) {
     ui.info(`--max-len ${o.maxLen} is longer than ${name} has position embeddings for: using ${model.maxSequenceLength}`);
     o = { ...o, maxLen: model.maxSequenceLength };
@@ -164,11 +180,11 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
 
   const t0 = performance.now();
   const method = getMethod(o.method);
-  const config = method.schema.parse(o.methodConfig);
   const targetModules = o.targetModules ?? (o.model === 'use' || o.model === 'default' ? USE_DEFAULT_TARGETS : 'all-linear');
-  const adapters = new AdapterSet(method, config, model.sites, model.weights, { targetModules, seed: o.seed });
-  ui.info(`${method.name}: ${adapters.targets.length} modules (${adapters.targets.map((s) => s.name).join(', ')}), ${adapters.trainableCount()} adapter parameters`);
+  const adapters = o.full ? null : new AdapterSet(method, method.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, seed: o.seed });
+  const system = adapters ? method.name : 'fully fine-tuned';
   const trainer = new ClassificationTrainer(model, adapters, numLabels, {
+    full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
     epochs: o.epochs,
     lr: o.lr,
     headLrScale: o.headLrScale,
@@ -183,14 +199,19 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     warmupRatio: o.warmupRatio,
     schedule: o.schedule,
     stopAfterSteps: o.stopAfterSteps,
+    optimizer: o.optimizer,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     checkpointEvery: o.checkpointEvery ?? 50,
     onStep: (s) => ui.step(s),
     onEpoch: (e) => ui.eval({ epoch: e.epoch, step: 0, metrics: { accuracy: e.valAccuracy, loss: e.valLoss }, improved: e.improved }),
   });
+  const headParams = trainer.head.get(HEAD_W)!.length + trainer.head.get(HEAD_B)!.length;
+  const trainedParams = [...trainer.params().values()].reduce((s, t) => s + t.length, 0) - headParams;
+  if (adapters) ui.info(`${method.name}: ${adapters.targets.length} modules (${adapters.targets.map((s) => s.name).join(', ')}), ${trainedParams} adapter parameters`);
+  else ui.info(`full fine-tuning: every weight of the encoder trains, ${trainedParams} parameters`);
   seedHeadFromFolder(model, trainer.head, numLabels);
   if (o.headInit === 'probe') for (const [k, v] of probeHead!) trainer.head.get(k)!.set(v);
-  ui.startPhase(`train ${method.name}`, Math.ceil(train.length / o.batchSize) * o.epochs);
+  ui.startPhase(`train ${system}`, Math.ceil(train.length / o.batchSize) * o.epochs);
   const fit = await trainer.fit(train, validation);
   ui.endPhase();
   if (fit.stopped) {
@@ -198,21 +219,29 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     return { rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir: '', stopped: true };
   }
   const res = await trainer.evaluate(test);
-  const headParams = trainer.head.get(HEAD_W)!.length + trainer.head.get(HEAD_B)!.length;
-  rows.push({ system: `${method.name} encoder + linear head`, testAccuracy: res.accuracy, trainableParams: adapters.trainableCount() + headParams, seconds: (performance.now() - t0) / 1000 });
-  const adapterDir = path.join(o.out, 'adapter');
-  const saved = saveTrainedAdapter(adapterDir, adapters, {
-    baseModel: name,
-    taskType: 'SEQ_CLS',
-    modulesToSave: new Map([
-      [HEAD_W, { shape: [numLabels, model.hiddenSize], data: trainer.head.get(HEAD_W)! }],
-      [HEAD_B, { shape: [numLabels], data: trainer.head.get(HEAD_B)! }],
-    ]),
-    extra: { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED, ...(o.loraplusLrRatio !== undefined && { loraplus_lr_ratio: o.loraplusLrRatio }) },
-  }, o.saveAs);
+  rows.push({ system: `${system} encoder + linear head`, testAccuracy: res.accuracy, trainableParams: trainedParams + headParams, seconds: (performance.now() - t0) / 1000 });
+  const adapterDir = path.join(o.out, adapters ? 'adapter' : 'model');
+  const extra = { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED, ...(o.loraplusLrRatio !== undefined && { loraplus_lr_ratio: o.loraplusLrRatio }) };
+  let savedInfo: ClassifyResult['saved'];
+  if (adapters) {
+    const saved = saveTrainedAdapter(adapterDir, adapters, {
+      baseModel: name,
+      taskType: 'SEQ_CLS',
+      modulesToSave: new Map([
+        [HEAD_W, { shape: [numLabels, model.hiddenSize], data: trainer.head.get(HEAD_W)! }],
+        [HEAD_B, { shape: [numLabels], data: trainer.head.get(HEAD_B)! }],
+      ]),
+      extra,
+    }, o.saveAs);
+    const { dir: _dir, ...info } = saved;
+    savedInfo = info;
+  } else saveFullModel(adapterDir, loaded, trainer.task.params, { task: 'classification', ...extra });
   await trainer.release();
-  const { dir: _dir, ...savedInfo } = saved;
-  const result = { rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir, saved: savedInfo };
+  const result: ClassifyResult = {
+    rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir,
+    optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
+    ...(savedInfo && { saved: savedInfo }),
+  };
   writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
   return result;
 }

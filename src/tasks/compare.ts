@@ -11,6 +11,7 @@ import { getMethod } from '../adapters/registry.ts';
 import type { TargetModules } from '../adapters/targets.ts';
 import { ClassifyJobOptions, JobUi, runClassificationJob, runEvalJob } from './classification.ts';
 import { readAdapter } from '../peft/adapter_files.ts';
+import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
 
 export const BASELINE = 'frozen encoder';
 
@@ -42,6 +43,28 @@ export const METHOD_LR: Record<string, number> = {
  *   η = 1e-3 the step-0 loss was 1.89 against the probe's 0.41 (seed 42).
  *   η = 1e-4 approximates the first step of a full fine-tune at 1e-4.
  */
+/**
+ * A compared system: an adapter method, optionally with another optimizer
+ * (`lora@lorapro`, `lora@allora`), or full fine-tuning (`full`, `full@galore`, `full@sgd`).
+ */
+export function parseSystem(name: string): { method: string; full: boolean; optimizer: OptimizerSpec['kind'] } {
+  const [base, opt = 'adamw'] = name.split('@');
+  if (!(OPTIMIZER_KINDS as readonly string[]).includes(opt)) throw new Error(`'${name}': unknown optimizer '${opt}' (optimizers: ${OPTIMIZER_KINDS.join(', ')})`);
+  const optimizer = opt as OptimizerSpec['kind'];
+  if (base === 'full') {
+    if (optimizer === 'lorapro' || optimizer === 'allora') throw new Error(`'${name}': ${optimizer} steps a LoRA; full fine-tuning takes adamw, sgd or galore`);
+    return { method: 'lora', full: true, optimizer };
+  }
+  getMethod(base);
+  if (optimizer === 'galore') throw new Error(`'${name}': GaLore projects full weight matrices: compare it as 'full@galore'`);
+  return { method: base, full: false, optimizer };
+}
+
+/** The optimizer settings of a compared system (GaLore at the official pre-training rank, refresh gap and scale). */
+function optimizerOf(kind: OptimizerSpec['kind']): OptimizerSpec {
+  return kind === 'galore' ? { kind, rank: 128, updateProjGap: 200, scale: 0.25 } : ({ kind } as OptimizerSpec);
+}
+
 export const METHOD_CONFIG: Record<string, Record<string, unknown>> = {
   fourierft: { init_weights: true },
   lorasb: { init_lr: 1e-4 },
@@ -125,6 +148,8 @@ export interface CompareRun {
   medianStepMs: number | null;
   /** Highest resident set size sampled during the run (MiB, whole process). */
   peakRssMiB: number;
+  /** Bytes of the optimizer's state at the end (moments, projectors); null for the baseline. */
+  optimizerStateBytes?: number | null;
   seconds: number;
   /** The adapter learning rate and method config this run used (null for the baseline). */
   lr?: number | null;
@@ -142,6 +167,7 @@ export interface CompareRow {
   trainableParams: number;
   medianStepMs: number | null;
   peakRssMiB: number;
+  optimizerStateBytes?: number | null;
   /** Mean over seeds of (this method − frozen baseline of the same seed), accuracy as a fraction; absent for the baseline. */
   deltaVsBaseline?: number;
   /** The adapter learning rate and config overrides of this method's runs (absent for the baseline). */
@@ -176,7 +202,7 @@ const rssMiB = () => process.memoryUsage.rss() / 2 ** 20;
 
 /** Runs every (method, seed) and the baseline per seed; `ui` sees each job's progress. */
 export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareResult> {
-  for (const m of o.methods) getMethod(m); // unknown names fail before any training
+  for (const m of o.methods) parseSystem(m); // unknown names fail before any training
   if (!(o.seeds >= 1)) throw new Error(`--seeds must be at least 1, got ${o.seeds}`);
   const runs: CompareRun[] = [];
   const prev = previousRuns(o);
@@ -185,8 +211,14 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
   for (let si = 0; si < o.seeds; si++) {
     const seed = o.firstSeed + si;
     for (const [mi, method] of o.methods.entries()) {
+      const system = parseSystem(method);
       const lr = o.methodLr?.[method] ?? METHOD_LR[method] ?? o.lr;
-      const methodConfig = { ...(method === 'lora' || method === 'dora' ? { r: 8, lora_alpha: 16 } : {}), ...METHOD_CONFIG[method], ...o.methodConfigs?.[method] };
+      const methodConfig = system.full ? {} : {
+        ...(system.method === 'lora' || system.method === 'dora' ? { r: 8, lora_alpha: 16 } : {}),
+        // ALLoRA: no α/r scale and no dropout (its paper).
+        ...(system.optimizer === 'allora' ? { lora_alpha: 8, lora_dropout: 0 } : {}),
+        ...METHOD_CONFIG[system.method], ...o.methodConfigs?.[method],
+      };
       const withBaseline = mi === 0;
       const old = prev.get(`${method}@${seed}`), oldBase = prev.get(`${BASELINE}@${seed}`);
       const same = old && old.lr === lr && JSON.stringify(old.config ?? null) === JSON.stringify(methodConfig);
@@ -203,8 +235,10 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
       const job: ClassifyJobOptions = {
         model: o.model,
         data: o.data,
-        method,
+        method: system.method,
         methodConfig,
+        full: system.full,
+        optimizer: optimizerOf(system.optimizer),
         targetModules: o.targetModules,
         epochs: o.epochs,
         lr,
@@ -257,6 +291,7 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
           trainableParams: r.trainableParams,
           medianStepMs: isBase ? null : median(stepTimes),
           peakRssMiB: peak,
+          optimizerStateBytes: isBase ? null : res.optimizerStateBytes ?? null,
           seconds: r.seconds,
           lr: isBase ? null : lr,
           config: isBase ? null : methodConfig,
@@ -279,6 +314,7 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
       trainableParams: rs.length ? rs[0].trainableParams : NaN,
       medianStepMs: steps.length ? median(steps) : null,
       peakRssMiB: Math.max(...all.map((r) => r.peakRssMiB)),
+      optimizerStateBytes: rs[0]?.optimizerStateBytes ?? null,
       failed: all.length - rs.length,
       error: all.find((r) => r.error)?.error,
       ...(m === BASELINE ? {} : { lr: all[0]?.lr ?? undefined, config: all[0]?.config ?? undefined, deltaVsBaseline: pairedDelta(rs, runs) }),
@@ -355,9 +391,9 @@ export function compareTable(rows: CompareRow[]) {
 
 export function compareMarkdown(rows: CompareRow[], o: CompareOptions & { split: CompareResult['split']; svgName?: string; date?: string }): string {
   const lines = [
-    '| method | test accuracy % (mean ± std) | per seed | vs frozen (points, paired) | trainable params | median step (ms) | peak RSS (MiB) | settings |',
-    '|---|---|---|---:|---:|---:|---:|---|',
-    ...rows.map((r) => r.seeds === 0 ? `| ${r.method} | failed: ${(r.error ?? '').replace(/\|/g, '/')} | | | | | | |` : `| ${r.method}${r.failed ? ` (${r.failed} run(s) failed)` : ''} | ${pct(r.meanAccuracy)} ± ${pct(r.stdAccuracy)} | ${r.accuracies.map(pct).join(', ')} | ${r.method === BASELINE ? '—' : signed(r.deltaVsBaseline ?? NaN)} | ${r.trainableParams.toLocaleString('en-US')} | ${r.medianStepMs === null ? '—' : r.medianStepMs.toFixed(1)} | ${Math.round(r.peakRssMiB)} | ${settings(r)} |`),
+    '| method | test accuracy % (mean ± std) | per seed | vs frozen (points, paired) | trainable params | optimizer state (KiB) | median step (ms) | peak RSS (MiB) | settings |',
+    '|---|---|---|---:|---:|---:|---:|---:|---|',
+    ...rows.map((r) => r.seeds === 0 ? `| ${r.method} | failed: ${(r.error ?? '').replace(/\|/g, '/')} | | | | | | | |` : `| ${r.method}${r.failed ? ` (${r.failed} run(s) failed)` : ''} | ${pct(r.meanAccuracy)} ± ${pct(r.stdAccuracy)} | ${r.accuracies.map(pct).join(', ')} | ${r.method === BASELINE ? '—' : signed(r.deltaVsBaseline ?? NaN)} | ${r.trainableParams.toLocaleString('en-US')} | ${r.optimizerStateBytes == null ? '—' : Math.round(r.optimizerStateBytes / 1024).toLocaleString('en-US')} | ${r.medianStepMs === null ? '—' : r.medianStepMs.toFixed(1)} | ${Math.round(r.peakRssMiB)} | ${settings(r)} |`),
   ];
   const seeds = Array.from({ length: o.seeds }, (_, i) => o.firstSeed + i).join(', ');
   return [

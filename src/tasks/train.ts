@@ -22,9 +22,11 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
 import { BertModel } from '../models/bert.ts';
 import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
+import { projectionMatrices, saveFullModel } from './full.ts';
 import { Rng } from '../util/rng.ts';
 import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
 import type { TaskKind, TrainTask } from '../train/task.ts';
+import type { OptimizerSpec } from '../train/optimizers.ts';
 import { CausalLmTask, encodeCausalLm } from '../train/tasks/causal_lm.ts';
 import { EmbedTask, type EmbedExample } from '../train/tasks/embed.ts';
 import { RerankTask, type RerankExample } from '../train/tasks/rerank.ts';
@@ -39,6 +41,11 @@ export interface JobUi {
   step(s: StepInfo): void;
   eval(e: EvalInfo): void;
   endPhase(): void;
+}
+
+/** The process's peak resident set size so far, in bytes. */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 export const silentUi: JobUi = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
@@ -83,6 +90,10 @@ export interface TrainJobOptions {
   rankLoss?: 'listwise' | 'pairwise';
   /** embed: the similarity scale (1/temperature, default 20). */
   embedScale?: number;
+  /** The update rule (default AdamW). */
+  optimizer?: OptimizerSpec;
+  /** Full fine-tuning: every weight of the model trains (no adapter); the model is written to <out>/model. */
+  full?: boolean;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
   /** 'lora': the plain LoRA the adapter amounts to (default for methods that prune: AdapterMethod.savesAsLora); 'native': the method's own folder. */
@@ -100,11 +111,19 @@ export interface TrainJobResult {
   epochLosses: number[];
   /** The task's metrics on the validation data with the final (best) weights. */
   validation?: Record<string, number>;
+  /** The adapter folder (<out>/adapter), or with full fine-tuning the model folder (<out>/model). */
   adapterDir: string;
   /** The format of adapterDir, the LoRA form's ranks per module and its parameters (methods that prune). */
   saved?: { saveAs: SaveAs; nativeDir?: string; ranks?: Record<string, number>; adapterParams: number };
   seconds: number;
   stopped: boolean;
+  /** 'adapter' or 'full'. */
+  fineTuning: 'adapter' | 'full';
+  optimizer: string;
+  /** Bytes of the optimizer's state (moments, projectors) at the end. */
+  optimizerStateBytes: number;
+  /** The process's peak resident memory, in bytes. */
+  peakRssBytes: number;
 }
 
 const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder' };
@@ -186,42 +205,47 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const { task, train, validation, extra } = prepare(o, loaded);
   ui.info(`data: ${o.data} — ${train.length} training${validation ? ` / ${validation.length} validation` : ''} examples (${o.task})`);
   const method = getMethod(o.method);
-  const config = method.schema.parse(o.methodConfig);
   const model = loaded.model;
   const headNames = 'headNames' in model ? model.headNames : undefined;
   const targetModules = o.targetModules ?? (loaded.dir ? 'all-linear' : USE_DEFAULT_TARGETS);
-  const adapters = new AdapterSet(method, config, model.sites, model.weights, { targetModules, headNames, seed: o.seed });
-  const trainable = adapters.trainableCount() + [...task.params.values()].reduce((s, t) => s + t.data.length, 0);
-  ui.info(`${method.name}: ${adapters.targets.length} modules (${adapters.targets.map((s) => s.name).join(', ')}), ${trainable} trainable parameters`);
+  const adapters = o.full ? null : new AdapterSet(method, method.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, headNames, seed: o.seed });
   fs.mkdirSync(o.out, { recursive: true });
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
-    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps,
+    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
+    full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
     onStep: (s) => ui.step(s), onEval: (e) => ui.eval(e),
   });
+  const trainable = [...trainer.params().values()].reduce((s, t) => s + t.length, 0);
+  if (adapters) ui.info(`${method.name}: ${adapters.targets.length} modules (${adapters.targets.map((s) => s.name).join(', ')}), ${trainable} trainable parameters`);
+  else ui.info(`full fine-tuning: every weight of the model trains, ${trainable} parameters`);
   try {
     const stepsPerEpoch = task.batches(train, o.batchSize, new Rng(o.seed).fork('epoch-0')).length;
     ui.startPhase(`train ${method.name}`, stepsPerEpoch * o.epochs);
     const fit = await trainer.fit({ train, validation });
     ui.endPhase();
-    const adapterDir = path.join(o.out, 'adapter');
+    const adapterDir = path.join(o.out, adapters ? 'adapter' : 'model');
     const result: TrainJobResult = {
       task: o.task, method: method.name, model: loaded.name, examples: { train: train.length, validation: validation?.length ?? 0 },
       trainableParams: trainable, steps: fit.steps, epochLosses: fit.epochLosses, adapterDir, seconds: 0, stopped: fit.stopped,
+      fineTuning: adapters ? 'adapter' : 'full', optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
     };
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
     if (validation) result.validation = await trainer.evaluate(validation);
-    const saved = saveTrainedAdapter(adapterDir, adapters, {
-      baseModel: loaded.name,
-      taskType: task.peftTaskType,
-      modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
-      extra: { task: o.task, data: o.data, ...extra },
-    }, o.saveAs);
-    const { dir: _dir, ...savedInfo } = saved;
-    result.saved = savedInfo;
+    if (adapters) {
+      const saved = saveTrainedAdapter(adapterDir, adapters, {
+        baseModel: loaded.name,
+        taskType: task.peftTaskType,
+        modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
+        extra: { task: o.task, data: o.data, ...extra },
+      }, o.saveAs);
+      const { dir: _dir, ...savedInfo } = saved;
+      result.saved = savedInfo;
+    } else saveFullModel(adapterDir, loaded, task.params, { task: o.task, data: o.data, ...extra });
     result.seconds = (performance.now() - t0) / 1000;
+    result.peakRssBytes = peakRss();
     writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
     return result;
   } finally {

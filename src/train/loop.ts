@@ -20,8 +20,8 @@ import { adapterLossTerm, adapterStepMetrics, loadHookState, loadRunState, owned
 import { outIn64 } from '../adapters/bases.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import { plainLinear } from '../models/linear.ts';
-import type { LinearFn, LinearSite } from '../models/types.ts';
-import { AdamW, type AdamWGroup } from '../optim/adamw.ts';
+import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
+import type { AdamWGroup } from '../optim/adamw.ts';
 import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
@@ -29,6 +29,7 @@ import { Rng } from '../util/rng.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { MetricsLog } from './metrics.ts';
 import { lossOf, type TrainTask } from './task.ts';
+import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
 
 export interface FitOptions {
   epochs: number;
@@ -43,8 +44,16 @@ export interface FitOptions {
   schedule?: 'linear' | 'cosine' | 'constant';
   /** Clip the global gradient norm to this (off by default). */
   maxGradNorm?: number;
-  /** Extra AdamW groups (LoRA+), matched before the task's own (a head's lr scale). */
+  /** Extra parameter groups (LoRA+), matched before the task's own (a head's lr scale). */
   optimizerGroups?: AdamWGroup[];
+  /** The update rule (default AdamW); its state is checkpointed with the run. */
+  optimizer?: OptimizerSpec;
+  /**
+   * Full fine-tuning: the model's weights are trained too, in place (every
+   * float32 weight the task's graph reads; a tied weight once). `matrices`
+   * names the 2-D projection weights GaLore may project.
+   */
+  full?: { weights: WeightMap; matrices?: ReadonlySet<string> };
   /** Stop after this many epochs without a better validation metric (needs validation data). */
   patience?: number;
   /** onnxruntime intra-op threads. */
@@ -75,6 +84,8 @@ export interface FitResult {
   best?: number;
   /** Mean training loss of each epoch finished in this process or before it (from the checkpoint). */
   epochLosses: number[];
+  /** Bytes of the optimizer's state at the end (moments, projectors). */
+  optimizerStateBytes: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -106,13 +117,19 @@ interface LoopState {
  * and `grad.<name>` of every trainable tensor in it (the fused step); 'eval'
  * outputs the loss (when the task gives one) and the task's outputs.
  */
-export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval', lossTerm?: (g: Graph) => Value | null): { graph: Graph; trainable: string[] } {
+export function buildTaskGraph(
+  task: TrainTask<any, any>,
+  linear: LinearFn,
+  mode: 'train' | 'eval',
+  opts: { trainWeights?: ReadonlySet<string>; lossTerm?: (g: Graph) => Value | null } = {},
+): { graph: Graph; trainable: string[] } {
   const g = new Graph(`${task.name}-${mode}`);
+  if (opts.trainWeights) g.trainableWeights = (name) => opts.trainWeights!.has(name);
   const built = task.build(g, linear, mode);
   const { outputs } = built;
   let loss = built.loss;
   // A method's own term of the training loss (hooks.lossTerm): minimized with the task's, and reported apart.
-  const extra = loss && mode === 'train' ? lossTerm?.(g) : null;
+  const extra = loss && mode === 'train' ? opts.lossTerm?.(g) : null;
   if (loss && extra) {
     g.output('loss.adapter', extra);
     loss = op.add(loss, extra);
@@ -130,6 +147,8 @@ export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode
 
 export class Trainer<E, B> {
   private graphs: Partial<Record<'train' | 'eval', Promise<CompiledGraph>>> = {};
+  /** Full fine-tuning: the model weights the task's graph reads, trained in place. */
+  private readonly fullWeights: WeightMap = new Map();
 
   constructor(
     readonly task: TrainTask<E, B>,
@@ -139,15 +158,23 @@ export class Trainer<E, B> {
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
     if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) throw new Error(`Epochs must be an integer ≥ 1, got ${opts.epochs}`);
+    if (opts.full) {
+      if (adapters) throw new Error('Full fine-tuning trains the weights themselves: leave the adapter out');
+      // Which weights the graph reads (the builders name them): a graph built once, not compiled.
+      const names = new Set([...opts.full.weights].filter(([, w]) => w.data instanceof Float32Array).map(([k]) => k));
+      const { trainable } = buildTaskGraph(task, plainLinear, 'train', { trainWeights: names });
+      // The task's own tensors keep their names (a folder's own `classifier.weight` of another size is not the task's head).
+      for (const k of trainable) if (opts.full.weights.has(k) && !task.params.has(k)) this.fullWeights.set(k, opts.full.weights.get(k)!);
+    }
   }
 
-  /** Every trainable tensor (adapter, then the task's own), by name, live. */
+  /** Every trainable tensor (adapter or, fully fine-tuned, the model's weights; then the task's own), by name, live. */
   params(): Map<string, Float32Array> {
-    return new Map([...(this.adapters?.params ?? []), ...[...this.task.params].map(([k, t]) => [k, t.data] as const)]);
-  }
-
-  private shapeOf(name: string): number[] {
-    return this.task.params.get(name)?.shape ?? this.adapters!.shapes.get(name)!;
+    return new Map([
+      ...(this.adapters?.params ?? []),
+      ...[...this.fullWeights].map(([k, w]) => [k, w.data] as const),
+      ...[...this.task.params].map(([k, t]) => [k, t.data] as const),
+    ]);
   }
 
   private linear(training: boolean): LinearFn {
@@ -156,7 +183,10 @@ export class Trainer<E, B> {
 
   private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
     this.graphs[mode] ??= (async () => {
-      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, (g) => adapterLossTerm(this.adapters, g));
+      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, {
+        trainWeights: this.fullWeights.size ? new Set(this.fullWeights.keys()) : undefined,
+        lossTerm: (g) => adapterLossTerm(this.adapters, g),
+      });
       const unused = [...this.params().keys()].filter((k) => mode === 'train' && !trainable.includes(k));
       if (unused.length) throw new Error(`${this.task.name}: trainable tensors the task's graph does not use: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? '…' : ''}`);
       return CompiledGraph.compile(graph, { threads: this.opts.threads });
@@ -168,6 +198,7 @@ export class Trainer<E, B> {
   private feeds(batch: B, training: boolean, step = 0): Record<string, HostTensor> {
     const f = this.task.feeds(batch);
     for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
+    for (const [k, w] of this.fullWeights) f[k] = { data: w.data, dims: w.shape };
     const dropout = training ? { batch: f, rng: new Rng(this.opts.seed).fork(`dropout-${step}`) } : undefined;
     return Object.assign(f, adapterFeeds(this.adapters, { training, dropout, at: training ? { step, seed: this.opts.seed } : undefined }));
   }
@@ -242,7 +273,7 @@ export class Trainer<E, B> {
     const { train } = data;
     const validation = data.validation && data.validation.length ? data.validation : undefined;
     if (!train.length) throw new Error(`${this.task.name}: no training examples`);
-    if (!this.adapters && this.task.params.size === 0) throw new Error(`${this.task.name}: nothing to train (attach an adapter)`);
+    if (!this.adapters && !this.fullWeights.size && this.task.params.size === 0) throw new Error(`${this.task.name}: nothing to train (attach an adapter)`);
     if (o.patience !== undefined && !validation) throw new Error('Early stopping (patience) needs validation data');
     const params = this.params();
     const stepsPerEpoch = this.epochBatches(train, 0).length;
@@ -250,10 +281,18 @@ export class Trainer<E, B> {
     const warmupSteps = Math.round((o.warmupRatio ?? 0.06) * totalSteps);
     const kind = o.schedule ?? 'linear';
     const schedule = makeSchedule(kind === 'constant' ? { kind, warmupSteps } : { kind, warmupSteps, totalSteps });
-    // Tensors a method updates itself (hooks.ownedParams: SoRA's gates) stay out of the shared AdamW.
+    const matrices = new Map<string, [number, number]>();
+    for (const k of o.full?.matrices ?? []) {
+      const w = this.fullWeights.get(k);
+      if (w && w.shape.length === 2) matrices.set(k, [w.shape[0], w.shape[1]]);
+    }
+    // Tensors a method updates itself (hooks.ownedParams: SoRA's gates) stay out of the shared optimizer.
     const owned = ownedParams(this.adapters);
     const shared = owned.size ? new Map([...params].filter(([k]) => !owned.has(k))) : params;
-    const optimizer = new AdamW(shared, { lr: o.lr, weightDecay: o.weightDecay ?? 0.01, groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])] });
+    const optimizer = makeOptimizer(o.optimizer ?? { kind: 'adamw' }, {
+      params: shared, adapters: this.adapters, weightDecay: o.weightDecay ?? 0.01, matrices,
+      groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])],
+    });
     if (o.outDir && !o.resume) {
       // A fresh run owns its folder: an earlier run's checkpoints (possibly at
       // later steps) would otherwise be what a later --resume picks up, and its
@@ -310,7 +349,7 @@ export class Trainer<E, B> {
       for (; state.epoch < o.epochs; state.epoch++, state.batchInEpoch = 0) {
         const batches = this.epochBatches(train, state.epoch);
         for (; state.batchInEpoch < batches.length; state.batchInEpoch++) {
-          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses };
+          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
           const batch = batches[state.batchInEpoch];
           const t0 = performance.now();
           const out = await cg.run(this.feeds(batch, true, state.step));
@@ -369,7 +408,7 @@ export class Trainer<E, B> {
       }
       // Early stopping keeps the best validation weights.
       if (best) for (const [k, v] of best) params.get(k)!.set(v);
-      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses };
+      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
     } finally {
       log?.close();
     }

@@ -6,7 +6,8 @@
 import type { AdapterSet } from '../adapters/inject.ts';
 import type { EncoderModel } from '../models/types.ts';
 import type { AdamWGroup } from '../optim/adamw.ts';
-import { Trainer, type EvalInfo, type StepInfo } from './loop.ts';
+import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from './loop.ts';
+import type { OptimizerSpec } from './optimizers.ts';
 import { ClassificationTask, type EncodedExample } from './tasks/classification.ts';
 
 export { NonFiniteLossError, type StepInfo } from './loop.ts';
@@ -19,8 +20,12 @@ export interface TrainOptions {
   seed: number;
   /** Learning-rate multiplier for the classification head (it starts from scratch). */
   headLrScale?: number;
-  /** Extra AdamW parameter groups, matched before the head's (e.g. LoRA+: loraPlusGroups(16)). */
+  /** Extra parameter groups, matched before the head's (e.g. LoRA+: loraPlusGroups(16)). */
   optimizerGroups?: AdamWGroup[];
+  /** The update rule (default AdamW). */
+  optimizer?: OptimizerSpec;
+  /** Full fine-tuning: the encoder's weights train too (see FitOptions.full). */
+  full?: FitOptions['full'];
   weightDecay?: number;
   warmupRatio?: number;
   schedule?: 'linear' | 'cosine' | 'constant';
@@ -89,7 +94,7 @@ export class ClassificationTrainer {
 
   async fit(train: EncodedExample[], validation: EncodedExample[]) {
     const r = await this.trainer.fit({ train, validation });
-    return { stopped: r.stopped, history: r.history.map(epochInfo), bestValAccuracy: r.best ?? -Infinity };
+    return { stopped: r.stopped, history: r.history.map(epochInfo), bestValAccuracy: r.best ?? -Infinity, optimizerStateBytes: r.optimizerStateBytes };
   }
 
   async release() {
