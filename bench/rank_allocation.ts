@@ -44,6 +44,9 @@ const SYSTEMS: System[] = [
   { label: 'lora r=2', method: 'lora', config: { r: 2, lora_alpha: 4 } },
   { label: 'sora', method: 'sora', config: {} },
   { label: 'codyra', method: 'codyra', config: {} },
+  // The runner's κ schedule advances every (T − T_dense)//50 steps: 0 for runs under 100 steps, so κ stays 0 and no rank
+  // closes (official behaviour). Ten κ values over the sparse half and a larger κ_max show the pruning on this short run.
+  { label: 'codyra (10 κ, κ_max 0.03)', method: 'codyra', config: { lambda_num: 10, kappa_max: 0.03 } },
   { label: 'adalora', method: 'adalora', config: { init_r: 8, target_r: 4, tinit: 6, tfinal: 16 } },
   { label: 'increlora', method: 'increlora', config: { target_rank: 4, top_h: 4, init_warmup: 8, incre_interval: 8 } },
   { label: 'dylora', method: 'dylora', config: {} },
@@ -120,6 +123,8 @@ const doc = [
   '',
   'Adapter parameters at the end: what the saved adapter holds — the plain LoRA (rank_pattern) a pruning method becomes (SoRA, CoDyRA, AdaLoRA, IncreLoRA, DiffoRA, Bayesian-LoRA), the full r = 8 for DyLoRA and LoRA. ' +
     'The classification head (1,026 parameters) is not counted. DiffoRA and Bayesian-LoRA are lorakit\'s own unverified readings of their papers (no official code). ' +
+    'CoDyRA at its runner defaults closes nothing here: its κ advances every (T − T_dense)//50 steps, which is 0 below 100 steps, so κ stays 0 (the official loop); the second CoDyRA row uses 10 κ values. ' +
+    'Bayesian-LoRA\'s gates start at log α = 3 (P(on) ≈ 0.99) and its BOP prior does not close a rank within 64 steps. ' +
     'Configs: ' + SYSTEMS.map((s) => `${s.label} ${JSON.stringify(s.config)}`).join('; ') + '.',
   '',
   '## Rank over training (first seed)',
