@@ -11,7 +11,9 @@ import { numpyLinspace } from '../sora/config.ts';
  * cosine without warmup, `--schedule cosine --warmup-ratio 0`). After the dense
  * phase, each step ends with SoRA's shrink-then-zero threshold κ on every gate,
  * κ from linspace(0, κ_max, lambda_num) advanced every (T − T_dense)//lambda_num
- * steps (kappaSchedule). Per task of a sequence the adapter is merged into W
+ * steps (kappaAt). When the sparse phase has fewer steps than lambda_num that
+ * interval is 0 and κ stays 0 — no rank closes — as in the official loop: for
+ * short runs lower lambda_num. Per task of a sequence the adapter is merged into W
  * (the open ranks only) and started afresh (src/tasks/continual.ts).
  * Defaults: runner_codyra.sh (r 16, κ_max 5e-3, dense 0.5) and train_model (50 κ values).
  */
