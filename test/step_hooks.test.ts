@@ -166,3 +166,31 @@ test('hooks: a loss term joins the training loss, owned tensors get only the met
   assert.ok(fedSteps.includes(0) && fedSteps.includes(5), `feeds saw the training steps: ${fedSteps.join(',')}`);
   for (const x of [tf, tp, tr]) await x.release();
 });
+
+test('the best validation epoch\'s weights come back with the method\'s state of that epoch (per-module state and run state)', async () => {
+  const model = await loadUseEncoder();
+  // A LoRA whose per-module state and run state count the steps taken.
+  const counting: AdapterMethod<any, { steps: number; saved: number }> = {
+    ...lora,
+    name: 'lora-counting',
+    createState: () => ({ steps: 0, saved: 0 }),
+    hooks: {
+      afterStep: ({ state }) => void state.steps++,
+      stateKeys: ['counter'],
+      saveState: ({ state }) => ({ counter: { shape: [1], data: Float32Array.of(state.steps) } }),
+      loadState: ({ state, tensors }) => void (state.steps = tensors.counter.data[0]),
+      saveRunState: ({ state }) => ({ saved: state.steps }),
+      loadRunState: ({ state }, s: any) => void (state.saved = s.saved),
+    },
+  };
+  const set = new AdapterSet(counting, lora.schema.parse({ r: 2 }), model.sites, model.weights, { targetModules: ['encoder.layer.0.attention.qkv'], seed: 1 });
+  const data = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [3, 3]].map((ids, i) => ({ ids, label: i % 2 }));
+  // A vanishing learning rate: the validation accuracy never improves after the first epoch, which stays the best.
+  const t = new ClassificationTrainer(model, set, 2, { epochs: 3, lr: 1e-12, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16] });
+  const r = await t.fit(data, data);
+  await t.release();
+  assert.deepEqual(r.history.map((h) => h.improved), [true, false, false]);
+  const st = set.state as { steps: number; saved: number };
+  assert.equal(st.steps, 2, 'the per-module state of the best (first) epoch, not of the last step (6)');
+  assert.equal(st.saved, 2, 'the run state of the best epoch');
+});

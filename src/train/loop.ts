@@ -303,6 +303,9 @@ export class Trainer<E, B> {
     const log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
     let state: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: null, badEpochs: 0, history: [], epochLossSum: 0, epochLossCount: 0, epochLosses: [] };
     let best: Map<string, Float32Array> | null = null;
+    // The method's state at the best epoch (its saved per-module state and run state: AdaLoRA's mask,
+    // IncreLoRA's components), restored with the best weights so the two always describe one adapter.
+    let bestState: { hook: Record<string, Record<string, StoredTensor>>; run: unknown } | undefined;
     let runState: unknown;
 
     try {
@@ -316,8 +319,9 @@ export class Trainer<E, B> {
             p.set(v);
           }
           optimizer.loadStateDict(ck.optimizer as any);
-          const { hookState, runState: saved, ...t } = ck.trainer as any;
+          const { hookState, runState: saved, bestState: savedBest, ...t } = ck.trainer as any;
           runState = saved;
+          bestState = savedBest;
           // Non-trainable hook state (SMoRA's β) continues where it was, not from its initial value.
           if (this.adapters && hookState) loadHookState(this.adapters, Object.entries(hookState as Record<string, Record<string, StoredTensor>>));
           state = { ...state, ...t };
@@ -338,7 +342,7 @@ export class Trainer<E, B> {
         if (!o.outDir) return undefined;
         const hookState = this.adapters ? Object.fromEntries(saveHookState(this.adapters)) : {};
         const run = saveRunState(this.adapters) as any;
-        return saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState, ...(run !== undefined && { runState: run }) }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
+        return saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState, ...(run !== undefined && { runState: run }), ...(bestState && { bestState }) }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
       };
       const diverged = async (what: string, value: number) => {
         const at = await save(); // the state before this step: still finite, and resumable
@@ -393,6 +397,7 @@ export class Trainer<E, B> {
             state.bestVal = v;
             state.badEpochs = 0;
             best = new Map([...params].map(([k, p]) => [k, Float32Array.from(p)]));
+            if (this.adapters) bestState = { hook: Object.fromEntries(saveHookState(this.adapters)), run: structuredClone(saveRunState(this.adapters) ?? null) };
           } else state.badEpochs++;
           const info: EvalInfo = { epoch: state.epoch, step: state.step, metrics, improved };
           state.history.push(info);
@@ -408,6 +413,10 @@ export class Trainer<E, B> {
       }
       // Early stopping keeps the best validation weights.
       if (best) for (const [k, v] of best) params.get(k)!.set(v);
+      if (best && bestState && this.adapters) {
+        loadHookState(this.adapters, Object.entries(bestState.hook));
+        loadRunState(this.adapters, bestState.run);
+      }
       return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
     } finally {
       log?.close();
