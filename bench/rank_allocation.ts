@@ -125,6 +125,9 @@ const doc = [
     'The classification head (1,026 parameters) is not counted. DiffoRA and Bayesian-LoRA are lorakit\'s own unverified readings of their papers (no official code). ' +
     'CoDyRA at its runner defaults closes nothing here: its κ advances every (T − T_dense)//50 steps, which is 0 below 100 steps, so κ stays 0 (the official loop); the second CoDyRA row uses 10 κ values. ' +
     'Bayesian-LoRA\'s gates start at log α = 3 (P(on) ≈ 0.99) and its BOP prior does not close a rank within 64 steps. ' +
+    'Every run keeps its best validation epoch (the loop\'s early-stopping rule; SoRA\'s official runs load the best model at the end too), with the method\'s state of that epoch: ' +
+    'a run whose first epoch validated best keeps that epoch\'s ranks (e.g. an adapter saved before CoDyRA\'s threshold rose). ' +
+    'AdaLoRA and IncreLoRA start from E = 0 with A, B ~ N(0, 0.02) (their official init): in 64 steps at lr 2e-3 their ΔW stays small (Σ over modules of ‖ΔW‖²_F of the saved adapters, measured once: AdaLoRA seed 42 0.003, IncreLoRA about 0.1, against 10.8 for LoRA r=8 and 8.7 for SoRA), so their runs are mostly the head training on the frozen encoder; their published schedules run thousands of steps. ' +
     'Configs: ' + SYSTEMS.map((s) => `${s.label} ${JSON.stringify(s.config)}`).join('; ') + '.',
   '',
   '## Rank over training (first seed)',
