@@ -13,7 +13,7 @@ import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { loadDecoder } from '../src/models/load_decoder.ts';
 import { fit } from '../src/train/loop.ts';
-import { readMetrics } from '../src/train/metrics.ts';
+import { dropRecordsAfterStep, readMetrics } from '../src/train/metrics.ts';
 import { attentionProjections, type NormRecord } from '../src/train/norm_monitor.ts';
 import { normsSvg } from '../src/train/norm_plot.ts';
 import { CausalLmTask } from '../src/train/tasks/causal_lm.ts';
@@ -121,6 +121,19 @@ test('lorakit train --monitor-norms on the command line: norms records in metric
     r = spawnSync(process.execPath, [BIN, 'train', '--task', 'causal-lm', '--model', LLAMA, '--data', data, '--norms-every', '0', '--out', path.join(dir, 'bad')], { encoding: 'utf8' });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /--norms-every must be a positive integer, got '0'/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a resumed run drops the norm records logged after its checkpoint, as it drops the step records (each step logged once)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-norms-drop-'));
+  try {
+    const file = path.join(dir, 'metrics.jsonl');
+    const rows = [1, 2, 3, 4].flatMap((s) => [{ event: 'step', step: s, loss: 1 }, { event: 'norms', step: s, L: 4, bound: 1, layers: [] }]);
+    fs.writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    assert.equal(dropRecordsAfterStep(file, 2), 4);
+    assert.deepEqual(readMetrics(file).map((r) => [r.event, r.step]), [['step', 1], ['norms', 1], ['step', 2], ['norms', 2]]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
