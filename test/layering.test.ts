@@ -16,6 +16,7 @@ const LAYERS: string[][] = [
   ['adapters'],
   ['peft'],
   ['serve'],
+  ['retrieval'],
   ['train'],
   ['tasks'],
   ['cli'],

@@ -8,6 +8,7 @@ import { registerGenerate } from './generate.ts';
 import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
+import { registerRetrieval } from './retrieval.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -224,6 +225,7 @@ export function makeProgram(): Command {
   registerGenerate(program);
   registerCompare(program);
   registerMergeExport(program);
+  registerRetrieval(program, terminalUi);
 
   return program;
 }
