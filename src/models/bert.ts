@@ -209,6 +209,11 @@ export class BertModel implements EncoderModel {
     return new BertModel(this.config, weights, this.options);
   }
 
+  /** Sentence pairs carry segment ids (BERT, not RoBERTa's single-row table nor DistilBERT). */
+  get usesTokenTypes(): boolean {
+    return this.config.typeVocab > 1;
+  }
+
   /** Longest sequence the position table covers (RoBERTa's positions start at padding_idx + 1). */
   get maxSequenceLength(): number {
     return this.config.family === 'roberta' ? this.config.maxPositions - this.config.padTokenId - 1 : this.config.maxPositions;
