@@ -29,7 +29,7 @@ import type { TaskKind, TrainTask } from '../train/task.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 import { CausalLmTask, encodeCausalLm } from '../train/tasks/causal_lm.ts';
 import { EmbedTask, type EmbedExample } from '../train/tasks/embed.ts';
-import { RerankTask, type RerankExample } from '../train/tasks/rerank.ts';
+import { RerankTask, type RankLoss, type RerankExample } from '../train/tasks/rerank.ts';
 import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
 
 /** Progress of a job (the CLI's progress bar; tests pass a silent one). */
@@ -86,8 +86,8 @@ export interface TrainJobOptions {
   loraplusLrRatio?: number;
   /** Learning-rate multiplier of a task head (rerank's score head). */
   headLrScale?: number;
-  /** rerank: 'listwise' (default) or 'pairwise'. */
-  rankLoss?: 'listwise' | 'pairwise';
+  /** rerank: 'listwise' (default), 'pairwise' or 'pointwise'. */
+  rankLoss?: RankLoss;
   /** embed: the similarity scale (1/temperature, default 20). */
   embedScale?: number;
   /** The update rule (default AdamW). */
@@ -141,10 +141,31 @@ function textTokenizer(m: LoadedModel, spec: string): TextTokenizer {
   return m.tokenizer;
 }
 
-/** A (query, document) pair as one sequence: the tokenizer's pair form where it has one (BERT: [CLS] q [SEP] d [SEP]), else the joined text. */
-function pairEncoder(tok: TextTokenizer, maxLen: number): (q: string, d: string) => number[] {
+/**
+ * A (query, document) pair as one sequence: the tokenizer's pair form where it
+ * has one (BERT: [CLS] q [SEP] d [SEP] with token_type_ids 0…0 1…1), else the
+ * query's tokens then the document's (types all 0).
+ */
+export function pairEncoder(tok: TextTokenizer, maxLen: number): (q: string, d: string) => { ids: number[]; types: number[] } {
   const pair = (tok as Partial<HfTokenizer>).encodePair;
-  return pair ? (q, d) => pair.call(tok, q, d).ids.slice(0, maxLen) : (q, d) => tok.encode(`${q} ${d}`).slice(0, maxLen);
+  if (pair) {
+    return (q, d) => {
+      const e = pair.call(tok, q, d);
+      return { ids: e.ids.slice(0, maxLen), types: e.tokenTypeIds.slice(0, maxLen) };
+    };
+  }
+  // One text: the query keeps at most half the budget (long queries would crowd the document out), the document fills the rest.
+  return (q, d) => {
+    const qi = tok.encode(q).slice(0, Math.max(1, Math.floor(maxLen / 2)));
+    const ids = [...qi, ...tok.encode(d).slice(0, Math.max(0, maxLen - qi.length))];
+    return { ids, types: ids.map(() => 0) };
+  };
+}
+
+/** One query's candidates as a RerankExample (labels as given). */
+export function rerankExample(pair: (q: string, d: string) => { ids: number[]; types: number[] }, query: string, documents: readonly string[], labels: readonly number[]): RerankExample {
+  const enc = documents.map((d) => pair(query, d));
+  return { pairs: enc.map((e) => e.ids), types: enc.map((e) => e.types), labels: [...labels] };
 }
 
 interface Prepared {
@@ -180,7 +201,7 @@ function prepare(o: TrainJobOptions, m: LoadedModel): Prepared {
       if (m.kind !== 'encoder') throw new Error('unreachable');
       const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
       const pair = pairEncoder(textTokenizer(m, o.model), maxLen);
-      const enc = (file: string): RerankExample[] => readRerankJsonl(file).map((r) => ({ pairs: r.documents.map((d) => pair(r.query, d)), labels: r.labels }));
+      const enc = (file: string): RerankExample[] => readRerankJsonl(file).map((r) => rerankExample(pair, r.query, r.documents, r.labels));
       const task = new RerankTask(m.model, { seed: o.seed, loss: o.rankLoss, headLrScale: o.headLrScale });
       return { task, train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, rank_loss: o.rankLoss ?? 'listwise' } };
     }
