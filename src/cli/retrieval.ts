@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, list, num } from './parse.ts';
 import { runEvalIrJob, runIndexJob, runSearchJob } from '../tasks/retrieval.ts';
+import { runRerankJob } from '../tasks/rerank.ts';
 import { DEFAULT_MEASURES } from '../retrieval/metrics.ts';
 import type { JobUi } from '../tasks/train.ts';
 
@@ -51,6 +52,30 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
       if (!(o.top >= 1)) throw new InvalidArgumentError('--top must be at least 1');
       const r = await runSearchJob({ index: o.index, queries: o.queries, top: o.top, out: o.out, tag: o.tag, queryAdapters: o.queryAdapter, threads: o.threads }, ui(o.quiet));
       console.log(`${r.queries} queries × top ${o.top} in ${r.searchSeconds.toFixed(3)} s (total ${r.seconds.toFixed(2)} s): ${o.out}`);
+    });
+
+  program
+    .command('rerank')
+    .description('Re-score the top of a TREC run: a cross-encoder with the adapter (and score head) from lorakit train --task rerank, or a bi-encoder (cosine)')
+    .option('--model <use|dir>', "the encoder: 'use' (the bundled model, over the pair text) or a BERT-family folder (pairs with token_type_ids)", 'use')
+    .option('--adapter <dirs>', 'adapter folder; comma-separated folders are stacked in order (the last holds the score head)', list)
+    .option('--stack <dirs>', 'same as --adapter with several folders: e.g. lang,task (the language adapter under the task adapter)', list)
+    .requiredOption('--run <run.trec>', 'first-stage TREC run')
+    .requiredOption('--queries <file.jsonl>', 'queries {"_id", "text"}')
+    .requiredOption('--corpus <file.jsonl>', 'documents {"_id", "title", "text"}')
+    .requiredOption('--out <run.trec>', 'reranked TREC run to write (the top candidates only)')
+    .option('--top <n>', 'candidates re-scored per query', int('--top'), 100)
+    .addOption(new Option('--mode <kind>', 'cross (cross-encoder + score head) or bi (cosine of embeddings)').choices(['cross', 'bi']).default('cross'))
+    .option('--fields <list>', 'document fields, joined by a space', fieldsOf, ['title', 'text'])
+    .option('--max-len <n>', 'token budget of a pair (cross) or a text (bi)', int('--max-len'), 128)
+    .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .option('--quiet', 'no progress bar', false)
+    .action(async (o) => {
+      if (o.adapter && o.stack) throw new InvalidArgumentError('give --adapter or --stack, not both');
+      const adapters: string[] = o.stack ?? o.adapter ?? [];
+      if (!(o.top >= 1)) throw new InvalidArgumentError('--top must be at least 1');
+      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode: o.mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads }, ui(o.quiet));
+      console.log(`${r.mode}-encoder: ${r.queries} queries, ${r.pairs} pairs in ${r.seconds.toFixed(1)} s: ${o.out}`);
     });
 
   program

@@ -1,0 +1,177 @@
+// `lorakit rerank`: re-score the top of a first-stage TREC run.
+//
+//   cross  a cross-encoder: each (query, document) pair through the encoder
+//          (BERT-family folders: [CLS] q [SEP] d [SEP] with token_type_ids;
+//          the bundled encoder: the pair text), then the score head that
+//          `lorakit train --task rerank` saved beside the adapter
+//          (modules_to_save 'score.weight' / 'score.bias'). The same graph as
+//          training (RerankTask in eval mode).
+//   bi     a bi-encoder: cosine of the query's and the document's embeddings
+//          (adapters optional: an embed-task adapter, or a stack).
+//
+// `adapters` may stack several folders (--stack lang,task): the first ones are
+// merged into the base weights, the last (the task adapter, with the score
+// head for 'cross') runs on top.
+
+import path from 'node:path';
+import type { AdapterSet } from '../adapters/inject.ts';
+import { loadModel, type TextTokenizer } from '../models/load.ts';
+import type { EncoderModel } from '../models/types.ts';
+import { loadPeftAdapter } from '../peft/adapter_files.ts';
+import { docText, readCorpus, readQueries, type DocField } from '../retrieval/corpus.ts';
+import { encodeTexts } from '../retrieval/encode.ts';
+import { readRun, trecOrder, writeRun, type Run } from '../retrieval/trec.ts';
+import { Trainer } from '../train/loop.ts';
+import { RerankTask, SCORE_B, SCORE_W, type RerankBatch, type RerankExample } from '../train/tasks/rerank.ts';
+import { encoderWithAdapters, type EncoderWithAdapters } from './retrieval.ts';
+import { pairEncoder, rerankExample, silentUi, type JobUi } from './train.ts';
+
+export type RerankMode = 'cross' | 'bi';
+
+export interface RerankJobOptions {
+  /** 'use' or an encoder folder. */
+  model: string;
+  /** Adapter folders, stacked in this order (cross: the last holds the score head). */
+  adapters: string[];
+  run: string;
+  queries: string;
+  corpus: string;
+  /** Candidates re-scored per query (the run's best by score). */
+  top: number;
+  out: string;
+  mode?: RerankMode;
+  fields?: DocField[];
+  maxLen?: number;
+  /** bi: texts per encoder run. */
+  batchSize?: number;
+  threads?: number;
+  tag?: string;
+}
+
+export interface RerankJobResult {
+  queries: number;
+  pairs: number;
+  seconds: number;
+  mode: RerankMode;
+}
+
+interface Candidates {
+  qid: string;
+  query: string;
+  docs: { id: string; text: string }[];
+}
+
+function candidates(o: RerankJobOptions): Candidates[] {
+  const run = readRun(o.run);
+  const queries = new Map(readQueries(o.queries).map((q) => [q.id, q.text]));
+  const corpus = new Map(readCorpus(o.corpus).map((d) => [d.id, docText(d, o.fields ?? ['title', 'text'])]));
+  const out: Candidates[] = [];
+  for (const [qid, docs] of run) {
+    const query = queries.get(qid);
+    if (query === undefined) throw new Error(`${o.run}: query '${qid}' is not in ${o.queries}`);
+    const top = trecOrder(docs).slice(0, o.top);
+    out.push({
+      qid,
+      query,
+      docs: top.map((d) => {
+        const text = corpus.get(d.docno);
+        if (text === undefined) throw new Error(`${o.run}: document '${d.docno}' (query '${qid}') is not in ${o.corpus}`);
+        return { id: d.docno, text };
+      }),
+    });
+  }
+  return out;
+}
+
+/** A cross-encoder reranker from an encoder and a `lorakit train --task rerank` adapter (stack). */
+export class CrossEncoder {
+  private constructor(
+    private readonly trainer: Trainer<RerankExample, RerankBatch>,
+    private readonly pair: (q: string, d: string) => { ids: number[]; types: number[] },
+  ) {}
+
+  static async load(spec: string, adapters: readonly string[], o: { maxLen?: number; threads?: number } = {}): Promise<CrossEncoder> {
+    if (!adapters.length) throw new Error("cross-encoder reranking needs the adapter folder from 'lorakit train --task rerank' (it holds the score head)");
+    const loaded = await loadModel(spec);
+    if (loaded.kind !== 'encoder') throw new Error(`--model ${spec}: a cross-encoder is an encoder (the bundled 'use' model or a BERT / RoBERTa / DistilBERT folder)`);
+    if (!loaded.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);
+    const base: EncoderModel = loaded.model;
+    const sets: AdapterSet[] = [];
+    let head: Map<string, { shape: number[]; data: Float32Array }> | undefined;
+    for (const dir of adapters) {
+      const a = loadPeftAdapter(base, dir, { warn: () => {} });
+      sets.push(a.set);
+      head = a.extraTensors;
+    }
+    const w = head!.get(SCORE_W), b = head!.get(SCORE_B);
+    if (!w || !b) throw new Error(`${adapters[adapters.length - 1]}: no score head ('${SCORE_W}', '${SCORE_B}' in modules_to_save): train it with lorakit train --task rerank, or use --mode bi`);
+    const below = sets.slice(0, -1);
+    const model = below.length ? base.withWeights(below.reduce((m, s) => s.mergeInto(m), base.weights)) : base;
+    const task = new RerankTask(model, { seed: 0 });
+    const sw = task.params.get(SCORE_W)!, sb = task.params.get(SCORE_B)!;
+    if (w.data.length !== sw.data.length) throw new Error(`${adapters[adapters.length - 1]}: score head has ${w.data.length} weights, this model's pooled width is ${sw.data.length} (trained on another model?)`);
+    sw.data.set(w.data);
+    sb.data.set(b.data);
+    const trainer = new Trainer(task, sets[sets.length - 1], { epochs: 1, lr: 1, batchSize: 1, seed: 0, threads: o.threads });
+    const maxLen = Math.min(o.maxLen ?? 128, 'maxSequenceLength' in model ? (model as { maxSequenceLength: number }).maxSequenceLength : 128);
+    return new CrossEncoder(trainer, pairEncoder(loaded.tokenizer as TextTokenizer, maxLen));
+  }
+
+  /** Scores of each document for the query (one encoder run per query). */
+  async score(query: string, docs: readonly string[]): Promise<Float32Array> {
+    if (!docs.length) return new Float32Array(0);
+    const ex = rerankExample(this.pair, query, docs, docs.map(() => 0));
+    const [res] = await this.trainer.run([ex]);
+    return Float32Array.from((res.out.scores.data as Float32Array).subarray(0, docs.length));
+  }
+
+  release(): Promise<void> {
+    return this.trainer.release();
+  }
+}
+
+export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): Promise<RerankJobResult> {
+  const t0 = performance.now();
+  const mode = o.mode ?? 'cross';
+  const cands = candidates(o);
+  const pairs = cands.reduce((s, c) => s + c.docs.length, 0);
+  const out: Run = new Map();
+  if (mode === 'cross') {
+    const ce = await CrossEncoder.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads });
+    try {
+      ui.startPhase('rerank (cross-encoder)', pairs);
+      for (const c of cands) {
+        const s = await ce.score(c.query, c.docs.map((d) => d.text));
+        out.set(c.qid, c.docs.map((d, i) => ({ docno: d.id, score: s[i] })));
+        ui.advance?.(c.docs.length);
+      }
+      ui.endPhase();
+    } finally {
+      await ce.release();
+    }
+  } else {
+    const enc: EncoderWithAdapters = await encoderWithAdapters(o.model, o.adapters, o.threads);
+    try {
+      const docIds = [...new Set(cands.flatMap((c) => c.docs.map((d) => d.id)))];
+      const text = new Map(cands.flatMap((c) => c.docs.map((d) => [d.id, d.text] as const)));
+      ui.startPhase('rerank (bi-encoder)', docIds.length + cands.length);
+      const step = { maxLen: o.maxLen ?? 128, batchSize: o.batchSize, onProgress: (n: number) => ui.advance?.(n) };
+      const D = await encodeTexts(enc.peft, enc.tok, docIds.map((d) => text.get(d)!), step);
+      const Q = await encodeTexts(enc.peft, enc.tok, cands.map((c) => c.query), step);
+      ui.endPhase();
+      const row = new Map(docIds.map((d, i) => [d, i]));
+      cands.forEach((c, qi) => {
+        out.set(c.qid, c.docs.map((d) => {
+          const j = row.get(d.id)!;
+          let s = 0;
+          for (let k = 0; k < D.dim; k++) s += Q.vectors[qi * D.dim + k] * D.vectors[j * D.dim + k];
+          return { docno: d.id, score: s };
+        }));
+      });
+    } finally {
+      await enc.peft.release();
+    }
+  }
+  writeRun(o.out, out, o.tag ?? `lorakit-${mode}`);
+  return { queries: cands.length, pairs, seconds: (performance.now() - t0) / 1000, mode };
+}

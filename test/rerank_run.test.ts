@@ -1,0 +1,110 @@
+// lorakit rerank: the cross-encoder's scores equal an independent path (the
+// PeftModel's pooled embedding of the pair with the adapter, times the saved
+// score head); BERT pairs carry token_type_ids (scores equal PyTorch's pooler
+// output · head on the golden batch); the CLI re-scores the top of a run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { lora } from '../src/adapters/lora/index.ts';
+import { loadModel } from '../src/models/load.ts';
+import { saveAdapter } from '../src/peft/adapter_files.ts';
+import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
+import { Trainer } from '../src/train/loop.ts';
+import { RerankTask, SCORE_B, SCORE_W, type RerankBatch, type RerankExample } from '../src/train/tasks/rerank.ts';
+import { CrossEncoder } from '../src/tasks/rerank.ts';
+import { pairEncoder } from '../src/tasks/train.ts';
+import { readRun } from '../src/retrieval/trec.ts';
+import { makeProgram } from '../src/cli/main.ts';
+import { Rng } from '../src/util/rng.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-rerank-'));
+const FIX = path.join(import.meta.dirname, 'fixtures/hf');
+
+function head(H: number, seed: number) {
+  const r = new Rng(seed);
+  const w = Float32Array.from({ length: H }, () => r.uniformRange(-0.2, 0.2));
+  return new Map([[SCORE_W, { shape: [1, H], data: w }], [SCORE_B, { shape: [1], data: Float32Array.of(0.25) }]]);
+}
+
+test('cross-encoder on the bundled encoder = PeftModel embedding of the pair · saved score head (a LoRA adapter with non-zero B)', async () => {
+  const { model, tokenizer } = await loadModel('use', 'encoder');
+  const set = new AdapterSet(lora, lora.schema.parse({ r: 4, lora_alpha: 8, init_lora_weights: false }), model.sites, model.weights, { targetModules: ['qkv', 'conv1'], seed: 5 });
+  const h = head(model.hiddenSize, 9);
+  const dir = path.join(tmp, 'use-adapter');
+  saveAdapter(dir, set, { baseModel: 'use', taskType: 'SEQ_CLS', modulesToSave: h });
+  const query = 'how are library catalogs used', docs = ['Card catalogs and their users in public libraries.', 'Citation analysis of physics journals.', 'x'];
+  const ce = await CrossEncoder.load('use', [dir], { threads: 1 });
+  const got = await ce.score(query, docs);
+  await ce.release();
+  const pm = new PeftModel(model, { threads: 1 });
+  pm.loadAdapter(dir, 'a', { warn: () => {} });
+  const pair = pairEncoder(tokenizer!, 128);
+  const emb = (await pm.run(padBatch(docs.map((d) => pair(query, d).ids)))).data as Float32Array;
+  await pm.release();
+  const H = model.hiddenSize, w = h.get(SCORE_W)!.data;
+  docs.forEach((_, i) => {
+    let s = 0.25;
+    for (let j = 0; j < H; j++) s += emb[i * H + j] * w[j];
+    assert.ok(Math.abs(got[i] - s) < 1e-4, `doc ${i}: ${got[i]} vs ${s}`);
+  });
+});
+
+test('BERT pairs carry token_type_ids: rerank scores = PyTorch pooler output · head on the golden batch, and differ with types zeroed', async () => {
+  const gd = JSON.parse(fs.readFileSync(path.join(FIX, 'bert/golden.json'), 'utf8'));
+  const { model } = await loadModel(path.join(FIX, 'bert'), 'encoder');
+  assert.equal(model.usesTokenTypes, true);
+  const H = model.hiddenSize;
+  const task = new RerankTask(model, { seed: 0 });
+  const h = head(H, 3);
+  task.params.get(SCORE_W)!.data.set(h.get(SCORE_W)!.data);
+  task.params.get(SCORE_B)!.data.set(h.get(SCORE_B)!.data);
+  const len = (m: number[]) => m.reduce((a, b) => a + b, 0);
+  const ex: RerankExample = {
+    pairs: gd.input_ids.map((r: number[], i: number) => r.slice(0, len(gd.attention_mask[i]))),
+    types: gd.token_type_ids.map((r: number[], i: number) => r.slice(0, len(gd.attention_mask[i]))),
+    labels: [1, 0, 0],
+  };
+  const trainer = new Trainer<RerankExample, RerankBatch>(task, null, { epochs: 1, lr: 1, batchSize: 1, seed: 0, threads: 1 });
+  const scores = async (e: RerankExample) => (await trainer.run([e]))[0].out.scores.data as Float32Array;
+  const got = await scores(ex);
+  const w = h.get(SCORE_W)!.data;
+  for (let i = 0; i < 3; i++) {
+    let s = 0.25;
+    for (let j = 0; j < H; j++) s += gd.pooler_output[i * H + j] * w[j];
+    assert.ok(Math.abs(got[i] - s) < 1e-4, `pair ${i}: ${got[i]} vs PyTorch ${s}`);
+  }
+  const zero = await scores({ ...ex, types: undefined });
+  assert.ok(Math.abs(zero[0] - got[0]) > 1e-4, 'segment ids change the score of a pair');
+  await trainer.release();
+});
+
+test('lorakit rerank re-scores the top N of a run (cross and bi); a missing document or score head is named', async () => {
+  const { model } = await loadModel('use', 'encoder');
+  const set = new AdapterSet(lora, lora.schema.parse({ r: 2, lora_alpha: 4, init_lora_weights: false }), model.sites, model.weights, { targetModules: ['qkv'], seed: 1 });
+  const dir = path.join(tmp, 'a'), plain = path.join(tmp, 'plain');
+  saveAdapter(dir, set, { baseModel: 'use', taskType: 'SEQ_CLS', modulesToSave: head(model.hiddenSize, 1) });
+  saveAdapter(plain, set, { baseModel: 'use' });
+  const corpus = path.join(tmp, 'corpus.jsonl'), queries = path.join(tmp, 'queries.jsonl'), run = path.join(tmp, 'first.trec');
+  fs.writeFileSync(corpus, ['libraries and catalogs', 'physics citations', 'indexing languages', 'user studies'].map((t, i) => JSON.stringify({ _id: `d${i}`, title: '', text: t })).join('\n') + '\n');
+  fs.writeFileSync(queries, JSON.stringify({ _id: 'q1', text: 'catalog use in libraries' }) + '\n');
+  fs.writeFileSync(run, ['q1 Q0 d0 1 4 bm25', 'q1 Q0 d1 2 3 bm25', 'q1 Q0 d2 3 2 bm25', 'q1 Q0 d3 4 1 bm25'].join('\n') + '\n');
+  const cli = (...a: string[]) => makeProgram().exitOverride().parseAsync(['node', 'lorakit', ...a]);
+  const log = console.log;
+  console.log = () => {};
+  try {
+    await cli('rerank', '--adapter', dir, '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'cross.trec'), '--quiet');
+    await cli('rerank', '--mode', 'bi', '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'bi.trec'), '--quiet');
+    await assert.rejects(cli('rerank', '--adapter', plain, '--run', run, '--queries', queries, '--corpus', corpus, '--out', path.join(tmp, 'x.trec'), '--quiet'), /no score head/);
+    fs.appendFileSync(run, 'q1 Q0 d9 5 9 bm25\n');
+    await assert.rejects(cli('rerank', '--adapter', dir, '--run', run, '--queries', queries, '--corpus', corpus, '--out', path.join(tmp, 'x.trec'), '--quiet'), /document 'd9' \(query 'q1'\) is not in/);
+  } finally {
+    console.log = log;
+  }
+  for (const f of ['cross.trec', 'bi.trec']) {
+    const r = readRun(path.join(tmp, f)).get('q1')!;
+    assert.deepEqual(r.map((d) => d.docno).sort(), ['d0', 'd1', 'd2'], `${f}: the first stage's top 3 only`);
+  }
+});
