@@ -17,6 +17,7 @@ const LAYERS: string[][] = [
   ['peft'],
   ['serve'],
   ['retrieval'],
+  ['duqgen'],
   ['train'],
   ['tasks'],
   ['cli'],
