@@ -9,6 +9,7 @@ import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLo
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { registerRetrieval } from './retrieval.ts';
+import { registerDuqgen } from './duqgen.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { RANK_LOSSES, type RankLoss } from '../train/tasks/rerank.ts';
@@ -236,6 +237,7 @@ export function makeProgram(): Command {
   registerCompare(program);
   registerMergeExport(program);
   registerRetrieval(program, terminalUi);
+  registerDuqgen(program, terminalUi);
 
   return program;
 }
