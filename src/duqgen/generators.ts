@@ -117,7 +117,12 @@ export class ModelGenerator implements QueryGenerator {
     }
     const gen = new Generator(loaded.model, null, { threads: o.threads });
     await gen.warm(true);
-    return new ModelGenerator(async (p) => tok.decode((await gen.generate(tok.encode(p), opts)).tokens, { skipSpecialTokens: true }), () => gen.release(), examples, loaded.dir);
+    const room = loaded.model.config.maxPositions - opts.maxNewTokens;
+    if (room < 16) throw new Error(`${loaded.dir}: ${loaded.model.config.maxPositions} positions leave no room for a prompt and ${opts.maxNewTokens} new tokens`);
+    // A prompt longer than the model's positions keeps its head and its end ("…\nRelevant Query:"): the document's tail is cut.
+    const fit = (ids: number[], tail: number[]) => (ids.length <= room ? ids : [...ids.slice(0, room - tail.length), ...tail]);
+    const tail = tok.encode('\nRelevant Query:', { addSpecialTokens: false });
+    return new ModelGenerator(async (p) => tok.decode((await gen.generate(fit(tok.encode(p), tail), opts)).tokens, { skipSpecialTokens: true }), () => gen.release(), examples, loaded.dir);
   }
 
   async generate(doc: CorpusDoc): Promise<SyntheticQuery | null> {

@@ -52,6 +52,8 @@ export interface DuqgenJobOptions {
   examples?: string;
   negativesFrom?: 'dense' | 'bm25';
   negatives?: number;
+  /** Tokens a generated query may have (the paper: 64). */
+  maxNewTokens?: number;
   threads?: number;
 }
 
@@ -79,7 +81,7 @@ export async function runDuqgenJob(o: DuqgenJobOptions, ui: JobUi = silentUi): P
   if (eligible.length < o.samples) throw new Error(`${o.corpus}: ${eligible.length} of ${corpus.length} documents have ≥ ${minChars} characters, fewer than --samples ${o.samples} (lower --min-chars or --samples)`);
   if (!(o.clusters >= 1 && o.clusters <= o.samples)) throw new Error(`--clusters ${o.clusters}: give 1 ≤ K ≤ --samples (${o.samples}); every cluster gets at least one sample`);
   fs.mkdirSync(o.out, { recursive: true });
-  const settings = { corpus: path.resolve(o.corpus), clusters: o.clusters, samples: o.samples, seed: o.seed, minChars, temperature: o.temperature ?? 1, lambda: o.lambda ?? 1, generator: o.generatorModel ? `model:${o.generatorModel}` : 'extractive', examples: o.examples ?? null, negativesFrom: o.negativesFrom ?? 'dense', negatives: o.negatives ?? 4, sampleSeeds: DUQGEN_SEEDS };
+  const settings = { corpus: path.resolve(o.corpus), clusters: o.clusters, samples: o.samples, seed: o.seed, minChars, temperature: o.temperature ?? 1, lambda: o.lambda ?? 1, generator: o.generatorModel ? `model:${o.generatorModel}` : 'extractive', examples: o.examples ?? null, negativesFrom: o.negativesFrom ?? 'dense', negatives: o.negatives ?? 4, maxNewTokens: o.generatorModel ? (o.maxNewTokens ?? 64) : undefined, sampleSeeds: DUQGEN_SEEDS };
 
   // 1. embeddings of every document (the dense first stage needs them all)
   const { model, tokenizer } = await loadModel('use', 'encoder');
@@ -154,7 +156,7 @@ async function generateQueries(o: DuqgenJobOptions, settings: Record<string, unk
     const m = await loadModel(o.generatorModel);
     if (m.kind === 'encoder') throw new Error(`--generator-model ${o.generatorModel}: an encoder does not write text; give a decoder (GPT-2, Llama, Qwen2, Mistral) or T5 / BART folder`);
     const examples: FewShot[] = o.examples ? readJsonLines(o.examples, '{"document": "...", "query": "..."}', (x) => (typeof x?.document === 'string' && typeof x?.query === 'string' ? { document: x.document, query: x.query } : 'expected "document" and "query" strings')) : [];
-    gen = await ModelGenerator.create(m, examples, { threads: o.threads });
+    gen = await ModelGenerator.create(m, examples, { threads: o.threads, maxNewTokens: o.maxNewTokens });
   } else {
     gen = new ExtractiveGenerator(corpus);
     ui.info('no --generator-model: extractive queries (title, or the most specific sentence), no language model');
