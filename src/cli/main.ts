@@ -92,6 +92,7 @@ const TASK_DATA: Record<string, string> = {
   seq2seq: 'JSONL {"source", "target"}',
   rerank: 'JSONL {"query", "documents", "labels"} or {"query", "positive", "negatives"}',
   embed: 'JSONL {"anchor", "positive"}',
+  align: 'JSONL {"source": "<sentence in the adapter\'s language>", "target": "<its English translation>"} (a language adapter: source embeddings pulled onto the base model\'s embeddings of the targets)',
 };
 
 export function makeProgram(): Command {

@@ -31,6 +31,8 @@ import { CausalLmTask, encodeCausalLm } from '../train/tasks/causal_lm.ts';
 import { EmbedTask, type EmbedExample } from '../train/tasks/embed.ts';
 import { RerankTask, type RankLoss, type RerankExample } from '../train/tasks/rerank.ts';
 import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
+import { AlignTask, type AlignExample } from '../train/tasks/align.ts';
+import { padBatch as padServeBatch, PeftModel } from '../serve/peft_model.ts';
 
 /** Progress of a job (the CLI's progress bar; tests pass a silent one). */
 export interface JobUi {
@@ -122,7 +124,7 @@ export interface TrainJobResult {
   peakRssBytes: number;
 }
 
-const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder' };
+const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder', align: 'encoder' };
 const FAMILY_NAMES = { encoder: 'an encoder (the bundled USE model, or a BERT / RoBERTa / DistilBERT folder)', decoder: 'a decoder folder (GPT-2, Llama, Qwen2, Mistral)', seq2seq: 'an encoder-decoder folder (T5, BART)' };
 
 /** The task's model family, or an error that says which models the task takes. */
@@ -175,7 +177,29 @@ interface Prepared {
   extra: Record<string, unknown>;
 }
 
-function prepare(o: TrainJobOptions, m: LoadedModel): Prepared {
+/** align: the frozen base model's unit embeddings of the target sentences (the teacher), computed once. */
+async function teacherTargets(m: LoadedModel, texts: string[], maxLen: number, threads?: number): Promise<Float32Array[]> {
+  if (m.kind !== 'encoder' || !m.tokenizer) throw new Error('unreachable');
+  const pm = new PeftModel(m.model, { threads });
+  try {
+    const out: Float32Array[] = new Array(texts.length);
+    const ids = texts.map((t) => m.tokenizer!.encode(t).slice(0, maxLen));
+    for (let s = 0; s < ids.length; s += 64) {
+      const r = await pm.run(padServeBatch(ids.slice(s, s + 64).map((x) => (x.length ? x : [0]))));
+      const H = r.dims[1], d = r.data as Float32Array;
+      for (let i = 0; i < r.dims[0]; i++) {
+        const v = d.slice(i * H, (i + 1) * H);
+        const n = Math.sqrt(v.reduce((a, x) => a + x * x, 0)) || 1;
+        out[s + i] = v.map((x) => x / n);
+      }
+    }
+    return out;
+  } finally {
+    await pm.release();
+  }
+}
+
+function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float32Array[]>): Prepared {
   const cap = <T>(xs: T[]) => (o.maxTrain !== undefined ? xs.slice(0, o.maxTrain) : xs);
   const encoderMax = m.model instanceof BertModel ? m.model.maxSequenceLength : 128;
   switch (o.task) {
@@ -212,6 +236,13 @@ function prepare(o: TrainJobOptions, m: LoadedModel): Prepared {
       const enc = (file: string): EmbedExample[] => readEmbedJsonl(file).map((r) => ({ anchor: tok.encode(r.anchor).slice(0, maxLen), positive: tok.encode(r.positive).slice(0, maxLen) }));
       return { task: new EmbedTask(m.model, { scale: o.embedScale }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, scale: o.embedScale ?? 20 } };
     }
+    case 'align': {
+      if (m.kind !== 'encoder') throw new Error('unreachable');
+      const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
+      const tok = textTokenizer(m, o.model);
+      const enc = (file: string): AlignExample[] => readSeq2SeqJsonl(file).map((r, i) => ({ ids: tok.encode(r.source).slice(0, maxLen), target: teacher!.get(file)![i] }));
+      return { task: new AlignTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, teacher: 'the base model\'s embedding of "target"' } };
+    }
   }
 }
 
@@ -219,7 +250,12 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const t0 = performance.now();
   const loaded = await loadModel(o.model);
   requireFamily(o.task, loaded, o.model);
-  const { task, train, validation, extra } = prepare(o, loaded);
+  let teacher: Map<string, Float32Array[]> | undefined;
+  if (o.task === 'align') {
+    teacher = new Map();
+    for (const f of [o.data, o.validation].filter((x): x is string => !!x)) teacher.set(f, await teacherTargets(loaded, readSeq2SeqJsonl(f).map((r) => r.target), Math.min(o.maxLen ?? 128, 128), o.threads));
+  }
+  const { task, train, validation, extra } = prepare(o, loaded, teacher);
   ui.info(`data: ${o.data} — ${train.length} training${validation ? ` / ${validation.length} validation` : ''} examples (${o.task})`);
   const method = getMethod(o.method);
   const model = loaded.model;

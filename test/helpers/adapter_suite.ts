@@ -29,6 +29,7 @@ import { ClassificationTask } from '../../src/train/tasks/classification.ts';
 import { CausalLmTask } from '../../src/train/tasks/causal_lm.ts';
 import { Seq2SeqTask } from '../../src/train/tasks/seq2seq.ts';
 import { RerankTask } from '../../src/train/tasks/rerank.ts';
+import { AlignTask } from '../../src/train/tasks/align.ts';
 import { EmbedTask } from '../../src/train/tasks/embed.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { DecoderModel } from '../../src/models/decoder.ts';
@@ -93,6 +94,16 @@ function taskCase(kind: TaskKind): { task: TrainTask<any, any>; data: unknown[];
     case 'embed':
       // Positives the pretrained encoder does not already pair with their anchors (the loss starts high), none of them an anchor too.
       return { task: new EmbedTask(model), data: PHRASES.map((p, i) => ({ anchor: useTok.encode(p), positive: useTok.encode(NUMBERS[i]) })), model };
+    case 'align': {
+      // Fixed unit targets the pretrained embeddings are far from (the loss starts high).
+      const H = model.hiddenSize;
+      const unit = (i: number) => {
+        const v = Float32Array.from({ length: H }, (_, j) => Math.sin((i + 1) * (j + 1)));
+        const n = Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+        return v.map((x) => x / n);
+      };
+      return { task: new AlignTask(model), data: PHRASES.map((p, i) => ({ ids: useTok.encode(p), target: unit(i) })), model };
+    }
   }
 }
 let batch: TokenBatch;
