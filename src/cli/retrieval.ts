@@ -1,11 +1,14 @@
 // `lorakit index`, `lorakit search`, `lorakit eval-ir`: BM25 / dense first
 // stage and trec_eval-equal evaluation (src/retrieval/).
 
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, list, num } from './parse.ts';
 import { runEvalIrJob, runIndexJob, runSearchJob } from '../tasks/retrieval.ts';
 import { runRerankJob } from '../tasks/rerank.ts';
 import { DEFAULT_MEASURES } from '../retrieval/metrics.ts';
+import { HF_MODELS } from '../models/hf_registry.ts';
 import type { JobUi } from '../tasks/train.ts';
 
 const fieldsOf = (v: string) => {
@@ -13,6 +16,16 @@ const fieldsOf = (v: string) => {
   for (const x of f) if (x !== 'title' && x !== 'text') throw new InvalidArgumentError(`--fields: '${x}' is not 'title' or 'text'`);
   return f;
 };
+
+/** A folder whose config.json names a decoder or encoder-decoder family (read without loading the weights). */
+function isGenerativeFolder(dir: string): boolean {
+  try {
+    const t = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).model_type;
+    return HF_MODELS[t] !== undefined && HF_MODELS[t].kind !== 'encoder';
+  } catch {
+    return false;
+  }
+}
 
 export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobUi): void {
   program
@@ -65,7 +78,7 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
     .requiredOption('--corpus <file.jsonl>', 'documents {"_id", "title", "text"}')
     .requiredOption('--out <run.trec>', 'reranked TREC run to write (the top candidates only)')
     .option('--top <n>', 'candidates re-scored per query', int('--top'), 100)
-    .addOption(new Option('--mode <kind>', 'cross (cross-encoder + score head) or bi (cosine of embeddings)').choices(['cross', 'bi']).default('cross'))
+    .addOption(new Option('--mode <kind>', "cross (encoder + the rerank adapter's score head), bi (cosine of embeddings), or yesno (a decoder / T5 / BART folder scored by P(yes) to \"Does the passage answer the query?\"); default: yesno for a decoder or T5 / BART folder, else cross").choices(['cross', 'bi', 'yesno']))
     .option('--fields <list>', 'document fields, joined by a space', fieldsOf, ['title', 'text'])
     .option('--max-len <n>', 'token budget of a pair (cross) or a text (bi)', int('--max-len'), 128)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
@@ -74,8 +87,9 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
       if (o.adapter && o.stack) throw new InvalidArgumentError('give --adapter or --stack, not both');
       const adapters: string[] = o.stack ?? o.adapter ?? [];
       if (!(o.top >= 1)) throw new InvalidArgumentError('--top must be at least 1');
-      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode: o.mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads }, ui(o.quiet));
-      console.log(`${r.mode}-encoder: ${r.queries} queries, ${r.pairs} pairs in ${r.seconds.toFixed(1)} s: ${o.out}`);
+      const mode = o.mode ?? (o.model !== 'use' && isGenerativeFolder(o.model) ? 'yesno' : 'cross');
+      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads }, ui(o.quiet));
+      console.log(`${r.mode === 'yesno' ? 'yes/no' : `${r.mode}-encoder`}: ${r.queries} queries, ${r.pairs} pairs in ${r.seconds.toFixed(1)} s: ${o.out}`);
     });
 
   program

@@ -8,6 +8,10 @@
 //          training (RerankTask in eval mode).
 //   bi     a bi-encoder: cosine of the query's and the document's embeddings
 //          (adapters optional: an embed-task adapter, or a stack).
+//   yesno  a decoder or T5/BART folder asked "Does the passage answer the
+//          query?", scored by P(yes) (llm-rankers' pointwise yes_no; SETR's
+//          second stage in text), with a LoRA from lorakit train --task rerank
+//          on that folder, or none.
 //
 // `adapters` may stack several folders (--stack lang,task): the first ones are
 // merged into the base weights, the last (the task adapter, with the score
@@ -24,9 +28,12 @@ import { readRun, trecOrder, writeRun, type Run } from '../retrieval/trec.ts';
 import { Trainer } from '../train/loop.ts';
 import { RerankTask, SCORE_B, SCORE_W, type RerankBatch, type RerankExample } from '../train/tasks/rerank.ts';
 import { encoderWithAdapters, type EncoderWithAdapters } from './retrieval.ts';
+import type { HfTokenizer } from '../io/hf.ts';
+import { yesNoPromptIds, yesNoTokens } from '../train/tasks/yes_no.ts';
+import { padBatch as padServeBatch, padDecoderIds, PeftModel } from '../serve/peft_model.ts';
 import { pairEncoder, rerankExample, silentUi, type JobUi } from './train.ts';
 
-export type RerankMode = 'cross' | 'bi';
+export type RerankMode = 'cross' | 'bi' | 'yesno';
 
 export interface RerankJobOptions {
   /** 'use' or an encoder folder. */
@@ -136,7 +143,20 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
   const cands = candidates(o);
   const pairs = cands.reduce((s, c) => s + c.docs.length, 0);
   const out: Run = new Map();
-  if (mode === 'cross') {
+  if (mode === 'yesno') {
+    const yn = await YesNoReranker.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads });
+    try {
+      ui.startPhase('rerank (yes/no)', pairs);
+      for (const c of cands) {
+        const s = await yn.score(c.query, c.docs.map((d) => d.text));
+        out.set(c.qid, c.docs.map((d, i) => ({ docno: d.id, score: s[i] })));
+        ui.advance?.(c.docs.length);
+      }
+      ui.endPhase();
+    } finally {
+      await yn.release();
+    }
+  } else if (mode === 'cross') {
     const ce = await CrossEncoder.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads });
     try {
       ui.startPhase('rerank (cross-encoder)', pairs);
@@ -174,4 +194,71 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
   }
   writeRun(o.out, out, o.tag ?? `lorakit-${mode}`);
   return { queries: cands.length, pairs, seconds: (performance.now() - t0) / 1000, mode };
+}
+
+/**
+ * A pointwise yes/no reranker on a decoder (GPT-2, Llama, Qwen2, Mistral) or
+ * T5 / BART folder, optionally with a LoRA (or any method's) adapter: score =
+ * P(yes) = softmax([logit('Yes'), logit('No')])[0] at the answer position
+ * (the decoder's next token after the prompt; the seq2seq decoder's first
+ * step), as llm-rankers' yes_no does — the text form of SETR's second stage.
+ * Query and passage are cut to 32 and `maxLen` tokens first (llm-rankers'
+ * query_length / passage_length).
+ */
+export class YesNoReranker {
+  private constructor(
+    private readonly peft: PeftModel,
+    private readonly tok: HfTokenizer,
+    private readonly yes: number,
+    private readonly no: number,
+    private readonly kind: 'decoder' | 'seq2seq',
+    private readonly decoderStart: number,
+    private readonly maxPositions: number,
+    private readonly maxLen: number,
+  ) {}
+
+  static async load(spec: string, adapters: readonly string[], o: { maxLen?: number; threads?: number } = {}): Promise<YesNoReranker> {
+    const loaded = await loadModel(spec);
+    if (loaded.kind === 'encoder') throw new Error(`--model ${spec}: the yes/no reranker needs a decoder (GPT-2, Llama, Qwen2, Mistral) or T5 / BART folder; an encoder reranks with --mode cross or bi`);
+    const tok = loaded.tokenizer;
+    if (!tok) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);
+    const { yes, no } = yesNoTokens(tok, spec);
+    const peft = new PeftModel(loaded.model, { threads: o.threads });
+    adapters.forEach((dir, i) => peft.loadAdapter(dir, `a${i}`, { warn: () => {} }));
+    if (adapters.length) peft.setActiveAdapters(adapters.map((_, i) => `a${i}`));
+    const maxPositions = loaded.kind === 'decoder' ? loaded.model.config.maxPositions : Infinity;
+    const start = loaded.kind === 'seq2seq' ? loaded.model.config.decoderStartTokenId : 0;
+    return new YesNoReranker(peft, tok, yes, no, loaded.kind, start, maxPositions, o.maxLen ?? 128);
+  }
+
+  /** The prompt's token ids (query and passage cut first; the passage cut further to fit the model's positions). */
+  promptIds(query: string, passage: string): number[] {
+    return yesNoPromptIds(this.tok, query, passage, { maxLen: this.maxLen, maxPositions: this.maxPositions });
+  }
+
+  async score(query: string, docs: readonly string[], batchSize = 8): Promise<Float32Array> {
+    return this.scoreIds(docs.map((d) => this.promptIds(query, d)), batchSize);
+  }
+
+  /** P(yes) of each prompt (token ids), `batchSize` prompts a run (right-padded). */
+  async scoreIds(allPrompts: readonly number[][], batchSize = 8): Promise<Float32Array> {
+    const out = new Float32Array(allPrompts.length);
+    for (let s = 0; s < allPrompts.length; s += batchSize) {
+      const prompts = allPrompts.slice(s, s + batchSize);
+      const batch = padServeBatch(prompts);
+      const logits = this.kind === 'seq2seq' ? await this.peft.run(batch, padDecoderIds(prompts.map(() => [this.decoderStart]))) : await this.peft.run(batch);
+      const [B, T, V] = logits.dims;
+      const l = logits.data as Float32Array;
+      for (let b = 0; b < B; b++) {
+        const t = this.kind === 'seq2seq' ? 0 : prompts[b].length - 1;
+        const y = l[(b * T + t) * V + this.yes], n = l[(b * T + t) * V + this.no];
+        out[s + b] = 1 / (1 + Math.exp(n - y)); // softmax([y, n])[0]
+      }
+    }
+    return out;
+  }
+
+  release(): Promise<void> {
+    return this.peft.release();
+  }
 }

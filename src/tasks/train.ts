@@ -32,6 +32,7 @@ import { EmbedTask, type EmbedExample } from '../train/tasks/embed.ts';
 import { RerankTask, type RankLoss, type RerankExample } from '../train/tasks/rerank.ts';
 import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
 import { AlignTask, type AlignExample } from '../train/tasks/align.ts';
+import { yesNoPromptIds, yesNoTokens } from '../train/tasks/yes_no.ts';
 import { padBatch as padServeBatch, PeftModel } from '../serve/peft_model.ts';
 
 /** Progress of a job (the CLI's progress bar; tests pass a silent one). */
@@ -129,6 +130,7 @@ const FAMILY_NAMES = { encoder: 'an encoder (the bundled USE model, or a BERT / 
 
 /** The task's model family, or an error that says which models the task takes. */
 function requireFamily(task: TrainJobOptions['task'], m: LoadedModel, spec: string): void {
+  if (task === 'rerank' && m.kind !== 'encoder') return; // a decoder / T5 / BART folder: the yes/no reranker
   const want = FAMILY[task];
   if (m.kind !== want) throw new Error(`--task ${task} trains ${FAMILY_NAMES[want]}; '${spec}' is ${FAMILY_NAMES[m.kind]}`);
 }
@@ -199,6 +201,28 @@ async function teacherTargets(m: LoadedModel, texts: string[], maxLen: number, t
   }
 }
 
+/**
+ * rerank on a decoder or T5 / BART folder: every (query, document) pair of the
+ * data becomes llm-rankers' yes/no prompt with the answer 'Yes' (label > 0) or
+ * 'No' as its only target token (src/train/tasks/yes_no.ts).
+ */
+function prepareYesNo(o: TrainJobOptions, m: Exclude<LoadedModel, { kind: 'encoder' }>): Prepared {
+  if (o.rankLoss) throw new Error(`--loss ${o.rankLoss}: on a decoder or T5 / BART folder the rerank task trains the yes/no answer token (a pointwise cross-entropy); --loss applies to encoder cross-encoders`);
+  const tok = hfTokenizer(m, o.model);
+  const { yes, no } = yesNoTokens(tok, o.model);
+  const maxLen = o.maxLen ?? 128;
+  const maxPositions = m.kind === 'decoder' ? m.model.config.maxPositions : undefined;
+  const pairs = (file: string) => readRerankJsonl(file).flatMap((r) => r.documents.map((d, i) => ({ ids: yesNoPromptIds(tok, r.query, d, { maxLen, maxPositions }), answer: r.labels[i] > 0 ? yes : no })));
+  const cap = <T>(xs: T[]) => (o.maxTrain !== undefined ? xs.slice(0, o.maxTrain) : xs);
+  const extra = { max_length: maxLen, reranker: 'yes/no (llm-rankers pointwise prompt, P(yes))' };
+  if (m.kind === 'decoder') {
+    const enc = (file: string) => pairs(file).map((p) => ({ ids: [...p.ids, p.answer], promptLength: p.ids.length }));
+    return { task: new CausalLmTask(m.model, { padId: tok.padTokenId ?? tok.eosTokenId ?? 0 }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra };
+  }
+  const enc = (file: string): Seq2SeqExample[] => pairs(file).map((p) => ({ src: p.ids, tgt: [p.answer] }));
+  return { task: new Seq2SeqTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra };
+}
+
 function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float32Array[]>): Prepared {
   const cap = <T>(xs: T[]) => (o.maxTrain !== undefined ? xs.slice(0, o.maxTrain) : xs);
   const encoderMax = m.model instanceof BertModel ? m.model.maxSequenceLength : 128;
@@ -222,7 +246,7 @@ function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float
       return { task: new Seq2SeqTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, max_target_length: maxTarget } };
     }
     case 'rerank': {
-      if (m.kind !== 'encoder') throw new Error('unreachable');
+      if (m.kind !== 'encoder') return prepareYesNo(o, m);
       const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
       const pair = pairEncoder(textTokenizer(m, o.model), maxLen);
       const enc = (file: string): RerankExample[] => readRerankJsonl(file).map((r) => rerankExample(pair, r.query, r.documents, r.labels));
