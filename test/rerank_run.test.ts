@@ -97,11 +97,22 @@ test('lorakit rerank re-scores the top N of a run (cross and bi); a missing docu
   try {
     await cli('rerank', '--adapter', dir, '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'cross.trec'), '--quiet');
     await cli('rerank', '--mode', 'bi', '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'bi.trec'), '--quiet');
+    await cli('rerank', '--mode', 'bi', '--fuse', '0', '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'fuse0.trec'), '--quiet');
+    await cli('rerank', '--mode', 'bi', '--fuse', '0.6', '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'fuse6.trec'), '--quiet');
     await assert.rejects(cli('rerank', '--adapter', plain, '--run', run, '--queries', queries, '--corpus', corpus, '--out', path.join(tmp, 'x.trec'), '--quiet'), /no score head/);
     fs.appendFileSync(run, 'q1 Q0 d9 5 9 bm25\n');
     await assert.rejects(cli('rerank', '--adapter', dir, '--run', run, '--queries', queries, '--corpus', corpus, '--out', path.join(tmp, 'x.trec'), '--quiet'), /document 'd9' \(query 'q1'\) is not in/);
   } finally {
     console.log = log;
+  }
+  // --fuse 0: the first stage's order (4, 3, 2 → 1, 0.5, 0); 0.6: 0.6·minmax(bi) + 0.4·minmax(first), by hand
+  const first = readRun(path.join(tmp, 'fuse0.trec')).get('q1')!;
+  assert.deepEqual(first.sort((a, b) => b.score - a.score).map((d) => [d.docno, d.score]), [['d0', 1], ['d1', 0.5], ['d2', 0]]);
+  const bi = new Map(readRun(path.join(tmp, 'bi.trec')).get('q1')!.map((d) => [d.docno, d.score]));
+  const lo = Math.min(...bi.values()), hi = Math.max(...bi.values());
+  for (const d of readRun(path.join(tmp, 'fuse6.trec')).get('q1')!) {
+    const want = 0.6 * ((bi.get(d.docno)! - lo) / (hi - lo)) + 0.4 * { d0: 1, d1: 0.5, d2: 0 }[d.docno as 'd0']!;
+    assert.ok(Math.abs(d.score - want) < 1e-9, `${d.docno}: ${d.score} vs ${want}`);
   }
   for (const f of ['cross.trec', 'bi.trec']) {
     const r = readRun(path.join(tmp, f)).get('q1')!;

@@ -81,6 +81,7 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
     .addOption(new Option('--mode <kind>', "cross (encoder + the rerank adapter's score head), bi (cosine of embeddings), or yesno (a decoder / T5 / BART folder scored by P(yes) to \"Does the passage answer the query?\"); default: yesno for a decoder or T5 / BART folder, else cross").choices(['cross', 'bi', 'yesno']))
     .option('--fields <list>', 'document fields, joined by a space', fieldsOf, ['title', 'text'])
     .option('--max-len <n>', 'token budget of a pair (cross) or a text (bi)', int('--max-len'), 128)
+    .option('--fuse <w>', "final score = w·reranker + (1 − w)·first stage, each min-max normalized over the query's candidates (GroupRank: 0.6); default: the reranker alone", num('--fuse'))
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
@@ -88,7 +89,7 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
       const adapters: string[] = o.stack ?? o.adapter ?? [];
       if (!(o.top >= 1)) throw new InvalidArgumentError('--top must be at least 1');
       const mode = o.mode ?? (o.model !== 'use' && isGenerativeFolder(o.model) ? 'yesno' : 'cross');
-      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads }, ui(o.quiet));
+      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads, fuse: o.fuse }, ui(o.quiet));
       console.log(`${r.mode === 'yesno' ? 'yes/no' : `${r.mode}-encoder`}: ${r.queries} queries, ${r.pairs} pairs in ${r.seconds.toFixed(1)} s: ${o.out}`);
     });
 

@@ -53,6 +53,12 @@ export interface RerankJobOptions {
   batchSize?: number;
   threads?: number;
   tag?: string;
+  /**
+   * Fuse with the first stage: score = w·mm(reranker) + (1 − w)·mm(first stage),
+   * mm = min-max over the query's re-scored candidates (GroupRank's final
+   * 0.6·reranker + 0.4·retriever is w = 0.6). Absent: the reranker's score alone.
+   */
+  fuse?: number;
 }
 
 export interface RerankJobResult {
@@ -65,7 +71,13 @@ export interface RerankJobResult {
 interface Candidates {
   qid: string;
   query: string;
-  docs: { id: string; text: string }[];
+  docs: { id: string; text: string; first: number }[];
+}
+
+/** Min-max normalization (all equal → all 0). */
+function minMax(xs: readonly number[]): number[] {
+  const lo = Math.min(...xs), hi = Math.max(...xs);
+  return xs.map((x) => (hi > lo ? (x - lo) / (hi - lo) : 0));
 }
 
 function candidates(o: RerankJobOptions): Candidates[] {
@@ -83,7 +95,7 @@ function candidates(o: RerankJobOptions): Candidates[] {
       docs: top.map((d) => {
         const text = corpus.get(d.docno);
         if (text === undefined) throw new Error(`${o.run}: document '${d.docno}' (query '${qid}') is not in ${o.corpus}`);
-        return { id: d.docno, text };
+        return { id: d.docno, text, first: d.score };
       }),
     });
   }
@@ -190,6 +202,15 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
       });
     } finally {
       await enc.peft.release();
+    }
+  }
+  if (o.fuse !== undefined) {
+    const w = o.fuse;
+    if (!(w >= 0 && w <= 1)) throw new Error(`fuse weight must be in [0, 1], got ${w}`);
+    for (const c of cands) {
+      const r = out.get(c.qid)!;
+      const a = minMax(r.map((d) => d.score)), b = minMax(c.docs.map((d) => d.first));
+      out.set(c.qid, r.map((d, i) => ({ docno: d.docno, score: w * a[i] + (1 - w) * b[i] })));
     }
   }
   writeRun(o.out, out, o.tag ?? `lorakit-${mode}`);
