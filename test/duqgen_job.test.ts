@@ -14,6 +14,7 @@ import { Bm25Index } from '../src/retrieval/bm25.ts';
 import { cleanGeneratedQuery, duqgenPrompt } from '../src/duqgen/generators.ts';
 import { loadModel } from '../src/models/load.ts';
 import { Generator } from '../src/serve/generate.ts';
+import { Seq2SeqGenerator } from '../src/serve/seq2seq_generate.ts';
 import { readRerankJsonl } from '../src/data/records.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-duqgen-'));
@@ -81,6 +82,26 @@ test('a decoder folder writes the queries: its greedy output for the paper\'s pr
     const prompt = ids.length <= 56 ? ids : [...ids.slice(0, 56 - tail.length), ...tail];
     const res = await gen.generate(prompt, { maxNewTokens: 8, stopTokens: [...stop], doSample: false });
     assert.equal(q.text, cleanGeneratedQuery(m.tokenizer!.decode(res.tokens, { skipSpecialTokens: true })));
+  }
+  await gen.release();
+});
+
+test('a T5 folder writes the queries: its greedy output for the paper\'s prompt', async () => {
+  const dir = path.join(import.meta.dirname, 'fixtures/hf/t5-tiny');
+  const out = path.join(tmp, 'd');
+  await runDuqgenJob({ ...opts(out), samples: 2, clusters: 1, generatorModel: dir, maxNewTokens: 6 });
+  const m = await loadModel(dir, 'seq2seq');
+  const gen = new Seq2SeqGenerator(m.model, null, { threads: 1 });
+  const stop = new Set<number>(m.model.config.eosTokenIds ?? []);
+  if (m.tokenizer!.eosTokenId !== undefined) stop.add(m.tokenizer!.eosTokenId);
+  const queries = fs.readFileSync(path.join(out, 'queries.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const partial = fs.readFileSync(path.join(out, 'queries.partial.jsonl'), 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l));
+  assert.equal(partial.length, 2, 'one generation per sampled document (an empty one is recorded as null)');
+  for (const p of partial) {
+    const d = docs.find((x) => x._id === p.docid)!;
+    const [tokens] = await gen.generate([m.tokenizer!.encode(duqgenPrompt(`${d.title} ${d.text}`, []))], { maxNewTokens: 6, stopTokens: [...stop], doSample: false });
+    assert.equal(p.query, cleanGeneratedQuery(m.tokenizer!.decode(tokens, { skipSpecialTokens: true })));
+    if (p.query !== null) assert.ok(queries.some((q) => q.docid === p.docid && q.text === p.query));
   }
   await gen.release();
 });

@@ -19,12 +19,14 @@ test('NumPy legacy RandomState: random_sample and choice(replace=False, p) (valu
   assert.throws(() => new NumpyRandomState(1).choiceWithoutReplacement([0.5, 0.4], 1), /do not sum to 1/);
 });
 
-test('allocation: 1 + ⌊(N − K)·|C|/|D|⌋ per cluster, leftovers to the largest (hand-checked), the [-0::] quirk kept', () => {
+test('allocation: 1 + ⌊(N − K)·|C|/|D|⌋ per cluster, leftovers to the largest (hand-checked); exactly N where the official [-0::] slice would add K', () => {
   // sizes: c0 5, c1 3, c2 2 (|D| = 10); N = 7, K = 3: 1 + ⌊4·0.5⌋ = 3, 1 + ⌊4·0.3⌋ = 2, 1 + ⌊4·0.2⌋ = 1 → 6, one left → the largest (c0)
   const assign = [0, 0, 1, 2, 0, 1, 0, 2, 1, 0];
   assert.deepEqual([...allocateSamples(assign, 7, 3)], [[2, 1], [1, 2], [0, 4]]);
-  // N = 13: 1 + ⌊10·0.2⌋ = 3, 1 + ⌊10·0.3⌋ = 4, 1 + ⌊10·0.5⌋ = 6 → 13, none left: the official slice [-0::] adds one to every cluster
-  assert.deepEqual([...allocateSamples(assign, 13, 3)], [[2, 4], [1, 5], [0, 7]]);
+  // N = 13: 1 + ⌊10·0.2⌋ = 3, 1 + ⌊10·0.3⌋ = 4, 1 + ⌊10·0.5⌋ = 6 → 13, none left (the official slice [-0::] would add one to every cluster: 16)
+  assert.deepEqual([...allocateSamples(assign, 13, 3)], [[2, 3], [1, 4], [0, 6]]);
+  // K = 1 (one cluster: 1 + ⌊(N − 1)·1⌋ = N, none left)
+  assert.deepEqual([...allocateSamples(assign.map(() => 0), 4, 1)], [[0, 4]]);
   // N = K: one each
   assert.deepEqual([...allocateSamples(assign, 3, 3)], [[2, 1], [1, 1], [0, 1]]);
 });

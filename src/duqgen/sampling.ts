@@ -4,9 +4,11 @@
 //
 //  - allocation: clusters sorted by size ascending (ties in first-appearance
 //    order); each gets 1 + ⌊(N − K)·|C_k| / |D|⌋; the N − Σ leftovers go one
-//    each to the last entries of that list (the largest clusters). Quirk kept:
-//    the code slices [-n_remaining::], so 0 leftovers (with N ≠ K) give every
-//    cluster one more.
+//    each to the last entries of that list (the largest clusters). One
+//    deviation: the official slice [-n_remaining::] is the whole list when
+//    there are 0 leftovers (every cluster gets one more: N + K documents, e.g.
+//    always with K = 1); here 0 leftovers add nothing, so exactly N are drawn.
+//    Wherever leftovers exist the two agree (test/duqgen_sampling.test.ts).
 //  - sampling: within cluster k, p = softmax(cos(doc, centroid_k) / T); for
 //    each seed of SEED_LIST, np.random.seed(seed) and
 //    np.random.choice(docs, p, size, replace=False) (src/util/numpy_rng.ts,
@@ -74,10 +76,9 @@ export function allocateSamples(assignment: ArrayLike<number>, nTrain: number, n
     count += a;
   }
   const remaining = nTrain - count;
-  if (nTrain !== nClusters) {
-    // Python's sorted[-remaining::]: the whole list when remaining is 0 or ≥ its length.
-    const from = remaining > 0 && remaining < sorted.length ? sorted.length - remaining : remaining < 0 ? Math.min(-remaining, sorted.length) : 0;
-    for (const [k] of sorted.slice(from)) alloc.set(k, alloc.get(k)! + 1);
+  if (nTrain !== nClusters && remaining > 0) {
+    // Python's sorted[-remaining::]: the whole list when remaining ≥ its length (empty clusters of K leave more leftovers than clusters).
+    for (const [k] of sorted.slice(Math.max(0, sorted.length - remaining))) alloc.set(k, alloc.get(k)! + 1);
   }
   return alloc;
 }

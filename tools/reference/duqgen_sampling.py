@@ -15,7 +15,10 @@ the pooled draws are ordered by MMR against the document nearest the centroid
 faiss is not installed here, so the clustering inputs (document embeddings,
 centroids, each document's cluster) are made on this side with NumPy: seeded
 Gaussian blobs, a few Lloyd iterations. Everything after that is the official
-code's arithmetic (float64 embeddings instead of faiss's float32).
+code's arithmetic (float64 embeddings instead of faiss's float32). The cases
+have leftovers to hand out (n_remaining > 0): with none, the official slice
+[-0::] gives every cluster one more, which lorakit does not copy (it draws
+exactly n_train); main() checks that no case hits it.
 
 Usage: /usr/bin/python3 tools/reference/duqgen_sampling.py
 """
@@ -68,6 +71,7 @@ def sample(emb, centroids, assign, n_clusters, n_train, lambda_val):
         alloc[k] = 1 + int(math.floor((n_train - n_clusters) * (s / n_corpus)))
         cnt += alloc[k]
     n_remaining = n_train - cnt
+    assert n_remaining > 0, 'a case without leftovers hits the official [-0::] slice'
     if n_train != n_clusters:
         for k, s in sizes_sorted[-n_remaining::]:
             alloc[k] += 1
