@@ -119,3 +119,18 @@ test('lorakit rerank re-scores the top N of a run (cross and bi); a missing docu
     assert.deepEqual(r.map((d) => d.docno).sort(), ['d0', 'd1', 'd2'], `${f}: the first stage's top 3 only`);
   }
 });
+
+test('a BERT-family folder end to end: train --task rerank (pairs with token types), then rerank with its adapter', async () => {
+  const dir = path.join(FIX, 'bert');
+  const data = path.join(tmp, 'bert-pairs.jsonl');
+  fs.writeFileSync(data, [{ query: 'good movie', positive: 'the best film', negatives: ['bad plot', 'worst acting'] }, { query: 'great story', positive: 'love this story', negatives: ['boring music'] }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const { runTrainJob } = await import('../src/tasks/train.ts');
+  const r = await runTrainJob({ task: 'rerank', model: dir, data, method: 'lora', methodConfig: { r: 2, lora_alpha: 4 }, epochs: 2, lr: 1e-2, batchSize: 2, seed: 1, out: path.join(tmp, 'bert-rr'), threads: 1, rankLoss: 'listwise' });
+  const ce = await CrossEncoder.load(dir, [r.adapterDir], { threads: 1 });
+  const s = await ce.score('good movie', ['the best film', 'bad plot']);
+  await ce.release();
+  assert.equal(s.length, 2);
+  assert.ok(s.every(Number.isFinite));
+  const cfg = JSON.parse(fs.readFileSync(path.join(r.adapterDir, 'adapter_config.json'), 'utf8'));
+  assert.ok(cfg.modules_to_save.includes('score'), JSON.stringify(cfg.modules_to_save));
+});
