@@ -97,6 +97,13 @@ test('lorakit rerank re-scores the top N of a run (cross and bi); a missing docu
   try {
     await cli('rerank', '--adapter', dir, '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'cross.trec'), '--quiet');
     await cli('rerank', '--mode', 'bi', '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'bi.trec'), '--quiet');
+    // A stopped rerank resumes from <out>.partial: a query scored there is not scored again (its saved scores are used).
+    await cli('rerank', '--adapter', dir, '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'resume.trec'), '--quiet');
+    assert.ok(!fs.existsSync(path.join(tmp, 'resume.trec.partial')), 'the partial file goes once the run is written');
+    const head = JSON.stringify({ model: 'use', adapters: [path.resolve(dir)], run: path.resolve(run), top: 3, mode: 'cross', maxLen: 128, fields: ['title', 'text'] });
+    fs.writeFileSync(path.join(tmp, 'resume.trec.partial'), `${head}\n${JSON.stringify({ qid: 'q1', scores: [0.5, 9, -1] })}\n{"qid": "q2", "sco`);
+    await cli('rerank', '--adapter', dir, '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'resume.trec'), '--quiet');
+    assert.deepEqual(readRun(path.join(tmp, 'resume.trec')).get('q1')!.map((d) => [d.docno, d.score]), [['d1', 9], ['d0', 0.5], ['d2', -1]]);
     await cli('rerank', '--mode', 'bi', '--fuse', '0', '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'fuse0.trec'), '--quiet');
     await cli('rerank', '--mode', 'bi', '--fuse', '0.6', '--run', run, '--queries', queries, '--corpus', corpus, '--top', '3', '--out', path.join(tmp, 'fuse6.trec'), '--quiet');
     await assert.rejects(cli('rerank', '--adapter', plain, '--run', run, '--queries', queries, '--corpus', corpus, '--out', path.join(tmp, 'x.trec'), '--quiet'), /no score head/);

@@ -17,6 +17,7 @@
 // merged into the base weights, the last (the task adapter, with the score
 // head for 'cross') runs on top.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import type { AdapterSet } from '../adapters/inject.ts';
 import { loadModel, type TextTokenizer } from '../models/load.ts';
@@ -149,6 +150,44 @@ export class CrossEncoder {
   }
 }
 
+/**
+ * Scores each query's candidates, appending every finished query to
+ * `<out>.partial` (a first line records the settings): a rerank stopped
+ * midway continues from there with the same settings, and the file goes once
+ * the run is written.
+ */
+async function perQuery(o: RerankJobOptions, mode: RerankMode, cands: Candidates[], out: Run, ui: JobUi, score: (c: Candidates) => Promise<Float32Array>): Promise<void> {
+  const partial = `${o.out}.partial`;
+  const head = JSON.stringify({ model: o.model, adapters: o.adapters.map((a) => path.resolve(a)), run: path.resolve(o.run), top: o.top, mode, maxLen: o.maxLen ?? 128, fields: o.fields ?? ['title', 'text'] });
+  const done = new Map<string, number[]>();
+  if (fs.existsSync(partial)) {
+    const lines = fs.readFileSync(partial, 'utf8').split('\n');
+    if (lines[0] === head) {
+      for (const l of lines.slice(1)) {
+        try {
+          const r = JSON.parse(l);
+          done.set(r.qid, r.scores);
+        } catch {
+          break; // a torn last line: that query is scored again
+        }
+      }
+    }
+  }
+  fs.writeFileSync(partial, [head, ...[...done].map(([qid, scores]) => JSON.stringify({ qid, scores }))].join('\n') + '\n');
+  if (done.size) ui.info(`resuming: ${done.size} of ${cands.length} queries already scored (${partial})`);
+  ui.startPhase(`rerank (${mode === 'yesno' ? 'yes/no' : 'cross-encoder'})`, cands.reduce((s, c) => s + c.docs.length, 0));
+  for (const c of cands) {
+    let s = done.get(c.qid);
+    if (!s || s.length !== c.docs.length) {
+      s = Array.from(await score(c));
+      fs.appendFileSync(partial, JSON.stringify({ qid: c.qid, scores: s }) + '\n');
+    }
+    out.set(c.qid, c.docs.map((d, i) => ({ docno: d.id, score: s![i] })));
+    ui.advance?.(c.docs.length);
+  }
+  ui.endPhase();
+}
+
 export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): Promise<RerankJobResult> {
   const t0 = performance.now();
   const mode = o.mode ?? 'cross';
@@ -158,26 +197,14 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
   if (mode === 'yesno') {
     const yn = await YesNoReranker.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads });
     try {
-      ui.startPhase('rerank (yes/no)', pairs);
-      for (const c of cands) {
-        const s = await yn.score(c.query, c.docs.map((d) => d.text));
-        out.set(c.qid, c.docs.map((d, i) => ({ docno: d.id, score: s[i] })));
-        ui.advance?.(c.docs.length);
-      }
-      ui.endPhase();
+      await perQuery(o, mode, cands, out, ui, (c) => yn.score(c.query, c.docs.map((d) => d.text)));
     } finally {
       await yn.release();
     }
   } else if (mode === 'cross') {
     const ce = await CrossEncoder.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads });
     try {
-      ui.startPhase('rerank (cross-encoder)', pairs);
-      for (const c of cands) {
-        const s = await ce.score(c.query, c.docs.map((d) => d.text));
-        out.set(c.qid, c.docs.map((d, i) => ({ docno: d.id, score: s[i] })));
-        ui.advance?.(c.docs.length);
-      }
-      ui.endPhase();
+      await perQuery(o, mode, cands, out, ui, (c) => ce.score(c.query, c.docs.map((d) => d.text)));
     } finally {
       await ce.release();
     }
@@ -214,6 +241,7 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
     }
   }
   writeRun(o.out, out, o.tag ?? `lorakit-${mode}`);
+  fs.rmSync(`${o.out}.partial`, { force: true });
   return { queries: cands.length, pairs, seconds: (performance.now() - t0) / 1000, mode };
 }
 
