@@ -62,7 +62,21 @@ export { loadPeftAdapter, readAdapter, saveAdapter, type PeftAdapter } from './p
 // Serving: several adapters on one base, generation.
 export { PeftModel, padBatch, padDecoderIds, type TokenBatch } from './serve/peft_model.ts';
 export { Generator, type GenerateOptions, type GenerateResult } from './serve/generate.ts';
-export { Seq2SeqGenerator } from './serve/seq2seq_generate.ts';
+export { Seq2SeqGenerator, type Seq2SeqGenerateOptions } from './serve/seq2seq_generate.ts';
+export { beamSearch, type BeamSearchOptions, type BeamHypothesis } from './serve/beam_search.ts';
+export { readGenerationDefaults, type GenerationDefaults } from './serve/generation_config.ts';
+
+// Summarization: ROUGE as rouge-score computes it, LexRank, sentence splitting, the hybrid LexRank + seq2seq pipeline.
+export { rougeScore, rougeScoreMulti, rougeTokenize, type RougeScore } from './summarize/rouge.ts';
+export { porterStem } from './summarize/porter.ts';
+export { RougeAccumulator, type CorpusRouge } from './summarize/evaluate.ts';
+export { splitSentences } from './summarize/sentences.ts';
+export { lexRankScores, tfidfSimilarity, bowSimilarity, denseCosine, lexTokens, IdfTable, topK, salienceOrder, type LexRankOptions } from './summarize/lexrank.ts';
+export { extractSummary, rankUnits, type RankOptions } from './summarize/extract.ts';
+export { SentenceEmbedder } from './summarize/embed_similarity.ts';
+export { Seq2SeqSummarizer, type SummaryGeneration } from './summarize/hybrid.ts';
+export { readSummDocuments, documentUnits, type SummDocument } from './summarize/documents.ts';
+export { runSummarizeJob, runEvalSummJob, type SummarizeJobOptions, type EvalSummOptions } from './tasks/summarize.ts';
 
 // The engine: graph IR, op builders, reverse-mode autodiff, ONNX Runtime sessions.
 export { Graph, Value } from './graph/ir.ts';

@@ -16,7 +16,7 @@ const LAYERS: string[][] = [
   ['adapters'],
   ['peft'],
   ['serve'],
-  ['retrieval'],
+  ['summarize', 'retrieval'],
   ['duqgen'],
   ['train'],
   ['tasks'],

@@ -14,7 +14,7 @@ import {
   linearWarmupDecay,
   makeSchedule,
 } from "../src/optim/schedules.ts";
-import { hasTorch, PY } from "./helpers/torch.ts";
+import { PY, requireTorch, torchSkip } from "./helpers/torch.ts";
 
 interface GoldenStep {
   grads: Record<string, number[]>;
@@ -209,11 +209,8 @@ test("schedules: transformers formulas", () => {
   assert.throws(() => linearWarmupDecay({ warmupSteps: -1, totalSteps: 3 }), /warmupSteps/);
 });
 
-test("golden generator is runnable (skips without python torch)", (t) => {
-  if (!hasTorch) {
-    t.skip("python3 with torch not available; the committed fixture is used");
-    return;
-  }
+test("the golden generator reruns in PyTorch to the committed fixture", { skip: torchSkip }, () => {
+  requireTorch();
   const out = join(mkdtempSync(join(tmpdir(), "lorakit-golden-")), "g.json");
   const r = spawnSync(PY, [new URL("../tools/reference/adamw_golden.py", import.meta.url).pathname, out], {
     encoding: "utf8",

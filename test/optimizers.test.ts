@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { AdamW } from '../src/optim/adamw.ts';
 import { Allora, alloraFactors } from '../src/optim/allora.ts';
-import { Galore, svdProjector } from '../src/optim/galore.ts';
+import { Galore, randomizedLeftVectors, svdProjector } from '../src/optim/galore.ts';
+import { MatMulKernel } from '../src/runtime/matmul.ts';
+import { Rng } from '../src/util/rng.ts';
 import { LoraPro, type LoraPair } from '../src/optim/lorapro.ts';
 import { Sgd } from '../src/optim/sgd.ts';
 
@@ -26,7 +28,7 @@ function assertRel(got: ArrayLike<number>, want: number[], tol: number, what: st
   assert.ok(worst < tol, `${what}: max relative difference ${worst}`);
 }
 
-test('GaLore: Adam on projected gradients equals the official step over 5 steps (m ≥ n and m < n, refreshes at 0, 2, 4, moments kept), with the same projectors', () => {
+test('GaLore: Adam on projected gradients equals the official step over 5 steps (m ≥ n and m < n, refreshes at 0, 2, 4, moments kept), with the same projectors', async () => {
   const c = FIX.galore;
   const params = new Map<string, Float32Array>(Object.entries(c.init).map(([k, v]) => [k, f32(v as number[])]));
   let step = 0;
@@ -44,13 +46,59 @@ test('GaLore: Adam on projected gradients equals the official step over 5 steps 
   });
   for (; step < c.steps.length; step++) {
     const s = c.steps[step];
-    opt.step(new Map(Object.entries(s.grads).map(([k, v]) => [k, f32(v as number[])])), c.lr);
+    await opt.step(new Map(Object.entries(s.grads).map(([k, v]) => [k, f32(v as number[])])), c.lr);
     for (const k of Object.keys(c.shapes)) assertRel(params.get(k)!, s.params[k], 1e-6, `step ${step} '${k}'`);
   }
   // The refreshes happened exactly where the reference's did (the projector callback asserts it), and no more.
   assert.deepEqual(c.steps.map((s: any) => Object.keys(s.projectors).length > 0), [true, false, true, false, true]);
   // State: projected moments are r-sized ([6,4] → [6,2]; [3,5] → [2,5]), plus the projectors.
   assert.equal(opt.stateBytes(), 4 * (2 * 12 + 8) + 4 * (2 * 10 + 6) + 4 * 2 * 4);
+  await opt.release();
+});
+
+test('GaLore: the randomized projector of large matrices spans the exact SVD subspace when the spectrum has a gap (left and right)', async () => {
+  // A = X·diag(σ)·Yᵀ + noise, rank-8 signal well above the noise: the top-8 subspace is well defined.
+  const m = 160, n = 120, r = 8;
+  const rng = new Rng('galore-randomized-test');
+  const gauss = (len: number) => Float32Array.from({ length: len }, () => rng.normal());
+  const X = gauss(m * r), Y = gauss(n * r), noise = gauss(m * n);
+  const A = new Float32Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+    let v = 0.01 * noise[i * n + j];
+    for (let c = 0; c < r; c++) v += X[i * r + c] * Y[j * r + c] * (10 - c);
+    A[i * n + j] = v;
+  }
+  const kernel = new MatMulKernel();
+  try {
+    const U = await randomizedLeftVectors(kernel, A, m, n, r, new Rng('draw'));
+    const exact = svdProjector(A, m, n, r, 'left');
+    // ‖UUᵀ − EEᵀ‖_F over the m×m projections.
+    let diff = 0;
+    for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) {
+      let a = 0, b = 0;
+      for (let c = 0; c < r; c++) { a += U[i * r + c] * U[j * r + c]; b += exact[i * r + c] * exact[j * r + c]; }
+      diff += (a - b) ** 2;
+    }
+    assert.ok(Math.sqrt(diff) < 1e-3, `subspace distance ${Math.sqrt(diff)}`);
+    // And through the optimizer: a tall matrix (m ≥ n) gets a 'right' projector Vh[:r] [r, n], the exact one as a subspace.
+    const params = new Map([['w', new Float32Array(m * n)]]);
+    const g = new Galore(params, { rank: r, updateProjGap: 10, scale: 1, targets: new Map([['w', [m, n]]]) });
+    await g.step(new Map([['w', A]]), 0);
+    const st = (g.stateDict() as any).state.get('w');
+    assert.equal(st.side, 'right');
+    const seen: Float32Array = st.ortho;
+    const exactR = svdProjector(A, m, n, r, 'right'); // [r, n]
+    let d2 = 0;
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+      let a = 0, b = 0;
+      for (let c = 0; c < r; c++) { a += seen[c * n + i] * seen[c * n + j]; b += exactR[c * n + i] * exactR[c * n + j]; }
+      d2 += (a - b) ** 2;
+    }
+    assert.ok(Math.sqrt(d2) < 1e-3, `right projector subspace distance ${Math.sqrt(d2)}`);
+    await g.release();
+  } finally {
+    await kernel.release();
+  }
 });
 
 test("GaLore: lorakit's SVD projector spans the same subspace as torch's (‖PPᵀ − P′P′ᵀ‖ < 1e-5), left and right", () => {

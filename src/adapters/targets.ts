@@ -4,6 +4,7 @@
 // linear site except the output head (never an embedding table, as in PEFT).
 
 import type { LinearSite } from '../models/types.ts';
+import { FileFormatError } from '../util/errors.ts';
 
 export type TargetModules = string | string[];
 
@@ -26,9 +27,9 @@ export function patternValue<T>(pattern: Record<string, T> | null | undefined, n
   return dflt;
 }
 
-export class TargetError extends Error {
+export class TargetError extends FileFormatError {
   constructor(message: string) {
-    super(message);
+    super('', message);
     this.name = 'TargetError';
   }
 }

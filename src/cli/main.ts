@@ -5,6 +5,7 @@ import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { registerMergeExport } from './merge_export.ts';
 import { registerGenerate } from './generate.ts';
+import { registerSummarize } from './summarize.ts';
 import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
@@ -235,6 +236,7 @@ export function makeProgram(): Command {
     });
 
   registerGenerate(program);
+  registerSummarize(program);
   registerCompare(program);
   registerMergeExport(program);
   registerRetrieval(program, terminalUi);

@@ -11,6 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { FileFormatError } from "../util/errors.ts";
 import type { Example } from "./imdb.ts";
 
 export type { Example };
@@ -22,19 +23,20 @@ export interface JsonlProblem {
   problem: string;
 }
 
-export class JsonlError extends Error {
+export class JsonlError extends FileFormatError {
   constructor(
-    readonly file: string,
+    file: string,
     readonly problems: JsonlProblem[],
     truncated = false,
   ) {
+    super(file, "");
     const first = problems[0]!;
     const list = problems.map((p) => `  ${file}:${p.line}: ${p.problem}`).join("\n");
-    super(
+    // file:line: problem, as compilers print it.
+    this.message =
       `${file}:${first.line}: ${first.problem}\n` +
-        (problems.length > 1 ? `${problems.length}${truncated ? "+" : ""} problems:\n${list}\n` : "") +
-        `A valid line looks like: ${VALID_LINE_EXAMPLE}`,
-    );
+      (problems.length > 1 ? `${problems.length}${truncated ? "+" : ""} problems:\n${list}\n` : "") +
+      `A valid line looks like: ${VALID_LINE_EXAMPLE}`;
     this.name = "JsonlError";
   }
   /** Line number of the first problem. */
@@ -68,6 +70,9 @@ export interface JsonlDataset {
   /** Examples per label id. */
   labelCounts: number[];
 }
+
+/** The largest integer class id (labels are ids 0..K-1; the label list is allocated up to the largest). */
+export const MAX_CLASS_ID = 99_999;
 
 const typeName = (x: unknown): string => (x === null ? "null" : Array.isArray(x) ? "array" : typeof x);
 
@@ -146,6 +151,10 @@ export function parseJsonl(content: string, file: string, opts: JsonlOptions = {
       continue;
     }
     let id: number;
+    if (typeof label === "number" && label > MAX_CLASS_ID) {
+      report(lineNo, `"label" ${label} is too large: class ids run from 0 up to ${MAX_CLASS_ID} (map your ids to 0..K-1, or use string labels)`);
+      continue;
+    }
     if (typeof label === "number") {
       if (opts.numLabels !== undefined && label >= opts.numLabels) {
         report(lineNo, `"label" ${label} is out of range: expected 0..${opts.numLabels - 1}`);
@@ -189,7 +198,7 @@ export function readJsonl(path: string, opts: JsonlOptions = {}): JsonlDataset {
   try {
     content = readFileSync(path, "utf8");
   } catch (e) {
-    throw new Error(`${path}: cannot read: ${(e as Error).message}`);
+    throw new FileFormatError(path, `cannot read: ${(e as Error).message}`);
   }
   return parseJsonl(content, path, opts);
 }

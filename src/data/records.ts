@@ -13,6 +13,16 @@
 
 import fs from 'node:fs';
 import type { ChatMessage } from '../io/hf.ts';
+import { FileFormatError } from '../util/errors.ts';
+
+/** A problem with a task's JSONL file; `file:line: problem` for each bad line. */
+export class RecordsError extends FileFormatError {
+  constructor(file: string, problem: string, message?: string) {
+    super(file, problem);
+    if (message) this.message = message;
+    this.name = 'RecordsError';
+  }
+}
 
 export interface Seq2SeqRecord { source: string; target: string }
 export interface RerankRecord { query: string; documents: string[]; labels: number[] }
@@ -27,10 +37,16 @@ export const RECORD_FORMATS = {
 
 /** Reads JSON lines through `parse`, which returns the record or a problem; throws listing the first problems. */
 export function readJsonLines<T>(file: string, format: string, parse: (o: any) => T | string): T[] {
-  if (!fs.existsSync(file)) throw new Error(`${file}: not found`);
+  if (!fs.existsSync(file)) throw new RecordsError(file, 'not found');
   const out: T[] = [];
   const problems: string[] = [];
-  fs.readFileSync(file, 'utf8').split('\n').forEach((raw, i) => {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new RecordsError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (!line) return;
     const at = `${file}:${i + 1}`;
@@ -45,8 +61,8 @@ export function readJsonLines<T>(file: string, format: string, parse: (o: any) =
     if (typeof r === 'string') problems.push(`${at}: ${r}`);
     else out.push(r);
   });
-  if (problems.length) throw new Error(`${problems.slice(0, 10).join('\n')}${problems.length > 10 ? `\n… and ${problems.length - 10} more` : ''}\nA valid line looks like: ${format}`);
-  if (!out.length) throw new Error(`${file}: no examples (a valid line looks like: ${format})`);
+  if (problems.length) throw new RecordsError(file, '', `${problems.slice(0, 10).join('\n')}${problems.length > 10 ? `\n… and ${problems.length - 10} more` : ''}\nA valid line looks like: ${format}`);
+  if (!out.length) throw new RecordsError(file, `no examples (a valid line looks like: ${format})`);
   return out;
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { readSafetensors } from './safetensors.ts';
+import { FileFormatError } from '../util/errors.ts';
 
 export type HfWeights = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -27,9 +28,9 @@ export interface LoadHfOptions {
   noTokenizer?: boolean;
 }
 
-export class HfFolderError extends Error {
-  constructor(readonly file: string, problem: string) {
-    super(`${file}: ${problem}`);
+export class HfFolderError extends FileFormatError {
+  constructor(file: string, problem: string, options?: { cause?: unknown }) {
+    super(file, problem, options);
     this.name = 'HfFolderError';
   }
 }
@@ -61,6 +62,25 @@ function tokenText(t: unknown): string | undefined {
   if (typeof t === 'string') return t;
   if (t && typeof t === 'object' && typeof (t as any).content === 'string') return (t as any).content;
   return undefined;
+}
+
+/**
+ * Token ids of tokenizer.json's vocabulary and added tokens must be integers
+ * near the entry count: the tokenizer allocates a table up to the largest id,
+ * so one hostile id (10⁹) would take gigabytes.
+ */
+function checkTokenIds(json: any, file: string): void {
+  const vocab = json?.model?.vocab;
+  const ids: [string, unknown][] = vocab && typeof vocab === 'object' && !Array.isArray(vocab) ? Object.entries(vocab) : [];
+  const added: unknown[] = Array.isArray(json?.added_tokens) ? json.added_tokens : [];
+  for (const t of added) ids.push([String((t as any)?.content), (t as any)?.id]);
+  const entries = ids.length + (Array.isArray(vocab) ? vocab.length : 0);
+  const limit = 2 * entries + 1024;
+  for (const [token, id] of ids) {
+    if (!(Number.isSafeInteger(id) && (id as number) >= 0 && (id as number) < limit)) {
+      throw new HfFolderError(file, `token ${JSON.stringify(token).slice(0, 40)} has id ${JSON.stringify(id)}: ids must be integers from 0 up to about the number of tokens (${entries}); the file is corrupt`);
+    }
+  }
 }
 
 /** tokenizer.json (+ tokenizer_config.json) through @huggingface/tokenizers. */
@@ -101,11 +121,14 @@ export class HfTokenizer {
     const json = readJson(file, 'tokenizer.json');
     const cfgFile = path.join(dir, 'tokenizer_config.json');
     const cfg = fs.existsSync(cfgFile) ? readJson(cfgFile, 'tokenizer_config.json') : {};
+    checkTokenIds(json, file);
     let tok: Tokenizer;
     try {
       tok = new Tokenizer(json, cfg);
+      // Some broken files only fail when used: a round trip now, so they fail here, naming the file.
+      tok.decode(tok.encode('Hello world, 12 apples!').ids);
     } catch (e) {
-      throw new HfFolderError(file, `cannot build the tokenizer (${(e as Error).message})`);
+      throw new HfFolderError(file, `cannot build the tokenizer (${(e as Error)?.message ?? String(e)}): the file is corrupt or from an unsupported tokenizers version`);
     }
     return new HfTokenizer(tok, cfg, modelConfig, file);
   }

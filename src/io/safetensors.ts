@@ -17,6 +17,7 @@
  */
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './atomic.ts';
+import { FileFormatError } from '../util/errors.ts';
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I8' | 'U8' | 'BOOL';
 
@@ -53,12 +54,10 @@ export type ReadOptions = {
   upcast?: boolean;
 };
 
-export class SafetensorsError extends Error {
-  readonly file: string;
+export class SafetensorsError extends FileFormatError {
   constructor(file: string, problem: string) {
-    super(`${file}: ${problem}`);
+    super(file, problem);
     this.name = 'SafetensorsError';
-    this.file = file;
   }
 }
 

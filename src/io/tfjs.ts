@@ -7,16 +7,18 @@
  * back in `weights` order, little-endian, C order, no padding. This is what
  * tfjs's own loader does (io.loadWeights / decodeWeights).
  */
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { FileFormatError } from '../util/errors.ts';
 
 export type TfjsWeight = { shape: number[]; dtype: 'float32' | 'int32'; data: Float32Array | Int32Array };
 
 export type TfjsWeights = { modelJson: any; weights: Map<string, TfjsWeight> };
 
-export class TfjsWeightsError extends Error {
+export class TfjsWeightsError extends FileFormatError {
   constructor(file: string, problem: string) {
-    super(`${file}: ${problem}`);
+    super(file, problem);
     this.name = 'TfjsWeightsError';
   }
 }
@@ -83,14 +85,29 @@ function checkSpec(file: string, where: string, w: ManifestWeight): { name: stri
   return { name: w.name, shape: [...w.shape], dtype: w.dtype, count: w.shape.reduce((a, b) => a * b, 1) };
 }
 
-async function readGroup(file: string, dir: string, where: string, paths: string[]): Promise<Buffer> {
+async function readGroup(file: string, dir: string, where: string, paths: unknown[]): Promise<Buffer> {
+  // Shards are files next to model.json (tfjs resolves them relative to it): nothing outside the folder, no devices.
+  for (const [i, p] of paths.entries()) {
+    const full = typeof p === 'string' && p !== '' ? path.resolve(dir, p) : '';
+    if (!full || path.isAbsolute(p as string) || !full.startsWith(dir + path.sep)) {
+      throw new TfjsWeightsError(file, `${where}.paths[${i}] = ${JSON.stringify(p)} is not a shard file name next to model.json`);
+    }
+    let st: import('node:fs').Stats | undefined;
+    try {
+      st = statSync(full);
+    } catch {
+      st = undefined; // reported as missing below
+    }
+    if (st && !st.isFile()) throw new TfjsWeightsError(file, `${where}.paths[${i}] = ${JSON.stringify(p)} is not a regular file`);
+  }
   // Read in parallel, but report the first failing shard in manifest order, so the message does not depend on I/O timing.
-  const reads = await Promise.allSettled(paths.map((p) => readFile(path.resolve(dir, p))));
+  const reads = await Promise.allSettled(paths.map((p) => readFile(path.resolve(dir, p as string))));
   const parts = reads.map((r, i) => {
+    const p = paths[i] as string;
     if (r.status === 'fulfilled') return r.value;
     const code = (r.reason as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? (r.reason as Error).message})`;
-    throw new TfjsWeightsError(file, `shard file "${paths[i]}" (${where}.paths[${i}]) ${why}; looked for ${path.resolve(dir, paths[i])}. Copy all shard files listed in model.json next to it`);
+    throw new TfjsWeightsError(file, `shard file "${p}" (${where}.paths[${i}]) ${why}; looked for ${path.resolve(dir, p)}. Copy all shard files listed in model.json next to it`);
   });
   return Buffer.concat(parts);
 }

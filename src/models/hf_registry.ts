@@ -1,7 +1,9 @@
 // Hugging Face folders → lorakit models: config.json's `model_type` picks the
 // builder. One line per model_type; add yours to HF_MODELS.
 
-import { HfFolder, HfTokenizer, loadHfFolder } from '../io/hf.ts';
+import path from 'node:path';
+import { HfFolder, HfFolderError, HfTokenizer, loadHfFolder } from '../io/hf.ts';
+import { FileFormatError } from '../util/errors.ts';
 import { bartFromFolder } from './bart.ts';
 import { bertFromHf } from './bert.ts';
 import { decoderFromFolder } from './load_decoder.ts';
@@ -39,11 +41,59 @@ export interface LoadedHfModel<M = unknown> {
   folder: HfFolder;
 }
 
+// config.json fields that size the model: positive integers. Layer counts are
+// bounded by the weights' tensor count (a layer has tensors), other sizes by
+// SIZE_LIMIT, so a hostile config cannot make a builder loop or allocate
+// without bound before the weights are checked against it.
+const LAYER_FIELDS = ['num_hidden_layers', 'n_layer', 'num_layers', 'num_decoder_layers', 'encoder_layers', 'decoder_layers', 'n_layers'];
+const SIZE_FIELDS = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings',
+  'n_embd', 'n_head', 'n_inner', 'n_positions', 'd_model', 'd_ff', 'd_kv', 'num_heads', 'encoder_attention_heads', 'decoder_attention_heads',
+  'encoder_ffn_dim', 'decoder_ffn_dim', 'type_vocab_size', 'dim', 'hidden_dim', 'n_heads', 'relative_attention_num_buckets', 'relative_attention_max_distance', 'sliding_window'];
+const STRING_FIELDS = ['hidden_act', 'activation_function', 'feed_forward_proj', 'position_embedding_type'];
+const SIZE_LIMIT = 1 << 24;
+
+function checkConfigSizes(configFile: string, c: Record<string, unknown>, tensors: number): void {
+  const bad = (k: string, why: string) => new HfFolderError(configFile, `${k} = ${JSON.stringify(c[k])}: ${why}`);
+  for (const k of LAYER_FIELDS) {
+    if (c[k] === undefined || c[k] === null) continue;
+    if (!(Number.isSafeInteger(c[k]) && (c[k] as number) >= 0)) throw bad(k, 'must be a non-negative integer');
+    if ((c[k] as number) > tensors) throw bad(k, `more layers than model.safetensors has tensors (${tensors}): the config does not belong to these weights`);
+  }
+  for (const k of SIZE_FIELDS) {
+    if (c[k] === undefined || c[k] === null) continue;
+    if (!(Number.isSafeInteger(c[k]) && (c[k] as number) >= 1 && (c[k] as number) <= SIZE_LIMIT)) throw bad(k, `must be an integer from 1 to ${SIZE_LIMIT}`);
+  }
+  for (const k of STRING_FIELDS) if (c[k] !== undefined && c[k] !== null && typeof c[k] !== 'string') throw bad(k, 'must be a string');
+}
+
+/** Every adapted site's weight is in the folder with the shape the config implies ([out, in] or [in, out] as the site stores it). */
+function checkSiteWeights(configFile: string, model: unknown, weights: Map<string, { shape: number[] }>): void {
+  const sites = (model as { sites?: { name: string; weightKey: string; inFeatures: number; outFeatures: number; layout: string }[] }).sites ?? [];
+  const normalized = (model as { weights?: Map<string, { shape: number[] }> }).weights ?? weights;
+  for (const s of sites) {
+    const w = normalized.get(s.weightKey);
+    const want = s.layout === 'out_in' ? [s.outFeatures, s.inFeatures] : [s.inFeatures, s.outFeatures];
+    if (!w) throw new HfFolderError(configFile, `the config implies a weight '${s.weightKey}' (module '${s.name}') that model.safetensors does not have: the config does not belong to these weights`);
+    if (w.shape.join(',') !== want.join(',')) throw new HfFolderError(configFile, `module '${s.name}': the config implies a [${want}] weight, model.safetensors has '${s.weightKey}' [${w.shape}]`);
+  }
+}
+
 /** Loads a local Hugging Face model folder with the builder of its model_type. */
 export async function loadModel(dir: string): Promise<LoadedHfModel> {
   const folder = await loadHfFolder(dir, { supportedModelTypes: Object.keys(HF_MODELS) });
   const entry = HF_MODELS[folder.config.model_type];
-  return { dir, modelType: folder.config.model_type, kind: entry.kind, config: folder.config, model: entry.build(folder), tokenizer: folder.tokenizer, folder };
+  const configFile = path.join(dir, 'config.json');
+  let model: unknown;
+  checkConfigSizes(configFile, folder.config, folder.weights.size);
+  try {
+    model = entry.build(folder);
+    checkSiteWeights(configFile, model, folder.weights);
+  } catch (e) {
+    // The config and the weights disagree (or the config is out of range): name config.json; a bug keeps its cause.
+    if (e instanceof FileFormatError) throw e.inFile(configFile);
+    throw new HfFolderError(configFile, `cannot build a ${folder.config.model_type} model from it and model.safetensors: ${String((e as Error)?.message ?? e).replace(`${configFile}: `, '').replace(/^config\.json: /, '')}`, { cause: e });
+  }
+  return { dir, modelType: folder.config.model_type, kind: entry.kind, config: folder.config, model, tokenizer: folder.tokenizer, folder };
 }
 
 /** loadModel for encoder families (BERT, RoBERTa, DistilBERT): an error names the folder when it holds another kind. */

@@ -40,7 +40,7 @@ export class Allora implements Optimizer {
     }
   }
 
-  step(grads: Map<string, Float32Array>, lr: number): void {
+  step(grads: Map<string, Float32Array>, lr: number): void | Promise<void> {
     const eta = this.o.eta ?? 2, gran = this.o.granularity ?? 'row';
     const scaled = new Map(grads);
     for (const [k, len] of this.o.rows) {
@@ -52,7 +52,11 @@ export class Allora implements Optimizer {
       for (let i = 0; i < g.length; i++) out[i] = g[i] * f[Math.floor(i / rowLen)];
       scaled.set(k, out);
     }
-    this.inner.step(scaled, lr);
+    return this.inner.step(scaled, lr);
+  }
+
+  release(): Promise<void> {
+    return this.inner.release?.() ?? Promise.resolve();
   }
 
   stateDict() {

@@ -13,7 +13,9 @@
 // as the official optimizer: β (0.9, 0.999), ε 1e-6, wd 0. Arithmetic in
 // float64, parameters and moments stored in float32.
 
-import { svdTopR } from '../linalg/svd.ts';
+import { svdJacobi, svdTopR } from '../linalg/svd.ts';
+import { MatMulKernel } from '../runtime/matmul.ts';
+import { Rng } from '../util/rng.ts';
 import type { AdamWGroup } from './adamw.ts';
 import { checkStateKind, typedBytes, type Optimizer } from './optimizer.ts';
 
@@ -36,9 +38,12 @@ export interface GaloreOptions {
   groups?: readonly AdamWGroup[];
   /**
    * The projector of a refresh: the top-`rank` left (U [m, r]) or right (Vh [r, n])
-   * singular vectors of G [m, n]. Default: lorakit's SVD (float64); tests inject one.
+   * singular vectors of G [m, n]. Default: an exact SVD for small matrices, a
+   * randomized range finder with its products on ONNX Runtime for large ones; tests inject one.
    */
-  projector?: (G: Float32Array, m: number, n: number, rank: number, side: 'left' | 'right') => Float64Array;
+  projector?: (G: Float32Array, m: number, n: number, rank: number, side: 'left' | 'right') => Float64Array | Promise<Float64Array>;
+  /** onnxruntime threads for the projections. */
+  threads?: number;
 }
 
 interface ParamState {
@@ -50,18 +55,68 @@ interface ParamState {
   side?: 'left' | 'right';
 }
 
-/** U[:, :r] (side 'left', [m, r]) or Vh[:r] (side 'right', [r, n]) of G's thin SVD. */
+/** U[:, :r] (side 'left', [m, r]) or Vh[:r] (side 'right', [r, n]) of G's thin SVD (float64, in JavaScript). */
 export function svdProjector(G: Float32Array, m: number, n: number, rank: number, side: 'left' | 'right'): Float64Array {
   const r = Math.min(rank, m, n);
   const { U, Vt } = svdTopR(G, m, n, r);
   return side === 'left' ? U : Vt;
 }
 
+/** Orthonormal columns of Y [rows, k] in place (modified Gram–Schmidt, float64), returned as float32. */
+function orthonormalColumns(Y: Float32Array, rows: number, k: number): Float32Array {
+  const Q = Float64Array.from(Y);
+  for (let j = 0; j < k; j++) {
+    for (let t = 0; t < j; t++) {
+      let d = 0;
+      for (let i = 0; i < rows; i++) d += Q[i * k + j] * Q[i * k + t];
+      for (let i = 0; i < rows; i++) Q[i * k + j] -= d * Q[i * k + t];
+    }
+    let nrm = 0;
+    for (let i = 0; i < rows; i++) nrm += Q[i * k + j] ** 2;
+    nrm = Math.sqrt(nrm) || 1;
+    for (let i = 0; i < rows; i++) Q[i * k + j] /= nrm;
+  }
+  return Float32Array.from(Q);
+}
+
+/**
+ * The top-r left singular vectors U [m, r] of A [m, n] by a randomized range
+ * finder (Halko et al.: r + 10 directions, two power iterations) whose large
+ * products run on ONNX Runtime; the small [k, k] problem is solved exactly.
+ */
+export async function randomizedLeftVectors(kernel: MatMulKernel, A: Float32Array, m: number, n: number, r: number, rng: Rng): Promise<Float64Array> {
+  const k = Math.min(m, n, r + 10);
+  const omega = new Float32Array(n * k);
+  for (let i = 0; i < omega.length; i++) omega[i] = rng.uniform() - 0.5;
+  let Y = orthonormalColumns(await kernel.run(A, [m, n], omega, [n, k]), m, k);
+  for (let q = 0; q < 2; q++) {
+    const Z = orthonormalColumns(await kernel.run(A, [m, n], Y, [m, k], { transA: true }), n, k);
+    Y = orthonormalColumns(await kernel.run(A, [m, n], Z, [n, k]), m, k);
+  }
+  const B = await kernel.run(Y, [m, k], A, [m, n], { transA: true }); // [k, n] = Yᵀ·A
+  const M = new Float64Array(k * k); // B·Bᵀ = Us·diag(σ²)·Usᵀ
+  for (let i = 0; i < k; i++) for (let j = i; j < k; j++) {
+    let d = 0;
+    for (let t = 0; t < n; t++) d += B[i * n + t] * B[j * n + t];
+    M[i * k + j] = M[j * k + i] = d;
+  }
+  const Us = svdJacobi(M, k, k).U; // [k, k], eigenvalues descending
+  const U = new Float64Array(m * r);
+  for (let i = 0; i < m; i++) for (let c = 0; c < r; c++) {
+    let d = 0;
+    for (let t = 0; t < k; t++) d += Y[i * k + t] * Us[t * k + c];
+    U[i * r + c] = d;
+  }
+  return U;
+}
+
 export class Galore implements Optimizer {
   private st = new Map<string, ParamState>();
   private steps = 0;
+  private readonly kernel: MatMulKernel;
 
   constructor(readonly params: Map<string, Float32Array>, readonly o: GaloreOptions) {
+    this.kernel = new MatMulKernel(o.threads);
     if (!(Number.isInteger(o.rank) && o.rank >= 1)) throw new RangeError(`GaLore: rank must be an integer >= 1, got ${o.rank}`);
     if (!(Number.isInteger(o.updateProjGap) && o.updateProjGap >= 1)) throw new RangeError(`GaLore: the projector update gap must be an integer >= 1, got ${o.updateProjGap}`);
     for (const [name, [m, n]] of o.targets) {
@@ -84,7 +139,21 @@ export class Galore implements Optimizer {
     return (t === 'std') === tall ? 'right' : 'left';
   }
 
-  step(grads: Map<string, Float32Array>, lr: number): void {
+  /** The projector of a refresh (see GaloreOptions.projector); seeded by the parameter and step, so a resumed run draws the same. */
+  private async project(name: string, G: Float32Array, m: number, n: number, r: number, side: 'left' | 'right', step: number): Promise<Float64Array> {
+    if (this.o.projector) return this.o.projector(G, m, n, r, side);
+    if (Math.min(m, n) <= 96) return svdProjector(G, m, n, r, side);
+    const rng = new Rng(`galore|${name}|${step}`);
+    if (side === 'left') return randomizedLeftVectors(this.kernel, G, m, n, r, rng);
+    const Gt = new Float32Array(n * m);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) Gt[j * m + i] = G[i * n + j];
+    const V = await randomizedLeftVectors(this.kernel, Gt, n, m, r, rng); // [n, r]
+    const Vt = new Float64Array(r * n);
+    for (let j = 0; j < n; j++) for (let c = 0; c < r; c++) Vt[c * n + j] = V[j * r + c];
+    return Vt;
+  }
+
+  async step(grads: Map<string, Float32Array>, lr: number): Promise<void> {
     const [b1, b2] = this.o.betas ?? [0.9, 0.999];
     const eps = this.o.eps ?? 1e-6;
     this.steps++;
@@ -119,13 +188,16 @@ export class Galore implements Optimizer {
         // The refresh happens before the step count advances: at the parameter's steps 0, T, 2T, …
         const stepBefore = s?.step ?? 0;
         if (!s?.ortho || stepBefore % this.o.updateProjGap === 0) {
-          const P = (this.o.projector ?? svdProjector)(G, m, n, r, side);
+          const P = await this.project(name, G, m, n, r, side, stepBefore);
           if (P.length !== (side === 'left' ? m * r : r * n)) throw new Error(`GaLore: projector of '${name}' has ${P.length} values, expected ${side === 'left' ? `${m}×${r}` : `${r}×${n}`}`);
           if (!s) this.st.set(name, (s = { step: 0, expAvg: new Float32Array(side === 'left' ? r * n : m * r), expAvgSq: new Float32Array(side === 'left' ? r * n : m * r) }));
           s.ortho = Float32Array.from(P);
           s.side = side;
         }
-        R = side === 'left' ? matTN(s.ortho!, G, m, r, n) : matNT(G, s.ortho!, m, n, r);
+        // R = Pᵀ·G [r, n] or G·Pᵀ [m, r], on ONNX Runtime.
+        R = Float64Array.from(side === 'left'
+          ? await this.kernel.run(s.ortho!, [m, r], G, [m, n], { transA: true })
+          : await this.kernel.run(G, [m, n], s.ortho!, [r, n], { transB: true }));
       }
       s!.step++;
       const t = s!.step;
@@ -141,7 +213,8 @@ export class Galore implements Optimizer {
       const stepSize = lr * h.lrScale * Math.sqrt(1 - b2 ** t) / (1 - b1 ** t);
       const [m, n] = shape;
       const r = Math.min(this.o.rank, m, n);
-      const U = s!.side === 'left' ? matNN(s!.ortho!, N, m, r, n) : matNN(N, s!.ortho!, m, r, n);
+      const N32 = Float32Array.from(N);
+      const U = s!.side === 'left' ? await this.kernel.run(s!.ortho!, [m, r], N32, [r, n]) : await this.kernel.run(N32, [m, r], s!.ortho!, [r, n]);
       for (let i = 0; i < p.length; i++) p[i] -= stepSize * this.o.scale * U[i];
       if (h.weightDecay > 0) {
         const f = lr * h.lrScale * h.weightDecay;
@@ -172,37 +245,8 @@ export class Galore implements Optimizer {
   stateBytes(): number {
     return typedBytes([...this.st.values()].map((s) => [s.expAvg, s.expAvgSq, s.ortho]));
   }
-}
 
-/** C [m, n] = A [m, k] · B [k, n] (float64). */
-function matNN(A: ArrayLike<number>, B: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
-  const C = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) {
-    const a = A[i * k + t];
-    if (a === 0) continue;
-    for (let j = 0; j < n; j++) C[i * n + j] += a * B[t * n + j];
+  async release(): Promise<void> {
+    await this.kernel.release();
   }
-  return C;
-}
-
-/** C [m, r] = G [m, n] · Pᵀ, P [r, n]. */
-function matNT(G: ArrayLike<number>, P: ArrayLike<number>, m: number, n: number, r: number): Float64Array {
-  const C = new Float64Array(m * r);
-  for (let i = 0; i < m; i++) for (let k = 0; k < r; k++) {
-    let acc = 0;
-    for (let j = 0; j < n; j++) acc += G[i * n + j] * P[k * n + j];
-    C[i * r + k] = acc;
-  }
-  return C;
-}
-
-/** C [r, n] = Pᵀ · G, P [m, r], G [m, n]. */
-function matTN(P: ArrayLike<number>, G: ArrayLike<number>, m: number, r: number, n: number): Float64Array {
-  const C = new Float64Array(r * n);
-  for (let i = 0; i < m; i++) for (let k = 0; k < r; k++) {
-    const a = P[i * r + k];
-    if (a === 0) continue;
-    for (let j = 0; j < n; j++) C[k * n + j] += a * G[i * n + j];
-  }
-  return C;
 }

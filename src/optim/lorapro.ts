@@ -168,7 +168,7 @@ export class LoraPro implements Optimizer {
     return { gradA, gradB, equivalent: eq, adamDirection: g };
   }
 
-  step(grads: Map<string, Float32Array>, lr: number): void {
+  step(grads: Map<string, Float32Array>, lr: number): void | Promise<void> {
     const first = this.steps === 0;
     const updates: [Float32Array, Float64Array][] = [];
     for (const p of this.o.pairs) {
@@ -181,7 +181,11 @@ export class LoraPro implements Optimizer {
     for (const [t, g] of updates) for (let i = 0; i < t.length; i++) t[i] -= lr * g[i];
     this.steps++;
     const others = new Map([...grads].filter(([k]) => !this.paired.has(k)));
-    if (others.size) this.rest.step(others, lr);
+    if (others.size) return this.rest.step(others, lr);
+  }
+
+  release(): Promise<void> {
+    return this.rest.release?.() ?? Promise.resolve();
   }
 
   stateDict() {

@@ -6,14 +6,16 @@
 // checkpoint holds it and `--resume` continues exactly.
 
 export interface Optimizer {
-  /** One update of every parameter that has a gradient in `grads`, at learning rate `lr` (the schedule's). */
-  step(grads: Map<string, Float32Array>, lr: number): void;
+  /** One update of every parameter that has a gradient in `grads`, at learning rate `lr` (the schedule's); await it (GaLore's runs on ONNX Runtime). */
+  step(grads: Map<string, Float32Array>, lr: number): void | Promise<void>;
   /** A deep copy of the state as plain data, with a `kind` naming the rule. */
   stateDict(): { kind: string };
   /** Restores what stateDict returned (validated: a state of another rule or other parameters throws). */
   loadStateDict(state: any): void;
   /** Bytes the state holds (moments, projectors): what the trainer reports as optimizer memory. */
   stateBytes(): number;
+  /** Frees what the rule holds outside the JavaScript heap (ONNX Runtime sessions). */
+  release?(): Promise<void>;
 }
 
 /** Bytes of the typed arrays in a state tree. */

@@ -13,6 +13,7 @@ import { loadHookState, saveHookState } from '../adapters/hooks.ts';
 import type { AdapterMethod, StoredTensor } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { FileFormatError } from '../util/errors.ts';
 import { keptSharedFields, LoadedPeftConfig, parsePeftConfig, patternSiteConfig, peftSiteFilter, serializePeftConfig } from './config.ts';
 
 export const CONFIG_FILE = 'adapter_config.json';
@@ -117,6 +118,8 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
 }
 
 export interface LoadedAdapter {
+  /** The folder the files were read from (a named adapter's subfolder). */
+  dir: string;
   config: Record<string, any>;
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
@@ -124,22 +127,23 @@ export interface LoadedAdapter {
 export function readAdapter(dir: string, name?: string): LoadedAdapter {
   const d = name && name !== 'default' && fs.existsSync(path.join(dir, name, CONFIG_FILE)) ? path.join(dir, name) : dir;
   const cfgPath = path.join(d, CONFIG_FILE);
-  if (!fs.existsSync(cfgPath)) throw new Error(`${cfgPath} not found: an adapter folder holds ${CONFIG_FILE} and ${WEIGHTS_FILE}`);
+  if (!fs.existsSync(cfgPath)) throw new AdapterLoadError(`not found: an adapter folder holds ${CONFIG_FILE} and ${WEIGHTS_FILE}`, cfgPath);
   let config: Record<string, any>;
   try {
     config = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
   } catch (e) {
-    throw new Error(`${cfgPath} is not valid JSON: ${(e as Error).message}`);
+    throw new AdapterLoadError(`not valid JSON: ${(e as Error).message}`, cfgPath);
   }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new AdapterLoadError(`must be a JSON object of PEFT config fields, got ${Array.isArray(config) ? 'an array' : JSON.stringify(config)}`, cfgPath);
   const file = readSafetensors(path.join(d, WEIGHTS_FILE));
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, t] of file.tensors) {
     let data = t.data;
     if (data instanceof Float64Array) data = Float32Array.from(data);
-    if (!(data instanceof Float32Array)) throw new Error(`${WEIGHTS_FILE}: tensor '${k}' has dtype ${t.dtype}; lorakit reads float32 adapters`);
+    if (!(data instanceof Float32Array)) throw new AdapterLoadError(`tensor '${k}' has dtype ${t.dtype}; lorakit reads float32 adapters`, path.join(d, WEIGHTS_FILE));
     tensors.set(k, { shape: t.shape, data });
   }
-  return { config, tensors };
+  return { dir: d, config, tensors };
 }
 
 /** Copies saved values into a freshly built AdapterSet, checking names and shapes. */
@@ -156,9 +160,9 @@ export function loadAdapterWeights(set: AdapterSet, loaded: LoadedAdapter): void
   }
 }
 
-export class AdapterLoadError extends Error {
-  constructor(message: string) {
-    super(message);
+export class AdapterLoadError extends FileFormatError {
+  constructor(message: string, file = '', options?: { cause?: unknown }) {
+    super(file, message, options);
     this.name = 'AdapterLoadError';
   }
 }
@@ -188,6 +192,20 @@ export function loadPeftAdapter(
   dir: string,
   opts: { name?: string; warn?: (m: string) => void; headNames?: string[] } = {},
 ): PeftAdapter {
+  try {
+    return loadPeftAdapterUnchecked(model, dir, opts);
+  } catch (e) {
+    // Every problem names the adapter folder; anything that is not a known problem (a bug) keeps its cause.
+    if (e instanceof FileFormatError) throw e.inFile(dir);
+    throw new AdapterLoadError(`cannot be loaded: ${(e as Error)?.message ?? String(e)}`, dir, { cause: e });
+  }
+}
+
+function loadPeftAdapterUnchecked(
+  model: { sites: LinearSite[]; weights: WeightMap },
+  dir: string,
+  opts: { name?: string; warn?: (m: string) => void; headNames?: string[] } = {},
+): PeftAdapter {
   const loaded = readAdapter(dir, opts.name);
   const source = path.join(dir, CONFIG_FILE);
   const warn = opts.warn ?? ((m: string) => console.warn(m));
@@ -212,6 +230,8 @@ export function loadPeftAdapter(
     }
   }
   const set = new AdapterSet(method, peft.methodConfig, model.sites, model.weights, {
+    // Stored tensors take ≥ 2 bytes a value (F16 / BF16, lorakit writes F32).
+    maxParams: Math.floor(fs.statSync(path.join(loaded.dir, WEIGHTS_FILE)).size / 2),
     targetModules: c.target_modules!,
     seed: peft.lorakit?.seed ?? 0,
     headNames: opts.headNames,

@@ -10,6 +10,7 @@ import type { LinearSite } from '../models/types.ts';
 import { matchesTarget, patternMatches, patternValue } from '../adapters/targets.ts';
 import { DEFAULT_PEFT_TYPE, METHODS, methodForPeftType, peftTypes } from '../adapters/registry.ts';
 import type { AdapterMethod } from '../adapters/types.ts';
+import { FileFormatError } from '../util/errors.ts';
 
 // PEFT's pattern-key rule lives with the other matching rules; re-exported for config users.
 export { patternMatches, patternValue };
@@ -55,9 +56,9 @@ export interface LoadedPeftConfig {
   lorakit?: Record<string, any>;
 }
 
-export class PeftConfigError extends Error {
+export class PeftConfigError extends FileFormatError {
   constructor(message: string) {
-    super(message);
+    super('', message);
     this.name = 'PeftConfigError';
   }
 }

@@ -1,5 +1,7 @@
 // Seq2seq (T5/BART) generation: greedy or seeded sampling through
-// generate.ts's pickToken, stop tokens, with and without the decoder KV cache.
+// generate.ts's pickToken, or beam search (beam_search.ts); HF's logits
+// processors (no-repeat n-grams, minimum length, forced BOS/EOS); stop tokens;
+// with and without the decoder KV cache.
 
 import { Graph } from '../graph/ir.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
@@ -10,9 +12,27 @@ import { plainLinear } from '../models/linear.ts';
 import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { LinearFn } from '../models/types.ts';
 import { pickToken, type SamplingOptions } from './generate.ts';
+import { beamSearch, type BeamHypothesis, type BeamStep } from './beam_search.ts';
+import { hasProcessors, processScores } from './logits_processors.ts';
 
 export interface Seq2SeqGenerateOptions extends SamplingOptions {
   maxNewTokens: number;
+  /** End tokens are held back until this many tokens are generated (HF min_new_tokens; min_length − 1). */
+  minNewTokens?: number;
+  /** > 1: beam search (HF semantics); 1 (default): greedy or sampling. */
+  numBeams?: number;
+  /** Beam search: hypothesis score = log-probability / length^lengthPenalty (default 1). */
+  lengthPenalty?: number;
+  /** Beam search: true, false (default, HF's heuristic) or 'never'. */
+  earlyStopping?: boolean | 'never';
+  /** Never repeat an n-gram of this size within the output (0 = off). */
+  noRepeatNgramSize?: number;
+  /** Beam search (`beamSearch` only): hypotheses returned per input. */
+  numReturnSequences?: number;
+  /** Force this token first (BART's forced_bos_token_id). */
+  forcedBosTokenId?: number;
+  /** Force this token at the last position maxNewTokens allows (BART's forced_eos_token_id). */
+  forcedEosTokenId?: number;
   /** Default true. */
   useCache?: boolean;
   /** Stop once every row has produced a stop token (implied when `stopTokens` is given). */
@@ -88,46 +108,99 @@ export class Seq2SeqGenerator {
     }))();
   }
 
+  /**
+   * A decoder stepper over the inputs, each repeated `repeat` times (beams):
+   * encodes once (cross-attention keys/values computed for B rows and copied
+   * per beam); every call feeds one new token per row and returns the last
+   * logits [N, V]. `reorder[r]` = the row that row r continues (beam search),
+   * applied to the decoded prefixes and the self-attention cache.
+   */
+  private async stepper(inputIds: number[][], repeat: number, useCache: boolean): Promise<BeamStep> {
+    const gs = await (this.graphs ??= this.build());
+    const c = this.model.config, B = inputIds.length, N = B * repeat;
+    if (!B) throw new Error('generate: no inputs');
+    for (const r of inputIds) {
+      if (!r.length) throw new Error('generate: an input is empty (the encoder needs at least one token, e.g. the end token)');
+      for (const t of r) if (!(Number.isInteger(t) && t >= 0 && t < c.vocabSize)) throw new Error(`generate: token id ${t} is outside the vocabulary (0..${c.vocabSize - 1})`);
+    }
+    const S = Math.max(...inputIds.map((r) => r.length));
+    const ids = new BigInt64Array(N * S).fill(BigInt(c.padTokenId));
+    const mask = new Float32Array(N * S);
+    for (let n = 0; n < N; n++) inputIds[Math.floor(n / repeat)].forEach((t, s) => { ids[n * S + s] = BigInt(t); mask[n * S + s] = 1; });
+    const encFeeds = { input_ids: { data: ids, dims: [N, S] }, attention_mask: { data: mask, dims: [N, S] } };
+    let cross: Record<string, HostTensor> = {};
+    if (useCache) {
+      // Encode the B distinct rows once, then copy each row's keys/values to its beams.
+      const rows = Array.from({ length: B }, (_, b) => b * repeat);
+      const once = await gs.enc.run({ ...this.extraFeeds, input_ids: { data: gatherRows(ids, S, rows), dims: [B, S] }, attention_mask: { data: gatherRows(mask, S, rows), dims: [B, S] } });
+      const spread = Int32Array.from({ length: N }, (_, n) => Math.floor(n / repeat));
+      for (const [k, v] of Object.entries(once)) cross[k] = { data: gatherRows(v.data as Float32Array, v.data.length / B, spread), dims: [N, ...v.dims.slice(1)] };
+    }
+    let prefixes: number[][] = Array.from({ length: N }, () => []);
+    let cache: Record<string, HostTensor> | null = null;
+    return async (last, reorder) => {
+      if (reorder) {
+        prefixes = Array.from(reorder, (r) => prefixes[r].slice());
+        if (cache) for (const [k, v] of Object.entries(cache)) cache[k] = { data: gatherRows(v.data as Float32Array, v.data.length / N, reorder), dims: v.dims };
+      }
+      last.forEach((t, r) => prefixes[r].push(t));
+      if (!useCache) {
+        const T = prefixes[0].length;
+        const dec = BigInt64Array.from(prefixes.flat(), BigInt);
+        return (await gs.full.run({ ...this.extraFeeds, ...encFeeds, decoder_input_ids: { data: dec, dims: [N, T] } }, ['logits'])).logits.data as Float32Array;
+      }
+      const dec = BigInt64Array.from(last, BigInt);
+      const out = await (cache ? gs.step : gs.first).run({ ...this.extraFeeds, attention_mask: encFeeds.attention_mask, decoder_input_ids: { data: dec, dims: [N, 1] }, ...cross, ...(cache ?? {}) });
+      cache = {};
+      for (let i = 0; i < c.numDecoderLayers; i++) {
+        cache[`past.${i}.key`] = out[`present.${i}.key`];
+        cache[`past.${i}.value`] = out[`present.${i}.value`];
+      }
+      return out.logits.data as Float32Array;
+    };
+  }
+
+  /** Beam search (HF semantics, src/serve/beam_search.ts): `numReturnSequences` hypotheses per input, best first, with scores. */
+  async beamSearch(inputIds: number[][], opts: Seq2SeqGenerateOptions & { numBeams: number }): Promise<BeamHypothesis[][]> {
+    const c = this.model.config;
+    const step = await this.stepper(inputIds, opts.numBeams, opts.useCache !== false);
+    return beamSearch(step, inputIds.length, c.vocabSize, {
+      ...opts,
+      maxLength: opts.maxNewTokens + 1,
+      minLength: opts.minNewTokens !== undefined ? opts.minNewTokens + 1 : undefined,
+      eosTokenIds: opts.stopTokens ?? c.eosTokenIds,
+      padTokenId: c.padTokenId,
+      decoderStartTokenId: c.decoderStartTokenId,
+    });
+  }
+
   async generate(inputIds: number[][], opts: Seq2SeqGenerateOptions): Promise<number[][]> {
-    this.graphs ??= this.build();
-    const gs = await this.graphs;
-    const c = this.model.config, V = c.vocabSize, B = inputIds.length, S = Math.max(...inputIds.map((r) => r.length));
-    const ids = new BigInt64Array(B * S).fill(BigInt(c.padTokenId));
-    const mask = new Float32Array(B * S);
-    inputIds.forEach((r, b) => r.forEach((t, s) => { ids[b * S + s] = BigInt(t); mask[b * S + s] = 1; }));
-    const encFeeds = { input_ids: { data: ids, dims: [B, S] }, attention_mask: { data: mask, dims: [B, S] } };
+    if ((opts.numBeams ?? 1) > 1) {
+      if (opts.doSample) throw new Error('generate: beam sampling is not supported; use numBeams 1 with doSample, or beams without');
+      return (await this.beamSearch(inputIds, { ...opts, numBeams: opts.numBeams!, numReturnSequences: 1 })).map((h) => h[0].tokens);
+    }
+    const c = this.model.config, V = c.vocabSize, B = inputIds.length;
+    const step = await this.stepper(inputIds, 1, opts.useCache !== false);
     const seqs: number[][] = inputIds.map(() => [c.decoderStartTokenId]);
     const done = new Array(B).fill(false);
     const stop = new Set(opts.stopTokens ?? c.eosTokenIds);
     const stopEarly = opts.stopAtEos || opts.stopTokens !== undefined;
     const rng = new Rng(opts.seed ?? 0);
-    let cache: Record<string, HostTensor> = {};
-    let cross: Record<string, HostTensor> = {};
-    if (opts.useCache !== false) cross = await gs.enc.run({ ...this.extraFeeds, ...encFeeds });
+    const proc = { ...opts, maxLength: opts.maxNewTokens + 1, minLength: opts.minNewTokens !== undefined ? opts.minNewTokens + 1 : undefined, eosTokenIds: [...stop] };
+    const processed = hasProcessors(proc);
     for (let n = 0; n < opts.maxNewTokens; n++) {
-      let logits: HostTensor;
-      if (opts.useCache === false) {
-        const T = seqs[0].length;
-        const dec = BigInt64Array.from(seqs.flat(), BigInt);
-        logits = (await gs.full.run({ ...this.extraFeeds, ...encFeeds, decoder_input_ids: { data: dec, dims: [B, T] } }, ['logits'])).logits;
-      } else {
-        const dec = BigInt64Array.from(seqs.map((s) => BigInt(s[s.length - 1])));
-        const feeds = { ...this.extraFeeds, attention_mask: encFeeds.attention_mask, decoder_input_ids: { data: dec, dims: [B, 1] }, ...cross, ...cache };
-        const out = await (n === 0 ? gs.first : gs.step).run(feeds);
-        logits = out.logits;
-        cache = {};
-        for (let i = 0; i < c.numDecoderLayers; i++) {
-          cache[`past.${i}.key`] = out[`present.${i}.key`];
-          cache[`past.${i}.value`] = out[`present.${i}.value`];
-        }
-      }
-      const d = logits.data as Float32Array;
+      const d = await step(seqs.map((s) => s[s.length - 1]), null);
       for (let b = 0; b < B; b++) {
         if (done[b]) {
           seqs[b].push(c.padTokenId);
           continue;
         }
-        const t = pickToken(d.subarray(b * V, (b + 1) * V), opts, rng);
+        let row = d.subarray(b * V, (b + 1) * V);
+        if (processed) {
+          row = Float32Array.from(row);
+          processScores(row, seqs[b], proc);
+        }
+        const t = pickToken(row, opts, rng);
         seqs[b].push(t);
         if (stop.has(t)) done[b] = true;
       }
@@ -142,4 +215,11 @@ export class Seq2SeqGenerator {
     for (const cg of Object.values(gs)) await cg.release();
     this.graphs = null;
   }
+}
+
+/** Rows `rows` of a row-major [*, width] array, as a new array [rows.length, width]. */
+function gatherRows<T extends Float32Array | BigInt64Array>(data: T, width: number, rows: ArrayLike<number>): T {
+  const out = new (data.constructor as { new (n: number): T })(rows.length * width);
+  for (let r = 0; r < rows.length; r++) out.set(data.subarray(rows[r] * width, (rows[r] + 1) * width) as never, r * width);
+  return out;
 }

@@ -31,6 +31,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { fsyncDir, writeFileAtomic, writeFileSynced } from "../io/atomic.ts";
+import { faultPoint } from "../util/faults.ts";
 import type { RngState } from "../util/rng.ts";
 import { parseSafetensors, serializeSafetensors, type TensorInput } from "../io/safetensors.ts";
 
@@ -219,11 +220,12 @@ export function saveCheckpointSync(dir: string, data: CheckpointData, opts: Save
 
   const tmp = path.join(dir, `${TMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
   const final = path.join(dir, checkpointName(data.step));
-  fs.mkdirSync(tmp);
   try {
+    fs.mkdirSync(tmp);
     writeFileSynced(path.join(tmp, TENSORS_FILE), bin);
     writeFileSynced(path.join(tmp, STATE_FILE), JSON.stringify(state));
     fsyncDir(tmp);
+    faultPoint("checkpoint:written");
     if (fs.existsSync(final)) {
       // Re-saving a step: move the old one aside first (a folder cannot be
       // renamed over a non-empty one). Until `latest` is rewritten the loader
@@ -238,11 +240,35 @@ export function saveCheckpointSync(dir: string, data: CheckpointData, opts: Save
     fsyncDir(dir);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw new CheckpointError(final, `could not be written (${describeError(e)}); nothing of it was kept. ${previousNote(dir)}`, { cause: e });
   }
-  writeFileAtomic(path.join(dir, LATEST_FILE), `${checkpointName(data.step)}\n`);
+  faultPoint("checkpoint:renamed");
+  try {
+    writeFileAtomic(path.join(dir, LATEST_FILE), `${checkpointName(data.step)}\n`);
+  } catch (e) {
+    throw new CheckpointError(final, `was written, but ${path.join(dir, LATEST_FILE)} could not be updated (${describeError(e)}). ${previousNote(dir)}`, { cause: e });
+  }
+  faultPoint("checkpoint:latest");
   prune(dir, opts.keepLast ?? 3, data.step);
   return final;
+}
+
+function describeError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "ENOSPC" ? `the disk is full: ${(e as Error).message}` : (e as Error).message;
+}
+
+/** What a failed save leaves to resume from (the newest checkpoint that loads), for its error message. */
+function previousNote(dir: string): string {
+  let prev: LoadedCheckpoint | null = null;
+  try {
+    prev = loadLatestCheckpointSync(dir);
+  } catch {
+    prev = null;
+  }
+  return prev
+    ? `The previous checkpoint ${prev.path} (step ${prev.step}) is intact and loads: free some space, then continue with --resume.`
+    : "There is no earlier checkpoint to resume from: free some space and start again.";
 }
 
 function removeStaleTemps(dir: string): void {
@@ -256,15 +282,22 @@ function prune(dir: string, keepLast: number, justSaved: number): void {
   const all = listCheckpoints(dir);
   const keep = new Set(all.slice(-keepLast).map((c) => c.step));
   keep.add(justSaved);
-  for (const c of all) if (!keep.has(c.step)) fs.rmSync(c.path, { recursive: true, force: true });
+  for (const c of all) {
+    if (keep.has(c.step)) continue;
+    // state.json goes first: a deletion cut short leaves a folder the loader rejects, never a torn checkpoint it reads.
+    fs.rmSync(path.join(c.path, STATE_FILE), { force: true });
+    faultPoint("checkpoint:pruning");
+    fs.rmSync(c.path, { recursive: true, force: true });
+  }
 }
 
 export class CheckpointError extends Error {
   constructor(
     readonly checkpoint: string,
     problem: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${checkpoint}: ${problem}`);
+    super(`${checkpoint}: ${problem}`, options);
     this.name = "CheckpointError";
   }
 }

