@@ -111,3 +111,21 @@ test('the official clean-up of a generated query', () => {
   assert.equal(cleanGeneratedQuery('Example 2: Document'), null);
   assert.match(duqgenPrompt('doc', [{ document: 'D1', query: 'Q1' }]), /^Example 1:\nDocument: D1\nRelevant Query: Q1\n\nExample 2:\nDocument: doc\nRelevant Query:$/);
 });
+
+test('lorakit duqgen on the command line; bad settings are named', async () => {
+  const { makeProgram } = await import('../src/cli/main.ts');
+  const out = path.join(tmp, 'cli');
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(' '));
+  try {
+    await makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'duqgen', '--corpus', corpusFile, '--out', out, '--clusters', '2', '--samples', '6', '--min-chars', '0', '--negatives-from', 'bm25', '--quiet']);
+    await assert.rejects(makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'duqgen', '--corpus', corpusFile, '--out', out, '--clusters', '9', '--samples', '6', '--min-chars', '0', '--quiet']), /--clusters 9: give 1 ≤ K ≤ --samples \(6\)/);
+    await assert.rejects(makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'duqgen', '--corpus', corpusFile, '--out', out, '--clusters', '2', '--samples', '6', '--quiet']), /0 of 30 documents have ≥ 300 characters/);
+  } finally {
+    console.log = log;
+  }
+  assert.match(lines.join('\n'), /6 documents sampled of 30 eligible .* 6 training groups/);
+  assert.match(lines.join('\n'), /extractive queries \(no language model\)/);
+  assert.equal(fs.readFileSync(path.join(out, 'pairs.jsonl'), 'utf8').trim().split('\n').length, 6);
+});
