@@ -135,6 +135,7 @@ await dense('de-en base encoder', 'base', deQueries, [], []);
 await dense('de-en German adapter only', 'lang', deQueries, [], [langDir]);
 await dense('de-en English task adapter alone', 'task', deQueries, [taskDir], [taskDir]);
 await dense('de-en task adapter stacked with the German adapter', 'lang + task (stacked)', deQueries, [taskDir], [langDir, taskDir]);
+await dense('en-en base encoder (reference: English questions)', 'base', enQueries, [], []);
 await dense('en-en English task adapter (reference: English questions)', 'task', enQueries, [taskDir], [taskDir]);
 
 const md = [
