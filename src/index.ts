@@ -27,6 +27,7 @@ export { Seq2SeqTask, type Seq2SeqExample } from './train/tasks/seq2seq.ts';
 export { RerankTask, type RerankExample } from './train/tasks/rerank.ts';
 export { EmbedTask, type EmbedExample } from './train/tasks/embed.ts';
 export { AlignTask, type AlignExample } from './train/tasks/align.ts';
+export { MaskedLmTask, maskTokens, type MlmOptions } from './train/tasks/mlm.ts';
 export { pointwiseLoss, pairwiseLoss, softmaxCrossEntropy, listNetLoss } from './train/ranking.ts';
 export { yesNoPrompt, yesNoPromptIds } from './train/tasks/yes_no.ts';
 export { ClassificationTrainer } from './train/trainer.ts';

@@ -93,6 +93,7 @@ const TASK_DATA: Record<string, string> = {
   seq2seq: 'JSONL {"source", "target"}',
   rerank: 'JSONL {"query", "documents", "labels"} or {"query", "positive", "negatives"}',
   embed: 'JSONL {"anchor", "positive"}',
+  mlm: 'JSONL {"text"} (masked-LM on a BERT folder with its MLM head: a language adapter)',
   align: 'JSONL {"source": "<sentence in the adapter\'s language>", "target": "<its English translation>"} (a language adapter: source embeddings pulled onto the base model\'s embeddings of the targets)',
 };
 

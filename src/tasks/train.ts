@@ -16,7 +16,7 @@ import { AdapterSet } from '../adapters/inject.ts';
 import { getMethod } from '../adapters/registry.ts';
 import { loraPlusGroups } from '../adapters/lora/plus.ts';
 import type { TargetModules } from '../adapters/targets.ts';
-import { readCausalLmJsonl, readEmbedJsonl, readRerankJsonl, readSeq2SeqJsonl } from '../data/records.ts';
+import { readCausalLmJsonl, readEmbedJsonl, readJsonLines, readRerankJsonl, readSeq2SeqJsonl } from '../data/records.ts';
 import type { HfTokenizer } from '../io/hf.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
@@ -32,6 +32,7 @@ import { EmbedTask, type EmbedExample } from '../train/tasks/embed.ts';
 import { RerankTask, type RankLoss, type RerankExample } from '../train/tasks/rerank.ts';
 import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
 import { AlignTask, type AlignExample } from '../train/tasks/align.ts';
+import { MaskedLmTask } from '../train/tasks/mlm.ts';
 import { yesNoPromptIds, yesNoTokens } from '../train/tasks/yes_no.ts';
 import { padBatch as padServeBatch, PeftModel } from '../serve/peft_model.ts';
 
@@ -125,14 +126,20 @@ export interface TrainJobResult {
   peakRssBytes: number;
 }
 
-const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder', align: 'encoder' };
+/** mlm: JSONL {"text"} lines. */
+function readTextJsonl(file: string): string[] {
+  return readJsonLines(file, '{"text": "..."}', (o) => (typeof o?.text === 'string' && o.text.trim() ? { text: o.text as string } : 'expected a non-empty "text" string')).map((r) => r.text);
+}
+
+const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder', align: 'encoder', mlm: 'encoder' };
 const FAMILY_NAMES = { encoder: 'an encoder (the bundled USE model, or a BERT / RoBERTa / DistilBERT folder)', decoder: 'a decoder folder (GPT-2, Llama, Qwen2, Mistral)', seq2seq: 'an encoder-decoder folder (T5, BART)' };
 
 /** The task's model family, or an error that says which models the task takes. */
 function requireFamily(task: TrainJobOptions['task'], m: LoadedModel, spec: string): void {
   if (task === 'rerank' && m.kind !== 'encoder') return; // a decoder / T5 / BART folder: the yes/no reranker
   const want = FAMILY[task];
-  if (m.kind !== want) throw new Error(`--task ${task} trains ${FAMILY_NAMES[want]}; '${spec}' is ${FAMILY_NAMES[m.kind]}`);
+  const wanted = task === 'mlm' ? 'a BERT folder saved with its masked-LM head (BertForMaskedLM)' : FAMILY_NAMES[want];
+  if (m.kind !== want) throw new Error(`--task ${task} trains ${wanted}; '${spec}' is ${FAMILY_NAMES[m.kind]}`);
 }
 
 function hfTokenizer(m: LoadedModel, spec: string): HfTokenizer {
@@ -259,6 +266,19 @@ function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float
       const tok = textTokenizer(m, o.model);
       const enc = (file: string): EmbedExample[] => readEmbedJsonl(file).map((r) => ({ anchor: tok.encode(r.anchor).slice(0, maxLen), positive: tok.encode(r.positive).slice(0, maxLen) }));
       return { task: new EmbedTask(m.model, { scale: o.embedScale }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, scale: o.embedScale ?? 20 } };
+    }
+    case 'mlm': {
+      if (m.kind !== 'encoder') throw new Error('unreachable');
+      if (!(m.model instanceof BertModel)) throw new Error(`--task mlm trains a BERT folder with its masked-LM head; '${o.model}' is the bundled sentence encoder, which has none (train its language adapter with --task align)`);
+      const tok = hfTokenizer(m, o.model);
+      const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
+      const tid = (t: string): number | undefined => tok.tokenizer.token_to_id(t) ?? undefined;
+      const maskId = tid('[MASK]') ?? tid('<mask>');
+      if (maskId === undefined) throw new Error(`${o.model}/tokenizer.json: no [MASK] token`);
+      const specials = [tok.padTokenId, tok.bosTokenId, tok.eosTokenId, tid('[CLS]'), tid('[SEP]'), tid('<s>'), tid('</s>')].filter((x): x is number => x !== undefined);
+      const enc = (file: string) => readTextJsonl(file).map((t) => tok.encode(t).slice(0, maxLen));
+      const task = new MaskedLmTask(m.model, { maskId, specialIds: specials, vocabSize: m.model.config.vocab, seed: o.seed });
+      return { task, train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, mlm_probability: 0.15 } };
     }
     case 'align': {
       if (m.kind !== 'encoder') throw new Error('unreachable');
