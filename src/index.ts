@@ -58,7 +58,7 @@ export { ExtractiveGenerator, ModelGenerator, duqgenPrompt, type QueryGenerator 
 export { NumpyRandomState } from './util/numpy_rng.ts';
 
 // PEFT files: adapter_config.json + adapter_model.safetensors, both ways.
-export { loadPeftAdapter, readAdapter, saveAdapter, type PeftAdapter } from './peft/adapter_files.ts';
+export { createPeftAdapter, loadPeftAdapter, readAdapter, saveAdapter, type PeftAdapter } from './peft/adapter_files.ts';
 
 // Serving: several adapters on one base, generation.
 export { PeftModel, padBatch, padDecoderIds, type TokenBatch } from './serve/peft_model.ts';

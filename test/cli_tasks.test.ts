@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { readAdapter } from '../src/peft/adapter_files.ts';
 
 const BIN = new URL('../bin/lorakit.js', import.meta.url).pathname;
 const FIX = new URL('./fixtures/hf/', import.meta.url).pathname;
@@ -38,7 +39,8 @@ function assertLayout(out: string, task: string, method: string) {
   const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
   assert.equal(results.task, task);
   assert.equal(results.method, method);
-  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter/adapter_config.json'), 'utf8'));
+  // adapter_config.json + lorakit's block (lorakit_config.json beside it for PEFT's own types), as readAdapter reads them.
+  const cfg = readAdapter(path.join(out, 'adapter')).config;
   assert.equal(cfg.lorakit.method, method);
   assert.equal(cfg.lorakit.task, task);
 }

@@ -43,11 +43,14 @@ test('PEFT LoRA flags reach adapter_config.json; --loraplus-lr-ratio speeds up l
   assert.equal(cfg.lora_dropout, 0.1);
   assert.equal(cfg.lora_alpha, 12);
   assert.equal(cfg.r, 4);
-  assert.equal(cfg.lorakit.method, 'dora');
-  assert.equal(cfg.lorakit.loraplus_lr_ratio, 16);
+  // lorakit's own block sits beside adapter_config.json (lorakit_config.json), which holds PEFT's fields only.
+  assert.equal(cfg.lorakit, undefined);
+  const meta = JSON.parse(fs.readFileSync(path.join(plus, 'adapter/lorakit_config.json'), 'utf8'));
+  assert.equal(meta.method, 'dora');
+  assert.equal(meta.loraplus_lr_ratio, 16);
   const b = run('train', ...flags, '--out', plain);
   assert.equal(b.status, 0, b.stderr);
-  assert.equal(JSON.parse(fs.readFileSync(path.join(plain, 'adapter/adapter_config.json'), 'utf8')).lorakit.loraplus_lr_ratio, undefined);
+  assert.equal(readAdapter(path.join(plain, 'adapter')).config.lorakit.loraplus_lr_ratio, undefined);
   // B starts at 0 (gaussian init); Adam's first steps move each entry by ≈ lr·ratio, so |B| grows ≈ 16× faster.
   const meanAbsB = (dir: string) => {
     let s = 0, n = 0;

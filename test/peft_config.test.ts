@@ -1,6 +1,7 @@
 // adapter_config.json reading/writing with PEFT's names and defaults, pattern
 // and layer matching, and small units: LoRA+ groups, PiSSA/OLoRA residuals,
-// DoRA's magnitude and ΔW, the weighted combinations.
+// DoRA's magnitude and ΔW, 'cat' combination (the formulas of
+// add_weighted_adapter are checked against real PEFT in peft_real.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isPeftTarget, layerIndex, parsePeftConfig, patternMatches, serializePeftConfig, PeftConfigError } from '../src/peft/config.ts';
@@ -73,7 +74,7 @@ test('LoRA+: B gets ratio× the learning rate through AdamW groups', () => {
 const site: LinearSite = { name: 'm', inFeatures: 12, outFeatures: 9, weightKey: 'm.weight', layout: 'out_in' };
 const W = new Rng(3).fillNormal(new Float32Array(9 * 12), 0, 1);
 
-test('PiSSA: the top singular directions; W_res + s·B·A = W0; OLoRA: B orthonormal', () => {
+test('PiSSA: the top singular directions, split evenly; W_res + s·B·A = W0; OLoRA: B orthonormal', () => {
   for (const init of [pissa, olora]) {
     const { A, B, residual } = init.init({ value: init === pissa ? 'pissa' : 'olora', r: 3, scaling: 2, W, out: 9, in: 12, rng: new Rng(1) });
     for (let i = 0; i < 9; i++) for (let j = 0; j < 12; j++) {
@@ -85,6 +86,17 @@ test('PiSSA: the top singular directions; W_res + s·B·A = W0; OLoRA: B orthono
       let d = 0;
       for (let i = 0; i < 9; i++) d += B[i * 3 + p] * B[i * 3 + q];
       assert.ok(Math.abs(d - (p === q ? 1 : 0)) < 1e-5);
+    }
+  }
+  // PEFT splits each component evenly, √(S_k/s) on both sides: ‖A_k‖ = ‖B_:k‖ (with s = 2 an uneven split such as
+  // √S_k on A and √S_k/s on B fails here; the values themselves are PEFT's own: peft_real.test.ts).
+  {
+    const { A, B } = pissa.init({ value: 'pissa', r: 3, scaling: 2, W, out: 9, in: 12, rng: new Rng(1) });
+    for (let k = 0; k < 3; k++) {
+      let a = 0, b = 0;
+      for (let j = 0; j < 12; j++) a += A[k * 12 + j] ** 2;
+      for (let i = 0; i < 9; i++) b += B[i * 3 + k] ** 2;
+      assert.ok(Math.abs(Math.sqrt(a) - Math.sqrt(b)) < 1e-5, `component ${k}: ‖A_k‖ ${Math.sqrt(a)} vs ‖B_k‖ ${Math.sqrt(b)}`);
     }
   }
   // PiSSA takes the principal part: the residual's Frobenius norm is the smallest a rank-3 removal can leave.
@@ -107,17 +119,50 @@ test('DoRA: magnitude = row norms of W0 + s·B·A at init; merged ΔW rows have 
   }
 });
 
-test("weighted combination: 'cat' is Σ wᵢ·ΔWᵢ exactly; 'linear' follows PEFT's √w rule", () => {
+test("weighted combination: 'cat' is Σ wᵢ·ΔWᵢ exactly, negative weights too (PEFT's own results: test/peft_real.test.ts); bad inputs are refused by name", () => {
   const weights: WeightMap = new Map([['m.weight', { shape: [9, 12], data: W }]]);
-  const mk = (seed: number, alpha: number) => new AdapterSet(lora, lora.schema.parse({ r: 2, lora_alpha: alpha, init_lora_weights: false }), [site], weights, { targetModules: ['m'], seed });
+  const mk = (seed: number, alpha: number, r = 2) => new AdapterSet(lora, lora.schema.parse({ r, lora_alpha: alpha, init_lora_weights: false }), [site], weights, { targetModules: ['m'], seed });
   const a = mk(1, 4), b = mk(2, 2);
   const dA = a.deltaFor(site, W), dB = b.deltaFor(site, W);
-  const cat = combineAdapters({ sites: [site], weights }, [a, b], [0.7, 0.3], 'cat');
+  const cat = combineAdapters({ sites: [site], weights }, [a, b], [0.7, -0.3], 'cat');
   assert.equal(cat.configFor(site).r, 4);
   const dC = cat.deltaFor(site, W);
-  for (let i = 0; i < dC.length; i++) assert.ok(Math.abs(dC[i] - (0.7 * dA[i] + 0.3 * dB[i])) < 1e-5);
-  const lin = combineAdapters({ sites: [site], weights }, [a, b], [0.7, 0.3], 'linear');
-  const pa = a.siteParams(site), pb = b.siteParams(site), pl = lin.siteParams(site);
-  for (let j = 0; j < 24; j++) assert.ok(Math.abs(pl['lora_A.weight'][j] - (Math.sqrt(0.7) * 2 * pa['lora_A.weight'][j] + Math.sqrt(0.3) * 1 * pb['lora_A.weight'][j])) < 1e-6);
-  assert.equal(lin.configFor(site).r, 2);
+  for (let i = 0; i < dC.length; i++) assert.ok(Math.abs(dC[i] - (0.7 * dA[i] - 0.3 * dB[i])) < 1e-5);
+  assert.throws(() => combineAdapters({ sites: [site], weights }, [a, mk(3, 4, 3)], [0.5, 0.5], 'linear'), /'linear' needs adapters of the same rank.*r = 2, 3/);
+  assert.throws(() => combineAdapters({ sites: [site], weights }, [a, b], [0.5, NaN], 'cat'), /weight 1 is NaN/);
+});
+
+test("PEFT 0.20's LoraConfig: its new fields parse; runtime_config is ignored as PEFT does; fields for variants lorakit lacks are refused by name", () => {
+  const base = { peft_type: 'LORA', target_modules: ['q'], peft_version: '0.20.0', ensure_weight_tying: false, use_bdlora: null, arrow_config: null, lora_ga_config: null, velora_config: null, alora_invocation_tokens: null, monteclora_config: null };
+  const p = parsePeftConfig({ ...base, runtime_config: { ephemeral_gpu_offload: false } }, { warn: (w) => assert.fail(w) });
+  assert.equal(p.config.peft_version, '0.20.0');
+  assert.equal('runtime_config' in JSON.parse(serializePeftConfig(p.config)), false);
+  const refused: [string, unknown, RegExp][] = [
+    ['alora_invocation_tokens', [5, 6], /Activated LoRA/],
+    ['use_bdlora', { target_modules_bd_a: ['q'] }, /BD-LoRA/],
+    ['arrow_config', { top_k: 2 }, /Arrow/],
+    ['monteclora_config', { num_samples: 2 }, /MonteCLoRA/],
+    ['velora_config', { num_groups: 4 }, /VeLoRA.*set velora_config to null/],
+    ['lora_bias', true, /lora_B\.bias/],
+    ['layer_replication', [[0, 1]], /layer replication/],
+    ['trainable_token_indices', [3], /trainable tokens/],
+    ['target_parameters', ['w'], /nn\.Parameters/],
+  ];
+  for (const [k, v, re] of refused) {
+    assert.throws(() => parsePeftConfig({ ...base, [k]: v }), (e: Error) => e instanceof PeftConfigError && e.message.includes(k) && re.test(e.message), k);
+  }
+  // Applied by PEFT only to GPTQ / Megatron layers: a plain model ignores them.
+  parsePeftConfig({ ...base, use_qalora: true, megatron_config: { tensor_model_parallel_size: 1 } }, { warn: (w) => assert.fail(w) });
+});
+
+test('ensure_weight_tying: refused where the adapter touches a tied embedding or head (PEFT ties their factors); ignored elsewhere, as PEFT', async () => {
+  const { loadModel } = await import('../src/models/hf_registry.ts');
+  const { createPeftAdapter } = await import('../src/peft/adapter_files.ts');
+  const gpt2 = (await loadModel(new URL('./fixtures/hf/gpt2-tiny', import.meta.url).pathname)).model as any;
+  const llama = (await loadModel(new URL('./fixtures/hf/llama-tiny', import.meta.url).pathname)).model as any;
+  const cfg = (targets: string[]) => ({ peft_type: 'LORA', target_modules: targets, ensure_weight_tying: true });
+  assert.throws(() => createPeftAdapter(gpt2, cfg(['wte', 'c_attn']), { headNames: gpt2.headNames }), /ensure_weight_tying is true and the adapter adapts 'transformer\.wte'/);
+  assert.equal(createPeftAdapter(gpt2, cfg(['c_attn']), { headNames: gpt2.headNames }).set.targets.length, 2);
+  assert.throws(() => createPeftAdapter(gpt2, { ...cfg(['c_attn']), modules_to_save: ['wte'] }, { headNames: gpt2.headNames }), /ensure_weight_tying is true and the adapter adapts 'transformer\.wte'/);
+  assert.equal(createPeftAdapter(llama, cfg(['embed_tokens']), { headNames: llama.headNames }).set.targets.length, 1, 'untied llama: nothing to tie');
 });

@@ -24,7 +24,7 @@ import { Generator } from '../src/serve/generate.ts';
 import { loadModel } from '../src/models/hf_registry.ts';
 import type { WeightMap } from '../src/models/types.ts';
 import { AdapterLoadError, loadPeftAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
-import { combineAdapters, mixedLinear, tiedTargets } from '../src/serve/peft_model.ts';
+import { mixedLinear, tiedTargets } from '../src/serve/peft_model.ts';
 import { CompiledGraph, HostTensor } from '../src/runtime/session.ts';
 import { buildCausalLmGraph, causalLmFeeds, causalLmLoss, shiftLabels } from '../src/train/tasks/causal_lm.ts';
 import { PY, requireTorch, torchSkip } from './helpers/torch.ts';
@@ -254,12 +254,12 @@ test('wrong embedding adapters fail naming the module and both shapes; methods w
   delete tensors[key];
   writeSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
   assert.throws(() => loadPeftAdapter(c.model, dir, { warn: () => {} }), /word_embeddings': 'lora_A\.weight' does not fit an embedding/);
-  // DoRA (here) has no embedding variant, mixed batches and add_weighted_adapter do not stack embedding
-  // adapters: clear errors instead of silently dropping the embedding term.
+  // DoRA (here) has no embedding variant, mixed batches do not stack embedding adapters: clear errors
+  // instead of silently dropping the embedding term. (add_weighted_adapter combines them, as PEFT:
+  // test/peft_real.test.ts.)
   const m = c.model as BertModel;
   const { set } = loadPeftAdapter(m, c.dir, { warn: () => {} });
   assert.throws(() => mixedLinear([set]), /targets the embedding 'bert\.embeddings\.word_embeddings'/);
-  assert.throws(() => combineAdapters(m, [set, set], [0.5, 0.5], 'cat'), /embedding adapters \('bert\.embeddings\.word_embeddings'\)/);
   assert.throws(
     () => new AdapterSet(dora, dora.schema.parse({ r: 2 }), m.sites, m.weights, { targetModules: ['word_embeddings', 'query'] }),
     /Method 'dora' cannot adapt the embedding module 'bert\.embeddings\.word_embeddings'/,

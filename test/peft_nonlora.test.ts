@@ -70,15 +70,17 @@ for (const name of ['vera', 'randlora']) {
       fs.writeFileSync(path.join(d, 'adapter_config.json'), JSON.stringify(config));
       writeSafetensors(path.join(d, 'adapter_model.safetensors'), Object.fromEntries(tensors.map(([k, v]) => [k, { dtype: 'F32' as const, ...v }])), { format: 'pt' });
     };
+    // The projections: base_model.<name>_A/_B, and (RandLoRA, as PEFT stores it) their copies under each module.
+    const projection = (k: string) => !k.startsWith('base_model.model.') || new RegExp(`\\.${name}_[AB]$`).test(k);
     const seeded = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-seeded-`));
-    write(seeded, { ...cfg, save_projection: false }, [...t].filter(([k]) => k.startsWith('base_model.model.')));
+    write(seeded, { ...cfg, save_projection: false }, [...t].filter(([k]) => !projection(k)));
     const fromSeed = await refLogits(model, loadPeftAdapter(model, seeded).set);
     assert.ok(maxAbsDiff(fromSeed, expected.unmerged) < 1e-5, `seed-only vs PEFT max |Δ| ${maxAbsDiff(fromSeed, expected.unmerged)}`);
     // Stored projections win over the seed: perturbed ones change the outputs.
     const perturbed = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-${name}-perturbed-`));
-    write(perturbed, cfg, [...t].map(([k, v]) => [k, k.startsWith('base_model.model.') ? v : { shape: v.shape, data: v.data.map((x, i) => x * (1 + 0.2 * Math.sin(i))) }]));
+    write(perturbed, cfg, [...t].map(([k, v]) => [k, !projection(k) ? v : { shape: v.shape, data: v.data.map((x, i) => x * (1 + 0.2 * Math.sin(i))) }]));
     assert.ok(maxAbsDiff(await refLogits(model, loadPeftAdapter(model, perturbed).set), expected.unmerged) > 1e-4);
-    write(seeded, cfg, [...t].filter(([k]) => k.startsWith('base_model.model.')));
+    write(seeded, cfg, [...t].filter(([k]) => !projection(k)));
     assert.throws(() => loadPeftAdapter(model, seeded), (e: Error) => e instanceof AdapterLoadError && e.message.includes(`base_model.${name}_A`));
   });
 }

@@ -1,7 +1,8 @@
 // sha256 of adapter_config.json and adapter_model.safetensors for a fixed set
 // of saves: every registered method on the bundled USE model, LoRA's variants
 // (rsLoRA, DoRA, PiSSA/OLoRA converted, rank/alpha_pattern, biases,
-// modules_to_save, adapter names), and re-saves of the committed PEFT fixtures.
+// modules_to_save, adapter names), and re-saves of the committed PEFT fixtures
+// (and lorakit_config.json, lorakit's block beside PEFT's own types' files).
 // Run it before and after a change to the save path: the files must not move.
 //
 //   npx tsx tools/adapter_file_digests.ts > before.json
@@ -22,14 +23,15 @@ import { tinySites } from '../test/helpers/tiny_model.ts';
 
 const FIX = path.resolve(import.meta.dirname, '../test/fixtures');
 const TARGETS = ['qkv', 'conv1'];
-const digests: Record<string, { config: string; weights: string }> = {};
+const digests: Record<string, { config: string; weights: string; lorakit?: string }> = {};
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-digests-'));
 
 const sha = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 function record(name: string, set: AdapterSet, info: Omit<SavedAdapterInfo, 'baseModel'> & { baseModel?: string } = {}) {
   const out = saveAdapter(path.join(root, name), set, { baseModel: 'use', ...info });
-  digests[name] = { config: sha(path.join(out, 'adapter_config.json')), weights: sha(path.join(out, 'adapter_model.safetensors')) };
+  const side = path.join(out, 'lorakit_config.json');
+  digests[name] = { config: sha(path.join(out, 'adapter_config.json')), weights: sha(path.join(out, 'adapter_model.safetensors')), ...(fs.existsSync(side) && { lorakit: sha(side) }) };
 }
 
 /** Moves every value off its init, deterministically (LoCA's integer locations stay). */
@@ -112,7 +114,8 @@ if (cmp < 0) {
   const before = JSON.parse(fs.readFileSync(process.argv[cmp + 1], 'utf8')) as typeof digests;
   const names = [...new Set([...Object.keys(before), ...Object.keys(digests)])];
   const moved = names.filter((n) => JSON.stringify(before[n]) !== JSON.stringify(digests[n]));
-  for (const n of moved) console.log(`differs: ${n} (config ${before[n]?.config === digests[n]?.config ? 'same' : 'changed'}, weights ${before[n]?.weights === digests[n]?.weights ? 'same' : 'changed'})`);
+  const what = (n: string, k: 'config' | 'weights' | 'lorakit') => (before[n]?.[k] === digests[n]?.[k] ? 'same' : 'changed');
+  for (const n of moved) console.log(`differs: ${n} (config ${what(n, 'config')}, weights ${what(n, 'weights')}, lorakit_config.json ${what(n, 'lorakit')})`);
   console.log(`${names.length - moved.length} of ${names.length} cases byte-identical`);
   process.exitCode = moved.length ? 1 : 0;
 }

@@ -6,7 +6,10 @@
 // `options.siteConfig`; inits that change the frozen weight (PiSSA, OLoRA)
 // record the residual with `setBaseWeight`, and the LinearFn feeds it in place
 // of W0. `bias` ('all' | 'lora_only') and `modulesToSave` add trainable copies
-// of base tensors under PEFT's keys. Embedding sites (token tables) go through
+// of base tensors under PEFT's keys: of a site's weight and bias (read in
+// `linear`), and of tensors the sites do not cover (LayerNorm biases under
+// bias 'all', a task head that is no site), read through the LinearFn's
+// `tensor` hook, which every model builder asks before a frozen weight. Embedding sites (token tables) go through
 // the LinearFn's `embed` hook, only for methods with `adaptsEmbeddings`.
 
 import { Graph, Value } from '../graph/ir.ts';
@@ -30,9 +33,13 @@ export interface AdapterSetOptions<C = any> {
   filter?: (site: LinearSite) => boolean;
   /** The config of one site (rank_pattern / alpha_pattern); default: the set's config. */
   siteConfig?: (site: LinearSite, config: C) => C;
-  /** PEFT `bias`: 'lora_only' trains the biases of adapted modules, 'all' every linear bias. */
+  /**
+   * PEFT `bias`: 'lora_only' trains the biases of adapted modules; 'all' every
+   * bias of the model, as PEFT (every 1-D '<module>.bias' weight: linear
+   * layers, LayerNorms...).
+   */
   bias?: 'none' | 'all' | 'lora_only';
-  /** PEFT `modules_to_save`: linear modules trained (and saved) whole. */
+  /** PEFT `modules_to_save`: modules trained (and saved) whole: linear sites, or any module whose weights the model reads (a task head). */
   modulesToSave?: string[];
   /**
    * Refuse (before allocating anything) a config whose adapter would have more
@@ -42,14 +49,26 @@ export interface AdapterSetOptions<C = any> {
   maxParams?: number;
 }
 
-/** Where a trainable copy of a base tensor (bias or modules_to_save) comes from. */
+/** Where a trainable copy of a base tensor (bias or modules_to_save) comes from: a site's weight or bias, or any other weight of the model ('tensor'). */
 interface BaseCopy {
-  site: string;
-  role: 'weight' | 'bias';
+  site?: string;
+  role: 'weight' | 'bias' | 'tensor';
+  /** The weight it stands in for. */
+  weightKey: string;
 }
 
 function biasKeyOf(site: LinearSite): string {
   return site.weightKey.replace(/weight$/, 'bias');
+}
+
+/** Whether weight `key` belongs to module `m` or a submodule of it (m matches a module path as modules_to_save entries do: the path, or its '.'-suffix). */
+export function moduleMatches(key: string, m: string): boolean {
+  const parts = key.split('.');
+  for (let i = 1; i < parts.length; i++) {
+    const path = parts.slice(0, i).join('.');
+    if (path === m || path.endsWith(`.${m}`)) return true;
+  }
+  return false;
 }
 
 /** [out, in] view of a weight stored in the site's layout. */
@@ -82,6 +101,8 @@ export class AdapterSet<C = any> {
   readonly initialParams = new Map<string, Float32Array>();
   /** Trainable copies of base tensors (bias / modules_to_save), PEFT key → origin. */
   private baseCopies = new Map<string, BaseCopy>();
+  /** The copies of weights outside the sites: weight key → PEFT key. */
+  private tensorCopies = new Map<string, string>();
   private sitesByName: Map<string, LinearSite>;
   /** false = adapters bypassed (outputs equal the base model). */
   enabled = true;
@@ -151,26 +172,48 @@ export class AdapterSet<C = any> {
     // Trainable copies of base tensors, PEFT's keys.
     const bias = options.bias ?? 'none';
     const addCopy = (site: LinearSite, role: 'weight' | 'bias', key: string) => {
-      const src = weights.get(role === 'weight' ? site.weightKey : biasKeyOf(site));
-      if (!src) return;
+      const weightKey = role === 'weight' ? site.weightKey : biasKeyOf(site);
+      const src = weights.get(weightKey);
+      if (!src || this.baseCopies.has(key)) return;
       const data = Float32Array.from(role === 'weight' ? (this.baseOverrides.get(site.weightKey) ?? src.data) : src.data);
       this.params.set(key, data);
       this.shapes.set(key, src.shape.slice());
-      this.baseCopies.set(key, { site: site.name, role });
+      this.baseCopies.set(key, { site: site.name, role, weightKey });
+    };
+    // Weights the sites read (their own weight and bias) are copied per site: a tied table stays shared elsewhere.
+    const siteKeys = new Set(sites.flatMap((s) => [s.weightKey, biasKeyOf(s)]));
+    const addTensorCopy = (weightKey: string) => {
+      const src = weights.get(weightKey)!;
+      const key = PEFT_PREFIX + weightKey;
+      if (this.baseCopies.has(key)) return;
+      this.params.set(key, Float32Array.from(src.data));
+      this.shapes.set(key, src.shape.slice());
+      this.baseCopies.set(key, { role: 'tensor', weightKey });
+      this.tensorCopies.set(weightKey, key);
     };
     if (bias !== 'none') {
       for (const site of bias === 'all' ? sites : this.targets) {
         addCopy(site, 'bias', `${PEFT_PREFIX}${site.name}${this.isTarget(site.name) ? '.base_layer' : ''}.bias`);
       }
+      // PEFT's 'all' trains every parameter named '*bias*'; buffers are not parameters (GPT-2's 4-D attn.bias mask).
+      if (bias === 'all') for (const [k, t] of weights) if (k.endsWith('.bias') && t.shape.length === 1 && !siteKeys.has(k)) addTensorCopy(k);
     }
     for (const m of options.modulesToSave ?? []) {
       const matched = sites.filter((s) => s.name === m || s.name.endsWith(`.${m}`));
-      if (!matched.length) throw new Error(`modules_to_save: '${m}' names no linear module of this model (modules: ${sites.map((s) => s.name).join(', ')})`);
       for (const site of matched) {
         addCopy(site, 'weight', `${PEFT_PREFIX}${site.name}.weight`);
         addCopy(site, 'bias', `${PEFT_PREFIX}${site.name}.bias`);
       }
+      // A module that is no site (a task head): every weight under it.
+      const under = [...weights.keys()].filter((k) => !siteKeys.has(k) && moduleMatches(k, m));
+      for (const k of under) addTensorCopy(k);
+      if (!matched.length && !under.length) throw new Error(`modules_to_save: '${m}' names no module of this model (linear modules: ${sites.map((s) => s.name).join(', ')})`);
     }
+  }
+
+  /** The copy standing in for a model weight read outside the sites (the LinearFn's `tensor` hook), if any. */
+  tensorCopy(weightKey: string): string | undefined {
+    return this.tensorCopies.get(weightKey);
   }
 
   /** The adapted sites with their configs and parameter keys (what hooks see). */
@@ -202,7 +245,7 @@ export class AdapterSet<C = any> {
   /** The module a parameter key belongs to and the key's suffix ('lora_A.weight'; 'base_layer.bias' for a bias copy). */
   keyOwner(key: string): { module: string; suffix: string } | undefined {
     const copy = this.baseCopies.get(key);
-    const module = copy?.site ?? this.targets.find((s) => this.keysBySite.get(s.name)!.includes(key))?.name;
+    const module = copy ? (copy.site ?? copy.weightKey.slice(0, copy.weightKey.lastIndexOf('.'))) : this.targets.find((s) => this.keysBySite.get(s.name)!.includes(key))?.name;
     return module === undefined ? undefined : { module, suffix: key.slice(PEFT_PREFIX.length + module.length + 1) };
   }
 
@@ -236,11 +279,7 @@ export class AdapterSet<C = any> {
     const out: WeightMap = new Map(weights);
     for (const [k, data] of this.baseOverrides) out.set(k, { shape: weights.get(k)!.shape, data });
     if (opts.copies ?? true) {
-      for (const [key, c] of this.baseCopies) {
-        const site = this.sitesByName.get(c.site)!;
-        const wk = c.role === 'weight' ? site.weightKey : biasKeyOf(site);
-        out.set(wk, { shape: this.shapes.get(key)!, data: this.params.get(key)! });
-      }
+      for (const [key, c] of this.baseCopies) out.set(c.weightKey, { shape: this.shapes.get(key)!, data: this.params.get(key)! });
     }
     return out;
   }
@@ -259,10 +298,26 @@ export class AdapterSet<C = any> {
     return p;
   }
 
+  /**
+   * A builder that read, as a frozen weight, a tensor this set trains a copy of
+   * (without asking the LinearFn's `tensor` hook) would silently drop the copy:
+   * checked at every call of the LinearFn, so it fails at the next site.
+   */
+  private checkTensorCopies(g: Graph): void {
+    for (const k of this.tensorCopies.keys()) {
+      if (g.leaf(k)?.leaf?.kind !== 'weight') continue;
+      throw new Error(
+        `The model's graph reads '${k}' as a frozen weight, but this adapter trains a copy of it (bias 'all' / modules_to_save): ` +
+          `the model builder must ask the LinearFn's \`tensor\` hook for every weight it reads (src/models/types.ts, TensorFn)`,
+      );
+    }
+  }
+
   /** The LinearFn model builders call; adapted sites get params as graph inputs. */
   linear(opts: { training: boolean }): LinearFn {
     const fn: LinearFn = (site, x, W, bias) => {
       const g: Graph = x.graph;
+      if (this.tensorCopies.size && this.enabled) this.checkTensorCopies(g);
       if (!this.enabled) return site.layout === 'in_out' ? op.linear(x, W, bias) : op.linearT(x, W, bias);
       const wCopy = this.copyFor(site.name, 'weight');
       const bCopy = this.copyFor(site.name, 'bias');
@@ -283,6 +338,14 @@ export class AdapterSet<C = any> {
       }
       return this.method.forward({ g, site, config: this.configFor(site), state: this.state, p, x: xin, W, bias, base, training: opts.training });
     };
+    // Weights read outside the sites (LayerNorm biases, a head that is no site): their trainable copies.
+    if (this.tensorCopies.size) {
+      fn.tensor = (g, weightKey) => {
+        if (!this.enabled) return undefined;
+        const key = this.tensorCopies.get(weightKey);
+        return key === undefined ? undefined : (g.leaf(key) ?? g.param(key, this.shapes.get(key)!, this.params.get(key)));
+      };
+    }
     // Token lookups (embedding sites): a modules_to_save copy replaces the table; no dropout (PEFT applies none).
     fn.embed = (site, ids, table) => {
       const g: Graph = ids.graph;

@@ -36,8 +36,10 @@ export function transposeF64(a: Float64Array | Float32Array, m: number, n: numbe
 
 /**
  * Thin SVD of A [m, n] by one-sided Jacobi: k = min(m, n) triplets, singular
- * values descending, each singular vector pair signed so that the largest-|.|
- * entry of u is positive (a deterministic convention; torch's differs by signs).
+ * values descending, each singular vector pair signed (a deterministic
+ * convention; torch's differs by signs) so that the largest-|.| entry of u is
+ * positive when m ≥ n, and of v when m < n (computed as the SVD of Aᵀ). Saved
+ * LoRA-XS adapters depend on it: it stays as it is.
  */
 export function svdJacobi(A: Float64Array | Float32Array, m: number, n: number, opts: { tol?: number; maxSweeps?: number } = {}): Svd {
   if (m < n) {

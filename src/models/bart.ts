@@ -70,7 +70,7 @@ export function createBart(c: BartConfig, weights: WeightMap, name = 'bart'): Se
   const H = c.hiddenSize, nh = c.numHeads, hd = c.headDim;
 
   const ctx = (g: Graph, linear: LinearFn) => {
-    const W = weightGetter(g, weights, name);
+    const W = weightGetter(g, weights, name, linear);
     const lin = (site: string, x2d: Value) => {
       const s = siteByName.get(site)!;
       return linear(s, x2d, W(s.weightKey), weights.has(`${site}.bias`) ? W(`${site}.bias`) : undefined);

@@ -248,18 +248,20 @@ export class BertModel implements EncoderModel {
     };
   }
 
-  /** A frozen weight as a graph leaf (shared when used twice). */
-  private w(g: Graph, name: string): Value {
+  /** A frozen weight as a graph leaf (shared when used twice), unless `linear.tensor` stands in for it. */
+  private w(g: Graph, name: string, linear?: LinearFn): Value {
+    const hit = g.leaf(name) ?? linear?.tensor?.(g, name);
+    if (hit) return hit;
     const t = this.weights.get(name);
     if (!t) throw new Error(`${this.name}: weight '${name}' is missing`);
-    return g.leaf(name) ?? g.weight(name, t.data, t.shape);
+    return g.weight(name, t.data, t.shape);
   }
 
   /** Last hidden state as [B·T, H] (2-D), plus the runtime [B, T] shape. */
   encode(g: Graph, inputs: BertInputs, linear: LinearFn): { hidden: Value; bt: Value } {
     const c = this.config, p = this.prefix;
     const H = c.hidden, nh = c.heads, d = H / nh;
-    const w = (n: string) => this.w(g, n);
+    const w = (n: string) => this.w(g, n, linear);
     const siteByName = new Map(this.sites.map((s) => [s.name, s]));
     const proj = (name: string, x2d: Value) => linear(siteByName.get(name)!, x2d, w(`${name}.weight`), w(`${name}.bias`));
     const ln = (x: Value, name: string) => op.layerNorm(x, w(`${name}.weight`), w(`${name}.bias`), { eps: c.eps });
@@ -331,7 +333,7 @@ export class BertModel implements EncoderModel {
     if (this.pooling === 'cls') return cls;
     const name = `${this.prefix}.pooler.dense`;
     const site = this.sites.find((s) => s.name === name)!;
-    return op.tanh(linear(site, cls, this.w(g, `${name}.weight`), this.w(g, `${name}.bias`)));
+    return op.tanh(linear(site, cls, this.w(g, `${name}.weight`, linear), this.w(g, `${name}.bias`, linear)));
   }
 
   /**
@@ -348,7 +350,7 @@ export class BertModel implements EncoderModel {
     let x = this.firstToken(g, hidden, bt, inputs.inputIds.shape[0]);
     const tensor = (name: string): Value => {
       const isHead = this.headSites.some((s) => name.startsWith(`${s.name}.`));
-      if (!opts.trainableHead || !isHead) return this.w(g, name);
+      if (!opts.trainableHead || !isHead) return this.w(g, name, linear);
       const t = this.weights.get(name)!;
       return g.leaf(PEFT_PREFIX + name) ?? g.param(PEFT_PREFIX + name, t.shape, Float32Array.from(t.data));
     };

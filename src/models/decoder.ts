@@ -71,10 +71,10 @@ export interface DecoderModel {
 
 export { plainLinear } from './linear.ts';
 
-/** A frozen weight from the map as a graph initializer (shared if asked twice). */
-export function weightGetter(g: Graph, weights: WeightMap, modelName: string) {
+/** A frozen weight from the map as a graph initializer (shared if asked twice), unless `linear.tensor` stands in for it. */
+export function weightGetter(g: Graph, weights: WeightMap, modelName: string, linear?: LinearFn) {
   return (key: string): Value => {
-    const hit = g.leaf(key);
+    const hit = g.leaf(key) ?? linear?.tensor?.(g, key);
     if (hit) return hit;
     const w = weights.get(key);
     if (!w) throw new Error(`${modelName}: weight '${key}' is missing from the model's safetensors`);

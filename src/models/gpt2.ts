@@ -74,7 +74,7 @@ export function createGpt2(config: Gpt2Config, weights: WeightMap, name = 'gpt2'
     headNames: ['lm_head'],
     withWeights: (w) => createGpt2(config, w, name),
     build(g: Graph, inputs: DecoderInputs, linear: LinearFn, opts: DecoderBuildOptions = {}): DecoderOutputs {
-      const w = weightGetter(g, weights, name);
+      const w = weightGetter(g, weights, name, linear);
       const proj = (m: string, x: Value) => {
         const s = site.get(m)!;
         return linear(s, x, w(s.weightKey), m === 'lm_head' ? undefined : w(`${m}.bias`));

@@ -95,7 +95,7 @@ export function createLlama(config: LlamaConfig, weights: WeightMap, name: strin
     headNames: ['lm_head'],
     withWeights: (w) => createLlama(config, w, name),
     build(g: Graph, inputs: DecoderInputs, linear: LinearFn, opts: DecoderBuildOptions = {}): DecoderOutputs {
-      const w = weightGetter(g, weights, name);
+      const w = weightGetter(g, weights, name, linear);
       const proj = (m: string, x: Value) => {
         const s = site.get(m)!;
         const b = weights.has(`${m}.bias`) ? w(`${m}.bias`) : undefined;

@@ -111,7 +111,7 @@ export function createT5(c: T5Config, weights: WeightMap, name = 't5'): Seq2SeqM
   };
 
   const ctx = (g: Graph, linear: LinearFn) => {
-    const W = weightGetter(g, weights, name);
+    const W = weightGetter(g, weights, name, linear);
     const lin = (site: string, x2d: Value) => linear(siteByName.get(site)!, x2d, W(siteByName.get(site)!.weightKey));
     return { W, lin };
   };

@@ -31,10 +31,19 @@ export interface LinearSite {
 export type EmbedFn = (site: LinearSite, ids: Value, table: Value) => Value;
 
 /**
- * Applies a linear site to a 2-D activation [N, in] and returns [N, out].
- * `embed`, where present, is used for embedding sites (a plain gather otherwise).
+ * A trainable stand-in for a frozen model tensor read outside the linear sites
+ * (PEFT's bias='all' trains LayerNorm biases too; modules_to_save may name a
+ * task head that is no site): the graph value to use for weight `key`, or
+ * undefined to keep the frozen one.
  */
-export type LinearFn = ((site: LinearSite, x2d: Value, W: Value, bias?: Value) => Value) & { embed?: EmbedFn };
+export type TensorFn = (g: Graph, key: string) => Value | undefined;
+
+/**
+ * Applies a linear site to a 2-D activation [N, in] and returns [N, out].
+ * `embed`, where present, is used for embedding sites (a plain gather otherwise);
+ * `tensor`, where present, is asked first for every other weight the model reads.
+ */
+export type LinearFn = ((site: LinearSite, x2d: Value, W: Value, bias?: Value) => Value) & { embed?: EmbedFn; tensor?: TensorFn };
 
 export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
 

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { Dim, Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import { TfjsWeight, loadTfjsWeights } from '../io/tfjs.ts';
+import type { TensorFn } from './types.ts';
 
 export type LinearFn = (name: string, x2d: Value, W: Value, bias: Value | undefined, inF: number, outF: number) => Value;
 
@@ -52,6 +53,8 @@ export interface BuildUseOptions {
   attentionMask?: Value;
   /** Prefix for weight names in the graph (default ''). */
   prefix?: string;
+  /** A trainable stand-in for a frozen weight (by its name in `weights.tensors`), as LinearFn's `tensor`. */
+  tensor?: TensorFn;
 }
 
 export interface UseOutputs {
@@ -113,6 +116,8 @@ export function buildUse(g: Graph, weights: UseWeights, opts: BuildUseOptions = 
   const pre = opts.prefix ?? '';
   const T = weights.tensors;
   const w = (name: string): Value => {
+    const stand = opts.tensor?.(g, name);
+    if (stand) return stand;
     const t = T[name];
     if (!t) throw new Error(`USE weights: missing '${name}'`);
     return g.weight(pre + name, t.data, t.shape);

@@ -25,6 +25,7 @@ export function useEncoder(weights: UseWeights): EncoderModel {
         inputIds,
         attentionMask,
         linear: (name, x, W, b) => linear(byName.get(name)!, x, W, b),
+        tensor: linear.tensor,
       });
       return out.embeddings;
     },

@@ -8,16 +8,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
-import { AdapterSet, PEFT_PREFIX } from '../adapters/inject.ts';
+import { AdapterSet, moduleMatches, PEFT_PREFIX } from '../adapters/inject.ts';
 import { loadHookState, saveHookState } from '../adapters/hooks.ts';
 import type { AdapterMethod, StoredTensor } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { FileFormatError } from '../util/errors.ts';
-import { keptSharedFields, LoadedPeftConfig, parsePeftConfig, patternSiteConfig, peftSiteFilter, serializePeftConfig } from './config.ts';
+import { tiedTargets } from './tied.ts';
+import { keptSharedFields, LoadedPeftConfig, parsePeftConfig, patternSiteConfig, PEFT_TYPES, PEFT_VERSION, peftSiteFilter, serializePeftConfig } from './config.ts';
 
 export const CONFIG_FILE = 'adapter_config.json';
 export const WEIGHTS_FILE = 'adapter_model.safetensors';
+/**
+ * lorakit's own block (method, seed, task metadata such as labels) for an
+ * adapter of one of PEFT's own types, beside adapter_config.json: PEFT warns
+ * about (and drops) any key it does not know, so the block is not written
+ * there. Files of lorakit's own types keep it under adapter_config.json's
+ * `lorakit` key, as every file did before; both are read.
+ */
+export const LORAKIT_CONFIG_FILE = 'lorakit_config.json';
 
 /** Tensors outside any module (PEFT's `base_model.vera_A`): 'base_model.' + name. */
 export const SHARED_PREFIX = 'base_model.';
@@ -49,6 +58,8 @@ export interface SavedAdapterInfo {
   convertToLora?: boolean;
   /** Fields of the config kept from a loaded file (unknown ones too). */
   peftConfig?: KeptPeftConfig;
+  /** Told when part of the config is not PEFT's and the file holds its PEFT equivalent (FourierFT's ifft2_norm); default console.warn. */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -58,7 +69,7 @@ export interface SavedAdapterInfo {
  * flag, then the shared PeftConfig fields of the set.
  */
 export function peftConfigOf(
-  set: AdapterSet,
+  set: Pick<AdapterSet, 'method' | 'config' | 'options'>,
   info: Pick<SavedAdapterInfo, 'baseModel' | 'taskType' | 'peftConfig'> & { modulesToSave?: string[]; sharedConfig?: Record<string, unknown> },
 ): Record<string, any> {
   const d = set.method.peft;
@@ -74,6 +85,7 @@ export function peftConfigOf(
     ...info.sharedConfig,
     bias: bias === 'lora_only' ? d.onlyBias : bias,
     peft_type: d.peftType,
+    ...(PEFT_TYPES.has(d.peftType) && { peft_version: PEFT_VERSION }),
     task_type: info.taskType ?? fields.task_type ?? null,
     base_model_name_or_path: info.baseModel,
     target_modules: typeof target === 'string' ? target : [...target],
@@ -105,15 +117,35 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
     for (const [suffix, t] of Object.entries(st)) tensors[`${PEFT_PREFIX}${module}.${suffix}`] = { shape: t.shape, data: t.data };
   }
   const shared = d.shared?.save(set.state, set.config);
-  for (const [name, t] of Object.entries(shared?.tensors ?? {})) tensors[`${SHARED_PREFIX}${name}`] = { shape: t.shape, data: t.data };
+  for (const [name, t] of Object.entries(shared?.tensors ?? {})) {
+    tensors[`${SHARED_PREFIX}${name}`] = { shape: t.shape, data: t.data };
+    if (d.shared?.perModule) for (const site of set.targets) tensors[`${PEFT_PREFIX}${site.name}.${name}`] = { shape: t.shape, data: t.data };
+  }
   const fields = peftConfigOf(set, { ...info, modulesToSave: [...modules], sharedConfig: shared?.config });
+  d.finalizeSave?.({ state: set.state, config: set.config, sites: set.targets, tensors, fields });
   if (info.convertToLora && set.initialParams.size) {
     if (!d.convertResidual) throw new Error(`saveAdapter: convertToLora, but method '${set.method.name}' has no conversion of an init that changed the base weight`);
     d.convertResidual({ sites: set.targets, params: set.params, initial: set.initialParams, shapes: set.shapes, tensors, fields });
   }
+  // Config PEFT cannot hold: the file gets PEFT's equivalent, lorakit's block what restores it.
+  const restore = d.peftForm?.save({ sites: set.targets, configFor: (s) => set.configFor(s), tensors, fields });
+  const kept = Object.entries(restore ?? {}).filter(([, v]) => v !== undefined);
+  if (kept.length) {
+    (info.warn ?? ((m: string) => console.warn(m)))(
+      `${set.method.name}: ${kept.map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')} is not a PEFT field: ${WEIGHTS_FILE} holds the same adapter in PEFT's terms ` +
+        `(PEFT loads the same ΔW) and ${LORAKIT_CONFIG_FILE} keeps ${kept.map(([k]) => k).join(', ')} so lorakit restores it`,
+    );
+  }
   writeSafetensors(path.join(out, WEIGHTS_FILE), Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.shape, data: t.data }])), { format: 'pt' });
-  const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra };
-  writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields, { unknown: info.peftConfig?.unknown, lorakit }));
+  const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra, ...restore };
+  const sidecar = path.join(out, LORAKIT_CONFIG_FILE);
+  if (PEFT_TYPES.has(d.peftType)) {
+    writeFileAtomic(sidecar, JSON.stringify(Object.fromEntries(Object.keys(lorakit).sort().map((k) => [k, (lorakit as Record<string, unknown>)[k]])), null, 2) + '\n');
+    writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields, { unknown: info.peftConfig?.unknown }));
+  } else {
+    writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields, { unknown: info.peftConfig?.unknown, lorakit }));
+    fs.rmSync(sidecar, { force: true });
+  }
   return out;
 }
 
@@ -135,6 +167,18 @@ export function readAdapter(dir: string, name?: string): LoadedAdapter {
     throw new AdapterLoadError(`not valid JSON: ${(e as Error).message}`, cfgPath);
   }
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new AdapterLoadError(`must be a JSON object of PEFT config fields, got ${Array.isArray(config) ? 'an array' : JSON.stringify(config)}`, cfgPath);
+  const sidecar = path.join(d, LORAKIT_CONFIG_FILE);
+  if (fs.existsSync(sidecar)) {
+    let block: unknown;
+    try {
+      block = JSON.parse(fs.readFileSync(sidecar, 'utf8'));
+    } catch (e) {
+      throw new AdapterLoadError(`not valid JSON: ${(e as Error).message}`, sidecar);
+    }
+    if (typeof block !== 'object' || block === null || Array.isArray(block)) throw new AdapterLoadError("must be a JSON object (lorakit's method, seed and task metadata)", sidecar);
+    // In memory the block is the config's `lorakit` key, wherever it was stored.
+    config.lorakit = { ...config.lorakit, ...block };
+  }
   const file = readSafetensors(path.join(d, WEIGHTS_FILE));
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, t] of file.tensors) {
@@ -176,6 +220,52 @@ export interface PeftAdapter {
   dir: string;
 }
 
+/** The AdapterSet a parsed config describes on a model (fresh values: the method's init). */
+function adapterSetOf(model: { sites: LinearSite[]; weights: WeightMap }, peft: LoadedPeftConfig, headNames?: string[], seed?: number, maxParams?: number): AdapterSet {
+  const c = peft.config;
+  const set = new AdapterSet(peft.method, peft.methodConfig, model.sites, model.weights, {
+    maxParams,
+    targetModules: c.target_modules!,
+    seed: seed ?? peft.lorakit?.seed ?? 0,
+    headNames,
+    filter: peftSiteFilter(c),
+    siteConfig: patternSiteConfig(peft.method, c),
+    bias: peft.bias,
+    // Modules of this model (a site, or weights the model reads, e.g. a BERT classifier); others (a head lorakit's
+    // tasks keep outside the model) come back in extraTensors.
+    modulesToSave: (c.modules_to_save ?? []).filter((mm) => model.sites.some((s) => s.name === mm || s.name.endsWith(`.${mm}`)) || [...model.weights.keys()].some((k) => moduleMatches(k, mm))),
+  });
+  // PEFT 0.20's ensure_weight_tying gives a tied head an adapter sharing the embedding's factors; where nothing tied
+  // is adapted PEFT ignores it (with a warning), and so does lorakit.
+  // (A modules_to_save copy of a tied table counts too: PEFT ties the head to it.)
+  const copied = model.sites.filter((s) => set.baseCopyKeys().includes(`${PEFT_PREFIX}${s.name}.weight`));
+  const tied = c.ensure_weight_tying === true ? tiedTargets({ sites: model.sites, headNames }, { targets: [...set.targets, ...copied] }) : [];
+  if (tied.length) {
+    throw new AdapterLoadError(
+      `ensure_weight_tying is true and the adapter adapts '${tied[0].site.name}', whose weight is tied to ${tied[0].tiedTo}: lorakit does not implement PEFT's tied adapters ` +
+        `(the head sharing the embedding's LoRA factors), so it would not compute what PEFT computes with this file`,
+    );
+  }
+  return set;
+}
+
+/**
+ * PEFT's get_peft_model: a fresh adapter on `model` from adapter_config.json
+ * contents (any registered method; PEFT's names and defaults; rank/alpha
+ * patterns, exclude_modules, layers_to_transform, bias, modules_to_save),
+ * initialized by the method with `seed`. Saving it with `peftConfig: peft`
+ * writes those fields back.
+ */
+export function createPeftAdapter(
+  model: { sites: LinearSite[]; weights: WeightMap },
+  json: Record<string, unknown>,
+  opts: { seed?: number; headNames?: string[]; warn?: (m: string) => void } = {},
+): { set: AdapterSet; peft: LoadedPeftConfig } {
+  const peft = parsePeftConfig(json, { warn: opts.warn });
+  if (peft.method.peft.peftForm && peft.lorakit) peft.methodConfig = peft.method.peft.peftForm.restore(peft.methodConfig, peft.lorakit);
+  return { set: adapterSetOf(model, peft, opts.headNames, opts.seed), peft };
+}
+
 /**
  * Loads a PEFT adapter folder of any registered method onto a model: config →
  * AdapterSet (the method's config, per-module pattern fields, exclude/layers
@@ -210,6 +300,8 @@ function loadPeftAdapterUnchecked(
   const source = path.join(dir, CONFIG_FILE);
   const warn = opts.warn ?? ((m: string) => console.warn(m));
   const peft = parsePeftConfig(loaded.config, { source, warn });
+  // Config values kept in lorakit's block because PEFT's files cannot hold them (FourierFT's ifft2_norm).
+  if (peft.method.peft.peftForm && peft.lorakit) peft.methodConfig = peft.method.peft.peftForm.restore(peft.methodConfig, peft.lorakit);
   const { method, config: c } = peft;
   const d = method.peft;
   const siteByName = new Map(model.sites.map((s) => [s.name, s]));
@@ -229,19 +321,12 @@ function loadPeftAdapterUnchecked(
       );
     }
   }
-  const set = new AdapterSet(method, peft.methodConfig, model.sites, model.weights, {
-    // Stored tensors take ≥ 2 bytes a value (F16 / BF16, lorakit writes F32).
-    maxParams: Math.floor(fs.statSync(path.join(loaded.dir, WEIGHTS_FILE)).size / 2),
-    targetModules: c.target_modules!,
-    seed: peft.lorakit?.seed ?? 0,
-    headNames: opts.headNames,
-    filter: peftSiteFilter(c),
-    siteConfig: patternSiteConfig(method, c),
-    bias: peft.bias,
-    modulesToSave: (c.modules_to_save ?? []).filter((mm) => model.sites.some((s) => s.name === mm || s.name.endsWith(`.${mm}`))),
-  });
+  // Stored tensors take ≥ 2 bytes a value (F16 / BF16, lorakit writes F32).
+  const set = adapterSetOf(model, peft, opts.headNames, undefined, Math.floor(fs.statSync(path.join(loaded.dir, WEIGHTS_FILE)).size / 2));
   const extraTensors = new Map<string, StoredTensor>();
   const shared: Record<string, StoredTensor> = {};
+  // PEFT's RandLoRA file also holds the shared projections under every module (its layers hold the shared dict).
+  const sharedCopies: Record<string, { key: string; t: StoredTensor }[]> = {};
   const state = new Map<string, Record<string, StoredTensor>>();
   for (const [k, t] of loaded.tensors) {
     if (set.params.has(k)) {
@@ -258,7 +343,24 @@ function loadPeftAdapterUnchecked(
       throw new AdapterLoadError(`${WEIGHTS_FILE}: key '${k}' does not start with '${PEFT_PREFIX}'${names ? ` and is not a shared tensor of ${method.name} (${names})` : ''}: not a PEFT adapter file?`);
     }
     const rest = k.slice(PEFT_PREFIX.length);
+    const copyOf = d.shared?.names.find((n) => rest.endsWith(`.${n}`) && siteByName.has(rest.slice(0, -n.length - 1)));
+    if (copyOf) {
+      (sharedCopies[copyOf] ??= []).push({ key: k, t });
+      continue;
+    }
     const hit = moduleOf(rest);
+    const baseCopy = rest.endsWith('.base_layer.weight') ? siteByName.get(rest.slice(0, -'.base_layer.weight'.length)) : undefined;
+    if (baseCopy) {
+      // PEFT's save_embedding_layers (on when an embedding is targeted): the layer's own weight, unchanged in the
+      // usual case; a changed one (new tokens, a trained table) is what PEFT would load, so it is handed back.
+      const w = model.weights.get(baseCopy.weightKey);
+      const same = w !== undefined && w.shape.join(',') === t.shape.join(',') && w.data.every((x, i) => x === t.data[i]);
+      if (!same) {
+        extraTensors.set(baseCopy.weightKey, t);
+        warn(`${source}: '${k}' (PEFT's save_embedding_layers) differs from this model's '${baseCopy.weightKey}' [${w?.shape ?? 'missing'}]: PEFT would load the stored one; apply it with model.withWeights(...) (PeftAdapter.extraTensors)`);
+      }
+      continue;
+    }
     if (!hit) {
       extraTensors.set(rest, t);
       continue;
@@ -277,9 +379,11 @@ function loadPeftAdapterUnchecked(
     const own = set.siteKeys(module).map((key) => key.slice(PEFT_PREFIX.length + module.length + 1));
     throw new AdapterLoadError(`Module '${module}': '${sfx}' does not fit ${site.kind === 'embedding' ? 'an embedding' : 'a linear'} module (${method.name} stores ${own.join(', ')} there)`);
   }
-  // A file may lack the biases where PEFT does not save them (its own prefix's tensors only): the base model's are used.
+  // A file may lack the biases where PEFT does not save them (bias='lora_only' in PEFT 0.20, whose saver looks for
+  // '<module>.bias' beside lora_A; non-LoRA tuners save their own prefix's tensors only): the base model's are used.
   const withBases = new Map(loaded.tensors);
-  if (!d.savesBiases && peft.bias !== 'none') {
+  d.peftForm?.load({ sites: set.targets, configFor: (s) => set.configFor(s), tensors: withBases });
+  if (peft.bias !== 'none') {
     const saved = set.options.modulesToSave ?? [];
     const ofSavedModule = (k: string) => {
       const mod = k.slice(PEFT_PREFIX.length).replace(/\.(weight|bias)$/, '');
@@ -287,10 +391,18 @@ function loadPeftAdapterUnchecked(
     };
     const kept = set.baseCopyKeys().filter((k) => !withBases.has(k) && k.endsWith('.bias') && !ofSavedModule(k));
     for (const k of kept) withBases.set(k, { shape: set.shapes.get(k)!, data: set.params.get(k)! });
-    if (kept.length) warn(`${source}: bias '${c.bias}' but ${WEIGHTS_FILE} holds no ${kept.length > 1 ? `biases (${kept.length})` : 'bias'}; the base model's biases are used (PEFT does not save them for ${d.peftType})`);
+    const why = d.savesBiases ? `PEFT ${PEFT_VERSION} saves none for bias='${d.onlyBias}'` : `PEFT does not save them for ${d.peftType}`;
+    if (kept.length) warn(`${source}: bias '${c.bias}' but ${WEIGHTS_FILE} holds no ${kept.length > 1 ? `biases (${kept.length})` : 'bias'}; the base model's biases are used (${why})`);
   }
   loadAdapterWeights(set, { ...loaded, tensors: withBases });
   loadHookState(set, state);
+  for (const [name, copies] of Object.entries(sharedCopies)) {
+    const ref = shared[name] ?? copies[0].t;
+    const same = (t: StoredTensor) => t.shape.join(',') === ref.shape.join(',') && t.data.every((x, i) => x === ref.data[i]);
+    const odd = copies.find((x) => !same(x.t));
+    if (odd) throw new AdapterLoadError(`${WEIGHTS_FILE}: '${odd.key}' [${odd.t.shape}] is not the shared ${SHARED_PREFIX}${name} [${ref.shape}] it stands for: one adapter has one pair of ${method.name} projections`);
+    shared[name] = ref;
+  }
   const flag = d.shared?.flag;
   const flagged = flag !== undefined && c[flag] === true;
   if (Object.keys(shared).length || flagged) {
@@ -301,7 +413,7 @@ function loadPeftAdapterUnchecked(
     }
     d.shared!.load(set.state, set.config, shared, set.targets);
   }
-  checkExtraTensors(model, dir, extraTensors, warn);
+  checkExtraTensors(model, dir, extraTensors, warn, c.modules_to_save ?? []);
   return { set, peft, extraTensors, dir };
 }
 
@@ -323,13 +435,18 @@ function checkShape(set: AdapterSet, key: string, t: StoredTensor, siteByName: M
 }
 
 /** The modules_to_save tensors that are base weights of the model: shapes checked, then reported (not applied here). */
-function checkExtraTensors(model: { weights: WeightMap }, dir: string, extraTensors: Map<string, StoredTensor>, warn: (m: string) => void) {
+function checkExtraTensors(model: { weights: WeightMap }, dir: string, extraTensors: Map<string, StoredTensor>, warn: (m: string) => void, modulesToSave: string[]) {
   for (const [k, t] of extraTensors) {
     const base = model.weights.get(k);
-    if (!base) continue; // e.g. a task head outside the model: returned to the caller
+    if (!base) {
+      // A modules_to_save module the model does not have (a task head lorakit's classification keeps outside it):
+      // returned to the caller. Anything else would be dropped without a word: say so.
+      if (!modulesToSave.some((m) => moduleMatches(k, m))) warn(`${dir}: '${PEFT_PREFIX}${k}' [${t.shape}] is neither a tensor of this adapter's method nor a weight of this model: ignored (returned in PeftAdapter.extraTensors)`);
+      continue;
+    }
     if (base.shape.join(',') !== t.shape.join(',')) {
       throw new AdapterLoadError(`Module '${k.replace(/\.[^.]+$/, '')}': saved tensor '${k}' has shape [${t.shape}] but this model's is [${base.shape}] (resized embeddings or another head size?)`);
     }
-    warn(`${dir}: '${k}' (modules_to_save of a module that is not a linear layer) is not applied by the adapter; apply it with model.withWeights(...) (PeftAdapter.extraTensors)`);
+    warn(`${dir}: '${k}' (a tensor of a module outside the adapter's modules) is not applied by the adapter; apply it with model.withWeights(...) (PeftAdapter.extraTensors)`);
   }
 }

@@ -17,9 +17,30 @@ export { patternMatches, patternValue };
 
 const stringsOrRegex = z.union([z.string(), z.array(z.string())]);
 
+/** The PEFT release whose files lorakit reads and writes (written as `peft_version` in files of PEFT's own types). */
+export const PEFT_VERSION = '0.20.0';
+
+/**
+ * PEFT 0.20's peft_type values (utils/peft_types.py PeftType). A file of one of
+ * these types is one PEFT loads itself, so lorakit writes nothing into its
+ * adapter_config.json that PEFT does not know (lorakit's own block goes to
+ * LORAKIT_CONFIG_FILE beside it); lorakit's own methods (NOLA, LoRA-XS...) keep
+ * it in adapter_config.json, which PEFT cannot load anyway.
+ */
+export const PEFT_TYPES: ReadonlySet<string> = new Set(
+  ('PROMPT_TUNING MULTITASK_PROMPT_TUNING P_TUNING PREFIX_TUNING LORA ADALORA ADAMSS BOFT ADAPTION_PROMPT IA3 BEFT LILY LOHA LOKR OFT POLY ' +
+    'LN_TUNING VERA FROD PVERA FOURIERFT GLORA XLORA HRA VBLORA UNILORA CPT MISS RANDLORA ROAD TRAINABLE_TOKENS HIRA SHIRA C3A WAVEFT OSF ' +
+    'DELORA GRALORA CARTRIDGE TINYLORA PSOFT PEANUT DEFT').split(' '),
+);
+
+/** Fields PEFT drops when it reads any adapter_config.json (PeftConfigMixin.from_json_file): lorakit ignores them too. */
+const DROPPED_ON_READ = new Set(['runtime_config']);
+
 /** What every tuner config holds beside its method's fields (PeftConfig + the shared tuner fields). */
 export const peftCommonSchema = z.object({
   peft_type: z.string(),
+  /** The PEFT version that wrote the file (PeftConfigMixin, since 0.18). */
+  peft_version: z.string().nullable().default(null),
   task_type: z.string().nullable().default(null),
   base_model_name_or_path: z.string().nullable().default(null),
   revision: z.string().nullable().default(null),
@@ -103,6 +124,7 @@ export function parsePeftConfig(json: Record<string, unknown>, opts: { source?: 
   for (const [k0, v] of Object.entries(json)) {
     const k = d.renamed?.[k0] ?? k0;
     if (k === 'lorakit') lorakit = v as Record<string, any>;
+    else if (DROPPED_ON_READ.has(k)) continue;
     else if (own.has(k) || COMMON.has(k)) {
       if (own.has(k)) fields[k] = v;
       if (COMMON.has(k)) common[k] = v;

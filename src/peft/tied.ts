@@ -11,7 +11,7 @@ import type { LinearSite } from '../models/types.ts';
  * output head and the embedding table): merging their ΔW would change both,
  * which the unmerged adapter does not. Each with what it is tied to.
  */
-export function tiedTargets(model: { sites: LinearSite[]; headNames?: string[] }, set: AdapterSet): { site: LinearSite; tiedTo: string }[] {
+export function tiedTargets(model: { sites: LinearSite[]; headNames?: string[] }, set: Pick<AdapterSet, 'targets'>): { site: LinearSite; tiedTo: string }[] {
   const heads = model.headNames ?? [];
   const out: { site: LinearSite; tiedTo: string }[] = [];
   for (const site of set.targets) {

@@ -164,13 +164,17 @@ export class PeftModel {
   }
 
   /**
-   * PEFT's add_weighted_adapter for LoRA: 'cat' (exact Σ wᵢ·ΔWᵢ; r = Σ rᵢ,
-   * alpha = r) or 'linear' (equal ranks; A = Σ √wᵢ·sᵢ·Aᵢ, B = Σ √wᵢ·Bᵢ, which
-   * is not Σ wᵢ·ΔWᵢ: PEFT's own definition).
+   * PEFT's add_weighted_adapter (src/peft/combine.ts has the equations):
+   * 'cat' (exact Σ wᵢ·ΔWᵢ; r = Σ rᵢ, lora_alpha = r) or 'linear' (equal ranks;
+   * A = Σ sign(wᵢsᵢ)·√|wᵢsᵢ|·Aᵢ, B = Σ √|wᵢsᵢ|·Bᵢ, which is not Σ wᵢ·ΔWᵢ: PEFT's
+   * own definition). Weights may be negative (they subtract). The result keeps
+   * the first adapter's use_rslora, as PEFT does (its scaling is then √r:
+   * `warn` says so).
    */
-  addWeightedAdapter(names: string[], weights: number[], newName: string, combination: Combination = 'cat'): AdapterSet {
+  addWeightedAdapter(names: string[], weights: number[], newName: string, combination: Combination = 'cat', opts: { warn?: (m: string) => void } = {}): AdapterSet {
     const sets = names.map((n) => this.get(n));
-    const set = combineAdapters(this.model, sets, weights, combination);
+    const headNames = 'headNames' in this.model ? this.model.headNames : undefined;
+    const set = combineAdapters(this.model, sets, weights, combination, { warn: opts.warn ?? ((m) => console.warn(m)), headNames });
     this.addAdapter(newName, set);
     return set;
   }

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { AdapterSet } from '../../src/adapters/inject.ts';
 import { loadHookState, saveHookState } from '../../src/adapters/hooks.ts';
 import type { AdapterMethod } from '../../src/adapters/types.ts';
+import { loraScaling, type LoraConfig } from '../../src/adapters/lora/config.ts';
 import type { AdapterTestConfig } from '../../src/adapters/testing.ts';
 import type { EncoderModel, WeightMap } from '../../src/models/types.ts';
 import { loadUseEncoder } from '../../src/models/use_encoder.ts';
@@ -299,8 +300,10 @@ export function runAdapterSuite(cases: AdapterCase[]): void {
       pm.enableAdapters();
       assert.equal(maxAbsDiff(await outOf(pm), outB), 0, 'enabling again serves the active adapter');
       if (tc.combine) {
-        // 'cat' combination == merging 0.7·ΔW_a + 0.3·ΔW_b
-        pm.addWeightedAdapter(['a', 'b'], [0.7, 0.3], 'ab', 'cat');
+        // 'cat' combination == merging k·(0.7·ΔW_a + 0.3·ΔW_b), k the result's own scaling: 1, or √r when the
+        // first adapter uses rsLoRA (PEFT keeps use_rslora on the combination: test/peft_real.test.ts).
+        const ab = pm.addWeightedAdapter(['a', 'b'], [0.7, 0.3], 'ab', 'cat', { warn: () => {} });
+        const k = loraScaling(ab.config as LoraConfig);
         pm.setAdapter('ab');
         const w: WeightMap = new Map(model.weights);
         for (const site of a.targets) {
@@ -308,12 +311,12 @@ export function runAdapterSuite(cases: AdapterCase[]): void {
           const dA = a.deltaFor(site, base.data), dB = b.deltaFor(site, base.data);
           const merged = Float32Array.from(base.data);
           const m = site.outFeatures, n = site.inFeatures;
-          for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) merged[site.layout === 'out_in' ? i * n + j : j * m + i] += 0.7 * dA[i * n + j] + 0.3 * dB[i * n + j];
+          for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) merged[site.layout === 'out_in' ? i * n + j : j * m + i] += k * (0.7 * dA[i * n + j] + 0.3 * dB[i * n + j]);
           w.set(site.weightKey, { shape: base.shape, data: merged });
         }
         assert.ok(maxAbsDiff(await outOf(pm), await run(model.withWeights(w))) < 1e-4, 'cat combination');
         // PEFT's 'linear' is defined on LoRA's A and B; other methods with factors refuse it by name.
-        if (c.method.linearCombination) pm.addWeightedAdapter(['a', 'b'], [0.5, 0.5], 'lin', 'linear');
+        if (c.method.linearCombination) pm.addWeightedAdapter(['a', 'b'], [0.5, 0.5], 'lin', 'linear', { warn: () => {} });
         else assert.throws(() => pm.addWeightedAdapter(['a', 'b'], [0.5, 0.5], 'lin', 'linear'), new RegExp(c.method.name));
       } else {
         assert.throws(() => pm.addWeightedAdapter(['a', 'b'], [0.7, 0.3], 'ab', 'cat'), /cannot be combined/);

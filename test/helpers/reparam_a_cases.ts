@@ -1,9 +1,9 @@
 // The methods of test/reparam_a.test.ts and tools/reference/reparam_a_inputs.ts:
-// small configs, two linear sites (in > out and in < out), seeded inputs, and
-// each method's regenerated frozen tensors (what the PyTorch reference is fed).
-import type { AdapterMethod, ParamSpec } from '../../src/adapters/types.ts';
+// small configs, two linear sites (in > out and in < out), and each method's
+// frozen tensors as lorakit regenerates them (from its seed or W0), to compare
+// with the ones tools/reference/reparam_a.py makes from each method's definition.
+import type { AdapterMethod } from '../../src/adapters/types.ts';
 import type { LinearSite } from '../../src/models/types.ts';
-import { Rng } from '../../src/util/rng.ts';
 import { vera, veraA, veraB } from '../../src/adapters/vera/index.ts';
 import { nola, nolaBases } from '../../src/adapters/nola/index.ts';
 import { loraxs, svdFactors } from '../../src/adapters/loraxs/index.ts';
@@ -21,6 +21,11 @@ export interface ReparamCase {
   formula(site: LinearSite, config: any): number;
   /** Tensors stored with the adapter but kept frozen (LoRA-SB's A and B). */
   stored?: string[];
+  /**
+   * Frozen tensors lorakit does not regenerate as the reference does (RandLoRA's bfloat16
+   * draws: torch 1.13's there, torch 2's here), handed to the method as stored ones.
+   */
+  given?: (frozen: Record<string, { shape: number[]; data: number[] }>) => unknown;
 }
 
 export const CASES: ReparamCase[] = [
@@ -47,6 +52,7 @@ export const CASES: ReparamCase[] = [
   {
     name: 'randlora', method: randlora, config: { r: 3, randlora_alpha: 6, init_weights: false },
     frozen: (s, c) => randloraBases(s, c),
+    given: (f) => ({ saved: { A: { shape: f.A.shape, data: Float32Array.from(f.A.data) }, B: { shape: f.B.shape, data: Float32Array.from(f.B.data) } } }),
     formula: (s, c) => { const mn = Math.min(s.inFeatures, s.outFeatures), N = Math.ceil(mn / c.r); return c.r * N + N * mn; },
   },
   {
@@ -61,24 +67,3 @@ export const SITES: LinearSite[] = [
   { name: 'a', inFeatures: 12, outFeatures: 10, weightKey: 'a.weight', layout: 'out_in' },
   { name: 'b', inFeatures: 10, outFeatures: 12, weightKey: 'b.weight', layout: 'out_in' },
 ];
-export const TOKENS = 5;
-
-const normal = (key: string, n: number, std = 1) => new Rng(key).fillNormal(new Float32Array(n), 0, std);
-
-/** W0 [out, in], x [TOKENS, in], the loss weights C [TOKENS, out] of one site. */
-export function siteInputs(site: LinearSite) {
-  return {
-    W: normal(`reparam-a:W:${site.name}`, site.outFeatures * site.inFeatures, 0.5),
-    x: normal(`reparam-a:x:${site.name}`, TOKENS * site.inFeatures),
-    C: normal(`reparam-a:C:${site.name}`, TOKENS * site.outFeatures),
-  };
-}
-
-/** The params lorakit initializes (init_weights=false: nonzero), nudged so every gradient is nonzero. */
-export function siteParams(c: ReparamCase, site: LinearSite, W: Float32Array): ParamSpec[] {
-  const config = c.method.schema.parse(c.config);
-  const specs = c.method.init({ site, config, rng: new Rng(`reparam-a:init:${c.name}`).fork(site.name), baseWeight: W });
-  const jitter = new Rng(`reparam-a:jitter:${c.name}:${site.name}`);
-  for (const s of specs) for (let i = 0; i < s.data.length; i++) s.data[i] += 0.05 * jitter.normal();
-  return specs;
-}

@@ -43,7 +43,7 @@ export function tinyModel(weights?: WeightMap): EncoderModel {
     sites,
     hiddenSize: C,
     build(g: Graph, { inputIds, attentionMask }, linear: LinearFn): Value {
-      const wt = (k: string) => g.leaf(k) ?? g.weight(k, w.get(k)!.data, w.get(k)!.shape);
+      const wt = (k: string) => g.leaf(k) ?? linear.tensor?.(g, k) ?? g.weight(k, w.get(k)!.data, w.get(k)!.shape);
       const lin = (name: string, x: Value) => linear(byName.get(name)!, x, wt(`${name}.weight`), wt(`${name}.bias`));
       let h = op.reshape(op.gather(wt('model.embed_tokens.weight'), inputIds), [-1, H]);
       for (let l = 0; l < LAYERS; l++) {

@@ -22,7 +22,9 @@ peft_reference.py:
         y = base(x) + s * (x @ update_A.T) @ update_B.T, else
         y = base(x) + s * (x @ update_B) @ update_A; s = randlora_alpha / r.
         Keys base_model.randlora_A / _B, <module>.randlora_lambda [r, N],
-        <module>.randlora_gamma [N, min].
+        <module>.randlora_gamma [N, min], and (real PEFT 0.20's layout, seen in
+        test/fixtures/peft_real/peft/randlora_llama: its layers hold the shared
+        buffer dict) base_model.randlora_A / _B again as <module>.randlora_A / _B.
   FourierFT (tuners/fourierft): per layer n = n_frequency (or its
         n_frequency_pattern entry), locations f = torch.randperm(out*in,
         generator=Generator().manual_seed(random_loc_seed))[:n], (f // in,
@@ -156,6 +158,10 @@ def make_randlora(cfg, seed):
             N = math.ceil(min(fi, fo) / r)
             t[f"{PREFIX}{n}.randlora_lambda"] = torch.randn(r, N, generator=g)
             t[f"{PREFIX}{n}.randlora_gamma"] = torch.randn(N, min(fi, fo), generator=g) * 0.1
+    for n in linear_names():
+        if is_target(cfg, n):
+            t[f"{PREFIX}{n}.randlora_A"] = t["base_model.randlora_A"]
+            t[f"{PREFIX}{n}.randlora_B"] = t["base_model.randlora_B"]
     return {k: v.to(torch.float32).to(torch.float64) for k, v in t.items()}
 
 
@@ -270,6 +276,8 @@ def check(adapter_dir, out, regen=False):
     expected = {f"{PREFIX}{n}.{k}" for n in linear_names() if is_target(cfg, n) for k in keys}
     if cfg.get("save_projection"):
         expected |= {f"base_model.{name}_A", f"base_model.{name}_B"}
+        if name == "randlora":
+            expected |= {f"{PREFIX}{n}.randlora_{k}" for n in linear_names() if is_target(cfg, n) for k in "AB"}
     ids, mask = inputs()
     res = {"missing": sorted(expected - set(t)), "unexpected": sorted(set(t) - expected)}
     if regen and name in PROJECTIONS:

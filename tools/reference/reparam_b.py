@@ -6,7 +6,23 @@ y = W0·x + b + adapter(x) and the gradients of L = Σ y ⊙ R with respect to t
 method's trainable parameters.
 
 Writes test/fixtures/reparam_b.json. Run: /usr/bin/python3 tools/reference/reparam_b.py
-Equations: ../shared/docs/METHODS.md and each method's src/adapters/<name>/config.ts.
+
+Where each equation comes from (not from lorakit's source):
+  Hydra     METHODS.md: h = W0x + B_p·A_p·x + B_s·A_s·(W0x)  (W0x without the bias)
+  SLTrain   METHODS.md: W = s·B·A + S, S on a fixed random support of density δ, s = α/r
+  FourierFT PEFT 0.20 tuners/fourierft/layer.py get_delta_weight and set_indices:
+            ΔW = scaling·Re(ifft2(dense spectrum)), locations torch.randperm(out·in,
+            generator=Generator().manual_seed(random_loc_seed))[:n], (f // in, f % in)
+  SMoRA     METHODS.md: ΔWx = s·Σ_{i∈TopK} g_i(x)·b_i·a_iᵀx, a selection-only bias β
+  LaMDA     METHODS.md: y = W0x + s·B·S·A·x, A = V_rᵀ of W0 (torch.linalg.svd here)
+  LoCA      METHODS.md: ΔW = α·C_mᵀ·S·C_n (2-D inverse DCT; orthonormal DCT-II matrices
+            built here), and the location step's table Ĝ = C_m·(∂L/∂ΔW)·C_nᵀ
+What METHODS.md leaves open is lorakit's documented choice, named where used: SMoRA's gate
+normalization (marked *unverified* there: g = k·softmax over the selected ranks, s = α/k),
+LaMDA's singular-vector signs (the largest-|.| entry of each row of A positive), and
+SLTrain's seeded support, which is lorakit's own stream (the official code draws the
+pattern with torch's RNG): it is rebuilt below from that stream's specification, so the
+test checks lorakit's support against a second implementation, not against an outside one.
 """
 import json
 import math
@@ -20,7 +36,8 @@ IN, OUT, N = 12, 10, 4
 M32 = 0xFFFFFFFF
 
 
-# --- the seeded support generator of src/adapters/sltrain/support.ts ---------
+# --- SLTrain's seeded support: lorakit's own stream (FNV-1a of "sltrain:<module>" mixed with the
+# seed, mulberry32, a partial Fisher-Yates shuffle, sorted), a second implementation of its spec ---
 def imul(a, b):
     return (a * b) & M32
 
@@ -152,8 +169,8 @@ run(
     {"support": flat},
 )
 
-# SMoRA: rank-wise top-k routing; gates = k·softmax over the selected ranks;
-# selection on router logits + β (β only selects).
+# SMoRA (METHODS.md): rank-wise top-k routing; selection on router logits + β (β only selects).
+# lorakit's choice where METHODS.md is unverified: gates = k·softmax over the selected ranks, s = α/k.
 R_, K_, alpha_s = 6, 2, 4.0
 beta = torch.randn(R_) * 0.5
 
@@ -180,7 +197,7 @@ run(
     {"feeds": {"smora_bias." + SITE: {"shape": [R_], "data": t(beta)}}},
 )
 
-# LaMDA: y = W0x + s·B·S·A·x, A = V_rᵀ of W0 (signs canonical: largest-|.| entry of each row positive)
+# LaMDA (METHODS.md): y = W0x + s·B·S·A·x, A = V_rᵀ of W0; lorakit's sign choice: the largest-|.| entry of each row positive
 r_l, alpha_l = 3, 6.0
 _, _, Vh = torch.linalg.svd(W, full_matrices=False)
 A_l = Vh[:r_l].clone()

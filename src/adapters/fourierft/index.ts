@@ -8,6 +8,7 @@ import type { Graph, Value } from '../../graph/ir.ts';
 import type { AdapterMethod } from '../types.ts';
 import { torchRandperm } from '../../util/torch_rng.ts';
 import { memo } from '../bases.ts';
+import { PEFT_PREFIX } from '../inject.ts';
 import { capFrequencies, FourierFTConfig, fourierftConfigSchema, ifftFactor, moduleConfig } from './config.ts';
 
 export const FOURIERFT_KEY = 'fourierft_spectrum';
@@ -45,11 +46,40 @@ export const fourierft: AdapterMethod<FourierFTConfig> = {
   schema: fourierftConfigSchema,
   // PEFT's FOURIERFT. n_frequency_pattern is a field of the config itself: moduleConfig applies it with
   // PEFT's FourierFT rule (`.*\.key$`, else the module's own name), not LoRA's get_pattern_key.
+  // ifft2_norm is lorakit's, not PEFT's (PEFT always uses ifft2's default 'backward'): see peftForm.
   peft: {
     peftType: 'FOURIERFT',
     onlyBias: 'fourier_only',
     moduleKeys: [FOURIERFT_KEY],
-    fieldsOf: (c) => ({ ...c, fan_in_fan_out: false }),
+    fieldsOf: (c) => {
+      const { ifft2_norm: _norm, ...rest } = c;
+      return { ...rest, fan_in_fan_out: false };
+    },
+    peftForm: {
+      // ΔW = scaling·f(norm)·Re(Σ c_k e^{…}) is PEFT's (backward, f = 1/(mn)) with c_k·f(norm)/f(backward) per module.
+      save({ sites, configFor, tensors }) {
+        const norm = configFor(sites[0]).ifft2_norm;
+        if (norm === 'backward') return undefined;
+        for (const site of sites) {
+          const m = site.outFeatures, n = site.inFeatures;
+          const key = `${PEFT_PREFIX}${site.name}.${FOURIERFT_KEY}`;
+          const k = ifftFactor(norm, m, n) / ifftFactor('backward', m, n);
+          tensors[key] = { shape: tensors[key].shape, data: tensors[key].data.map((x) => x * k) };
+        }
+        return { ifft2_norm: norm };
+      },
+      restore: (config, lorakit) => (lorakit.ifft2_norm && lorakit.ifft2_norm !== 'backward' ? fourierftConfigSchema.parse({ ...config, ifft2_norm: lorakit.ifft2_norm }) : config),
+      load({ sites, configFor, tensors }) {
+        for (const site of sites) {
+          const norm = configFor(site).ifft2_norm;
+          const key = `${PEFT_PREFIX}${site.name}.${FOURIERFT_KEY}`;
+          const t = tensors.get(key);
+          if (norm === 'backward' || !t) continue;
+          const k = ifftFactor('backward', site.outFeatures, site.inFeatures) / ifftFactor(norm, site.outFeatures, site.inFeatures);
+          tensors.set(key, { shape: t.shape, data: t.data.map((x) => x * k) });
+        }
+      },
+    },
   },
 
   planConfig(config, targets) {

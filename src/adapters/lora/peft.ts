@@ -14,9 +14,10 @@ import { LoraConfig, loraConfigSchema } from './config.ts';
 
 const stringsOrRegex = z.union([z.string(), z.array(z.string())]);
 
-/** PEFT's LoraConfig, inherited PeftConfig fields included, with PEFT's defaults. */
+/** PEFT's LoraConfig (0.20), inherited PeftConfig fields included, with PEFT's defaults; what PEFT's to_dict writes (no runtime_config). */
 export const peftLoraConfigSchema = z.object({
   peft_type: z.string().default('LORA'),
+  peft_version: z.string().nullable().default(null),
   task_type: z.string().nullable().default(null),
   base_model_name_or_path: z.string().nullable().default(null),
   revision: z.string().nullable().default(null),
@@ -42,14 +43,50 @@ export const peftLoraConfigSchema = z.object({
   loftq_config: z.unknown().default({}),
   eva_config: z.unknown().nullable().default(null),
   corda_config: z.unknown().nullable().default(null),
+  lora_ga_config: z.unknown().nullable().default(null),
   use_dora: z.boolean().default(false),
+  velora_config: z.unknown().nullable().default(null),
+  alora_invocation_tokens: z.array(z.number().int()).nullable().default(null),
   use_qalora: z.boolean().default(false),
   qalora_group_size: z.number().default(16),
+  monteclora_config: z.unknown().nullable().default(null),
   layer_replication: z.unknown().nullable().default(null),
-  runtime_config: z.unknown().default({ ephemeral_gpu_offload: false }),
   lora_bias: z.boolean().default(false),
   target_parameters: z.unknown().nullable().default(null),
+  use_bdlora: z.unknown().nullable().default(null),
+  arrow_config: z.unknown().nullable().default(null),
+  ensure_weight_tying: z.boolean().default(false),
 });
+
+/**
+ * LoraConfig fields that change what the adapter computes and that lorakit
+ * does not implement, with what they are (PEFT 0.20's docs): a file that sets
+ * one (not null / false) is refused naming it, never read as a plain LoRA.
+ * `ensure_weight_tying` is checked on load, where the model is known (it only
+ * matters for a tied embedding or head: src/peft/adapter_files.ts). Not here:
+ * use_qalora and megatron_config, which PEFT applies only to GPTQ and Megatron
+ * layers (plain linear layers ignore them).
+ */
+const UNSUPPORTED_VARIANTS: Record<string, string> = {
+  use_bdlora: 'BD-LoRA (block-diagonal A or B)',
+  arrow_config: 'Arrow routing among several LoRA experts',
+  alora_invocation_tokens: 'Activated LoRA (aLoRA: the adapter acts only from the invocation tokens on)',
+  monteclora_config: 'MonteCLoRA (variational Monte Carlo sampling on the LoRA factors)',
+  velora_config: "VeLoRA (a compressed backward pass for lora_A; its forward is plain LoRA: set velora_config to null to use the adapter as one)",
+  lora_bias: 'a trainable bias on lora_B (lora_B.bias)',
+  layer_replication: 'layer replication (a deeper model built from repeated layers)',
+  trainable_token_indices: 'trainable tokens (updated rows of the embedding table)',
+  target_parameters: 'LoRA on nn.Parameters (target_parameters)',
+};
+
+/** Throws naming the first field of UNSUPPORTED_VARIANTS that `fields` sets. */
+export function refuseUnsupportedVariants(fields: Record<string, unknown>): void {
+  for (const [k, what] of Object.entries(UNSUPPORTED_VARIANTS)) {
+    const v = fields[k];
+    if (v === undefined || v === null || v === false) continue;
+    throw new Error(`${k} = ${JSON.stringify(v)}: lorakit does not implement ${what}; it would not compute what PEFT computes with this file`);
+  }
+}
 
 export type PeftLoraConfig = z.infer<typeof peftLoraConfigSchema>;
 
@@ -107,7 +144,10 @@ export function loraPeft(opts: { useDora: boolean; extraKeys?: string[] }): Peft
     ...(opts.useDora && { selectedBy: (f: Record<string, unknown>) => f.use_dora === true }),
     onlyBias: 'lora_only',
     fields: peftLoraConfigSchema,
-    configOf: (fields) => loraConfigSchema.parse(fields),
+    configOf: (fields) => {
+      refuseUnsupportedVariants(fields);
+      return loraConfigSchema.parse(fields);
+    },
     fieldsOf: (c, kept) =>
       makePeftConfig({
         ...kept,

@@ -94,6 +94,7 @@ export const randlora: AdapterMethod<RandloraConfig, ProjectionState> = {
     shared: {
       names: ['randlora_A', 'randlora_B'],
       flag: 'save_projection',
+      perModule: true,
       load(state, c, t, sites) {
         const A = t['randlora_A'], B = t['randlora_B'];
         const dims = sites.map((s) => randloraDims(s, c));
