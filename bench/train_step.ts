@@ -1,13 +1,20 @@
 // Training-step benchmark: lorakit vs the PyTorch peer, in one command.
 //
 //   npm run bench -- --config small|base|all --threads 2 --steps 10 --warmup 2
+//   npm run bench -- --smoke      (a 1-layer width-32 model, 2 steps: seconds; the test suite runs it)
 //
 // One step = one onnxruntime run that returns the loss and every trainable
 // gradient (LoRA A/B on query and value, the classifier head), then AdamW in
-// TypeScript. The peer (../shared/bench/peer_torch.py, resolved from the repo
-// root) runs the same model, shapes and update in PyTorch with the same thread
+// TypeScript. The peer (bench/peer_torch.py, a copy of
+// ../shared/bench/peer_torch.py that also reports memory) runs the same model, shapes and update in PyTorch with the same thread
 // count. Both medians, and torch_ms / lorakit_ms (> 1: lorakit is faster), are
 // printed and appended as JSON lines to bench/results/.
+//
+// Also printed, from the same run: the roofline (the step's MatMul/Gemm FLOPs
+// counted from the graph, the same products timed alone in onnxruntime, and
+// the step's fraction of that GEMM limit: bench/roofline.ts) and memory (peak
+// RSS of each side; lorakit's planned activations kept for backward, from the
+// graph's shapes, beside the bytes PyTorch's autograd saves).
 //
 // Extra flags: --profile (onnxruntime per-node profile, summarized by op type),
 // --no-peer (lorakit only), --peer-only, --dump <path> (write the ONNX model),
@@ -27,15 +34,17 @@ import { AdamW } from '../src/optim/adamw.ts';
 import { buildClassifierGraph, initHead } from '../src/train/classifier.ts';
 import { Rng } from '../src/util/rng.ts';
 import { BENCH_CONFIGS, BertLike, bertLikeConfig } from './bert_like.ts';
+import { savedActivations } from '../src/graph/cost.ts';
+import { gemmLimit, rooflineLines, type GemmLimit } from './roofline.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
-const PEER = path.resolve(repoRoot, '../shared/bench/peer_torch.py');
+const PEER = path.join(here, 'peer_torch.py');
 const PYTHON = '/usr/bin/python3';
 const RANK = 8, ALPHA = 16, CLASSES = 2, VOCAB = 30522, LR = 1e-4;
 
 interface Args {
-  configs: ('small' | 'base')[];
+  configs: ('tiny' | 'small' | 'base')[];
   threads: number;
   steps: number;
   warmup: number;
@@ -69,13 +78,14 @@ function parseArgs(argv: string[]): Args {
     } else if (k === '--threads') a.threads = Math.max(1, int());
     else if (k === '--steps') a.steps = Math.max(1, int());
     else if (k === '--warmup') a.warmup = int();
+    else if (k === '--smoke') Object.assign(a, { configs: ['tiny'], steps: 2, warmup: 1 });
     else if (k === '--profile') a.profile = true;
     else if (k === '--no-peer') a.peer = false;
     else if (k === '--peer-only') a.lorakit = false;
     else if (k === '--dump') a.dump = val();
     else if (k === '--spin-us') a.spinUs = int();
     else if (k === '--help' || k === '-h') {
-      console.log('usage: npm run bench -- [--config small|base|all] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx] [--spin-us N]');
+      console.log('usage: npm run bench -- [--config small|base|all] [--smoke] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx] [--spin-us N]');
       process.exit(0);
     } else throw new Error(`unknown argument '${k}' (try --help)`);
   }
@@ -92,6 +102,11 @@ interface LorakitResult {
   loss_first: number;
   loss_last: number;
   profile?: ProfileRow[];
+  /** process.resourceUsage().maxRSS after the timed steps (before the roofline runs), bytes. */
+  peak_rss_bytes: number;
+  activation_bytes: number;
+  activation_tensors: number;
+  gemm: GemmLimit;
 }
 
 interface ProfileRow {
@@ -101,7 +116,7 @@ interface ProfileRow {
   calls: number;
 }
 
-async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitResult> {
+async function benchLorakit(name: 'tiny' | 'small' | 'base', a: Args): Promise<LorakitResult> {
   const shape = BENCH_CONFIGS[name];
   const t0 = performance.now();
   const model = BertLike.random(bertLikeConfig({ ...shape, maxPositions: shape.seq, vocab: VOCAB }), 0);
@@ -151,12 +166,16 @@ async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitRes
     await step();
     times.push(performance.now() - s);
   }
+  const peakRss = process.resourceUsage().maxRSS * 1024;
   let profile: ProfileRow[] | undefined;
   if (profilePrefix) {
     compiled.endProfiling();
     profile = summarizeProfile(profilePrefix, a.steps);
   }
   await compiled.release();
+  const dims = { B, T };
+  const saved = savedActivations(graph, dims);
+  const gemm = await gemmLimit(graph, dims, { threads: a.threads, spinMicros: a.spinUs });
   let nParams = 0;
   for (const v of params.values()) nParams += v.length;
   return {
@@ -167,6 +186,10 @@ async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitRes
     loss_first: losses[0],
     loss_last: losses[losses.length - 1],
     profile,
+    peak_rss_bytes: peakRss,
+    activation_bytes: saved.bytes,
+    activation_tensors: saved.count,
+    gemm,
   };
 }
 
@@ -197,12 +220,20 @@ function summarizeProfile(prefix: string, runs: number): ProfileRow[] {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+
+function memoryLine(lk: LorakitResult, peer: PeerResult | null): string {
+  return `memory: lorakit peak RSS ${mib(lk.peak_rss_bytes)} MiB, activations kept for backward (planned, from the graph) ${mib(lk.activation_bytes)} MiB in ${lk.activation_tensors} tensors` +
+    (peer ? `; torch peak RSS ${mib(peer.peak_rss_bytes)} MiB, saved for backward by autograd ${mib(peer.saved_bytes)} MiB` : '');
+}
 
 interface PeerResult {
   ms_per_step: number;
   openblas_core: string;
   torch: string;
   trainable_params: number;
+  peak_rss_bytes: number;
+  saved_bytes: number;
 }
 
 function hasTorch(): string | null {
@@ -213,7 +244,7 @@ function hasTorch(): string | null {
   return null;
 }
 
-function benchPeer(name: 'small' | 'base', a: Args): PeerResult {
+function benchPeer(name: 'tiny' | 'small' | 'base', a: Args): PeerResult {
   const s = BENCH_CONFIGS[name];
   const args = [PEER, '--layers', s.layers, '--hidden', s.hidden, '--heads', s.heads, '--ffn', s.ffn, '--seq', s.seq, '--batch', s.batch,
     '--rank', RANK, '--alpha', ALPHA, '--vocab', VOCAB, '--classes', CLASSES, '--steps', a.steps, '--warmup', a.warmup, '--threads', a.threads].map(String);
@@ -228,9 +259,10 @@ function benchPeer(name: 'small' | 'base', a: Args): PeerResult {
 async function main() {
   const a = parseArgs(process.argv.slice(2));
   const noPeer = a.peer ? hasTorch() : 'disabled by --no-peer';
-  if (noPeer && a.peer) console.log(`PyTorch peer skipped: ${noPeer}`);
+  if (noPeer && a.peer) console.log(`PyTorch peer skipped: ${noPeer}; to add it: apt-get install python3-torch libopenblas0-pthread (Debian), then rerun`);
   const resultsDir = path.join(here, 'results');
-  mkdirSync(resultsDir, { recursive: true });
+  const smoke = a.configs.length === 1 && a.configs[0] === 'tiny'; // smoke runs leave no results behind
+  if (!smoke) mkdirSync(resultsDir, { recursive: true });
   const resultsFile = path.join(resultsDir, `train_step-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
   const when = new Date().toISOString();
   const rows: string[] = [];
@@ -253,6 +285,10 @@ async function main() {
     if (peer) console.log(`torch ${peer.torch} (OpenBLAS kernel ${peer.openblas_core}): ${peer.ms_per_step} ms/step (median, ${peer.trainable_params} trainable)`);
     const ratio = lk && peer ? round2(peer.ms_per_step / lk.ms_per_step) : null;
     if (ratio !== null) console.log(`ratio torch_ms / lorakit_ms = ${ratio.toFixed(2)} (${ratio >= 1 ? 'lorakit faster' : 'torch faster'})`);
+    if (lk) {
+      for (const l of rooflineLines(lk.gemm, lk.ms_per_step, peer?.ms_per_step ?? null, a.threads)) console.log(l);
+      console.log(memoryLine(lk, peer));
+    }
     const rec = {
       bench: 'train_step', config: name, when, threads: a.threads, steps: a.steps, warmup: a.warmup, ...s, rank: RANK, alpha: ALPHA, vocab: VOCAB,
       lorakit_ms: lk?.ms_per_step ?? null, torch_ms: peer?.ms_per_step ?? null, ratio,
@@ -260,12 +296,17 @@ async function main() {
       trainable_params: lk?.trainable_params ?? peer?.trainable_params ?? null,
       loadavg: [loadBefore, loadMid, loadAfter].map(round2), cpus: os.cpus().length, node: process.version,
       profile: lk?.profile?.slice(0, 15),
+      step_gflop: lk ? round2(lk.gemm.flops / 1e9) : null, gemm_limit_ms: lk ? round2(lk.gemm.ms) : null, gemm_gflops: lk ? round2(lk.gemm.gflops) : null,
+      gemm_fraction: lk ? round2(lk.gemm.ms / lk.ms_per_step) : null, torch_gemm_fraction: lk && peer ? round2(lk.gemm.ms / peer.ms_per_step) : null,
+      lorakit_peak_rss_bytes: lk?.peak_rss_bytes ?? null, lorakit_activation_bytes: lk?.activation_bytes ?? null,
+      torch_peak_rss_bytes: peer?.peak_rss_bytes ?? null, torch_saved_bytes: peer?.saved_bytes ?? null,
     };
-    appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
-    rows.push(`| ${name} | ${lk?.ms_per_step ?? '—'} | ${peer?.ms_per_step ?? '—'} | ${ratio ?? '—'} |`);
+    if (!smoke) appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
+    const frac = lk ? `${(100 * lk.gemm.ms / lk.ms_per_step).toFixed(1)}%` : '—';
+    rows.push(`| ${name} | ${lk?.ms_per_step ?? '—'} | ${peer?.ms_per_step ?? '—'} | ${ratio ?? '—'} | ${frac} | ${lk ? mib(lk.peak_rss_bytes) : '—'} | ${peer ? mib(peer.peak_rss_bytes) : '—'} |`);
   }
-  console.log(`\n| config | lorakit ms/step | torch ms/step | torch/lorakit |\n|---|---|---|---|\n${rows.join('\n')}`);
-  console.log(`\nresults: ${path.relative(repoRoot, resultsFile)}`);
+  console.log(`\n| config | lorakit ms/step | torch ms/step | torch/lorakit | lorakit fraction of GEMM limit | lorakit peak RSS MiB | torch peak RSS MiB |\n|---|---|---|---|---|---|---|\n${rows.join('\n')}`);
+  if (!smoke) console.log(`\nresults: ${path.relative(repoRoot, resultsFile)}`);
 }
 
 main().catch((e) => {
