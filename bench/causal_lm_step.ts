@@ -27,7 +27,7 @@ import { buildCausalLmGraph, causalLmFeeds, CausalLmBatch } from '../src/train/t
 import { IGNORE_INDEX } from '../src/models/types.ts';
 import { LLAMA_100M, LLAMA_SMOKE, llama100m } from './llama_like.ts';
 import { savedActivations } from '../src/graph/cost.ts';
-import { gemmLimit, rooflineLines } from './roofline.ts';
+import { GemmLimitProbe, rooflineLines } from './roofline.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: v } = parseArgs({
@@ -58,27 +58,36 @@ for (let i = 0; i < B * T; i++) {
   labels[i] = i % T < T / 4 ? BigInt(IGNORE_INDEX) : ids[i];
 }
 const batch: CausalLmBatch = { B, T, ids, mask: new Float32Array(B * T).fill(1), labels };
+const rssBuilt = process.memoryUsage().rss;
 const t0 = performance.now();
 const { graph } = buildCausalLmGraph(model, adapters, 'train');
 const cg = await CompiledGraph.compile(graph, { threads });
 console.log(`compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+const rssCompiled = process.memoryUsage().rss;
 const opt = new AdamW(adapters.params, { lr: 1e-4 });
 const times: number[] = [];
-let loss = NaN;
+let loss = NaN, peakRss = 0, probe: GemmLimitProbe | null = null;
 for (let i = 0; i < warmup + steps; i++) {
   const t = performance.now();
   const out = await cg.run(causalLmFeeds(batch, adapters));
   const grads = new Map([...adapters.params.keys()].map((k) => [k, out[`grad.${k}`].data as Float32Array]));
   opt.step(grads);
   loss = Number(out.loss.data[0]);
-  if (i >= warmup) times.push(performance.now() - t);
+  if (i < warmup) continue;
+  times.push(performance.now() - t);
+  // Peak RSS once a step has run, before the GEMM probe adds its own; the probe runs between steps (same load).
+  if (!probe) {
+    peakRss = process.resourceUsage().maxRSS * 1024;
+    probe = await GemmLimitProbe.create(graph, { B, T }, { threads });
+  }
+  await probe.measure();
 }
-const peakRss = process.resourceUsage().maxRSS * 1024; // before the roofline runs
+const gemm = probe!.result();
+await probe!.release();
 await cg.release();
 const ours = median(times);
 console.log(`lorakit: ${ours.toFixed(1)} ms/step (median of ${steps}; ${times.map((x) => x.toFixed(0)).join(', ')}), loss ${loss.toFixed(3)}`);
 const saved = savedActivations(graph, { B, T });
-const gemm = await gemmLimit(graph, { B, T }, { threads });
 
 let peer: any = null;
 const noTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
@@ -97,7 +106,7 @@ else {
   }
 }
 for (const l of rooflineLines(gemm, ours, peer?.ms_per_step ?? null, threads)) console.log(l);
-console.log(`memory: lorakit peak RSS ${mib(peakRss)} MiB, activations kept for backward (planned, from the graph) ${mib(saved.bytes)} MiB in ${saved.count} tensors` +
+console.log(`memory: lorakit peak RSS ${mib(peakRss)} MiB (resident ${mib(rssBuilt)} MiB with the model built, ${mib(rssCompiled)} MiB compiled), activations kept for backward (planned, from the graph) ${mib(saved.bytes)} MiB in ${saved.count} tensors` +
   (peer ? `; torch peak RSS ${mib(peer.peak_rss_bytes)} MiB, saved for backward by autograd ${mib(peer.saved_bytes)} MiB` : ''));
 if (!v.smoke) mkdirSync(path.join(here, 'results'), { recursive: true });
 if (!v.smoke) appendFileSync(
@@ -105,6 +114,6 @@ if (!v.smoke) appendFileSync(
   JSON.stringify({
     threads, batch: B, seq: T, layers, dims, frozen, trainable: adapters.trainableCount(), lorakit_ms: ours, torch_ms: peer?.ms_per_step ?? null, ratio: peer ? peer.ms_per_step / ours : null,
     step_gflop: gemm.flops / 1e9, gemm_limit_ms: gemm.ms, gemm_gflops: gemm.gflops, gemm_fraction: gemm.ms / ours, torch_gemm_fraction: peer ? gemm.ms / peer.ms_per_step : null,
-    lorakit_peak_rss_bytes: peakRss, lorakit_activation_bytes: saved.bytes, torch_peak_rss_bytes: peer?.peak_rss_bytes ?? null, torch_saved_bytes: peer?.saved_bytes ?? null, loadavg: os.loadavg()[0],
+    lorakit_peak_rss_bytes: peakRss, lorakit_rss_built_bytes: rssBuilt, lorakit_rss_compiled_bytes: rssCompiled, lorakit_activation_bytes: saved.bytes, torch_peak_rss_bytes: peer?.peak_rss_bytes ?? null, torch_saved_bytes: peer?.saved_bytes ?? null, loadavg: os.loadavg()[0],
   }) + '\n',
 );

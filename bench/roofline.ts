@@ -1,8 +1,8 @@
 // The GEMM limit of a training step, measured on this machine in the same
 // process: every MatMul / Gemm of the step's graph (shapes, transposes and
 // which operand is a frozen initializer, as onnxruntime prepacks those) is run
-// alone in onnxruntime with the step's thread count; the limit is the time
-// those products take by themselves. The step's FLOPs come from the graph
+// alone in onnxruntime with the step's thread count, interleaved with the
+// timed steps; the limit is the time those products take by themselves. The step's FLOPs come from the graph
 // (src/graph/cost.ts). fraction of the GEMM limit = limit time / step time
 // = (step FLOPs / GEMM throughput) / step time.
 
@@ -33,21 +33,14 @@ function fill(n: number, seed: number): Float32Array {
   return out;
 }
 
-async function timeGraph(g: Graph, feeds: Record<string, HostTensor>, threads: number, spinMicros: number | undefined, minMs: number): Promise<number> {
-  const cg = await CompiledGraph.compile(g, { threads, spinMicros });
-  try {
-    await cg.run(feeds, ['y']); // warm-up (allocations, prepacking)
-    const times: number[] = [];
-    const t0 = performance.now();
-    while (times.length < 3 || performance.now() - t0 < minMs) {
-      const t = performance.now();
-      await cg.run(feeds, ['y']);
-      times.push(performance.now() - t);
-    }
-    return median(times);
-  } finally {
-    await cg.release();
+async function timeRuns(cg: CompiledGraph, feeds: Record<string, HostTensor>, runs: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await cg.run(feeds, ['y']);
+    times.push(performance.now() - t);
   }
+  return median(times);
 }
 
 function productGraph(p: MatrixProduct): { g: Graph; feeds: Record<string, HostTensor> } {
@@ -64,28 +57,73 @@ function productGraph(p: MatrixProduct): { g: Graph; feeds: Record<string, HostT
   return { g, feeds };
 }
 
-/** Times every distinct product shape of `g` (bound by `dims`) and sums count × time. */
-export async function gemmLimit(g: Graph, dims: DimBinding, opts: { threads: number; spinMicros?: number; minMs?: number }): Promise<GemmLimit> {
-  const products = matrixProducts(g, dims);
-  const byKey = new Map<string, { p: MatrixProduct; count: number }>();
-  for (const p of products) {
-    const key = `${p.op}${p.transA ? 'ᵀ' : ''}${p.transB ? '·ᵀ' : ''} [${p.a}]${p.aConst ? '(w)' : ''}·[${p.b}]${p.bConst ? '(w)' : ''}`;
-    const c = byKey.get(key);
-    if (c) c.count++;
-    else byKey.set(key, { p, count: 1 });
+/**
+ * The step's products, compiled one session per distinct shape (warmed up:
+ * allocations, prepacking). `measure()` runs each once and returns the time of
+ * the whole set (count × time per shape, run overhead taken off): call it
+ * between timed steps, so that the machine's load hits both alike.
+ */
+export class GemmLimitProbe {
+  private samples: number[][] = [];
+  private constructor(
+    readonly flops: number,
+    readonly products: number,
+    private readonly shapes: { key: string; count: number; flops: number; cg: CompiledGraph; feeds: Record<string, HostTensor> }[],
+    private readonly overheadMs: number,
+  ) {
+    this.samples = shapes.map(() => []);
   }
-  // The cost of one run around a product (feeds, output copy), taken off every class.
-  const tiny = productGraph({ op: 'MatMul', a: [1, 1], b: [1, 1], transA: false, transB: false, aConst: false, bConst: false, batch: 1, m: 1, k: 1, n: 1, flops: 2 });
-  const overhead = await timeGraph(tiny.g, tiny.feeds, opts.threads, opts.spinMicros, 20);
-  const classes: GemmClass[] = [];
-  for (const [key, { p, count }] of byKey) {
-    const { g: pg, feeds } = productGraph(p);
-    const ms = Math.max(0, (await timeGraph(pg, feeds, opts.threads, opts.spinMicros, opts.minMs ?? 30)) - overhead);
-    classes.push({ key, count, flops: p.flops * count, ms: ms * count, gflops: ms > 0 ? p.flops / ms / 1e6 : Infinity });
+
+  static async create(g: Graph, dims: DimBinding, opts: { threads: number; spinMicros?: number }): Promise<GemmLimitProbe> {
+    const products = matrixProducts(g, dims);
+    const byKey = new Map<string, { p: MatrixProduct; count: number }>();
+    for (const p of products) {
+      const key = `${p.op}${p.transA ? 'ᵀ' : ''}${p.transB ? '·ᵀ' : ''} [${p.a}]${p.aConst ? '(w)' : ''}·[${p.b}]${p.bConst ? '(w)' : ''}`;
+      const c = byKey.get(key);
+      if (c) c.count++;
+      else byKey.set(key, { p, count: 1 });
+    }
+    const compile = async (p: MatrixProduct) => {
+      const { g: pg, feeds } = productGraph(p);
+      const cg = await CompiledGraph.compile(pg, { threads: opts.threads, spinMicros: opts.spinMicros });
+      await cg.run(feeds, ['y']); // warm-up
+      return { cg, feeds };
+    };
+    // The cost of one run around a product (feeds, output tensor), taken off every shape's time.
+    const tiny = await compile({ op: 'MatMul', a: [1, 1], b: [1, 1], transA: false, transB: false, aConst: false, bConst: false, batch: 1, m: 1, k: 1, n: 1, flops: 2 });
+    const overheadMs = await timeRuns(tiny.cg, tiny.feeds, 21);
+    await tiny.cg.release();
+    const shapes = [];
+    for (const [key, { p, count }] of byKey) shapes.push({ key, count, flops: p.flops, ...(await compile(p)) });
+    return new GemmLimitProbe(products.reduce((s, p) => s + p.flops, 0), products.length, shapes, overheadMs);
   }
-  classes.sort((x, y) => y.ms - x.ms);
-  const flops = classes.reduce((s, c) => s + c.flops, 0), ms = classes.reduce((s, c) => s + c.ms, 0);
-  return { flops, ms, gflops: flops / ms / 1e6, products: products.length, classes };
+
+  /** One pass over every shape (median of 3 runs each); the GEMM-limit time of one step (ms). */
+  async measure(): Promise<number> {
+    let total = 0;
+    for (let i = 0; i < this.shapes.length; i++) {
+      const s = this.shapes[i];
+      const ms = Math.max(0, (await timeRuns(s.cg, s.feeds, 3)) - this.overheadMs); // median of 3: one preemption must not count
+      this.samples[i].push(ms);
+      total += ms * s.count;
+    }
+    return total;
+  }
+
+  /** Medians per shape over every measure() so far. */
+  result(): GemmLimit {
+    const classes: GemmClass[] = this.shapes.map((s, i) => {
+      const ms = median(this.samples[i]);
+      return { key: s.key, count: s.count, flops: s.flops * s.count, ms: ms * s.count, gflops: ms > 0 ? s.flops / ms / 1e6 : Infinity };
+    });
+    classes.sort((x, y) => y.ms - x.ms);
+    const ms = classes.reduce((t, c) => t + c.ms, 0);
+    return { flops: this.flops, ms, gflops: this.flops / ms / 1e6, products: this.products, classes };
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.shapes) await s.cg.release();
+  }
 }
 
 /** The report lines (the fraction line is what the smoke test looks for). */

@@ -35,7 +35,7 @@ import { buildClassifierGraph, initHead } from '../src/train/classifier.ts';
 import { Rng } from '../src/util/rng.ts';
 import { BENCH_CONFIGS, BertLike, bertLikeConfig } from './bert_like.ts';
 import { savedActivations } from '../src/graph/cost.ts';
-import { gemmLimit, rooflineLines, type GemmLimit } from './roofline.ts';
+import { GemmLimitProbe, rooflineLines, type GemmLimit } from './roofline.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -104,6 +104,9 @@ interface LorakitResult {
   profile?: ProfileRow[];
   /** process.resourceUsage().maxRSS after the timed steps (before the roofline runs), bytes. */
   peak_rss_bytes: number;
+  /** Resident memory (now, not peak) with the graph built (weights in JS) and after compiling (onnxruntime's copy too). */
+  rss_built_bytes: number;
+  rss_compiled_bytes: number;
   activation_bytes: number;
   activation_tensors: number;
   gemm: GemmLimit;
@@ -125,9 +128,11 @@ async function benchLorakit(name: 'tiny' | 'small' | 'base', a: Args): Promise<L
   const head = initHead(shape.hidden, CLASSES, 0);
   const { graph, trainable } = buildClassifierGraph(model, adapters, head, CLASSES, 'train');
   const t1 = performance.now();
+  const rssBuilt = process.memoryUsage().rss;
   const profilePrefix = a.profile ? path.join(os.tmpdir(), `lorakit-profile-${name}-${process.pid}`) : undefined;
   const compiled = await CompiledGraph.compile(graph, { threads: a.threads, dumpPath: a.dump, profilePrefix, spinMicros: a.spinUs });
   const t2 = performance.now();
+  const rssCompiled = process.memoryUsage().rss;
 
   // Live parameter values: the adapter's and the head's Float32Arrays, updated in place by AdamW.
   const params = new Map<string, Float32Array>();
@@ -160,22 +165,29 @@ async function benchLorakit(name: 'tiny' | 'small' | 'base', a: Args): Promise<L
     losses.push((out.loss.data as Float32Array)[0]);
   };
   for (let i = 0; i < a.warmup; i++) await step();
+  const dims = { B, T };
   const times: number[] = [];
+  let peakRss = 0, probe: GemmLimitProbe | null = null;
   for (let i = 0; i < a.steps; i++) {
     const s = performance.now();
     await step();
     times.push(performance.now() - s);
+    // Peak RSS once a step has run (its memory is all allocated), before the GEMM probe adds its own.
+    if (!probe) {
+      peakRss = process.resourceUsage().maxRSS * 1024;
+      probe = await GemmLimitProbe.create(graph, dims, { threads: a.threads, spinMicros: a.spinUs });
+    }
+    await probe.measure(); // interleaved with the steps: load changes hit both alike
   }
-  const peakRss = process.resourceUsage().maxRSS * 1024;
+  const gemm = probe!.result();
+  await probe!.release();
   let profile: ProfileRow[] | undefined;
   if (profilePrefix) {
     compiled.endProfiling();
     profile = summarizeProfile(profilePrefix, a.steps);
   }
   await compiled.release();
-  const dims = { B, T };
   const saved = savedActivations(graph, dims);
-  const gemm = await gemmLimit(graph, dims, { threads: a.threads, spinMicros: a.spinUs });
   let nParams = 0;
   for (const v of params.values()) nParams += v.length;
   return {
@@ -187,6 +199,8 @@ async function benchLorakit(name: 'tiny' | 'small' | 'base', a: Args): Promise<L
     loss_last: losses[losses.length - 1],
     profile,
     peak_rss_bytes: peakRss,
+    rss_built_bytes: rssBuilt,
+    rss_compiled_bytes: rssCompiled,
     activation_bytes: saved.bytes,
     activation_tensors: saved.count,
     gemm,
@@ -223,7 +237,7 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
 function memoryLine(lk: LorakitResult, peer: PeerResult | null): string {
-  return `memory: lorakit peak RSS ${mib(lk.peak_rss_bytes)} MiB, activations kept for backward (planned, from the graph) ${mib(lk.activation_bytes)} MiB in ${lk.activation_tensors} tensors` +
+  return `memory: lorakit peak RSS ${mib(lk.peak_rss_bytes)} MiB (resident ${mib(lk.rss_built_bytes)} MiB with the model built, ${mib(lk.rss_compiled_bytes)} MiB compiled), activations kept for backward (planned, from the graph) ${mib(lk.activation_bytes)} MiB in ${lk.activation_tensors} tensors` +
     (peer ? `; torch peak RSS ${mib(peer.peak_rss_bytes)} MiB, saved for backward by autograd ${mib(peer.saved_bytes)} MiB` : '');
 }
 
@@ -298,7 +312,7 @@ async function main() {
       profile: lk?.profile?.slice(0, 15),
       step_gflop: lk ? round2(lk.gemm.flops / 1e9) : null, gemm_limit_ms: lk ? round2(lk.gemm.ms) : null, gemm_gflops: lk ? round2(lk.gemm.gflops) : null,
       gemm_fraction: lk ? round2(lk.gemm.ms / lk.ms_per_step) : null, torch_gemm_fraction: lk && peer ? round2(lk.gemm.ms / peer.ms_per_step) : null,
-      lorakit_peak_rss_bytes: lk?.peak_rss_bytes ?? null, lorakit_activation_bytes: lk?.activation_bytes ?? null,
+      lorakit_peak_rss_bytes: lk?.peak_rss_bytes ?? null, lorakit_rss_built_bytes: lk?.rss_built_bytes ?? null, lorakit_rss_compiled_bytes: lk?.rss_compiled_bytes ?? null, lorakit_activation_bytes: lk?.activation_bytes ?? null,
       torch_peak_rss_bytes: peer?.peak_rss_bytes ?? null, torch_saved_bytes: peer?.saved_bytes ?? null,
     };
     if (!smoke) appendFileSync(resultsFile, JSON.stringify(rec) + '\n');

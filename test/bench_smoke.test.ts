@@ -28,13 +28,13 @@ const FIGURES: Record<string, () => RegExp[]> = {
     new RegExp(`lorakit: ${num} ms/step`),
     new RegExp(`roofline: ${num} GFLOP per step in \\d+ MatMul/Gemm .* ${num} ms = ${num} GFLOP/s`),
     new RegExp(`fraction of the GEMM limit: lorakit ${num}%`),
-    new RegExp(`memory: lorakit peak RSS ${num} MiB, activations kept for backward \\(planned, from the graph\\) ${num} MiB in \\d+ tensors`),
+    new RegExp(`memory: lorakit peak RSS ${num} MiB \\(resident ${num} MiB with the model built, ${num} MiB compiled\\), activations kept for backward \\(planned, from the graph\\) ${num} MiB in \\d+ tensors`),
     ...peerLines(),
   ],
   'causal_lm_step.ts': () => [
     new RegExp(`lorakit: ${num} ms/step`),
     new RegExp(`fraction of the GEMM limit: lorakit ${num}%`),
-    new RegExp(`memory: lorakit peak RSS ${num} MiB, activations kept for backward`),
+    new RegExp(`memory: lorakit peak RSS ${num} MiB \\(resident ${num} MiB with the model built, ${num} MiB compiled\\), activations kept for backward`),
     ...peerLines(),
   ],
   'generate.ts': () => ['gpt2-tiny', 'llama-tiny', 'llama-like-64x1-random'].flatMap((m) =>
