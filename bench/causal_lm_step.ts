@@ -82,8 +82,7 @@ for (let i = 0; i < warmup + steps; i++) {
   }
   await probe.measure();
 }
-const gemm = probe!.result();
-await probe!.release();
+const gemm = await probe!.result();
 await cg.release();
 const ours = median(times);
 console.log(`lorakit: ${ours.toFixed(1)} ms/step (median of ${steps}; ${times.map((x) => x.toFixed(0)).join(', ')}), loss ${loss.toFixed(3)}`);

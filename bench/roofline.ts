@@ -1,8 +1,9 @@
 // The GEMM limit of a training step, measured on this machine in the same
 // process: every MatMul / Gemm of the step's graph (shapes, transposes and
 // which operand is a frozen initializer, as onnxruntime prepacks those) is run
-// alone in onnxruntime with the step's thread count, interleaved with the
-// timed steps; the limit is the time those products take by themselves. The step's FLOPs come from the graph
+// alone in onnxruntime with the step's thread count (kernel times from
+// onnxruntime's profiler), interleaved with the timed steps; the limit is the
+// time those products take by themselves. The step's FLOPs come from the graph
 // (src/graph/cost.ts). fraction of the GEMM limit = limit time / step time
 // = (step FLOPs / GEMM throughput) / step time.
 
@@ -11,6 +12,9 @@ import { matrixProducts } from '../src/graph/cost.ts';
 import { Graph } from '../src/graph/ir.ts';
 import * as op from '../src/graph/ops.ts';
 import { CompiledGraph, type HostTensor } from '../src/runtime/session.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 export interface GemmClass { key: string; count: number; flops: number; ms: number; gflops: number }
 
@@ -33,46 +37,23 @@ function fill(n: number, seed: number): Float32Array {
   return out;
 }
 
-async function timeRuns(cg: CompiledGraph, feeds: Record<string, HostTensor>, runs: number): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await cg.run(feeds, ['y']);
-    times.push(performance.now() - t);
-  }
-  return median(times);
-}
-
-function productGraph(p: MatrixProduct): { g: Graph; feeds: Record<string, HostTensor> } {
-  const g = new Graph('gemm');
-  const feeds: Record<string, HostTensor> = {};
-  const operand = (name: string, shape: number[], isConst: boolean, seed: number) => {
-    const data = fill(shape.reduce((x, y) => x * y, 1), seed);
-    if (isConst) return g.weight(name, data, shape);
-    feeds[name] = { data, dims: shape };
-    return g.input(name, 'float32', shape);
-  };
-  const a = operand('a', p.a, p.aConst, 1), b = operand('b', p.b, p.bConst, 2);
-  g.output('y', p.op === 'Gemm' ? op.gemm(a, b, { transA: p.transA, transB: p.transB }) : op.matmul(a, b));
-  return { g, feeds };
-}
-
 /**
- * The step's products, compiled one session per distinct shape (warmed up:
- * allocations, prepacking). `measure()` runs each once and returns the time of
- * the whole set (count × time per shape, run overhead taken off): call it
- * between timed steps, so that the machine's load hits both alike.
+ * The step's products in one onnxruntime session (one node per distinct shape,
+ * its own operands; frozen weights as initializers, as in the step), profiled:
+ * each product's time is onnxruntime's kernel time for its node, so session
+ * overhead and thread wake-ups between runs do not count against the limit.
+ * `measure()` runs the set once: call it between timed steps, so that the
+ * machine's load hits both alike. `result()` takes the median per shape.
  */
 export class GemmLimitProbe {
-  private samples: number[][] = [];
   private constructor(
     readonly flops: number,
     readonly products: number,
-    private readonly shapes: { key: string; count: number; flops: number; cg: CompiledGraph; feeds: Record<string, HostTensor> }[],
-    private readonly overheadMs: number,
-  ) {
-    this.samples = shapes.map(() => []);
-  }
+    private readonly shapes: { key: string; count: number; flops: number; node: string }[],
+    private readonly cg: CompiledGraph,
+    private readonly feeds: Record<string, HostTensor>,
+    private readonly prefix: string,
+  ) {}
 
   static async create(g: Graph, dims: DimBinding, opts: { threads: number; spinMicros?: number }): Promise<GemmLimitProbe> {
     const products = matrixProducts(g, dims);
@@ -83,46 +64,56 @@ export class GemmLimitProbe {
       if (c) c.count++;
       else byKey.set(key, { p, count: 1 });
     }
-    const compile = async (p: MatrixProduct) => {
-      const { g: pg, feeds } = productGraph(p);
-      const cg = await CompiledGraph.compile(pg, { threads: opts.threads, spinMicros: opts.spinMicros });
-      await cg.run(feeds, ['y']); // warm-up
-      return { cg, feeds };
+    const pg = new Graph('gemm-limit');
+    const feeds: Record<string, HostTensor> = {};
+    const operand = (name: string, shape: number[], isConst: boolean, seed: number) => {
+      const data = fill(shape.reduce((x, y) => x * y, 1), seed);
+      if (isConst) return pg.weight(name, data, shape);
+      feeds[name] = { data, dims: shape };
+      return pg.input(name, 'float32', shape);
     };
-    // The cost of one run around a product (feeds, output tensor), taken off every shape's time.
-    const tiny = await compile({ op: 'MatMul', a: [1, 1], b: [1, 1], transA: false, transB: false, aConst: false, bConst: false, batch: 1, m: 1, k: 1, n: 1, flops: 2 });
-    const overheadMs = await timeRuns(tiny.cg, tiny.feeds, 21);
-    await tiny.cg.release();
-    const shapes = [];
-    for (const [key, { p, count }] of byKey) shapes.push({ key, count, flops: p.flops, ...(await compile(p)) });
-    return new GemmLimitProbe(products.reduce((s, p) => s + p.flops, 0), products.length, shapes, overheadMs);
-  }
-
-  /** One pass over every shape (median of 3 runs each); the GEMM-limit time of one step (ms). */
-  async measure(): Promise<number> {
-    let total = 0;
-    for (let i = 0; i < this.shapes.length; i++) {
-      const s = this.shapes[i];
-      const ms = Math.max(0, (await timeRuns(s.cg, s.feeds, 3)) - this.overheadMs); // median of 3: one preemption must not count
-      this.samples[i].push(ms);
-      total += ms * s.count;
+    const shapes: { key: string; count: number; flops: number; node: string }[] = [];
+    for (const [key, { p, count }] of byKey) {
+      const i = shapes.length;
+      const a = operand(`a${i}`, p.a, p.aConst, 2 * i + 1), b = operand(`b${i}`, p.b, p.bConst, 2 * i + 2);
+      pg.output(`y${i}`, p.op === 'Gemm' ? op.gemm(a, b, { transA: p.transA, transB: p.transB }) : op.matmul(a, b));
+      shapes.push({ key, count, flops: p.flops, node: `${p.op}_${pg.nodes.length - 1}` }); // the emitted node name (onnx/emit.ts)
     }
-    return total;
+    const prefix = path.join(os.tmpdir(), `lorakit-gemm-limit-${process.pid}-${Date.now()}`);
+    const cg = await CompiledGraph.compile(pg, { threads: opts.threads, spinMicros: opts.spinMicros, profilePrefix: prefix });
+    await cg.run(feeds); // warm-up (allocations, prepacking); its times are dropped
+    return new GemmLimitProbe(products.reduce((t, p) => t + p.flops, 0), products.length, shapes, cg, feeds, prefix);
   }
 
-  /** Medians per shape over every measure() so far. */
-  result(): GemmLimit {
-    const classes: GemmClass[] = this.shapes.map((s, i) => {
-      const ms = median(this.samples[i]);
+  /** Runs every shape once. */
+  async measure(): Promise<void> {
+    await this.cg.run(this.feeds);
+  }
+
+  /** Ends profiling and releases the session; per shape, the median kernel time over the measured runs. */
+  async result(): Promise<GemmLimit> {
+    this.cg.endProfiling();
+    await this.cg.release();
+    const dir = path.dirname(this.prefix), base = path.basename(this.prefix);
+    const us = new Map<string, number[]>();
+    for (const f of fs.readdirSync(dir).filter((x) => x.startsWith(base) && x.endsWith('.json'))) {
+      const events = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { cat: string; name: string; dur: number }[];
+      for (const e of events) {
+        if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+        const node = e.name.slice(0, -'_kernel_time'.length);
+        us.set(node, [...(us.get(node) ?? []), e.dur]);
+      }
+      fs.rmSync(path.join(dir, f), { force: true });
+    }
+    const classes: GemmClass[] = this.shapes.map((s) => {
+      const runs = (us.get(s.node) ?? []).slice(1); // the first is the warm-up
+      if (!runs.length) throw new Error(`roofline: no profile of node ${s.node} (${s.key})`);
+      const ms = median(runs) / 1000;
       return { key: s.key, count: s.count, flops: s.flops * s.count, ms: ms * s.count, gflops: ms > 0 ? s.flops / ms / 1e6 : Infinity };
     });
     classes.sort((x, y) => y.ms - x.ms);
     const ms = classes.reduce((t, c) => t + c.ms, 0);
     return { flops: this.flops, ms, gflops: this.flops / ms / 1e6, products: this.products, classes };
-  }
-
-  async release(): Promise<void> {
-    for (const s of this.shapes) await s.cg.release();
   }
 }
 

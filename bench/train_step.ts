@@ -179,8 +179,7 @@ async function benchLorakit(name: 'tiny' | 'small' | 'base', a: Args): Promise<L
     }
     await probe.measure(); // interleaved with the steps: load changes hit both alike
   }
-  const gemm = probe!.result();
-  await probe!.release();
+  const gemm = await probe!.result();
   let profile: ProfileRow[] | undefined;
   if (profilePrefix) {
     compiled.endProfiling();
