@@ -102,3 +102,24 @@ test('stop after 3 steps and --resume: the same adapter as the uninterrupted run
   assert.ok([...full.params].some(([k, v]) => k.includes('lora_B') && v.some((x) => x !== 0)));
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('the sampler runs the adapter unmerged: the same greedy tokens as the merged generator, and it sees in-place updates', async () => {
+  const { Generator } = await import('../src/serve/generate.ts');
+  const set = lora();
+  for (const [k, v] of set.params) if (k.includes('lora_B')) for (let i = 0; i < v.length; i++) v[i] = 0.3 * Math.sin(i + k.length);
+  const live = new Generator(model, set, {}, { merge: false });
+  const merged = new Generator(model, set);
+  try {
+    const a = (await live.generate(prompts[0].ids, { maxNewTokens: 8, stopTokens: [] })).tokens;
+    assert.deepEqual(a, (await merged.generate(prompts[0].ids, { maxNewTokens: 8, stopTokens: [] })).tokens);
+    for (const [k, v] of set.params) if (k.includes('lora_B')) for (let i = 0; i < v.length; i++) v[i] = -v[i] * 3;
+    const b = (await live.generate(prompts[0].ids, { maxNewTokens: 8, stopTokens: [] })).tokens;
+    const fresh = new Generator(model, set);
+    assert.deepEqual(b, (await fresh.generate(prompts[0].ids, { maxNewTokens: 8, stopTokens: [] })).tokens, 'the live sampler follows the updated adapter');
+    assert.notDeepEqual(a, b, 'the update changed the greedy tokens');
+    await fresh.release();
+  } finally {
+    await live.release();
+    await merged.release();
+  }
+});
