@@ -50,3 +50,15 @@ test('the prompt numbers the documents [1]. … and asks for the JSON answer', (
   assert.match(u, /Query:\ncats\nDocuments:\n\[1\]\. a cat\n\n\[2\]\. a dog\n\n/);
   assert.match(u, /scores as values for all 2 documents/);
 });
+
+test('the reward (our reading: nDCG of the answer order + 0.5 × the distribution term): 0 when unreadable or partial, 1.5 for a perfect answer', async () => {
+  const { grouprankReward } = await import('../src/retrieval/grouprank.ts');
+  const labels = [0, 2, 1];
+  assert.equal(grouprankReward('<answer>{"[1]": 0, "[2]": 10, "[3]": 5}</answer>', labels), 1.5);
+  assert.equal(grouprankReward('<answer>{"[1]": 0, "[2]": 10}</answer>', labels), 0, 'a document left unscored');
+  assert.equal(grouprankReward('no answer', labels), 0);
+  // Reversed order: nDCG by hand = (0 + 1/log2(3) + 2/log2(4)) / (2 + 1/log2(3) + 0); distribution 1 − (1 + 1 + 0)/3.
+  const rev = grouprankReward('<answer>{"[1]": 10, "[2]": 0, "[3]": 5}</answer>', labels);
+  const want = (1 / Math.log2(3) + 2 / 2) / (2 + 1 / Math.log2(3)) + 0.5 * (1 - 2 / 3);
+  assert.ok(Math.abs(rev - want) < 1e-12, `${rev} vs ${want}`);
+});

@@ -71,3 +71,23 @@ test('train --task grpo refuses validation data, --full, and a Rank-R1 prompt th
   assert.match(long.stderr, /prompt 1 has \d+ tokens; with --max-new-tokens 128 the model's 64 positions/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('train --task grpo --reward rank-r1 and grouprank on a decoder whose positions hold the prompts: runs, logs rewards (0: the untrained model never answers in format)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-grpo-cli-'));
+  const model = path.join(dir, 'model');
+  fs.mkdirSync(model);
+  for (const f of fs.readdirSync(FIX + 'llama-tiny')) fs.copyFileSync(path.join(FIX, 'llama-tiny', f), path.join(model, f));
+  const cfg = JSON.parse(fs.readFileSync(path.join(model, 'config.json'), 'utf8'));
+  fs.writeFileSync(path.join(model, 'config.json'), JSON.stringify({ ...cfg, max_position_embeddings: 2048 }));
+  const data = path.join(dir, 'r.jsonl');
+  fs.writeFileSync(data, [{ query: 'cats', documents: ['a cat', 'a dog'], labels: [1, 0] }, { query: 'dogs', documents: ['a cat', 'a dog'], labels: [0, 1] }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  for (const reward of ['rank-r1', 'grouprank']) {
+    const out = path.join(dir, reward);
+    const r = run('train', '--task', 'grpo', '--model', model, '--reward', reward, '--data', data, '--num-generations', '2', '--max-new-tokens', '4', '--batch', '2', '--epochs', '1', '--quiet', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /GRPO: mean reward per epoch 0\.000/);
+    const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+    assert.equal(results.steps, 1);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});

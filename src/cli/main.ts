@@ -96,7 +96,7 @@ const TASK_DATA: Record<string, string> = {
   rerank: 'JSONL {"query", "documents", "labels"} or {"query", "positive", "negatives"}',
   embed: 'JSONL {"anchor", "positive"}',
   mlm: 'JSONL {"text"} (masked-LM on a BERT folder with its MLM head: a language adapter)',
-  grpo: 'prompts: with --reward rank-r1 JSONL {"query", "documents" (≤ 20), "labels"}; with --reward <module.js> JSONL {"prompt"} or {"messages"} plus the fields the reward reads',
+  grpo: 'prompts: with --reward rank-r1 or grouprank JSONL {"query", "documents" (≤ 20), "labels"}; with --reward <module.js> JSONL {"prompt"} or {"messages"} plus the fields the reward reads',
   align: 'JSONL {"source": "<sentence in the adapter\'s language>", "target": "<its English translation>"} (a language adapter: source embeddings pulled onto the base model\'s embeddings of the targets)',
 };
 
@@ -152,7 +152,7 @@ export function makeProgram(): Command {
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
     .addOption(new Option('--save-as <form>', "adapter/ as 'lora' (the plain PEFT LoRA a pruning method becomes, with rank_pattern; the method's own folder beside it as adapter_native/) or 'native'; default: lora for sora, codyra, adalora, increlora, diffora, bayesian-lora, native otherwise").choices(['lora', 'native']))
-    .option('--reward <rank-r1|module.js>', "grpo: the reward: rank-r1 (1 iff '<think>…</think> <answer>[k]</answer>' holds and document k is relevant, as Rank-R1's official code) or a module whose default export is (completion, record) => number", 'rank-r1')
+    .option('--reward <rank-r1|grouprank|module.js>', "grpo: the reward: rank-r1 (1 iff '<think>…</think> <answer>[k]</answer>' holds and document k is relevant, as Rank-R1's official code); grouprank (nDCG of the JSON scores' order + 0.5 × a distribution term: OUR READING of the paper, whose reward code is unreleased); or a module whose default export is (completion, record) => number", 'rank-r1')
     .option('--num-generations <G>', 'grpo: completions sampled per prompt (advantages are normalized within these G)', int('--num-generations'), 8)
     .option('--temperature <t>', 'grpo: sampling temperature', num('--temperature'), 1)
     .option('--max-new-tokens <n>', 'grpo: longest completion', int('--max-new-tokens'), 128)

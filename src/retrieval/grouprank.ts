@@ -130,3 +130,24 @@ export async function grouprankRerank(
   // A document no window scored (a partial answer) keeps 0, as in the official average over what was scored.
   return { scores: sum.map((x, i) => (count[i] ? x / count[i] : 0)), windows, malformed };
 }
+
+/**
+ * GroupRank's training reward, OUR READING of the paper: its RL reward code is
+ * not released. 0 when the answer is unreadable or does not score every one
+ * of the m documents; else nDCG@m of the documents ordered by the answer's
+ * scores (ties: shown order; gain = label, discount log2(rank + 1), as
+ * trec_eval) plus 0.5 × a distribution term, 1 − mean |s_i − g_i| with s the
+ * score / 10 and g the label / the window's largest label (0 if none).
+ */
+export function grouprankReward(completion: string, labels: readonly number[]): number {
+  const m = labels.length;
+  const s = grouprankScores(completion, m);
+  if (!s || s.size !== m) return 0;
+  const order = [...Array(m).keys()].sort((a, b) => s.get(b)! - s.get(a)! || a - b);
+  const dcg = (idx: number[]) => idx.reduce((acc, d, r) => acc + labels[d] / Math.log2(r + 2), 0);
+  const ideal = dcg([...Array(m).keys()].sort((a, b) => labels[b] - labels[a]));
+  const ndcg = ideal > 0 ? dcg(order) / ideal : 0;
+  const top = Math.max(...labels);
+  const dist = 1 - labels.reduce((acc, l, i) => acc + Math.abs(s.get(i)! - (top > 0 ? l / top : 0)), 0) / m;
+  return ndcg + 0.5 * dist;
+}

@@ -3,6 +3,9 @@
 //                        each record becomes Rank-R1's setwise prompt over its
 //                        documents (src/retrieval/rank_r1.ts), rewarded 1 iff the
 //                        answer format holds and names a document with label > 0.
+//   --reward grouprank   the same data; each record is one GroupRank window (its
+//                        documents, at most 20) rewarded by our reading of the
+//                        paper's unreleased reward (src/retrieval/grouprank.ts).
 //   --reward <module.js> data {"prompt": "..."} or {"messages": [...]} with any
 //                        other fields; the module's default export (or `reward`)
 //                        (completion: string, record) => number scores a completion.
@@ -15,6 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { readJsonLines, readRerankJsonl } from '../data/records.ts';
 import type { HfTokenizer } from '../io/hf.ts';
 import { rankR1Messages, rankR1Reward } from '../retrieval/rank_r1.ts';
+import { GROUPRANK_SYSTEM, grouprankReward, grouprankUser } from '../retrieval/grouprank.ts';
 import type { GrpoPrompt, RewardFn } from '../train/tasks/grpo.ts';
 
 type Message = { role: string; content: string };
@@ -33,7 +37,8 @@ function cut(tok: HfTokenizer, s: string, n: number): string {
 
 export async function loadReward(spec: string): Promise<RewardFn> {
   if (spec === 'rank-r1') return (completion, record) => rankR1Reward(completion, record.relevant as string[]);
-  if (!/\.(m?js|ts)$/.test(spec)) throw new Error(`--reward ${spec}: give 'rank-r1' or a JavaScript module (.js / .mjs) whose default export is (completion, record) => number`);
+  if (spec === 'grouprank') return (completion, record) => grouprankReward(completion, record.labels as number[]);
+  if (!/\.(m?js|ts)$/.test(spec)) throw new Error(`--reward ${spec}: give 'rank-r1', 'grouprank' or a JavaScript module (.js / .mjs) whose default export is (completion, record) => number`);
   const mod = await import(pathToFileURL(path.resolve(spec)).href);
   const fn = mod.default ?? mod.reward;
   if (typeof fn !== 'function') throw new Error(`--reward ${spec}: the module exports no function (default export or 'reward')`);
@@ -54,6 +59,13 @@ export function readGrpoPrompts(file: string, tok: HfTokenizer, o: { reward: str
       if (r.documents.length > 20) throw new Error(`${file}: record ${i + 1} has ${r.documents.length} documents; Rank-R1's prompt labels at most 20`);
       const docs = r.documents.map((d) => cut(tok, d, o.maxLen));
       return { ids: fit(chatPromptIds(tok, rankR1Messages(cut(tok, r.query, 32), docs)), i), record: { relevant } };
+    });
+  }
+  if (o.reward === 'grouprank') {
+    return readRerankJsonl(file).map((r, i) => {
+      if (r.documents.length > 20) throw new Error(`${file}: record ${i + 1} has ${r.documents.length} documents; a GroupRank window holds at most 20`);
+      const user = grouprankUser(cut(tok, r.query, 32), r.documents.map((d) => cut(tok, d, o.maxLen)));
+      return { ids: fit(chatPromptIds(tok, [{ role: 'system', content: GROUPRANK_SYSTEM }, { role: 'user', content: user }]), i), record: { labels: r.labels } };
     });
   }
   const records = readJsonLines(file, '{"prompt": "..."} or {"messages": [{"role", "content"}, ...]} (and any fields the reward reads)', (x) => {

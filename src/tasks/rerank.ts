@@ -15,6 +15,8 @@
 //   setwise Rank-R1: a decoder answers which of 20 documents is most relevant;
 //          a heapsort over the candidates finds the top k (src/tasks/setwise_rerank.ts).
 //          Scores are positions: the first gets n, the last 1.
+//   groupwise GroupRank: windows of candidates scored 0–10 in JSON, averaged
+//          over windows and passes (src/tasks/groupwise_rerank.ts).
 //
 // `adapters` may stack several folders (--stack lang,task): the first ones are
 // merged into the base weights, the last (the task adapter, with the score
@@ -37,8 +39,9 @@ import { yesNoPromptIds, yesNoTokens } from '../train/tasks/yes_no.ts';
 import { padBatch as padServeBatch, padDecoderIds, PeftModel } from '../serve/peft_model.ts';
 import { pairEncoder, rerankExample, silentUi, type JobUi } from './train.ts';
 import { SetwiseReranker } from './setwise_rerank.ts';
+import { GroupwiseReranker } from './groupwise_rerank.ts';
 
-export type RerankMode = 'cross' | 'bi' | 'yesno' | 'setwise';
+export type RerankMode = 'cross' | 'bi' | 'yesno' | 'setwise' | 'groupwise';
 
 export interface RerankJobOptions {
   /** 'use' or an encoder folder. */
@@ -70,8 +73,12 @@ export interface RerankJobOptions {
   k?: number;
   /** setwise: longest answer (default 256). */
   maxNewTokens?: number;
-  /** setwise: seed of the documents' shuffled order in each prompt. */
+  /** setwise: seed of the documents' shuffled order in each prompt; groupwise: of each pass's order and the sampling. */
   seed?: number;
+  /** groupwise: window size, stride, passes (defaults 20, 10, 2). */
+  groupSize?: number;
+  stride?: number;
+  passes?: number;
 }
 
 export interface RerankJobResult {
@@ -190,7 +197,7 @@ async function perQuery(o: RerankJobOptions, mode: RerankMode, cands: Candidates
   }
   fs.writeFileSync(partial, [head, ...[...done].map(([qid, scores]) => JSON.stringify({ qid, scores }))].join('\n') + '\n');
   if (done.size) ui.info(`resuming: ${done.size} of ${cands.length} queries already scored (${partial})`);
-  ui.startPhase(`rerank (${mode === 'yesno' ? 'yes/no' : mode === 'setwise' ? 'setwise' : 'cross-encoder'})`, cands.reduce((s, c) => s + c.docs.length, 0));
+  ui.startPhase(`rerank (${mode === 'yesno' ? 'yes/no' : mode === 'setwise' || mode === 'groupwise' ? mode : 'cross-encoder'})`, cands.reduce((s, c) => s + c.docs.length, 0));
   for (const c of cands) {
     let s = done.get(c.qid);
     if (!s || s.length !== c.docs.length) {
@@ -210,7 +217,20 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
   const pairs = cands.reduce((s, c) => s + c.docs.length, 0);
   const out: Run = new Map();
   let counts: { prompts: number; malformed: number } | undefined;
-  if (mode === 'setwise') {
+  if (mode === 'groupwise') {
+    const gw = await GroupwiseReranker.load(o.model, o.adapters, { groupSize: o.groupSize, stride: o.stride, passes: o.passes, maxLen: o.maxLen, maxNewTokens: o.maxNewTokens, seed: o.seed, threads: o.threads });
+    counts = { prompts: 0, malformed: 0 };
+    try {
+      await perQuery(o, mode, cands, out, ui, async (c) => {
+        const r = await gw.score(c.qid, c.query, c.docs.map((d) => d.text));
+        counts!.prompts += r.windows;
+        counts!.malformed += r.malformed;
+        return Float32Array.from(r.scores);
+      });
+    } finally {
+      await gw.release();
+    }
+  } else if (mode === 'setwise') {
     const sw = await SetwiseReranker.load(o.model, o.adapters, { numChild: o.numChild, k: o.k, maxLen: o.maxLen, maxNewTokens: o.maxNewTokens, seed: o.seed, threads: o.threads });
     counts = { prompts: 0, malformed: 0 };
     try {
