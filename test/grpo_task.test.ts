@@ -123,3 +123,20 @@ test('the sampler runs the adapter unmerged: the same greedy tokens as the merge
     await merged.release();
   }
 });
+
+for (const name of ['dora', 'vera', 'fourierft']) {
+  test(`GRPO trains a ${name} adapter too (any method): a step moves it and the KL to the disabled adapter becomes positive`, async () => {
+    const method = getMethod(name);
+    const set = new AdapterSet(method, method.schema.parse({}), model.sites, model.weights, { targetModules: 'all-linear', headNames: model.headNames, seed: 3 });
+    const before = new Map([...set.params].map(([k, v]) => [k, Float32Array.from(v)]));
+    const kls: number[] = [];
+    const t = new Trainer(makeTask(0.1), set, { epochs: 1, lr: 0.05, batchSize: 2, seed: 5, warmupRatio: 0, schedule: 'constant', threads: 1, onStep: (s) => kls.push(s.task!.kl) });
+    try {
+      await t.fit({ train: prompts });
+    } finally {
+      await t.release();
+    }
+    assert.ok([...set.params].some(([k, v]) => v.some((x, i) => x !== before.get(k)![i])), 'the adapter moved');
+    assert.ok(kls[kls.length - 1] > 0, `KL at the last step ${kls[kls.length - 1]}`);
+  });
+}
