@@ -53,6 +53,7 @@ const FIGURES: Record<string, () => RegExp[]> = {
     ['lead-3', 'LexRank tf-idf', 'LexRank USE encoder'].map((sys) => new RegExp(`\\| ${set} test \\| ${sys}[^|]* \\| ${num} \\| ${num} \\|`))),
   'galore_refresh.ts': () => [new RegExp(`\\| 128×160 \\| ${num} \\| ${num} \\| ${num}× \\| ${num} \\|`)],
   'bm25_speed.ts': () => [new RegExp(`\\| build the index [^|]* \\| ${num} \\|`), new RegExp(`\\| 100 queries × top 100 \\| ${num} `), new RegExp(`\`lorakit index\` ${num} s, \`lorakit search --top 100\` over 100 queries ${num} s`)],
+  'grpo_setwise.ts': () => [new RegExp(`after warm-up \\(2 steps\\): reward ${num}, label format ${num}`), new RegExp(`after GRPO \\(2 steps\\): reward ${num}, label format ${num}`)],
   'summarize_memory.ts': () => ['LexRank tf-idf, k = 10', 'LexRank USE encoder, continuous, k = 10'].map((r) => new RegExp(`${r} \\| \\d+ \\| ${num} \\|`)),
 };
 
