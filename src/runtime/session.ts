@@ -36,7 +36,7 @@ export interface SessionOptions {
   spinMicros?: number;
 }
 
-const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool' };
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool', int8: 'int8', uint8: 'uint8' };
 
 export function defaultThreads(): number {
   const env = Number(process.env.LORAKIT_THREADS);
