@@ -12,10 +12,6 @@ export const BASE_DTYPE_HELP =
   "activations quantized per tensor by ORT's DynamicQuantizeMatMul (the input gradient through the same codes with each row normalized). " +
   'Adapters, biases, LayerNorms and embeddings stay fp32; an adapter trained on an int8 base saves as a normal PEFT adapter for the fp32 model';
 
-export function parseBaseDtype(s: string): BaseDtype {
-  if (!(BASE_DTYPES as readonly string[]).includes(s)) throw new Error(`--base-dtype must be one of ${BASE_DTYPES.join(', ')}, got '${s}'`);
-  return s as BaseDtype;
-}
 
 /** The parts of a model's linear site that quantization reads (src/models/types.ts LinearSite). */
 export interface QuantizableSite {
@@ -43,6 +39,7 @@ export interface BaseQuantization {
  * sites (a tied LM head) is quantized once.
  */
 export function quantizeBase(weights: Map<string, { shape: number[]; data: Float32Array }>, sites: readonly QuantizableSite[], dtype: BaseDtype): BaseQuantization {
+  if (!(BASE_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--base-dtype must be one of ${BASE_DTYPES.join(', ')}, got '${dtype}'`);
   const out: BaseQuantization = { dtype, quantized: [], fp32Bytes: 0, storedBytes: 0 };
   if (dtype === 'fp32') return out;
   const seen = new Set<string>();
