@@ -154,10 +154,11 @@ export class Generator {
    * the head, which PEFT's unmerged adapter leaves alone), and adapters on a
    * quantized base: those run as their own sub-graphs.
    */
-  constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}) {
+  constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}, o: { merge?: boolean } = {}) {
     if (!adapters || !adapters.enabled) this.model = model;
+    // merge: false keeps the adapter a sub-graph fed its live parameters: a trainer sampling between updates (GRPO) sees each update.
     else if (
-      adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name)) && tiedTargets(model, adapters).length === 0 &&
+      o.merge !== false && adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name)) && tiedTargets(model, adapters).length === 0 &&
       // A quantized base (--base-dtype int8) keeps its codes: W0 + ΔW would be a new float32 weight.
       !adapters.targets.some((t) => int8FormOf(model.weights.get(t.weightKey)?.data))
     ) {
