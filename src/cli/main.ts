@@ -14,6 +14,7 @@ import { registerDuqgen } from './duqgen.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
 import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
+import { BASE_DTYPE_HELP, BASE_DTYPES } from '../quant/base_dtype.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { RANK_LOSSES, type RankLoss } from '../train/tasks/rerank.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -148,6 +149,7 @@ export function makeProgram(): Command {
     .option('--allora-eta <η>', 'ALLoRA: the gradient factor at θ = 0 (1/√(‖θ‖² + η⁻²) per row)', num('--allora-eta'), 2)
     .option('--checkpoint-every <n>', 'save a checkpoint every n steps (and at every epoch end)', int('--checkpoint-every'), 50)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
@@ -172,6 +174,7 @@ export function makeProgram(): Command {
           throw new InvalidArgumentError(`--full trains the weights themselves, with no adapter: leave out ${[...(o.method !== 'lora' ? ['--method'] : []), ...(Object.keys(o.methodOption).length ? ['--method-option'] : []), ...adapterFlags.map((k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`)].join(', ')}`);
         }
         if (o.optimizer === 'lorapro' || o.optimizer === 'allora') throw new InvalidArgumentError(`--optimizer ${o.optimizer} steps a LoRA; with --full use adamw, sgd or galore`);
+        if (o.baseDtype !== 'fp32') throw new InvalidArgumentError(`--base-dtype ${o.baseDtype} quantizes the frozen base an adapter trains on; --full trains every weight (leave --base-dtype fp32)`);
       } else if (o.optimizer === 'galore') throw new InvalidArgumentError('--optimizer galore projects the gradients of full weight matrices: add --full');
       const methodConfig = methodConfigFromFlags(method, flags, o.methodOption);
       const optimizer = optimizerSpec(o, method, flags, methodConfig);
@@ -183,7 +186,7 @@ export function makeProgram(): Command {
           throw new InvalidArgumentError(`--task ${task} needs --model <dir>: ${task !== 'seq2seq' ? 'a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral)' : 'a T5 or BART folder'}`);
         }
         const r = await runTrainJob({
-          task, model: o.model, data: o.data, validation: o.validation, method, methodConfig, targetModules: o.targetModules,
+          task, model: o.model, baseDtype: o.baseDtype, data: o.data, validation: o.validation, method, methodConfig, targetModules: o.targetModules,
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
@@ -201,6 +204,7 @@ export function makeProgram(): Command {
       const res = await runClassificationJob(
         {
           model: o.model,
+          baseDtype: o.baseDtype,
           data: o.data,
           method,
           methodConfig,
@@ -245,8 +249,9 @@ export function makeProgram(): Command {
     .option('--max-eval <n>', 'use at most N examples', int('--max-eval'))
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--rank <b>', 'evaluate at rank b without retraining: a DyLoRA adapter at its rank b, a LoRA truncated to its first b components', int('--rank'))
+    .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
     .action(async (o) => {
-      const r = await runEvalJob({ adapter: o.adapter, data: o.data, split: o.split, maxEval: o.maxEval, threads: o.threads, rank: o.rank });
+      const r = await runEvalJob({ adapter: o.adapter, baseDtype: o.baseDtype, data: o.data, split: o.split, maxEval: o.maxEval, threads: o.threads, rank: o.rank });
       console.log(`${o.split}${o.rank !== undefined ? ` at rank ${o.rank}` : ''}: accuracy ${(100 * r.accuracy).toFixed(2)}% (loss ${r.loss.toFixed(4)}) on ${r.n} examples`);
     });
 

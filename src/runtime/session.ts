@@ -42,7 +42,7 @@ export interface SessionOptions {
 /** Models at least this large are loaded from a temporary file (see compile). */
 const FILE_LOAD_BYTES = 64 * 2 ** 20;
 
-const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool' };
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool', int8: 'int8', uint8: 'uint8' };
 
 export function defaultThreads(): number {
   const env = Number(process.env.LORAKIT_THREADS);

@@ -20,6 +20,7 @@ import { readCausalLmJsonl, readEmbedJsonl, readJsonLines, readRerankJsonl, read
 import type { HfTokenizer } from '../io/hf.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
+import type { BaseDtype, BaseQuantization } from '../quant/base_dtype.ts';
 import { BertModel } from '../models/bert.ts';
 import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
@@ -54,6 +55,16 @@ export function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+/** --full trains the weights themselves: there is no frozen base to quantize. */
+export function checkBaseDtype(dtype: BaseDtype | undefined, full: boolean): void {
+  if (full && dtype && dtype !== 'fp32') throw new Error(`--base-dtype ${dtype} quantizes the frozen base an adapter trains on; --full trains every weight (use fp32)`);
+}
+
+/** One line on what --base-dtype quantized. */
+export function describeQuantization(q: BaseQuantization): string {
+  return `base weights ${q.dtype}: ${q.quantized.length} linear weights, ${(q.fp32Bytes / 2 ** 20).toFixed(1)} MiB as fp32 → ${(q.storedBytes / 2 ** 20).toFixed(1)} MiB (${(q.storedBytes / q.fp32Bytes).toFixed(3)}×)`;
+}
+
 export const silentUi: JobUi = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
 
 /** The module names the bundled encoder adapts by default (its attention and FFN projections). */
@@ -63,6 +74,8 @@ export interface TrainJobOptions {
   task: Exclude<TaskKind, 'classification'>;
   /** 'use' or a Hugging Face folder. */
   model: string;
+  /** The form of the frozen base's linear weights (src/quant/): default fp32. */
+  baseDtype?: BaseDtype;
   /** JSONL training data (the task's format, src/data/records.ts). */
   data: string;
   /** JSONL validation data (same format): evaluated every epoch; early stopping and the best weights follow it. */
@@ -139,6 +152,8 @@ export interface TrainJobResult {
   meanRewardPerEpoch?: number[];
   /** 'adapter' or 'full'. */
   fineTuning: 'adapter' | 'full';
+  /** The frozen base's form when not fp32 (--base-dtype). */
+  baseDtype?: BaseDtype;
   optimizer: string;
   /** Bytes of the optimizer's state (moments, projectors) at the end. */
   optimizerStateBytes: number;
@@ -327,8 +342,10 @@ function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float
 
 export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Promise<TrainJobResult> {
   const t0 = performance.now();
-  const loaded = await loadModel(o.model);
+  checkBaseDtype(o.baseDtype, !!o.full);
+  const loaded = await loadModel(o.model, undefined, { baseDtype: o.baseDtype });
   requireFamily(o.task, loaded, o.model);
+  if (loaded.quantization) ui.info(describeQuantization(loaded.quantization));
   let teacher: Map<string, Float32Array[]> | undefined;
   if (o.task === 'align') {
     teacher = new Map();
@@ -368,6 +385,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
     const result: TrainJobResult = {
       task: o.task, method: method.name, model: loaded.name, examples: { train: train.length, validation: validation?.length ?? 0 },
       trainableParams: trainable, steps: fit.steps, epochLosses: fit.epochLosses, adapterDir, seconds: 0, stopped: fit.stopped,
+      ...(loaded.quantization && { baseDtype: loaded.quantization.dtype }),
       fineTuning: adapters ? 'adapter' : 'full', optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
     };
     if (o.task === 'grpo') result.meanRewardPerEpoch = rewards.filter(Boolean).map((r) => r.reduce((a, b) => a + b, 0) / r.length);
@@ -378,7 +396,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
         baseModel: loaded.name,
         taskType: task.peftTaskType,
         modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
-        extra: { task: o.task, data: o.data, ...extra },
+        extra: { task: o.task, data: o.data, ...extra, ...(loaded.quantization && { base_dtype: loaded.quantization.dtype }) },
       }, o.saveAs);
       const { dir: _dir, ...savedInfo } = saved;
       result.saved = savedInfo;
