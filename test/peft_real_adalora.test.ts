@@ -107,6 +107,16 @@ test("rank_pattern keys with the adapter name ('<module>.lora_E.default', as upd
   assert.ok(logitsDiff(c, (await runCase(c, set)).logits) < 1e-5);
 });
 
+test("lora_alpha absent: PEFT's default 8 (PEFT 0.20 read the GPT-2 folder without it with the same logits, checked once), so lorakit's too", async () => {
+  const dir = path.join(REAL, 'peft', 'adalora_gpt2');
+  const c = await loadRealCase(dir);
+  assert.equal(configOf(path.join(dir, 'adapter')).lora_alpha, 8);
+  const absent = withConfig(path.join(dir, 'adapter'), 'alpha-absent', (x) => delete x.lora_alpha);
+  const { set } = loadPeftAdapter(c.model, absent, { warn: (m) => assert.fail(m), headNames: headNames(c) });
+  assert.equal(set.config.lora_alpha, 8);
+  assert.ok(logitsDiff(c, (await runCase(c, set)).logits) < 1e-5);
+});
+
 const lorakitCases = Object.keys(LORAKIT_CASES).filter((n) => n.startsWith('adalora_'));
 
 for (const name of lorakitCases) {
