@@ -96,6 +96,7 @@ const TASK_DATA: Record<string, string> = {
   rerank: 'JSONL {"query", "documents", "labels"} or {"query", "positive", "negatives"}',
   embed: 'JSONL {"anchor", "positive"}',
   mlm: 'JSONL {"text"} (masked-LM on a BERT folder with its MLM head: a language adapter)',
+  grpo: 'prompts: with --reward rank-r1 or grouprank JSONL {"query", "documents" (≤ 20), "labels"}; with --reward <module.js> JSONL {"prompt"} or {"messages"} plus the fields the reward reads',
   align: 'JSONL {"source": "<sentence in the adapter\'s language>", "target": "<its English translation>"} (a language adapter: source embeddings pulled onto the base model\'s embeddings of the targets)',
 };
 
@@ -151,6 +152,12 @@ export function makeProgram(): Command {
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
     .addOption(new Option('--save-as <form>', "adapter/ as 'lora' (the plain PEFT LoRA a pruning method becomes, with rank_pattern; the method's own folder beside it as adapter_native/) or 'native'; default: lora for sora, codyra, adalora, increlora, diffora, bayesian-lora, native otherwise").choices(['lora', 'native']))
+    .option('--reward <rank-r1|grouprank|module.js>', "grpo: the reward: rank-r1 (1 iff '<think>…</think> <answer>[k]</answer>' holds and document k is relevant, as Rank-R1's official code); grouprank (nDCG of the JSON scores' order + 0.5 × a distribution term: OUR READING of the paper, whose reward code is unreleased); or a module whose default export is (completion, record) => number", 'rank-r1')
+    .option('--num-generations <G>', 'grpo: completions sampled per prompt (advantages are normalized within these G)', int('--num-generations'), 8)
+    .option('--temperature <t>', 'grpo: sampling temperature', num('--temperature'), 1)
+    .option('--max-new-tokens <n>', 'grpo: longest completion', int('--max-new-tokens'), 128)
+    .option('--beta <β>', 'grpo: coefficient of the k3 KL penalty to the base model (the adapter disabled); 0 = none', num('--beta'), 0.04)
+    .option('--epsilon <ε>', 'grpo: clipping range of the importance ratio', num('--epsilon'), 0.2)
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
@@ -172,8 +179,8 @@ export function makeProgram(): Command {
       const t0 = performance.now();
       if (task !== 'classification') {
         if (o.data === 'imdb') throw new InvalidArgumentError(`--task ${task} needs --data <file.jsonl>: ${TASK_DATA[task]}`);
-        if (o.model === 'use' && (task === 'causal-lm' || task === 'seq2seq')) {
-          throw new InvalidArgumentError(`--task ${task} needs --model <dir>: ${task === 'causal-lm' ? 'a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral)' : 'a T5 or BART folder'}`);
+        if (o.model === 'use' && (task === 'causal-lm' || task === 'seq2seq' || task === 'grpo')) {
+          throw new InvalidArgumentError(`--task ${task} needs --model <dir>: ${task !== 'seq2seq' ? 'a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral)' : 'a T5 or BART folder'}`);
         }
         const r = await runTrainJob({
           task, model: o.model, data: o.data, validation: o.validation, method, methodConfig, targetModules: o.targetModules,
@@ -181,7 +188,9 @@ export function makeProgram(): Command {
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
           rankLoss: rankLoss(o), embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs,
+          reward: o.reward, numGenerations: o.numGenerations, temperature: o.temperature, maxNewTokens: o.maxNewTokens, beta: o.beta, epsilon: o.epsilon,
         }, ui);
+        if (r.meanRewardPerEpoch) console.log(`\nGRPO: mean reward per epoch ${r.meanRewardPerEpoch.map((x) => x.toFixed(3)).join(' → ')}`);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
         if (r.validation) console.log(`validation: ${Object.entries(r.validation).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);

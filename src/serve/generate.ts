@@ -152,9 +152,10 @@ export class Generator {
    * change the embedding too) or on a tied embedding table (a merge would change
    * the head, which PEFT's unmerged adapter leaves alone): those run as their own sub-graphs.
    */
-  constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}) {
+  constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}, o: { merge?: boolean } = {}) {
     if (!adapters || !adapters.enabled) this.model = model;
-    else if (adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name)) && tiedTargets(model, adapters).length === 0) {
+    // merge: false keeps the adapter a sub-graph fed its live parameters: a trainer sampling between updates (GRPO) sees each update.
+    else if (o.merge !== false && adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name)) && tiedTargets(model, adapters).length === 0) {
       this.model = model.withWeights(adapters.mergeInto(model.weights));
     } else {
       this.model = model;

@@ -34,6 +34,8 @@ import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
 import { AlignTask, type AlignExample } from '../train/tasks/align.ts';
 import { MaskedLmTask } from '../train/tasks/mlm.ts';
 import { yesNoPromptIds, yesNoTokens } from '../train/tasks/yes_no.ts';
+import { GrpoTask, type RewardFn } from '../train/tasks/grpo.ts';
+import { loadReward, readGrpoPrompts } from './grpo_data.ts';
 import { padBatch as padServeBatch, PeftModel } from '../serve/peft_model.ts';
 
 /** Progress of a job (the CLI's progress bar; tests pass a silent one). */
@@ -100,6 +102,18 @@ export interface TrainJobOptions {
   full?: boolean;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
+  /** grpo: 'rank-r1' or a reward module (src/tasks/grpo_data.ts). */
+  reward?: string;
+  /** grpo: completions per prompt G (default 8, Rank-R1's). */
+  numGenerations?: number;
+  /** grpo: sampling temperature (default 1). */
+  temperature?: number;
+  /** grpo: longest completion in tokens (default 128). */
+  maxNewTokens?: number;
+  /** grpo: KL coefficient β (default 0.04). */
+  beta?: number;
+  /** grpo: clipping range ε (default 0.2). */
+  epsilon?: number;
   /** 'lora': the plain LoRA the adapter amounts to (default for methods that prune: AdapterMethod.savesAsLora); 'native': the method's own folder. */
   saveAs?: SaveAs;
 }
@@ -121,6 +135,8 @@ export interface TrainJobResult {
   saved?: { saveAs: SaveAs; nativeDir?: string; ranks?: Record<string, number>; adapterParams: number };
   seconds: number;
   stopped: boolean;
+  /** grpo: the mean reward of each epoch's sampled completions. */
+  meanRewardPerEpoch?: number[];
   /** 'adapter' or 'full'. */
   fineTuning: 'adapter' | 'full';
   optimizer: string;
@@ -135,7 +151,7 @@ function readTextJsonl(file: string): string[] {
   return readJsonLines(file, '{"text": "..."}', (o) => (typeof o?.text === 'string' && o.text.trim() ? { text: o.text as string } : 'expected a non-empty "text" string')).map((r) => r.text);
 }
 
-const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder', align: 'encoder', mlm: 'encoder' };
+const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', grpo: 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder', align: 'encoder', mlm: 'encoder' };
 const FAMILY_NAMES = { encoder: 'an encoder (the bundled USE model, or a BERT / RoBERTa / DistilBERT folder)', decoder: 'a decoder folder (GPT-2, Llama, Qwen2, Mistral)', seq2seq: 'an encoder-decoder folder (T5, BART)' };
 
 /** The task's model family, or an error that says which models the task takes. */
@@ -234,7 +250,7 @@ function prepareYesNo(o: TrainJobOptions, m: Exclude<LoadedModel, { kind: 'encod
   return { task: new Seq2SeqTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra };
 }
 
-function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float32Array[]>): Prepared {
+function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float32Array[]>, reward?: RewardFn): Prepared {
   const cap = <T>(xs: T[]) => (o.maxTrain !== undefined ? xs.slice(0, o.maxTrain) : xs);
   const encoderMax = m.model instanceof BertModel ? m.model.maxSequenceLength : 128;
   switch (o.task) {
@@ -248,6 +264,21 @@ function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float
         return ex;
       };
       return { task: new CausalLmTask(m.model, { padId: tok.padTokenId ?? tok.eosTokenId ?? 0 }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen } };
+    }
+    case 'grpo': {
+      if (m.kind !== 'decoder') throw new Error('unreachable');
+      if (o.validation) throw new Error('--task grpo has no validation pass (its figure is the mean reward of each step, in metrics.jsonl): leave out --validation');
+      if (o.full) throw new Error('--task grpo trains an adapter: its reference policy is the model with the adapter disabled. Leave out --full');
+      const tok = hfTokenizer(m, o.model);
+      const maxNewTokens = o.maxNewTokens ?? 128, maxLen = o.maxLen ?? 128;
+      const spec = o.reward ?? 'rank-r1';
+      const prompts = readGrpoPrompts(o.data, tok, { reward: spec, maxLen, maxPositions: m.model.config.maxPositions, maxNewTokens });
+      const task = new GrpoTask(m.model, {
+        numGenerations: o.numGenerations ?? 8, temperature: o.temperature ?? 1, maxNewTokens, beta: o.beta ?? 0.04, epsilon: o.epsilon ?? 0.2,
+        padId: tok.padTokenId ?? tok.eosTokenId ?? 0, decode: (ids) => tok.decode(ids, { skipSpecialTokens: true }), reward: reward!, threads: o.threads,
+      });
+      const extra = { reward: spec, num_generations: task.o.numGenerations, temperature: task.o.temperature, max_new_tokens: maxNewTokens, beta: task.o.beta, epsilon: task.o.epsilon, max_length: maxLen };
+      return { task, train: cap(prompts), extra };
     }
     case 'seq2seq': {
       if (m.kind !== 'seq2seq') throw new Error('unreachable');
@@ -303,7 +334,8 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
     teacher = new Map();
     for (const f of [o.data, o.validation].filter((x): x is string => !!x)) teacher.set(f, await teacherTargets(loaded, readSeq2SeqJsonl(f).map((r) => r.target), Math.min(o.maxLen ?? 128, 128), o.threads));
   }
-  const { task, train, validation, extra } = prepare(o, loaded, teacher);
+  const reward = o.task === 'grpo' ? await loadReward(o.reward ?? 'rank-r1') : undefined;
+  const { task, train, validation, extra } = prepare(o, loaded, teacher, reward);
   ui.info(`data: ${o.data} — ${train.length} training${validation ? ` / ${validation.length} validation` : ''} examples (${o.task})`);
   const method = getMethod(o.method);
   const model = loaded.model;
@@ -311,13 +343,18 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const targetModules = o.targetModules ?? (loaded.dir ? 'all-linear' : USE_DEFAULT_TARGETS);
   const adapters = o.full ? null : new AdapterSet(method, method.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, headNames, seed: o.seed });
   fs.mkdirSync(o.out, { recursive: true });
+  const rewards: number[][] = [];
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
     checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
-    onStep: (s) => ui.step(s), onEval: (e) => ui.eval(e),
+    onStep: (s) => {
+      if (s.task?.reward !== undefined) (rewards[s.epoch] ??= []).push(s.task.reward);
+      ui.step(s);
+    },
+    onEval: (e) => ui.eval(e),
   });
   const trainable = [...trainer.params().values()].reduce((s, t) => s + t.length, 0);
   if (adapters) ui.info(`${method.name}: ${adapters.targets.length} modules (${adapters.targets.map((s) => s.name).join(', ')}), ${trainable} trainable parameters`);
@@ -333,6 +370,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
       trainableParams: trainable, steps: fit.steps, epochLosses: fit.epochLosses, adapterDir, seconds: 0, stopped: fit.stopped,
       fineTuning: adapters ? 'adapter' : 'full', optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
     };
+    if (o.task === 'grpo') result.meanRewardPerEpoch = rewards.filter(Boolean).map((r) => r.reduce((a, b) => a + b, 0) / r.length);
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
     if (validation) result.validation = await trainer.evaluate(validation);
     if (adapters) {
