@@ -6,7 +6,8 @@
 // so its peak resident memory is its own. LoRA r = 8, α = 16 on every linear
 // layer but the head; one fused onnxruntime run per step + AdamW.
 //
-//   npx tsx bench/loram_cost.ts [--ratio 0.5] [--batch 4] [--seq 256] [--steps 5] [--threads 2] [--layers 12]
+//   npx tsx bench/loram_cost.ts [--ratio 0.5] [--batch 4] [--seq 256] [--steps 5] [--threads 2] [--layers 12] [--smoke]
+// --smoke: 1 layer, batch 1×16, 1 step, nothing appended: checks the bench runs.
 //
 // Prints a Markdown table and appends a JSON line to bench/results/loram_cost.jsonl.
 
@@ -31,9 +32,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: v } = parseArgs({
   options: {
     ratio: { type: 'string', default: '0.5' }, batch: { type: 'string', default: '4' }, seq: { type: 'string', default: '256' }, steps: { type: 'string', default: '5' },
-    threads: { type: 'string', default: '2' }, layers: { type: 'string', default: '12' }, child: { type: 'string' },
+    threads: { type: 'string', default: '2' }, layers: { type: 'string', default: '12' }, child: { type: 'string' }, smoke: { type: 'boolean', default: false },
   },
 });
+if (v.smoke) Object.assign(v, { layers: '1', batch: '1', seq: '16', steps: '1' });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rssMiB = () => process.resourceUsage().maxRSS / 1024;
 
@@ -87,6 +89,8 @@ else {
   console.log('|---|---|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.which === 'full' ? 'full ~100M' : `LoRAM-pruned (${v.ratio})`} | ${(r.frozenParams / 1e6).toFixed(1)}M | ${(r.trainableParams / 1e6).toFixed(2)}M | ${r.rssAfterLoadMiB.toFixed(0)} | ${r.peakRssMiB.toFixed(0)} | ${r.stepMs.toFixed(0)} |`);
   console.log(`\npruned / full: peak RSS ${(pruned.peakRssMiB / full.peakRssMiB).toFixed(2)}, step time ${(pruned.stepMs / full.stepMs).toFixed(2)}`);
-  mkdirSync(path.join(here, 'results'), { recursive: true });
-  appendFileSync(path.join(here, 'results', 'loram_cost.jsonl'), JSON.stringify({ date: new Date().toISOString(), args: v, rows }) + '\n');
+  if (!v.smoke) {
+    mkdirSync(path.join(here, 'results'), { recursive: true });
+    appendFileSync(path.join(here, 'results', 'loram_cost.jsonl'), JSON.stringify({ date: new Date().toISOString(), args: v, rows }) + '\n');
+  }
 }
