@@ -85,3 +85,21 @@ export { Graph, Value } from './graph/ir.ts';
 export * as op from './graph/ops.ts';
 export { grad } from './autodiff/grad.ts';
 export { CompiledGraph, type HostTensor, type SessionOptions } from './runtime/session.ts';
+
+// The LoRA-limits monitor: per attention layer, max |X·W*| of Q, K, V against √(ln L) (FitOptions.monitorNorms).
+export { NormMonitor, attentionProjections, type NormRecord, type LayerNorms, type NormPeak } from './train/norm_monitor.ts';
+export { normsSvg, writeNormsPlot } from './train/norm_plot.ts';
+
+// Workflows. LoRAM (train small, infer large): structured pruning, recovery of a LoRA for the original model.
+export { runLoramPrune, pruneWeights, prunedConfig, planLayers, importances as loramImportances, type LoramPruneOptions, type LoramPruneResult } from './workflows/loram/prune.ts';
+export { runLoramRecover, recoverTensors, type LoramRecoverOptions, type RecoverFill } from './workflows/loram/recover.ts';
+export { readPlan as readLoramPlan, type LoramPlan, type LayerPlan } from './workflows/loram/plan.ts';
+// LoKU knowledge unlearning: inverted hinge loss, FILA, the unlearning task and job.
+export { runUnlearn, type UnlearnOptions, type UnlearnResult, type UnlearnInit } from './workflows/loku/unlearn.ts';
+export { invertedHingeLoss } from './workflows/loku/ihl.ts';
+export { filaInit, measureImportance, type FisherSums } from './workflows/loku/fila.ts';
+export { UnlearnTask, type UnlearnLoss } from './workflows/loku/task.ts';
+export { knowledgeMetrics, type KnowledgeMetrics } from './workflows/loku/evaluate.ts';
+// SG-LoRA: adapters for unseen tasks from their description.
+export { runSgLoraBuild, runSgLoraGenerate, type GenerateMethod as SgLoraMethod } from './workflows/sg_lora/jobs.ts';
+export { similarityWeights, weightedMerge } from './workflows/sg_lora/similarity.ts';

@@ -20,6 +20,7 @@ const LAYERS: string[][] = [
   ['duqgen'],
   ['train'],
   ['tasks'],
+  ['workflows'],
   ['cli'],
   ['.'], // src/index.ts: the public API
 ];

@@ -1,6 +1,6 @@
 // The `lorakit` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { int, list, num } from './parse.ts';
+import { int, list, num, positiveInt } from './parse.ts';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { registerMergeExport } from './merge_export.ts';
@@ -9,6 +9,9 @@ import { registerSummarize } from './summarize.ts';
 import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
+import { registerLoram } from './loram.ts';
+import { registerUnlearn } from './unlearn.ts';
+import { registerSgLora } from './sg_lora.ts';
 import { registerRetrieval } from './retrieval.ts';
 import { registerDuqgen } from './duqgen.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
@@ -153,6 +156,8 @@ export function makeProgram(): Command {
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
+    .option('--monitor-norms', 'plot the LoRA-limits monitor over training: <out>/norms.svg (per attention layer, the largest entry of X·W* of Q, K, V against √(ln L); logged to metrics.jsonl in every run)')
+    .option('--norms-every <n>', 'steps between the norm monitor\'s records in metrics.jsonl (≥ 1)', positiveInt('--norms-every'), 10)
     .addOption(new Option('--save-as <form>', "adapter/ as 'lora' (the plain PEFT LoRA a pruning method becomes, with rank_pattern; the method's own folder beside it as adapter_native/) or 'native'; default: lora for sora, codyra, adalora, increlora, diffora, bayesian-lora, native otherwise").choices(['lora', 'native']))
     .option('--reward <rank-r1|grouprank|module.js>', "grpo: the reward: rank-r1 (1 iff '<think>…</think> <answer>[k]</answer>' holds and document k is relevant, as Rank-R1's official code); grouprank (nDCG of the JSON scores' order + 0.5 × a distribution term: OUR READING of the paper, whose reward code is unreleased); or a module whose default export is (completion, record) => number", 'rank-r1')
     .option('--num-generations <G>', 'grpo: completions sampled per prompt (advantages are normalized within these G)', int('--num-generations'), 8)
@@ -190,7 +195,7 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: rankLoss(o), embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs,
+          rankLoss: rankLoss(o), embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs, normsEvery: o.normsEvery, monitorNorms: !!o.monitorNorms,
           reward: o.reward, numGenerations: o.numGenerations, temperature: o.temperature, maxNewTokens: o.maxNewTokens, beta: o.beta, epsilon: o.epsilon,
         }, ui);
         if (r.meanRewardPerEpoch) console.log(`\nGRPO: mean reward per epoch ${r.meanRewardPerEpoch.map((x) => x.toFixed(3)).join(' → ')}`);
@@ -231,6 +236,8 @@ export function makeProgram(): Command {
           checkpointEvery: o.checkpointEvery,
           optimizer,
           full: !!o.full,
+          normsEvery: o.normsEvery,
+          monitorNorms: !!o.monitorNorms,
           saveAs: o.saveAs,
         },
         ui,
@@ -261,6 +268,9 @@ export function makeProgram(): Command {
   registerPlotRanks(program);
   registerContinual(program);
   registerMergeExport(program);
+  registerLoram(program);
+  registerUnlearn(program);
+  registerSgLora(program);
   registerRetrieval(program, terminalUi);
   registerDuqgen(program, terminalUi);
 

@@ -14,5 +14,11 @@ export const int = (name: string) => (v: string) => {
   return x;
 };
 
+export const positiveInt = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
+  return x;
+};
+
 /** 'a,b' → ['a', 'b']; 'all-linear' stays a string (PEFT's special value). */
 export const list = (v: string) => (v === 'all-linear' ? v : v.split(',').map((s) => s.trim()).filter(Boolean));

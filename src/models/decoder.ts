@@ -27,6 +27,8 @@ export interface DecoderConfig {
   /** Stop tokens from config.json's eos_token_id (a number or a list there). */
   eosTokenIds: number[];
   padTokenId?: number;
+  /** KV heads of each layer where they differ between layers (a structurally pruned model); numKvHeads otherwise. */
+  kvHeadsPerLayer?: number[];
 }
 
 export interface KeyValue {

@@ -6,6 +6,12 @@
 // (`sliding_window`: a query sees the last W positions) is part of the
 // attention mask; Qwen2's per-layer sliding window (use_sliding_window) is not
 // supported.
+//
+// A structurally pruned model (lorakit loram prune, src/workflows/loram/) may
+// have layers of different widths: config.json's `lorakit_layers`, one
+// {intermediate_size, num_attention_heads, num_key_value_heads} per layer
+// (head_dim stays the model's). Such a folder is lorakit's own; a model pruned
+// alike in every layer is a plain Hugging Face config instead.
 
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
@@ -16,12 +22,40 @@ import {
 import type { LinearFn, LinearSite, WeightMap } from './types.ts';
 import { embedTokens, embeddingSite } from './embedding_site.ts';
 
+export interface LlamaLayerShape {
+  intermediateSize: number;
+  numHeads: number;
+  numKvHeads: number;
+}
+
 export interface LlamaConfig extends DecoderConfig {
   intermediateSize: number;
   rmsNormEps: number;
   ropeTheta: number;
   tieWordEmbeddings: boolean;
   slidingWindow?: number;
+  /** Per-layer widths where layers differ (config.json `lorakit_layers`); absent: every layer has the model's. */
+  layerShapes?: LlamaLayerShape[];
+}
+
+/** Layer i's widths. */
+export function llamaLayerShape(c: LlamaConfig, i: number): LlamaLayerShape {
+  return c.layerShapes?.[i] ?? { intermediateSize: c.intermediateSize, numHeads: c.numHeads, numKvHeads: c.numKvHeads };
+}
+
+/** config.json's `lorakit_layers` (a pruned model's per-layer widths), checked. */
+function layerShapesFromHf(c: Record<string, any>, numLayers: number): LlamaLayerShape[] | undefined {
+  const v = c.lorakit_layers;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.length !== numLayers) throw new Error(`config.json: lorakit_layers must list one entry per layer (${numLayers}), got ${JSON.stringify(v)?.slice(0, 80)}`);
+  return v.map((e: any, i: number) => {
+    const shape = { intermediateSize: e?.intermediate_size, numHeads: e?.num_attention_heads, numKvHeads: e?.num_key_value_heads };
+    for (const [k, x] of Object.entries(shape)) {
+      if (!(Number.isInteger(x) && (x as number) >= 1)) throw new Error(`config.json: lorakit_layers[${i}].${k} must be a positive integer, got ${JSON.stringify(x)}`);
+    }
+    if (shape.numHeads % shape.numKvHeads !== 0) throw new Error(`config.json: lorakit_layers[${i}]: num_attention_heads ${shape.numHeads} is not a multiple of num_key_value_heads ${shape.numKvHeads}`);
+    return shape;
+  });
 }
 
 export const LLAMA_FAMILY = ['llama', 'qwen2', 'mistral'];
@@ -33,7 +67,9 @@ export function llamaConfigFromHf(c: Record<string, any>): LlamaConfig {
   if (c.model_type === 'qwen2' && c.use_sliding_window === true) throw new Error('config.json: Qwen2 use_sliding_window = true is not supported (per-layer sliding window)');
   const rs = c.rope_scaling;
   if (rs && (rs.rope_type ?? rs.type) !== 'default') throw new Error(`config.json: rope_scaling ${JSON.stringify(rs)} is not supported (plain RoPE only)`);
+  const layerShapes = layerShapesFromHf(c, c.num_hidden_layers);
   return {
+    layerShapes, kvHeadsPerLayer: layerShapes?.map((l) => l.numKvHeads),
     modelType: c.model_type ?? 'llama', vocabSize: c.vocab_size, hiddenSize: H, numLayers: c.num_hidden_layers, numHeads: nh,
     numKvHeads: c.num_key_value_heads ?? nh, headDim: c.head_dim ?? H / nh, maxPositions: c.max_position_embeddings ?? 2048,
     bosTokenId: c.bos_token_id ?? undefined, eosTokenIds: eosList(c.eos_token_id), padTokenId: c.pad_token_id ?? undefined,
@@ -43,12 +79,14 @@ export function llamaConfigFromHf(c: Record<string, any>): LlamaConfig {
 }
 
 export function llamaSites(c: LlamaConfig): LinearSite[] {
-  const H = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const H = c.hiddenSize;
   // embed_tokens is nn.Embedding(V, H, padding_idx=pad_token_id). With tie_word_embeddings the head
   // reads the same table: PEFT's unmerged embedding adapter leaves the head alone, a merge changes both.
   const sites: LinearSite[] = [embeddingSite('model.embed_tokens', c.vocabSize, H, undefined, c.padTokenId)];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}`;
+    const l = llamaLayerShape(c, i);
+    const I = l.intermediateSize, q = l.numHeads * c.headDim, kv = l.numKvHeads * c.headDim;
     const mods: [string, number, number][] = [
       ['self_attn.q_proj', H, q], ['self_attn.k_proj', H, kv], ['self_attn.v_proj', H, kv], ['self_attn.o_proj', q, H],
       ['mlp.gate_proj', H, I], ['mlp.up_proj', H, I], ['mlp.down_proj', I, H],
@@ -133,7 +171,8 @@ export function createLlama(config: LlamaConfig, weights: WeightMap, name: strin
         const p = `model.layers.${i}`;
         const h = rmsNorm(x, w(`${p}.input_layernorm.weight`), c.rmsNormEps);
         const q = proj(`${p}.self_attn.q_proj`, h), k = proj(`${p}.self_attn.k_proj`, h), v = proj(`${p}.self_attn.v_proj`, h);
-        const att = groupedAttention({ q, k, v, inputIds, bias, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: hd, past: inputs.past?.[i], rotate });
+        const l = llamaLayerShape(c, i);
+        const att = groupedAttention({ q, k, v, inputIds, bias, numHeads: l.numHeads, numKvHeads: l.numKvHeads, headDim: hd, past: inputs.past?.[i], rotate });
         present.push(att.present);
         x = op.add(x, proj(`${p}.self_attn.o_proj`, att.ctx));
         const m = rmsNorm(x, w(`${p}.post_attention_layernorm.weight`), c.rmsNormEps);

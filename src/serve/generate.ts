@@ -177,8 +177,8 @@ export class Generator {
     const attentionMask = g.input('attention_mask', 'float32', ['B', kind === 'decode' ? 'S' : 'T']);
     const past: KeyValue[] | undefined = kind === 'decode'
       ? Array.from({ length: c.numLayers }, (_, i) => ({
-          key: g.input(`past.${i}.key`, 'float32', ['B', c.numKvHeads, 'P', c.headDim]),
-          value: g.input(`past.${i}.value`, 'float32', ['B', c.numKvHeads, 'P', c.headDim]),
+          key: g.input(`past.${i}.key`, 'float32', ['B', c.kvHeadsPerLayer?.[i] ?? c.numKvHeads, 'P', c.headDim]),
+          value: g.input(`past.${i}.value`, 'float32', ['B', c.kvHeadsPerLayer?.[i] ?? c.numKvHeads, 'P', c.headDim]),
         }))
       : undefined;
     const out = this.model.build(g, { inputIds, attentionMask, past }, this.linear, { logits: 'last' });

@@ -23,7 +23,8 @@ import { Rng } from '../util/rng.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 import { accuracy, probeLogits, trainLinearProbe } from '../train/linear_probe.ts';
 import { ClassificationTrainer, EncodedExample } from '../train/trainer.ts';
-import { checkBaseDtype, describeQuantization, peakRss, USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+import { checkBaseDtype, describeQuantization, normsReport, peakRss, USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+import type { NormPeak } from '../train/norm_monitor.ts';
 import type { BaseDtype } from '../quant/base_dtype.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 
@@ -74,6 +75,10 @@ export interface ClassifyJobOptions {
   optimizer?: OptimizerSpec;
   /** Full fine-tuning: every weight of the encoder trains (no adapter); the model is written to <out>/model. */
   full?: boolean;
+  /** Steps between the norm monitor's records in metrics.jsonl (default 10; every run is monitored). */
+  normsEvery?: number;
+  /** Also plot the monitor's records: <out>/norms.svg. */
+  monitorNorms?: boolean;
 }
 
 
@@ -92,6 +97,10 @@ export interface ClassifyResult {
   optimizerStateBytes?: number;
   /** The process's peak resident memory, in bytes. */
   peakRssBytes?: number;
+  /** The norm monitor's largest Γ/√(ln L) over the adapter run. */
+  normsPeak?: NormPeak;
+  /** With monitorNorms: the plot of the monitor's records. */
+  normsPlot?: string;
 }
 
 /** The bundled encoder or a Hugging Face encoder folder (BERT, RoBERTa, DistilBERT) with its tokenizer. */
@@ -209,6 +218,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     optimizer: o.optimizer,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     checkpointEvery: o.checkpointEvery ?? 50,
+    monitorNorms: { every: o.normsEvery ?? 10 },
     onStep: (s) => ui.step(s),
     onEpoch: (e) => ui.eval({ epoch: e.epoch, step: 0, metrics: { accuracy: e.valAccuracy, loss: e.valLoss }, improved: e.improved }),
   });
@@ -247,6 +257,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   const result: ClassifyResult = {
     rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir,
     optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
+    normsPeak: fit.normsPeak, normsPlot: o.monitorNorms ? normsReport(o.out, fit.normsPeak, ui) : undefined,
     ...(savedInfo && { saved: savedInfo }), ...(loaded.quantization && { baseDtype: loaded.quantization.dtype }),
   };
   writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');

@@ -26,6 +26,8 @@ import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { Rng } from '../util/rng.ts';
 import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
+import type { NormPeak } from '../train/norm_monitor.ts';
+import { writeNormsPlot } from '../train/norm_plot.ts';
 import type { TaskKind, TrainTask } from '../train/task.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 import { CausalLmTask, encodeCausalLm } from '../train/tasks/causal_lm.ts';
@@ -53,6 +55,17 @@ export interface JobUi {
 /** The process's peak resident set size so far, in bytes. */
 export function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
+}
+
+/** `--monitor-norms`: the plot of the run's norm records and a line on the peak; returns the plot's path (undefined when nothing was monitored). */
+export function normsReport(outDir: string, peak: NormPeak | undefined, ui: JobUi): string | undefined {
+  if (!peak) {
+    ui.info('norm monitor: the model has no attention projection it recognizes (q_proj/k_proj/v_proj, query/key/value, c_attn, qkv): nothing to plot');
+    return undefined;
+  }
+  const plot = writeNormsPlot(outDir);
+  ui.info(`norm monitor: largest Γ/√(ln L) ${peak.ratio.toFixed(3)} (Γ = ${peak.gamma.toFixed(3)}) in ${peak.layer} at step ${peak.step}; plot: ${plot}`);
+  return plot;
 }
 
 /** --full trains the weights themselves: there is no frozen base to quantize. */
@@ -115,6 +128,10 @@ export interface TrainJobOptions {
   full?: boolean;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
+  /** Steps between the norm monitor's records in metrics.jsonl (default 10; every run is monitored). */
+  normsEvery?: number;
+  /** Also plot the monitor's records: <out>/norms.svg. */
+  monitorNorms?: boolean;
   /** grpo: 'rank-r1' or a reward module (src/tasks/grpo_data.ts). */
   reward?: string;
   /** grpo: completions per prompt G (default 8, Rank-R1's). */
@@ -159,6 +176,10 @@ export interface TrainJobResult {
   optimizerStateBytes: number;
   /** The process's peak resident memory, in bytes. */
   peakRssBytes: number;
+  /** The norm monitor's largest Γ/√(ln L) over the run (absent when the model has no attention projection it recognizes). */
+  normsPeak?: NormPeak;
+  /** With monitorNorms: the plot of the monitor's records. */
+  normsPlot?: string;
 }
 
 /** mlm: JSONL {"text"} lines. */
@@ -364,7 +385,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
-    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer,
+    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer, monitorNorms: { every: o.normsEvery ?? 10 },
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
     onStep: (s) => {
@@ -387,6 +408,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
       trainableParams: trainable, steps: fit.steps, epochLosses: fit.epochLosses, adapterDir, seconds: 0, stopped: fit.stopped,
       ...(loaded.quantization && { baseDtype: loaded.quantization.dtype }),
       fineTuning: adapters ? 'adapter' : 'full', optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
+      normsPeak: fit.normsPeak,
     };
     if (o.task === 'grpo') result.meanRewardPerEpoch = rewards.filter(Boolean).map((r) => r.reduce((a, b) => a + b, 0) / r.length);
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
@@ -401,6 +423,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
       const { dir: _dir, ...savedInfo } = saved;
       result.saved = savedInfo;
     } else saveFullModel(adapterDir, loaded, task.params, { task: o.task, data: o.data, ...extra });
+    if (o.monitorNorms) result.normsPlot = normsReport(o.out, fit.normsPeak, ui);
     result.seconds = (performance.now() - t0) / 1000;
     result.peakRssBytes = peakRss();
     writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');

@@ -28,6 +28,7 @@ import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { dropRecordsAfterStep, MetricsLog } from './metrics.ts';
+import { NormMonitor, peakOf, type NormPeak, type NormRecord } from './norm_monitor.ts';
 import { acquireRunLock } from './run_lock.ts';
 import { lossOf, type TrainTask } from './task.ts';
 import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
@@ -69,6 +70,14 @@ export interface FitOptions {
   keepCheckpoints?: number;
   /** Stop after this many optimizer steps in this process (simulates a crash in tests). */
   stopAfterSteps?: number;
+  /**
+   * The LoRA computational-limits monitor (src/train/norm_monitor.ts): per
+   * attention layer, the largest entry of the adapted Q, K and V projections
+   * against √(ln L), read from every training step's forward pass and written
+   * to metrics.jsonl (event 'norms') every `every` steps (default 1) and at step 1.
+   */
+  monitorNorms?: { every?: number };
+  onNorms?: (info: { step: number } & NormRecord) => void;
   onStep?: (info: StepInfo) => void;
   onEval?: (info: EvalInfo) => void;
 }
@@ -87,6 +96,8 @@ export interface FitResult {
   epochLosses: number[];
   /** Bytes of the optimizer's state at the end (moments, projectors). */
   optimizerStateBytes: number;
+  /** With monitorNorms: the largest Γ/√(ln L) of any step of the run (resumed runs included), its layer and step. */
+  normsPeak?: NormPeak;
 }
 
 export class NonFiniteLossError extends Error {
@@ -110,6 +121,7 @@ interface LoopState {
   epochLossSum: number;
   epochLossCount: number;
   epochLosses: number[];
+  normsPeak?: NormPeak;
 }
 
 /**
@@ -150,6 +162,8 @@ export class Trainer<E, B> {
   private graphs: Partial<Record<'train' | 'eval', Promise<CompiledGraph>>> = {};
   /** Full fine-tuning: the model weights the task's graph reads, trained in place. */
   private readonly fullWeights: WeightMap = new Map();
+  /** The norm monitor of the training graph (FitOptions.monitorNorms). */
+  readonly monitor: NormMonitor | null;
 
   constructor(
     readonly task: TrainTask<E, B>,
@@ -159,6 +173,9 @@ export class Trainer<E, B> {
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
     if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) throw new Error(`Epochs must be an integer ≥ 1, got ${opts.epochs}`);
+    const every = opts.monitorNorms?.every;
+    if (every !== undefined && !(Number.isInteger(every) && every >= 1)) throw new Error(`monitorNorms.every must be an integer ≥ 1, got ${every}`);
+    this.monitor = opts.monitorNorms ? new NormMonitor() : null;
     if (opts.full) {
       if (adapters) throw new Error('Full fine-tuning trains the weights themselves: leave the adapter out');
       // Which weights the graph reads (the builders name them): a graph built once, not compiled.
@@ -179,7 +196,8 @@ export class Trainer<E, B> {
   }
 
   private linear(training: boolean): LinearFn {
-    return this.adapters ? this.adapters.linear({ training }) : plainLinear;
+    const fn = this.adapters ? this.adapters.linear({ training }) : plainLinear;
+    return training && this.monitor ? this.monitor.wrap(fn) : fn;
   }
 
   private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
@@ -223,6 +241,25 @@ export class Trainer<E, B> {
    * (the adapter left out), W made a parameter of a separate graph.
    */
   async weightGradients(train: readonly E[], sites: LinearSite[], o: { batches: number; batchSize: number }): Promise<Map<string, Float64Array>> {
+    const batches = this.task.batches(train, o.batchSize, new Rng(this.opts.seed).fork('weight-grads')).slice(0, o.batches);
+    const sum = new Map<string, Float64Array>();
+    await this.weightGradientsEach(batches, sites, (grads) => {
+      for (const [name, gr] of grads) {
+        const acc = sum.get(name);
+        if (!acc) sum.set(name, gr);
+        else for (let i = 0; i < acc.length; i++) acc[i] += gr[i];
+      }
+    });
+    return sum;
+  }
+
+  /**
+   * ∂L/∂W of each batch for the sites' frozen weights ([out, in], float64, by
+   * site name), L the task's loss of that batch on the base model (the adapter
+   * left out): handed to `onBatch` one batch at a time (FILA's Fisher sums
+   * squares of them).
+   */
+  async weightGradientsEach(batches: readonly B[], sites: LinearSite[], onBatch: (grads: Map<string, Float64Array>, batch: B) => void): Promise<void> {
     const g = new Graph(`${this.task.name}-weight-grads`);
     const wanted = new Map(sites.map((s) => [s.name, s]));
     const linear: LinearFn = (site, x, W, b) => {
@@ -241,9 +278,7 @@ export class Trainer<E, B> {
     const grads = grad(loss, wParams);
     wParams.forEach((p, i) => g.output(`grad.${p.leaf!.name}`, grads[i]));
     const cg = await CompiledGraph.compile(g, { threads: this.opts.threads });
-    const sum = new Map<string, Float64Array>();
     try {
-      const batches = this.task.batches(train, o.batchSize, new Rng(this.opts.seed).fork('weight-grads')).slice(0, o.batches);
       for (const batch of batches) {
         const f = this.task.feeds(batch);
         for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
@@ -252,17 +287,11 @@ export class Trainer<E, B> {
           f[`W.${s.name}`] = { data: w.data, dims: w.shape };
         }
         const out = await cg.run(f);
-        for (const s of sites) {
-          const gr = outIn64(s, out[`grad.W.${s.name}`].data as Float32Array);
-          const acc = sum.get(s.name);
-          if (!acc) sum.set(s.name, gr);
-          else for (let i = 0; i < acc.length; i++) acc[i] += gr[i];
-        }
+        onBatch(new Map(sites.map((s) => [s.name, outIn64(s, out[`grad.W.${s.name}`].data as Float32Array)])), batch);
       }
     } finally {
       await cg.release();
     }
-    return sum;
   }
 
   private epochBatches(train: readonly E[], epoch: number): B[] {
@@ -365,11 +394,12 @@ export class Trainer<E, B> {
       for (; state.epoch < o.epochs; state.epoch++, state.batchInEpoch = 0) {
         const batches = this.epochBatches(train, state.epoch);
         for (; state.batchInEpoch < batches.length; state.batchInEpoch++) {
-          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
+          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak };
           const batch = batches[state.batchInEpoch];
           const t0 = performance.now();
           await this.task.prepare?.(batch, { step: state.step, seed: o.seed, adapters: this.adapters });
-          const out = await cg.run(this.feeds(batch, true, state.step));
+          const feeds = this.feeds(batch, true, state.step);
+          const out = await cg.run(feeds);
           const loss = lossOf(out);
           if (!Number.isFinite(loss)) throw await diverged('loss', loss);
           const grads = new Map<string, Float32Array>();
@@ -393,6 +423,16 @@ export class Trainer<E, B> {
           const extra = out['loss.adapter'] ? { adapterLoss: Number(out['loss.adapter'].data[0]) } : {};
           const figures = log ? adapterStepMetrics(this.adapters, params, state.step) : undefined;
           log?.write({ event: 'step', ...info, ...extra, ...(figures && { adapter: figures }) });
+          if (this.monitor?.projections.length) {
+            const rec = this.monitor.read(out, feeds);
+            const peak = peakOf(rec, state.step);
+            const key = (p?: NormPeak) => (p ? (Number.isNaN(p.ratio) ? -Infinity : p.ratio) : -Infinity);
+            if (peak && (!state.normsPeak || key(peak) > key(state.normsPeak))) state.normsPeak = peak;
+            if (state.step === 1 || state.step % (o.monitorNorms!.every ?? 1) === 0) {
+              log?.write({ event: 'norms', step: state.step, ...rec });
+              o.onNorms?.({ step: state.step, ...rec });
+            }
+          }
           if (o.checkpointEvery && state.step % o.checkpointEvery === 0) {
             state.batchInEpoch++;
             await save();
@@ -431,7 +471,7 @@ export class Trainer<E, B> {
         loadHookState(this.adapters, Object.entries(bestState.hook));
         loadRunState(this.adapters, bestState.run);
       }
-      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
+      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak };
     } finally {
       await optimizer.release?.();
       log?.close();

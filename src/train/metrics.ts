@@ -108,8 +108,8 @@ export function readMetrics(
 }
 
 /**
- * A resumed run continues from its checkpoint at `step`: the step and eval
- * records an interrupted run logged after it are superseded (the resumed run
+ * A resumed run continues from its checkpoint at `step`: the step, eval and
+ * norm-monitor records an interrupted run logged after it are superseded (the resumed run
  * logs those steps again), so they are dropped — atomically, keeping every
  * other record (resume, lock, diverged events) — and the log holds each step once.
  * Returns how many records were dropped.
@@ -127,7 +127,7 @@ export function dropRecordsAfterStep(file: string, step: number): number {
       dropped++; // a line torn by the crash
       continue;
     }
-    if ((r.event === "step" || r.event === "eval") && typeof r.step === "number" && r.step > step) {
+    if ((r.event === "step" || r.event === "eval" || r.event === "norms") && typeof r.step === "number" && r.step > step) {
       dropped++;
       continue;
     }

@@ -40,6 +40,8 @@ export interface TrainOptions {
   checkpointEvery?: number;
   /** Stop after this many optimizer steps in this process (used to simulate a crash in tests). */
   stopAfterSteps?: number;
+  /** The norm monitor (FitOptions.monitorNorms). */
+  monitorNorms?: FitOptions['monitorNorms'];
   onStep?: (info: StepInfo) => void;
   onEpoch?: (info: EpochInfo) => void;
 }
@@ -94,7 +96,7 @@ export class ClassificationTrainer {
 
   async fit(train: EncodedExample[], validation: EncodedExample[]) {
     const r = await this.trainer.fit({ train, validation });
-    return { stopped: r.stopped, history: r.history.map(epochInfo), bestValAccuracy: r.best ?? -Infinity, optimizerStateBytes: r.optimizerStateBytes };
+    return { stopped: r.stopped, history: r.history.map(epochInfo), bestValAccuracy: r.best ?? -Infinity, optimizerStateBytes: r.optimizerStateBytes, normsPeak: r.normsPeak };
   }
 
   async release() {
