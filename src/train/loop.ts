@@ -10,7 +10,6 @@
 // fork('dropout-s')), so a run resumed from a checkpoint replays the
 // uninterrupted one bit for bit.
 
-import fs from 'node:fs';
 import { grad } from '../autodiff/grad.ts';
 import { Graph } from '../graph/ir.ts';
 import { AdapterSet } from '../adapters/inject.ts';
@@ -25,9 +24,7 @@ import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
-import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { MetricsLog } from './metrics.ts';
-import { acquireRunLock } from './run_lock.ts';
+import { RunFolder } from './run_folder.ts';
 import { lossOf, type TrainTask } from './task.ts';
 import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
 
@@ -58,7 +55,7 @@ export interface FitOptions {
   patience?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;
-  /** Checkpoints (outDir/checkpoints) and metrics (outDir/metrics.jsonl) go here; omit for an in-memory run. */
+  /** Checkpoints (outDir/checkpoints) and metrics (outDir/metrics.jsonl) go here; omit for an in-memory run (a browser has no folders). */
   outDir?: string;
   /** Continue from the newest checkpoint in outDir. */
   resume?: boolean;
@@ -277,21 +274,11 @@ export class Trainer<E, B> {
     let state: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: null, badEpochs: 0, history: [], epochLossSum: 0, epochLossCount: 0, epochLosses: [] };
     let best: Map<string, Float32Array> | null = null;
     // One run per folder (a second one would delete or overwrite this one's checkpoints); a dead run's lock is taken over.
-    const lock = o.outDir ? acquireRunLock(o.outDir) : null;
-    let log: MetricsLog | null = null;
+    const run = o.outDir ? RunFolder.open(o.outDir, { resume: !!o.resume }) : null;
 
     try {
-      if (o.outDir && !o.resume) {
-        // A fresh run owns its folder: an earlier run's checkpoints (possibly at
-        // later steps) would otherwise be what a later --resume picks up, and its
-        // metrics would be mixed into this run's log.
-        fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
-        fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
-      }
-      log = o.outDir ? new MetricsLog(`${o.outDir}/metrics.jsonl`) : null;
-      if (lock?.tookOverFrom) log?.write({ event: 'lock', tookOverFrom: lock.tookOverFrom });
-      if (o.resume && o.outDir) {
-        const ck = await loadLatestCheckpoint(`${o.outDir}/checkpoints`);
+      if (o.resume && run) {
+        const ck = await run.latest();
         if (ck) {
           for (const [k, v] of ck.params) {
             const p = params.get(k);
@@ -305,7 +292,7 @@ export class Trainer<E, B> {
           if (this.adapters && hookState) loadHookState(this.adapters, Object.entries(hookState as Record<string, Record<string, StoredTensor>>));
           state = { ...state, ...t };
           best = ck.best ?? null;
-          log?.write({ event: 'resume', step: state.step, epoch: state.epoch, from: ck.path });
+          run?.write({ event: 'resume', step: state.step, epoch: state.epoch, from: ck.path });
         }
       }
 
@@ -316,13 +303,13 @@ export class Trainer<E, B> {
       const cg = await this.compiled('train');
       let stepsThisRun = 0;
       const save = async () => {
-        if (!o.outDir) return undefined;
+        if (!run) return undefined;
         const hookState = this.adapters ? Object.fromEntries(saveHookState(this.adapters)) : {};
-        return saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
+        return run.save({ step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
       };
       const diverged = async (what: string, value: number) => {
         const at = await save(); // the state before this step: still finite, and resumable
-        log?.write({ event: 'diverged', step: state.step, what, value });
+        run?.write({ event: 'diverged', step: state.step, what, value });
         return new NonFiniteLossError(state.step, value, what, at);
       };
 
@@ -351,7 +338,7 @@ export class Trainer<E, B> {
           state.epochLossCount++;
           const info: StepInfo = { step: state.step, totalSteps, epoch: state.epoch, loss, lr, gradNorm, tokensPerSec: this.task.tokens(batch) / ((performance.now() - t0) / 1000) };
           o.onStep?.(info);
-          log?.write({ event: 'step', ...info });
+          run?.write({ event: 'step', ...info });
           if (o.checkpointEvery && state.step % o.checkpointEvery === 0) {
             state.batchInEpoch++;
             await save();
@@ -374,7 +361,7 @@ export class Trainer<E, B> {
           const info: EvalInfo = { epoch: state.epoch, step: state.step, metrics, improved };
           state.history.push(info);
           o.onEval?.(info);
-          log?.write({ event: 'eval', ...info });
+          run?.write({ event: 'eval', ...info });
           stop = o.patience !== undefined && state.badEpochs >= o.patience;
         }
         state.epoch++;
@@ -388,8 +375,7 @@ export class Trainer<E, B> {
       return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
     } finally {
       await optimizer.release?.();
-      log?.close();
-      lock?.release();
+      run?.close();
     }
   }
 
