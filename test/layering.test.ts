@@ -19,6 +19,7 @@ const LAYERS: string[][] = [
   ['summarize'],
   ['train'],
   ['tasks'],
+  ['demo'],
   ['cli'],
   ['.'], // src/index.ts: the public API
 ];

@@ -9,6 +9,7 @@ import { registerSummarize } from './summarize.ts';
 import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
+import { registerDemo } from './demo.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -226,6 +227,7 @@ export function makeProgram(): Command {
   registerSummarize(program);
   registerCompare(program);
   registerMergeExport(program);
+  registerDemo(program);
 
   return program;
 }
