@@ -4,7 +4,7 @@
 import * as ort from 'onnxruntime-node';
 import type { OrtBinding, SessionOptions } from './binding.ts';
 
-export function defaultThreads(): number {
+function defaultThreads(): number {
   const env = Number(process.env.LORAKIT_THREADS);
   if (env > 0) return env;
   return Math.max(1, Math.min(4, (globalThis as any).navigator?.hardwareConcurrency ?? 2));
