@@ -11,7 +11,9 @@
 // cross-origin isolated; without isolation it can only have 1), and with
 // --webgpu also the WebGPU backend (headless Chromium has no GPU here: it is
 // SwiftShader, software; the figure checks the result, not the speed).
-// Median ms per step; ratio = browser / Node at the same thread count. Every
+// Node runs before and after the browser (the load on a shared machine
+// moves). Median ms per step; ratio = browser / Node at the same thread count
+// (the mean of Node's before and after). Every
 // side must reach the same first loss (the same graph and batch), else the
 // ratio would compare different work. A JSON line is appended to
 // bench/results/browser_step.jsonl. --smoke: batch 4 × 16, 1 warmup + 1 step,

@@ -14,7 +14,7 @@ const missing = fs.existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (ap
 test('browser step benchmark (smoke): Chromium wasm at 1 and 2 threads reaches the Node run\'s first loss', { skip: referenceSkip(missing), timeout: 600_000 }, async (t) => {
   requireReference(missing);
   const r = await benchBrowserStep({
-    shape: { batch: 4, seqLen: 16, seed: 3 }, warmup: 1, steps: 1, nodeThreads: [1],
+    shape: { batch: 4, seqLen: 16, seed: 3 }, warmup: 1, steps: 1, nodeThreads: [1], nodeAfter: false,
     browser: [{ label: 'wasm', threads: 2 }, { label: 'wasm, not isolated', notIsolated: true }],
   });
   for (const line of benchTable(r.rows).split('\n')) t.diagnostic(line);

@@ -35,7 +35,7 @@ export function plotSvg(d: PlotData): string {
     `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="training loss and validation accuracy" xmlns="http://www.w3.org/2000/svg">` +
     grid + xTicks +
     `<text x="${(L + W - R) / 2}" y="${H - 2}" class="axis" text-anchor="middle">step</text>` +
-    `<text x="${L}" y="12" class="axis loss" text-anchor="end">loss</text><text x="${W - R + 6}" y="12" class="axis acc">validation accuracy</text>` +
+    `<text x="${L}" y="12" class="axis loss" text-anchor="end">loss</text><text x="${W - 2}" y="12" class="axis acc" text-anchor="end">validation accuracy</text>` +
     line + dots + '</svg>'
   );
 }
