@@ -29,6 +29,6 @@ for (let c = 0; c < injected; c++) {
 const trials = results.flatMap((r) => r.trials);
 const phases = new Map<string, number>();
 for (const t of trials) phases.set(t.phase, (phases.get(t.phase) ?? 0) + 1);
-const bad = results.filter((r) => !r.identical || r.missingSteps.length);
+const bad = results.filter((r) => !r.identical || r.missingSteps.length || r.duplicateSteps.length);
 console.log(`\n${trials.length} kills (${[...phases].map(([k, v]) => `${v} ${k}`).join(', ')}) in ${results.length} chains, ${results.reduce((n, r) => n + r.runs, 0)} runs: ${bad.length ? `${bad.length} chains LOST something` : 'every chain ended with the uninterrupted adapter bytes and every step logged'}`);
 process.exit(bad.length ? 1 : 0);

@@ -73,6 +73,18 @@ test('runCompare: every method × seed plus one baseline per seed', async () => 
   await assert.rejects(runCompare({ methods: ['lora'], seeds: 1, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 2, lr: 2e-3, headLrScale: 5, batchSize: 4, maxTrain: 12, maxEval: 8, maxLen: 32, out, reuse: true }, ui), /--reuse: .* epochs = 1, this run has 2/);
 });
 
+test('compare --eval-ranks: DyLoRA at every b ≤ r beside LoRA truncated to b; b = r equals the run\'s own test accuracy', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-compare-ranks-'));
+  const ui = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
+  const res = await runCompare(
+    { methods: ['dylora', 'lora'], seeds: 1, firstSeed: 7, model: 'use', data: 'imdb', targetModules: ['qkv'], epochs: 1, lr: 2e-3, headLrScale: 5, batchSize: 4, maxTrain: 12, maxEval: 8, maxLen: 32, threads: 2, out, evalRanks: true, methodConfigs: { dylora: { r: 4 }, lora: { r: 4, lora_alpha: 8 } } },
+    ui,
+  );
+  assert.deepEqual(res.rankAccuracy!.map((a) => [a.method, a.ranks]), [['dylora', [1, 2, 3, 4]], ['lora', [1, 2, 3, 4]]]);
+  for (const a of res.rankAccuracy!) assert.equal(a.mean[3], res.rows.find((r) => r.method === a.method)!.meanAccuracy, `${a.method} at b = r`);
+  assert.match(res.markdown, /\| b \| dylora at b \| lora truncated to b \|/);
+});
+
 test('LP-FT: a probe-initialised head starts from the frozen-encoder baseline', async () => {
   // With a vanishing learning rate nothing moves, so the fine-tuned system must
   // score exactly what the linear probe scored (a fresh random head would not).

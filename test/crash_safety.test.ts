@@ -2,7 +2,7 @@
 // injected points inside every stage of a checkpoint save and of the final
 // adapter write, and at random moments, each run resumed with --resume: the
 // final adapter equals the uninterrupted run's byte for byte and metrics.jsonl
-// holds every step. A full disk during a checkpoint write (injected ENOSPC, and
+// holds every step exactly once. A full disk during a checkpoint write (injected ENOSPC, and
 // a real one on a small tmpfs where this machine can mount one) stops the run
 // with a message naming the intact previous checkpoint, which --resume uses.
 // More trials: scripts/crash_trials.ts.
@@ -31,6 +31,7 @@ test(`kill -9 inside every stage of a checkpoint save and of the adapter write (
   assert.equal(r.trials.length, KILL_POINTS.length);
   assert.ok(r.trials.filter((x) => x.phase === 'checkpoint files being written').length >= 3, 'kills inside checkpoint writes leave their temp files (for the next run to remove)');
   assert.deepEqual(r.missingSteps, []);
+  assert.deepEqual(r.duplicateSteps, [], 'each step logged once');
   assert.ok(r.identical, 'the resumed run writes the same adapter bytes as the uninterrupted one');
 });
 
@@ -41,6 +42,7 @@ test('kill -9 at random moments (seeded), resumed each time: the same adapter by
     const r = await randomKillChain(s, 10 - kills, SEED + c);
     t.diagnostic(`random kill trials (seed ${SEED + c}): ${summarize(r)}`);
     assert.deepEqual(r.missingSteps, []);
+    assert.deepEqual(r.duplicateSteps, [], 'each step logged once');
     assert.ok(r.identical, 'the resumed run writes the same adapter bytes as the uninterrupted one');
     kills += r.trials.length;
     inWrites += r.trials.filter((x) => x.phase !== 'between checkpoints' && x.phase !== 'before any checkpoint').length;

@@ -39,7 +39,7 @@ test("full fine-tuning's first-step weight gradients equal the loop's frozen-wei
   const fresh = (await loadModel(LLAMA, 'decoder')).model;
   const task = new CausalLmTask(fresh, { padId: 0 });
   const names = new Set([...fresh.weights.keys()]);
-  const { graph, trainable } = buildTaskGraph(task, plainLinear, 'train', names);
+  const { graph, trainable } = buildTaskGraph(task, plainLinear, 'train', { trainWeights: names });
   // Every weight the graph reads is trainable: embeddings, norms, projections, the head.
   for (const site of fresh.sites) assert.ok(trainable.includes(site.weightKey), `${site.weightKey} is trained`);
   assert.ok(trainable.some((k) => /norm/.test(k)), 'norm weights are trained too');
@@ -115,7 +115,7 @@ test('full fine-tuning of a BERT folder: the position table (a slice of run-time
   const m = await loadModel(path.join(FIX, 'bert'), 'encoder');
   const task = new ClassificationTask(m.model, { numLabels: 2, seed: 0, buckets: [8] });
   const names = new Set(m.model.weights.keys());
-  const { graph, trainable } = buildTaskGraph(task, plainLinear, 'train', names);
+  const { graph, trainable } = buildTaskGraph(task, plainLinear, 'train', { trainWeights: names });
   const pos = [...names].find((k) => k.endsWith('position_embeddings.weight'))!;
   assert.ok(trainable.includes(pos), 'the position table trains');
   const ex = ['a b c', 'hello world'].map((t, i) => ({ ids: m.tokenizer!.encode(t), label: i }));

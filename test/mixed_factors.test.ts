@@ -24,6 +24,13 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
   loldu: { r: 4 },
   lamda: { r: 4 },
   hydra: { r_seq: 2, r_par: 3 },
+  sora: { r: 4 },
+  codyra: { r: 4 },
+  adalora: { init_r: 4, lora_alpha: 200 },
+  dylora: { r: 4, eval_rank: 3 },
+  increlora: { init_r: 2, max_rank: 4, init_weights: false, lora_alpha: 512 },
+  diffora: { r: 4 },
+  'bayesian-lora': { r: 4, init_weights: false, lora_alpha: 256 },
 };
 const WITH_FACTORS = Object.values(METHODS).filter((m) => m.factors).map((m) => m.name);
 

@@ -123,8 +123,11 @@ test("GaLore: lorakit's SVD projector spans the same subspace as torch's (‖PP�
   assert.ok(Math.max(...dl.map((x, i) => Math.abs(x - tlf[i]))) < 1e-5, 'left projector subspace');
 });
 
-test('LoRA-Pro: first step (B = 0 branch) and two more: equivalent gradient, full-size Adam direction, adjusted gradients and the SGD update equal the official math', () => {
-  const c = FIX.lorapro;
+for (const [name, what] of [
+  ['lorapro', 'first step (B = 0 branch) and two more'],
+  ['loraproRankOne', 'a rank-one first gradient (BᵀB singular after the B = 0 step: the float32 pinv cut keeps the step bounded)'],
+] as const) test(`LoRA-Pro: ${what}: equivalent gradient, full-size Adam direction, adjusted gradients and the SGD update equal the official math`, () => {
+  const c = FIX[name];
   const pair: LoraPair = { A: 'A', B: 'B', m: c.m, n: c.n, r: c.r, s: c.s };
   const params = new Map([['A', f32(c.init.A)], ['B', f32(c.init.B)]]);
   const opt = new LoraPro(params, new AdamW(new Map()), { pairs: [pair] });
@@ -153,6 +156,8 @@ test('LoRA-Pro: first step (B = 0 branch) and two more: equivalent gradient, ful
     opt.step(new Map([['A', f32(s.gA)], ['B', f32(s.gB)]]), c.lr);
     assertRel(params.get('A')!, s.A, 1e-6, `step ${i} A`);
     assertRel(params.get('B')!, s.B, 1e-6, `step ${i} B`);
+    // The reference's B stays O(1): a float64 cut would keep BᵀB's ~1e-8 eigenvalue and blow the step up by ~1e8.
+    assert.ok(Math.max(...params.get('B')!.map(Math.abs)) < 10, `step ${i} B bounded`);
   }
   assert.equal(opt.stateBytes(), 2 * 4 * c.m * c.n, 'full m×n moments per layer');
 });

@@ -35,6 +35,13 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
   loca: { n_frequency: 64, scaling: 5, random_loc_seed: 9 },
   smora: { num_ranks: 8, top_k: 2 },
   lamda: { r: 4, freeze_fraction: 0.5, lamda_plus_plus: true },
+  adalora: { init_r: 6, target_r: 2, tinit: 3, tfinal: 4, deltaT: 2, orth_reg_weight: 0.1, total_step: 50, lora_alpha: 32 },
+  dylora: { r: 6, lora_alpha: 12, eval_rank: 3 },
+  increlora: { init_r: 1, target_rank: 4, top_h: 2, init_warmup: 5, incre_interval: 3, max_rank: 6 },
+  diffora: { r: 4, rho: 0.25, search_fraction: 0.4, arch_lr: 1e-2 },
+  'bayesian-lora': { r: 4, bop_lambda: 0.2, gate_init: 2, quantize: false },
+  codyra: { r: 4, kappa_max: 1e-3, dense_ratio: 0.3, lambda_num: 10, weight_decay: 0.01 },
+  sora: { r: 4, sparse_lambda: 0.5, sparse_lambda_2: 1e-3, sparse_lr: 2e-3, threshold: 'soft' },
 };
 
 test('every registered method has a PEFT descriptor: peft_type, bias spelling, the keys its init makes', () => {

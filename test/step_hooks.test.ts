@@ -86,3 +86,111 @@ test('resume restores hook state (SMoRA β) from the checkpoint: the resumed run
   for (const [k, v] of full.params) assert.deepEqual(resumed.params.get(k), v, `param ${k} differs after resume`);
   for (const t of [t1, t2, t3]) await t.release();
 });
+
+test('hooks: a loss term joins the training loss, owned tensors get only the method\'s update, step figures reach metrics.jsonl, run state survives --resume, feeds see the step', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { readMetrics } = await import('../src/train/metrics.ts');
+  const model = await loadUseEncoder();
+  const lam = 0.05;
+  const fedSteps: number[] = [];
+  // A LoRA whose B the method updates itself with plain SGD (lr from the schedule), counting its own steps as run state.
+  const seen: { lr: number; gB: Float32Array }[] = [];
+  const own: AdapterMethod<any, { sgdSteps: number }> = {
+    ...lora,
+    name: 'lora-owned',
+    createState: () => ({ sgdSteps: 0 }),
+    hooks: {
+      ownedParams: ({ sites }) => sites.map((s) => s.keys['lora_B.weight']),
+      optimizerStep(ctx) {
+        for (const s of ctx.sites) {
+          const k = s.keys['lora_B.weight'];
+          const p = ctx.params.get(k)!, g = ctx.grads.get(k)!;
+          seen.push({ lr: ctx.lr, gB: Float32Array.from(g) });
+          for (let i = 0; i < p.length; i++) p[i] -= ctx.lr * g[i];
+        }
+        ctx.state.sgdSteps++;
+      },
+      lossTerm: ({ sites }) => op.mul(sites.map((s) => op.reduceSum(op.abs(s.p['lora_A.weight']), [0, 1], false)).reduce((a, b) => op.add(a, b)), lam),
+      stepMetrics: ({ state }) => ({ sgdSteps: state.sgdSteps }),
+      saveRunState: ({ state }) => ({ sgdSteps: state.sgdSteps }),
+      loadRunState: ({ state }, saved: any) => {
+        state.sgdSteps = saved.sgdSteps;
+      },
+      feeds: ({ training, step }) => {
+        if (training) fedSteps.push(step!);
+        return {};
+      },
+    },
+  };
+  const mk = () => new AdapterSet(own, lora.schema.parse({ r: 2, lora_alpha: 2, init_lora_weights: false }), model.sites, model.weights, { targetModules: ['encoder.layer.0.attention.qkv'], seed: 5 });
+  const data = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [3, 3], [9, 8], [2, 2, 2]].map((ids, i) => ({ ids, label: i % 2 }));
+  const opts = { epochs: 2, lr: 1e-2, batchSize: 2, seed: 3, warmupRatio: 0, buckets: [16], checkpointEvery: 1 };
+  // The first step by hand: loss = task loss + λ·Σ|A|, B moves by exactly −lr·∂L/∂B (no Adam), A by Adam.
+  const set = mk();
+  const site = set.targets[0];
+  const kA = `base_model.model.${site.name}.lora_A.weight`, kB = `base_model.model.${site.name}.lora_B.weight`;
+  const A0 = Float32Array.from(set.params.get(kA)!), B0 = Float32Array.from(set.params.get(kB)!);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-owned-'));
+  const t = new ClassificationTrainer(model, set, 2, { ...opts, epochs: 1, outDir: dir, stopAfterSteps: 1 });
+  await t.fit(data, data);
+  let sumA = 0;
+  for (const v of A0) sumA += Math.abs(v);
+  const rec = readMetrics(path.join(dir, 'metrics.jsonl')).find((r) => r.event === 'step')!;
+  assert.ok(Math.abs((rec.adapterLoss as number) - lam * sumA) < 1e-5 * lam * sumA, `adapterLoss ${rec.adapterLoss} vs λ·Σ|A| ${lam * sumA}`);
+  assert.deepEqual(rec.adapter, { sgdSteps: 1 });
+  // B moved by exactly −lr·∂L/∂B (the method's SGD, no Adam step on top); A moved under the shared AdamW.
+  const B1 = set.params.get(kB)!;
+  assert.equal(seen.length, 1);
+  assert.ok(seen[0].gB.some((v) => v !== 0));
+  B1.forEach((v, i) => assert.equal(v, Math.fround(B0[i] - seen[0].lr * seen[0].gB[i]), `B[${i}]`));
+  assert.ok(set.params.get(kA)!.some((v, i) => v !== A0[i]), 'A moved under the shared AdamW');
+  await t.release();
+  // Run state and resume: interrupted after 3 steps then resumed == uninterrupted (B is updated by the method alone).
+  const full = mk();
+  const tf = new ClassificationTrainer(model, full, 2, opts);
+  await tf.fit(data, data);
+  assert.equal((full.state as any).sgdSteps, 6);
+  const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-owned2-'));
+  const part = mk();
+  const tp = new ClassificationTrainer(model, part, 2, { ...opts, outDir: dir2, stopAfterSteps: 3 });
+  await tp.fit(data, data);
+  const resumed = mk();
+  const tr = new ClassificationTrainer(model, resumed, 2, { ...opts, outDir: dir2, resume: true });
+  await tr.fit(data, data);
+  assert.equal((resumed.state as any).sgdSteps, 6, 'the method\'s step count continued from the checkpoint');
+  for (const [k, v] of full.params) assert.deepEqual(resumed.params.get(k), v, `param ${k} differs after resume`);
+  const steps = readMetrics(path.join(dir2, 'metrics.jsonl')).filter((r) => r.event === 'step').map((r) => (r.adapter as any).sgdSteps);
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
+  assert.ok(fedSteps.includes(0) && fedSteps.includes(5), `feeds saw the training steps: ${fedSteps.join(',')}`);
+  for (const x of [tf, tp, tr]) await x.release();
+});
+
+test('the best validation epoch\'s weights come back with the method\'s state of that epoch (per-module state and run state)', async () => {
+  const model = await loadUseEncoder();
+  // A LoRA whose per-module state and run state count the steps taken.
+  const counting: AdapterMethod<any, { steps: number; saved: number }> = {
+    ...lora,
+    name: 'lora-counting',
+    createState: () => ({ steps: 0, saved: 0 }),
+    hooks: {
+      afterStep: ({ state }) => void state.steps++,
+      stateKeys: ['counter'],
+      saveState: ({ state }) => ({ counter: { shape: [1], data: Float32Array.of(state.steps) } }),
+      loadState: ({ state, tensors }) => void (state.steps = tensors.counter.data[0]),
+      saveRunState: ({ state }) => ({ saved: state.steps }),
+      loadRunState: ({ state }, s: any) => void (state.saved = s.saved),
+    },
+  };
+  const set = new AdapterSet(counting, lora.schema.parse({ r: 2 }), model.sites, model.weights, { targetModules: ['encoder.layer.0.attention.qkv'], seed: 1 });
+  const data = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [3, 3]].map((ids, i) => ({ ids, label: i % 2 }));
+  // A vanishing learning rate: the validation accuracy never improves after the first epoch, which stays the best.
+  const t = new ClassificationTrainer(model, set, 2, { epochs: 3, lr: 1e-12, batchSize: 2, seed: 1, warmupRatio: 0, buckets: [16] });
+  const r = await t.fit(data, data);
+  await t.release();
+  assert.deepEqual(r.history.map((h) => h.improved), [true, false, false]);
+  const st = set.state as { steps: number; saved: number };
+  assert.equal(st.steps, 2, 'the per-module state of the best (first) epoch, not of the last step (6)');
+  assert.equal(st.saved, 2, 'the run state of the best epoch');
+});

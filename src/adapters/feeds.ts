@@ -30,6 +30,8 @@ export interface AdapterFeedOptions {
   training: boolean;
   /** While training: the batch's other feeds (to size the masks) and this step's generator (masks drawn site by site in target order). */
   dropout?: { batch: Record<string, HostTensor>; rng: Rng };
+  /** While training: the step this run computes and the run's seed (for the method's per-step feeds, hooks.feeds). */
+  at?: { step: number; seed: number };
 }
 
 /** Every input an adapter set needs in one run (none for `null`). */
@@ -37,7 +39,7 @@ export function adapterFeeds(set: AdapterSet | null, o: AdapterFeedOptions): Rec
   if (!set) return {};
   const f: Record<string, HostTensor> = {};
   for (const [k, v] of set.params) f[k] = { data: v, dims: set.shapes.get(k)! };
-  Object.assign(f, hookFeeds(set, o.training));
+  Object.assign(f, hookFeeds(set, o.training, o.at));
   const p = set.dropout;
   if (o.training && p > 0 && o.dropout && set.enabled) {
     const rows = maskRows(o.dropout.batch);

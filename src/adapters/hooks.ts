@@ -3,15 +3,17 @@
 // (config + parameter keys) and calls the method with the set's state; the
 // trainer holds no method-specific code.
 
+import type { Graph, Value } from '../graph/ir.ts';
+import * as op from '../graph/ops.ts';
 import type { AdapterSet } from './inject.ts';
 import type { FitHookContext, StepHookContext, StoredTensor } from './types.ts';
 
-export type StepPhase = 'beforeStep' | 'afterStep';
+export type StepPhase = 'beforeStep' | 'optimizerStep' | 'afterStep';
 
 /** Whether the set's method has any per-step hook. */
 export function hasStepHooks(adapters: AdapterSet | null): boolean {
   const h = adapters?.method.hooks;
-  return !!(h && (h.beforeStep || h.afterStep));
+  return !!(h && (h.beforeStep || h.afterStep || h.optimizerStep));
 }
 
 /** Calls `phase` of the method's hooks, if it has one. */
@@ -23,6 +25,50 @@ export function runStepHook(
   const fn = adapters?.method.hooks?.[phase];
   if (!adapters || !fn) return;
   fn.call(adapters.method.hooks, { ...ctx, config: adapters.config, sites: adapters.hookSites(), state: adapters.state });
+}
+
+/** Keys of the tensors the method updates itself (hooks.ownedParams): the shared optimizer skips them. */
+export function ownedParams(adapters: AdapterSet | null): Set<string> {
+  const f = adapters?.method.hooks?.ownedParams;
+  return new Set(adapters && f ? f.call(adapters.method.hooks, { state: adapters.state, config: adapters.config, sites: adapters.hookSites() }) : []);
+}
+
+/**
+ * The method's term of the training loss (hooks.lossTerm) over the adapter
+ * parameters `g` holds (sites the task's graph does not build are left out), or null.
+ */
+export function adapterLossTerm(adapters: AdapterSet | null, g: Graph): Value | null {
+  const f = adapters?.method.hooks?.lossTerm;
+  if (!adapters || !f || !adapters.enabled) return null;
+  const sites = adapters.hookSites().flatMap((s) => {
+    const p: Record<string, Value> = {};
+    for (const [suffix, key] of Object.entries(s.keys)) {
+      const v = g.leaf(key);
+      if (v) p[suffix] = v;
+    }
+    return Object.keys(p).length ? [{ ...s, p }] : [];
+  });
+  const term = f.call(adapters.method.hooks, { g, state: adapters.state, config: adapters.config, sites });
+  if (term && term.shape.length !== 0) return op.reshape(term, []);
+  return term;
+}
+
+/** The method's per-step figures for metrics.jsonl (hooks.stepMetrics), or none. */
+export function adapterStepMetrics(adapters: AdapterSet | null, params: Map<string, Float32Array>, step: number): Record<string, unknown> | undefined {
+  const f = adapters?.method.hooks?.stepMetrics;
+  return adapters && f ? f.call(adapters.method.hooks, { state: adapters.state, config: adapters.config, sites: adapters.hookSites(), params, step }) : undefined;
+}
+
+/** The method's run state for a checkpoint (hooks.saveRunState), or undefined. */
+export function saveRunState(adapters: AdapterSet | null): unknown {
+  const f = adapters?.method.hooks?.saveRunState;
+  return adapters && f ? f.call(adapters.method.hooks, { state: adapters.state, config: adapters.config, sites: adapters.hookSites() }) : undefined;
+}
+
+/** Gives a checkpoint's run state back to the method (after startRun). */
+export function loadRunState(adapters: AdapterSet | null, saved: unknown): void {
+  const f = adapters?.method.hooks?.loadRunState;
+  if (adapters && f && saved !== undefined && saved !== null) f.call(adapters.method.hooks, { state: adapters.state, config: adapters.config, sites: adapters.hookSites() }, saved);
 }
 
 /** Calls the method's startRun hook, if it has one (every training run, fresh or resumed). */
@@ -39,9 +85,9 @@ export async function runFitHook(adapters: AdapterSet | null, ctx: Omit<FitHookC
 }
 
 /** The method's extra feeds (non-trainable state inputs), or none. */
-export function hookFeeds(adapters: AdapterSet | null, training: boolean): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> {
+export function hookFeeds(adapters: AdapterSet | null, training: boolean, at?: { step: number; seed: number }): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> {
   const f = adapters?.method.hooks?.feeds;
-  return adapters && f ? f.call(adapters.method.hooks, { state: adapters.state, config: adapters.config, sites: adapters.hookSites(), training }) : {};
+  return adapters && f ? f.call(adapters.method.hooks, { state: adapters.state, config: adapters.config, sites: adapters.hookSites(), training, ...at }) : {};
 }
 
 /**

@@ -16,6 +16,13 @@ import { fourierft } from './fourierft/index.ts';
 import { smora } from './smora/index.ts';
 import { lamda } from './lamda/index.ts';
 import { loca } from './loca/index.ts';
+import { sora } from './sora/index.ts';
+import { codyra } from './codyra/index.ts';
+import { adalora } from './adalora/index.ts';
+import { dylora } from './dylora/index.ts';
+import { increlora } from './increlora/index.ts';
+import { diffora } from './diffora/index.ts';
+import { bayesianLora } from './bayesian_lora/index.ts';
 
 export const METHODS: Record<string, AdapterMethod> = {
   lora,
@@ -32,6 +39,13 @@ export const METHODS: Record<string, AdapterMethod> = {
   loldu,
   randlora,
   lorasb,
+  sora,
+  codyra,
+  adalora,
+  dylora,
+  increlora,
+  diffora,
+  'bayesian-lora': bayesianLora,
 };
 
 export function getMethod(name: string): AdapterMethod {

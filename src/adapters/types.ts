@@ -96,6 +96,13 @@ export interface AdapterMethod<C = any, S = any> {
    * on LoRA's own A and B: true where `factors` returns them unchanged (LoRA).
    */
   linearCombination?: boolean;
+  /**
+   * What the method trains is meant to end as a smaller plain LoRA (SoRA's open
+   * gates, AdaLoRA's kept triplets...): `lorakit train` saves it through its
+   * low-rank factors as PEFT LoRA with rank_pattern (src/peft/as_lora.ts) unless
+   * told --save-as native; the native folder is kept beside it.
+   */
+  savesAsLora?: boolean;
   /** ΔW depends on the base weight (DoRA): unmerge from a merged weight is not exact. */
   deltaDependsOnBase?: boolean;
   /**
@@ -212,6 +219,13 @@ export interface PeftDescriptor<C = any, S = any> {
     load(args: { sites: LinearSite[]; configFor(site: LinearSite): C; tensors: Map<string, StoredTensor> }): void;
   };
   /**
+   * Last edit of what a save writes, from the set's state (AdaLoRA: its
+   * rank_pattern and total_step from the run, and the masked triplets dropped
+   * from the tensors as PEFT's resize_state_dict_by_rank_pattern does).
+   * `tensors` (full keys) and `fields` are edited in place.
+   */
+  finalizeSave?(args: { state: S; config: C; sites: LinearSite[]; tensors: Record<string, StoredTensor>; fields: Record<string, any> }): void;
+  /**
    * Inits that moved part of W0 into the adapter (PiSSA, OLoRA): rewrites the
    * saved `tensors` and `fields` in place into the plain adapter PEFT loads on
    * the original base weight (SavedAdapterInfo.convertToLora). `initial` holds
@@ -242,10 +256,17 @@ export interface HookSite<C = any> {
 }
 
 export interface StepHookContext<C = any, S = any> {
-  /** Optimizer steps taken so far (beforeStep: this step's index; afterStep: index + 1). */
+  /** Optimizer steps taken so far (beforeStep, optimizerStep: this step's index; afterStep: index + 1). */
   step: number;
   totalSteps: number;
+  /** This step's learning rate (the base rate times the schedule). */
   lr: number;
+  /** The run's base learning rate (lr / baseLr is the schedule's multiplier at this step). */
+  baseLr: number;
+  /** Warmup steps of the run's schedule (a method's own parameter groups may follow the same shape). */
+  warmupSteps: number;
+  /** The run's seed (for a method's draws during training, e.g. IncreLoRA's new components). */
+  seed: number;
   /** Every trainable tensor (adapter + head), live: hooks may write in place. */
   params: Map<string, Float32Array>;
   /** This step's gradients (after clipping): beforeStep may write in place (freezing = zeroing). */
@@ -294,13 +315,43 @@ export interface AdapterHooks<C = any, S = any> {
   startRun?(ctx: { state: S; config: C; sites: HookSite<C>[] }): void;
   /** After gradients, before the optimizer step: may edit `grads` in place. */
   beforeStep?(ctx: StepHookContext<C, S>): void;
+  /**
+   * The method's own update of the tensors `ownedParams` names (SoRA's gates
+   * with their sparse AdamW): called right after the shared optimizer's step,
+   * which leaves those tensors alone. Their gradients (clipped with all the
+   * others) are in `grads`.
+   */
+  optimizerStep?(ctx: StepHookContext<C, S>): void;
+  /** Keys (in `params`) of the tensors `optimizerStep` updates; the shared optimizer skips them. */
+  ownedParams?(ctx: { state: S; config: C; sites: HookSite<C>[] }): string[];
   /** After the optimizer step: may edit `params` in place. */
   afterStep?(ctx: StepHookContext<C, S>): void;
   /**
+   * A scalar added to the task's training loss (SoRA's λ·Σ|g|/N_g, AdaLoRA's
+   * orthogonality term), built once per training graph from the parameters
+   * the graph holds: each adapted site's tensors by key suffix. null: none.
+   */
+  lossTerm?(ctx: { g: Graph; state: S; config: C; sites: (HookSite<C> & { p: Record<string, Value> })[] }): Value | null;
+  /**
+   * Figures written with each step's record in metrics.jsonl (after
+   * afterStep): a module's active rank, gate values. Plain JSON values.
+   */
+  stepMetrics?(ctx: { state: S; config: C; sites: HookSite<C>[]; params: Map<string, Float32Array>; step: number }): Record<string, unknown>;
+  /**
+   * State of a training run that is not part of the adapter (a method's own
+   * optimizer moments, importance averages): saved in checkpoints only, and
+   * given back to loadRunState after startRun on --resume. Plain JSON values,
+   * Float32Arrays and Maps of them.
+   */
+  saveRunState?(ctx: { state: S; config: C; sites: HookSite<C>[] }): unknown;
+  loadRunState?(ctx: { state: S; config: C; sites: HookSite<C>[] }, saved: unknown): void;
+  /**
    * Extra graph inputs fed on every run (train and eval): non-trainable state
    * that hooks update between steps (a router bias, integer locations).
+   * While training, `step` is the index of the step the run computes and
+   * `seed` the run's seed (per-step draws such as DyLoRA's rank).
    */
-  feeds?(ctx: { state: S; config: C; sites: HookSite<C>[]; training: boolean }): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>;
+  feeds?(ctx: { state: S; config: C; sites: HookSite<C>[]; training: boolean; step?: number; seed?: number }): Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>;
   /**
    * Non-trainable per-module state saved with the adapter so a reloaded
    * adapter reproduces outputs (SMoRA's β): key suffix → tensor. `stateKeys`

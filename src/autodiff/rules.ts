@@ -242,7 +242,7 @@ export const rules: Record<string, VjpRule> = {
 };
 
 /** Ops whose outputs carry no gradient (comparisons, shapes, integer results). */
-export const nonDifferentiable = new Set(['Equal', 'Less', 'Greater', 'Shape', 'ConstantOfShape', 'Sign', 'ReduceProd']);
+export const nonDifferentiable = new Set(['Equal', 'Less', 'Greater', 'Shape', 'ConstantOfShape', 'Sign', 'Round', 'ReduceProd']);
 
 export function checkSameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => sameDim(d, b[i]));

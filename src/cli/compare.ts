@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, list, num } from './parse.ts';
-import { compareTable, parseSystem, runCompare } from '../tasks/compare.ts';
+import { compareTable, parseSystem, rankMarkdown, runCompare } from '../tasks/compare.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { methodConfigKeys, methodDefaults } from './method_options.ts';
 
@@ -51,6 +51,7 @@ export function registerCompare(program: Command): void {
     .option('--out <dir>', 'run folders and compare.json', 'runs/compare')
     .option('--md <file>', 'write the Markdown table here (default <out>/compare.md)')
     .option('--svg <file>', 'write the SVG chart here (default: next to the Markdown, .svg)')
+    .option('--eval-ranks', 'also score the dylora and lora runs at every rank b ≤ r (DyLoRA at b; LoRA truncated to b)', false)
     .option('--reuse', 'reuse runs already in <out>/compare.json made with the same settings (to add methods)', false)
     .option('--quiet', 'no per-run messages', false)
     .action(async (o) => {
@@ -78,10 +79,12 @@ export function registerCompare(program: Command): void {
           out: o.out,
           command,
           reuse: o.reuse,
+          evalRanks: o.evalRanks,
         },
         quietUi,
       );
       console.table(compareTable(res.rows));
+      if (res.rankAccuracy?.length) console.log(`\n${rankMarkdown(res.rankAccuracy)}\n`);
       const md = o.md ?? path.join(o.out, 'compare.md');
       const svg = o.svg ?? md.replace(/\.md$/, '') + '.svg';
       fs.mkdirSync(path.dirname(md), { recursive: true });

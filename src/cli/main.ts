@@ -10,6 +10,8 @@ import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLo
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { registerDemo } from './demo.ts';
+import { registerPlotRanks } from './plot_ranks.ts';
+import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -135,6 +137,7 @@ export function makeProgram(): Command {
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
+    .addOption(new Option('--save-as <form>', "adapter/ as 'lora' (the plain PEFT LoRA a pruning method becomes, with rank_pattern; the method's own folder beside it as adapter_native/) or 'native'; default: lora for sora, codyra, adalora, increlora, diffora, bayesian-lora, native otherwise").choices(['lora', 'native']))
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
@@ -164,7 +167,7 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full,
+          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs,
         }, ui);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
@@ -202,6 +205,7 @@ export function makeProgram(): Command {
           checkpointEvery: o.checkpointEvery,
           optimizer,
           full: !!o.full,
+          saveAs: o.saveAs,
         },
         ui,
       );
@@ -218,14 +222,17 @@ export function makeProgram(): Command {
     .addOption(new Option('--split <name>', 'which split').choices(['test', 'validation']).default('test'))
     .option('--max-eval <n>', 'use at most N examples', int('--max-eval'))
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .option('--rank <b>', 'evaluate at rank b without retraining: a DyLoRA adapter at its rank b, a LoRA truncated to its first b components', int('--rank'))
     .action(async (o) => {
-      const r = await runEvalJob({ adapter: o.adapter, data: o.data, split: o.split, maxEval: o.maxEval, threads: o.threads });
-      console.log(`${o.split}: accuracy ${(100 * r.accuracy).toFixed(2)}% (loss ${r.loss.toFixed(4)}) on ${r.n} examples`);
+      const r = await runEvalJob({ adapter: o.adapter, data: o.data, split: o.split, maxEval: o.maxEval, threads: o.threads, rank: o.rank });
+      console.log(`${o.split}${o.rank !== undefined ? ` at rank ${o.rank}` : ''}: accuracy ${(100 * r.accuracy).toFixed(2)}% (loss ${r.loss.toFixed(4)}) on ${r.n} examples`);
     });
 
   registerGenerate(program);
   registerSummarize(program);
   registerCompare(program);
+  registerPlotRanks(program);
+  registerContinual(program);
   registerMergeExport(program);
   registerDemo(program);
 

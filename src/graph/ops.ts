@@ -64,6 +64,8 @@ export const sin = (x: Value) => unary('Sin', x);
 export const cos = (x: Value) => unary('Cos', x);
 export const abs = (x: Value) => unary('Abs', x);
 export const sign = (x: Value) => unary('Sign', x);
+/** Round half to even (ONNX Round); no gradient (straight-through estimators wrap it in stopGradient). */
+export const round = (x: Value) => unary('Round', x);
 export const square = (x: Value) => mul(x, x);
 export const identity = (x: Value) => one(x, 'Identity', [x], x.dtype, x.shape);
 

@@ -68,12 +68,20 @@ export function eighPsd(M: Float64Array, k: number): { Q: Float64Array; lambda: 
   return { Q: s.U, lambda: s.S };
 }
 
-/** torch.linalg.pinv(M + 1e-8·I) for a symmetric PSD M [k, k] (singular values below k·ε·max are dropped). */
+/** float32's machine epsilon: the official code runs on float32 master weights, so torch.linalg.pinv's default cut is k·ε32·max. */
+const FLOAT32_EPS = 1.1920928955078125e-7;
+
+/**
+ * torch.linalg.pinv(M + 1e-8·I) for a symmetric PSD M [k, k] as the official code
+ * computes it on float32 tensors: eigenvalues below k·ε32·λmax are dropped. The
+ * cut matters when B is nearly rank-deficient right after the B = 0 step: with
+ * float64's ε the inverse of BᵀB would grow without bound and the update with it.
+ */
 export function pinvRegularized(M: Float64Array, k: number): Float64Array {
   const R = Float64Array.from(M);
   for (let i = 0; i < k; i++) R[i * k + i] += 1e-8;
   const { Q, lambda } = eighPsd(R, k);
-  const cut = k * 2.220446049250313e-16 * Math.max(...lambda);
+  const cut = k * FLOAT32_EPS * Math.max(...lambda);
   const inv = new Float64Array(k * k);
   for (let t = 0; t < k; t++) {
     if (!(lambda[t] > cut)) continue;

@@ -74,7 +74,7 @@ export interface SavedAdapterInfo {
  * flag, then the shared PeftConfig fields of the set.
  */
 export function peftConfigOf(
-  set: AdapterSet,
+  set: Pick<AdapterSet, 'method' | 'config' | 'options'>,
   info: Pick<SavedAdapterInfo, 'baseModel' | 'taskType' | 'peftConfig'> & { modulesToSave?: string[]; sharedConfig?: Record<string, unknown> },
 ): Record<string, any> {
   const d = set.method.peft;
@@ -140,6 +140,7 @@ export function adapterFiles(set: AdapterSet, info: SavedAdapterInfo): Map<strin
     if (d.shared?.perModule) for (const site of set.targets) tensors[`${PEFT_PREFIX}${site.name}.${name}`] = { shape: t.shape, data: t.data };
   }
   const fields = peftConfigOf(set, { ...info, modulesToSave: [...modules], sharedConfig: shared?.config });
+  d.finalizeSave?.({ state: set.state, config: set.config, sites: set.targets, tensors, fields });
   if (info.convertToLora && set.initialParams.size) {
     if (!d.convertResidual) throw new Error(`saveAdapter: convertToLora, but method '${set.method.name}' has no conversion of an init that changed the base weight`);
     d.convertResidual({ sites: set.targets, params: set.params, initial: set.initialParams, shapes: set.shapes, tensors, fields });

@@ -14,7 +14,10 @@ import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
-import { loadPeftAdapter, readAdapter, saveAdapter } from '../peft/adapter_files.ts';
+import { loadPeftAdapter, readAdapter } from '../peft/adapter_files.ts';
+import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
+import { setEvalRank } from '../adapters/dylora/index.ts';
+import { truncateLoraRank } from '../adapters/lora/truncate.ts';
 import { loraPlusGroups } from '../adapters/lora/plus.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
@@ -62,6 +65,8 @@ export interface ClassifyJobOptions {
   checkpointEvery?: number;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
+  /** See TrainJobOptions.saveAs (default: the plain LoRA form for methods that prune). */
+  saveAs?: SaveAs;
   /** The update rule (default AdamW). */
   optimizer?: OptimizerSpec;
   /** Full fine-tuning: every weight of the encoder trains (no adapter); the model is written to <out>/model. */
@@ -73,6 +78,8 @@ export interface ClassifyResult {
   rows: { system: string; testAccuracy: number; trainableParams: number; seconds: number }[];
   split: { train: number; validation: number; test: number };
   adapterDir: string;
+  /** The saved format, and for a pruned method its LoRA ranks and adapter parameters. */
+  saved?: { saveAs: SaveAs; nativeDir?: string; ranks?: Record<string, number>; adapterParams: number };
   /** Stopped by stopAfterSteps before the end (nothing saved but checkpoints). */
   stopped?: boolean;
   optimizer?: string;
@@ -212,8 +219,9 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   rows.push({ system: `${system} encoder + linear head`, testAccuracy: res.accuracy, trainableParams: trainedParams + headParams, seconds: (performance.now() - t0) / 1000 });
   const adapterDir = path.join(o.out, adapters ? 'adapter' : 'model');
   const extra = { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED, ...(o.loraplusLrRatio !== undefined && { loraplus_lr_ratio: o.loraplusLrRatio }) };
+  let savedInfo: ClassifyResult['saved'];
   if (adapters) {
-    saveAdapter(adapterDir, adapters, {
+    const saved = saveTrainedAdapter(adapterDir, adapters, {
       baseModel: name,
       taskType: 'SEQ_CLS',
       modulesToSave: new Map([
@@ -221,18 +229,36 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
         [HEAD_B, { shape: [numLabels], data: trainer.head.get(HEAD_B)! }],
       ]),
       extra,
-    });
+    }, o.saveAs);
+    const { dir: _dir, ...info } = saved;
+    savedInfo = info;
   } else saveFullModel(adapterDir, loaded, trainer.task.params, { task: 'classification', ...extra });
   await trainer.release();
   const result: ClassifyResult = {
     rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir,
     optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
+    ...(savedInfo && { saved: savedInfo }),
   };
   writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
   return result;
 }
 
-export interface EvalJobOptions { adapter: string; data: string; maxEval?: number; threads?: number; split: 'test' | 'validation' }
+export interface EvalJobOptions {
+  adapter: string;
+  data: string;
+  maxEval?: number;
+  threads?: number;
+  split: 'test' | 'validation';
+  /** Evaluate at rank b: a DyLoRA adapter at its rank b (no retraining), a LoRA truncated to its first b components. */
+  rank?: number;
+}
+
+/** An adapter read at rank b: DyLoRA's own truncation, or a LoRA's first b components. */
+export function atRank(set: AdapterSet, b: number, source: string): void {
+  if (set.method.name === 'dylora') setEvalRank(set, b);
+  else if (set.method.name === 'lora') truncateLoraRank(set, b);
+  else throw new Error(`--rank: ${source} is a ${set.method.name} adapter; a rank can be chosen for dylora (any b ≤ r) and lora (its first b components)`);
+}
 
 /** Evaluates a saved adapter folder (adapter + head) on a split of the data. */
 export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number; loss: number; n: number }> {
@@ -244,6 +270,7 @@ export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number;
   // The task head (HEAD_W/HEAD_B, modules_to_save) is applied below; a folder's own classifier of another size is not a conflict.
   const withoutHead = new Map([...model.weights].filter(([k]) => k !== HEAD_W && k !== HEAD_B));
   const adapters = loadPeftAdapter({ sites: model.sites, weights: withoutHead }, o.adapter).set;
+  if (o.rank !== undefined) atRank(adapters, o.rank, o.adapter);
   const hw = saved.tensors.get(PEFT_PREFIX + HEAD_W), hb = saved.tensors.get(PEFT_PREFIX + HEAD_B);
   if (!hw || !hb) throw new Error(`${o.adapter}: no classification head (${HEAD_W}) in the adapter file: was it trained with 'lorakit train'?`);
   const numLabels = hw.shape[0];

@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { getMethod } from '../adapters/registry.ts';
 import type { TargetModules } from '../adapters/targets.ts';
-import { ClassifyJobOptions, JobUi, runClassificationJob } from './classification.ts';
+import { ClassifyJobOptions, JobUi, runClassificationJob, runEvalJob } from './classification.ts';
+import { readAdapter } from '../peft/adapter_files.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
 
 export const BASELINE = 'frozen encoder';
@@ -100,6 +101,21 @@ export interface CompareOptions {
   reuse?: boolean;
   /** Head initialisation of every adapter run (see ClassifyJobOptions.headInit); 'probe' by default. */
   headInit?: 'random' | 'probe';
+  /**
+   * Also score the test split at every rank b = 1..r of the DyLoRA and LoRA runs
+   * (DyLoRA read at b without retraining; LoRA truncated to its first b components).
+   */
+  evalRanks?: boolean;
+}
+
+/** Test accuracy at each rank b of one method's runs (CompareOptions.evalRanks). */
+export interface RankAccuracy {
+  method: string;
+  /** b = 1..r. */
+  ranks: number[];
+  /** Mean and sample std over seeds at each b. */
+  mean: number[];
+  std: number[];
 }
 
 /**
@@ -165,6 +181,8 @@ export interface CompareRow {
 export interface CompareResult {
   runs: CompareRun[];
   rows: CompareRow[];
+  /** With evalRanks: accuracy at every rank of the dylora and lora runs. */
+  rankAccuracy?: RankAccuracy[];
   markdown: string;
   svg: string;
   split: { train: number; validation: number; test: number };
@@ -302,15 +320,51 @@ export async function runCompare(o: CompareOptions, ui: JobUi): Promise<CompareR
       ...(m === BASELINE ? {} : { lr: all[0]?.lr ?? undefined, config: all[0]?.config ?? undefined, deltaVsBaseline: pairedDelta(rs, runs) }),
     };
   });
-  const result = { runs, rows, split, markdown: '', svg: '' };
+  const result: CompareResult = { runs, rows, split, markdown: '', svg: '' };
+  if (o.evalRanks) result.rankAccuracy = await rankAccuracies(o, runs, ui);
   result.svg = compareSvg(rows);
-  result.markdown = compareMarkdown(rows, { ...o, split });
+  result.markdown = compareMarkdown(rows, { ...o, split }) + (result.rankAccuracy?.length ? '\n\n' + rankMarkdown(result.rankAccuracy) : '');
   fs.mkdirSync(o.out, { recursive: true });
   fs.writeFileSync(path.join(o.out, 'compare.json'), JSON.stringify({ options: o, runs, rows, split }, null, 2) + '\n');
   return result;
 }
 
 const pct = (x: number) => (100 * x).toFixed(2);
+
+/** Test accuracy of each dylora / lora run at every rank b ≤ r (its saved adapter read at b). */
+async function rankAccuracies(o: CompareOptions, runs: CompareRun[], ui: JobUi): Promise<RankAccuracy[]> {
+  const out: RankAccuracy[] = [];
+  for (const method of o.methods.filter((m) => m === 'dylora' || m === 'lora')) {
+    const seeds = runs.filter((r) => r.method === method && !r.error).map((r) => r.seed);
+    if (!seeds.length) continue;
+    const per: number[][] = [];
+    for (const seed of seeds) {
+      const adapter = path.join(o.out, `${method}-seed${seed}`, 'adapter');
+      const r = readAdapter(adapter).config.r as number;
+      const accs: number[] = [];
+      for (let b = 1; b <= r; b++) accs.push((await runEvalJob({ adapter, data: o.data, split: 'test', maxEval: o.maxEval, threads: o.threads, rank: b })).accuracy);
+      ui.info(`${method} seed ${seed}, test accuracy at b = 1..${r}: ${accs.map(pct).join(', ')}`);
+      per.push(accs);
+    }
+    const R = Math.min(...per.map((p) => p.length));
+    const ranks = Array.from({ length: R }, (_, i) => i + 1);
+    out.push({ method, ranks, mean: ranks.map((b) => mean(per.map((p) => p[b - 1]))), std: ranks.map((b) => std(per.map((p) => p[b - 1]))) });
+  }
+  return out;
+}
+
+/** Accuracy at every rank b, one column per method (DyLoRA at b; LoRA truncated to b). */
+export function rankMarkdown(ra: RankAccuracy[]): string {
+  const R = Math.max(...ra.map((a) => a.ranks.length));
+  const head = ra.map((a) => (a.method === 'lora' ? 'lora truncated to b' : `${a.method} at b`));
+  return [
+    `| b | ${head.join(' | ')} |`,
+    `|---:|${ra.map(() => '---|').join('')}`,
+    ...Array.from({ length: R }, (_, i) => `| ${i + 1} | ${ra.map((a) => (i < a.mean.length ? `${pct(a.mean[i])} ± ${pct(a.std[i])}` : '—')).join(' | ')} |`),
+    '',
+    'Test accuracy % (mean ± std over seeds) of each run\'s saved adapter read at rank b without retraining: DyLoRA at its rank b, LoRA keeping its first b components (same scale α/r).',
+  ].join('\n');
+}
 
 /** Mean of (run − baseline run of the same seed): the paired difference, free of the seed-to-seed spread the two share. */
 function pairedDelta(rs: CompareRun[], all: CompareRun[]): number {

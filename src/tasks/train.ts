@@ -22,7 +22,7 @@ import type { HfTokenizer } from '../io/hf.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
 import { BertModel } from '../models/bert.ts';
-import { saveAdapter } from '../peft/adapter_files.ts';
+import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { Rng } from '../util/rng.ts';
 import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
@@ -97,6 +97,8 @@ export interface TrainJobOptions {
   full?: boolean;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
+  /** 'lora': the plain LoRA the adapter amounts to (default for methods that prune: AdapterMethod.savesAsLora); 'native': the method's own folder. */
+  saveAs?: SaveAs;
 }
 
 export interface TrainJobResult {
@@ -112,6 +114,8 @@ export interface TrainJobResult {
   validation?: Record<string, number>;
   /** The adapter folder (<out>/adapter), or with full fine-tuning the model folder (<out>/model). */
   adapterDir: string;
+  /** The format of adapterDir, the LoRA form's ranks per module and its parameters (methods that prune). */
+  saved?: { saveAs: SaveAs; nativeDir?: string; ranks?: Record<string, number>; adapterParams: number };
   seconds: number;
   stopped: boolean;
   /** 'adapter' or 'full'. */
@@ -232,12 +236,14 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
     if (validation) result.validation = await trainer.evaluate(validation);
     if (adapters) {
-      saveAdapter(adapterDir, adapters, {
+      const saved = saveTrainedAdapter(adapterDir, adapters, {
         baseModel: loaded.name,
         taskType: task.peftTaskType,
         modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
         extra: { task: o.task, data: o.data, ...extra },
-      });
+      }, o.saveAs);
+      const { dir: _dir, ...savedInfo } = saved;
+      result.saved = savedInfo;
     } else saveFullModel(adapterDir, loaded, task.params, { task: o.task, data: o.data, ...extra });
     result.seconds = (performance.now() - t0) / 1000;
     result.peakRssBytes = peakRss();

@@ -11,10 +11,11 @@
 // uninterrupted one bit for bit.
 
 import { grad } from '../autodiff/grad.ts';
-import { Graph } from '../graph/ir.ts';
+import { Graph, type Value } from '../graph/ir.ts';
+import * as op from '../graph/ops.ts';
 import { AdapterSet } from '../adapters/inject.ts';
 import { adapterFeeds } from '../adapters/feeds.ts';
-import { loadHookState, runFitHook, runStartHook, runStepHook, saveHookState } from '../adapters/hooks.ts';
+import { adapterLossTerm, adapterStepMetrics, loadHookState, loadRunState, ownedParams, runFitHook, runStartHook, runStepHook, saveHookState, saveRunState } from '../adapters/hooks.ts';
 import { outIn64 } from '../adapters/bases.ts';
 import type { StoredTensor } from '../adapters/types.ts';
 import { plainLinear } from '../models/linear.ts';
@@ -114,10 +115,23 @@ interface LoopState {
  * and `grad.<name>` of every trainable tensor in it (the fused step); 'eval'
  * outputs the loss (when the task gives one) and the task's outputs.
  */
-export function buildTaskGraph(task: TrainTask<any, any>, linear: LinearFn, mode: 'train' | 'eval', trainWeights?: ReadonlySet<string>): { graph: Graph; trainable: string[] } {
+export function buildTaskGraph(
+  task: TrainTask<any, any>,
+  linear: LinearFn,
+  mode: 'train' | 'eval',
+  opts: { trainWeights?: ReadonlySet<string>; lossTerm?: (g: Graph) => Value | null } = {},
+): { graph: Graph; trainable: string[] } {
   const g = new Graph(`${task.name}-${mode}`);
-  if (trainWeights) g.trainableWeights = (name) => trainWeights.has(name);
-  const { loss, outputs } = task.build(g, linear, mode);
+  if (opts.trainWeights) g.trainableWeights = (name) => opts.trainWeights!.has(name);
+  const built = task.build(g, linear, mode);
+  const { outputs } = built;
+  let loss = built.loss;
+  // A method's own term of the training loss (hooks.lossTerm): minimized with the task's, and reported apart.
+  const extra = loss && mode === 'train' ? opts.lossTerm?.(g) : null;
+  if (loss && extra) {
+    g.output('loss.adapter', extra);
+    loss = op.add(loss, extra);
+  }
   if (loss) g.output('loss', loss);
   for (const [k, v] of Object.entries(outputs ?? {})) g.output(k, v);
   if (mode === 'eval') return { graph: g, trainable: [] };
@@ -146,7 +160,7 @@ export class Trainer<E, B> {
       if (adapters) throw new Error('Full fine-tuning trains the weights themselves: leave the adapter out');
       // Which weights the graph reads (the builders name them): a graph built once, not compiled.
       const names = new Set([...opts.full.weights].filter(([, w]) => w.data instanceof Float32Array).map(([k]) => k));
-      const { trainable } = buildTaskGraph(task, plainLinear, 'train', names);
+      const { trainable } = buildTaskGraph(task, plainLinear, 'train', { trainWeights: names });
       // The task's own tensors keep their names (a folder's own `classifier.weight` of another size is not the task's head).
       for (const k of trainable) if (opts.full.weights.has(k) && !task.params.has(k)) this.fullWeights.set(k, opts.full.weights.get(k)!);
     }
@@ -167,7 +181,10 @@ export class Trainer<E, B> {
 
   private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
     this.graphs[mode] ??= (async () => {
-      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, this.fullWeights.size ? new Set(this.fullWeights.keys()) : undefined);
+      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, {
+        trainWeights: this.fullWeights.size ? new Set(this.fullWeights.keys()) : undefined,
+        lossTerm: (g) => adapterLossTerm(this.adapters, g),
+      });
       const unused = [...this.params().keys()].filter((k) => mode === 'train' && !trainable.includes(k));
       if (unused.length) throw new Error(`${this.task.name}: trainable tensors the task's graph does not use: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? '…' : ''}`);
       return CompiledGraph.compile(graph, { threads: this.opts.threads });
@@ -181,7 +198,7 @@ export class Trainer<E, B> {
     for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
     for (const [k, w] of this.fullWeights) f[k] = { data: w.data, dims: w.shape };
     const dropout = training ? { batch: f, rng: new Rng(this.opts.seed).fork(`dropout-${step}`) } : undefined;
-    return Object.assign(f, adapterFeeds(this.adapters, { training, dropout }));
+    return Object.assign(f, adapterFeeds(this.adapters, { training, dropout, at: training ? { step, seed: this.opts.seed } : undefined }));
   }
 
   /** Eval-graph outputs of every batch of `data` (in data order). */
@@ -267,18 +284,26 @@ export class Trainer<E, B> {
       const w = this.fullWeights.get(k);
       if (w && w.shape.length === 2) matrices.set(k, [w.shape[0], w.shape[1]]);
     }
+    // Tensors a method updates itself (hooks.ownedParams: SoRA's gates) stay out of the shared optimizer.
+    const owned = ownedParams(this.adapters);
+    const shared = owned.size ? new Map([...params].filter(([k]) => !owned.has(k))) : params;
     const optimizer = makeOptimizer(o.optimizer ?? { kind: 'adamw' }, {
-      params, adapters: this.adapters, weightDecay: o.weightDecay ?? 0.01, matrices,
+      params: shared, adapters: this.adapters, weightDecay: o.weightDecay ?? 0.01, matrices,
       groups: [...(o.optimizerGroups ?? []), ...(this.task.optimizerGroups ?? [])],
     });
     let state: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: null, badEpochs: 0, history: [], epochLossSum: 0, epochLossCount: 0, epochLosses: [] };
     let best: Map<string, Float32Array> | null = null;
-    // One run per folder (a second one would delete or overwrite this one's checkpoints); a dead run's lock is taken over.
-    const run = o.outDir ? RunFolder.open(o.outDir, { resume: !!o.resume }) : null;
+    // One run per folder, locked (a dead run's lock is taken over); a fresh run clears an earlier one's checkpoints and metrics.
+    const folder = o.outDir ? RunFolder.open(o.outDir, { resume: !!o.resume }) : null;
+    // The method's state at the best epoch (its saved per-module state and run state: AdaLoRA's mask,
+    // IncreLoRA's components), restored with the best weights so the two always describe one adapter.
+    let bestState: { hook: Record<string, Record<string, StoredTensor>>; run: unknown } | undefined;
+    let runState: unknown;
 
     try {
-      if (o.resume && run) {
-        const ck = await run.latest();
+      let resumed: { step: number; epoch: number; from: string } | null = null;
+      if (o.resume && folder) {
+        const ck = await folder.latest();
         if (ck) {
           for (const [k, v] of ck.params) {
             const p = params.get(k);
@@ -287,29 +312,35 @@ export class Trainer<E, B> {
             p.set(v);
           }
           optimizer.loadStateDict(ck.optimizer as any);
-          const { hookState, ...t } = ck.trainer as any;
+          const { hookState, runState: saved, bestState: savedBest, ...t } = ck.trainer as any;
+          runState = saved;
+          bestState = savedBest;
           // Non-trainable hook state (SMoRA's β) continues where it was, not from its initial value.
           if (this.adapters && hookState) loadHookState(this.adapters, Object.entries(hookState as Record<string, Record<string, StoredTensor>>));
           state = { ...state, ...t };
           best = ck.best ?? null;
-          run?.write({ event: 'resume', step: state.step, epoch: state.epoch, from: ck.path });
+          resumed = { step: state.step, epoch: state.epoch, from: ck.path };
         }
       }
+      folder?.startLog(resumed);
 
       runStartHook(this.adapters);
+      // A resumed run's method state that is not part of the adapter (its own optimizer, importance averages).
+      loadRunState(this.adapters, runState);
       if (state.step === 0) {
         await runFitHook(this.adapters, { params, seed: o.seed, weightGradients: (sites, w) => this.weightGradients(train, sites, w) });
       }
       const cg = await this.compiled('train');
       let stepsThisRun = 0;
       const save = async () => {
-        if (!run) return undefined;
+        if (!folder) return undefined;
         const hookState = this.adapters ? Object.fromEntries(saveHookState(this.adapters)) : {};
-        return run.save({ step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
+        const run = saveRunState(this.adapters) as any;
+        return folder.save({ step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState, ...(run !== undefined && { runState: run }), ...(bestState && { bestState }) }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
       };
       const diverged = async (what: string, value: number) => {
         const at = await save(); // the state before this step: still finite, and resumable
-        run?.write({ event: 'diverged', step: state.step, what, value });
+        folder?.write({ event: 'diverged', step: state.step, what, value });
         return new NonFiniteLossError(state.step, value, what, at);
       };
 
@@ -328,9 +359,10 @@ export class Trainer<E, B> {
           const gradNorm = o.maxGradNorm ? clipGradNorm(grads, o.maxGradNorm).totalNorm : globalGradNorm(grads);
           if (!Number.isFinite(gradNorm)) throw await diverged('gradient norm', gradNorm);
           const lr = o.lr * schedule(state.step);
-          const hookCtx = { step: state.step, totalSteps, lr, params, grads, outputs: out };
+          const hookCtx = { step: state.step, totalSteps, lr, baseLr: o.lr, warmupSteps, seed: o.seed, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
-          await optimizer.step(grads, lr);
+          await optimizer.step(owned.size ? new Map([...grads].filter(([k]) => !owned.has(k))) : grads, lr);
+          runStepHook('optimizerStep', this.adapters, hookCtx);
           runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
           state.step++;
           stepsThisRun++;
@@ -338,7 +370,9 @@ export class Trainer<E, B> {
           state.epochLossCount++;
           const info: StepInfo = { step: state.step, totalSteps, epoch: state.epoch, loss, lr, gradNorm, tokensPerSec: this.task.tokens(batch) / ((performance.now() - t0) / 1000) };
           o.onStep?.(info);
-          run?.write({ event: 'step', ...info });
+          const extra = out['loss.adapter'] ? { adapterLoss: Number(out['loss.adapter'].data[0]) } : {};
+          const figures = folder ? adapterStepMetrics(this.adapters, params, state.step) : undefined;
+          folder?.write({ event: 'step', ...info, ...extra, ...(figures && { adapter: figures }) });
           if (o.checkpointEvery && state.step % o.checkpointEvery === 0) {
             state.batchInEpoch++;
             await save();
@@ -357,11 +391,12 @@ export class Trainer<E, B> {
             state.bestVal = v;
             state.badEpochs = 0;
             best = new Map([...params].map(([k, p]) => [k, Float32Array.from(p)]));
+            if (this.adapters) bestState = { hook: Object.fromEntries(saveHookState(this.adapters)), run: structuredClone(saveRunState(this.adapters) ?? null) };
           } else state.badEpochs++;
           const info: EvalInfo = { epoch: state.epoch, step: state.step, metrics, improved };
           state.history.push(info);
           o.onEval?.(info);
-          run?.write({ event: 'eval', ...info });
+          folder?.write({ event: 'eval', ...info });
           stop = o.patience !== undefined && state.badEpochs >= o.patience;
         }
         state.epoch++;
@@ -372,10 +407,14 @@ export class Trainer<E, B> {
       }
       // Early stopping keeps the best validation weights.
       if (best) for (const [k, v] of best) params.get(k)!.set(v);
+      if (best && bestState && this.adapters) {
+        loadHookState(this.adapters, Object.entries(bestState.hook));
+        loadRunState(this.adapters, bestState.run);
+      }
       return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
     } finally {
       await optimizer.release?.();
-      run?.close();
+      folder?.close();
     }
   }
 

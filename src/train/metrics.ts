@@ -10,6 +10,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { writeFileAtomic } from "../io/atomic.ts";
 
 export type MetricsRecord = Record<string, unknown>;
 
@@ -104,4 +105,34 @@ export function readMetrics(
     out.push(v as MetricsRecord);
   });
   return out;
+}
+
+/**
+ * A resumed run continues from its checkpoint at `step`: the step and eval
+ * records an interrupted run logged after it are superseded (the resumed run
+ * logs those steps again), so they are dropped — atomically, keeping every
+ * other record (resume, lock, diverged events) — and the log holds each step once.
+ * Returns how many records were dropped.
+ */
+export function dropRecordsAfterStep(file: string, step: number): number {
+  if (!fs.existsSync(file)) return 0;
+  const kept: string[] = [];
+  let dropped = 0;
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    let r: MetricsRecord;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      dropped++; // a line torn by the crash
+      continue;
+    }
+    if ((r.event === "step" || r.event === "eval") && typeof r.step === "number" && r.step > step) {
+      dropped++;
+      continue;
+    }
+    kept.push(line);
+  }
+  if (dropped) writeFileAtomic(file, kept.map((l) => `${l}\n`).join(""));
+  return dropped;
 }

@@ -3,6 +3,8 @@
 
 import type * as Node from './run_folder.ts';
 
+export type ResumedFrom = Node.ResumedFrom;
+
 export class RunFolder {
   static open(dir: string, _o: { resume: boolean }): Node.RunFolder {
     throw new Error(

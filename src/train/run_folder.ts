@@ -6,14 +6,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadLatestCheckpoint, saveCheckpoint, type CheckpointData, type LoadedCheckpoint, type SaveOptions } from './checkpoint.ts';
-import { MetricsLog, type MetricsRecord } from './metrics.ts';
+import { dropRecordsAfterStep, MetricsLog, type MetricsRecord } from './metrics.ts';
 import { acquireRunLock, type RunLock } from './run_lock.ts';
 
+/** Where a resumed run continues: the checkpoint's step and epoch, and its folder. */
+export interface ResumedFrom { step: number; epoch: number; from: string }
+
 export class RunFolder {
+  private log: MetricsLog | null = null;
+
   private constructor(
     readonly dir: string,
     private readonly lock: RunLock,
-    private readonly log: MetricsLog,
   ) {}
 
   /**
@@ -29,17 +33,29 @@ export class RunFolder {
         fs.rmSync(path.join(dir, 'checkpoints'), { recursive: true, force: true });
         fs.rmSync(path.join(dir, 'metrics.jsonl'), { force: true });
       }
-      const run = new RunFolder(dir, lock, new MetricsLog(path.join(dir, 'metrics.jsonl')));
-      if (lock.tookOverFrom) run.write({ event: 'lock', tookOverFrom: lock.tookOverFrom });
-      return run;
+      return new RunFolder(dir, lock);
     } catch (e) {
       lock.release();
       throw e;
     }
   }
 
-  /** Appends a record to metrics.jsonl. */
+  /**
+   * Opens metrics.jsonl, once the checkpoint to resume from (if any) is
+   * loaded: the steps an interrupted run logged after that checkpoint are
+   * logged again by this run, so their records go first.
+   */
+  startLog(resumed: ResumedFrom | null): void {
+    const file = path.join(this.dir, 'metrics.jsonl');
+    const superseded = resumed ? dropRecordsAfterStep(file, resumed.step) : 0;
+    this.log = new MetricsLog(file);
+    if (this.lock.tookOverFrom) this.log.write({ event: 'lock', tookOverFrom: this.lock.tookOverFrom });
+    if (resumed) this.log.write({ event: 'resume', ...resumed, superseded });
+  }
+
+  /** Appends a record to metrics.jsonl (after startLog). */
   write(record: MetricsRecord): void {
+    if (!this.log) throw new Error(`${this.dir}: metrics.jsonl is written after startLog()`);
     this.log.write(record);
   }
 
@@ -53,7 +69,7 @@ export class RunFolder {
   }
 
   close(): void {
-    this.log.close();
+    this.log?.close();
     this.lock.release();
   }
 }

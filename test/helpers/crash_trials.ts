@@ -115,19 +115,23 @@ function runOnce(s: CrashSetup, out: string, resume: boolean, o: { killAfterMs?:
   });
 }
 
-export interface ChainResult { trials: Trial[]; runs: number; identical: boolean; stepsLogged: number; missingSteps: number[] }
+export interface ChainResult { trials: Trial[]; runs: number; identical: boolean; stepsLogged: number; missingSteps: number[]; duplicateSteps: number[] }
 
 async function finish(s: CrashSetup, out: string, trials: Trial[], runs: number): Promise<ChainResult> {
   const last = await runOnce(s, out, true);
   if (last.code !== 0) throw new Error(`the final --resume failed (${last.code ?? last.signal}): ${last.stderr}`);
   const steps = new Set<number>();
+  const duplicates: number[] = [];
   for (const line of fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').split('\n')) {
     if (!line.trim()) continue;
     const r = JSON.parse(line); // every line is whole JSON: a crash never tears one
-    if (r.event === 'step') steps.add(r.step);
+    if (r.event === 'step') {
+      if (steps.has(r.step)) duplicates.push(r.step); // a resumed run drops what it logs again
+      steps.add(r.step);
+    }
   }
   const missingSteps = Array.from({ length: s.totalSteps }, (_, i) => i + 1).filter((k) => !steps.has(k));
-  return { trials, runs: runs + 1, identical: adapterBytes(out).equals(s.reference), stepsLogged: steps.size, missingSteps };
+  return { trials, runs: runs + 1, identical: adapterBytes(out).equals(s.reference), stepsLogged: steps.size, missingSteps, duplicateSteps: duplicates };
 }
 
 /**
@@ -193,5 +197,5 @@ export function summarize(r: ChainResult): string {
   const by = new Map<string, number>();
   for (const t of r.trials) by.set(t.phase, (by.get(t.phase) ?? 0) + 1);
   const steps = [...new Set(r.trials.map((t) => t.latestStep ?? 0))].sort((a, b) => a - b);
-  return `${r.trials.length} kills in ${r.runs} runs (${[...by].map(([k, v]) => `${v} ${k}`).join(', ')}; latest checkpoint at the kills: step ${steps.join(', ')}); final adapter ${r.identical ? 'identical to' : 'DIFFERENT from'} the uninterrupted run's; ${r.stepsLogged} steps logged${r.missingSteps.length ? `, MISSING ${r.missingSteps.join(',')}` : ''}`;
+  return `${r.trials.length} kills in ${r.runs} runs (${[...by].map(([k, v]) => `${v} ${k}`).join(', ')}; latest checkpoint at the kills: step ${steps.join(', ')}); final adapter ${r.identical ? 'identical to' : 'DIFFERENT from'} the uninterrupted run's; ${r.stepsLogged} steps logged${r.missingSteps.length ? `, MISSING ${r.missingSteps.join(',')}` : ''}${r.duplicateSteps.length ? `, TWICE ${r.duplicateSteps.join(',')}` : ', each once'}`;
 }

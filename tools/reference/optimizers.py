@@ -87,7 +87,10 @@ def galore_case(gen):
 
 # ---------------------------------------------------------------- LoRA-Pro
 def pinv_reg(M):
-    return torch.linalg.pinv(M + 1e-8 * torch.eye(M.shape[0], dtype=M.dtype))
+    # The official code calls torch.linalg.pinv on float32 tensors, whose default
+    # cut is rtol = k·eps(float32); here in float64 with that cut pinned.
+    k = M.shape[0]
+    return torch.linalg.pinv(M + 1e-8 * torch.eye(k, dtype=M.dtype), rtol=k * torch.finfo(torch.float32).eps)
 
 
 def solve_sylvester(A, B, C):
@@ -99,9 +102,10 @@ def solve_sylvester(A, B, C):
     return Qa @ X @ Qb.t()
 
 
-def lorapro_case(gen):
-    m, n, r, s = 5, 4, 2, 2.0
-    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.05
+def lorapro_case(gen, m=5, n=4, r=2, s=2.0, lr=0.05, rank_one_first=False, projections=True):
+    # rank_one_first: the first full gradient is u·vᵀ, so after the B = 0 step B has
+    # rank 1 and BᵀB is singular up to the 1e-8 shift: the pinv cut decides the step.
+    b1, b2, eps = 0.9, 0.999, 1e-8
     A = torch.randn(r, n, generator=gen, dtype=D) * 0.5
     B = torch.zeros(m, r, dtype=D)
     init = {"A": tl(A), "B": tl(B)}
@@ -109,7 +113,10 @@ def lorapro_case(gen):
     V = torch.zeros(m, n, dtype=D)
     steps = []
     for step in range(3):
-        G = torch.randn(m, n, generator=gen, dtype=D)  # dL/dW: the LoRA gradients follow from it
+        if rank_one_first and step == 0:
+            G = torch.randn(m, 1, generator=gen, dtype=D) @ torch.randn(1, n, generator=gen, dtype=D)
+        else:
+            G = torch.randn(m, n, generator=gen, dtype=D)  # dL/dW: the LoRA gradients follow from it
         gA = s * B.t() @ G
         gB = s * G @ A.t()
         AAt_inv = pinv_reg(A @ A.t())
@@ -145,7 +152,9 @@ def lorapro_case(gen):
             projection = tl(PB @ g + (torch.eye(m, dtype=D) - PB) @ g @ PA)
             equivalent_of_G = tl(PB @ G + (torch.eye(m, dtype=D) - PB) @ G @ PA)
         rec = {"G": tl(G), "gA": tl(gA), "gB": tl(gB), "equivalent": tl(eq), "adam": tl(g), "gradA": tl(gradA), "gradB": tl(gradB), "sylvesterResidual": residual}
-        if projection is not None:
+        if step > 0:
+            rec["BtBEigenvalues"] = tl(torch.linalg.eigvalsh(B.t() @ B))
+        if projection is not None and projections:
             rec["projection"] = projection
             rec["equivalentOfG"] = equivalent_of_G
         A = A - lr * gradA
@@ -193,6 +202,7 @@ def main():
         "torch": torch.__version__,
         "galore": galore_case(torch.Generator().manual_seed(11)),
         "lorapro": lorapro_case(torch.Generator().manual_seed(12)),
+        "loraproRankOne": lorapro_case(torch.Generator().manual_seed(15), m=6, n=5, r=2, s=2.0, lr=0.5, rank_one_first=True, projections=False),
         "allora": allora_case(torch.Generator().manual_seed(13)),
         "sgd": sgd_case(torch.Generator().manual_seed(14)),
     }
