@@ -102,6 +102,7 @@ export async function benchBrowserStep(o: BenchOptions = {}): Promise<{ rows: Be
         await page.waitForFunction(() => document.getElementById('result')!.textContent !== '', undefined, { timeout: 1_800_000, polling: 500 });
         const r = JSON.parse((await page.textContent('#result'))!);
         if (r.error) throw new Error(`${run.label}: ${r.error}`);
+        if (r.webgpuAdapter === false) throw new Error(`${run.label}: the page has no WebGPU adapter (onnxruntime-web would run wasm)`);
         rows.push({
           side: 'browser', label: `${run.label} (onnxruntime-web ${r.runtime.version}, ${r.runtime.device})`, threads: r.runtime.threads,
           crossOriginIsolated: r.runtime.crossOriginIsolated, compileMs: r.compileMs, medianMs: r.medianMs, ms: r.ms, firstLoss: r.firstLoss,

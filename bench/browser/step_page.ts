@@ -10,6 +10,9 @@ import { STEP_SHAPE, timeSteps, trainingStep } from './step_graph.ts';
 async function main() {
   const q = new URLSearchParams(location.search);
   const num = (k: string, d: number) => (q.has(k) ? Number(q.get(k)) : d);
+  // onnxruntime-web falls back to wasm when WebGPU has no adapter: say which one the page had.
+  const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  const webgpuAdapter = q.get('device') === 'webgpu' ? !!(await gpu?.requestAdapter()) : undefined;
   const runtime = configureWebRuntime({ wasmPaths: new URL('ort/', location.href).href, threads: q.has('threads') ? num('threads', 1) : undefined, device: q.get('device') === 'webgpu' ? 'webgpu' : 'wasm' });
   const { model } = await fetchUseModel(new URL('model/', location.href));
   const { graph, step } = trainingStep(model, { batch: num('batch', STEP_SHAPE.batch), seqLen: num('seqLen', STEP_SHAPE.seqLen), seed: num('seed', STEP_SHAPE.seed) });
@@ -18,7 +21,7 @@ async function main() {
   const compileMs = performance.now() - t0;
   const r = await timeSteps(cg, step, { warmup: num('warmup', 3), steps: num('steps', 10) });
   await cg.release();
-  return { runtime, compileMs, ...r };
+  return { runtime, webgpuAdapter, compileMs, ...r };
 }
 
 const out = document.getElementById('result')!;

@@ -280,6 +280,7 @@ async function train(): Promise<void> {
     state.runs.push({ ...run, name });
     state.server!.add(name, run.files());
     addRunRow(state.runs.at(-1)!);
+    progress.value = progress.max; // the last phase (scoring the test split) has no steps to count
     const first = run.steps[0]?.loss, last = run.steps.at(-1)?.loss;
     status('run-status', 'done', `${run.stopped ? 'Stopped' : 'Done'}: ${name}, ${run.steps.length} steps in ${run.seconds.toFixed(1)} s, loss ${first?.toFixed(3)} → ${last?.toFixed(3)}; test accuracy ${pct(run.testAccuracy)} (frozen-encoder probe ${pct(run.probeTestAccuracy)}).`);
   } catch (e) {
