@@ -67,6 +67,16 @@ export interface SavedAdapterInfo {
   warn?: (message: string) => void;
 }
 
+/** lorakit's block (method, seed, what PEFT's fields cannot hold) as LORAKIT_CONFIG_FILE's text, keys sorted. */
+export function lorakitConfigText(block: Record<string, unknown>): string {
+  return JSON.stringify(Object.fromEntries(Object.keys(block).sort().map((k) => [k, block[k]])), null, 2) + '\n';
+}
+
+/** Writes lorakit's block as LORAKIT_CONFIG_FILE beside adapter_config.json (Node). */
+export function writeLorakitConfig(dir: string, block: Record<string, unknown>): void {
+  writeAtomic(joinPath(dir, LORAKIT_CONFIG_FILE), lorakitConfigText(block));
+}
+
 /**
  * The adapter_config.json fields an AdapterSet stands for (before
  * serializePeftConfig): the loaded file's shared fields that are not at their
@@ -159,7 +169,7 @@ export function adapterFiles(set: AdapterSet, info: SavedAdapterInfo): Map<strin
   files.set(WEIGHTS_FILE, serializeSafetensors(Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.shape, data: t.data }])), { format: 'pt' }));
   const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra, ...restore };
   if (PEFT_TYPES.has(d.peftType)) {
-    files.set(LORAKIT_CONFIG_FILE, text(JSON.stringify(Object.fromEntries(Object.keys(lorakit).sort().map((k) => [k, (lorakit as Record<string, unknown>)[k]])), null, 2) + '\n'));
+    files.set(LORAKIT_CONFIG_FILE, text(lorakitConfigText(lorakit)));
     files.set(CONFIG_FILE, text(serializePeftConfig(fields, { unknown: info.peftConfig?.unknown })));
   } else {
     files.set(CONFIG_FILE, text(serializePeftConfig(fields, { unknown: info.peftConfig?.unknown, lorakit })));

@@ -43,4 +43,6 @@ export interface OrtBinding {
   sessionOptions(o: SessionOptions): InferenceSession.SessionOptions;
   /** Threads a session gets when SessionOptions.threads is not set. */
   defaultThreads(): number;
+  /** A session for the model whose bytes `take` hands over (the caller keeps no other reference). */
+  createSession(take: () => Uint8Array, options: InferenceSession.SessionOptions): Promise<InferenceSession>;
 }

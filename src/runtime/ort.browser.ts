@@ -70,6 +70,7 @@ export const binding: OrtBinding = {
   name: 'onnxruntime-web',
   Tensor: ort.Tensor,
   InferenceSession: ort.InferenceSession,
+  createSession: (take, options) => ort.InferenceSession.create(take(), options),
   defaultThreads: () => (configured ? ort.env.wasm.numThreads! : isolated() ? Math.max(1, Math.min(4, cores())) : 1),
   sessionOptions(opts: SessionOptions) {
     if (opts.device === 'cpu' || opts.device === 'cuda') throw new Error(`device '${opts.device}' is onnxruntime-node's; in a browser use 'wasm' or 'webgpu'`);

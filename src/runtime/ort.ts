@@ -1,8 +1,14 @@
 // ONNX Runtime in Node: onnxruntime-node (CPU, or CUDA where installed). The
 // browser bundle replaces this file by ort.browser.ts (package.json "browser").
 
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { OrtBinding, SessionOptions } from './binding.ts';
+
+/** Models at least this large are loaded from a temporary file (see createSession). */
+const FILE_LOAD_BYTES = 64 * 2 ** 20;
 
 function defaultThreads(): number {
   const env = Number(process.env.LORAKIT_THREADS);
@@ -20,6 +26,22 @@ export const binding: OrtBinding = {
   Tensor: ort.Tensor,
   InferenceSession: ort.InferenceSession,
   defaultThreads,
+  // A large model is handed to onnxruntime as a file, not as bytes: measured on the
+  // ~100M Llama training graph (382 MB), onnxruntime then holds ~350 MB less for
+  // the session's lifetime (resident 1585 vs 1930 MB after compile, bytes collected).
+  async createSession(take, options) {
+    let bytes: Uint8Array | undefined = take();
+    if (bytes.length < FILE_LOAD_BYTES) return ort.InferenceSession.create(bytes, options);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-onnx-'));
+    const file = path.join(dir, 'model.onnx');
+    try {
+      fs.writeFileSync(file, bytes);
+      bytes = undefined; // the only copy left is the file's
+      return await ort.InferenceSession.create(file, options);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
   sessionOptions(opts: SessionOptions) {
     if (opts.device === 'wasm' || opts.device === 'webgpu') throw new Error(`device '${opts.device}' runs in a browser (onnxruntime-web); in Node use 'cpu' or 'cuda'`);
     return {

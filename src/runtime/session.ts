@@ -21,7 +21,7 @@ export const runtimeName = binding.name;
 
 export const defaultThreads = (): number => binding.defaultThreads();
 
-const ORT_TYPE: Record<DType, Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool' };
+const ORT_TYPE: Record<DType, Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool', int8: 'int8', uint8: 'uint8' };
 
 export class CompiledGraph {
   private constructor(
@@ -32,10 +32,17 @@ export class CompiledGraph {
   ) {}
 
   static async compile(graph: Graph, opts: SessionOptions = {}): Promise<CompiledGraph> {
-    const bytes = toOnnxBytes(graph);
+    let bytes: Uint8Array | null = toOnnxBytes(graph);
     const sessionOptions = binding.sessionOptions(opts);
     if (opts.dumpPath) writeBytes(opts.dumpPath, bytes);
-    const session = await binding.InferenceSession.create(bytes, sessionOptions);
+    // The binding takes the only reference: Node hands a large model to
+    // onnxruntime as a file, so the bytes can be collected (ort.ts).
+    const take = (): Uint8Array => {
+      const b = bytes!;
+      bytes = null;
+      return b;
+    };
+    const session = await binding.createSession(take, sessionOptions);
     return new CompiledGraph(graph, session, feedNames(graph), graph.outputs.map((o) => o.name));
   }
 
