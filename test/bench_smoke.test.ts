@@ -61,6 +61,7 @@ const FIGURES: Record<string, () => RegExp[]> = {
   'quant_step.ts': () => [new RegExp(`"speedup_fp32_over_int8": ${num}`), new RegExp(`"linear_weight_ratio": 0\\.2\\d+`), new RegExp(`"peak_rss_ratio": ${num}`)],
   'quant_backward.ts': () => ['int8 forward DynamicQuantizeMatMul', 'int8 backward: QGemm transB \\(lorakit\\)'].map((k) => new RegExp(`'${k}' +│ ${num} +│ ${num} `)),
   'loram_cost.ts': () => [new RegExp(`\\| full ~100M \\| ${num}M \\| ${num}M \\| \\d+ \\| \\d+ \\| \\d+ \\|`), new RegExp(`pruned / full: peak RSS ${num}, step time ${num}`)],
+  'browser_step.ts': () => [new RegExp(`\\| node: onnxruntime-node, cpu \\(before\\) \\| 1 \\|  \\| \\d+ \\| ${num} \\|`), new RegExp(`\\| chromium wasm \\(onnxruntime-web [^|]*\\) \\| 1 \\| yes \\| \\d+ \\| ${num} \\| ${num} \\| ${num} \\|`)],
   'summarize_memory.ts': () => ['LexRank tf-idf, k = 10', 'LexRank USE encoder, continuous, k = 10'].map((r) => new RegExp(`${r} \\| \\d+ \\| ${num} \\|`)),
 };
 

@@ -21,6 +21,7 @@ const LAYERS: string[][] = [
   ['train'],
   ['tasks'],
   ['workflows'],
+  ['demo'],
   ['cli'],
   ['.'], // src/index.ts: the public API
 ];

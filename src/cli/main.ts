@@ -12,6 +12,7 @@ import { registerCompare } from './compare.ts';
 import { registerLoram } from './loram.ts';
 import { registerUnlearn } from './unlearn.ts';
 import { registerSgLora } from './sg_lora.ts';
+import { registerDemo } from './demo.ts';
 import { registerRetrieval } from './retrieval.ts';
 import { registerDuqgen } from './duqgen.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
@@ -271,6 +272,7 @@ export function makeProgram(): Command {
   registerLoram(program);
   registerUnlearn(program);
   registerSgLora(program);
+  registerDemo(program);
   registerRetrieval(program, terminalUi);
   registerDuqgen(program, terminalUi);
 

@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from 'commander';
 import { getMethod, METHODS } from '../adapters/registry.ts';
 import { INITS } from '../adapters/inits.ts';
+import { TRAIN_DEFAULTS } from '../adapters/train_defaults.ts';
 
 export function parseOptionValue(v: string): unknown {
   const s = v.trim();
@@ -46,8 +47,6 @@ export function checkMethodOptions(method: string, opts: Record<string, unknown>
   return opts;
 }
 
-/** lorakit train's own defaults where they differ from the method's (LoRA's alpha has been 16 since the first release; PEFT's is 8). */
-const TRAIN_DEFAULTS: Record<string, Record<string, unknown>> = { lora: { lora_alpha: 16 }, dora: { lora_alpha: 16 } };
 
 /** The field's default under lorakit train in every method that has it, e.g. 'lora 8, vera 256, randlora 32' (for --help). */
 export function methodDefaults(field: string): string {

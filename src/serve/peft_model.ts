@@ -32,7 +32,7 @@ import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { buildForwardGraph, modelKind, seq2seqLogits, type ModelKind, type ServableModel } from '../models/forward.ts';
 import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts';
-import { loadPeftAdapter, PeftAdapter } from '../peft/adapter_files.ts';
+import { loadPeftAdapter, PeftAdapter, type AdapterFiles } from '../peft/adapter_files.ts';
 import { combineAdapters, type Combination } from '../peft/combine.ts';
 import { tiedMergeError, tiedTargets } from '../peft/tied.ts';
 
@@ -101,8 +101,8 @@ export class PeftModel {
     this.changed();
   }
 
-  /** PEFT's load_adapter: a folder written by PEFT or lorakit (subfolder `name` if it exists). */
-  loadAdapter(dir: string, name = 'default', opts: { warn?: (m: string) => void } = {}): PeftAdapter {
+  /** PEFT's load_adapter: a folder written by PEFT or lorakit (subfolder `name` if it exists), or its files as bytes (a browser). */
+  loadAdapter(dir: string | AdapterFiles, name = 'default', opts: { warn?: (m: string) => void } = {}): PeftAdapter {
     const loaded = loadPeftAdapter(this.model, dir, { name, warn: opts.warn, headNames: 'headNames' in this.model ? this.model.headNames : undefined });
     this.addAdapter(name, loaded.set);
     this.extras.set(name, loaded.extraTensors);

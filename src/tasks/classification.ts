@@ -8,6 +8,7 @@ import { getMethod } from '../adapters/registry.ts';
 import type { TargetModules } from '../adapters/targets.ts';
 import { loadImdb } from '../data/imdb.ts';
 import { readJsonl } from '../data/jsonl.ts';
+import { SPLIT_SEED, splitExamples } from '../data/split.ts';
 import { BertModel } from '../models/bert.ts';
 import { loadModel, type LoadedModel, type LoadOptions, type TextTokenizer } from '../models/load.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
@@ -19,7 +20,6 @@ import { setEvalRank } from '../adapters/dylora/index.ts';
 import { truncateLoraRank } from '../adapters/lora/truncate.ts';
 import { loraPlusGroups } from '../adapters/lora/plus.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { Rng } from '../util/rng.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 import { accuracy, probeLogits, trainLinearProbe } from '../train/linear_probe.ts';
 import { ClassificationTrainer, EncodedExample } from '../train/trainer.ts';
@@ -126,7 +126,7 @@ function seedHeadFromFolder(model: EncoderModel, head: Map<string, Float32Array>
 }
 
 /** The split is fixed by SPLIT_SEED, independent of the training seed, so runs with different seeds share a test set. */
-export const SPLIT_SEED = 1234;
+export { SPLIT_SEED };
 
 export function loadData(spec: string, splitSeed = SPLIT_SEED) {
   if (spec === 'imdb') {
@@ -135,10 +135,7 @@ export function loadData(spec: string, splitSeed = SPLIT_SEED) {
   }
   // A single JSONL file: a seeded 80/10/10 split.
   const { examples, labelNames } = readJsonl(spec);
-  const order = new Rng(splitSeed).fork('jsonl-split').permutation(examples.length);
-  const shuffled = order.map((i) => examples[i]);
-  const nVal = Math.max(1, Math.round(examples.length * 0.1));
-  return { train: shuffled.slice(2 * nVal), validation: shuffled.slice(0, nVal), test: shuffled.slice(nVal, 2 * nVal), labelNames };
+  return { ...splitExamples(examples, splitSeed), labelNames };
 }
 
 /**

