@@ -6,12 +6,13 @@ import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification
 import { registerMergeExport } from './merge_export.ts';
 import { registerGenerate } from './generate.ts';
 import { registerSummarize } from './summarize.ts';
-import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
+import { collectMethodOption, givenConfigFlags, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
 import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
+import type { StartFromAdapter } from '../tasks/from_adapter.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
 import path from 'node:path';
@@ -135,10 +136,11 @@ export function makeProgram(): Command {
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
+    .option('--from-adapter <dir>', "start from a saved PEFT adapter folder (lorakit's or PEFT's) instead of a fresh init: its config sets the method, rank, alpha and targets (a flag that disagrees is an error), its weights (and a saved task head) are loaded; the optimizer starts fresh (moments, schedule and step count are not in an adapter folder)")
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
     .addOption(new Option('--save-as <form>', "adapter/ as 'lora' (the plain PEFT LoRA a pruning method becomes, with rank_pattern; the method's own folder beside it as adapter_native/) or 'native'; default: lora for sora, codyra, adalora, increlora, diffora, bayesian-lora, native otherwise").choices(['lora', 'native']))
     .option('--quiet', 'no progress bar', false)
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
       const task = o.task as TaskKind;
       const method = trainMethod(o.method, !!o.useDora);
@@ -152,7 +154,14 @@ export function makeProgram(): Command {
         }
         if (o.optimizer === 'lorapro' || o.optimizer === 'allora') throw new InvalidArgumentError(`--optimizer ${o.optimizer} steps a LoRA; with --full use adamw, sgd or galore`);
       } else if (o.optimizer === 'galore') throw new InvalidArgumentError('--optimizer galore projects the gradients of full weight matrices: add --full');
-      const methodConfig = methodConfigFromFlags(method, flags, o.methodOption);
+      let fromAdapter: StartFromAdapter | undefined;
+      if (o.fromAdapter !== undefined) {
+        if (o.full) throw new InvalidArgumentError('--from-adapter continues an adapter; --full trains the weights themselves: give one of them');
+        if (o.optimizer === 'allora') throw new InvalidArgumentError('--optimizer allora changes the adapter\'s config (alpha = r, no dropout): it cannot continue a saved adapter (--from-adapter)');
+        fromAdapter = { dir: o.fromAdapter, given: givenConfigFlags(o, (k) => cmd.getOptionValueSource(k), method, flags) };
+      }
+      // With --from-adapter the adapter's own config is used; the flags are only checked against it.
+      const methodConfig = fromAdapter ? {} : methodConfigFromFlags(method, flags, o.methodOption);
       const optimizer = optimizerSpec(o, method, flags, methodConfig);
       const ui = terminalUi(o.quiet);
       const t0 = performance.now();
@@ -166,7 +175,7 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs,
+          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs, fromAdapter,
         }, ui);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
@@ -205,6 +214,7 @@ export function makeProgram(): Command {
           optimizer,
           full: !!o.full,
           saveAs: o.saveAs,
+          fromAdapter,
         },
         ui,
       );

@@ -22,6 +22,8 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
 import { BertModel } from '../models/bert.ts';
 import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
+import { startFromAdapter, type StartFromAdapter } from './from_adapter.ts';
+import type { KeptPeftConfig } from '../peft/adapter_files.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { Rng } from '../util/rng.ts';
 import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
@@ -98,6 +100,8 @@ export interface TrainJobOptions {
   stopAfterSteps?: number;
   /** 'lora': the plain LoRA the adapter amounts to (default for methods that prune: AdapterMethod.savesAsLora); 'native': the method's own folder. */
   saveAs?: SaveAs;
+  /** Start from this saved adapter folder (its config, its weights; a fresh optimizer) instead of a fresh init. */
+  fromAdapter?: StartFromAdapter;
 }
 
 export interface TrainJobResult {
@@ -204,16 +208,28 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   requireFamily(o.task, loaded, o.model);
   const { task, train, validation, extra } = prepare(o, loaded);
   ui.info(`data: ${o.data} — ${train.length} training${validation ? ` / ${validation.length} validation` : ''} examples (${o.task})`);
-  const method = getMethod(o.method);
   const model = loaded.model;
   const headNames = 'headNames' in model ? model.headNames : undefined;
-  const targetModules = o.targetModules ?? (loaded.dir ? 'all-linear' : USE_DEFAULT_TARGETS);
-  const adapters = o.full ? null : new AdapterSet(method, method.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, headNames, seed: o.seed });
+  let adapters: AdapterSet | null = null;
+  let keptConfig: KeptPeftConfig | undefined;
+  if (o.fromAdapter) {
+    if (o.full) throw new Error('--from-adapter continues an adapter; --full trains the weights themselves: give one of them');
+    const start = startFromAdapter(model, o.fromAdapter, { headNames, taskParams: task.params, warn: (m) => ui.info(m) });
+    adapters = start.set;
+    keptConfig = start.peft;
+    ui.info(`from adapter ${o.fromAdapter.dir}: ${start.set.method.name} (its config and weights${start.headLoaded.length ? `, task head ${start.headLoaded.join(', ')}` : ''}); the optimizer starts fresh`);
+    if (start.headMissing.length) ui.info(`${o.fromAdapter.dir} holds no ${start.headMissing.join(', ')}: the task's head starts from its fresh init`);
+  } else if (!o.full) {
+    const m = getMethod(o.method);
+    const targetModules = o.targetModules ?? (loaded.dir ? 'all-linear' : USE_DEFAULT_TARGETS);
+    adapters = new AdapterSet(m, m.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, headNames, seed: o.seed });
+  }
+  const method = adapters?.method ?? getMethod(o.method);
   fs.mkdirSync(o.out, { recursive: true });
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
-    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer,
+    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer, adapterLoaded: !!o.fromAdapter,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
     onStep: (s) => ui.step(s), onEval: (e) => ui.eval(e),
@@ -239,7 +255,8 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
         baseModel: loaded.name,
         taskType: task.peftTaskType,
         modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
-        extra: { task: o.task, data: o.data, ...extra },
+        extra: { task: o.task, data: o.data, ...extra, ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }) },
+        peftConfig: keptConfig,
       }, o.saveAs);
       const { dir: _dir, ...savedInfo } = saved;
       result.saved = savedInfo;

@@ -69,6 +69,8 @@ export interface FitOptions {
   keepCheckpoints?: number;
   /** Stop after this many optimizer steps in this process (simulates a crash in tests). */
   stopAfterSteps?: number;
+  /** The adapter's values were loaded (train --from-adapter): the method's data-dependent init (beforeFit) must not replace them. */
+  adapterLoaded?: boolean;
   onStep?: (info: StepInfo) => void;
   onEval?: (info: EvalInfo) => void;
 }
@@ -345,7 +347,7 @@ export class Trainer<E, B> {
       runStartHook(this.adapters);
       // A resumed run's method state that is not part of the adapter (its own optimizer, importance averages).
       loadRunState(this.adapters, runState);
-      if (state.step === 0) {
+      if (state.step === 0 && !o.adapterLoaded) {
         await runFitHook(this.adapters, { params, seed: o.seed, weightGradients: (sites, w) => this.weightGradients(train, sites, w) });
       }
       const cg = await this.compiled('train');

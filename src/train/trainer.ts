@@ -40,6 +40,8 @@ export interface TrainOptions {
   checkpointEvery?: number;
   /** Stop after this many optimizer steps in this process (used to simulate a crash in tests). */
   stopAfterSteps?: number;
+  /** See FitOptions.adapterLoaded. */
+  adapterLoaded?: boolean;
   onStep?: (info: StepInfo) => void;
   onEpoch?: (info: EpochInfo) => void;
 }
