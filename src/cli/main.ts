@@ -111,7 +111,7 @@ export function makeProgram(): Command {
     .option('--init-lora-weights <v>', 'PEFT init_lora_weights: true, false, gaussian, pissa, pissa_niter_<n>, olora', parseInitLoraWeights)
     .option('--loraplus-lr-ratio <x>', 'LoRA+: lora_B learns x times faster than lora_A (PEFT create_loraplus_optimizer; e.g. 16)', num('--loraplus-lr-ratio'))
     .option('--epochs <n>', 'training epochs', int('--epochs'), 2)
-    .option('--lr <lr>', 'peak learning rate (linear warmup and decay)', num('--lr'), 2e-3)
+    .option('--lr <lr>', 'peak learning rate, every task: linear warmup from 0 over --warmup-ratio of the steps, then --schedule (linear decay to 0 by default; transformers\' get_*_schedule_with_warmup)', num('--lr'), 2e-3)
     .option('--weight-decay <x>', 'AdamW decoupled weight decay', num('--weight-decay'), 0.01)
     .option('--warmup-ratio <x>', 'linear warmup over this fraction of the steps', num('--warmup-ratio'), 0.06)
     .addOption(new Option('--schedule <kind>', 'learning rate after warmup').choices(['linear', 'cosine', 'constant']).default('linear'))

@@ -9,7 +9,7 @@ import type { TargetModules } from '../adapters/targets.ts';
 import { loadImdb } from '../data/imdb.ts';
 import { readJsonl } from '../data/jsonl.ts';
 import { BertModel } from '../models/bert.ts';
-import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
+import { loadModel, peftBaseModelName, type LoadedModel, type TextTokenizer } from '../models/load.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
@@ -252,13 +252,13 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   let savedInfo: ClassifyResult['saved'];
   if (adapters) {
     const saved = saveTrainedAdapter(adapterDir, adapters, {
-      baseModel: name,
+      baseModel: peftBaseModelName(loaded),
       taskType: 'SEQ_CLS',
       modulesToSave: new Map([
         [HEAD_W, { shape: [numLabels, model.hiddenSize], data: trainer.head.get(HEAD_W)! }],
         [HEAD_B, { shape: [numLabels], data: trainer.head.get(HEAD_B)! }],
       ]),
-      extra: { ...extra, ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }) },
+      extra: { ...extra, ...(loaded.dir && { base_model_dir: path.resolve(loaded.dir) }), ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }) },
       peftConfig: keptConfig,
     }, o.saveAs);
     const { dir: _dir, ...info } = saved;
@@ -295,8 +295,9 @@ export function atRank(set: AdapterSet, b: number, source: string): void {
 export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number; loss: number; n: number }> {
   const saved = readAdapter(o.adapter);
   const meta = saved.config.lorakit ?? {};
-  const base = saved.config.base_model_name_or_path;
-  const { model, tokenizer } = await loadEncoder(typeof base === 'string' && base !== USE_MODEL_NAME && fs.existsSync(base) ? base : 'use');
+  // The folder it was trained on (lorakit's block), else base_model_name_or_path where that is a folder here.
+  const base = [meta.base_model_dir, saved.config.base_model_name_or_path].find((b) => typeof b === 'string' && b !== USE_MODEL_NAME && fs.existsSync(b));
+  const { model, tokenizer } = await loadEncoder(base ?? 'use');
   // Every method through the PEFT loader: rank/alpha patterns, seeded bases, hook state (SMoRA's β), shapes checked.
   // The task head (HEAD_W/HEAD_B, modules_to_save) is applied below; a folder's own classifier of another size is not a conflict.
   const withoutHead = new Map([...model.weights].filter(([k]) => k !== HEAD_W && k !== HEAD_B));

@@ -19,7 +19,7 @@ import type { TargetModules } from '../adapters/targets.ts';
 import { readCausalLmJsonl, readEmbedJsonl, readRerankJsonl, readSeq2SeqJsonl } from '../data/records.ts';
 import type { HfTokenizer } from '../io/hf.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
+import { loadModel, peftBaseModelName, type LoadedModel, type TextTokenizer } from '../models/load.ts';
 import { BertModel } from '../models/bert.ts';
 import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
 import { startFromAdapter, type StartFromAdapter } from './from_adapter.ts';
@@ -252,10 +252,10 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
     if (validation) result.validation = await trainer.evaluate(validation);
     if (adapters) {
       const saved = saveTrainedAdapter(adapterDir, adapters, {
-        baseModel: loaded.name,
+        baseModel: peftBaseModelName(loaded),
         taskType: task.peftTaskType,
         modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
-        extra: { task: o.task, data: o.data, ...extra, ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }) },
+        extra: { task: o.task, data: o.data, ...extra, ...(loaded.dir && { base_model_dir: path.resolve(loaded.dir) }), ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }) },
         peftConfig: keptConfig,
       }, o.saveAs);
       const { dir: _dir, ...savedInfo } = saved;
