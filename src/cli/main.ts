@@ -4,6 +4,7 @@ import { int, list, num } from './parse.ts';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { registerMergeExport } from './merge_export.ts';
+import { registerExportRecipe } from './export_recipe.ts';
 import { registerGenerate } from './generate.ts';
 import { registerSummarize } from './summarize.ts';
 import { collectMethodOption, givenConfigFlags, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
@@ -243,6 +244,7 @@ export function makeProgram(): Command {
   registerPlotRanks(program);
   registerContinual(program);
   registerMergeExport(program);
+  registerExportRecipe(program);
 
   return program;
 }
