@@ -205,10 +205,15 @@ function launchScript(engine: RecipeEngine, nproc: number, backend: string): str
   }
   return [
     ...common,
-    "# accelerate launch --cpu --num_processes N runs one process; its multi-process (torchrun) launcher with the device",
-    '# forced to the CPU runs N (drop ACCELERATE_TORCH_DEVICE on GPUs).',
+    '# accelerate launch --cpu --num_processes N runs one process; its multi-process (torchrun) launcher with the device',
+    '# forced to the CPU runs N (unset ACCELERATE_TORCH_DEVICE on GPUs). torch < 2 on Python >= 3.11 crashes in that',
+    "# launcher (torchrun's --redirects default, which accelerate launch cannot set): there torchrun is started directly",
+    '# with --redirects 1 --tee 1, and train.py still sets the processes up through accelerate (--engine accelerate).',
     'export ACCELERATE_TORCH_DEVICE=${ACCELERATE_TORCH_DEVICE:-cpu}',
-    `exec "$PYTHON" -m accelerate.commands.launch --config_file accelerate_config.yaml --num_processes "$(( NPROC * NNODES ))" --num_machines "$NNODES" --machine_rank "$NODE_RANK" --main_process_ip "$MASTER_ADDR" --main_process_port "$MASTER_PORT" train.py --backend ${backend} "$@"`,
+    'if "$PYTHON" -c "import sys, torch; sys.exit(0 if int(torch.__version__.split(\'.\')[0]) < 2 and sys.version_info >= (3, 11) else 1)"; then',
+    `  exec "$PYTHON" -m torch.distributed.run --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" --redirects 1 --tee 1 train.py --engine accelerate --backend ${backend} "$@"`,
+    'fi',
+    `exec "$PYTHON" -m accelerate.commands.launch --config_file accelerate_config.yaml --num_processes "$(( NPROC * NNODES ))" --num_machines "$NNODES" --machine_rank "$NODE_RANK" --main_process_ip "$MASTER_ADDR" --main_process_port "$MASTER_PORT" train.py --engine accelerate --backend ${backend} "$@"`,
     '',
   ].join('\n');
 }

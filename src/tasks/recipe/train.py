@@ -15,7 +15,8 @@ Backends:
   peft   transformers + PEFT (when importable): AutoModelForCausalLM +
          PeftModel.from_pretrained(adapter0, is_trainable=True).
 
-Distribution (torchrun / accelerate launch set WORLD_SIZE, RANK): every
+Distribution (torchrun sets WORLD_SIZE and RANK; with --engine accelerate,
+accelerate's PartialState sets up the processes and the device): every
 process reads the whole recipe; each global batch (lorakit's, in lorakit's
 order) is split row by row across the ranks (row i goes to rank i % world),
 each rank runs its rows in micro-batches of recipe["per_rank_batch"]
@@ -213,6 +214,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     ap.add_argument("--backend", choices=["plain", "peft"], default=None, help="default: recipe.json's")
+    ap.add_argument("--engine", choices=["torchrun", "accelerate"], default=None, help="who set up the processes (default: recipe.json's)")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="float64 shows the recipe's arithmetic without float32 rounding")
     ap.add_argument("--probe", action="store_true", help="also write the final adapter's logits on the first example (probe_logits.json)")
     args = ap.parse_args()
@@ -222,8 +224,13 @@ def main():
         examples = json.load(f)["examples"]
     if not os.path.isabs(recipe["model_dir"]):
         recipe["model_dir"] = os.path.join(HERE, recipe["model_dir"])
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world > 1:
+    if (args.engine or recipe["engine"]) == "accelerate":
+        from accelerate import PartialState
+        state = PartialState()  # accelerate sets up the processes and the device (ACCELERATE_TORCH_DEVICE=cpu: gloo)
+        world, rank = state.num_processes, state.process_index
+    else:
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
     torch.manual_seed(recipe["seed"] + rank)  # dropout masks (lorakit's own masks come from its own generator)
     dtype = getattr(torch, args.dtype)
