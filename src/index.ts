@@ -26,6 +26,10 @@ export { CausalLmTask, encodeCausalLm, makeCausalLmBatch, type CausalLmExample }
 export { Seq2SeqTask, type Seq2SeqExample } from './train/tasks/seq2seq.ts';
 export { RerankTask, type RerankExample } from './train/tasks/rerank.ts';
 export { EmbedTask, type EmbedExample } from './train/tasks/embed.ts';
+export { AlignTask, type AlignExample } from './train/tasks/align.ts';
+export { MaskedLmTask, maskTokens, type MlmOptions } from './train/tasks/mlm.ts';
+export { pointwiseLoss, pairwiseLoss, softmaxCrossEntropy, listNetLoss } from './train/ranking.ts';
+export { yesNoPrompt, yesNoPromptIds } from './train/tasks/yes_no.ts';
 export { ClassificationTrainer } from './train/trainer.ts';
 export { loadLatestCheckpoint } from './train/checkpoint.ts';
 
@@ -36,6 +40,22 @@ export { readJsonl } from './data/jsonl.ts';
 // The jobs `lorakit train` runs (model + data files → an adapter folder).
 export { runTrainJob, type TrainJobOptions, type TrainJobResult } from './tasks/train.ts';
 export { runClassificationJob, type ClassifyJobOptions } from './tasks/classification.ts';
+
+// Retrieval: BM25 and dense first stages, TREC runs and qrels, trec_eval's measures, rerankers, DUQGen.
+export { Bm25Index, LUCENE_BM25, type Bm25Params } from './retrieval/bm25.ts';
+export { analyzer, LUCENE_STOPWORDS, type AnalyzerConfig } from './retrieval/analyzer.ts';
+export { DenseIndex } from './retrieval/dense.ts';
+export { encodeTexts } from './retrieval/encode.ts';
+export { readCorpus, readQueries, docText, type CorpusDoc, type Query } from './retrieval/corpus.ts';
+export { readQrels, readRun, writeRun, formatRun, trecOrder, type Qrels, type Run, type ScoredDoc } from './retrieval/trec.ts';
+export { evaluateRun, parseMeasure, DEFAULT_MEASURES, type IrEvaluation, type Measure } from './retrieval/metrics.ts';
+export { CrossEncoder, YesNoReranker, runRerankJob, type RerankJobOptions } from './tasks/rerank.ts';
+export { runIndexJob, runSearchJob, runEvalIrJob, encoderWithAdapters } from './tasks/retrieval.ts';
+export { runDuqgenJob, type DuqgenJobOptions } from './tasks/duqgen.ts';
+export { sampleDocuments, allocateSamples, DUQGEN_SEEDS } from './duqgen/sampling.ts';
+export { clusterEmbeddings } from './duqgen/kmeans.ts';
+export { ExtractiveGenerator, ModelGenerator, duqgenPrompt, type QueryGenerator } from './duqgen/generators.ts';
+export { NumpyRandomState } from './util/numpy_rng.ts';
 
 // PEFT files: adapter_config.json + adapter_model.safetensors, both ways.
 export { createPeftAdapter, loadPeftAdapter, readAdapter, saveAdapter, type PeftAdapter } from './peft/adapter_files.ts';

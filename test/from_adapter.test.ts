@@ -1,4 +1,6 @@
-// `lorakit train --from-adapter A` on every task: a run started from a saved
+// `lorakit train --from-adapter A` on every task (mlm too, through the same
+// code path; its masks are drawn per step, so the comparison below does not
+// apply to it): a run started from a saved
 // adapter computes, at its first step, the loss the uninterrupted run computes
 // at the step after the save (the loss of step k is taken before update k, so
 // both are the loss of the same weights on the same data: one batch holds the
@@ -48,6 +50,7 @@ const CASES: Case[] = [
   { task: 'seq2seq', model: FIX + 't5-tiny', rows: ['red', 'green', 'blue'].map((c) => ({ source: `what colour is ${c}?`, target: `it is ${c}` })) },
   { task: 'rerank', model: FIX + 'bert', rows: DOCS.map((d, i) => ({ query: d.split(' ')[0], positive: d, negatives: DOCS.filter((_, j) => j !== i) })) },
   { task: 'embed', model: FIX + 'bert', rows: DOCS.map((d) => ({ anchor: d, positive: `${d} today` })), method: 'vera', methodConfig: { r: 8 } },
+  { task: 'align', model: FIX + 'bert', rows: DOCS.map((d) => ({ source: d, target: `${d} today` })) },
 ];
 
 for (const c of CASES) {

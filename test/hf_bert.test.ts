@@ -284,5 +284,5 @@ test('CLI: lorakit train --model <hf-folder> --task classification --target-modu
   assert.match(e.stdout, /accuracy/);
   const bad = run('train', '--model', model, '--task', 'summarization', '--data', data, '--quiet');
   assert.notEqual(bad.status, 0);
-  assert.match(bad.stderr, /argument 'summarization' is invalid\. Allowed choices are classification, causal-lm, seq2seq, rerank, embed/);
+  assert.match(bad.stderr, /argument 'summarization' is invalid\. Allowed choices are classification, causal-lm, seq2seq, rerank, embed, align, mlm/);
 });

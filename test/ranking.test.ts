@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Graph, Value } from '../src/graph/ir.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
 import { checkGradient } from './helpers/fd.ts';
-import { listNetLoss, pairwiseLoss, softmaxCrossEntropy } from '../src/train/ranking.ts';
+import { listNetLoss, pairwiseLoss, pointwiseLoss, softmaxCrossEntropy } from '../src/train/ranking.ts';
 
 const G = 2, K = 4;
 const LABELS = [2, 0, 1, 0, 0, 3, 3, 1];
@@ -119,4 +119,14 @@ test('finite differences: masked pairwise + listwise', async () => {
 
 test('finite differences: softmax CE with index targets', async () => {
   await checkGradient((_g, [s, idx]) => softmaxCrossEntropy(s, idx), [scoresIn, { shape: [G], int: [1, 3] }]);
+});
+
+test('pointwise BCE: −[y·log σ(s) + (1 − y)·log(1 − σ(s))], y = label > 0, mean over valid candidates', async () => {
+  const sig = (x: number) => 1 / (1 + Math.exp(-x));
+  const bce = (i: number) => (LABELS[i] > 0 ? -Math.log(sig(S[i])) : -Math.log(1 - sig(S[i])));
+  const all = S.reduce((a, _s, i) => a + bce(i), 0) / S.length;
+  const valid = S.reduce((a, _s, i) => a + VALID[i] * bce(i), 0) / VALID.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs((await evalLoss((s, y) => pointwiseLoss(s, y))) - all) < 1e-12);
+  assert.ok(Math.abs((await evalLoss((s, y, v) => pointwiseLoss(s, y, { valid: v }))) - valid) < 1e-12);
+  await checkGradient((_g, [s, y, v]) => pointwiseLoss(s, y, { valid: v }), [scoresIn, labelsIn, validIn]);
 });

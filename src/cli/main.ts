@@ -10,11 +10,14 @@ import { registerSummarize } from './summarize.ts';
 import { collectMethodOption, givenConfigFlags, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
+import { registerRetrieval } from './retrieval.ts';
+import { registerDuqgen } from './duqgen.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
 import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import type { StartFromAdapter } from '../tasks/from_adapter.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
+import { RANK_LOSSES, type RankLoss } from '../train/tasks/rerank.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
 import path from 'node:path';
 
@@ -80,12 +83,22 @@ function optimizerSpec(o: Record<string, any>, method: string, flags: { alpha?: 
   }
 }
 
+/** --loss (the issue's name) or --rank-loss (kept for scripts that use it); both given must agree. */
+function rankLoss(o: { loss?: RankLoss; rankLoss?: RankLoss; task: string }): RankLoss | undefined {
+  if (o.loss && o.rankLoss && o.loss !== o.rankLoss) throw new InvalidArgumentError(`--loss ${o.loss} and --rank-loss ${o.rankLoss} disagree: give one`);
+  const l = o.loss ?? o.rankLoss;
+  if (l && o.task !== 'rerank') throw new InvalidArgumentError(`--loss ${l} is a ranking loss: it applies to --task rerank`);
+  return l;
+}
+
 const TASK_DATA: Record<string, string> = {
   classification: "'imdb' (the bundled IMDB reviews, seeded split) or JSONL {\"text\", \"label\"}",
   'causal-lm': 'JSONL {"prompt", "completion"}, {"messages": [...]} or {"text"}',
   seq2seq: 'JSONL {"source", "target"}',
   rerank: 'JSONL {"query", "documents", "labels"} or {"query", "positive", "negatives"}',
   embed: 'JSONL {"anchor", "positive"}',
+  mlm: 'JSONL {"text"} (masked-LM on a BERT folder with its MLM head: a language adapter)',
+  align: 'JSONL {"source": "<sentence in the adapter\'s language>", "target": "<its English translation>"} (a language adapter: source embeddings pulled onto the base model\'s embeddings of the targets)',
 };
 
 export function makeProgram(): Command {
@@ -119,7 +132,8 @@ export function makeProgram(): Command {
     .option('--max-grad-norm <x>', 'clip the global gradient norm (0 = off)', num('--max-grad-norm'), 1)
     .option('--head-lr-scale <x>', 'learning-rate multiplier for a new task head (classification, rerank)', num('--head-lr-scale'), 5)
     .addOption(new Option('--head-init <how>', "classification head start: 'random', or 'probe' = the frozen-encoder linear probe (LP-FT: training starts from the baseline)").choices(['random', 'probe']).default('random'))
-    .addOption(new Option('--rank-loss <kind>', 'rerank: listwise softmax cross-entropy or pairwise RankNet').choices(['listwise', 'pairwise']).default('listwise'))
+    .addOption(new Option('--loss <kind>', "rerank: listwise (softmax cross-entropy over a query's candidates), pairwise (RankNet) or pointwise (binary cross-entropy per candidate; 1 positive : 4 negatives as in the cross-lingual ranking adapters)").choices([...RANK_LOSSES]))
+    .addOption(new Option('--rank-loss <kind>', 'rerank: same as --loss').choices([...RANK_LOSSES]))
     .option('--embed-scale <x>', 'embed: similarity scale (1/temperature) of the in-batch contrastive loss', num('--embed-scale'), 20)
     .option('--batch <n>', 'batch size (rerank: queries per batch)', int('--batch'), 32)
     .option('--seed <n>', 'seed for init, batch order and dropout (the data split is fixed, the same for every seed)', int('--seed'), 42)
@@ -176,7 +190,7 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: o.rankLoss, embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs, fromAdapter,
+          rankLoss: rankLoss(o), embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs, fromAdapter,
         }, ui);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
@@ -245,6 +259,8 @@ export function makeProgram(): Command {
   registerContinual(program);
   registerMergeExport(program);
   registerExportRecipe(program);
+  registerRetrieval(program, terminalUi);
+  registerDuqgen(program, terminalUi);
 
   return program;
 }

@@ -141,6 +141,8 @@ export class BertModel implements EncoderModel {
   readonly sites: LinearSite[];
   /** Linear sites of the sequence-classification head (PEFT's modules_to_save), in order; empty when the folder has none. */
   readonly headSites: LinearSite[];
+  /** BertForMaskedLM's head (cls.predictions.*) is in the folder: buildMlmLogits works. */
+  readonly hasMlmHead: boolean;
   readonly hiddenSize: number;
   readonly pooling: Pooling;
   readonly prefix: string;
@@ -196,6 +198,12 @@ export class BertModel implements EncoderModel {
       this.head = [{ site: mk('pre_classifier', H, H), act: 'relu' }, { site: mk('classifier', H, C) }];
     }
     this.headSites = this.head.map((h) => h.site).filter((s) => s.name !== poolerName);
+    this.hasMlmHead = c.family === 'bert' && MLM_KEYS.every((k) => this.weights.has(k));
+    if (this.hasMlmHead) {
+      need('cls.predictions.transform.dense.weight', [H, H]);
+      need('cls.predictions.bias', [c.vocab]);
+      if (this.weights.has('cls.predictions.decoder.weight')) need('cls.predictions.decoder.weight', [c.vocab, H]);
+    }
   }
 
   readonly weights: WeightMap;
@@ -207,6 +215,11 @@ export class BertModel implements EncoderModel {
 
   withWeights(weights: WeightMap): BertModel {
     return new BertModel(this.config, weights, this.options);
+  }
+
+  /** Sentence pairs carry segment ids (BERT, not RoBERTa's single-row table nor DistilBERT). */
+  get usesTokenTypes(): boolean {
+    return this.config.typeVocab > 1;
   }
 
   /** Longest sequence the position table covers (RoBERTa's positions start at padding_idx + 1). */
@@ -349,6 +362,24 @@ export class BertModel implements EncoderModel {
     return x;
   }
 
+  /**
+   * Masked-LM logits [B·T, vocab] of BertForMaskedLM's head: LayerNorm(act(dense(h))) · Eᵀ + bias,
+   * E = cls.predictions.decoder.weight, or the word embeddings it is tied to when the folder
+   * stores it once (save_pretrained). The head is frozen (not adapter sites).
+   */
+  buildMlmLogits(g: Graph, inputs: BertInputs, linear: LinearFn): Value {
+    if (!this.hasMlmHead) {
+      throw new Error(`${this.options.source ?? this.name}: no masked-LM head (BertForMaskedLM's ${MLM_KEYS.join(', ')}); ${this.config.family === 'bert' ? 'save the model with its MLM head' : `the ${this.config.family} MLM head is not supported yet (BERT's is)`}`);
+    }
+    const { hidden } = this.encode(g, inputs, linear);
+    const w = (n: string) => this.w(g, n);
+    const act = activation(this.config.act, this.options.source ?? this.name);
+    const t = op.gemm(hidden, w('cls.predictions.transform.dense.weight'), { transB: true }, w('cls.predictions.transform.dense.bias'));
+    const x = op.layerNorm(act(t), w('cls.predictions.transform.LayerNorm.weight'), w('cls.predictions.transform.LayerNorm.bias'), { eps: this.config.eps });
+    const E = this.weights.has('cls.predictions.decoder.weight') ? w('cls.predictions.decoder.weight') : w(`${this.prefix}.embeddings.word_embeddings.weight`);
+    return op.gemm(x, E, { transB: true }, w('cls.predictions.bias'));
+  }
+
   /** PEFT names of the head tensors `buildLogits({trainableHead})` makes params, with their initial values. */
   headParams(): Map<string, { shape: number[]; data: Float32Array }> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -361,6 +392,9 @@ export class BertModel implements EncoderModel {
     return out;
   }
 }
+
+/** BertForMaskedLM's head tensors (the decoder weight may be tied to the word embeddings and absent). */
+const MLM_KEYS = ['cls.predictions.transform.dense.weight', 'cls.predictions.transform.dense.bias', 'cls.predictions.transform.LayerNorm.weight', 'cls.predictions.transform.LayerNorm.bias', 'cls.predictions.bias'];
 
 export function bertFromHf(folder: HfFolder, options: BertOptions = {}): BertModel {
   return BertModel.fromHf(folder, options);

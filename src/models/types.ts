@@ -58,8 +58,10 @@ export interface EncoderModel {
   sites: LinearSite[];
   /** Output width of `build`'s pooled embedding. */
   hiddenSize: number;
-  /** Builds the forward pass; returns a pooled sentence representation [B, hiddenSize]. */
-  build(g: Graph, inputs: { inputIds: Value; attentionMask: Value }, linear: LinearFn): Value;
+  /** True when `build` reads token_type_ids (BERT-family folders with a token-type table: sentence pairs as segments 0 and 1). */
+  readonly usesTokenTypes?: boolean;
+  /** Builds the forward pass; returns a pooled sentence representation [B, hiddenSize]. `tokenTypeIds` (int64 [B, T]) where usesTokenTypes. */
+  build(g: Graph, inputs: { inputIds: Value; attentionMask: Value; tokenTypeIds?: Value }, linear: LinearFn): Value;
   /** The same architecture over other weights (merged adapters, for example). */
   withWeights(weights: WeightMap): EncoderModel;
 }

@@ -76,6 +76,8 @@ export class PeftModel {
   /** Tensors of an adapter file that are not adapter sites (e.g. a task head), by adapter name. */
   readonly extras = new Map<string, PeftAdapter['extraTensors']>();
   private active: string | null = null;
+  /** Several adapters active together (setActiveAdapters), in stacking order; null: just `active`. */
+  private stack: string[] | null = null;
   private disabled = false;
   private cache = new Map<string, CompiledGraph>();
   private version = 0;
@@ -110,7 +112,31 @@ export class PeftModel {
   setAdapter(name: string): void {
     this.get(name);
     this.active = name;
+    this.stack = null;
     this.disabled = false;
+  }
+
+  /**
+   * Several adapters active at once (PEFT's set_adapter([...]); the
+   * cross-lingual "Stack(language, task)"): `run` applies them in this order,
+   * each on the weights the ones before it produced — the first ones merged
+   * into a copy of the base weights, the last run as its own sub-graph. For
+   * additive methods (LoRA and the others whose ΔW does not read W) that is
+   * W0 + Σ ΔW_i, PEFT's sum over active LoRA adapters.
+   */
+  setActiveAdapters(names: string[]): void {
+    if (!names.length) throw new Error('setActiveAdapters: give at least one adapter name');
+    for (const n of names) this.get(n);
+    if (new Set(names).size !== names.length) throw new Error(`setActiveAdapters: an adapter is named twice (${names.join(', ')})`);
+    this.active = names[names.length - 1];
+    this.stack = names.length > 1 ? [...names] : null;
+    this.disabled = false;
+  }
+
+  /** The adapters `run` applies, in order (empty when disabled or none). */
+  get activeAdapters(): string[] {
+    if (this.disabled || !this.active) return [];
+    return this.stack ?? [this.active];
   }
 
   /** Outputs equal the base model until enableAdapters / setAdapter. */
@@ -125,7 +151,8 @@ export class PeftModel {
   deleteAdapter(name: string): void {
     this.get(name);
     this.adapters.delete(name);
-    for (const [k, c] of this.cache) if (k === `one|${name}`) { void c.release(); this.cache.delete(k); }
+    for (const [k, c] of this.cache) if (k === `one|${name}` || (k.startsWith('stack|') && k.split('|')[1].split(',').includes(name))) { void c.release(); this.cache.delete(k); }
+    if (this.stack?.includes(name)) this.stack = null;
     if (this.active === name) this.active = this.adapters.keys().next().value ?? null;
     this.changed();
   }
@@ -162,10 +189,10 @@ export class PeftModel {
     return set.mergeInto(this.model.weights);
   }
 
-  private async compiled(key: string, linear: () => LinearFn): Promise<CompiledGraph> {
+  private async compiled(key: string, linear: () => LinearFn, model: () => ServableModel = () => this.model): Promise<CompiledGraph> {
     let c = this.cache.get(key);
     if (!c) {
-      c = await CompiledGraph.compile(buildForwardGraph(this.model, linear()).graph, this.session);
+      c = await CompiledGraph.compile(buildForwardGraph(model(), linear()).graph, this.session);
       this.cache.set(key, c);
     }
     return c;
@@ -193,6 +220,14 @@ export class PeftModel {
     const feeds = this.feeds(batch, decoder, 'run');
     if (!name) return (await (await this.compiled('base', () => plainLinear)).run(feeds)).output;
     const set = this.get(name);
+    const stack = this.activeAdapters;
+    if (stack.length > 1) {
+      const below = stack.slice(0, -1).map((n) => this.get(n));
+      const merged = () => (this.model as { withWeights(w: WeightMap): ServableModel }).withWeights(below.reduce((w, s) => s.mergeInto(w), this.model.weights as WeightMap));
+      const c = await this.compiled(`stack|${stack.join(',')}`, () => set.linear({ training: false }), merged);
+      Object.assign(feeds, adapterFeeds(set, { training: false }));
+      return (await c.run(feeds)).output;
+    }
     const c = await this.compiled(`one|${name}`, () => set.linear({ training: false }));
     Object.assign(feeds, adapterFeeds(set, { training: false })); // parameters and the method's state (SMoRA's β)
     return (await c.run(feeds)).output;

@@ -16,7 +16,7 @@ import { AdapterSet } from '../adapters/inject.ts';
 import { getMethod } from '../adapters/registry.ts';
 import { loraPlusGroups } from '../adapters/lora/plus.ts';
 import type { TargetModules } from '../adapters/targets.ts';
-import { readCausalLmJsonl, readEmbedJsonl, readRerankJsonl, readSeq2SeqJsonl } from '../data/records.ts';
+import { readCausalLmJsonl, readEmbedJsonl, readJsonLines, readRerankJsonl, readSeq2SeqJsonl } from '../data/records.ts';
 import type { HfTokenizer } from '../io/hf.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel, peftBaseModelName, type LoadedModel, type TextTokenizer } from '../models/load.ts';
@@ -31,8 +31,12 @@ import type { TaskKind, TrainTask } from '../train/task.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 import { CausalLmTask, encodeCausalLm } from '../train/tasks/causal_lm.ts';
 import { EmbedTask, type EmbedExample } from '../train/tasks/embed.ts';
-import { RerankTask, type RerankExample } from '../train/tasks/rerank.ts';
+import { RerankTask, type RankLoss, type RerankExample } from '../train/tasks/rerank.ts';
 import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
+import { AlignTask, type AlignExample } from '../train/tasks/align.ts';
+import { MaskedLmTask } from '../train/tasks/mlm.ts';
+import { yesNoPromptIds, yesNoTokens } from '../train/tasks/yes_no.ts';
+import { padBatch as padServeBatch, PeftModel } from '../serve/peft_model.ts';
 
 /** Progress of a job (the CLI's progress bar; tests pass a silent one). */
 export interface JobUi {
@@ -88,8 +92,8 @@ export interface TrainJobOptions {
   loraplusLrRatio?: number;
   /** Learning-rate multiplier of a task head (rerank's score head). */
   headLrScale?: number;
-  /** rerank: 'listwise' (default) or 'pairwise'. */
-  rankLoss?: 'listwise' | 'pairwise';
+  /** rerank: 'listwise' (default), 'pairwise' or 'pointwise'. */
+  rankLoss?: RankLoss;
   /** embed: the similarity scale (1/temperature, default 20). */
   embedScale?: number;
   /** The update rule (default AdamW). */
@@ -130,13 +134,20 @@ export interface TrainJobResult {
   peakRssBytes: number;
 }
 
-const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder' };
+/** mlm: JSONL {"text"} lines. */
+function readTextJsonl(file: string): string[] {
+  return readJsonLines(file, '{"text": "..."}', (o) => (typeof o?.text === 'string' && o.text.trim() ? { text: o.text as string } : 'expected a non-empty "text" string')).map((r) => r.text);
+}
+
+const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder', align: 'encoder', mlm: 'encoder' };
 const FAMILY_NAMES = { encoder: 'an encoder (the bundled USE model, or a BERT / RoBERTa / DistilBERT folder)', decoder: 'a decoder folder (GPT-2, Llama, Qwen2, Mistral)', seq2seq: 'an encoder-decoder folder (T5, BART)' };
 
 /** The task's model family, or an error that says which models the task takes. */
 function requireFamily(task: TrainJobOptions['task'], m: LoadedModel, spec: string): void {
+  if (task === 'rerank' && m.kind !== 'encoder') return; // a decoder / T5 / BART folder: the yes/no reranker
   const want = FAMILY[task];
-  if (m.kind !== want) throw new Error(`--task ${task} trains ${FAMILY_NAMES[want]}; '${spec}' is ${FAMILY_NAMES[m.kind]}`);
+  const wanted = task === 'mlm' ? 'a BERT folder saved with its masked-LM head (BertForMaskedLM)' : FAMILY_NAMES[want];
+  if (m.kind !== want) throw new Error(`--task ${task} trains ${wanted}; '${spec}' is ${FAMILY_NAMES[m.kind]}`);
 }
 
 function hfTokenizer(m: LoadedModel, spec: string): HfTokenizer {
@@ -149,10 +160,31 @@ function textTokenizer(m: LoadedModel, spec: string): TextTokenizer {
   return m.tokenizer;
 }
 
-/** A (query, document) pair as one sequence: the tokenizer's pair form where it has one (BERT: [CLS] q [SEP] d [SEP]), else the joined text. */
-function pairEncoder(tok: TextTokenizer, maxLen: number): (q: string, d: string) => number[] {
+/**
+ * A (query, document) pair as one sequence: the tokenizer's pair form where it
+ * has one (BERT: [CLS] q [SEP] d [SEP] with token_type_ids 0…0 1…1), else the
+ * query's tokens then the document's (types all 0).
+ */
+export function pairEncoder(tok: TextTokenizer, maxLen: number): (q: string, d: string) => { ids: number[]; types: number[] } {
   const pair = (tok as Partial<HfTokenizer>).encodePair;
-  return pair ? (q, d) => pair.call(tok, q, d).ids.slice(0, maxLen) : (q, d) => tok.encode(`${q} ${d}`).slice(0, maxLen);
+  if (pair) {
+    return (q, d) => {
+      const e = pair.call(tok, q, d);
+      return { ids: e.ids.slice(0, maxLen), types: e.tokenTypeIds.slice(0, maxLen) };
+    };
+  }
+  // One text: the query keeps at most half the budget (long queries would crowd the document out), the document fills the rest.
+  return (q, d) => {
+    const qi = tok.encode(q).slice(0, Math.max(1, Math.floor(maxLen / 2)));
+    const ids = [...qi, ...tok.encode(d).slice(0, Math.max(0, maxLen - qi.length))];
+    return { ids, types: ids.map(() => 0) };
+  };
+}
+
+/** One query's candidates as a RerankExample (labels as given). */
+export function rerankExample(pair: (q: string, d: string) => { ids: number[]; types: number[] }, query: string, documents: readonly string[], labels: readonly number[]): RerankExample {
+  const enc = documents.map((d) => pair(query, d));
+  return { pairs: enc.map((e) => e.ids), types: enc.map((e) => e.types), labels: [...labels] };
 }
 
 interface Prepared {
@@ -162,7 +194,51 @@ interface Prepared {
   extra: Record<string, unknown>;
 }
 
-function prepare(o: TrainJobOptions, m: LoadedModel): Prepared {
+/** align: the frozen base model's unit embeddings of the target sentences (the teacher), computed once. */
+async function teacherTargets(m: LoadedModel, texts: string[], maxLen: number, threads?: number): Promise<Float32Array[]> {
+  if (m.kind !== 'encoder' || !m.tokenizer) throw new Error('unreachable');
+  const pm = new PeftModel(m.model, { threads });
+  try {
+    const out: Float32Array[] = new Array(texts.length);
+    const ids = texts.map((t) => m.tokenizer!.encode(t).slice(0, maxLen));
+    for (let s = 0; s < ids.length; s += 64) {
+      const r = await pm.run(padServeBatch(ids.slice(s, s + 64).map((x) => (x.length ? x : [0]))));
+      const H = r.dims[1], d = r.data as Float32Array;
+      for (let i = 0; i < r.dims[0]; i++) {
+        const v = d.slice(i * H, (i + 1) * H);
+        const n = Math.sqrt(v.reduce((a, x) => a + x * x, 0)) || 1;
+        out[s + i] = v.map((x) => x / n);
+      }
+    }
+    return out;
+  } finally {
+    await pm.release();
+  }
+}
+
+/**
+ * rerank on a decoder or T5 / BART folder: every (query, document) pair of the
+ * data becomes llm-rankers' yes/no prompt with the answer 'Yes' (label > 0) or
+ * 'No' as its only target token (src/train/tasks/yes_no.ts).
+ */
+function prepareYesNo(o: TrainJobOptions, m: Exclude<LoadedModel, { kind: 'encoder' }>): Prepared {
+  if (o.rankLoss) throw new Error(`--loss ${o.rankLoss}: on a decoder or T5 / BART folder the rerank task trains the yes/no answer token (a pointwise cross-entropy); --loss applies to encoder cross-encoders`);
+  const tok = hfTokenizer(m, o.model);
+  const { yes, no } = yesNoTokens(tok, o.model);
+  const maxLen = o.maxLen ?? 128;
+  const maxPositions = m.kind === 'decoder' ? m.model.config.maxPositions : undefined;
+  const pairs = (file: string) => readRerankJsonl(file).flatMap((r) => r.documents.map((d, i) => ({ ids: yesNoPromptIds(tok, r.query, d, { maxLen, maxPositions }), answer: r.labels[i] > 0 ? yes : no })));
+  const cap = <T>(xs: T[]) => (o.maxTrain !== undefined ? xs.slice(0, o.maxTrain) : xs);
+  const extra = { max_length: maxLen, reranker: 'yes/no (llm-rankers pointwise prompt, P(yes))' };
+  if (m.kind === 'decoder') {
+    const enc = (file: string) => pairs(file).map((p) => ({ ids: [...p.ids, p.answer], promptLength: p.ids.length }));
+    return { task: new CausalLmTask(m.model, { padId: tok.padTokenId ?? tok.eosTokenId ?? 0 }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra };
+  }
+  const enc = (file: string): Seq2SeqExample[] => pairs(file).map((p) => ({ src: p.ids, tgt: [p.answer] }));
+  return { task: new Seq2SeqTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra };
+}
+
+function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float32Array[]>): Prepared {
   const cap = <T>(xs: T[]) => (o.maxTrain !== undefined ? xs.slice(0, o.maxTrain) : xs);
   const encoderMax = m.model instanceof BertModel ? m.model.maxSequenceLength : 128;
   switch (o.task) {
@@ -185,10 +261,10 @@ function prepare(o: TrainJobOptions, m: LoadedModel): Prepared {
       return { task: new Seq2SeqTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, max_target_length: maxTarget } };
     }
     case 'rerank': {
-      if (m.kind !== 'encoder') throw new Error('unreachable');
+      if (m.kind !== 'encoder') return prepareYesNo(o, m);
       const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
       const pair = pairEncoder(textTokenizer(m, o.model), maxLen);
-      const enc = (file: string): RerankExample[] => readRerankJsonl(file).map((r) => ({ pairs: r.documents.map((d) => pair(r.query, d)), labels: r.labels }));
+      const enc = (file: string): RerankExample[] => readRerankJsonl(file).map((r) => rerankExample(pair, r.query, r.documents, r.labels));
       const task = new RerankTask(m.model, { seed: o.seed, loss: o.rankLoss, headLrScale: o.headLrScale });
       return { task, train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, rank_loss: o.rankLoss ?? 'listwise' } };
     }
@@ -199,6 +275,26 @@ function prepare(o: TrainJobOptions, m: LoadedModel): Prepared {
       const enc = (file: string): EmbedExample[] => readEmbedJsonl(file).map((r) => ({ anchor: tok.encode(r.anchor).slice(0, maxLen), positive: tok.encode(r.positive).slice(0, maxLen) }));
       return { task: new EmbedTask(m.model, { scale: o.embedScale }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, scale: o.embedScale ?? 20 } };
     }
+    case 'mlm': {
+      if (m.kind !== 'encoder') throw new Error('unreachable');
+      if (!(m.model instanceof BertModel)) throw new Error(`--task mlm trains a BERT folder with its masked-LM head; '${o.model}' is the bundled sentence encoder, which has none (train its language adapter with --task align)`);
+      const tok = hfTokenizer(m, o.model);
+      const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
+      const tid = (t: string): number | undefined => tok.tokenizer.token_to_id(t) ?? undefined;
+      const maskId = tid('[MASK]') ?? tid('<mask>');
+      if (maskId === undefined) throw new Error(`${o.model}/tokenizer.json: no [MASK] token`);
+      const specials = [tok.padTokenId, tok.bosTokenId, tok.eosTokenId, tid('[CLS]'), tid('[SEP]'), tid('<s>'), tid('</s>')].filter((x): x is number => x !== undefined);
+      const enc = (file: string) => readTextJsonl(file).map((t) => tok.encode(t).slice(0, maxLen));
+      const task = new MaskedLmTask(m.model, { maskId, specialIds: specials, vocabSize: m.model.config.vocab, seed: o.seed });
+      return { task, train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, mlm_probability: 0.15 } };
+    }
+    case 'align': {
+      if (m.kind !== 'encoder') throw new Error('unreachable');
+      const maxLen = Math.min(o.maxLen ?? 128, encoderMax);
+      const tok = textTokenizer(m, o.model);
+      const enc = (file: string): AlignExample[] => readSeq2SeqJsonl(file).map((r, i) => ({ ids: tok.encode(r.source).slice(0, maxLen), target: teacher!.get(file)![i] }));
+      return { task: new AlignTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen, teacher: 'the base model\'s embedding of "target"' } };
+    }
   }
 }
 
@@ -206,7 +302,12 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const t0 = performance.now();
   const loaded = await loadModel(o.model);
   requireFamily(o.task, loaded, o.model);
-  const { task, train, validation, extra } = prepare(o, loaded);
+  let teacher: Map<string, Float32Array[]> | undefined;
+  if (o.task === 'align') {
+    teacher = new Map();
+    for (const f of [o.data, o.validation].filter((x): x is string => !!x)) teacher.set(f, await teacherTargets(loaded, readSeq2SeqJsonl(f).map((r) => r.target), Math.min(o.maxLen ?? 128, 128), o.threads));
+  }
+  const { task, train, validation, extra } = prepare(o, loaded, teacher);
   ui.info(`data: ${o.data} — ${train.length} training${validation ? ` / ${validation.length} validation` : ''} examples (${o.task})`);
   const model = loaded.model;
   const headNames = 'headNames' in model ? model.headNames : undefined;

@@ -118,6 +118,21 @@ export function softmaxCrossEntropy(scores: Value, target: Value, opts: Listwise
   return listwiseCE(scores, p, opts);
 }
 
+/**
+ * Pointwise binary cross-entropy (one logit per candidate, target 1 when its
+ * label > 0, else 0; the cross-lingual ranking adapters' loss): the mean of
+ * softplus(s) − y·s over the valid candidates of all groups.
+ */
+export function pointwiseLoss(scores: Value, labels: Value, opts: ListwiseOptions = {}): Value {
+  checkScores('pointwiseLoss', scores, labels);
+  const dt = scores.dtype;
+  const y = op.cast(op.greater(labels.dtype === dt ? labels : op.cast(labels, dt), 0), dt);
+  const per = op.sub(softplus(scores), op.mul(y, scores));
+  if (!opts.valid) return op.reduceMean(per, [0, 1], false);
+  const v = maskFloat(opts.valid, dt);
+  return op.div(op.reduceSum(op.mul(per, v), [0, 1], false), op.max2(op.reduceSum(v, [0, 1], false), 1e-12));
+}
+
 /** ListNet (top-one): cross-entropy against softmax(labels / temperature). */
 export function listNetLoss(scores: Value, labels: Value, opts: ListwiseOptions & { temperature?: number } = {}): Value {
   checkScores('listNetLoss', scores, labels);

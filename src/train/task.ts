@@ -11,8 +11,8 @@ import type { AdamWGroup } from '../optim/adamw.ts';
 import type { HostTensor } from '../runtime/session.ts';
 import type { Rng } from '../util/rng.ts';
 
-export type TaskKind = 'classification' | 'causal-lm' | 'seq2seq' | 'rerank' | 'embed';
-export const TASK_KINDS: readonly TaskKind[] = ['classification', 'causal-lm', 'seq2seq', 'rerank', 'embed'];
+export type TaskKind = 'classification' | 'causal-lm' | 'seq2seq' | 'rerank' | 'embed' | 'align' | 'mlm';
+export const TASK_KINDS: readonly TaskKind[] = ['classification', 'causal-lm', 'seq2seq', 'rerank', 'embed', 'align', 'mlm'];
 
 /** A trainable tensor a task owns (live: the loop trains it in place). */
 export interface TrainTensor {

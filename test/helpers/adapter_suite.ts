@@ -30,6 +30,9 @@ import { ClassificationTask } from '../../src/train/tasks/classification.ts';
 import { CausalLmTask } from '../../src/train/tasks/causal_lm.ts';
 import { Seq2SeqTask } from '../../src/train/tasks/seq2seq.ts';
 import { RerankTask } from '../../src/train/tasks/rerank.ts';
+import { AlignTask } from '../../src/train/tasks/align.ts';
+import { MaskedLmTask } from '../../src/train/tasks/mlm.ts';
+import type { BertModel } from '../../src/models/bert.ts';
 import { EmbedTask } from '../../src/train/tasks/embed.ts';
 import { loadModel } from '../../src/models/load.ts';
 import type { DecoderModel } from '../../src/models/decoder.ts';
@@ -75,6 +78,7 @@ const TEXTS = ['A wonderful, moving film.', 'Terrible plot and wooden dialogue; 
 let model: EncoderModel;
 let decoder: { model: DecoderModel; tok: HfTokenizer };
 let seq2seq: { model: Seq2SeqModel; tok: HfTokenizer };
+let mlm: { model: BertModel; tok: HfTokenizer };
 let useTok: UseTokenizer;
 
 const PHRASES = ['red apples fall', 'green pears ripen', 'the blue sky clears', 'a dark night falls', 'the warm sun rises', 'cold rain pours'];
@@ -94,6 +98,19 @@ function taskCase(kind: TaskKind): { task: TrainTask<any, any>; data: unknown[];
     case 'embed':
       // Positives the pretrained encoder does not already pair with their anchors (the loss starts high), none of them an anchor too.
       return { task: new EmbedTask(model), data: PHRASES.map((p, i) => ({ anchor: useTok.encode(p), positive: useTok.encode(NUMBERS[i]) })), model };
+    case 'align': {
+      // Fixed unit targets the pretrained embeddings are far from (the loss starts high).
+      const H = model.hiddenSize;
+      const unit = (i: number) => {
+        const v = Float32Array.from({ length: H }, (_, j) => Math.sin((i + 1) * (j + 1)));
+        const n = Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+        return v.map((x) => x / n);
+      };
+      return { task: new AlignTask(model), data: PHRASES.map((p, i) => ({ ids: useTok.encode(p), target: unit(i) })), model };
+    }
+    case 'mlm':
+      // Every token a target (probability 1) so that six short phrases give a stable loss to lower.
+      return { task: new MaskedLmTask(mlm.model, { maskId: 4, specialIds: [0, 2, 3], vocabSize: mlm.model.config.vocab, probability: 1, seed: 1 }), data: PHRASES.map((p) => mlm.tok.encode(p)), model: mlm.model, targets: 'all-linear' };
   }
 }
 let batch: TokenBatch;
@@ -133,6 +150,8 @@ export function runAdapterSuite(cases: AdapterCase[]): void {
     const t = await loadModel(path.join(FIX, 't5-tiny'), 'seq2seq');
     decoder = { model: l.model, tok: l.tokenizer! };
     seq2seq = { model: t.model, tok: t.tokenizer! };
+    const b = await loadModel(path.join(FIX, 'bert-mlm'), 'encoder');
+    mlm = { model: b.model as BertModel, tok: b.tokenizer as HfTokenizer };
     model = await loadUseEncoder();
     const tok = (useTok = UseTokenizer.fromVocabFile());
     ids = TEXTS.map((t) => tok.encode(t));

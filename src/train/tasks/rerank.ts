@@ -3,7 +3,9 @@
 // the pair text for the bundled encoder), a linear head turns the pooled
 // vector into a relevance score, and the scores of one query's candidates
 // ([G, K] per batch of G queries) are trained with a listwise softmax
-// cross-entropy or a pairwise RankNet / hinge loss (src/train/ranking.ts).
+// cross-entropy, a pairwise RankNet loss or a pointwise binary cross-entropy
+// (src/train/ranking.ts). BERT-family folders see the pair as segments 0 / 1
+// (token_type_ids).
 // Groups with fewer candidates are padded and masked out.
 // Validation: MRR (reciprocal rank of the first relevant candidate, ties
 // broken against it: the pessimistic rank), nDCG over each group, and the loss.
@@ -14,7 +16,7 @@ import type { EncoderModel, LinearFn } from '../../models/types.ts';
 import type { HostTensor } from '../../runtime/session.ts';
 import { Rng } from '../../util/rng.ts';
 import { padBatch } from '../../data/batching.ts';
-import { pairwiseLoss, softmaxCrossEntropy } from '../ranking.ts';
+import { pairwiseLoss, pointwiseLoss, softmaxCrossEntropy } from '../ranking.ts';
 import type { TaskGraph, TrainTask, TrainTensor } from '../task.ts';
 import { lengthGroupedBatches } from './lm.ts';
 
@@ -25,6 +27,8 @@ export const SCORE_B = 'score.bias';
 export interface RerankExample {
   pairs: number[][];
   labels: number[];
+  /** Segment id of each token of each pair (BERT: 0 for the query part, 1 for the document); absent = all 0. */
+  types?: number[][];
 }
 
 export interface RerankBatch {
@@ -34,6 +38,8 @@ export interface RerankBatch {
   T: number;
   ids: BigInt64Array;
   mask: Float32Array;
+  /** [G·K, T] segment ids (all 0 where the examples have none). */
+  types: BigInt64Array;
   /** [G, K] relevance, and 1 where a candidate exists. */
   labels: Float32Array;
   valid: Float32Array;
@@ -41,11 +47,14 @@ export interface RerankBatch {
 
 export interface RerankTaskOptions {
   seed: number;
-  /** 'listwise' (softmax cross-entropy over each query's candidates, default) or 'pairwise' (RankNet). */
-  loss?: 'listwise' | 'pairwise';
+  /** 'listwise' (softmax cross-entropy over each query's candidates, default), 'pairwise' (RankNet) or 'pointwise' (binary cross-entropy per candidate). */
+  loss?: RankLoss;
   /** Learning-rate multiplier of the score head. */
   headLrScale?: number;
 }
+
+export type RankLoss = 'listwise' | 'pairwise' | 'pointwise';
+export const RANK_LOSSES: readonly RankLoss[] = ['listwise', 'pairwise', 'pointwise'];
 
 export class RerankTask implements TrainTask<RerankExample, RerankBatch> {
   readonly kind = 'rerank';
@@ -78,11 +87,12 @@ export class RerankTask implements TrainTask<RerankExample, RerankBatch> {
     const attentionMask = g.input('attention_mask', 'float32', ['N', 'T']);
     const labels = g.input('labels', 'float32', ['G', 'K']);
     const valid = g.input('valid', 'float32', ['G', 'K']);
-    const pooled = this.model.build(g, { inputIds, attentionMask }, linear); // [G·K, H]
+    const tokenTypeIds = this.model.usesTokenTypes ? g.input('token_type_ids', 'int64', ['N', 'T']) : undefined;
+    const pooled = this.model.build(g, { inputIds, attentionMask, tokenTypeIds }, linear); // [G·K, H]
     const w = g.param(SCORE_W, [1, this.model.hiddenSize], this.params.get(SCORE_W)!.data);
     const b = g.param(SCORE_B, [1], this.params.get(SCORE_B)!.data);
     const scores = op.reshapeTo(op.gemm(pooled, w, { transB: true }, b), op.shapeOf(labels), ['G', 'K']);
-    const loss = this.o.loss === 'pairwise' ? pairwiseLoss(scores, labels, { valid }) : softmaxCrossEntropy(scores, labels, { valid });
+    const loss = this.o.loss === 'pairwise' ? pairwiseLoss(scores, labels, { valid }) : this.o.loss === 'pointwise' ? pointwiseLoss(scores, labels, { valid }) : softmaxCrossEntropy(scores, labels, { valid });
     return { loss, outputs: mode === 'eval' ? { scores } : undefined };
   }
 
@@ -95,10 +105,13 @@ export class RerankTask implements TrainTask<RerankExample, RerankBatch> {
       const ex = index.map((i) => data[i]);
       const G = ex.length, K = Math.max(...ex.map((e) => e.pairs.length)), T = Math.max(1, ...index.map((i) => lengths[i]));
       const seqs: number[][] = [];
+      const typeSeqs: number[][] = [];
       const labels = new Float32Array(G * K), valid = new Float32Array(G * K);
       ex.forEach((e, gi) => {
         for (let k = 0; k < K; k++) {
-          seqs.push(e.pairs[k] ?? e.pairs[0]); // padding candidates repeat the first (masked out of the loss and metrics)
+          const j = k < e.pairs.length ? k : 0; // padding candidates repeat the first (masked out of the loss and metrics)
+          seqs.push(e.pairs[j]);
+          typeSeqs.push(e.types?.[j] ?? []);
           if (k < e.pairs.length) {
             labels[gi * K + k] = e.labels[k];
             valid[gi * K + k] = 1;
@@ -106,17 +119,21 @@ export class RerankTask implements TrainTask<RerankExample, RerankBatch> {
         }
       });
       const { ids, mask } = padBatch(seqs, T, 0);
-      return { G, K, T, ids, mask, labels, valid };
+      const types = new BigInt64Array(G * K * T);
+      typeSeqs.forEach((t, r) => t.slice(0, T).forEach((v, i) => (types[r * T + i] = BigInt(v))));
+      return { G, K, T, ids, mask, types, labels, valid };
     });
   }
 
   feeds(b: RerankBatch): Record<string, HostTensor> {
-    return {
+    const f: Record<string, HostTensor> = {
       input_ids: { data: b.ids, dims: [b.G * b.K, b.T] },
       attention_mask: { data: b.mask, dims: [b.G * b.K, b.T] },
       labels: { data: b.labels, dims: [b.G, b.K] },
       valid: { data: b.valid, dims: [b.G, b.K] },
     };
+    if (this.model.usesTokenTypes) f.token_type_ids = { data: b.types, dims: [b.G * b.K, b.T] };
+    return f;
   }
 
   tokens(b: RerankBatch): number {
