@@ -1,5 +1,5 @@
 // `lorakit train --from-adapter A` on every task (mlm too, through the same
-// code path; its masks are drawn per step, so the comparison below does not
+// code path; its masks are drawn per epoch and batch, so the comparison below does not
 // apply to it): a run started from a saved
 // adapter computes, at its first step, the loss the uninterrupted run computes
 // at the step after the save (the loss of step k is taken before update k, so
