@@ -27,7 +27,8 @@ export interface BertLikeConfig {
   layerNormEps: number;
 }
 
-export const BENCH_CONFIGS: Record<'small' | 'base', Omit<BertLikeConfig, 'maxPositions' | 'vocab' | 'layerNormEps'> & { seq: number; batch: number }> = {
+export const BENCH_CONFIGS: Record<'tiny' | 'small' | 'base', Omit<BertLikeConfig, 'maxPositions' | 'vocab' | 'layerNormEps'> & { seq: number; batch: number }> = {
+  tiny: { layers: 1, hidden: 32, heads: 2, ffn: 64, seq: 16, batch: 2 }, // --smoke
   small: { layers: 2, hidden: 256, heads: 4, ffn: 1024, seq: 128, batch: 8 },
   base: { layers: 12, hidden: 768, heads: 12, ffn: 3072, seq: 128, batch: 8 },
 };

@@ -3,6 +3,7 @@
 // `lorakit index` / `lorakit search` as a user runs them (process start included).
 //
 //   npx tsx bench/bm25_speed.ts        → bench/BM25_SPEED.md
+//   npx tsx bench/bm25_speed.ts --smoke  (40 made-up documents, 5 queries, printed only: seconds; the test suite runs it)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,19 @@ import { execFileSync } from 'node:child_process';
 import { Bm25Index } from '../src/retrieval/bm25.ts';
 import { docText, readCorpus, readQueries } from '../src/retrieval/corpus.ts';
 
-const D = path.resolve(import.meta.dirname, '../../shared/data/ir/cisi');
+const smoke = process.argv.includes('--smoke');
+const D = smoke ? smokeCollection() : path.resolve(import.meta.dirname, '../../shared/data/ir/cisi');
+
+/** A tiny BEIR-style collection in a temporary folder, for --smoke. */
+function smokeCollection(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'bm25-smoke-'));
+  process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
+  const words = ['library', 'index', 'retrieval', 'query', 'document', 'citation', 'journal', 'catalog', 'search', 'term'];
+  const text = (i: number) => Array.from({ length: 12 }, (_, k) => words[(i * 7 + k * 3) % words.length]).join(' ');
+  fs.writeFileSync(path.join(d, 'corpus.jsonl'), Array.from({ length: 40 }, (_, i) => JSON.stringify({ _id: `d${i}`, title: `doc ${i}`, text: text(i) })).join('\n') + '\n');
+  fs.writeFileSync(path.join(d, 'queries.jsonl'), Array.from({ length: 5 }, (_, i) => JSON.stringify({ _id: `q${i}`, text: `${words[i]} ${words[i + 3]}` })).join('\n') + '\n');
+  return d;
+}
 const corpus = readCorpus(path.join(D, 'corpus.jsonl'));
 const queries = readQueries(path.join(D, 'queries.jsonl')).slice(0, 100);
 const docs = corpus.map((d) => ({ id: d.id, text: docText(d) }));
@@ -55,6 +68,8 @@ const md = [
   '',
   `As a user runs it (a new Node process each, tsx compiling the sources): \`lorakit index\` ${(cliIndex / 1000).toFixed(2)} s, \`lorakit search --top 100\` over 100 queries ${(cliSearch / 1000).toFixed(2)} s.`,
 ];
-fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
-fs.writeFileSync(path.resolve(import.meta.dirname, 'BM25_SPEED.md'), md.join('\n') + '\n');
+if (!smoke) {
+  fs.mkdirSync(path.resolve(import.meta.dirname, 'results'), { recursive: true });
+  fs.writeFileSync(path.resolve(import.meta.dirname, 'BM25_SPEED.md'), md.join('\n') + '\n');
+}
 console.log(md.join('\n'));

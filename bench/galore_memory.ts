@@ -6,16 +6,20 @@
 //
 //   npx tsx bench/galore_memory.ts [--steps 6] [--batch 2] [--seq 128] [--layers 12] [--rank 128]
 //     [--runs adamw@1e-3,galore@1e-3,galore@1e-2]   (optimizer@lr: GaLore's README pairs scale 0.25 with lr 0.01)
+//   npx tsx bench/galore_memory.ts --smoke   (1 layer of width 64, 2 steps of 1×16, rank 8: seconds; the test suite runs it)
 import { spawnSync } from 'node:child_process';
-import { llama100m } from './llama_like.ts';
+import { LLAMA_100M, LLAMA_SMOKE, llama100m } from './llama_like.ts';
 import { projectionMatrices } from '../src/tasks/full.ts';
 import { Trainer } from '../src/train/loop.ts';
 import { CausalLmTask } from '../src/train/tasks/causal_lm.ts';
 
+const smoke = process.argv.includes('--smoke');
+const SMOKE: Record<string, string> = { '--steps': '2', '--batch': '1', '--seq': '16', '--layers': '1', '--rank': '8', '--runs': 'adamw@1e-3,galore@1e-3' };
 const arg = (k: string, d: string) => {
   const i = process.argv.indexOf(k);
-  return i > 0 ? process.argv[i + 1] : d;
+  return i > 0 ? process.argv[i + 1] : smoke && k in SMOKE ? SMOKE[k] : d;
 };
+const dims = smoke ? LLAMA_SMOKE : LLAMA_100M;
 const steps = Number(arg('--steps', '6')), B = Number(arg('--batch', '2')), T = Number(arg('--seq', '128'));
 const layers = Number(arg('--layers', '12')), rank = Number(arg('--rank', '128'));
 const runs = arg('--runs', 'adamw@1e-3,galore@1e-3,galore@1e-2').split(',').map((x) => {
@@ -30,7 +34,7 @@ function data(n: number) {
 }
 
 async function one(kind: 'adamw' | 'galore', lr: number) {
-  const model = llama100m({ layers, embedScale: 0.02 });
+  const model = llama100m({ layers, embedScale: 0.02, dims });
   const t0 = performance.now();
   const losses: number[] = [], stepMs: number[] = [];
   let last = performance.now();
@@ -61,7 +65,7 @@ if (process.argv.includes('--child')) {
     if (r.status !== 0) throw new Error(`${kind}@${lr}: ${r.stderr}`);
     rows.push(JSON.parse(r.stdout.trim().split('\n').pop()!));
   }
-  console.log(`full fine-tuning of llama-100m-random (${layers} layers), ${steps} steps of ${B}×${T} tokens; GaLore rank ${rank}, gap 200, scale 0.25`);
+  console.log(`full fine-tuning of the Llama-shaped bench model (hidden ${dims.hidden}, ${layers} layers), ${steps} steps of ${B}×${T} tokens; GaLore rank ${rank}, gap 200, scale 0.25`);
   console.log('| optimizer | lr | parameters | optimizer state MB | peak RSS MB | loss at step 1 → last | median step s (first step: with the projector refreshes) | wall s |\n|---|---|---|---|---|---|---|---|');
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const r of rows) {

@@ -6,13 +6,15 @@
 // on a matrix with a decaying spectrum (σ_i ∝ 1/i, plus noise), like gradients.
 //
 //   npx tsx bench/galore_refresh.ts [--rank 128] [--sizes 768x768,768x2048] [--exact true]
+//   npx tsx bench/galore_refresh.ts --smoke   (rank 8 on 128×160: seconds; the test suite runs it)
 import { randomizedLeftVectors, svdProjector } from '../src/optim/galore.ts';
 import { MatMulKernel } from '../src/runtime/matmul.ts';
 import { Rng } from '../src/util/rng.ts';
 
+const smoke = process.argv.includes('--smoke');
 const arg = (k: string, d: string) => {
   const i = process.argv.indexOf(k);
-  return i > 0 ? process.argv[i + 1] : d;
+  return i > 0 ? process.argv[i + 1] : smoke && k === '--rank' ? '8' : smoke && k === '--sizes' ? '128x160' : d;
 };
 const rank = Number(arg('--rank', '128'));
 const sizes = arg('--sizes', '768x768,768x2048').split(',').map((s) => s.split('x').map(Number) as [number, number]);

@@ -4,6 +4,7 @@
 // tied embeddings). Not part of the test suite.
 //
 //   npm run bench:generate -- [--new 128] [--prompt 16] [--threads N] [--skip-large] [--no-cache-new 64]
+//   npm run bench:generate -- --smoke   (4 new tokens; the Llama-shaped model at a tiny width: seconds; the test suite runs it)
 //
 // Reports decode tokens/s (tokens after the first / their time), the prefill
 // time, and the mean per-token time over the first and the last quarter of
@@ -14,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { Generator } from '../src/serve/generate.ts';
 import { loadDecoder } from '../src/models/load_decoder.ts';
 import type { DecoderModel } from '../src/models/decoder.ts';
-import { llama100m } from './llama_like.ts';
+import { LLAMA_SMOKE, llama100m } from './llama_like.ts';
 import { defaultThreads } from '../src/runtime/session.ts';
 
 const { values: a } = parseArgs({
@@ -24,8 +25,10 @@ const { values: a } = parseArgs({
     prompt: { type: 'string', default: '16' },
     threads: { type: 'string' },
     'skip-large': { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
   },
 });
+if (a.smoke) Object.assign(a, { new: '4', 'no-cache-new': '2' });
 const NEW = Number(a.new), PROMPT = Number(a.prompt);
 const NEW_PLAIN = Number(a['no-cache-new'] ?? a.new);
 const threads = a.threads ? Number(a.threads) : defaultThreads();
@@ -70,8 +73,10 @@ console.log(`generation bench: prompt ${PROMPT} tokens, ${NEW} new tokens (no ca
 const rows: Row[] = [];
 const fixtures = new URL('../test/fixtures/hf/', import.meta.url).pathname;
 for (const name of ['gpt2-tiny', 'llama-tiny']) rows.push(...(await bench(await loadDecoder(fixtures + name))));
-if (!a['skip-large']) rows.push(...(await bench(llama100m())));
-mkdirSync('bench/results', { recursive: true });
-const file = `bench/results/generate-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`;
-writeFileSync(file, rows.map((r) => JSON.stringify({ threads, ...r })).join('\n') + '\n');
-console.log(`results: ${file}`);
+if (!a['skip-large']) rows.push(...(await bench(a.smoke ? llama100m({ dims: LLAMA_SMOKE }) : llama100m())));
+if (!a.smoke) { // smoke runs leave no results behind
+  mkdirSync('bench/results', { recursive: true });
+  const file = `bench/results/generate-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`;
+  writeFileSync(file, rows.map((r) => JSON.stringify({ threads, ...r })).join('\n') + '\n');
+  console.log(`results: ${file}`);
+}

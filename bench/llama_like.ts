@@ -19,11 +19,18 @@ export function randomFill(n: number, scale: number, seed: number): Float32Array
   return out;
 }
 
-/** The Llama-shaped ~100M model of the benches (hidden 768, 12 heads / 4 KV heads, SwiGLU 2048, vocab 32000, tied), random frozen weights. */
-export function llama100m(opts: { layers?: number; embedScale?: number } = {}): DecoderModel {
+export interface LlamaLikeDims { layers: number; hidden: number; heads: number; kvHeads: number; ffn: number; vocab: number }
+
+/** The ~100M shapes (hidden 768, 12 heads / 4 KV heads, SwiGLU 2048, vocab 32000) and a tiny one for smoke runs. */
+export const LLAMA_100M: LlamaLikeDims = { layers: 12, hidden: 768, heads: 12, kvHeads: 4, ffn: 2048, vocab: 32000 };
+export const LLAMA_SMOKE: LlamaLikeDims = { layers: 1, hidden: 64, heads: 4, kvHeads: 2, ffn: 128, vocab: 512 };
+
+/** The Llama-shaped model of the benches (~100M by default; tied embeddings), random frozen weights. */
+export function llama100m(opts: { layers?: number; embedScale?: number; dims?: LlamaLikeDims } = {}): DecoderModel {
+  const d = opts.dims ?? LLAMA_100M;
   const hf = {
-    model_type: 'llama', vocab_size: 32000, hidden_size: 768, intermediate_size: 2048, num_hidden_layers: opts.layers ?? 12,
-    num_attention_heads: 12, num_key_value_heads: 4, max_position_embeddings: 1024, rms_norm_eps: 1e-6, rope_theta: 10000,
+    model_type: 'llama', vocab_size: d.vocab, hidden_size: d.hidden, intermediate_size: d.ffn, num_hidden_layers: opts.layers ?? d.layers,
+    num_attention_heads: d.heads, num_key_value_heads: d.kvHeads, max_position_embeddings: 1024, rms_norm_eps: 1e-6, rope_theta: 10000,
     tie_word_embeddings: true, eos_token_id: 2,
   };
   const c = llamaConfigFromHf(hf);
@@ -38,6 +45,6 @@ export function llama100m(opts: { layers?: number; embedScale?: number } = {}): 
     for (const n of ['input_layernorm', 'post_attention_layernorm']) w.set(`model.layers.${i}.${n}.weight`, { shape: [c.hiddenSize], data: new Float32Array(c.hiddenSize).fill(1) });
   }
   w.set('model.norm.weight', { shape: [c.hiddenSize], data: new Float32Array(c.hiddenSize).fill(1) });
-  return createLlama(c, w, 'llama-100m-random');
+  return createLlama(c, w, opts.dims && opts.dims !== LLAMA_100M ? `llama-like-${d.hidden}x${hf.num_hidden_layers}-random` : 'llama-100m-random');
 }
 

@@ -7,6 +7,7 @@
 // averaged over the modules.
 //
 //   npx tsx bench/lorapro_claim.ts [--model use|DIR] [--regime adamw|sgd] [--steps 8] [--lr 1e-4] [--targets qkv,conv1]
+//   npx tsx bench/lorapro_claim.ts --smoke   (2 steps of batch 2: seconds; the test suite runs it)
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { getMethod } from '../src/adapters/registry.ts';
 import { toOutIn } from '../src/adapters/inject.ts';
@@ -100,9 +101,10 @@ if (isMain) {
   const spec = arg('--model', 'use');
   const m = await loadModel(spec, 'encoder');
   const { loadImdb } = await import('../src/data/imdb.ts');
-  const steps = Number(arg('--steps', '8')), batchSize = 8;
+  const smoke = process.argv.includes('--smoke');
+  const steps = Number(arg('--steps', smoke ? '2' : '8')), batchSize = smoke ? 2 : 8;
   const texts = loadImdb({ seed: 1234 }).train.slice(0, steps * batchSize);
-  const data = texts.map((x) => ({ ids: m.tokenizer!.encode(x.text).slice(0, 64), label: x.label }));
+  const data = texts.map((x) => ({ ids: m.tokenizer!.encode(x.text).slice(0, smoke ? 16 : 64), label: x.label }));
   const targets = arg('--targets', spec === 'use' ? 'qkv,conv1' : 'all-linear');
   const regime = arg('--regime', 'adamw') as 'adamw' | 'sgd';
   const rows = await updateDistances(m.model, data, { steps, lr: Number(arg('--lr', regime === 'sgd' ? '0.1' : '1e-4')), r: 8, alpha: 16, batchSize, seed: 0, regime, targets: targets === 'all-linear' ? 'all-linear' : targets.split(',') });

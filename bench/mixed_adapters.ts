@@ -3,6 +3,7 @@
 // adapters, a stream of requests each naming its adapter.
 //
 //   npx tsx bench/mixed_adapters.ts [--model DIR] [--requests 64] [--batch 32] [--len 48] [--adapters 8] [--rank 8] [--threads 2] [--reps 3]
+//   npx tsx bench/mixed_adapters.ts --smoke   (8 requests, 2 adapters, 1 rep: seconds; the test suite runs it)
 //
 // Strategies, tokens/s over the same requests (median of --reps):
 //   mixed     one graph per batch; each row gathers its adapter's A/B from the
@@ -29,7 +30,9 @@ import { Rng } from '../src/util/rng.ts';
 
 const argv = process.argv.slice(2);
 const modelDir = argv.includes('--model') ? argv[argv.indexOf('--model') + 1] : undefined;
-const args = Object.fromEntries(argv.reduce<[string, number][]>((acc, a, i, xs) => (a.startsWith('--') && a !== '--model' ? [...acc, [a.slice(2), Number(xs[i + 1])]] : acc), []));
+const smoke = argv.includes('--smoke');
+const args = Object.fromEntries(argv.reduce<[string, number][]>((acc, a, i, xs) => (a.startsWith('--') && a !== '--model' && a !== '--smoke' ? [...acc, [a.slice(2), Number(xs[i + 1])]] : acc), []));
+if (smoke) Object.assign(args, { requests: 8, batch: 4, len: 12, adapters: 2, reps: 1, ...args });
 const N = args.requests ?? 64, BATCH = args.batch ?? 32, LEN = args.len ?? 48, K = args.adapters ?? 8, R = args.rank ?? 8, THREADS = args.threads ?? 2, REPS = args.reps ?? 3;
 
 const model: ServableModel = modelDir ? await loadDecoder(modelDir) : await loadUseEncoder();
@@ -96,8 +99,8 @@ for (const [name, ts] of Object.entries(times)) {
 console.log(`${N} requests (${tokens} tokens, lengths 8..${LEN}${(args.sort ?? 1) !== 0 ? ', batched by length' : ''}) over ${K} LoRA adapters (r=${R}, ${modelDir ? `${model.name}, all-linear` : 'USE, qkv/output/conv1/conv2'}), batch ${BATCH}, ${THREADS} threads, median of ${REPS}`);
 console.table(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { 'ms': v.ms, 'tokens/s': v.tokensPerSec, 'vs switch': +(v.tokensPerSec / results.switch.tokensPerSec).toFixed(2) }])));
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
-mkdirSync(dir, { recursive: true });
-appendFileSync(path.join(dir, `mixed_adapters-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`), JSON.stringify({ bench: 'mixed_adapters', model: model.name, sorted: (args.sort ?? 1) !== 0, requests: N, tokens, adapters: K, rank: R, batch: BATCH, threads: THREADS, cpus: os.cpus().length, load: os.loadavg()[0], results }) + '\n');
+if (!smoke) mkdirSync(dir, { recursive: true });
+if (!smoke) appendFileSync(path.join(dir, `mixed_adapters-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`), JSON.stringify({ bench: 'mixed_adapters', model: model.name, sorted: (args.sort ?? 1) !== 0, requests: N, tokens, adapters: K, rank: R, batch: BATCH, threads: THREADS, cpus: os.cpus().length, load: os.loadavg()[0], results }) + '\n');
 await pm.release();
 await basePm.release();
 for (const m of merged) await m.release();

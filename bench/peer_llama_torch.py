@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tools", "reference"))
 
 import torch  # noqa: E402
 from hf_decoders import causal_lm_loss, llama_forward  # noqa: E402
+from peer_memory import peak_rss_bytes, saved_for_backward_bytes  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
@@ -29,13 +30,18 @@ p.add_argument("--steps", type=int, default=5)
 p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--layers", type=int, default=12)
 p.add_argument("--rank", type=int, default=8)
+p.add_argument("--hidden", type=int, default=768)
+p.add_argument("--heads", type=int, default=12)
+p.add_argument("--kv-heads", type=int, default=4)
+p.add_argument("--ffn", type=int, default=2048)
+p.add_argument("--vocab", type=int, default=32000)
 p.add_argument("--alpha", type=float, default=16)
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 
-cfg = {"model_type": "llama", "vocab_size": 32000, "hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": a.layers,
-       "num_attention_heads": 12, "num_key_value_heads": 4, "max_position_embeddings": 1024, "rms_norm_eps": 1e-6,
+cfg = {"model_type": "llama", "vocab_size": a.vocab, "hidden_size": a.hidden, "intermediate_size": a.ffn, "num_hidden_layers": a.layers,
+       "num_attention_heads": a.heads, "num_key_value_heads": a.kv_heads, "max_position_embeddings": 1024, "rms_norm_eps": 1e-6,
        "rope_theta": 10000.0, "tie_word_embeddings": True}
 H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
 kv = cfg["num_key_value_heads"] * H // cfg["num_attention_heads"]
@@ -80,6 +86,9 @@ for step in range(a.warmup + a.steps):
     opt.step()
     if step >= a.warmup:
         times.append((time.perf_counter() - t0) * 1000)
-print(json.dumps({"torch": torch.__version__, "threads": a.threads, "ms_per_step": statistics.median(times), "steps_ms": times,
+rss = peak_rss_bytes()
+saved, saved_tensors = saved_for_backward_bytes(lambda: causal_lm_loss(llama_forward(W, cfg, ids, mask, lora), labels), [*W.values(), *params, ids, mask, labels])
+opt.zero_grad(set_to_none=True)
+print(json.dumps({"peak_rss_bytes": rss, "saved_bytes": saved, "saved_tensors": saved_tensors, "torch": torch.__version__, "threads": a.threads, "ms_per_step": statistics.median(times), "steps_ms": times,
                   "loss": float(loss), "trainable_params": sum(t.numel() for t in params),
                   "frozen_params": sum(t.numel() for t in W.values())}))

@@ -6,6 +6,8 @@
 // read back from <out>/results.json).
 //
 //   npx tsx bench/rank_allocation.ts [--out runs/rank_allocation] [--seeds 3] [--doc docs/results/rank_allocation.md]
+//   npx tsx bench/rank_allocation.ts --smoke   (LoRA and SoRA, one seed, 32 reviews, one epoch, into a temporary
+//     folder, the doc included: seconds; the test suite runs it)
 //
 // Settings (one budget for every system): 1,000 training / 300 validation /
 // 300 test reviews (the fixed split), 2 epochs of batch 32 (64 steps), max
@@ -16,6 +18,7 @@
 // interval); every other field is the method's default.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { runClassificationJob } from '../src/tasks/classification.ts';
 import { rankSvg, readRankSeries } from '../src/tasks/plot_ranks.ts';
@@ -26,11 +29,15 @@ const arg = (name: string, d: string) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : d;
 };
-const OUT = arg('out', 'runs/rank_allocation');
-const SEEDS = Number(arg('seeds', '3'));
-const DOC = arg('doc', 'docs/results/rank_allocation.md');
+const smoke = argv.includes('--smoke');
+const smokeDir = smoke ? fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-rank-smoke-')) : '';
+const OUT = smoke ? smokeDir : arg('out', 'runs/rank_allocation');
+const SEEDS = smoke ? 1 : Number(arg('seeds', '3'));
+const DOC = smoke ? path.join(smokeDir, 'rank_allocation.md') : arg('doc', 'docs/results/rank_allocation.md');
 const FIRST_SEED = 42;
-const COMMON = { model: 'use', data: 'imdb', epochs: 2, lr: 2e-3, headLrScale: 5, batchSize: 32, maxTrain: 1000, maxEval: 300, maxLen: 64, resume: false, headInit: 'probe' as const };
+const COMMON = smoke
+  ? { model: 'use', data: 'imdb', epochs: 1, lr: 2e-3, headLrScale: 5, batchSize: 16, maxTrain: 32, maxEval: 16, maxLen: 16, resume: false, headInit: 'probe' as const }
+  : { model: 'use', data: 'imdb', epochs: 2, lr: 2e-3, headLrScale: 5, batchSize: 32, maxTrain: 1000, maxEval: 300, maxLen: 64, resume: false, headInit: 'probe' as const };
 
 interface System {
   label: string;
@@ -53,6 +60,8 @@ const SYSTEMS: System[] = [
   { label: 'diffora', method: 'diffora', config: {} },
   { label: 'bayesian-lora', method: 'bayesian-lora', config: {} },
 ];
+
+if (smoke) SYSTEMS.splice(0, SYSTEMS.length, ...SYSTEMS.filter((s) => s.label === 'lora r=8' || s.label === 'sora'));
 
 interface Run {
   label: string;
@@ -136,3 +145,4 @@ const doc = [
 ];
 fs.writeFileSync(DOC, doc.join('\n'));
 console.log(`wrote ${DOC}`);
+if (smoke) fs.rmSync(smokeDir, { recursive: true, force: true });

@@ -5,7 +5,8 @@
 // largest difference to lorakit's, the adapters' largest difference, wall time.
 // Prints the Markdown table docs/recipes.md shows.
 //
-//   npx tsx bench/recipe_replay.ts [--model test/fixtures/hf/llama-tiny] [--steps-epochs 3] [--nproc 2] [--python /usr/bin/python3]
+//   npx tsx bench/recipe_replay.ts [--model test/fixtures/hf/llama-tiny] [--epochs 3] [--nproc 2] [--python /usr/bin/python3] [--smoke]
+// --smoke: 1 epoch (needs torch, as every run of this bench).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,7 +20,7 @@ const arg = (k: string, d: string) => {
   return i > 0 ? process.argv[i + 1] : d;
 };
 const model = arg('--model', 'test/fixtures/hf/llama-tiny');
-const epochs = Number(arg('--epochs', '3'));
+const epochs = Number(arg('--epochs', process.argv.includes('--smoke') ? '1' : '3'));
 const nproc = Number(arg('--nproc', '2'));
 const PY = arg('--python', '/usr/bin/python3');
 

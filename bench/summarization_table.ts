@@ -2,15 +2,36 @@
 // tf-idf and with sentence-encoder (bundled USE lite) similarity, on the
 // DialogSum and SciTLDR sets of ../shared/data/summ (ROUGE F1 × 100, stemmed,
 // best and mean over references). Run: npx tsx bench/summarization_table.ts [test|dev] [encoder thresholds...]
+// --smoke: two made-up documents per set in a temporary folder (seconds; the test suite runs it).
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { readAllSummDocuments, documentUnits } from '../src/summarize/documents.ts';
 import { IdfTable, lexRankScores, lexTokens, tfidfSimilarity, topK, type Similarity } from '../src/summarize/lexrank.ts';
 import { SentenceEmbedder } from '../src/summarize/embed_similarity.ts';
 import { RougeAccumulator } from '../src/summarize/evaluate.ts';
 
-const DATA = process.env.LORAKIT_SUMM_DATA ?? path.resolve(import.meta.dirname, '../../shared/data/summ');
-const split = process.argv[2] ?? 'test';
-const encThresholds = process.argv.length > 3 ? process.argv.slice(3).map((t) => (t === 'c' ? null : Number(t))) : [null];
+const smoke = process.argv.includes('--smoke');
+const argv = process.argv.slice(2).filter((x) => x !== '--smoke');
+const DATA = smoke ? smokeData() : process.env.LORAKIT_SUMM_DATA ?? path.resolve(import.meta.dirname, '../../shared/data/summ');
+const split = argv[0] ?? 'test';
+const encThresholds = argv.length > 1 ? argv.slice(1).map((t) => (t === 'c' ? null : Number(t))) : [null];
+
+/** A folder shaped like ../shared/data/summ with two short made-up documents per set. */
+function smokeData(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-summ-smoke-'));
+  const doc = (i: number) => JSON.stringify({
+    id: `d${i}`,
+    document: ['#Person1#: Did the train leave on time today?', '#Person2#: No, it was late by an hour because of snow.', '#Person1#: Then we should take the bus tomorrow.', `#Person2#: Agreed, the bus at ${7 + i} is fine.`].join('\n'),
+    summaries: ['The train was late because of snow, so they will take the bus.'],
+  });
+  for (const set of ['dialogsum', 'scitldr']) {
+    fs.mkdirSync(path.join(dir, set));
+    fs.writeFileSync(path.join(dir, set, 'test.jsonl'), [doc(1), doc(2)].join('\n') + '\n');
+  }
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 const types = ['rouge1', 'rouge2', 'rougeL', 'rougeLsum'];
 
 const embedder = await SentenceEmbedder.load('use');

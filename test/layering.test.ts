@@ -11,7 +11,7 @@ const SRC = path.resolve(import.meta.dirname, '../src');
 /** Folders from the bottom up; a folder may import from its own level and those before it. */
 const LAYERS: string[][] = [
   ['util', 'graph', 'io', 'linalg', 'tokenize', 'onnx'],
-  ['autodiff', 'runtime', 'data', 'optim'],
+  ['autodiff', 'runtime', 'data', 'optim', 'quant'],
   ['models'],
   ['adapters'],
   ['peft'],

@@ -15,6 +15,8 @@
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
+import { frozenLinear, frozenWeight } from '../quant/frozen_linear.ts';
+import { int8FormOf, markInt8 } from '../quant/quantized_weights.ts';
 import { Rng } from '../util/rng.ts';
 import { selectTargets, TargetModules, matchesTarget, TargetError } from './targets.ts';
 import type { AdapterMethod, HookSite, LowRankFactors } from './types.ts';
@@ -157,6 +159,8 @@ export class AdapterSet<C = any> {
         setBaseWeight: (data) => {
           if (data.length !== w.data.length) throw new Error(`setBaseWeight for '${site.name}': ${data.length} values, the weight has ${w.data.length}`);
           this.baseOverrides.set(site.weightKey, data);
+          // On a quantized base the residual is the frozen weight now: quantized the same way (QPiSSA).
+          if (int8FormOf(w.data)) markInt8(data, site.inFeatures, site.outFeatures, site.layout);
         },
       });
       const keys: string[] = [];
@@ -318,14 +322,14 @@ export class AdapterSet<C = any> {
     const fn: LinearFn = (site, x, W, bias) => {
       const g: Graph = x.graph;
       if (this.tensorCopies.size && this.enabled) this.checkTensorCopies(g);
-      if (!this.enabled) return site.layout === 'in_out' ? op.linear(x, W, bias) : op.linearT(x, W, bias);
+      if (!this.enabled) return frozenLinear(site.layout, x, W, bias);
       const wCopy = this.copyFor(site.name, 'weight');
       const bCopy = this.copyFor(site.name, 'bias');
       const override = this.baseOverrides.get(site.weightKey);
       if (wCopy) W = g.leaf(wCopy) ?? g.param(wCopy, this.shapes.get(wCopy)!, this.params.get(wCopy));
       else if (override) W = g.weight(`${site.weightKey}.residual`, override, W.shape as number[]);
       if (bCopy && bias) bias = g.leaf(bCopy) ?? g.param(bCopy, this.shapes.get(bCopy)!, this.params.get(bCopy));
-      const base = site.layout === 'in_out' ? op.linear(x, W, bias) : op.linearT(x, W, bias);
+      const base = frozenLinear(site.layout, x, W, bias);
       if (!this.isTarget(site.name)) return base;
       const p = this.graphParams(g, site);
       let xin = x;
@@ -336,7 +340,8 @@ export class AdapterSet<C = any> {
         const mask = g.input(AdapterSet.dropoutInput(site.name), 'float32', [DROPOUT_ROWS, site.inFeatures]);
         xin = op.mul(x, op.sliceDynamic(mask, g.ints([0]), op.slice(op.shapeOf(x), [0], [1], [0]), [0], x.shape));
       }
-      return this.method.forward({ g, site, config: this.configFor(site), state: this.state, p, x: xin, W, bias, base, training: opts.training });
+      // A quantized base: methods that read W see the dequantized weight the base computes with.
+      return this.method.forward({ g, site, config: this.configFor(site), state: this.state, p, x: xin, W: frozenWeight(site.layout, W), bias, base, training: opts.training });
     };
     // Weights read outside the sites (LayerNorm biases, a head that is no site): their trainable copies.
     if (this.tensorCopies.size) {

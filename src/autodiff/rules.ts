@@ -5,6 +5,7 @@
 
 import { Node, Shape, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
+import { quantizedInputGrad } from '../graph/quantized.ts';
 import { sameDim } from '../graph/shapes.ts';
 
 export interface VjpContext {
@@ -130,6 +131,12 @@ export const rules: Record<string, VjpRule> = {
     if (need[1]) gb = tB ? op.gemm(g!, a, { transA: true, transB: tA, alpha }) : op.gemm(a, g!, { transA: !tA, alpha });
     if (c && need[2]) gc = beta === 1 ? unbroadcast(g!, c.shape) : op.mul(unbroadcast(g!, c.shape), beta);
     return c ? [ga, gb, gc] : [ga, gb];
+  },
+
+  // A frozen int8 weight (src/quant/): the input gradient through the same codes; codes and scales get none.
+  DynamicQuantizeMatMul: ({ node, gy: [g], need }) => {
+    const [, codes, scales, , bias] = node.inputs;
+    return [need[0] ? quantizedInputGrad(g!, codes!, scales!) : null, null, null, null, bias && need[4] ? unbroadcast(g!, bias.shape) : null];
   },
 
   LayerNormalization: ({ node, gy: [g], need }) => {

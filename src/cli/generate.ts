@@ -3,7 +3,7 @@
 // with an adapter of any method (merged into the weights where it can be,
 // else run as its own sub-graph), greedy or sampled, with the KV cache.
 
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, num } from './parse.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
 import { Generator, GenerateResult } from '../serve/generate.ts';
@@ -12,9 +12,12 @@ import { loadModel } from '../models/load.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import { loadPeftAdapter } from '../peft/adapter_files.ts';
+import { BASE_DTYPE_HELP, BASE_DTYPES, type BaseDtype } from '../quant/base_dtype.ts';
 
 export interface GenerateJob {
   model: string;
+  /** The form of the frozen base's linear weights (src/quant/): default fp32. */
+  baseDtype?: BaseDtype;
   adapter?: string;
   prompt?: string;
   /** Token ids instead of text (folders without tokenizer.json). */
@@ -37,7 +40,7 @@ export function loadAdapterFor(model: DecoderModel | Seq2SeqModel, dir: string):
 }
 
 export async function runGenerate(job: GenerateJob): Promise<GenerateResult & { text?: string; promptIds: number[] }> {
-  const loaded = await loadModel(job.model);
+  const loaded = await loadModel(job.model, undefined, { baseDtype: job.baseDtype });
   if (loaded.kind === 'encoder') throw new Error(`${job.model}: an encoder does not generate text; give a decoder (GPT-2, Llama, Qwen2, Mistral) or T5 / BART folder`);
   const { model, tokenizer } = loaded;
   let promptIds = job.promptIds;
@@ -91,9 +94,10 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'sampling seed', int('--seed'), 0)
     .option('--no-cache', 'recompute the whole prefix for every token (no KV cache)')
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
     .action(async (o) => {
       const r = await runGenerate({
-        model: o.model, adapter: o.adapter, prompt: o.prompt, promptIds: o.promptIds, chat: o.chat, maxNewTokens: o.maxNewTokens,
+        model: o.model, baseDtype: o.baseDtype, adapter: o.adapter, prompt: o.prompt, promptIds: o.promptIds, chat: o.chat, maxNewTokens: o.maxNewTokens,
         sample: o.sample, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, cache: o.cache, threads: o.threads,
       });
       console.log(r.text ?? r.tokens.join(' '));

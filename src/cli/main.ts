@@ -16,6 +16,7 @@ import { registerPlotRanks } from './plot_ranks.ts';
 import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import type { StartFromAdapter } from '../tasks/from_adapter.ts';
+import { BASE_DTYPE_HELP, BASE_DTYPES } from '../quant/base_dtype.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { RANK_LOSSES, type RankLoss } from '../train/tasks/rerank.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -98,6 +99,7 @@ const TASK_DATA: Record<string, string> = {
   rerank: 'JSONL {"query", "documents", "labels"} or {"query", "positive", "negatives"}',
   embed: 'JSONL {"anchor", "positive"}',
   mlm: 'JSONL {"text"} (masked-LM on a BERT folder with its MLM head: a language adapter)',
+  grpo: 'prompts: with --reward rank-r1 or grouprank JSONL {"query", "documents" (≤ 20), "labels"}; with --reward <module.js> JSONL {"prompt"} or {"messages"} plus the fields the reward reads',
   align: 'JSONL {"source": "<sentence in the adapter\'s language>", "target": "<its English translation>"} (a language adapter: source embeddings pulled onto the base model\'s embeddings of the targets)',
 };
 
@@ -149,11 +151,18 @@ export function makeProgram(): Command {
     .option('--allora-eta <η>', 'ALLoRA: the gradient factor at θ = 0 (1/√(‖θ‖² + η⁻²) per row)', num('--allora-eta'), 2)
     .option('--checkpoint-every <n>', 'save a checkpoint every n steps (and at every epoch end)', int('--checkpoint-every'), 50)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--from-adapter <dir>', "start from a saved PEFT adapter folder (lorakit's or PEFT's) instead of a fresh init: its config sets the method, rank, alpha and targets (a flag that disagrees is an error), its weights (and a saved task head) are loaded; the optimizer starts fresh (moments, schedule and step count are not in an adapter folder)")
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
     .addOption(new Option('--save-as <form>', "adapter/ as 'lora' (the plain PEFT LoRA a pruning method becomes, with rank_pattern; the method's own folder beside it as adapter_native/) or 'native'; default: lora for sora, codyra, adalora, increlora, diffora, bayesian-lora, native otherwise").choices(['lora', 'native']))
+    .option('--reward <rank-r1|grouprank|module.js>', "grpo: the reward: rank-r1 (1 iff '<think>…</think> <answer>[k]</answer>' holds and document k is relevant, as Rank-R1's official code); grouprank (nDCG of the JSON scores' order + 0.5 × a distribution term: OUR READING of the paper, whose reward code is unreleased); or a module whose default export is (completion, record) => number", 'rank-r1')
+    .option('--num-generations <G>', 'grpo: completions sampled per prompt (advantages are normalized within these G)', int('--num-generations'), 8)
+    .option('--temperature <t>', 'grpo: sampling temperature', num('--temperature'), 1)
+    .option('--max-new-tokens <n>', 'grpo: longest completion', int('--max-new-tokens'), 128)
+    .option('--beta <β>', 'grpo: coefficient of the k3 KL penalty to the base model (the adapter disabled); 0 = none', num('--beta'), 0.04)
+    .option('--epsilon <ε>', 'grpo: clipping range of the importance ratio', num('--epsilon'), 0.2)
     .option('--quiet', 'no progress bar', false)
     .action(async (o, cmd: Command) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
@@ -168,6 +177,7 @@ export function makeProgram(): Command {
           throw new InvalidArgumentError(`--full trains the weights themselves, with no adapter: leave out ${[...(o.method !== 'lora' ? ['--method'] : []), ...(Object.keys(o.methodOption).length ? ['--method-option'] : []), ...adapterFlags.map((k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`)].join(', ')}`);
         }
         if (o.optimizer === 'lorapro' || o.optimizer === 'allora') throw new InvalidArgumentError(`--optimizer ${o.optimizer} steps a LoRA; with --full use adamw, sgd or galore`);
+        if (o.baseDtype !== 'fp32') throw new InvalidArgumentError(`--base-dtype ${o.baseDtype} quantizes the frozen base an adapter trains on; --full trains every weight (leave --base-dtype fp32)`);
       } else if (o.optimizer === 'galore') throw new InvalidArgumentError('--optimizer galore projects the gradients of full weight matrices: add --full');
       let fromAdapter: StartFromAdapter | undefined;
       if (o.fromAdapter !== undefined) {
@@ -182,16 +192,18 @@ export function makeProgram(): Command {
       const t0 = performance.now();
       if (task !== 'classification') {
         if (o.data === 'imdb') throw new InvalidArgumentError(`--task ${task} needs --data <file.jsonl>: ${TASK_DATA[task]}`);
-        if (o.model === 'use' && (task === 'causal-lm' || task === 'seq2seq')) {
-          throw new InvalidArgumentError(`--task ${task} needs --model <dir>: ${task === 'causal-lm' ? 'a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral)' : 'a T5 or BART folder'}`);
+        if (o.model === 'use' && (task === 'causal-lm' || task === 'seq2seq' || task === 'grpo')) {
+          throw new InvalidArgumentError(`--task ${task} needs --model <dir>: ${task !== 'seq2seq' ? 'a Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral)' : 'a T5 or BART folder'}`);
         }
         const r = await runTrainJob({
-          task, model: o.model, data: o.data, validation: o.validation, method, methodConfig, targetModules: o.targetModules,
+          task, model: o.model, baseDtype: o.baseDtype, data: o.data, validation: o.validation, method, methodConfig, targetModules: o.targetModules,
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
           rankLoss: rankLoss(o), embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs, fromAdapter,
+          reward: o.reward, numGenerations: o.numGenerations, temperature: o.temperature, maxNewTokens: o.maxNewTokens, beta: o.beta, epsilon: o.epsilon,
         }, ui);
+        if (r.meanRewardPerEpoch) console.log(`\nGRPO: mean reward per epoch ${r.meanRewardPerEpoch.map((x) => x.toFixed(3)).join(' → ')}`);
         const losses = r.epochLosses.map((l) => l.toFixed(4)).join(' → ');
         console.log(`\n${r.examples.train} training examples, ${r.trainableParams} trainable parameters, ${r.steps} steps; mean training loss per epoch ${losses}`);
         if (r.validation) console.log(`validation: ${Object.entries(r.validation).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
@@ -202,6 +214,7 @@ export function makeProgram(): Command {
       const res = await runClassificationJob(
         {
           model: o.model,
+          baseDtype: o.baseDtype,
           data: o.data,
           method,
           methodConfig,
@@ -247,8 +260,9 @@ export function makeProgram(): Command {
     .option('--max-eval <n>', 'use at most N examples', int('--max-eval'))
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--rank <b>', 'evaluate at rank b without retraining: a DyLoRA adapter at its rank b, a LoRA truncated to its first b components', int('--rank'))
+    .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
     .action(async (o) => {
-      const r = await runEvalJob({ adapter: o.adapter, data: o.data, split: o.split, maxEval: o.maxEval, threads: o.threads, rank: o.rank });
+      const r = await runEvalJob({ adapter: o.adapter, baseDtype: o.baseDtype, data: o.data, split: o.split, maxEval: o.maxEval, threads: o.threads, rank: o.rank });
       console.log(`${o.split}${o.rank !== undefined ? ` at rank ${o.rank}` : ''}: accuracy ${(100 * r.accuracy).toFixed(2)}% (loss ${r.loss.toFixed(4)}) on ${r.n} examples`);
     });
 

@@ -78,7 +78,15 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
     .requiredOption('--corpus <file.jsonl>', 'documents {"_id", "title", "text"}')
     .requiredOption('--out <run.trec>', 'reranked TREC run to write (the top candidates only)')
     .option('--top <n>', 'candidates re-scored per query', int('--top'), 100)
-    .addOption(new Option('--mode <kind>', "cross (encoder + the rerank adapter's score head), bi (cosine of embeddings), or yesno (a decoder / T5 / BART folder scored by P(yes) to \"Does the passage answer the query?\"); default: yesno for a decoder or T5 / BART folder, else cross").choices(['cross', 'bi', 'yesno']))
+    .addOption(new Option('--mode <kind>', "cross (encoder + the rerank adapter's score head), bi (cosine of embeddings), or yesno (a decoder / T5 / BART folder scored by P(yes) to \"Does the passage answer the query?\"); default: yesno for a decoder or T5 / BART folder, else cross").choices(['cross', 'bi', 'yesno', 'setwise', 'groupwise']))
+    .addOption(new Option('--strategy <kind>', 'same as --mode (setwise: Rank-R1 heapsort; groupwise: GroupRank windows; pointwise = yesno)').choices(['cross', 'bi', 'yesno', 'pointwise', 'setwise', 'groupwise']))
+    .option('--num-child <n>', 'setwise: children per heap node, so a prompt shows n + 1 documents (Rank-R1: 19, i.e. 20 documents)', int('--num-child'), 19)
+    .option('--k <n>', 'setwise: documents the heapsort ranks (the rest follow in heap order)', int('--k'), 10)
+    .option('--max-new-tokens <n>', "setwise / groupwise: longest answer (both reason before they answer)", int('--max-new-tokens'), 256)
+    .option('--seed <n>', "setwise / groupwise: seed of the shuffled document orders (both official codes shuffle) and of groupwise sampling (default 929 setwise, 666 groupwise)", int('--seed'))
+    .option('--group-size <n>', 'groupwise: candidates per window', int('--group-size'), 20)
+    .option('--stride <n>', 'groupwise: distance between window starts', int('--stride'), 10)
+    .option('--passes <n>', 'groupwise: passes over the candidates, each in a new shuffled order; scores averaged', int('--passes'), 2)
     .option('--fields <list>', 'document fields, joined by a space', fieldsOf, ['title', 'text'])
     .option('--max-len <n>', 'token budget of a pair (cross) or a text (bi)', int('--max-len'), 128)
     .option('--fuse <w>', "final score = w·reranker + (1 − w)·first stage, each min-max normalized over the query's candidates (GroupRank: 0.6); default: the reranker alone", num('--fuse'))
@@ -88,9 +96,13 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
       if (o.adapter && o.stack) throw new InvalidArgumentError('give --adapter or --stack, not both');
       const adapters: string[] = o.stack ?? o.adapter ?? [];
       if (!(o.top >= 1)) throw new InvalidArgumentError('--top must be at least 1');
-      const mode = o.mode ?? (o.model !== 'use' && isGenerativeFolder(o.model) ? 'yesno' : 'cross');
-      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads, fuse: o.fuse }, ui(o.quiet));
-      console.log(`${r.mode === 'yesno' ? 'yes/no' : `${r.mode}-encoder`}: ${r.queries} queries, ${r.pairs} pairs in ${r.seconds.toFixed(1)} s: ${o.out}`);
+      if (o.mode && o.strategy) throw new InvalidArgumentError('give --mode or --strategy, not both');
+      const strategy = o.strategy === 'pointwise' ? 'yesno' : o.strategy;
+      const mode = o.mode ?? strategy ?? (o.model !== 'use' && isGenerativeFolder(o.model) ? 'yesno' : 'cross');
+      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads, fuse: o.fuse, numChild: o.numChild, k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, groupSize: o.groupSize, stride: o.stride, passes: o.passes }, ui(o.quiet));
+      const what = r.mode === 'yesno' ? 'yes/no' : r.mode === 'setwise' || r.mode === 'groupwise' ? r.mode : `${r.mode}-encoder`;
+      const prompts = r.prompts !== undefined ? `, ${r.prompts} prompts (${r.malformed} unreadable answers: ${r.mode === 'setwise' ? 'the parent kept its place' : 'scored by the first stage'})` : '';
+      console.log(`${what}: ${r.queries} queries, ${r.pairs} pairs${prompts} in ${r.seconds.toFixed(1)} s: ${o.out}`);
     });
 
   program

@@ -6,10 +6,11 @@
 //   const  – small literal tensors (shapes, scalars), also initializers
 // Nodes are appended in construction order, which is a topological order.
 
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
+// int8/uint8 hold quantized frozen weights (src/quant/) and the zero points of quantized products.
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool' | 'int8' | 'uint8';
 export type Dim = number | string;
 export type Shape = Dim[];
-export type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] } | { tensor: { dtype: DType; dims: number[]; data: TypedData } };
 
@@ -85,6 +86,8 @@ export function dtypeArray(dtype: DType, n: number): TypedData {
     case 'int64': return new BigInt64Array(n);
     case 'int32': return new Int32Array(n);
     case 'bool': return new Uint8Array(n);
+    case 'int8': return new Int8Array(n);
+    case 'uint8': return new Uint8Array(n);
   }
 }
 

@@ -85,7 +85,7 @@ export function gelu(x: Value): Value {
 }
 
 export function cast(x: Value, dtype: DType): Value {
-  const to = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 }[dtype];
+  const to = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 }[dtype];
   return one(x, 'Cast', [x], dtype, x.shape, { to });
 }
 

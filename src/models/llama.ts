@@ -81,8 +81,19 @@ export function rmsNorm(x: Value, w: Value, eps: number): Value {
   return op.mul(op.div(x, op.sqrt(op.add(ms, eps))), w);
 }
 
+/** A site's weight must have its layout's shape ([out, in], or [in, out] as the token table [vocab, dim]): caught here, not as a Reshape error deep in the graph. */
+function checkSiteShapes(sites: LinearSite[], weights: WeightMap, name: string): void {
+  for (const s of sites) {
+    const w = weights.get(s.weightKey);
+    if (!w) continue; // missing weights are reported when the graph reads them
+    const want = s.layout === 'out_in' ? [s.outFeatures, s.inFeatures] : [s.inFeatures, s.outFeatures];
+    if (w.shape.join(',') !== want.join(',')) throw new Error(`${name}: weight '${s.weightKey}' has shape [${w.shape}], expected [${want}] for ${s.name}`);
+  }
+}
+
 export function createLlama(config: LlamaConfig, weights: WeightMap, name: string = config.modelType): DecoderModel {
   const sites = llamaSites(config);
+  checkSiteShapes(sites, weights, name);
   const site = new Map(sites.map((s) => [s.name, s]));
   const c = config;
   const H = c.hiddenSize, hd = c.headDim, half = hd / 2;

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HfFolder, HfTokenizer } from '../io/hf.ts';
+import { quantizeBase, type BaseDtype, type BaseQuantization } from '../quant/base_dtype.ts';
 import { UseTokenizer } from '../tokenize/sentencepiece.ts';
 import type { DecoderModel } from './decoder.ts';
 import { HF_MODELS, loadModel as loadHfModel } from './hf_registry.ts';
@@ -18,11 +19,20 @@ export interface TextTokenizer {
   encode(text: string): number[];
 }
 
-/** `folder`: a Hugging Face folder as read (absent for the bundled model). */
-export type LoadedModel =
+/**
+ * `folder`: a Hugging Face folder as read (absent for the bundled model);
+ * `quantization`: which frozen weights were quantized at load (--base-dtype), absent for fp32.
+ */
+export type LoadedModel = (
   | { kind: 'encoder'; model: EncoderModel; tokenizer?: TextTokenizer | HfTokenizer; name: string; dir?: string; folder?: HfFolder }
   | { kind: 'decoder'; model: DecoderModel; tokenizer?: HfTokenizer; name: string; dir: string; folder: HfFolder }
-  | { kind: 'seq2seq'; model: Seq2SeqModel; tokenizer?: HfTokenizer; name: string; dir: string; folder: HfFolder };
+  | { kind: 'seq2seq'; model: Seq2SeqModel; tokenizer?: HfTokenizer; name: string; dir: string; folder: HfFolder }
+) & { quantization?: BaseQuantization };
+
+export interface LoadOptions {
+  /** Quantize the frozen weights of the linear projections once, now (src/quant/); default fp32. */
+  baseDtype?: BaseDtype;
+}
 
 export type ModelFamily = LoadedModel['kind'];
 
@@ -36,9 +46,10 @@ const FAMILY_NAMES: Record<ModelFamily, string> = {
  * Loads 'use' or a Hugging Face folder; the error says which specs are valid.
  * With `kind`, also checks the model's family (and narrows the type).
  */
-export async function loadModel<K extends ModelFamily = ModelFamily>(spec: string, kind?: K): Promise<Extract<LoadedModel, { kind: K }>> {
+export async function loadModel<K extends ModelFamily = ModelFamily>(spec: string, kind?: K, opts: LoadOptions = {}): Promise<Extract<LoadedModel, { kind: K }>> {
   const m = await loadAny(spec);
   if (kind && m.kind !== kind) throw new Error(`model '${spec}' is ${FAMILY_NAMES[m.kind]}; this needs ${FAMILY_NAMES[kind]}`);
+  if (opts.baseDtype && opts.baseDtype !== 'fp32') m.quantization = quantizeBase(m.model.weights, m.model.sites, opts.baseDtype);
   return m as Extract<LoadedModel, { kind: K }>;
 }
 

@@ -10,7 +10,10 @@ const { onnx } = onnxProto as unknown as { onnx: typeof OnnxNs };
 
 export const OPSET = 17;
 
-const ELEM: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 };
+/** Versions of the other operator domains a graph may use (onnxruntime's contrib ops: quantized products). */
+export const DOMAIN_OPSETS: Record<string, number> = { 'com.microsoft': 1 };
+
+const ELEM: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 };
 
 function valueName(v: Value): string {
   return v.leaf ? v.leaf.name : `v${v.id}`;
@@ -60,6 +63,13 @@ function liveNodes(g: Graph) {
   return { nodes: g.nodes.filter((_, i) => live[i]), needed };
 }
 
+/** The non-default domains the emitted nodes use; each must have a known version. */
+function domainsOf(nodes: Graph['nodes']): string[] {
+  const domains = [...new Set(nodes.map((n) => n.domain ?? '').filter((d) => d !== ''))];
+  for (const d of domains) if (!(d in DOMAIN_OPSETS)) throw new Error(`ONNX emit: operator domain '${d}' has no known version (known: ${Object.keys(DOMAIN_OPSETS).join(', ')})`);
+  return domains;
+}
+
 export function toModelProto(g: Graph) {
   if (g.outputs.length === 0) throw new Error(`Graph '${g.name}' has no outputs`);
   const { nodes, needed } = liveNodes(g);
@@ -100,7 +110,10 @@ export function toModelProto(g: Graph) {
   return onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'lorakit',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: OPSET })],
+    opsetImport: [
+      onnx.OperatorSetIdProto.create({ domain: '', version: OPSET }),
+      ...domainsOf(nodes).map((domain) => onnx.OperatorSetIdProto.create({ domain, version: DOMAIN_OPSETS[domain] })),
+    ],
     graph,
   });
 }

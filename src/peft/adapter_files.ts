@@ -62,6 +62,11 @@ export interface SavedAdapterInfo {
   warn?: (message: string) => void;
 }
 
+/** lorakit's block (method, seed, what PEFT's fields cannot hold) as LORAKIT_CONFIG_FILE beside adapter_config.json, keys sorted. */
+export function writeLorakitConfig(dir: string, block: Record<string, unknown>): void {
+  writeFileAtomic(path.join(dir, LORAKIT_CONFIG_FILE), JSON.stringify(Object.fromEntries(Object.keys(block).sort().map((k) => [k, block[k]])), null, 2) + '\n');
+}
+
 /**
  * The adapter_config.json fields an AdapterSet stands for (before
  * serializePeftConfig): the loaded file's shared fields that are not at their
@@ -140,7 +145,7 @@ export function saveAdapter(dir: string, set: AdapterSet, info: SavedAdapterInfo
   const lorakit = { method: set.method.name, seed: set.options.seed ?? 0, ...info.peftConfig?.lorakit, ...info.extra, ...restore };
   const sidecar = path.join(out, LORAKIT_CONFIG_FILE);
   if (PEFT_TYPES.has(d.peftType)) {
-    writeFileAtomic(sidecar, JSON.stringify(Object.fromEntries(Object.keys(lorakit).sort().map((k) => [k, (lorakit as Record<string, unknown>)[k]])), null, 2) + '\n');
+    writeLorakitConfig(out, lorakit);
     writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields, { unknown: info.peftConfig?.unknown }));
   } else {
     writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields, { unknown: info.peftConfig?.unknown, lorakit }));

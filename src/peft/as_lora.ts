@@ -12,10 +12,24 @@ import path from 'node:path';
 import { lora } from '../adapters/lora/index.ts';
 import { PEFT_PREFIX, type AdapterSet } from '../adapters/inject.ts';
 import type { StoredTensor } from '../adapters/types.ts';
+import type { LinearSite } from '../models/types.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { CONFIG_FILE, WEIGHTS_FILE, peftConfigOf, type SavedAdapterInfo } from './adapter_files.ts';
+import { CONFIG_FILE, WEIGHTS_FILE, peftConfigOf, writeLorakitConfig, type SavedAdapterInfo } from './adapter_files.ts';
 import { serializePeftConfig } from './config.ts';
+
+/**
+ * fan_in_fan_out as PEFT would save it: PEFT sets it from the modules it wraps (true on a Conv1D, false on an
+ * nn.Linear; with a warning when the config said otherwise) before writing the config. From the sites' layouts
+ * when every adapted linear module has the same one (else undefined: PEFT's default, false).
+ */
+function fanInFanOutOf(sites: readonly LinearSite[]): boolean | undefined {
+  const linear = sites.filter((s) => s.kind !== 'embedding');
+  if (!linear.length) return undefined;
+  if (linear.every((s) => s.layout === 'in_out')) return true;
+  if (linear.every((s) => s.layout === 'out_in')) return false;
+  return undefined;
+}
 
 export interface AsLoraResult {
   dir: string;
@@ -58,13 +72,14 @@ export function saveAdapterAsLora(dir: string, set: AdapterSet, info: Omit<Saved
   }
   const rs = Object.values(rankPattern);
   const r = rs.length ? Math.max(...rs) : 1;
-  const loraConfig = lora.schema.parse({ r, lora_alpha: alphaPattern[Object.keys(rankPattern).find((k) => rankPattern[k] === r) ?? ''] ?? r });
+  const loraConfig = lora.schema.parse({ r, lora_alpha: alphaPattern[Object.keys(rankPattern).find((k) => rankPattern[k] === r) ?? ''] ?? r, fan_in_fan_out: fanInFanOutOf(set.targets) ?? false });
   const fields = peftConfigOf(
     { method: lora, config: loraConfig, options: set.options },
     { ...info, modulesToSave: [...modules], peftConfig: { method: lora, config: { rank_pattern: rankPattern, alpha_pattern: alphaPattern, ...(excluded.length && { exclude_modules: excluded }) } } },
   );
   writeSafetensors(path.join(out, WEIGHTS_FILE), Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.shape, data: t.data }])), { format: 'pt' });
-  const lorakit = { method: 'lora', seed: set.options.seed ?? 0, pruned_from: set.method.name, ...info.extra };
-  writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields, { lorakit }));
+  // lorakit's block beside adapter_config.json, as saveAdapter writes it for PEFT's types (PEFT warns about a key it does not know).
+  writeLorakitConfig(out, { method: 'lora', seed: set.options.seed ?? 0, pruned_from: set.method.name, ...info.extra });
+  writeFileAtomic(path.join(out, CONFIG_FILE), serializePeftConfig(fields));
   return { dir: out, ranks, params };
 }

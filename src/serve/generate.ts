@@ -13,6 +13,7 @@ import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts
 import { Rng } from '../util/rng.ts';
 import type { DecoderModel, KeyValue } from '../models/decoder.ts';
 import { plainLinear } from '../models/linear.ts';
+import { int8FormOf } from '../quant/quantized_weights.ts';
 import type { LinearFn } from '../models/types.ts';
 
 export interface SamplingOptions {
@@ -150,11 +151,17 @@ export class Generator {
    * ΔW), except for methods without one and adapters on the output head (tied
    * to the input embedding in GPT-2 and tied Llama/Qwen2, where a merge would
    * change the embedding too) or on a tied embedding table (a merge would change
-   * the head, which PEFT's unmerged adapter leaves alone): those run as their own sub-graphs.
+   * the head, which PEFT's unmerged adapter leaves alone), and adapters on a
+   * quantized base: those run as their own sub-graphs.
    */
-  constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}) {
+  constructor(model: DecoderModel, adapters: AdapterSet | null = null, readonly session: SessionOptions = {}, o: { merge?: boolean } = {}) {
     if (!adapters || !adapters.enabled) this.model = model;
-    else if (adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name)) && tiedTargets(model, adapters).length === 0) {
+    // merge: false keeps the adapter a sub-graph fed its live parameters: a trainer sampling between updates (GRPO) sees each update.
+    else if (
+      o.merge !== false && adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name)) && tiedTargets(model, adapters).length === 0 &&
+      // A quantized base (--base-dtype int8) keeps its codes: W0 + ΔW would be a new float32 weight.
+      !adapters.targets.some((t) => int8FormOf(model.weights.get(t.weightKey)?.data))
+    ) {
       this.model = model.withWeights(adapters.mergeInto(model.weights));
     } else {
       this.model = model;

@@ -9,7 +9,7 @@ import type { TargetModules } from '../adapters/targets.ts';
 import { loadImdb } from '../data/imdb.ts';
 import { readJsonl } from '../data/jsonl.ts';
 import { BertModel } from '../models/bert.ts';
-import { loadModel, peftBaseModelName, type LoadedModel, type TextTokenizer } from '../models/load.ts';
+import { loadModel, peftBaseModelName, type LoadedModel, type LoadOptions, type TextTokenizer } from '../models/load.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
@@ -25,13 +25,16 @@ import { Rng } from '../util/rng.ts';
 import { HEAD_B, HEAD_W } from '../train/classifier.ts';
 import { accuracy, probeLogits, trainLinearProbe } from '../train/linear_probe.ts';
 import { ClassificationTrainer, EncodedExample } from '../train/trainer.ts';
-import { peakRss, USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+import { checkBaseDtype, describeQuantization, peakRss, USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 
 export type { JobUi, TextTokenizer };
 
 export interface ClassifyJobOptions {
   model: string; // 'use' (bundled) or a folder
+  /** The form of the frozen base's linear weights (src/quant/): default fp32. */
+  baseDtype?: BaseDtype;
   data: string; // 'imdb' (bundled) or a JSONL file
   method: string;
   methodConfig: Record<string, unknown>;
@@ -80,6 +83,8 @@ export interface ClassifyJobOptions {
 
 export interface ClassifyResult {
   rows: { system: string; testAccuracy: number; trainableParams: number; seconds: number }[];
+  /** The frozen base's form when not fp32 (--base-dtype). */
+  baseDtype?: BaseDtype;
   split: { train: number; validation: number; test: number };
   adapterDir: string;
   /** The saved format, and for a pruned method its LoRA ranks and adapter parameters. */
@@ -94,8 +99,8 @@ export interface ClassifyResult {
 }
 
 /** The bundled encoder or a Hugging Face encoder folder (BERT, RoBERTa, DistilBERT) with its tokenizer. */
-export async function loadEncoder(spec: string): Promise<{ model: EncoderModel; tokenizer: TextTokenizer; name: string }> {
-  const m = await loadModel(spec);
+export async function loadEncoder(spec: string, opts: LoadOptions = {}): Promise<{ model: EncoderModel; tokenizer: TextTokenizer; name: string }> {
+  const m = await loadModel(spec, undefined, opts);
   return { ...encoderOf(m, spec), name: m.name };
 }
 
@@ -138,7 +143,7 @@ export function loadData(spec: string, splitSeed = SPLIT_SEED) {
  */
 const probeCache = new Map<string, { head: Map<string, Float32Array>; testAccuracy: number; seconds: number }>();
 async function frozenProbe(model: EncoderModel, splits: Record<'train' | 'validation' | 'test', EncodedExample[]>, numLabels: number, o: ClassifyJobOptions, ui: JobUi) {
-  const key = JSON.stringify([o.model, o.data, o.maxTrain, o.maxEval, o.maxLen, o.seed]);
+  const key = JSON.stringify([o.model, o.baseDtype ?? 'fp32', o.data, o.maxTrain, o.maxEval, o.maxLen, o.seed]);
   const hit = probeCache.get(key);
   if (hit) return hit;
   const t0 = performance.now();
@@ -157,7 +162,9 @@ async function frozenProbe(model: EncoderModel, splits: Record<'train' | 'valida
 }
 
 export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Promise<ClassifyResult> {
-  const loaded = await loadModel(o.model, 'encoder');
+  checkBaseDtype(o.baseDtype, !!o.full);
+  const loaded = await loadModel(o.model, 'encoder', { baseDtype: o.baseDtype });
+  if (loaded.quantization) ui.info(describeQuantization(loaded.quantization));
   const { model, tokenizer, name } = { ...(await encoderOf(loaded, o.model)), name: loaded.name };
   if (model instanceof BertModel && o.maxLen > model.maxSequenceLength) {
     ui.info(`--max-len ${o.maxLen} is longer than ${name} has position embeddings for: using ${model.maxSequenceLength}`);
@@ -248,7 +255,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   const res = await trainer.evaluate(test);
   rows.push({ system: `${system} encoder + linear head`, testAccuracy: res.accuracy, trainableParams: trainedParams + headParams, seconds: (performance.now() - t0) / 1000 });
   const adapterDir = path.join(o.out, adapters ? 'adapter' : 'model');
-  const extra = { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED, ...(o.loraplusLrRatio !== undefined && { loraplus_lr_ratio: o.loraplusLrRatio }) };
+  const extra = { labels: data.labelNames, max_length: o.maxLen, data: o.data, split_seed: SPLIT_SEED, ...(o.loraplusLrRatio !== undefined && { loraplus_lr_ratio: o.loraplusLrRatio }), ...(loaded.quantization && { base_dtype: loaded.quantization.dtype }) };
   let savedInfo: ClassifyResult['saved'];
   if (adapters) {
     const saved = saveTrainedAdapter(adapterDir, adapters, {
@@ -268,7 +275,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   const result: ClassifyResult = {
     rows, split: { train: train.length, validation: validation.length, test: test.length }, adapterDir,
     optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
-    ...(savedInfo && { saved: savedInfo }),
+    ...(savedInfo && { saved: savedInfo }), ...(loaded.quantization && { baseDtype: loaded.quantization.dtype }),
   };
   writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify(result, null, 2) + '\n');
   return result;
@@ -276,6 +283,8 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
 
 export interface EvalJobOptions {
   adapter: string;
+  /** The form of the frozen base's linear weights (src/quant/): default fp32. */
+  baseDtype?: BaseDtype;
   data: string;
   maxEval?: number;
   threads?: number;
@@ -297,7 +306,7 @@ export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number;
   const meta = saved.config.lorakit ?? {};
   // The folder it was trained on (lorakit's block), else base_model_name_or_path where that is a folder here.
   const base = [meta.base_model_dir, saved.config.base_model_name_or_path].find((b) => typeof b === 'string' && b !== USE_MODEL_NAME && fs.existsSync(b));
-  const { model, tokenizer } = await loadEncoder(base ?? 'use');
+  const { model, tokenizer } = await loadEncoder(base ?? 'use', { baseDtype: o.baseDtype });
   // Every method through the PEFT loader: rank/alpha patterns, seeded bases, hook state (SMoRA's β), shapes checked.
   // The task head (HEAD_W/HEAD_B, modules_to_save) is applied below; a folder's own classifier of another size is not a conflict.
   const withoutHead = new Map([...model.weights].filter(([k]) => k !== HEAD_W && k !== HEAD_B));

@@ -12,6 +12,11 @@
 //          query?", scored by P(yes) (llm-rankers' pointwise yes_no; SETR's
 //          second stage in text), with a LoRA from lorakit train --task rerank
 //          on that folder, or none.
+//   setwise Rank-R1: a decoder answers which of 20 documents is most relevant;
+//          a heapsort over the candidates finds the top k (src/tasks/setwise_rerank.ts).
+//          Scores are positions: the first gets n, the last 1.
+//   groupwise GroupRank: windows of candidates scored 0–10 in JSON, averaged
+//          over windows and passes (src/tasks/groupwise_rerank.ts).
 //
 // `adapters` may stack several folders (--stack lang,task): the first ones are
 // merged into the base weights, the last (the task adapter, with the score
@@ -33,8 +38,10 @@ import type { HfTokenizer } from '../io/hf.ts';
 import { yesNoPromptIds, yesNoTokens } from '../train/tasks/yes_no.ts';
 import { padBatch as padServeBatch, padDecoderIds, PeftModel } from '../serve/peft_model.ts';
 import { pairEncoder, rerankExample, silentUi, type JobUi } from './train.ts';
+import { SetwiseReranker } from './setwise_rerank.ts';
+import { GroupwiseReranker } from './groupwise_rerank.ts';
 
-export type RerankMode = 'cross' | 'bi' | 'yesno';
+export type RerankMode = 'cross' | 'bi' | 'yesno' | 'setwise' | 'groupwise';
 
 export interface RerankJobOptions {
   /** 'use' or an encoder folder. */
@@ -60,6 +67,18 @@ export interface RerankJobOptions {
    * 0.6·reranker + 0.4·retriever is w = 0.6). Absent: the reranker's score alone.
    */
   fuse?: number;
+  /** setwise: children per heap node (documents per prompt − 1; default 19). */
+  numChild?: number;
+  /** setwise: documents the heapsort ranks (default 10). */
+  k?: number;
+  /** setwise: longest answer (default 256). */
+  maxNewTokens?: number;
+  /** setwise: seed of the documents' shuffled order in each prompt; groupwise: of each pass's order and the sampling. */
+  seed?: number;
+  /** groupwise: window size, stride, passes (defaults 20, 10, 2). */
+  groupSize?: number;
+  stride?: number;
+  passes?: number;
 }
 
 export interface RerankJobResult {
@@ -67,6 +86,9 @@ export interface RerankJobResult {
   pairs: number;
   seconds: number;
   mode: RerankMode;
+  /** setwise: prompts asked, and answers that could not be read (the parent kept its place). */
+  prompts?: number;
+  malformed?: number;
 }
 
 interface Candidates {
@@ -175,7 +197,7 @@ async function perQuery(o: RerankJobOptions, mode: RerankMode, cands: Candidates
   }
   fs.writeFileSync(partial, [head, ...[...done].map(([qid, scores]) => JSON.stringify({ qid, scores }))].join('\n') + '\n');
   if (done.size) ui.info(`resuming: ${done.size} of ${cands.length} queries already scored (${partial})`);
-  ui.startPhase(`rerank (${mode === 'yesno' ? 'yes/no' : 'cross-encoder'})`, cands.reduce((s, c) => s + c.docs.length, 0));
+  ui.startPhase(`rerank (${mode === 'yesno' ? 'yes/no' : mode === 'setwise' || mode === 'groupwise' ? mode : 'cross-encoder'})`, cands.reduce((s, c) => s + c.docs.length, 0));
   for (const c of cands) {
     let s = done.get(c.qid);
     if (!s || s.length !== c.docs.length) {
@@ -194,7 +216,36 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
   const cands = candidates(o);
   const pairs = cands.reduce((s, c) => s + c.docs.length, 0);
   const out: Run = new Map();
-  if (mode === 'yesno') {
+  let counts: { prompts: number; malformed: number } | undefined;
+  if (mode === 'groupwise') {
+    const gw = await GroupwiseReranker.load(o.model, o.adapters, { groupSize: o.groupSize, stride: o.stride, passes: o.passes, maxLen: o.maxLen, maxNewTokens: o.maxNewTokens, seed: o.seed, threads: o.threads });
+    counts = { prompts: 0, malformed: 0 };
+    try {
+      await perQuery(o, mode, cands, out, ui, async (c) => {
+        const r = await gw.score(c.qid, c.query, c.docs.map((d) => d.text));
+        counts!.prompts += r.windows;
+        counts!.malformed += r.malformed;
+        return Float32Array.from(r.scores);
+      });
+    } finally {
+      await gw.release();
+    }
+  } else if (mode === 'setwise') {
+    const sw = await SetwiseReranker.load(o.model, o.adapters, { numChild: o.numChild, k: o.k, maxLen: o.maxLen, maxNewTokens: o.maxNewTokens, seed: o.seed, threads: o.threads });
+    counts = { prompts: 0, malformed: 0 };
+    try {
+      await perQuery(o, mode, cands, out, ui, async (c) => {
+        const r = await sw.rank(c.qid, c.query, c.docs.map((d) => d.text));
+        counts!.prompts += r.prompts;
+        counts!.malformed += r.malformed;
+        const s = new Float32Array(c.docs.length);
+        r.order.forEach((i, pos) => (s[i] = c.docs.length - pos));
+        return s;
+      });
+    } finally {
+      await sw.release();
+    }
+  } else if (mode === 'yesno') {
     const yn = await YesNoReranker.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads });
     try {
       await perQuery(o, mode, cands, out, ui, (c) => yn.score(c.query, c.docs.map((d) => d.text)));
@@ -242,7 +293,7 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
   }
   writeRun(o.out, out, o.tag ?? `lorakit-${mode}`);
   fs.rmSync(`${o.out}.partial`, { force: true });
-  return { queries: cands.length, pairs, seconds: (performance.now() - t0) / 1000, mode };
+  return { queries: cands.length, pairs, seconds: (performance.now() - t0) / 1000, mode, ...counts };
 }
 
 /**

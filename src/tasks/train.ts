@@ -20,6 +20,7 @@ import { readCausalLmJsonl, readEmbedJsonl, readJsonLines, readRerankJsonl, read
 import type { HfTokenizer } from '../io/hf.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel, peftBaseModelName, type LoadedModel, type TextTokenizer } from '../models/load.ts';
+import type { BaseDtype, BaseQuantization } from '../quant/base_dtype.ts';
 import { BertModel } from '../models/bert.ts';
 import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
 import { startFromAdapter, type StartFromAdapter } from './from_adapter.ts';
@@ -36,6 +37,8 @@ import { Seq2SeqTask, type Seq2SeqExample } from '../train/tasks/seq2seq.ts';
 import { AlignTask, type AlignExample } from '../train/tasks/align.ts';
 import { MaskedLmTask } from '../train/tasks/mlm.ts';
 import { yesNoPromptIds, yesNoTokens } from '../train/tasks/yes_no.ts';
+import { GrpoTask, type RewardFn } from '../train/tasks/grpo.ts';
+import { loadReward, readGrpoPrompts } from './grpo_data.ts';
 import { padBatch as padServeBatch, PeftModel } from '../serve/peft_model.ts';
 
 /** Progress of a job (the CLI's progress bar; tests pass a silent one). */
@@ -54,6 +57,16 @@ export function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+/** --full trains the weights themselves: there is no frozen base to quantize. */
+export function checkBaseDtype(dtype: BaseDtype | undefined, full: boolean): void {
+  if (full && dtype && dtype !== 'fp32') throw new Error(`--base-dtype ${dtype} quantizes the frozen base an adapter trains on; --full trains every weight (use fp32)`);
+}
+
+/** One line on what --base-dtype quantized. */
+export function describeQuantization(q: BaseQuantization): string {
+  return `base weights ${q.dtype}: ${q.quantized.length} linear weights, ${(q.fp32Bytes / 2 ** 20).toFixed(1)} MiB as fp32 → ${(q.storedBytes / 2 ** 20).toFixed(1)} MiB (${(q.storedBytes / q.fp32Bytes).toFixed(3)}×)`;
+}
+
 export const silentUi: JobUi = { info() {}, startPhase() {}, step() {}, eval() {}, endPhase() {} };
 
 /** The module names the bundled encoder adapts by default (its attention and FFN projections). */
@@ -63,6 +76,8 @@ export interface TrainJobOptions {
   task: Exclude<TaskKind, 'classification'>;
   /** 'use' or a Hugging Face folder. */
   model: string;
+  /** The form of the frozen base's linear weights (src/quant/): default fp32. */
+  baseDtype?: BaseDtype;
   /** JSONL training data (the task's format, src/data/records.ts). */
   data: string;
   /** JSONL validation data (same format): evaluated every epoch; early stopping and the best weights follow it. */
@@ -102,6 +117,18 @@ export interface TrainJobOptions {
   full?: boolean;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
+  /** grpo: 'rank-r1' or a reward module (src/tasks/grpo_data.ts). */
+  reward?: string;
+  /** grpo: completions per prompt G (default 8, Rank-R1's). */
+  numGenerations?: number;
+  /** grpo: sampling temperature (default 1). */
+  temperature?: number;
+  /** grpo: longest completion in tokens (default 128). */
+  maxNewTokens?: number;
+  /** grpo: KL coefficient β (default 0.04). */
+  beta?: number;
+  /** grpo: clipping range ε (default 0.2). */
+  epsilon?: number;
   /** 'lora': the plain LoRA the adapter amounts to (default for methods that prune: AdapterMethod.savesAsLora); 'native': the method's own folder. */
   saveAs?: SaveAs;
   /** Start from this saved adapter folder (its config, its weights; a fresh optimizer) instead of a fresh init. */
@@ -125,8 +152,12 @@ export interface TrainJobResult {
   saved?: { saveAs: SaveAs; nativeDir?: string; ranks?: Record<string, number>; adapterParams: number };
   seconds: number;
   stopped: boolean;
+  /** grpo: the mean reward of each epoch's sampled completions. */
+  meanRewardPerEpoch?: number[];
   /** 'adapter' or 'full'. */
   fineTuning: 'adapter' | 'full';
+  /** The frozen base's form when not fp32 (--base-dtype). */
+  baseDtype?: BaseDtype;
   optimizer: string;
   /** Bytes of the optimizer's state (moments, projectors) at the end. */
   optimizerStateBytes: number;
@@ -139,7 +170,7 @@ function readTextJsonl(file: string): string[] {
   return readJsonLines(file, '{"text": "..."}', (o) => (typeof o?.text === 'string' && o.text.trim() ? { text: o.text as string } : 'expected a non-empty "text" string')).map((r) => r.text);
 }
 
-const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder', align: 'encoder', mlm: 'encoder' };
+const FAMILY: Record<TrainJobOptions['task'], LoadedModel['kind']> = { 'causal-lm': 'decoder', grpo: 'decoder', seq2seq: 'seq2seq', rerank: 'encoder', embed: 'encoder', align: 'encoder', mlm: 'encoder' };
 const FAMILY_NAMES = { encoder: 'an encoder (the bundled USE model, or a BERT / RoBERTa / DistilBERT folder)', decoder: 'a decoder folder (GPT-2, Llama, Qwen2, Mistral)', seq2seq: 'an encoder-decoder folder (T5, BART)' };
 
 /** The task's model family, or an error that says which models the task takes. */
@@ -238,7 +269,7 @@ function prepareYesNo(o: TrainJobOptions, m: Exclude<LoadedModel, { kind: 'encod
   return { task: new Seq2SeqTask(m.model), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra };
 }
 
-function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float32Array[]>): Prepared {
+function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float32Array[]>, reward?: RewardFn): Prepared {
   const cap = <T>(xs: T[]) => (o.maxTrain !== undefined ? xs.slice(0, o.maxTrain) : xs);
   const encoderMax = m.model instanceof BertModel ? m.model.maxSequenceLength : 128;
   switch (o.task) {
@@ -252,6 +283,21 @@ function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float
         return ex;
       };
       return { task: new CausalLmTask(m.model, { padId: tok.padTokenId ?? tok.eosTokenId ?? 0 }), train: cap(enc(o.data)), validation: o.validation ? enc(o.validation) : undefined, extra: { max_length: maxLen } };
+    }
+    case 'grpo': {
+      if (m.kind !== 'decoder') throw new Error('unreachable');
+      if (o.validation) throw new Error('--task grpo has no validation pass (its figure is the mean reward of each step, in metrics.jsonl): leave out --validation');
+      if (o.full) throw new Error('--task grpo trains an adapter: its reference policy is the model with the adapter disabled. Leave out --full');
+      const tok = hfTokenizer(m, o.model);
+      const maxNewTokens = o.maxNewTokens ?? 128, maxLen = o.maxLen ?? 128;
+      const spec = o.reward ?? 'rank-r1';
+      const prompts = readGrpoPrompts(o.data, tok, { reward: spec, maxLen, maxPositions: m.model.config.maxPositions, maxNewTokens });
+      const task = new GrpoTask(m.model, {
+        numGenerations: o.numGenerations ?? 8, temperature: o.temperature ?? 1, maxNewTokens, beta: o.beta ?? 0.04, epsilon: o.epsilon ?? 0.2,
+        padId: tok.padTokenId ?? tok.eosTokenId ?? 0, decode: (ids) => tok.decode(ids, { skipSpecialTokens: true }), reward: reward!, threads: o.threads,
+      });
+      const extra = { reward: spec, num_generations: task.o.numGenerations, temperature: task.o.temperature, max_new_tokens: maxNewTokens, beta: task.o.beta, epsilon: task.o.epsilon, max_length: maxLen };
+      return { task, train: cap(prompts), extra };
     }
     case 'seq2seq': {
       if (m.kind !== 'seq2seq') throw new Error('unreachable');
@@ -300,14 +346,17 @@ function prepare(o: TrainJobOptions, m: LoadedModel, teacher?: Map<string, Float
 
 export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Promise<TrainJobResult> {
   const t0 = performance.now();
-  const loaded = await loadModel(o.model);
+  checkBaseDtype(o.baseDtype, !!o.full);
+  const loaded = await loadModel(o.model, undefined, { baseDtype: o.baseDtype });
   requireFamily(o.task, loaded, o.model);
+  if (loaded.quantization) ui.info(describeQuantization(loaded.quantization));
   let teacher: Map<string, Float32Array[]> | undefined;
   if (o.task === 'align') {
     teacher = new Map();
     for (const f of [o.data, o.validation].filter((x): x is string => !!x)) teacher.set(f, await teacherTargets(loaded, readSeq2SeqJsonl(f).map((r) => r.target), Math.min(o.maxLen ?? 128, 128), o.threads));
   }
-  const { task, train, validation, extra } = prepare(o, loaded, teacher);
+  const reward = o.task === 'grpo' ? await loadReward(o.reward ?? 'rank-r1') : undefined;
+  const { task, train, validation, extra } = prepare(o, loaded, teacher, reward);
   ui.info(`data: ${o.data} — ${train.length} training${validation ? ` / ${validation.length} validation` : ''} examples (${o.task})`);
   const model = loaded.model;
   const headNames = 'headNames' in model ? model.headNames : undefined;
@@ -327,13 +376,18 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   }
   const method = adapters?.method ?? getMethod(o.method);
   fs.mkdirSync(o.out, { recursive: true });
+  const rewards: number[][] = [];
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
     checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer, adapterLoaded: !!o.fromAdapter,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
-    onStep: (s) => ui.step(s), onEval: (e) => ui.eval(e),
+    onStep: (s) => {
+      if (s.task?.reward !== undefined) (rewards[s.epoch] ??= []).push(s.task.reward);
+      ui.step(s);
+    },
+    onEval: (e) => ui.eval(e),
   });
   const trainable = [...trainer.params().values()].reduce((s, t) => s + t.length, 0);
   if (adapters) ui.info(`${method.name}: ${adapters.targets.length} modules (${adapters.targets.map((s) => s.name).join(', ')}), ${trainable} trainable parameters`);
@@ -347,8 +401,10 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
     const result: TrainJobResult = {
       task: o.task, method: method.name, model: loaded.name, examples: { train: train.length, validation: validation?.length ?? 0 },
       trainableParams: trainable, steps: fit.steps, epochLosses: fit.epochLosses, adapterDir, seconds: 0, stopped: fit.stopped,
+      ...(loaded.quantization && { baseDtype: loaded.quantization.dtype }),
       fineTuning: adapters ? 'adapter' : 'full', optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
     };
+    if (o.task === 'grpo') result.meanRewardPerEpoch = rewards.filter(Boolean).map((r) => r.reduce((a, b) => a + b, 0) / r.length);
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };
     if (validation) result.validation = await trainer.evaluate(validation);
     if (adapters) {
@@ -356,7 +412,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
         baseModel: peftBaseModelName(loaded),
         taskType: task.peftTaskType,
         modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
-        extra: { task: o.task, data: o.data, ...extra, ...(loaded.dir && { base_model_dir: path.resolve(loaded.dir) }), ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }) },
+        extra: { task: o.task, data: o.data, ...extra, ...(loaded.dir && { base_model_dir: path.resolve(loaded.dir) }), ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }), ...(loaded.quantization && { base_dtype: loaded.quantization.dtype }) },
         peftConfig: keptConfig,
       }, o.saveAs);
       const { dir: _dir, ...savedInfo } = saved;

@@ -75,7 +75,7 @@ export interface FitOptions {
   onEval?: (info: EvalInfo) => void;
 }
 
-export interface StepInfo { step: number; totalSteps: number; epoch: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number }
+export interface StepInfo { step: number; totalSteps: number; epoch: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number; /** The task's own figures (GRPO's reward). */ task?: Record<string, number> }
 export interface EvalInfo { epoch: number; step: number; metrics: Record<string, number>; improved: boolean }
 
 export interface FitResult {
@@ -370,6 +370,7 @@ export class Trainer<E, B> {
           if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes() };
           const batch = batches[state.batchInEpoch];
           const t0 = performance.now();
+          await this.task.prepare?.(batch, { step: state.step, seed: o.seed, adapters: this.adapters });
           const out = await cg.run(this.feeds(batch, true, state.step));
           const loss = lossOf(out);
           if (!Number.isFinite(loss)) throw await diverged('loss', loss);
@@ -388,7 +389,8 @@ export class Trainer<E, B> {
           stepsThisRun++;
           state.epochLossSum += loss;
           state.epochLossCount++;
-          const info: StepInfo = { step: state.step, totalSteps, epoch: state.epoch, loss, lr, gradNorm, tokensPerSec: this.task.tokens(batch) / ((performance.now() - t0) / 1000) };
+          const taskFigures = this.task.stepMetrics?.(batch, out);
+          const info: StepInfo = { step: state.step, totalSteps, epoch: state.epoch, loss, lr, gradNorm, tokensPerSec: this.task.tokens(batch) / ((performance.now() - t0) / 1000), ...(taskFigures && { task: taskFigures }) };
           o.onStep?.(info);
           const extra = out['loss.adapter'] ? { adapterLoss: Number(out['loss.adapter'].data[0]) } : {};
           const figures = log ? adapterStepMetrics(this.adapters, params, state.step) : undefined;
@@ -442,6 +444,7 @@ export class Trainer<E, B> {
   async release(): Promise<void> {
     for (const p of Object.values(this.graphs)) await (await p)?.release();
     this.graphs = {};
+    await this.task.release?.();
   }
 }
 

@@ -10,9 +10,20 @@ import type { LinearFn, WeightMap } from '../models/types.ts';
 import type { AdamWGroup } from '../optim/adamw.ts';
 import type { HostTensor } from '../runtime/session.ts';
 import type { Rng } from '../util/rng.ts';
+import type { AdapterSet } from '../adapters/inject.ts';
 
-export type TaskKind = 'classification' | 'causal-lm' | 'seq2seq' | 'rerank' | 'embed' | 'align' | 'mlm';
-export const TASK_KINDS: readonly TaskKind[] = ['classification', 'causal-lm', 'seq2seq', 'rerank', 'embed', 'align', 'mlm'];
+/** What a task's `prepare` may use: the step about to run, the run's seed, the adapter being trained. */
+export interface PrepareContext {
+  step: number;
+  seed: number;
+  adapters: AdapterSet | null;
+}
+
+export type TaskKind = 'classification' | 'causal-lm' | 'seq2seq' | 'rerank' | 'embed' | 'align' | 'mlm' | 'grpo';
+export const TASK_KINDS: readonly TaskKind[] = ['classification', 'causal-lm', 'seq2seq', 'rerank', 'embed', 'align', 'mlm', 'grpo'];
+/** The kinds trained on labelled data, whose loss falls as they learn (GRPO's loss is no such measure: its reward is). */
+export type SupervisedTaskKind = Exclude<TaskKind, 'grpo'>;
+export const SUPERVISED_TASK_KINDS = TASK_KINDS.filter((k): k is SupervisedTaskKind => k !== 'grpo');
 
 /** A trainable tensor a task owns (live: the loop trains it in place). */
 export interface TrainTensor {
@@ -60,6 +71,16 @@ export interface TrainTask<E = unknown, B = unknown> {
   batches(data: readonly E[], batchSize: number, rng: Rng | null): B[];
   /** The graph inputs of a batch (not parameters: the loop feeds those). */
   feeds(batch: B): Record<string, HostTensor>;
+  /**
+   * Work a training batch needs before its step that depends on the current
+   * parameters (GRPO samples and scores completions with the policy). Must
+   * derive its randomness from ctx.step and ctx.seed, so a resumed run replays.
+   */
+  prepare?(batch: B, ctx: PrepareContext): Promise<void>;
+  /** Figures of a training step logged with it (GRPO's mean reward). */
+  stepMetrics?(batch: B, out: Record<string, HostTensor>): Record<string, number>;
+  /** Frees what the task compiled itself (GRPO's sampler). */
+  release?(): Promise<void>;
   /** Tokens a batch holds (for throughput). */
   tokens(batch: B): number;
   /** Validation metrics (including `metric.name`) from each eval batch's outputs ('loss' and `outputs`). */

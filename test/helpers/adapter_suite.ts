@@ -25,7 +25,7 @@ import { padBatch, PeftModel, TokenBatch } from '../../src/serve/peft_model.ts';
 import { UseTokenizer } from '../../src/tokenize/sentencepiece.ts';
 import { ClassificationTrainer } from '../../src/train/trainer.ts';
 import { fit } from '../../src/train/loop.ts';
-import { TASK_KINDS, type TaskKind, type TrainTask } from '../../src/train/task.ts';
+import { SUPERVISED_TASK_KINDS, type SupervisedTaskKind, type TrainTask } from '../../src/train/task.ts';
 import { ClassificationTask } from '../../src/train/tasks/classification.ts';
 import { CausalLmTask } from '../../src/train/tasks/causal_lm.ts';
 import { Seq2SeqTask } from '../../src/train/tasks/seq2seq.ts';
@@ -85,7 +85,7 @@ const PHRASES = ['red apples fall', 'green pears ripen', 'the blue sky clears', 
 const NUMBERS = ['one thousand', 'twenty two', 'seven hundred', 'forty', 'nine million', 'three'];
 
 /** A task of each kind on its model family with six examples (three batches of two); HF fixtures adapt every linear layer. */
-function taskCase(kind: TaskKind): { task: TrainTask<any, any>; data: unknown[]; model: { sites: any[]; weights: WeightMap; headNames?: string[] }; targets?: string | string[] } {
+function taskCase(kind: SupervisedTaskKind): { task: TrainTask<any, any>; data: unknown[]; model: { sites: any[]; weights: WeightMap; headNames?: string[] }; targets?: string | string[] } {
   switch (kind) {
     case 'classification':
       return { task: new ClassificationTask(model, { numLabels: 2, seed: 1, buckets: [16] }), data: PHRASES.map((p, i) => ({ ids: useTok.encode(p), label: i % 2 })), model };
@@ -261,9 +261,9 @@ export function runAdapterSuite(cases: AdapterCase[]): void {
 
     // Every task of the one loop, on its own model family: the method must train on each (its hooks, its state, dropout-free).
     if (!c.variant) {
-      test(`[${c.name}] a short training run on each task kind lowers the loss (${TASK_KINDS.join(', ')})`, async () => {
+      test(`[${c.name}] a short training run on each task kind lowers the loss (${SUPERVISED_TASK_KINDS.join(', ')})`, async () => {
         const falls: string[] = [];
-        for (const kind of TASK_KINDS) {
+        for (const kind of SUPERVISED_TASK_KINDS) {
           const { task, data, model: m, targets } = taskCase(kind);
           const set = new AdapterSet(c.method, c.method.schema.parse(tc.config), m.sites, m.weights, { targetModules: targets ?? tc.targetModules ?? DEFAULT_TARGETS, headNames: m.headNames, seed: 2 });
           const r = await fit(task, set, { train: data }, { epochs: 4, lr: tc.lr, batchSize: 2, seed: 4, warmupRatio: 0, schedule: 'constant', maxGradNorm: 1, threads: 1 });
@@ -271,7 +271,7 @@ export function runAdapterSuite(cases: AdapterCase[]): void {
           assert.ok(Number.isFinite(last) && last < first, `${kind}: mean training loss per epoch ${r.epochLosses.map((l) => l.toFixed(4)).join(' → ')}`);
           falls.push(`${kind} ${first.toFixed(3)}→${last.toFixed(3)}`);
         }
-        assert.equal(falls.length, TASK_KINDS.length);
+        assert.equal(falls.length, SUPERVISED_TASK_KINDS.length);
       });
     }
 

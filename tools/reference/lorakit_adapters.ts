@@ -16,7 +16,9 @@ import type { AdapterSet } from '../../src/adapters/inject.ts';
 import { loadModel } from '../../src/models/hf_registry.ts';
 import type { LinearSite, WeightMap } from '../../src/models/types.ts';
 import { createPeftAdapter, saveAdapter } from '../../src/peft/adapter_files.ts';
+import { saveAdapterAsLora } from '../../src/peft/as_lora.ts';
 import { combineAdapters, type Combination } from '../../src/peft/combine.ts';
+import { runStepHook } from '../../src/adapters/hooks.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const LORAKIT_FIXTURES = path.join(REPO, 'test', 'fixtures', 'peft_real', 'lorakit');
@@ -31,6 +33,14 @@ interface MadeCase {
   config?: Record<string, unknown>;
   combine?: { sources: Record<string, unknown>[]; weights: number[]; how: Combination };
   convertToLora?: boolean;
+  /**
+   * AdaLoRA: PEFT's update_and_allocate after each of `steps` steps, through lorakit's own hook (importance EMAs,
+   * the budget, masking lora_E, the final rank pattern), fed fixed gradients (`quiet`: modules whose gradients are
+   * 1000× smaller, so the allocator drops their triplets first).
+   */
+  allocate?: { steps: number; quiet?: string[] };
+  /** 'lora': the plain PEFT LoRA the adapter amounts to (saveAdapterAsLora, `lorakit train --save-as lora`). */
+  saveAs?: 'lora';
   seed: number;
 }
 
@@ -64,6 +74,36 @@ export const LORAKIT_CASES: Record<string, MadeCase> = {
   lora_bert_seq_cls: { model: 'bert', seed: 14, what: 'LoRA + the classifier in modules_to_save (SEQ_CLS)', config: { peft_type: 'LORA', task_type: 'SEQ_CLS', r: 4, lora_alpha: 8, target_modules: ['query', 'value'], modules_to_save: ['classifier'] } },
   lora_t5: { model: 't5-tiny', seed: 15, what: 'LoRA on T5 q, v, wi, wo', config: { peft_type: 'LORA', task_type: 'SEQ_2_SEQ_LM', r: 4, lora_alpha: 8, target_modules: ['q', 'v', 'wi', 'wo'] } },
   lora_bart: { model: 'bart-tiny', seed: 16, what: 'LoRA on BART q_proj, v_proj, fc1 (rank_pattern)', config: { peft_type: 'LORA', task_type: 'SEQ_2_SEQ_LM', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj', 'fc1'], rank_pattern: { fc1: 2 } } },
+  adalora_llama: {
+    model: LLAMA, seed: 20, what: 'AdaLoRA after 8 steps of update_and_allocate (warm-up, cubic budget, final mask, fixed pattern): masked triplets dropped, rank_pattern',
+    config: { peft_type: 'ADALORA', init_r: 6, target_r: 2, lora_alpha: 16, tinit: 1, tfinal: 2, total_step: 8, target_modules: [...QV, 'up_proj'] },
+    allocate: { steps: 8, quiet: ['model.layers.1.self_attn.q_proj'] },
+  },
+  adalora_llama_as_lora: {
+    model: LLAMA, seed: 20, what: "adalora_llama's adapter as the plain PEFT LoRA it amounts to (--save-as lora: rank_pattern, alpha_pattern, exclude_modules)", saveAs: 'lora',
+    config: { peft_type: 'ADALORA', init_r: 6, target_r: 2, lora_alpha: 16, tinit: 1, tfinal: 2, total_step: 8, target_modules: [...QV, 'up_proj'] },
+    allocate: { steps: 8, quiet: ['model.layers.1.self_attn.q_proj'] },
+  },
+  adalora_gpt2: {
+    model: GPT2, seed: 21, what: "AdaLoRA on Conv1D, bias 'lora_only', allocated over 6 steps",
+    config: { peft_type: 'ADALORA', init_r: 4, target_r: 2, tinit: 1, tfinal: 1, total_step: 6, fan_in_fan_out: true, bias: 'lora_only', target_modules: ['c_attn', 'c_fc'] },
+    allocate: { steps: 6 },
+  },
+  adalora_gpt2_as_lora: {
+    model: GPT2, seed: 21, what: 'adalora_gpt2 as a plain PEFT LoRA (fan_in_fan_out for Conv1D, the trained biases)', saveAs: 'lora',
+    config: { peft_type: 'ADALORA', init_r: 4, target_r: 2, tinit: 1, tfinal: 1, total_step: 6, fan_in_fan_out: true, bias: 'lora_only', target_modules: ['c_attn', 'c_fc'] },
+    allocate: { steps: 6 },
+  },
+  adalora_bert_seq_cls_alpha0: {
+    model: 'bert', seed: 22, what: 'AdaLoRA + classifier (SEQ_CLS), lora_alpha 0: E of each pruned module saved times init_r/kept so PEFT, which scales it by the kept rank, gives the trained adapter',
+    config: { peft_type: 'ADALORA', task_type: 'SEQ_CLS', init_r: 4, target_r: 2, lora_alpha: 0, tinit: 1, tfinal: 1, total_step: 6, target_modules: ['query', 'value'], modules_to_save: ['classifier'] },
+    allocate: { steps: 6, quiet: ['bert.encoder.layer.0.attention.self.value'] },
+  },
+  adalora_llama_midway: {
+    model: LLAMA, seed: 23, what: 'AdaLoRA all-linear saved midway through the budget phase (deltaT 2, 8 of 20 steps): the last mask was at t = 6, the step after moved the masked lora_E entries again and the save drops them by rank_pattern, as PEFT does',
+    config: { peft_type: 'ADALORA', init_r: 4, target_r: 2, lora_alpha: 8, tinit: 1, tfinal: 4, deltaT: 2, total_step: 20, target_modules: 'all-linear' },
+    allocate: { steps: 8 },
+  },
   combine_linear_negative: {
     model: LLAMA, seed: 17, what: "addWeightedAdapter 'linear', weights [1, -0.5], alphas 8 and 32",
     combine: { sources: [{ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: QV }, { peft_type: 'LORA', r: 4, lora_alpha: 32, target_modules: [...QV, 'k_proj'] }], weights: [1, -0.5], how: 'linear' },
@@ -75,7 +115,7 @@ export const LORAKIT_CASES: Record<string, MadeCase> = {
 };
 
 /** Methods whose parameters need larger moves to change the outputs visibly (spectra, RandLoRA's λ from 0). */
-const BIG_MOVES = new Set(['FOURIERFT', 'RANDLORA']);
+const BIG_MOVES = new Set(['FOURIERFT', 'RANDLORA', 'ADALORA']);
 
 /** Every value moved off its init by a fixed pattern: stands in for training, the same on every machine. */
 function move(set: AdapterSet, amp = 0.05) {
@@ -88,8 +128,25 @@ function make(model: Model, config: Record<string, unknown>, seed: number): Adap
   return set;
 }
 
-/** Writes case `name` into `dir` (dir/adapter/ and dir/case.json). */
-export async function writeLorakitCase(name: string, dir: string): Promise<void> {
+/**
+ * lorakit's update_and_allocate hook after each of `steps` steps with fixed gradients (a sine pattern per tensor;
+ * `quiet` modules' 1000× smaller), the parameters moved a little each step as an optimizer would.
+ */
+function allocate(set: AdapterSet, steps: number, quiet: string[] = []) {
+  for (let step = 1; step <= steps; step++) {
+    const grads = new Map<string, Float32Array>();
+    for (const [k, v] of set.params) {
+      const amp = quiet.some((m) => k.startsWith(`base_model.model.${m}.`)) ? 1e-4 : 0.1;
+      const g = v.map((_, i) => amp * Math.sin(1.3 * i + 0.9 * step + k.length));
+      grads.set(k, g);
+      for (let i = 0; i < v.length; i++) v[i] -= 0.01 * g[i];
+    }
+    runStepHook('afterStep', set, { step, totalSteps: steps, lr: 0.01, baseLr: 0.01, warmupSteps: 0, seed: 0, params: set.params, grads, outputs: {} });
+  }
+}
+
+/** Writes case `name` into `dir` (dir/adapter/ and dir/case.json); returns the adapter set it saved. */
+export async function writeLorakitCase(name: string, dir: string): Promise<AdapterSet> {
   const c = LORAKIT_CASES[name];
   const { model } = (await loadModel(path.join(REPO, 'test', 'fixtures', 'hf', c.model))) as { model: Model };
   const baseModel = `test/fixtures/hf/${c.model}`;
@@ -102,10 +159,14 @@ export async function writeLorakitCase(name: string, dir: string): Promise<void>
     set = made.set;
     peftConfig = made.peft;
     move(set, BIG_MOVES.has(c.config!.peft_type as string) ? 0.5 : 0.05);
+    if (c.allocate) allocate(set, c.allocate.steps, c.allocate.quiet);
   }
   fs.rmSync(dir, { recursive: true, force: true });
-  saveAdapter(path.join(dir, 'adapter'), set, { baseModel, taskType: c.config?.task_type as string | undefined, peftConfig, convertToLora: c.convertToLora, warn: () => {} });
+  const info = { baseModel, taskType: c.config?.task_type as string | undefined };
+  if (c.saveAs === 'lora') saveAdapterAsLora(path.join(dir, 'adapter'), set, info);
+  else saveAdapter(path.join(dir, 'adapter'), set, { ...info, peftConfig, convertToLora: c.convertToLora, warn: () => {} });
   fs.writeFileSync(path.join(dir, 'case.json'), JSON.stringify({ model: c.model, what: c.what }, null, 2) + '\n');
+  return set;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

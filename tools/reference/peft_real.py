@@ -4,7 +4,12 @@
 Runs in the offline PEFT environment (../shared/tools/peft-env/, README there):
 
   ../shared/tools/peft-env/run.sh tools/reference/peft_real.py            # PEFT -> lorakit
+  npx tsx tools/reference/lorakit_adapters.ts                             # lorakit's folders
   ../shared/tools/peft-env/run.sh tools/reference/peft_real.py --lorakit  # lorakit -> PEFT
+
+Both modes rewrite every case of their folder and are deterministic (seeds,
+PYTHONHASHSEED=0, one thread): a rerun on the same versions gives the same
+bytes. Checked by test/peft_real.test.ts and test/peft_real_adalora.test.ts.
 
 The base models are the tiny Hugging Face folders of test/fixtures/hf/ (loaded
 by transformers' Auto* classes) and the inputs are their golden.json batches.
@@ -22,7 +27,11 @@ PEFT -> lorakit (default) writes test/fixtures/peft_real/peft/<case>/:
                              PEFT's own A0, B0 and residual weight at init)
 Each adapter is made by PEFT itself: get_peft_model on the base, then its
 trainable tensors are moved by seeded noise (standing in for training) so the
-file really changes outputs. Combination cases use PEFT's own
+file really changes outputs. AdaLoRA cases (adalora_*) are then trained a few
+real steps on the golden batch (AdamW, PEFT's loss with its orthogonality term,
+update_and_allocate after each step), so their masks and rank_pattern are
+PEFT's own; save_pretrained drops the masked triplets and from_pretrained
+resizes the modules by rank_pattern. Combination cases use PEFT's own
 add_weighted_adapter on source adapters made the same way and save every
 source and result folder with save_pretrained.
 
@@ -47,7 +56,7 @@ import torch
 
 import peft
 import transformers
-from peft import FourierFTConfig, LoraConfig, PeftModel, RandLoraConfig, VeraConfig, get_peft_model
+from peft import AdaLoraConfig, FourierFTConfig, LoraConfig, PeftModel, RandLoraConfig, VeraConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
@@ -249,6 +258,75 @@ def residual_init_case(sub, name, cfg, seed, what):
     shutil.rmtree(tmp)
 
 
+def golden_labels(name):
+    with open(os.path.join(HF, name, "golden.json")) as f:
+        return torch.tensor(json.load(f)["labels"])
+
+
+def adalora_case(sub, name, cfg, seed, what, steps, lr=1e-2, std=0.05, edit=None):
+    """AdaLoRA as PEFT trains it: get_peft_model, seeded noise on every trainable tensor (lora_E starts at 0), then
+    `steps` real steps on the golden batch (PEFT's loss with its orthogonality term, AdamW, and
+    update_and_allocate(t) after each step, as PEFT's docs say), so the importance scores, the masked lora_E
+    entries and config.rank_pattern are PEFT's own. `edit` then may set a rank_pattern directly. save_pretrained
+    drops the masked triplets (resize_state_dict_by_rank_pattern); from_pretrained resizes the modules."""
+    torch.manual_seed(seed)
+    m = get_peft_model(base_model(name), cfg)
+    moved = move_trainable(m, seed + 1000, std)
+    b, labels = batch(name), golden_labels(name)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr)
+    ranks = []
+    for t in range(steps):
+        loss = m(**b, labels=labels).loss
+        loss.backward()
+        opt.step()
+        m.base_model.update_and_allocate(t)
+        opt.zero_grad()
+        rp = m.peft_config["default"].rank_pattern
+        ranks.append(None if rp is None else {k.replace(".default", ""): int(sum(v)) for k, v in sorted(rp.items())})
+    if edit:
+        edit(m)
+    write_case(sub, name, m, what, extra_json={"moved": moved, "steps": steps, "ranks_after_step": ranks})
+
+
+def set_rank_pattern(pattern):
+    """A rank_pattern set directly (as update_and_allocate leaves it): PEFT's own masking with it, then the config."""
+    def edit(m):
+        m.base_model.rankallocator.mask_using_rank_pattern(m.base_model.model, pattern)
+        m.peft_config["default"].rank_pattern = pattern
+    return edit
+
+
+def adalora_cases(P):
+    L = "llama-tiny"
+    adalora_case(P + "adalora_llama", L, AdaLoraConfig(
+        init_r=6, target_r=3, lora_alpha=16, tinit=2, tfinal=3, deltaT=1, total_step=10, target_modules=["q_proj", "v_proj", "up_proj"]), 31,
+        "AdaLoRA trained 10 steps by PEFT (update_and_allocate: warm-up, cubic budget, the final mask at total_step - tfinal, "
+        "then the fixed pattern): saved with its rank_pattern, masked triplets dropped", steps=10)
+    adalora_case(P + "adalora_llama_midway", L, AdaLoraConfig(
+        init_r=4, target_r=2, lora_alpha=8, tinit=1, tfinal=4, deltaT=2, total_step=20, target_modules="all-linear"), 32,
+        "AdaLoRA all-linear saved in the middle of the budget phase (deltaT 2, 8 of 20 steps): the last mask was at step 6, "
+        "step 7 moved the masked lora_E entries again and the save drops them by rank_pattern", steps=8)
+    keep = {
+        "model.layers.0.self_attn.q_proj.lora_E": [True, False, True, True, False],
+        "model.layers.0.self_attn.k_proj.lora_E": [False] * 5,
+        "model.layers.0.mlp.gate_proj.lora_E": [True] * 5,
+        "model.layers.1.self_attn.q_proj.lora_E": [False, False, False, True, False],
+        "model.layers.1.self_attn.k_proj.lora_E": [True, True, False, False, True],
+        "model.layers.1.mlp.gate_proj.lora_E": [False, True, False, True, False],
+    }
+    adalora_case(P + "adalora_llama_alpha0", L, AdaLoraConfig(
+        init_r=5, target_r=2, lora_alpha=0, tinit=4, total_step=10, target_modules=["q_proj", "k_proj", "gate_proj"]), 33,
+        "AdaLoRA with lora_alpha 0 (PEFT's scaling: float(r), which after the resize on load is each module's kept rank) "
+        "and a rank_pattern set directly, one module at rank 0", steps=3, std=0.3, edit=set_rank_pattern(keep))
+    adalora_case(P + "adalora_gpt2", "gpt2-tiny", AdaLoraConfig(
+        init_r=4, target_r=2, lora_alpha=8, tinit=1, tfinal=2, total_step=8, target_modules=["c_attn", "attn.c_proj"], fan_in_fan_out=True,
+        bias="all"), 34,
+        "AdaLoRA on Conv1D (fan_in_fan_out) with bias='all', trained 8 steps by PEFT with update_and_allocate", steps=8)
+    adalora_case(P + "adalora_bert_seq_cls", "bert", AdaLoraConfig(
+        init_r=4, target_r=2, lora_alpha=32, tinit=1, tfinal=2, total_step=8, target_modules=["query", "value", "dense"], task_type="SEQ_CLS"), 35,
+        "AdaLoRA on BERT query/value/dense, task_type SEQ_CLS (classifier in modules_to_save), trained 8 steps by PEFT", steps=8)
+
+
 def combination_cases():
     """add_weighted_adapter on llama-tiny: sources of different scaling, rsLoRA, other ranks, negative weights."""
     name = "llama-tiny"
@@ -366,6 +444,7 @@ def peft_to_lorakit():
     lora_case(P + "lora_bart", "bart-tiny", LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "fc1"], rank_pattern={"fc1": 2},
                                                       task_type="SEQ_2_SEQ_LM"), 22,
               "LoRA on BART q_proj, v_proj, fc1 (rank_pattern) in encoder and decoder")
+    adalora_cases(P)
     shutil.rmtree(os.path.join(OUT, "combine"), ignore_errors=True)
     combination_cases()
 

@@ -20,7 +20,10 @@ import { z } from 'zod';
  * steps" (the loop's), and the saved adapter_config.json records the run's.
  * rank_pattern: PEFT's {"<module>.lora_E": [kept…]}, set on a loaded adapter
  * whose triplets were dropped; such a module is built at its kept rank (with
- * ranknum still init_r) and no longer allocated.
+ * ranknum still init_r) and no longer allocated. α is lora_alpha, or with
+ * lora_alpha ≤ 0 the module's rank as PEFT built it: init_r, and on a module
+ * read back with rank_pattern its kept rank (adaloraScale; checked against
+ * real PEFT 0.20 by test/peft_real.test.ts, adalora_llama_alpha0).
  */
 export const adaloraConfigSchema = z.object({
   init_r: z.number().int().positive().default(12),
@@ -40,17 +43,31 @@ export const adaloraConfigSchema = z.object({
 });
 export type AdaloraConfig = z.infer<typeof adaloraConfigSchema>;
 
-/** α/(ranknum + 1e-5), ranknum = init_r; α ≤ 0 means init_r (PEFT's `lora_alpha if lora_alpha > 0 else float(r)`). */
-export function adaloraScale(c: Pick<AdaloraConfig, 'lora_alpha' | 'init_r'>): number {
-  const s = c.lora_alpha > 0 ? c.lora_alpha : c.init_r;
+/**
+ * scaling/(ranknum + 1e-5), ranknum = init_r (PEFT's SVDLinear: ranknum is init_r, also after the resize by
+ * rank_pattern, which copies it). scaling = lora_alpha if lora_alpha > 0, else float(r) with r the rank the
+ * module was last built with (update_layer): init_r, or — on an adapter read back with rank_pattern, whose
+ * modules PEFT rebuilds at their kept rank (resize_modules_by_rank_pattern) — the module's kept rank. Pass the
+ * module to get that per-module rule.
+ */
+export function adaloraScale(c: Pick<AdaloraConfig, 'lora_alpha' | 'init_r' | 'rank_pattern'>, module?: string): number {
+  const s = c.lora_alpha > 0 ? c.lora_alpha : module === undefined ? c.init_r : moduleRank(c, module);
   return s / Math.fround(c.init_r + 1e-5);
 }
 
 /** rank_pattern key of a module (PEFT: the lora_E parameter's name without the adapter name). */
 export const patternKey = (module: string) => `${module}.lora_E`;
 
+/**
+ * A module's kept triplets in rank_pattern, or undefined. PEFT's saver strips the adapter name from the keys
+ * ("<module>.lora_E"); its loader also takes them with it ("<module>.lora_E.default").
+ */
+export function modulePattern(c: Pick<AdaloraConfig, 'rank_pattern'>, module: string): boolean[] | undefined {
+  return c.rank_pattern?.[patternKey(module)] ?? c.rank_pattern?.[`${patternKey(module)}.default`];
+}
+
 /** The rank a module is built with: its kept triplets in rank_pattern, else init_r. */
 export function moduleRank(c: Pick<AdaloraConfig, 'init_r' | 'rank_pattern'>, module: string): number {
-  const p = c.rank_pattern?.[patternKey(module)];
+  const p = modulePattern(c, module);
   return p ? p.filter(Boolean).length : c.init_r;
 }

@@ -67,7 +67,7 @@ export const adalora: AdapterMethod<AdaloraConfig, AdaloraState> = {
     if (moduleRank(config, site.name) === 0) return base; // every triplet dropped (PEFT allows r = 0)
     const AE = op.mul(p[ADALORA_KEYS.A], p[ADALORA_KEYS.E]); // A ⊙ E, E broadcast over the row
     const h: Value = op.gemm(x, AE, { transB: true });
-    return op.gemm(h, p[ADALORA_KEYS.B], { transB: true, alpha: adaloraScale(config) }, base);
+    return op.gemm(h, p[ADALORA_KEYS.B], { transB: true, alpha: adaloraScale(config, site.name) }, base);
   },
 
   deltaWeight(site, config, params) {
@@ -90,7 +90,7 @@ export const adalora: AdapterMethod<AdaloraConfig, AdaloraState> = {
       for (let j = 0; j < n; j++) A2[c * n + j] = A[k * n + j] * E[k];
       for (let i = 0; i < m; i++) B2[i * k2 + c] = B[i * r + k];
     });
-    return { A: A2, B: B2, r: k2, scale: adaloraScale(config) };
+    return { A: A2, B: B2, r: k2, scale: adaloraScale(config, site.name) };
   },
 
   paramCount(site, config) {

@@ -4,7 +4,11 @@
 // base_model.model.<module>.lora_A / lora_B / lora_E (no '.weight': PEFT's
 // ParameterDicts), ranknum is not saved (it is init_r). Once the allocator has
 // masked triplets, a save drops them as PEFT's resize_state_dict_by_rank_pattern
-// does and writes rank_pattern {"<module>.lora_E": [kept…]}.
+// does and writes rank_pattern {"<module>.lora_E": [kept…]}. With lora_alpha ≤ 0
+// PEFT scales a module it reads back with rank_pattern by its kept rank k, not
+// init_r (the rank it trained with): such a module's E is saved times init_r/k,
+// so the file gives the trained adapter's outputs in PEFT (and in lorakit, which
+// reads the file by PEFT's rule: adaloraScale).
 import { z } from 'zod';
 import { PEFT_PREFIX } from '../inject.ts';
 import { peftLoraConfigSchema } from '../lora/peft.ts';
@@ -54,9 +58,11 @@ export const adaloraPeft: PeftDescriptor<AdaloraConfig, AdaloraState> = {
       const key = (sfx: string) => `${PEFT_PREFIX}${site.name}.${sfx}`;
       const A = tensors[key(ADALORA_KEYS.A)].data, E = tensors[key(ADALORA_KEYS.E)].data, B = tensors[key(ADALORA_KEYS.B)].data;
       const A2 = new Float32Array(k2 * n), E2 = new Float32Array(k2), B2 = new Float32Array(m * k2);
+      // PEFT's scaling after its resize on load: lora_alpha, or with lora_alpha ≤ 0 the kept rank (trained: init_r).
+      const e = config.lora_alpha > 0 || k2 === 0 ? 1 : r / k2;
       idx.forEach((i, c) => {
         A2.set(A.subarray(i * n, (i + 1) * n), c * n);
-        E2[c] = E[i];
+        E2[c] = E[i] * e;
         for (let row = 0; row < m; row++) B2[row * k2 + c] = B[row * r + i];
       });
       tensors[key(ADALORA_KEYS.A)] = { shape: [k2, n], data: A2 };

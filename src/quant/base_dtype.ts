@@ -1,0 +1,57 @@
+// --base-dtype: the form the frozen base weights of the linear projections are
+// computed in. Adapters, biases, LayerNorms and embedding tables stay float32.
+
+import { markInt8 } from './quantized_weights.ts';
+
+export const BASE_DTYPES = ['fp32', 'int8'] as const;
+export type BaseDtype = (typeof BASE_DTYPES)[number];
+
+/** What each dtype is, for --help and error messages. */
+export const BASE_DTYPE_HELP =
+  "form of the frozen base weights of the linear projections: fp32 (as loaded), or int8 = per-output-channel symmetric absmax, " +
+  "activations quantized per tensor by ORT's DynamicQuantizeMatMul (the input gradient through the same codes with each row normalized). " +
+  'Adapters, biases, LayerNorms and embeddings stay fp32; an adapter trained on an int8 base saves as a normal PEFT adapter for the fp32 model';
+
+
+/** The parts of a model's linear site that quantization reads (src/models/types.ts LinearSite). */
+export interface QuantizableSite {
+  name: string;
+  weightKey: string;
+  inFeatures: number;
+  outFeatures: number;
+  layout: 'in_out' | 'out_in';
+  kind?: 'linear' | 'embedding';
+}
+
+export interface BaseQuantization {
+  dtype: BaseDtype;
+  /** Weights quantized (their keys). */
+  quantized: string[];
+  /** Bytes of the quantized weights as float32, and as stored now (codes + scales). */
+  fp32Bytes: number;
+  storedBytes: number;
+}
+
+/**
+ * Quantizes the frozen weight of every linear site (not embedding tables) of a
+ * loaded model, once: graphs built from these weight arrays then use the
+ * quantized product (src/quant/frozen_linear.ts). A weight shared by several
+ * sites (a tied LM head) is quantized once.
+ */
+export function quantizeBase(weights: Map<string, { shape: number[]; data: Float32Array }>, sites: readonly QuantizableSite[], dtype: BaseDtype): BaseQuantization {
+  if (!(BASE_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--base-dtype must be one of ${BASE_DTYPES.join(', ')}, got '${dtype}'`);
+  const out: BaseQuantization = { dtype, quantized: [], fp32Bytes: 0, storedBytes: 0 };
+  if (dtype === 'fp32') return out;
+  const seen = new Set<string>();
+  for (const site of sites) {
+    if (site.kind === 'embedding' || seen.has(site.weightKey)) continue;
+    const w = weights.get(site.weightKey);
+    if (!w) throw new Error(`--base-dtype ${dtype}: the weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
+    seen.add(site.weightKey);
+    const q = markInt8(w.data, site.inFeatures, site.outFeatures, site.layout);
+    out.quantized.push(site.weightKey);
+    out.fp32Bytes += 4 * w.data.length;
+    out.storedBytes += q.codes.byteLength + q.scales.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,77 @@
+// GroupRank inference (AQ-MedAI/Diver Reranker/rerank_groupwise.py): windows
+// of --group-size candidates --stride apart in one prompt each, the model's
+// JSON scores / 10 averaged over windows and --passes passes (each pass shows
+// the candidates in a seeded shuffled order, as the official code shuffles),
+// sampled as the official settings (temperature 0.3, top-p 0.8). Unreadable
+// windows fall back to the first stage's order and are counted
+// (src/retrieval/grouprank.ts). The 0.6 / 0.4 fusion is `--fuse 0.6`.
+
+import path from 'node:path';
+import type { AdapterSet } from '../adapters/inject.ts';
+import type { HfTokenizer } from '../io/hf.ts';
+import type { DecoderModel } from '../models/decoder.ts';
+import { loadModel } from '../models/load.ts';
+import { loadPeftAdapter } from '../peft/adapter_files.ts';
+import { GROUPRANK_SYSTEM, grouprankRerank, grouprankScores, grouprankUser } from '../retrieval/grouprank.ts';
+import { Generator } from '../serve/generate.ts';
+import { Rng } from '../util/rng.ts';
+import { chatPromptIds } from './grpo_data.ts';
+
+export interface GroupwiseOptions {
+  groupSize?: number;
+  stride?: number;
+  passes?: number;
+  maxLen?: number;
+  maxNewTokens?: number;
+  seed?: number;
+  threads?: number;
+}
+
+export class GroupwiseReranker {
+  private constructor(
+    private readonly gen: Generator,
+    private readonly tok: HfTokenizer,
+    private readonly model: DecoderModel,
+    private readonly o: Required<Omit<GroupwiseOptions, 'threads'>>,
+  ) {}
+
+  static async load(spec: string, adapters: readonly string[], o: GroupwiseOptions = {}): Promise<GroupwiseReranker> {
+    const loaded = await loadModel(spec);
+    if (loaded.kind !== 'decoder') throw new Error(`--model ${spec}: groupwise reranking generates GroupRank's JSON answer with a decoder folder (Qwen2, Llama, Mistral, GPT-2)`);
+    if (!loaded.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);
+    let model: DecoderModel = loaded.model;
+    let top: AdapterSet | null = null;
+    adapters.forEach((dir, i) => {
+      const { set } = loadPeftAdapter(model, dir, { warn: () => {}, headNames: model.headNames });
+      if (i < adapters.length - 1) model = model.withWeights(set.mergeInto(model.weights));
+      else top = set;
+    });
+    const settings = { groupSize: o.groupSize ?? 20, stride: o.stride ?? 10, passes: o.passes ?? 2, maxLen: o.maxLen ?? 128, maxNewTokens: o.maxNewTokens ?? 512, seed: o.seed ?? 666 };
+    return new GroupwiseReranker(new Generator(model, top, { threads: o.threads }), loaded.tokenizer, model, settings);
+  }
+
+  private promptIds(query: string, docs: readonly string[]): number[] {
+    const cut = (s: string, n: number) => {
+      const ids = this.tok.encode(s, { addSpecialTokens: false });
+      return ids.length <= n ? s : this.tok.decode(ids.slice(0, n), { skipSpecialTokens: true });
+    };
+    const ids = chatPromptIds(this.tok, [{ role: 'system', content: GROUPRANK_SYSTEM }, { role: 'user', content: grouprankUser(cut(query, 32), docs.map((d) => cut(d, this.o.maxLen))) }]);
+    const room = this.model.config.maxPositions - this.o.maxNewTokens;
+    if (ids.length > room) throw new Error(`groupwise: a window of ${docs.length} documents takes ${ids.length} tokens; the model's ${this.model.config.maxPositions} positions leave ${room} beside --max-new-tokens ${this.o.maxNewTokens} (lower --max-len, --max-new-tokens or --group-size)`);
+    return ids;
+  }
+
+  /** The reranker's score of each candidate (first-stage order), and the windows asked / unreadable. */
+  async score(qid: string, query: string, docs: readonly string[]): Promise<{ scores: Float64Array; windows: number; malformed: number }> {
+    const root = new Rng(this.o.seed).fork(`groupwise-${qid}`);
+    let w = 0;
+    return grouprankRerank(docs.length, { ...this.o, order: (p) => root.fork(`pass-${p}`).shuffle([...docs.keys()]) }, async (shown) => {
+      const r = await this.gen.generate(this.promptIds(query, shown.map((i) => docs[i])), { doSample: true, temperature: 0.3, topP: 0.8, maxNewTokens: this.o.maxNewTokens, seed: root.fork(`window-${w++}`).nextUint32() });
+      return grouprankScores(this.tok.decode(r.tokens, { skipSpecialTokens: true }), shown.length);
+    });
+  }
+
+  release(): Promise<void> {
+    return this.gen.release();
+  }
+}
