@@ -28,6 +28,8 @@ const EXEMPT = new Set(['ir_cisi.ts', 'ir_xquad.ts', 'build_world.ts', 'loku_unl
 const num = String.raw`\d+(?:\.\d+)?`;
 const withTorch = torchMissing === null;
 const WITH_PEER = new Set(['train_step.ts', 'causal_lm_step.ts']);
+/** Scripts that are nothing without torch (their whole point is a torch run). */
+const NEEDS_TORCH = new Set(['recipe_replay.ts']);
 const peerLines = (): RegExp[] =>
   withTorch
     ? [new RegExp(`ratio torch_ms / lorakit_ms = ${num}`), new RegExp(`fraction of the GEMM limit: lorakit ${num}%, torch ${num}%`), new RegExp(`; torch peak RSS ${num} MiB, saved for backward by autograd ${num} MiB`)]
@@ -62,6 +64,7 @@ const FIGURES: Record<string, () => RegExp[]> = {
   'quant_backward.ts': () => ['int8 forward DynamicQuantizeMatMul', 'int8 backward: QGemm transB \\(lorakit\\)'].map((k) => new RegExp(`'${k}' +│ ${num} +│ ${num} `)),
   'loram_cost.ts': () => [new RegExp(`\\| full ~100M \\| ${num}M \\| ${num}M \\| \\d+ \\| \\d+ \\| \\d+ \\|`), new RegExp(`pruned / full: peak RSS ${num}, step time ${num}`)],
   'browser_step.ts': () => [new RegExp(`\\| node: onnxruntime-node, cpu \\(before\\) \\| 1 \\|  \\| \\d+ \\| ${num} \\|`), new RegExp(`\\| chromium wasm \\(onnxruntime-web [^|]*\\) \\| 1 \\| yes \\| \\d+ \\| ${num} \\| ${num} \\| ${num} \\|`)],
+  'recipe_replay.ts': () => [new RegExp(`\\| train\\.py, 1 process, float32 \\| ${num}(?:e-\\d+)? \\| ${num}(?:e-\\d+)? \\|`), new RegExp(`\\| launch\\.sh \\(torchrun\\), 2 processes, gloo, float32 \\| ${num}(?:e-\\d+)? \\|`)],
   'summarize_memory.ts': () => ['LexRank tf-idf, k = 10', 'LexRank USE encoder, continuous, k = 10'].map((r) => new RegExp(`${r} \\| \\d+ \\| ${num} \\|`)),
 };
 
@@ -72,8 +75,13 @@ test('every benchmark script has a smoke check here', () => {
 
 const run = promisify(execFile);
 for (const [script, figures] of Object.entries(FIGURES)) {
-  test(`bench/${script} --smoke exits 0 and prints its figures`, async () => {
+  test(`bench/${script} --smoke exits 0 and prints its figures`, async (t) => {
     if (WITH_PEER.has(script) && inCI) requireTorch(); // CI installs torch: the peer must run there
+    if (NEEDS_TORCH.has(script) && !withTorch) {
+      if (inCI) requireTorch();
+      t.skip(`needs PyTorch (${torchMissing}); locally skipped`);
+      return;
+    }
     const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(BENCH, script), '--smoke'], {
       cwd: path.resolve(BENCH, '..'), maxBuffer: 1 << 24, timeout: 180_000, env: { ...process.env, OPENBLAS_NUM_THREADS: '2' },
     });

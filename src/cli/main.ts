@@ -4,9 +4,10 @@ import { int, list, num, positiveInt } from './parse.ts';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { registerMergeExport } from './merge_export.ts';
+import { registerExportRecipe } from './export_recipe.ts';
 import { registerGenerate } from './generate.ts';
 import { registerSummarize } from './summarize.ts';
-import { collectMethodOption, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
+import { collectMethodOption, givenConfigFlags, methodConfigFromFlags, methodDefaults, parseInitLoraWeights } from './method_options.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { registerCompare } from './compare.ts';
 import { registerLoram } from './loram.ts';
@@ -18,6 +19,7 @@ import { registerDuqgen } from './duqgen.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
 import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
+import type { StartFromAdapter } from '../tasks/from_adapter.ts';
 import { BASE_DTYPE_HELP, BASE_DTYPES } from '../quant/base_dtype.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { RANK_LOSSES, type RankLoss } from '../train/tasks/rerank.ts';
@@ -129,7 +131,7 @@ export function makeProgram(): Command {
     .option('--init-lora-weights <v>', 'PEFT init_lora_weights: true, false, gaussian, pissa, pissa_niter_<n>, olora', parseInitLoraWeights)
     .option('--loraplus-lr-ratio <x>', 'LoRA+: lora_B learns x times faster than lora_A (PEFT create_loraplus_optimizer; e.g. 16)', num('--loraplus-lr-ratio'))
     .option('--epochs <n>', 'training epochs', int('--epochs'), 2)
-    .option('--lr <lr>', 'peak learning rate (linear warmup and decay)', num('--lr'), 2e-3)
+    .option('--lr <lr>', 'peak learning rate, every task: linear warmup from 0 over --warmup-ratio of the steps, then --schedule (linear decay to 0 by default; transformers\' get_*_schedule_with_warmup)', num('--lr'), 2e-3)
     .option('--weight-decay <x>', 'AdamW decoupled weight decay', num('--weight-decay'), 0.01)
     .option('--warmup-ratio <x>', 'linear warmup over this fraction of the steps', num('--warmup-ratio'), 0.06)
     .addOption(new Option('--schedule <kind>', 'learning rate after warmup').choices(['linear', 'cosine', 'constant']).default('linear'))
@@ -156,6 +158,7 @@ export function makeProgram(): Command {
     .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
+    .option('--from-adapter <dir>', "start from a saved PEFT adapter folder (lorakit's or PEFT's) instead of a fresh init: its config sets the method, rank, alpha and targets (a flag that disagrees is an error), its weights (and a saved task head) are loaded; the optimizer starts fresh (moments, schedule and step count are not in an adapter folder)")
     .option('--no-baseline', 'classification: skip the frozen-encoder baseline')
     .option('--monitor-norms', 'plot the LoRA-limits monitor over training: <out>/norms.svg (per attention layer, the largest entry of X·W* of Q, K, V against √(ln L); logged to metrics.jsonl in every run)')
     .option('--norms-every <n>', 'steps between the norm monitor\'s records in metrics.jsonl (≥ 1)', positiveInt('--norms-every'), 10)
@@ -167,7 +170,7 @@ export function makeProgram(): Command {
     .option('--beta <β>', 'grpo: coefficient of the k3 KL penalty to the base model (the adapter disabled); 0 = none', num('--beta'), 0.04)
     .option('--epsilon <ε>', 'grpo: clipping range of the importance ratio', num('--epsilon'), 0.2)
     .option('--quiet', 'no progress bar', false)
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
       const task = o.task as TaskKind;
       const method = trainMethod(o.method, !!o.useDora);
@@ -182,7 +185,14 @@ export function makeProgram(): Command {
         if (o.optimizer === 'lorapro' || o.optimizer === 'allora') throw new InvalidArgumentError(`--optimizer ${o.optimizer} steps a LoRA; with --full use adamw, sgd or galore`);
         if (o.baseDtype !== 'fp32') throw new InvalidArgumentError(`--base-dtype ${o.baseDtype} quantizes the frozen base an adapter trains on; --full trains every weight (leave --base-dtype fp32)`);
       } else if (o.optimizer === 'galore') throw new InvalidArgumentError('--optimizer galore projects the gradients of full weight matrices: add --full');
-      const methodConfig = methodConfigFromFlags(method, flags, o.methodOption);
+      let fromAdapter: StartFromAdapter | undefined;
+      if (o.fromAdapter !== undefined) {
+        if (o.full) throw new InvalidArgumentError('--from-adapter continues an adapter; --full trains the weights themselves: give one of them');
+        if (o.optimizer === 'allora') throw new InvalidArgumentError('--optimizer allora changes the adapter\'s config (alpha = r, no dropout): it cannot continue a saved adapter (--from-adapter)');
+        fromAdapter = { dir: o.fromAdapter, given: givenConfigFlags(o, (k) => cmd.getOptionValueSource(k), method, flags) };
+      }
+      // With --from-adapter the adapter's own config is used; the flags are only checked against it.
+      const methodConfig = fromAdapter ? {} : methodConfigFromFlags(method, flags, o.methodOption);
       const optimizer = optimizerSpec(o, method, flags, methodConfig);
       const ui = terminalUi(o.quiet);
       const t0 = performance.now();
@@ -196,7 +206,7 @@ export function makeProgram(): Command {
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
-          rankLoss: rankLoss(o), embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs, normsEvery: o.normsEvery, monitorNorms: !!o.monitorNorms,
+          rankLoss: rankLoss(o), embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs, normsEvery: o.normsEvery, monitorNorms: !!o.monitorNorms, fromAdapter,
           reward: o.reward, numGenerations: o.numGenerations, temperature: o.temperature, maxNewTokens: o.maxNewTokens, beta: o.beta, epsilon: o.epsilon,
         }, ui);
         if (r.meanRewardPerEpoch) console.log(`\nGRPO: mean reward per epoch ${r.meanRewardPerEpoch.map((x) => x.toFixed(3)).join(' → ')}`);
@@ -240,6 +250,7 @@ export function makeProgram(): Command {
           normsEvery: o.normsEvery,
           monitorNorms: !!o.monitorNorms,
           saveAs: o.saveAs,
+          fromAdapter,
         },
         ui,
       );
@@ -273,6 +284,7 @@ export function makeProgram(): Command {
   registerUnlearn(program);
   registerSgLora(program);
   registerDemo(program);
+  registerExportRecipe(program);
   registerRetrieval(program, terminalUi);
   registerDuqgen(program, terminalUi);
 

@@ -92,6 +92,20 @@ export function methodConfigFromFlags(method: string, flags: SharedFlags, method
   return { ...out, ...checkMethodOptions(method, methodOptions) };
 }
 
+/**
+ * The adapter-config flags the user typed (not defaults), as {flag, field,
+ * value}: what `train --from-adapter` checks against the adapter's config.
+ * `source(key)` is commander's getOptionValueSource.
+ */
+export function givenConfigFlags(o: Record<string, any>, source: (key: string) => string | undefined, method: string, flags: SharedFlags): { flag: string; field: string; value: unknown }[] {
+  const out: { flag: string; field: string; value: unknown }[] = [];
+  if (source('method') === 'cli' || o.useDora) out.push({ flag: o.useDora ? '--use-dora' : '--method', field: 'method', value: method });
+  for (const [flag, cli, field] of FLAG_FIELDS) if (flags[flag] !== undefined) out.push({ flag: cli, field, value: flags[flag] });
+  if (o.targetModules !== undefined) out.push({ flag: '--target-modules', field: 'target_modules', value: o.targetModules });
+  for (const [k, v] of Object.entries(o.methodOption ?? {})) out.push({ flag: `--method-option ${k}`, field: k, value: v });
+  return out;
+}
+
 /** `--init-lora-weights`: true | false | gaussian | pissa | pissa_niter_<n> | olora (PEFT's values lorakit implements). */
 export function parseInitLoraWeights(v: string): boolean | string {
   if (v === 'true') return true;

@@ -4,6 +4,7 @@
 // decoder LM or an encoder-decoder, with the folder's tokenizer.json).
 
 import fs from 'node:fs';
+import path from 'node:path';
 import type { HfFolder, HfTokenizer } from '../io/hf.ts';
 import { quantizeBase, type BaseDtype, type BaseQuantization } from '../quant/base_dtype.ts';
 import { UseTokenizer } from '../tokenize/sentencepiece.ts';
@@ -62,4 +63,17 @@ async function loadAny(spec: string): Promise<LoadedModel> {
     `model '${spec}': not 'use' (the bundled model) and not a folder. Give a Hugging Face model folder with config.json, ` +
       `model.safetensors and tokenizer.json (model types: ${Object.keys(HF_MODELS).join(', ')})`,
   );
+}
+
+/**
+ * What an adapter's base_model_name_or_path says about the model it was
+ * trained on, as a PEFT user expects it: the Hugging Face name the folder's
+ * config.json records (`_name_or_path`, what transformers' save_pretrained
+ * writes), else the folder's absolute path (not the relative path typed on
+ * the command line, which means nothing elsewhere), else the bundled model's name.
+ */
+export function peftBaseModelName(m: LoadedModel): string {
+  const recorded = m.folder?.config?._name_or_path;
+  if (typeof recorded === 'string' && recorded.trim() !== '') return recorded;
+  return m.dir ? path.resolve(m.dir) : m.name;
 }

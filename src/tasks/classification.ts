@@ -10,12 +10,14 @@ import { loadImdb } from '../data/imdb.ts';
 import { readJsonl } from '../data/jsonl.ts';
 import { SPLIT_SEED, splitExamples } from '../data/split.ts';
 import { BertModel } from '../models/bert.ts';
-import { loadModel, type LoadedModel, type LoadOptions, type TextTokenizer } from '../models/load.ts';
+import { loadModel, peftBaseModelName, type LoadedModel, type LoadOptions, type TextTokenizer } from '../models/load.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { loadPeftAdapter, readAdapter } from '../peft/adapter_files.ts';
 import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
+import { startFromAdapter, type StartFromAdapter } from './from_adapter.ts';
+import type { KeptPeftConfig } from '../peft/adapter_files.ts';
 import { setEvalRank } from '../adapters/dylora/index.ts';
 import { truncateLoraRank } from '../adapters/lora/truncate.ts';
 import { loraPlusGroups } from '../adapters/lora/plus.ts';
@@ -71,6 +73,8 @@ export interface ClassifyJobOptions {
   stopAfterSteps?: number;
   /** See TrainJobOptions.saveAs (default: the plain LoRA form for methods that prune). */
   saveAs?: SaveAs;
+  /** Start from this saved adapter folder (its config, weights and classification head; a fresh optimizer). */
+  fromAdapter?: StartFromAdapter;
   /** The update rule (default AdamW). */
   optimizer?: OptimizerSpec;
   /** Full fine-tuning: every weight of the encoder trains (no adapter); the model is written to <out>/model. */
@@ -192,9 +196,21 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   }
 
   const t0 = performance.now();
-  const method = getMethod(o.method);
-  const targetModules = o.targetModules ?? (o.model === 'use' || o.model === 'default' ? USE_DEFAULT_TARGETS : 'all-linear');
-  const adapters = o.full ? null : new AdapterSet(method, method.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, seed: o.seed });
+  let adapters: AdapterSet | null = null;
+  let keptConfig: KeptPeftConfig | undefined;
+  // The classification head is the task's (HEAD_W/HEAD_B), not the folder's own classifier of another size.
+  const withoutHead = new Map([...model.weights].filter(([k]) => k !== HEAD_W && k !== HEAD_B));
+  const start = o.fromAdapter ? startFromAdapter({ sites: model.sites, weights: withoutHead }, o.fromAdapter, { warn: (m) => ui.info(m) }) : undefined;
+  if (start) {
+    if (o.full) throw new Error('--from-adapter continues an adapter; --full trains the weights themselves: give one of them');
+    adapters = start.set;
+    keptConfig = start.peft;
+  } else if (!o.full) {
+    const m = getMethod(o.method);
+    const targetModules = o.targetModules ?? (o.model === 'use' || o.model === 'default' ? USE_DEFAULT_TARGETS : 'all-linear');
+    adapters = new AdapterSet(m, m.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, seed: o.seed });
+  }
+  const method = adapters?.method ?? getMethod(o.method);
   const system = adapters ? method.name : 'fully fine-tuned';
   const trainer = new ClassificationTrainer(model, adapters, numLabels, {
     full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
@@ -216,6 +232,7 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     checkpointEvery: o.checkpointEvery ?? 50,
     monitorNorms: { every: o.normsEvery ?? 10 },
+    adapterLoaded: !!start,
     onStep: (s) => ui.step(s),
     onEpoch: (e) => ui.eval({ epoch: e.epoch, step: 0, metrics: { accuracy: e.valAccuracy, loss: e.valLoss }, improved: e.improved }),
   });
@@ -225,6 +242,16 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   else ui.info(`full fine-tuning: every weight of the encoder trains, ${trainedParams} parameters`);
   seedHeadFromFolder(model, trainer.head, numLabels);
   if (o.headInit === 'probe') for (const [k, v] of probeHead!) trainer.head.get(k)!.set(v);
+  if (start) {
+    // The saved head (modules_to_save) continues too; an adapter without one (PEFT's, another task's) keeps the fresh head.
+    const hw = start.extraTensors.get(HEAD_W), hb = start.extraTensors.get(HEAD_B);
+    if (hw && hb) {
+      if (hw.shape[0] !== numLabels || hw.shape[1] !== model.hiddenSize) throw new Error(`--from-adapter ${o.fromAdapter!.dir}: its classification head is [${hw.shape}], this data and model need [${numLabels},${model.hiddenSize}]`);
+      trainer.head.get(HEAD_W)!.set(hw.data);
+      trainer.head.get(HEAD_B)!.set(hb.data);
+    }
+    ui.info(`from adapter ${o.fromAdapter!.dir}: ${method.name} (its config and weights${hw && hb ? ', classification head' : '; no classification head in it: a fresh one'}); the optimizer starts fresh`);
+  }
   ui.startPhase(`train ${system}`, Math.ceil(train.length / o.batchSize) * o.epochs);
   const fit = await trainer.fit(train, validation);
   ui.endPhase();
@@ -239,13 +266,14 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
   let savedInfo: ClassifyResult['saved'];
   if (adapters) {
     const saved = saveTrainedAdapter(adapterDir, adapters, {
-      baseModel: name,
+      baseModel: peftBaseModelName(loaded),
       taskType: 'SEQ_CLS',
       modulesToSave: new Map([
         [HEAD_W, { shape: [numLabels, model.hiddenSize], data: trainer.head.get(HEAD_W)! }],
         [HEAD_B, { shape: [numLabels], data: trainer.head.get(HEAD_B)! }],
       ]),
-      extra,
+      extra: { ...extra, ...(loaded.dir && { base_model_dir: path.resolve(loaded.dir) }), ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }) },
+      peftConfig: keptConfig,
     }, o.saveAs);
     const { dir: _dir, ...info } = saved;
     savedInfo = info;
@@ -284,8 +312,9 @@ export function atRank(set: AdapterSet, b: number, source: string): void {
 export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number; loss: number; n: number }> {
   const saved = readAdapter(o.adapter);
   const meta = saved.config.lorakit ?? {};
-  const base = saved.config.base_model_name_or_path;
-  const { model, tokenizer } = await loadEncoder(typeof base === 'string' && base !== USE_MODEL_NAME && fs.existsSync(base) ? base : 'use', { baseDtype: o.baseDtype });
+  // The folder it was trained on (lorakit's block), else base_model_name_or_path where that is a folder here.
+  const base = [meta.base_model_dir, saved.config.base_model_name_or_path].find((b) => typeof b === 'string' && b !== USE_MODEL_NAME && fs.existsSync(b));
+  const { model, tokenizer } = await loadEncoder(base ?? 'use', { baseDtype: o.baseDtype });
   // Every method through the PEFT loader: rank/alpha patterns, seeded bases, hook state (SMoRA's β), shapes checked.
   // The task head (HEAD_W/HEAD_B, modules_to_save) is applied below; a folder's own classifier of another size is not a conflict.
   const withoutHead = new Map([...model.weights].filter(([k]) => k !== HEAD_W && k !== HEAD_B));

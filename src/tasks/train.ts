@@ -20,10 +20,12 @@ import type { TargetModules } from '../adapters/targets.ts';
 import { readCausalLmJsonl, readEmbedJsonl, readJsonLines, readRerankJsonl, readSeq2SeqJsonl } from '../data/records.ts';
 import type { HfTokenizer } from '../io/hf.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { loadModel, type LoadedModel, type TextTokenizer } from '../models/load.ts';
+import { loadModel, peftBaseModelName, type LoadedModel, type TextTokenizer } from '../models/load.ts';
 import type { BaseDtype, BaseQuantization } from '../quant/base_dtype.ts';
 import { BertModel } from '../models/bert.ts';
 import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
+import { startFromAdapter, type StartFromAdapter } from './from_adapter.ts';
+import type { KeptPeftConfig } from '../peft/adapter_files.ts';
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { Rng } from '../util/rng.ts';
 import { Trainer, type EvalInfo, type FitOptions, type StepInfo } from '../train/loop.ts';
@@ -147,6 +149,8 @@ export interface TrainJobOptions {
   epsilon?: number;
   /** 'lora': the plain LoRA the adapter amounts to (default for methods that prune: AdapterMethod.savesAsLora); 'native': the method's own folder. */
   saveAs?: SaveAs;
+  /** Start from this saved adapter folder (its config, its weights; a fresh optimizer) instead of a fresh init. */
+  fromAdapter?: StartFromAdapter;
 }
 
 export interface TrainJobResult {
@@ -376,17 +380,29 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const reward = o.task === 'grpo' ? await loadReward(o.reward ?? 'rank-r1') : undefined;
   const { task, train, validation, extra } = prepare(o, loaded, teacher, reward);
   ui.info(`data: ${o.data} — ${train.length} training${validation ? ` / ${validation.length} validation` : ''} examples (${o.task})`);
-  const method = getMethod(o.method);
   const model = loaded.model;
   const headNames = 'headNames' in model ? model.headNames : undefined;
-  const targetModules = o.targetModules ?? (loaded.dir ? 'all-linear' : USE_DEFAULT_TARGETS);
-  const adapters = o.full ? null : new AdapterSet(method, method.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, headNames, seed: o.seed });
+  let adapters: AdapterSet | null = null;
+  let keptConfig: KeptPeftConfig | undefined;
+  if (o.fromAdapter) {
+    if (o.full) throw new Error('--from-adapter continues an adapter; --full trains the weights themselves: give one of them');
+    const start = startFromAdapter(model, o.fromAdapter, { headNames, taskParams: task.params, warn: (m) => ui.info(m) });
+    adapters = start.set;
+    keptConfig = start.peft;
+    ui.info(`from adapter ${o.fromAdapter.dir}: ${start.set.method.name} (its config and weights${start.headLoaded.length ? `, task head ${start.headLoaded.join(', ')}` : ''}); the optimizer starts fresh`);
+    if (start.headMissing.length) ui.info(`${o.fromAdapter.dir} holds no ${start.headMissing.join(', ')}: the task's head starts from its fresh init`);
+  } else if (!o.full) {
+    const m = getMethod(o.method);
+    const targetModules = o.targetModules ?? (loaded.dir ? 'all-linear' : USE_DEFAULT_TARGETS);
+    adapters = new AdapterSet(m, m.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules, headNames, seed: o.seed });
+  }
+  const method = adapters?.method ?? getMethod(o.method);
   fs.mkdirSync(o.out, { recursive: true });
   const rewards: number[][] = [];
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
-    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer, monitorNorms: { every: o.normsEvery ?? 10 },
+    checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer, monitorNorms: { every: o.normsEvery ?? 10 }, adapterLoaded: !!o.fromAdapter,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
     onStep: (s) => {
@@ -416,10 +432,11 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
     if (validation) result.validation = await trainer.evaluate(validation);
     if (adapters) {
       const saved = saveTrainedAdapter(adapterDir, adapters, {
-        baseModel: loaded.name,
+        baseModel: peftBaseModelName(loaded),
         taskType: task.peftTaskType,
         modulesToSave: task.params.size ? new Map([...task.params].map(([k, t]) => [k, { shape: t.shape, data: t.data }])) : undefined,
-        extra: { task: o.task, data: o.data, ...extra, ...(loaded.quantization && { base_dtype: loaded.quantization.dtype }) },
+        extra: { task: o.task, data: o.data, ...extra, ...(loaded.dir && { base_model_dir: path.resolve(loaded.dir) }), ...(o.fromAdapter && { from_adapter: path.resolve(o.fromAdapter.dir) }), ...(loaded.quantization && { base_dtype: loaded.quantization.dtype }) },
+        peftConfig: keptConfig,
       }, o.saveAs);
       const { dir: _dir, ...savedInfo } = saved;
       result.saved = savedInfo;

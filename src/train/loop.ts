@@ -75,6 +75,8 @@ export interface FitOptions {
    */
   monitorNorms?: { every?: number };
   onNorms?: (info: { step: number } & NormRecord) => void;
+  /** The adapter's values were loaded (train --from-adapter): the method's data-dependent init (beforeFit) must not replace them. */
+  adapterLoaded?: boolean;
   onStep?: (info: StepInfo) => void;
   onEval?: (info: EvalInfo) => void;
 }
@@ -356,7 +358,7 @@ export class Trainer<E, B> {
       runStartHook(this.adapters);
       // A resumed run's method state that is not part of the adapter (its own optimizer, importance averages).
       loadRunState(this.adapters, runState);
-      if (state.step === 0) {
+      if (state.step === 0 && !o.adapterLoaded) {
         await runFitHook(this.adapters, { params, seed: o.seed, weightGradients: (sites, w) => this.weightGradients(train, sites, w) });
       }
       const cg = await this.compiled('train');

@@ -42,6 +42,8 @@ export interface TrainOptions {
   stopAfterSteps?: number;
   /** The norm monitor (FitOptions.monitorNorms). */
   monitorNorms?: FitOptions['monitorNorms'];
+  /** See FitOptions.adapterLoaded. */
+  adapterLoaded?: boolean;
   onStep?: (info: StepInfo) => void;
   onEpoch?: (info: EpochInfo) => void;
 }

@@ -1,0 +1,236 @@
+// `lorakit export-recipe`: a causal-LM LoRA run handed to an engine people
+// run on clusters (PyTorch DDP through torchrun, Hugging Face accelerate),
+// with everything lorakit would do written down so that nothing is re-created
+// by hand in Python:
+//
+//   R/adapter0/      the step-0 adapter (seeded init, or --from-adapter A), PEFT files
+//   R/data.json      the training examples as token ids + prompt length (lorakit's
+//                    tokenizer, chat template, EOS, truncation already applied)
+//   R/recipe.json    every effective setting: LoraConfig and per-module scale, AdamW,
+//                    schedule, clipping, global batch → per-rank batch × accumulation,
+//                    epochs, seed, loss normalization, and lorakit's batch order
+//   R/train.py       torch only (the repo's reference decoders, safetensors by hand),
+//                    or transformers + PEFT (--backend peft)
+//   R/launch.sh      torchrun or accelerate, with the workarounds the installed versions need
+//
+// The batch order is lorakit's (seeded), so a run on N processes takes the
+// steps lorakit would take on one: its per-step losses replay lorakit's.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AdapterSet } from '../../adapters/inject.ts';
+import { getMethod } from '../../adapters/registry.ts';
+import type { TargetModules } from '../../adapters/targets.ts';
+import { loraScaling, type LoraConfig } from '../../adapters/lora/config.ts';
+import { readCausalLmJsonl } from '../../data/records.ts';
+import { writeFileAtomic } from '../../io/atomic.ts';
+import { loadModel, peftBaseModelName } from '../../models/load.ts';
+import { CONFIG_FILE, saveAdapter, type KeptPeftConfig } from '../../peft/adapter_files.ts';
+import { encodeCausalLm } from '../../train/tasks/causal_lm.ts';
+import { lengthGroupedBatches } from '../../train/tasks/lm.ts';
+import { Rng } from '../../util/rng.ts';
+import { startFromAdapter, type StartFromAdapter } from '../from_adapter.ts';
+
+export type RecipeEngine = 'torchrun' | 'accelerate';
+
+export interface ExportRecipeOptions {
+  engine: RecipeEngine;
+  /** A Hugging Face decoder folder. */
+  model: string;
+  data: string;
+  out: string;
+  /** Processes the launch script starts per node (default 2). */
+  nproc?: number;
+  /** Rows a process runs at once; the rest of its share of a global batch is gradient accumulation (default: its whole share). */
+  perRankBatch?: number;
+  /** 'plain' (torch only; default for torchrun) or 'peft' (transformers + PEFT; default for accelerate). */
+  backend?: 'plain' | 'peft';
+  methodConfig: Record<string, unknown>;
+  targetModules?: TargetModules;
+  fromAdapter?: StartFromAdapter;
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  seed: number;
+  weightDecay?: number;
+  warmupRatio?: number;
+  schedule?: 'linear' | 'cosine' | 'constant';
+  /** 0 or undefined: no clipping. */
+  maxGradNorm?: number;
+  maxTrain?: number;
+  maxLen?: number;
+}
+
+export interface Recipe {
+  format: 'lorakit-recipe/1';
+  task: 'causal-lm';
+  engine: RecipeEngine;
+  backend: 'plain' | 'peft';
+  model_dir: string;
+  base_model_name_or_path: string;
+  seed: number;
+  epochs: number;
+  steps_per_epoch: number;
+  total_steps: number;
+  data: { file: string; source: string; examples: number; pad_id: number; max_length: number; labels: string };
+  lora: { config: Record<string, unknown>; scales: Record<string, number>; lora_dropout: number };
+  optimizer: { kind: 'adamw'; lr: number; betas: [number, number]; eps: number; weight_decay: number; fresh: boolean };
+  schedule: { kind: 'linear' | 'cosine' | 'constant'; warmup_steps: number; total_steps: number; formula: string };
+  clip: { max_grad_norm: number };
+  batch: { global_batch: number; world_size: number; per_rank_batch: number; grad_accum_steps: number; split: string };
+  loss: { normalization: string };
+  /** Per epoch, per step: the example indices of lorakit's global batch. */
+  order: number[][][];
+}
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** The package root (this file is src/tasks/recipe/ or, built, dist/tasks/recipe/). */
+const ROOT = path.resolve(HERE, '../../..');
+/** train.py (beside this file in src/), and the repo's reference decoders (plain torch, Hugging Face weight names) it runs. */
+const PY_FILES: Record<string, string> = {
+  'train.py': path.join(ROOT, 'src/tasks/recipe/train.py'),
+  'hf_decoders.py': path.join(ROOT, 'tools/reference/hf_decoders.py'),
+  'safetensors_file.py': path.join(ROOT, 'tools/reference/safetensors_file.py'),
+};
+
+export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: string; recipe: Recipe }> {
+  const nproc = o.nproc ?? 2;
+  if (!(Number.isInteger(nproc) && nproc >= 1)) throw new Error(`--nproc must be an integer ≥ 1, got ${o.nproc}`);
+  const loaded = await loadModel(o.model);
+  if (loaded.kind !== 'decoder') throw new Error(`export-recipe trains a causal LM: --model must be a decoder folder (GPT-2, Llama, Qwen2, Mistral); '${o.model}' is not`);
+  const tok = loaded.tokenizer;
+  if (!tok) throw new Error(`${path.join(o.model, 'tokenizer.json')}: not found; the recipe's data are token ids from the folder's own tokenizer`);
+  const maxLen = o.maxLen ?? 256;
+  let examples = encodeCausalLm(readCausalLmJsonl(o.data), tok, maxLen);
+  if (o.maxTrain !== undefined) examples = examples.slice(0, o.maxTrain);
+  if (!examples.length) throw new Error(`${o.data}: no example has a completion token left after truncation to ${maxLen} tokens`);
+  const model = loaded.model;
+
+  let set: AdapterSet;
+  let kept: KeptPeftConfig | undefined;
+  if (o.fromAdapter) {
+    const start = startFromAdapter(model, o.fromAdapter, { headNames: model.headNames });
+    set = start.set;
+    kept = start.peft;
+  } else {
+    const lora = getMethod('lora');
+    set = new AdapterSet(lora, lora.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules: o.targetModules ?? 'all-linear', headNames: model.headNames, seed: o.seed });
+  }
+  if (set.method.name !== 'lora') throw new Error(`export-recipe hands a plain LoRA to the engine; the adapter is ${set.method.name} (the recipe's train.py implements LoRA only)`);
+  if (set.baseOverrides.size) throw new Error('export-recipe: this LoRA init changes the base weights (PiSSA / OLoRA); the engine would train on the original ones. Save it converted to LoRA first, or use another --init-lora-weights');
+  if ((set.options.bias ?? 'none') !== 'none') throw new Error(`export-recipe: bias '${set.options.bias}' is not supported (the recipe trains lora_A / lora_B only)`);
+
+  fs.mkdirSync(o.out, { recursive: true });
+  const adapterDir = path.join(o.out, 'adapter0');
+  saveAdapter(adapterDir, set, { baseModel: peftBaseModelName(loaded), taskType: 'CAUSAL_LM', peftConfig: kept, extra: { task: 'causal-lm', data: path.resolve(o.data), max_length: maxLen, base_model_dir: path.resolve(loaded.dir), recipe_step: 0 } });
+  const scales: Record<string, number> = {};
+  let dropout = 0;
+  for (const site of set.targets) {
+    const c = set.configFor(site) as LoraConfig;
+    scales[site.name] = loraScaling(c);
+    dropout = c.lora_dropout;
+  }
+
+  const lengths = examples.map((e) => e.ids.length);
+  const order = Array.from({ length: o.epochs }, (_, e) => lengthGroupedBatches(lengths, o.batchSize, new Rng(o.seed).fork(`epoch-${e}`)));
+  const stepsPerEpoch = order[0].length;
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const share = Math.ceil(Math.min(o.batchSize, examples.length) / nproc);
+  const perRank = Math.min(o.perRankBatch ?? share, share);
+  const kind = o.schedule ?? 'linear';
+  const recipe: Recipe = {
+    format: 'lorakit-recipe/1',
+    task: 'causal-lm',
+    engine: o.engine,
+    backend: o.backend ?? (o.engine === 'accelerate' ? 'peft' : 'plain'),
+    model_dir: path.resolve(loaded.dir),
+    base_model_name_or_path: peftBaseModelName(loaded),
+    seed: o.seed,
+    epochs: o.epochs,
+    steps_per_epoch: stepsPerEpoch,
+    total_steps: totalSteps,
+    data: {
+      file: 'data.json', source: path.resolve(o.data), examples: examples.length, pad_id: tok.padTokenId ?? tok.eosTokenId ?? 0, max_length: maxLen,
+      labels: 'HF labels: the token ids from prompt_length on, -100 on the prompt and on padding; EOS appended; shifted by one in the loss',
+    },
+    lora: { config: JSON.parse(fs.readFileSync(path.join(adapterDir, CONFIG_FILE), 'utf8')), scales, lora_dropout: dropout },
+    optimizer: { kind: 'adamw', lr: o.lr, betas: [0.9, 0.999], eps: 1e-8, weight_decay: o.weightDecay ?? 0.01, fresh: true },
+    schedule: {
+      kind, warmup_steps: Math.round((o.warmupRatio ?? 0.06) * totalSteps), total_steps: totalSteps,
+      formula: "transformers' get_" + kind + '_schedule_with_warmup as a LambdaLR multiplier: step k (0-based) uses lr · λ(k)',
+    },
+    clip: { max_grad_norm: o.maxGradNorm ?? 0 },
+    batch: {
+      global_batch: o.batchSize, world_size: nproc, per_rank_batch: perRank, grad_accum_steps: Math.ceil(share / perRank),
+      split: 'row i of a global batch goes to rank i % world_size; a rank runs its rows per_rank_batch at a time and accumulates',
+    },
+    loss: { normalization: "token mean over the global batch: each micro-batch's summed cross-entropy / the global batch's count of predicted tokens, gradients summed over ranks (all_reduce SUM)" },
+    order,
+  };
+  writeFileAtomic(path.join(o.out, 'data.json'), JSON.stringify({ examples: examples.map((e) => ({ ids: e.ids, prompt_length: e.promptLength ?? 0 })) }) + '\n');
+  writeFileAtomic(path.join(o.out, 'recipe.json'), JSON.stringify(recipe, null, 1) + '\n');
+  for (const [f, src] of Object.entries(PY_FILES)) {
+    if (!fs.existsSync(src)) throw new Error(`${src}: missing from this lorakit installation (the recipe's Python side)`);
+    fs.copyFileSync(src, path.join(o.out, f));
+  }
+  writeFileAtomic(path.join(o.out, 'launch.sh'), launchScript(o.engine, nproc, recipe.backend));
+  fs.chmodSync(path.join(o.out, 'launch.sh'), 0o755);
+  if (o.engine === 'accelerate') writeFileAtomic(path.join(o.out, 'accelerate_config.yaml'), accelerateConfig(nproc));
+  return { dir: o.out, recipe };
+}
+
+function launchScript(engine: RecipeEngine, nproc: number, backend: string): string {
+  const common = [
+    '#!/bin/sh',
+    `# Written by lorakit export-recipe: trains the recipe in this folder with ${engine}; the adapter lands in out/adapter.`,
+    '# NPROC processes per node (NNODES nodes: run this on each with its NODE_RANK and the same MASTER_ADDR / MASTER_PORT).',
+    'set -e',
+    'cd "$(dirname "$0")"',
+    `NPROC=\${NPROC:-${nproc}}`,
+    'NNODES=${NNODES:-1}',
+    'NODE_RANK=${NODE_RANK:-0}',
+    'MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}',
+    'MASTER_PORT=${MASTER_PORT:-29500}',
+    'PYTHON=${PYTHON:-python3}',
+  ];
+  if (engine === 'torchrun') {
+    return [
+      ...common,
+      "# --redirects 1 --tee 1: torch 1.13's torchrun on Python 3.11 crashes with their defaults (0; 3 too): its Std.from_str looks",
+      '# the value up by iterating an IntFlag, which on 3.11 yields OUT and ERR only. 1 = stdout to the log and the console.',
+      `exec "$PYTHON" -m torch.distributed.run --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" --redirects 1 --tee 1 train.py --backend ${backend} "$@"`,
+      '',
+    ].join('\n');
+  }
+  return [
+    ...common,
+    '# accelerate launch --cpu --num_processes N runs one process; its multi-process (torchrun) launcher with the device',
+    '# forced to the CPU runs N (unset ACCELERATE_TORCH_DEVICE on GPUs). torch < 2 on Python >= 3.11 crashes in that',
+    "# launcher (torchrun's --redirects default, which accelerate launch cannot set): there torchrun is started directly",
+    '# with --redirects 1 --tee 1, and train.py still sets the processes up through accelerate (--engine accelerate).',
+    'export ACCELERATE_TORCH_DEVICE=${ACCELERATE_TORCH_DEVICE:-cpu}',
+    'if "$PYTHON" -c "import sys, torch; sys.exit(0 if int(torch.__version__.split(\'.\')[0]) < 2 and sys.version_info >= (3, 11) else 1)"; then',
+    `  exec "$PYTHON" -m torch.distributed.run --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" --redirects 1 --tee 1 train.py --engine accelerate --backend ${backend} "$@"`,
+    'fi',
+    `exec "$PYTHON" -m accelerate.commands.launch --config_file accelerate_config.yaml --num_processes "$(( NPROC * NNODES ))" --num_machines "$NNODES" --machine_rank "$NODE_RANK" --main_process_ip "$MASTER_ADDR" --main_process_port "$MASTER_PORT" train.py --engine accelerate --backend ${backend} "$@"`,
+    '',
+  ].join('\n');
+}
+
+function accelerateConfig(nproc: number): string {
+  return [
+    '# accelerate launch --config_file accelerate_config.yaml (written by lorakit export-recipe)',
+    'compute_environment: LOCAL_MACHINE',
+    'distributed_type: MULTI_GPU',
+    'mixed_precision: "no"',
+    `num_processes: ${nproc}`,
+    'num_machines: 1',
+    'machine_rank: 0',
+    'main_training_function: main',
+    'rdzv_backend: static',
+    'same_network: true',
+    'use_cpu: false',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Trains the LoRA adapter `lorakit export-recipe` described, on N processes.
+
+Written by lorakit (src/tasks/recipe/train.py); reads recipe.json beside it:
+the step-0 adapter (adapter0/), the data as token ids with labels (lorakit's
+tokenizer, chat template, EOS and prompt masking already applied), lorakit's
+batch order, and every setting of the run (LoRA config, AdamW, schedule,
+clipping, batch arithmetic). The result is a PEFT adapter folder
+(<out>/adapter) that `lorakit generate|merge|eval|train --from-adapter` reads.
+
+Backends:
+  plain  torch only: the repo's reference decoders (hf_decoders.py: GPT-2,
+         Llama, Qwen2, Mistral in plain torch with Hugging Face's weight names),
+         the base model's safetensors read by hand, LoRA applied by name.
+  peft   transformers + PEFT (when importable): AutoModelForCausalLM +
+         PeftModel.from_pretrained(adapter0, is_trainable=True).
+
+Distribution (torchrun sets WORLD_SIZE and RANK; with --engine accelerate,
+accelerate's PartialState sets up the processes and the device): every
+process reads the whole recipe; each global batch (lorakit's, in lorakit's
+order) is split row by row across the ranks (row i goes to rank i % world),
+each rank runs its rows in micro-batches of recipe["per_rank_batch"]
+(gradient accumulation), the loss of a micro-batch is its summed token
+cross-entropy divided by the global batch's token count, and the gradients
+are summed over ranks (all_reduce, as DDP averages per-rank means): the
+update is the one of the token mean over the global batch, whatever the
+number of processes. Then torch's clip_grad_norm_, LambdaLR's multiplier and
+torch.optim.AdamW, as lorakit steps.
+
+Usage: python3 train.py [--out DIR] [--backend plain|peft] [--dtype float32|float64] [--probe]
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+ST_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64, "I64": torch.int64}
+
+
+def read_safetensors(path):
+    """name -> tensor, from the file format itself (u64 header size, JSON header, raw little-endian data)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = h["data_offsets"]
+        raw = bytearray(data[a:b])
+        dt = ST_DTYPES[h["dtype"]]
+        if dt == torch.bfloat16:
+            t = torch.frombuffer(raw, dtype=torch.int16).view(torch.bfloat16) if len(raw) else torch.zeros(0, dtype=dt)
+        else:
+            t = torch.frombuffer(raw, dtype=dt) if len(raw) else torch.zeros(0, dtype=dt)
+        out[name] = t.reshape(h["shape"]).clone()
+    return out
+
+
+def write_safetensors(path, tensors):
+    """float32 tensors, {"format": "pt"} metadata, sorted names, header padded to 8 bytes (what PEFT writes)."""
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name in sorted(tensors):
+        b = tensors[name].detach().to(torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def base_weights(model_dir):
+    single = os.path.join(model_dir, "model.safetensors")
+    if os.path.exists(single):
+        return read_safetensors(single)
+    with open(os.path.join(model_dir, "model.safetensors.index.json")) as f:
+        shards = sorted(set(json.load(f)["weight_map"].values()))
+    W = {}
+    for s in shards:
+        W.update(read_safetensors(os.path.join(model_dir, s)))
+    return W
+
+
+def lr_multiplier(step, s):
+    """transformers' get_{linear,cosine,constant}_schedule_with_warmup lambdas (LambdaLR: step k uses lambda(k))."""
+    w, T = s["warmup_steps"], s["total_steps"]
+    if step < w:
+        return step / max(1, w)
+    if s["kind"] == "constant":
+        return 1.0
+    if s["kind"] == "linear":
+        return max(0.0, (T - step) / max(1, T - w))
+    progress = (step - w) / max(1, T - w)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
+
+
+class Lora:
+    """PEFT's LoRA on a module path: y = base(x) + scale * dropout(x) A^T B^T (hf_decoders' `lora.apply` interface)."""
+
+    def __init__(self, params, scales, dropout):
+        self.params, self.scales, self.dropout, self.training = params, scales, dropout, True
+
+    def apply(self, name, x, y):
+        a = self.params.get(f"base_model.model.{name}.lora_A.weight")
+        if a is None:
+            return y
+        b = self.params[f"base_model.model.{name}.lora_B.weight"]
+        if self.dropout and self.training:
+            x = F.dropout(x, self.dropout)
+        return y + self.scales[name] * (x @ a.t()) @ b.t()
+
+
+def pad(rows, examples, pad_id):
+    """lorakit's causal-LM batch: right-padded ids, mask, HF labels (-100 on the prompt and padding)."""
+    T = max(1, max(len(examples[i]["ids"]) for i in rows))
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.int64)
+    mask = torch.zeros(len(rows), T)
+    labels = torch.full((len(rows), T), -100, dtype=torch.int64)
+    for r, i in enumerate(rows):
+        e = examples[i]
+        n = len(e["ids"])
+        ids[r, :n] = torch.tensor(e["ids"])
+        mask[r, :n] = 1
+        labels[r, e["prompt_length"]:n] = torch.tensor(e["ids"][e["prompt_length"]:])
+    return ids, mask, labels
+
+
+def target_count(rows, examples):
+    """Tokens whose next token is predicted: the global batch's loss denominator."""
+    return sum(max(0, len(examples[i]["ids"]) - max(1, examples[i]["prompt_length"])) for i in rows)
+
+
+def summed_ce(logits, labels):
+    V = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
+
+
+class PlainBackend:
+    def __init__(self, recipe, dtype):
+        import hf_decoders  # the repo's reference decoders (tools/reference/hf_decoders.py), copied beside this file
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+        with open(os.path.join(recipe["model_dir"], "config.json")) as f:
+            self.cfg = json.load(f)
+        mt = self.cfg["model_type"]
+        if mt not in ("llama", "qwen2", "mistral", "gpt2"):
+            raise SystemExit(f"train.py --backend plain: model_type {mt!r} is not one of the reference decoders (llama, qwen2, mistral, gpt2); use --backend peft")
+        self.forward_fn = hf_decoders.gpt2_forward if mt == "gpt2" else hf_decoders.llama_forward
+        self.W = {k: v.to(dtype) for k, v in base_weights(recipe["model_dir"]).items()}
+        if mt == "gpt2":  # transformers' GPT-2 checkpoints may lack the "transformer." prefix
+            self.W = {(k if k.startswith("transformer.") or k.startswith("lm_head") else "transformer." + k): v for k, v in self.W.items()}
+        adapter = read_safetensors(os.path.join(HERE, "adapter0", "adapter_model.safetensors"))
+        self.params = {k: v.to(dtype).requires_grad_(True) for k, v in sorted(adapter.items())}
+        self.lora = Lora(self.params, recipe["lora"]["scales"], recipe["lora"]["lora_dropout"])
+
+    def trainable(self):
+        return list(self.params.values())
+
+    def logits(self, ids, mask, training=True):
+        self.lora.training = training
+        return self.forward_fn(self.W, self.cfg, ids, mask.to(next(iter(self.W.values())).dtype), self.lora)
+
+    def save(self, out):
+        write_safetensors(os.path.join(out, "adapter_model.safetensors"), self.params)
+
+
+class PeftBackend:
+    def __init__(self, recipe, dtype):
+        from transformers import AutoModelForCausalLM
+        from peft import PeftModel
+        base = AutoModelForCausalLM.from_pretrained(recipe["model_dir"], torch_dtype=dtype)
+        self.model = PeftModel.from_pretrained(base, os.path.join(HERE, "adapter0"), is_trainable=True)
+
+    def trainable(self):
+        return [p for _, p in sorted(self.model.named_parameters()) if p.requires_grad]
+
+    def logits(self, ids, mask, training=True):
+        self.model.train(training)
+        return self.model(input_ids=ids, attention_mask=mask.long()).logits
+
+    def save(self, out):
+        tmp = out + ".peft"
+        self.model.save_pretrained(tmp)
+        shutil.copy(os.path.join(tmp, "adapter_model.safetensors"), os.path.join(out, "adapter_model.safetensors"))
+        shutil.rmtree(tmp)
+
+
+def digest(params):
+    h = hashlib.sha256()
+    for p in params:
+        h.update(p.detach().to(torch.float64).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(HERE, "out"))
+    ap.add_argument("--backend", choices=["plain", "peft"], default=None, help="default: recipe.json's")
+    ap.add_argument("--engine", choices=["torchrun", "accelerate"], default=None, help="who set up the processes (default: recipe.json's)")
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="float64 shows the recipe's arithmetic without float32 rounding")
+    ap.add_argument("--probe", action="store_true", help="also write the final adapter's logits on the first example (probe_logits.json)")
+    args = ap.parse_args()
+    with open(os.path.join(HERE, "recipe.json")) as f:
+        recipe = json.load(f)
+    with open(os.path.join(HERE, recipe["data"]["file"])) as f:
+        examples = json.load(f)["examples"]
+    if not os.path.isabs(recipe["model_dir"]):
+        recipe["model_dir"] = os.path.join(HERE, recipe["model_dir"])
+    if (args.engine or recipe["engine"]) == "accelerate":
+        from accelerate import PartialState
+        state = PartialState()  # accelerate sets up the processes and the device (ACCELERATE_TORCH_DEVICE=cpu: gloo)
+        world, rank = state.num_processes, state.process_index
+    else:
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    torch.manual_seed(recipe["seed"] + rank)  # dropout masks (lorakit's own masks come from its own generator)
+    dtype = getattr(torch, args.dtype)
+    backend = (PeftBackend if (args.backend or recipe["backend"]) == "peft" else PlainBackend)(recipe, dtype)
+    params = backend.trainable()
+    o = recipe["optimizer"]
+    opt = torch.optim.AdamW(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weight_decay"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_multiplier(k, recipe["schedule"]))
+    per_rank, pad_id, max_norm = recipe["batch"]["per_rank_batch"], recipe["data"]["pad_id"], recipe["clip"]["max_grad_norm"]
+    os.makedirs(args.out, exist_ok=True)
+    log = open(os.path.join(args.out, "metrics.jsonl"), "w") if rank == 0 else None
+    step = 0
+    for epoch, batches in enumerate(recipe["order"]):
+        for rows in batches:
+            count = target_count(rows, examples)
+            mine = rows[rank::world]
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            opt.zero_grad(set_to_none=False)
+            for i in range(0, len(mine), per_rank):
+                ids, mask, labels = pad(mine[i:i + per_rank], examples, pad_id)
+                part = summed_ce(backend.logits(ids, mask), labels) / max(1, count)
+                part.backward()
+                loss_sum += part.detach().to(torch.float64)
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            if world > 1:
+                for p in params:
+                    dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if max_norm else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+            lr = opt.param_groups[0]["lr"]
+            opt.step()
+            sched.step()
+            step += 1
+            if log:
+                log.write(json.dumps({"event": "step", "step": step, "epoch": epoch, "loss": float(loss_sum), "lr": lr, "gradNorm": float(norm)}) + "\n")
+                log.flush()
+    with open(os.path.join(args.out, f"rank{rank}.sha256"), "w") as f:
+        f.write(digest(params) + "\n")
+    if rank == 0:
+        dest = os.path.join(args.out, "adapter")
+        os.makedirs(dest, exist_ok=True)
+        for f in ("adapter_config.json", "lorakit_config.json"):
+            if os.path.exists(os.path.join(HERE, "adapter0", f)):
+                shutil.copy(os.path.join(HERE, "adapter0", f), os.path.join(dest, f))
+        backend.save(dest)
+        if args.probe:
+            with torch.no_grad():
+                ids, mask, _ = pad([0], examples, pad_id)
+                logits = backend.logits(ids, mask, training=False)
+            with open(os.path.join(args.out, "probe_logits.json"), "w") as f:
+                json.dump({"ids": examples[0]["ids"], "logits": [float(x) for x in logits.reshape(-1)]}, f)
+        log.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
