@@ -6,7 +6,8 @@
 //   <dir>/taught/model/                            after full fine-tuning on every fact
 //   <dir>/taught/results.json                      the job's own record
 //
-// Usage: npx tsx bench/build_world.ts [--dir runs/world] [--people 40] [--epochs 80] [--lr 1e-3] [--batch 16] [--seed 0]
+// Usage: npx tsx bench/build_world.ts [--dir runs/world] [--people 40] [--epochs 80] [--lr 1e-3] [--batch 16] [--seed 0] [--smoke]
+// --smoke: 10 people, 1 epoch, into a temporary folder removed on exit (seconds; the test suite runs it).
 // (~800 steps, minutes on two cores). Tried on the way (seed 0): 40 people at
 // lr 1e-3, or 3e-3 with a 150-step warmup, bring the answer loss near 0 within
 // ~400 steps; at lr 3e-3 with a 30-step warmup, 40 people were still at 1.4
@@ -17,6 +18,7 @@
 // Prints how well the taught model knows the facts (teacher-forced exact answers).
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../src/models/load.ts';
@@ -48,7 +50,20 @@ export async function buildWorld(o: { dir: string; people: number; epochs: numbe
   return { people, model: r.adapterDir, knowledge: m };
 }
 
+/**
+ * A tiny world for smoke runs (this script's and the benches that read a
+ * world): 10 people, so a 10% forget split and a half/half task split are
+ * both non-empty; 1 epoch. In a temporary folder removed when the process exits.
+ */
+export async function buildSmokeWorld(threads?: number): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-world-smoke-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  await buildWorld({ dir, people: 10, epochs: 1, lr: 1e-3, batch: 16, seed: 0, threads });
+  return dir;
+}
+
 if (import.meta.url.endsWith(process.argv[1]?.split('/').pop() ?? '')) {
-  const { values } = parseArgs({ options: { batch: { type: 'string', default: '16' }, dir: { type: 'string', default: 'runs/world' }, people: { type: 'string', default: '40' }, epochs: { type: 'string', default: '80' }, lr: { type: 'string', default: '1e-3' }, seed: { type: 'string', default: '0' }, threads: { type: 'string' } } });
-  await buildWorld({ dir: values.dir!, people: Number(values.people), epochs: Number(values.epochs), lr: Number(values.lr), batch: Number(values.batch), seed: Number(values.seed), threads: values.threads ? Number(values.threads) : undefined });
+  const { values } = parseArgs({ options: { batch: { type: 'string', default: '16' }, dir: { type: 'string', default: 'runs/world' }, people: { type: 'string', default: '40' }, epochs: { type: 'string', default: '80' }, lr: { type: 'string', default: '1e-3' }, seed: { type: 'string', default: '0' }, threads: { type: 'string' }, smoke: { type: 'boolean', default: false } } });
+  if (values.smoke) await buildSmokeWorld(values.threads ? Number(values.threads) : undefined);
+  else await buildWorld({ dir: values.dir!, people: Number(values.people), epochs: Number(values.epochs), lr: Number(values.lr), batch: Number(values.batch), seed: Number(values.seed), threads: values.threads ? Number(values.threads) : undefined });
 }

@@ -6,6 +6,8 @@
 // and learning rate for all, 3 seeds. Writes docs/results/loku.md.
 //
 //   npx tsx bench/loku_unlearn.ts [--world runs/world] [--seeds 0,1,2] [--epochs 5] [--lr 1e-3] [--rank 8] [--batch 4] [--out runs/loku]
+//   npx tsx bench/loku_unlearn.ts --smoke   (1 seed, 1 epoch, in a temporary folder, no doc; without --world it
+//   first builds a tiny world there with bench/build_world.ts: seconds; the test suite runs it)
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,16 +22,25 @@ import type { UnlearnLoss } from '../src/workflows/loku/task.ts';
 import { Rng } from '../src/util/rng.ts';
 import { writeFileAtomic } from '../src/io/atomic.ts';
 import { facts, writeJsonl, type Person } from './tiny_world.ts';
+import { buildSmokeWorld } from './build_world.ts';
 
 const { values: v } = parseArgs({
   options: {
-    world: { type: 'string', default: 'runs/world' }, seeds: { type: 'string', default: '0,1,2' }, epochs: { type: 'string', default: '5' },
+    world: { type: 'string' }, smoke: { type: 'boolean', default: false }, seeds: { type: 'string', default: '0,1,2' }, epochs: { type: 'string', default: '5' },
     lr: { type: 'string', default: '1e-3' }, rank: { type: 'string', default: '8' }, batch: { type: 'string', default: '4' }, out: { type: 'string', default: 'runs/loku' },
     'forget-frac': { type: 'string', default: '0.1' }, threads: { type: 'string' }, doc: { type: 'string', default: 'docs/results/loku.md' },
   },
 });
-const seeds = v.seeds!.split(',').map(Number);
 const threads = v.threads ? Number(v.threads) : undefined;
+if (v.smoke) {
+  // Smoke runs leave nothing behind: no doc, the runs in a folder removed on exit.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-loku-smoke-'));
+  process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+  Object.assign(v, { seeds: '0', epochs: '1', out: tmp, doc: '' });
+}
+// No default in parseArgs: a smoke run without --world builds its own.
+v.world ??= v.smoke ? await buildSmokeWorld(threads) : 'runs/world';
+const seeds = v.seeds!.split(',').map(Number);
 const people: Person[] = JSON.parse(fs.readFileSync(path.join(v.world!, 'people.json'), 'utf8'));
 const modelDir = path.join(v.world!, 'taught', 'model');
 

