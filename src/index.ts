@@ -52,6 +52,15 @@ export { readQrels, readRun, writeRun, formatRun, trecOrder, type Qrels, type Ru
 export { evaluateRun, parseMeasure, DEFAULT_MEASURES, type IrEvaluation, type Measure } from './retrieval/metrics.ts';
 export { CrossEncoder, YesNoReranker, runRerankJob, type RerankJobOptions } from './tasks/rerank.ts';
 export { runIndexJob, runSearchJob, runEvalIrJob, encoderWithAdapters } from './tasks/retrieval.ts';
+// LLM rerankers trained with RL: GRPO (a task of the one loop), Rank-R1 setwise, GroupRank groupwise.
+export { GrpoTask, type GrpoPrompt, type GrpoOptions, type RewardFn } from './train/tasks/grpo.ts';
+export { grpoLoss, type GrpoLossOptions } from './train/grpo/loss.ts';
+export { groupAdvantages } from './train/grpo/advantages.ts';
+export { RANK_R1_SYSTEM, rankR1Messages, rankR1Reward, rankR1Choice } from './retrieval/rank_r1.ts';
+export { setwiseHeapsort, type SetwiseChooser, type SetwiseResult } from './retrieval/setwise.ts';
+export { grouprankScores, grouprankWindows, grouprankReward } from './retrieval/grouprank.ts';
+export { SetwiseReranker, type SetwiseOptions } from './tasks/setwise_rerank.ts';
+export { GroupwiseReranker, type GroupwiseOptions } from './tasks/groupwise_rerank.ts';
 export { runDuqgenJob, type DuqgenJobOptions } from './tasks/duqgen.ts';
 export { sampleDocuments, allocateSamples, DUQGEN_SEEDS } from './duqgen/sampling.ts';
 export { clusterEmbeddings } from './duqgen/kmeans.ts';
