@@ -12,6 +12,7 @@ import { docText, readCorpus, readQueries } from '../src/retrieval/corpus.ts';
 import { evaluateRun } from '../src/retrieval/metrics.ts';
 import { readQrels, readRun } from '../src/retrieval/trec.ts';
 import { makeProgram } from '../src/cli/main.ts';
+import { referenceSkip, requireReference } from './helpers/reference.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-bm25-'));
 const DOCS = [
@@ -94,12 +95,10 @@ const bm25Run = (dir: string, fields: ('title' | 'text')[], tokens: 'ascii' | 'u
   return evaluateRun(readQrels(path.join(dir, 'qrels.tsv')), run, ['ndcg@10', 'mrr@10']).mean;
 };
 
-// The collections live beside the repository, not in it, and no package
-// installs them: where they are absent (a clean clone elsewhere, CI) the checks
-// skip and say so, as the summarization data's do.
-const missing = (d: string): string | false => (fs.existsSync(path.join(IR, d)) ? false : `${IR}/${d} is absent (the shared evaluation data; see DATA.md)`);
+const missing = (d: string) => (fs.existsSync(path.join(IR, d)) ? null : `../shared/data/ir/${d} is absent`);
 
-test('XQuAD-R BM25 baselines of the data README (de-de, de-en: equal to 3 decimals)', { skip: missing('xquad-r') }, () => {
+test('XQuAD-R BM25 baselines of the data README (de-de, de-en: equal to 3 decimals)', { skip: referenceSkip(missing('xquad-r')) }, () => {
+  requireReference(missing('xquad-r'));
   const dede = bm25Run(path.join(IR, 'xquad-r/de-de'), ['text'], 'unicode');
   assert.equal(dede['ndcg@10'].toFixed(3), '0.746');
   assert.equal(dede['mrr@10'].toFixed(3), '0.711');
@@ -108,7 +107,8 @@ test('XQuAD-R BM25 baselines of the data README (de-de, de-en: equal to 3 decima
   assert.ok(Math.abs(deen['ndcg@10'] - 0.322) < 0.001 && Math.abs(deen['mrr@10'] - 0.295) < 0.001, JSON.stringify(deen));
 });
 
-test('CISI BM25 is near the README baseline (its stopword list is not given; Lucene\'s 33 words)', { skip: missing('cisi') }, () => {
+test('CISI BM25 is near the README baseline (its stopword list is not given; Lucene\'s 33 words)', { skip: referenceSkip(missing('cisi')) }, () => {
+  requireReference(missing('cisi'));
   const m = bm25Run(path.join(IR, 'cisi'), ['title', 'text'], 'ascii');
   // README: 0.348 / 0.601. Lucene's list keeps question words ("what", "how"...) that the README's list seems to drop.
   assert.ok(Math.abs(m['ndcg@10'] - 0.348) < 0.02 && Math.abs(m['mrr@10'] - 0.601) < 0.02, JSON.stringify(m));
