@@ -6,16 +6,13 @@
 // windows fall back to the first stage's order and are counted
 // (src/retrieval/grouprank.ts). The 0.6 / 0.4 fusion is `--fuse 0.6`.
 
-import path from 'node:path';
-import type { AdapterSet } from '../adapters/inject.ts';
 import type { HfTokenizer } from '../io/hf.ts';
 import type { DecoderModel } from '../models/decoder.ts';
-import { loadModel } from '../models/load.ts';
-import { loadPeftAdapter } from '../peft/adapter_files.ts';
 import { GROUPRANK_SYSTEM, grouprankRerank, grouprankScores, grouprankUser } from '../retrieval/grouprank.ts';
 import { Generator } from '../serve/generate.ts';
 import { Rng } from '../util/rng.ts';
-import { chatPromptIds } from './grpo_data.ts';
+import { chatPromptIds, loadStackedDecoder } from './grpo_data.ts';
+import { cutToTokens } from '../train/tasks/yes_no.ts';
 
 export interface GroupwiseOptions {
   groupSize?: number;
@@ -36,25 +33,13 @@ export class GroupwiseReranker {
   ) {}
 
   static async load(spec: string, adapters: readonly string[], o: GroupwiseOptions = {}): Promise<GroupwiseReranker> {
-    const loaded = await loadModel(spec);
-    if (loaded.kind !== 'decoder') throw new Error(`--model ${spec}: groupwise reranking generates GroupRank's JSON answer with a decoder folder (Qwen2, Llama, Mistral, GPT-2)`);
-    if (!loaded.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);
-    let model: DecoderModel = loaded.model;
-    let top: AdapterSet | null = null;
-    adapters.forEach((dir, i) => {
-      const { set } = loadPeftAdapter(model, dir, { warn: () => {}, headNames: model.headNames });
-      if (i < adapters.length - 1) model = model.withWeights(set.mergeInto(model.weights));
-      else top = set;
-    });
+    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "groupwise reranking generates GroupRank's JSON answer");
     const settings = { groupSize: o.groupSize ?? 20, stride: o.stride ?? 10, passes: o.passes ?? 2, maxLen: o.maxLen ?? 128, maxNewTokens: o.maxNewTokens ?? 512, seed: o.seed ?? 666 };
-    return new GroupwiseReranker(new Generator(model, top, { threads: o.threads }), loaded.tokenizer, model, settings);
+    return new GroupwiseReranker(new Generator(model, top, { threads: o.threads }), tokenizer, model, settings);
   }
 
   private promptIds(query: string, docs: readonly string[]): number[] {
-    const cut = (s: string, n: number) => {
-      const ids = this.tok.encode(s, { addSpecialTokens: false });
-      return ids.length <= n ? s : this.tok.decode(ids.slice(0, n), { skipSpecialTokens: true });
-    };
+    const cut = (s: string, n: number) => cutToTokens(this.tok, s, n);
     const ids = chatPromptIds(this.tok, [{ role: 'system', content: GROUPRANK_SYSTEM }, { role: 'user', content: grouprankUser(cut(query, 32), docs.map((d) => cut(d, this.o.maxLen))) }]);
     const room = this.model.config.maxPositions - this.o.maxNewTokens;
     if (ids.length > room) throw new Error(`groupwise: a window of ${docs.length} documents takes ${ids.length} tokens; the model's ${this.model.config.maxPositions} positions leave ${room} beside --max-new-tokens ${this.o.maxNewTokens} (lower --max-len, --max-new-tokens or --group-size)`);

@@ -20,6 +20,11 @@ import type { HfTokenizer } from '../io/hf.ts';
 import { rankR1Messages, rankR1Reward } from '../retrieval/rank_r1.ts';
 import { GROUPRANK_SYSTEM, grouprankReward, grouprankUser } from '../retrieval/grouprank.ts';
 import type { GrpoPrompt, RewardFn } from '../train/tasks/grpo.ts';
+import { cutToTokens as cut } from '../train/tasks/yes_no.ts';
+import type { AdapterSet } from '../adapters/inject.ts';
+import type { DecoderModel } from '../models/decoder.ts';
+import { loadModel } from '../models/load.ts';
+import { loadPeftAdapter } from '../peft/adapter_files.ts';
 
 type Message = { role: string; content: string };
 
@@ -29,10 +34,23 @@ export function chatPromptIds(tok: HfTokenizer, messages: Message[]): number[] {
   return tok.encode(messages.map((m) => m.content).join('\n\n') + '\n\n');
 }
 
-/** A passage cut to `n` tokens (llm-rankers' passage_length). */
-function cut(tok: HfTokenizer, s: string, n: number): string {
-  const ids = tok.encode(s, { addSpecialTokens: false });
-  return ids.length <= n ? s : tok.decode(ids.slice(0, n), { skipSpecialTokens: true });
+/**
+ * A decoder folder for an LLM reranker with its adapter folders stacked: the
+ * lower ones merged into the weights, the last one served. `what` names the
+ * reranker in the error for a folder of another family.
+ */
+export async function loadStackedDecoder(spec: string, adapters: readonly string[], what: string): Promise<{ model: DecoderModel; top: AdapterSet | null; tokenizer: HfTokenizer }> {
+  const loaded = await loadModel(spec);
+  if (loaded.kind !== 'decoder') throw new Error(`--model ${spec}: ${what} with a decoder folder (Qwen2, Llama, Mistral, GPT-2)`);
+  if (!loaded.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);
+  let model: DecoderModel = loaded.model;
+  let top: AdapterSet | null = null;
+  adapters.forEach((dir, i) => {
+    const { set } = loadPeftAdapter(model, dir, { warn: () => {}, headNames: model.headNames });
+    if (i < adapters.length - 1) model = model.withWeights(set.mergeInto(model.weights));
+    else top = set;
+  });
+  return { model, top, tokenizer: loaded.tokenizer };
 }
 
 export async function loadReward(spec: string): Promise<RewardFn> {

@@ -7,17 +7,14 @@
 // shown in a shuffled order (seeded here) and mapped back. An unreadable
 // answer keeps the parent (counted).
 
-import path from 'node:path';
-import type { AdapterSet } from '../adapters/inject.ts';
 import type { HfTokenizer } from '../io/hf.ts';
 import type { DecoderModel } from '../models/decoder.ts';
-import { loadModel } from '../models/load.ts';
-import { loadPeftAdapter } from '../peft/adapter_files.ts';
 import { rankR1Choice, rankR1Messages } from '../retrieval/rank_r1.ts';
 import { setwiseHeapsort, type SetwiseResult } from '../retrieval/setwise.ts';
 import { Generator } from '../serve/generate.ts';
 import { Rng } from '../util/rng.ts';
-import { chatPromptIds } from './grpo_data.ts';
+import { chatPromptIds, loadStackedDecoder } from './grpo_data.ts';
+import { cutToTokens } from '../train/tasks/yes_no.ts';
 
 export interface SetwiseOptions {
   /** Children per heap node: a prompt shows numChild + 1 documents (default 19: Rank-R1's 20). */
@@ -41,27 +38,14 @@ export class SetwiseReranker {
   ) {}
 
   static async load(spec: string, adapters: readonly string[], o: SetwiseOptions = {}): Promise<SetwiseReranker> {
-    const loaded = await loadModel(spec);
-    if (loaded.kind !== 'decoder') throw new Error(`--model ${spec}: setwise reranking generates Rank-R1's answer with a decoder folder (Qwen2, Llama, Mistral, GPT-2)`);
-    if (!loaded.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);
-    let model: DecoderModel = loaded.model;
-    let top: AdapterSet | null = null;
-    adapters.forEach((dir, i) => {
-      const { set } = loadPeftAdapter(model, dir, { warn: () => {}, headNames: model.headNames });
-      // Stacked folders: the lower ones merged into the weights, the last one served.
-      if (i < adapters.length - 1) model = model.withWeights(set.mergeInto(model.weights));
-      else top = set;
-    });
+    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "setwise reranking generates Rank-R1's answer");
     const settings = { numChild: o.numChild ?? 19, k: o.k ?? 10, maxLen: o.maxLen ?? 128, maxNewTokens: o.maxNewTokens ?? 256, seed: o.seed ?? 929 };
-    return new SetwiseReranker(new Generator(model, top, { threads: o.threads }), loaded.tokenizer, model, settings);
+    return new SetwiseReranker(new Generator(model, top, { threads: o.threads }), tokenizer, model, settings);
   }
 
   /** The prompt's ids for a query and documents (query cut to 32 tokens, passages to maxLen). */
   promptIds(query: string, docs: readonly string[]): number[] {
-    const cut = (s: string, n: number) => {
-      const ids = this.tok.encode(s, { addSpecialTokens: false });
-      return ids.length <= n ? s : this.tok.decode(ids.slice(0, n), { skipSpecialTokens: true });
-    };
+    const cut = (s: string, n: number) => cutToTokens(this.tok, s, n);
     const ids = chatPromptIds(this.tok, rankR1Messages(cut(query, 32), docs.map((d) => cut(d, this.o.maxLen))));
     const room = this.model.config.maxPositions - this.o.maxNewTokens;
     if (ids.length > room) throw new Error(`setwise: a prompt of ${docs.length} documents takes ${ids.length} tokens; the model's ${this.model.config.maxPositions} positions leave ${room} beside --max-new-tokens ${this.o.maxNewTokens} (lower --max-len, --max-new-tokens or --num-child)`);

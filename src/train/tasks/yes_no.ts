@@ -24,16 +24,19 @@ export function yesNoTokens(tok: HfTokenizer, where: string): { yes: number; no:
   return r;
 }
 
+/** A text cut to its first `n` tokens (llm-rankers' query_length / passage_length truncation). */
+export function cutToTokens(tok: HfTokenizer, s: string, n: number): string {
+  const ids = tok.encode(s, { addSpecialTokens: false });
+  return ids.length <= n ? s : tok.decode(ids.slice(0, n), { skipSpecialTokens: true });
+}
+
 /**
  * The prompt's ids: the query cut to 32 tokens and the passage to `maxLen`
  * (llm-rankers' query_length / passage_length), the passage cut further until
  * the prompt and `reserve` answer tokens fit in `maxPositions`.
  */
 export function yesNoPromptIds(tok: HfTokenizer, query: string, passage: string, o: { maxLen?: number; maxPositions?: number; reserve?: number } = {}): number[] {
-  const cut = (s: string, n: number) => {
-    const ids = tok.encode(s, { addSpecialTokens: false });
-    return ids.length <= n ? s : tok.decode(ids.slice(0, n), { skipSpecialTokens: true });
-  };
+  const cut = (s: string, n: number) => cutToTokens(tok, s, n);
   const limit = (o.maxPositions ?? Infinity) - (o.reserve ?? 1);
   const q = cut(query, 32);
   let p = cut(passage, o.maxLen ?? 128);
