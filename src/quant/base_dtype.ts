@@ -1,7 +1,7 @@
 // --base-dtype: the form the frozen base weights of the linear projections are
 // computed in. Adapters, biases, LayerNorms and embedding tables stay float32.
 
-import { markInt8 } from './quantized_weights.ts';
+import { int8FormOf, markInt8 } from './quantized_weights.ts';
 
 export const BASE_DTYPES = ['fp32', 'int8'] as const;
 export type BaseDtype = (typeof BASE_DTYPES)[number];
@@ -54,4 +54,29 @@ export function quantizeBase(weights: Map<string, { shape: number[]; data: Float
     out.storedBytes += q.codes.byteLength + q.scales.byteLength;
   }
   return out;
+}
+
+/** The quantized form a weight array was loaded in, if any. */
+export function quantizedDtypeOf(data: unknown): BaseDtype | undefined {
+  return int8FormOf(data) ? 'int8' : undefined;
+}
+
+/** The form a loaded model's linear weights compute in ('fp32' when none was quantized). */
+export function modelBaseDtype(model: { sites: readonly QuantizableSite[]; weights: ReadonlyMap<string, { data: unknown }> }): BaseDtype {
+  for (const s of model.sites) {
+    const d = s.kind === 'embedding' ? undefined : quantizedDtypeOf(model.weights.get(s.weightKey)?.data);
+    if (d) return d;
+  }
+  return 'fp32';
+}
+
+/**
+ * `merged` (weights with adapters merged in, new float32 arrays where a merge
+ * changed them) quantized as `source`'s linear weights were: a quantized base
+ * with stacked adapters merged into it stays quantized. Returns `merged`.
+ */
+export function quantizeLike<W extends Map<string, { shape: number[]; data: Float32Array }>>(merged: W, sites: readonly QuantizableSite[], source: ReadonlyMap<string, { data: unknown }>): W {
+  const dtype = modelBaseDtype({ sites, weights: source });
+  if (dtype !== 'fp32') quantizeBase(merged, sites, dtype);
+  return merged;
 }

@@ -7,6 +7,7 @@
 // (src/retrieval/grouprank.ts). The 0.6 / 0.4 fusion is `--fuse 0.6`.
 
 import type { HfTokenizer } from '../io/hf.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import { GROUPRANK_SYSTEM, grouprankRerank, grouprankScores, grouprankUser } from '../retrieval/grouprank.ts';
 import { Generator } from '../serve/generate.ts';
@@ -22,6 +23,8 @@ export interface GroupwiseOptions {
   maxNewTokens?: number;
   seed?: number;
   threads?: number;
+  /** Form of the decoder's frozen linear weights (--base-dtype). */
+  baseDtype?: BaseDtype;
 }
 
 export class GroupwiseReranker {
@@ -29,11 +32,11 @@ export class GroupwiseReranker {
     private readonly gen: Generator,
     private readonly tok: HfTokenizer,
     private readonly model: DecoderModel,
-    private readonly o: Required<Omit<GroupwiseOptions, 'threads'>>,
+    private readonly o: Required<Omit<GroupwiseOptions, 'threads' | 'baseDtype'>>,
   ) {}
 
   static async load(spec: string, adapters: readonly string[], o: GroupwiseOptions = {}): Promise<GroupwiseReranker> {
-    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "groupwise reranking generates GroupRank's JSON answer");
+    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "groupwise reranking generates GroupRank's JSON answer", o.baseDtype);
     const settings = { groupSize: o.groupSize ?? 20, stride: o.stride ?? 10, passes: o.passes ?? 2, maxLen: o.maxLen ?? 128, maxNewTokens: o.maxNewTokens ?? 512, seed: o.seed ?? 666 };
     return new GroupwiseReranker(new Generator(model, top, { threads: o.threads }), tokenizer, model, settings);
   }

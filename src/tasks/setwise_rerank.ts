@@ -8,6 +8,7 @@
 // answer keeps the parent (counted).
 
 import type { HfTokenizer } from '../io/hf.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import { rankR1Choice, rankR1Messages } from '../retrieval/rank_r1.ts';
 import { setwiseHeapsort, type SetwiseResult } from '../retrieval/setwise.ts';
@@ -27,6 +28,8 @@ export interface SetwiseOptions {
   maxNewTokens?: number;
   seed?: number;
   threads?: number;
+  /** Form of the decoder's frozen linear weights (--base-dtype). */
+  baseDtype?: BaseDtype;
 }
 
 export class SetwiseReranker {
@@ -34,11 +37,11 @@ export class SetwiseReranker {
     private readonly gen: Generator,
     private readonly tok: HfTokenizer,
     private readonly model: DecoderModel,
-    private readonly o: Required<Omit<SetwiseOptions, 'threads'>>,
+    private readonly o: Required<Omit<SetwiseOptions, 'threads' | 'baseDtype'>>,
   ) {}
 
   static async load(spec: string, adapters: readonly string[], o: SetwiseOptions = {}): Promise<SetwiseReranker> {
-    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "setwise reranking generates Rank-R1's answer");
+    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "setwise reranking generates Rank-R1's answer", o.baseDtype);
     const settings = { numChild: o.numChild ?? 19, k: o.k ?? 10, maxLen: o.maxLen ?? 128, maxNewTokens: o.maxNewTokens ?? 256, seed: o.seed ?? 929 };
     return new SetwiseReranker(new Generator(model, top, { threads: o.threads }), tokenizer, model, settings);
   }
