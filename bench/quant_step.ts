@@ -119,7 +119,7 @@ async function main() {
   await fp32.release();
   await int8.release();
   let allBytes = 0;
-  for (const w of model.weights.values()) allBytes += 4 * w.data.length;
+  for (const w of model.weights.values()) allBytes += 4 * w.shape.reduce((a, b) => a * b, 1); // shapes: quantized weights hold zero-length stand-ins now
   const rss: Record<string, number> = {};
   for (const d of ['fp32', 'int8'] as const) {
     const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', d, '--threads', String(a.threads), '--steps', String(a.steps), '--warmup', String(a.warmup), ...(a.smoke ? ['--smoke'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });

@@ -49,7 +49,15 @@ const FAMILY_NAMES: Record<ModelFamily, string> = {
 export async function loadModel<K extends ModelFamily = ModelFamily>(spec: string, kind?: K, opts: LoadOptions = {}): Promise<Extract<LoadedModel, { kind: K }>> {
   const m = await loadAny(spec);
   if (kind && m.kind !== kind) throw new Error(`model '${spec}' is ${FAMILY_NAMES[m.kind]}; this needs ${FAMILY_NAMES[kind]}`);
-  if (opts.baseDtype && opts.baseDtype !== 'fp32') m.quantization = quantizeBase(m.model.weights, m.model.sites, opts.baseDtype);
+  if (opts.baseDtype && opts.baseDtype !== 'fp32') {
+    const keyOf = new Map([...m.model.weights].map(([k, w]) => [w.data, k]));
+    m.quantization = quantizeBase(m.model.weights, m.model.sites, opts.baseDtype);
+    // The folder as read holds the same arrays (some models rename keys): it gets the stand-ins too, so no float32 copy stays reachable.
+    for (const [k, w] of m.folder?.weights ?? []) {
+      const now = m.model.weights.get(keyOf.get(w.data) ?? '')?.data;
+      if (now && now !== w.data) m.folder!.weights.set(k, { ...w, data: now });
+    }
+  }
   return m as Extract<LoadedModel, { kind: K }>;
 }
 

@@ -1,7 +1,7 @@
 // --base-dtype: the form the frozen base weights of the linear projections are
 // computed in. Adapters, biases, LayerNorms and embedding tables stay float32.
 
-import { int8FormOf, markInt8 } from './quantized_weights.ts';
+import { dropFloat32, int8FormOf, markInt8 } from './quantized_weights.ts';
 
 export const BASE_DTYPES = ['fp32', 'int8'] as const;
 export type BaseDtype = (typeof BASE_DTYPES)[number];
@@ -37,8 +37,13 @@ export interface BaseQuantization {
  * loaded model, once: graphs built from these weight arrays then use the
  * quantized product (src/quant/frozen_linear.ts). A weight shared by several
  * sites (a tied LM head) is quantized once.
+ *
+ * The float32 values are then dropped from `weights` (the entry gets a
+ * zero-length stand-in that dequantizes on demand: float32Of), except for a
+ * weight stored under another module's name (a tied LM head reads the
+ * embedding table, which the lookups still need) or with `keepFloat32`.
  */
-export function quantizeBase(weights: Map<string, { shape: number[]; data: Float32Array }>, sites: readonly QuantizableSite[], dtype: BaseDtype): BaseQuantization {
+export function quantizeBase(weights: Map<string, { shape: number[]; data: Float32Array }>, sites: readonly QuantizableSite[], dtype: BaseDtype, opts: { keepFloat32?: boolean } = {}): BaseQuantization {
   if (!(BASE_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--base-dtype must be one of ${BASE_DTYPES.join(', ')}, got '${dtype}'`);
   const out: BaseQuantization = { dtype, quantized: [], fp32Bytes: 0, storedBytes: 0 };
   if (dtype === 'fp32') return out;
@@ -49,8 +54,9 @@ export function quantizeBase(weights: Map<string, { shape: number[]; data: Float
     if (!w) throw new Error(`--base-dtype ${dtype}: the weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
     seen.add(site.weightKey);
     const q = markInt8(w.data, site.inFeatures, site.outFeatures, site.layout);
+    if (!opts.keepFloat32 && site.weightKey === `${site.name}.weight`) weights.set(site.weightKey, { ...w, data: dropFloat32(w.data, site.layout) });
     out.quantized.push(site.weightKey);
-    out.fp32Bytes += 4 * w.data.length;
+    out.fp32Bytes += 4 * site.inFeatures * site.outFeatures;
     out.storedBytes += q.codes.byteLength + q.scales.byteLength;
   }
   return out;

@@ -28,6 +28,7 @@ import { ClassificationTrainer, EncodedExample } from '../train/trainer.ts';
 import { checkBaseDtype, describeQuantization, normsReport, peakRss, USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
 import type { NormPeak } from '../train/norm_monitor.ts';
 import type { BaseDtype } from '../quant/base_dtype.ts';
+import { float32Of } from '../quant/quantized_weights.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 
 export type { JobUi, TextTokenizer };
@@ -124,7 +125,7 @@ function seedHeadFromFolder(model: EncoderModel, head: Map<string, Float32Array>
   if (!(model instanceof BertModel) || model.pooling !== 'pooler') return;
   const w = model.weights.get(HEAD_W), b = model.weights.get(HEAD_B);
   if (w && b && w.shape[0] === numLabels && w.shape[1] === model.hiddenSize) {
-    head.get(HEAD_W)!.set(w.data);
+    head.get(HEAD_W)!.set(float32Of(w.data));
     head.get(HEAD_B)!.set(b.data);
   }
 }

@@ -25,6 +25,7 @@ import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
+import { float32Of } from '../quant/quantized_weights.ts';
 import { RunFolder } from './run_folder.ts';
 import { NormMonitor, peakOf, type NormPeak, type NormRecord } from './norm_monitor.ts';
 import { lossOf, type TrainTask } from './task.ts';
@@ -265,7 +266,7 @@ export class Trainer<E, B> {
       if (wanted.has(site.name)) {
         const w = this.task.weights.get(site.weightKey);
         if (!w) throw new Error(`weight gradients: the model has no weight '${site.weightKey}' for '${site.name}'`);
-        W = g.leaf(`W.${site.name}`) ?? g.param(`W.${site.name}`, w.shape, w.data);
+        W = g.leaf(`W.${site.name}`) ?? g.param(`W.${site.name}`, w.shape);
       }
       return plainLinear(site, x, W, b);
     };
@@ -283,7 +284,7 @@ export class Trainer<E, B> {
         for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
         for (const s of sites) {
           const w = this.task.weights.get(s.weightKey)!;
-          f[`W.${s.name}`] = { data: w.data, dims: w.shape };
+          f[`W.${s.name}`] = { data: float32Of(w.data), dims: w.shape }; // a quantized base: the dequantized weight
         }
         const out = await cg.run(f);
         onBatch(new Map(sites.map((s) => [s.name, outIn64(s, out[`grad.W.${s.name}`].data as Float32Array)])), batch);

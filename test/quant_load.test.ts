@@ -1,0 +1,103 @@
+// Loading straight to the quantized form: with --base-dtype int8 the model's
+// weight map (and the folder as read) keeps no float32 array of a quantized
+// weight, only a zero-length stand-in carrying its codes; every reader of the
+// float32 values (PiSSA-like inits, merges, methods that factor W, saved merged
+// models) gets the dequantized weight, checked against the same computation on
+// an fp32 model whose weights are that dequantized weight; a graph that reads
+// the float32 weight directly is refused with a message naming the flag.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { lora } from '../src/adapters/lora/index.ts';
+import { METHODS } from '../src/adapters/registry.ts';
+import { loadModel } from '../src/models/load.ts';
+import type { WeightMap } from '../src/models/types.ts';
+import { float32Of, int8FormOf, isStandIn } from '../src/quant/quantized_weights.ts';
+import { Graph } from '../src/graph/ir.ts';
+import * as op from '../src/graph/ops.ts';
+import { toOnnxBytes } from '../src/onnx/emit.ts';
+import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
+import { runGenerate } from '../src/cli/generate.ts';
+
+const FIX = path.join(import.meta.dirname, 'fixtures/hf');
+
+/** The fp32 model with each quantized weight replaced by its dequantized values (what the int8 base computes with). */
+function dequantizedTwin<M extends { weights: WeightMap; withWeights(w: WeightMap): M }>(fp32: M, int8: { weights: WeightMap }): M {
+  return fp32.withWeights(new Map([...fp32.weights].map(([k, w]) => [k, { shape: w.shape, data: float32Of(int8.weights.get(k)!.data) }])));
+}
+
+for (const name of ['llama-tiny', 'bert', 'gpt2-tiny', 't5-tiny']) {
+  test(`${name}: int8 loads keep no float32 array of a quantized weight (tied heads keep the embedding table); the stand-in dequantizes to within half a step`, async () => {
+    const dir = path.join(FIX, name);
+    const [q, f] = [await loadModel(dir, undefined, { baseDtype: 'int8' }), await loadModel(dir)];
+    const linear = q.model.sites.filter((s) => s.kind !== 'embedding');
+    let dropped = 0;
+    for (const s of linear) {
+      const w = q.model.weights.get(s.weightKey)!, ref = f.model.weights.get(s.weightKey)!;
+      const form = int8FormOf(w.data)!;
+      assert.ok(form, s.name);
+      if (s.weightKey !== `${s.name}.weight`) {
+        assert.equal(w.data.length, ref.data.length, `${s.name}: tied to '${s.weightKey}', whose float32 table the lookups read`);
+        continue;
+      }
+      assert.ok(isStandIn(w.data) && w.data.length === 0, `${s.name}: the float32 values are dropped`);
+      dropped++;
+      const deq = float32Of(w.data);
+      assert.equal(deq.length, ref.data.length);
+      // |W − diag(s)·Q| ≤ s_j / 2 per element, s_j the output channel's scale (weights in their own layout)
+      for (let i = 0; i < deq.length; i++) {
+        const j = s.layout === 'out_in' ? Math.floor(i / s.inFeatures) : i % s.outFeatures;
+        assert.ok(Math.abs(deq[i] - ref.data[i]) <= form.scales[j] / 2 + 1e-7, `${s.name}[${i}]: ${deq[i]} vs ${ref.data[i]}`);
+      }
+    }
+    assert.ok(dropped > 0);
+    // the folder as read holds no float32 copy of a dropped weight either
+    const kept = new Set([...f.model.weights.values()].map((w) => w.data.length));
+    for (const [k, t] of q.folder?.weights ?? []) if (t.data.length === 0) assert.ok(isStandIn(t.data), k);
+    assert.ok(kept.size > 0);
+  });
+}
+
+test('readers of the float32 weight on an int8 base get the dequantized weight: PiSSA init, merge, LoRA-XS factors equal the fp32 twin\'s', async () => {
+  const dir = path.join(FIX, 'llama-tiny');
+  const q = await loadModel(dir, 'decoder', { baseDtype: 'int8' });
+  const twin = dequantizedTwin((await loadModel(dir, 'decoder')).model, q.model);
+  const targets = ['q_proj', 'v_proj'];
+  // PiSSA: A, B from the SVD of W; the residual becomes the frozen weight (quantized again: QPiSSA)
+  const cfg = lora.schema.parse({ r: 2, lora_alpha: 4, init_lora_weights: 'pissa' });
+  const [a, b] = [new AdapterSet(lora, cfg, q.model.sites, q.model.weights, { targetModules: targets, seed: 1 }), new AdapterSet(lora, cfg, twin.sites, twin.weights, { targetModules: targets, seed: 1 })];
+  for (const [k, v] of b.params) assert.deepEqual(a.params.get(k), v, k);
+  for (const [k, v] of a.baseOverrides) assert.ok(int8FormOf(v) && b.baseOverrides.get(k)!.length === v.length, k);
+  // merge: dequantized W + ΔW, exactly as on the twin
+  const plain = lora.schema.parse({ r: 2, lora_alpha: 4, init_lora_weights: false });
+  const [ma, mb] = [new AdapterSet(lora, plain, q.model.sites, q.model.weights, { targetModules: targets, seed: 2 }), new AdapterSet(lora, plain, twin.sites, twin.weights, { targetModules: targets, seed: 2 })];
+  const [wa, wb] = [ma.mergeInto(q.model.weights), mb.mergeInto(twin.weights)];
+  for (const s of ma.targets) assert.deepEqual(wa.get(s.weightKey)!.data, wb.get(s.weightKey)!.data, s.name);
+  // LoRA-XS factors W's SVD while the graph is built (weightData): the int8 base runs it; logits within 5 % of the twin's (activation quantization)
+  const xs = METHODS.loraxs, xcfg = xs.schema.parse({ r: 2 });
+  const run = async (m: typeof twin) => {
+    const pm = new PeftModel(m, { threads: 1 });
+    pm.addAdapter('x', new AdapterSet(xs, xcfg, m.sites, m.weights, { targetModules: targets, seed: 3 }));
+    const out = (await pm.run(padBatch([[1, 5, 9, 3]]))).data as Float32Array;
+    await pm.release();
+    return out;
+  };
+  const [la, lb] = [await run(q.model), await run(twin)];
+  let err = 0, ref = 0;
+  for (let i = 0; i < lb.length; i++) (err = Math.max(err, Math.abs(la[i] - lb[i]))), (ref = Math.max(ref, Math.abs(lb[i])));
+  assert.ok(err > 0 && err < 0.05 * ref, `LoRA-XS logits on int8 vs the dequantized twin: max |Δ| ${err}, max |logit| ${ref}`);
+});
+
+test('a graph that reads a dropped float32 weight itself is refused with a message naming --base-dtype; a tied GPT-2 head generates on int8', async () => {
+  const q = await loadModel(path.join(FIX, 'llama-tiny'), 'decoder', { baseDtype: 'int8' });
+  const s = q.model.sites.find((x) => x.name.endsWith('q_proj'))!;
+  const w = q.model.weights.get(s.weightKey)!;
+  const g = new Graph('reads-w');
+  const x = g.input('x', 'float32', [1, s.inFeatures]);
+  g.output('y', op.linearT(x, g.weight(s.weightKey, w.data, w.shape)));
+  assert.throws(() => toOnnxBytes(g), /weight '.*q_proj.weight' \[\d+,\d+\] has no float32 values: it was loaded quantized \(--base-dtype\).*--base-dtype fp32/);
+  const r = await runGenerate({ model: path.join(FIX, 'gpt2-tiny'), baseDtype: 'int8', promptIds: [1, 5, 9], maxNewTokens: 3, threads: 1 });
+  assert.equal(r.tokens.length, 3);
+});
+
