@@ -7,6 +7,8 @@
 // the float32 weight directly is refused with a message naming the flag.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
@@ -19,6 +21,9 @@ import * as op from '../src/graph/ops.ts';
 import { toOnnxBytes } from '../src/onnx/emit.ts';
 import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
 import { runGenerate } from '../src/cli/generate.ts';
+import { runQuantizeJob } from '../src/tasks/quantize.ts';
+import { makeProgram } from '../src/cli/main.ts';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.ts';
 
 const FIX = path.join(import.meta.dirname, 'fixtures/hf');
 
@@ -101,3 +106,86 @@ test('a graph that reads a dropped float32 weight itself is refused with a messa
   assert.equal(r.tokens.length, 3);
 });
 
+// ---- the quantized base saved beside the model (lorakit quantize) ----
+
+/** A writable copy of a fixture folder. */
+function copyFixture(name: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lorakit-qcache-${name}-`));
+  for (const f of fs.readdirSync(path.join(FIX, name))) fs.copyFileSync(path.join(FIX, name, f), path.join(dir, f));
+  return dir;
+}
+
+/** The model's output on a fixed batch (logits for a decoder, embeddings for an encoder). */
+async function outputs(dir: string, opts: Parameters<typeof loadModel>[2]): Promise<{ out: Float32Array; savedBase?: string; warnings: string[] }> {
+  const warnings: string[] = [];
+  const m = await loadModel(dir, undefined, { ...opts, warn: (w) => warnings.push(w) });
+  const pm = new PeftModel(m.model, { threads: 1 });
+  const out = (await pm.run(padBatch([[1, 5, 9, 3], [2, 7, 4]]))).data as Float32Array;
+  await pm.release();
+  return { out, savedBase: m.savedBase, warnings };
+}
+
+for (const name of ['llama-tiny', 'bert-sharded']) {
+  test(`${name}: lorakit quantize saves the int8 base beside the model; loading from it gives bit-identical outputs to quantizing at load, without reading those float32 weights`, async () => {
+    const dir = copyFixture(name);
+    const r = await runQuantizeJob({ model: dir, baseDtype: 'int8' });
+    assert.equal(r.file, path.join(dir, 'lorakit-base.int8.safetensors'));
+    assert.ok(r.weights > 0 && r.storedBytes < 0.3 * r.fp32Bytes, JSON.stringify(r));
+    const [cached, fresh] = [await outputs(dir, { baseDtype: 'int8' }), await outputs(dir, { baseDtype: 'int8', useSavedBase: false })];
+    assert.equal(cached.savedBase, r.file);
+    assert.equal(fresh.savedBase, undefined);
+    assert.deepEqual(cached.warnings, []);
+    assert.deepEqual(cached.out, fresh.out);
+    // the cached weights come in as stand-ins: the folder as read has no float32 array for any of them
+    const m = await loadModel(dir, undefined, { baseDtype: 'int8' });
+    const saved = readSafetensorsHeader(r.file);
+    const names = Object.keys(JSON.parse(saved.metadata.weights));
+    assert.equal(names.length, r.weights);
+    for (const n of names) assert.ok(isStandIn(m.folder!.weights.get(n)!.data), n);
+    // fp32 loads ignore it
+    assert.equal((await loadModel(dir)).savedBase, undefined);
+  });
+}
+
+test('a stale or corrupt saved base is not used: the load says why and how to rebuild, and quantizes itself (outputs as quantizing at load)', async () => {
+  const dir = copyFixture('llama-tiny');
+  await runQuantizeJob({ model: dir, baseDtype: 'int8' });
+  const cache = path.join(dir, 'lorakit-base.int8.safetensors');
+  // stale: one weight of the model changed after the cache was written
+  const file = path.join(dir, 'model.safetensors');
+  const st = readSafetensors(file);
+  const k = [...st.tensors.keys()].find((n) => n.endsWith('q_proj.weight'))!;
+  (st.tensors.get(k)!.data as Float32Array)[0] += 0.5;
+  writeSafetensors(file, st.tensors, st.metadata);
+  const stale = await outputs(dir, { baseDtype: 'int8' });
+  assert.equal(stale.savedBase, undefined);
+  assert.equal(stale.warnings.length, 1);
+  assert.match(stale.warnings[0], /lorakit-base\.int8\.safetensors: stale: the model's weights changed since it was saved \(model\.safetensors\); not used: quantizing at load instead \(rebuild it with lorakit quantize --model .* --base-dtype int8\)/);
+  assert.deepEqual(stale.out, (await outputs(dir, { baseDtype: 'int8', useSavedBase: false })).out);
+  // rebuilt: used again
+  await runQuantizeJob({ model: dir, baseDtype: 'int8' });
+  assert.equal((await outputs(dir, { baseDtype: 'int8' })).savedBase, cache);
+  // corrupt: truncated
+  fs.truncateSync(cache, Math.floor(fs.statSync(cache).size / 2));
+  const torn = await outputs(dir, { baseDtype: 'int8' });
+  assert.equal(torn.savedBase, undefined);
+  assert.match(torn.warnings[0], /unreadable .*; not used: quantizing at load instead/);
+  assert.deepEqual(torn.out, (await outputs(dir, { baseDtype: 'int8', useSavedBase: false })).out);
+  await assert.rejects(runQuantizeJob({ model: dir, baseDtype: 'fp32' }), /--base-dtype fp32 is the model as it is/);
+  await assert.rejects(runQuantizeJob({ model: 'use', baseDtype: 'int8' }), /the bundled model has no folder to save beside/);
+});
+
+test('lorakit quantize on the command line: writes the saved form and says what it saved', async () => {
+  const dir = copyFixture('bert');
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (m: string) => lines.push(m);
+  try {
+    await makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'quantize', '--model', dir]);
+  } finally {
+    console.log = log;
+  }
+  assert.match(lines.join('\n'), /^\d+ weights as int8: [\d.]+ MiB \([\d.]+ MiB as float32\) → .*lorakit-base\.int8\.safetensors \([\d.]+ MiB\) in [\d.]+ s$/);
+  assert.ok(fs.existsSync(path.join(dir, 'lorakit-base.int8.safetensors')));
+  assert.equal((await loadModel(dir, undefined, { baseDtype: 'int8' })).savedBase, path.join(dir, 'lorakit-base.int8.safetensors'));
+});

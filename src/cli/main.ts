@@ -16,6 +16,7 @@ import { registerSgLora } from './sg_lora.ts';
 import { registerDemo } from './demo.ts';
 import { registerRetrieval } from './retrieval.ts';
 import { registerDuqgen } from './duqgen.ts';
+import { registerQuantize } from './quantize.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
 import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
@@ -286,6 +287,7 @@ export function makeProgram(): Command {
   registerExportRecipe(program);
   registerRetrieval(program, terminalUi);
   registerDuqgen(program, terminalUi);
+  registerQuantize(program);
 
   return program;
 }

@@ -26,7 +26,15 @@ export interface LoadHfOptions {
   supportedModelTypes?: string[];
   /** Skip tokenizer.json even where it exists. */
   noTokenizer?: boolean;
+  /**
+   * Weights the caller already holds in another form (a saved quantized base):
+   * for a tensor name and its shape, the array to use instead of reading its
+   * bytes (undefined: read it). The whole float32 model is then never resident.
+   */
+  tensorSource?: TensorSource;
 }
+
+export type TensorSource = (name: string, shape: number[]) => Float32Array | undefined;
 
 export class HfFolderError extends FileFormatError {
   constructor(file: string, problem: string, options?: { cause?: unknown }) {
@@ -167,13 +175,26 @@ export class HfTokenizer {
   }
 }
 
+/** Safetensors files of a Hugging Face folder (model.safetensors, or the shards of its index). */
+export function hfWeightFiles(dir: string): string[] {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (fs.existsSync(index)) return [...new Set(Object.values(readJson(index, 'model.safetensors.index.json').weight_map as Record<string, string>))].map((f) => path.join(dir, f));
+  return [path.join(dir, 'model.safetensors')];
+}
+
 /** Weights of a folder: model.safetensors, or model.safetensors.index.json and its shards. */
-export function readHfWeights(dir: string): HfWeights {
+export function readHfWeights(dir: string, source?: TensorSource): HfWeights {
   const single = path.join(dir, 'model.safetensors');
   const index = path.join(dir, 'model.safetensors.index.json');
   const out: HfWeights = new Map();
   const addFile = (file: string, only?: Set<string>) => {
-    for (const [name, t] of readSafetensors(file).tensors) {
+    const skip = (name: string, info: { shape: number[] }) => {
+      if (only && !only.has(name)) return false;
+      const held = source?.(name, info.shape);
+      if (held) out.set(name, { shape: info.shape, data: held });
+      return held !== undefined;
+    };
+    for (const [name, t] of readSafetensors(file, { skip }).tensors) {
       if (only && !only.has(name)) continue;
       if (t.data instanceof Float32Array) out.set(name, { shape: t.shape, data: t.data });
       else if (t.data instanceof Float64Array) out.set(name, { shape: t.shape, data: Float32Array.from(t.data) });
@@ -233,7 +254,7 @@ export async function loadHfFolder(dir: string, opts: LoadHfOptions = {}): Promi
   const configFile = path.join(dir, 'config.json');
   const config = readJson(configFile, 'config.json');
   checkModelType(configFile, config, opts.supportedModelTypes);
-  const weights = readHfWeights(dir);
+  const weights = readHfWeights(dir, opts.tensorSource);
   let tokenizer: HfTokenizer | undefined;
   if (!opts.noTokenizer && fs.existsSync(path.join(dir, 'tokenizer.json'))) {
     tokenizer = HfTokenizer.fromFolder(dir, config);

@@ -51,6 +51,8 @@ export type SafetensorsFile = { tensors: Map<string, TensorData>; metadata: Reco
 export type ReadOptions = {
   /** Convert F16 / BF16 to F32 (exact). Default true. */
   upcast?: boolean;
+  /** readSafetensors: tensors whose bytes are not read (left out of the result): e.g. ones the caller has in another form. */
+  skip?: (name: string, info: { dtype: Dtype; shape: number[] }) => boolean;
 };
 
 export class SafetensorsError extends FileFormatError {
@@ -379,6 +381,7 @@ export function readSafetensors(file: string, opts: ReadOptions = {}): Safetenso
     const h = readHeaderFromFd(fd, file);
     const tensors = new Map<string, TensorData>();
     for (const e of h.entries) {
+      if (opts.skip?.(e.name, { dtype: e.dtype, shape: e.shape })) continue;
       const bytes = allocate(file, e, () => new Uint8Array(e.end - e.begin));
       readExactly(fd, bytes, h.dataStart + e.begin, file);
       tensors.set(e.name, allocate(file, e, () => decode(e, bytes, upcast)));

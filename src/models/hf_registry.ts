@@ -2,7 +2,7 @@
 // builder. One line per model_type; add yours to HF_MODELS.
 
 import path from 'node:path';
-import { HfFolder, HfFolderError, HfTokenizer, loadHfFolder } from '../io/hf.ts';
+import { HfFolder, HfFolderError, HfTokenizer, loadHfFolder, type TensorSource } from '../io/hf.ts';
 import { FileFormatError } from '../util/errors.ts';
 import { bartFromFolder } from './bart.ts';
 import { bertFromHf } from './bert.ts';
@@ -79,8 +79,8 @@ function checkSiteWeights(configFile: string, model: unknown, weights: Map<strin
 }
 
 /** Loads a local Hugging Face model folder with the builder of its model_type. */
-export async function loadModel(dir: string): Promise<LoadedHfModel> {
-  const folder = await loadHfFolder(dir, { supportedModelTypes: Object.keys(HF_MODELS) });
+export async function loadModel(dir: string, opts: { tensorSource?: TensorSource } = {}): Promise<LoadedHfModel> {
+  const folder = await loadHfFolder(dir, { supportedModelTypes: Object.keys(HF_MODELS), tensorSource: opts.tensorSource });
   const entry = HF_MODELS[folder.config.model_type];
   const configFile = path.join(dir, 'config.json');
   let model: unknown;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { HfFolder, HfTokenizer } from '../io/hf.ts';
 import { quantizeBase, type BaseDtype, type BaseQuantization } from '../quant/base_dtype.ts';
 import { UseTokenizer } from '../tokenize/sentencepiece.ts';
+import { baseCachePath, readBaseCache } from './base_cache.ts';
 import type { DecoderModel } from './decoder.ts';
 import { HF_MODELS, loadModel as loadHfModel } from './hf_registry.ts';
 import type { Seq2SeqModel } from './seq2seq.ts';
@@ -21,17 +22,22 @@ export interface TextTokenizer {
 
 /**
  * `folder`: a Hugging Face folder as read (absent for the bundled model);
- * `quantization`: which frozen weights were quantized at load (--base-dtype), absent for fp32.
+ * `quantization`: which frozen weights were quantized at load (--base-dtype), absent for fp32;
+ * `savedBase`: the saved quantized base their codes came from (src/models/base_cache.ts), if one was used.
  */
 export type LoadedModel = (
   | { kind: 'encoder'; model: EncoderModel; tokenizer?: TextTokenizer | HfTokenizer; name: string; dir?: string; folder?: HfFolder }
   | { kind: 'decoder'; model: DecoderModel; tokenizer?: HfTokenizer; name: string; dir: string; folder: HfFolder }
   | { kind: 'seq2seq'; model: Seq2SeqModel; tokenizer?: HfTokenizer; name: string; dir: string; folder: HfFolder }
-) & { quantization?: BaseQuantization };
+) & { quantization?: BaseQuantization; savedBase?: string };
 
 export interface LoadOptions {
   /** Quantize the frozen weights of the linear projections once, now (src/quant/); default fp32. */
   baseDtype?: BaseDtype;
+  /** Take the quantized weights from the form `lorakit quantize` saved beside the folder when it is there and current (default true). */
+  useSavedBase?: boolean;
+  /** Where a warning goes (a saved quantized base that is stale or unreadable); default console.warn. */
+  warn?: (message: string) => void;
 }
 
 export type ModelFamily = LoadedModel['kind'];
@@ -47,7 +53,7 @@ const FAMILY_NAMES: Record<ModelFamily, string> = {
  * With `kind`, also checks the model's family (and narrows the type).
  */
 export async function loadModel<K extends ModelFamily = ModelFamily>(spec: string, kind?: K, opts: LoadOptions = {}): Promise<Extract<LoadedModel, { kind: K }>> {
-  const m = await loadAny(spec);
+  const m = await loadAny(spec, opts);
   if (kind && m.kind !== kind) throw new Error(`model '${spec}' is ${FAMILY_NAMES[m.kind]}; this needs ${FAMILY_NAMES[kind]}`);
   if (opts.baseDtype && opts.baseDtype !== 'fp32') {
     const keyOf = new Map([...m.model.weights].map(([k, w]) => [w.data, k]));
@@ -61,11 +67,13 @@ export async function loadModel<K extends ModelFamily = ModelFamily>(spec: strin
   return m as Extract<LoadedModel, { kind: K }>;
 }
 
-async function loadAny(spec: string): Promise<LoadedModel> {
+async function loadAny(spec: string, opts: LoadOptions): Promise<LoadedModel> {
   if (spec === 'use' || spec === 'default') return { kind: 'encoder', model: await loadUseEncoder(), tokenizer: UseTokenizer.fromVocabFile(), name: USE_MODEL_NAME };
   if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) {
-    const m = await loadHfModel(spec);
-    return { kind: m.kind, model: m.model, tokenizer: m.tokenizer, name: spec, dir: spec, folder: m.folder } as LoadedModel;
+    const dtype = opts.baseDtype ?? 'fp32';
+    const saved = dtype !== 'fp32' && opts.useSavedBase !== false ? readBaseCache(spec, dtype, opts.warn ?? ((w) => console.warn(w))) : undefined;
+    const m = await loadHfModel(spec, { tensorSource: saved });
+    return { kind: m.kind, model: m.model, tokenizer: m.tokenizer, name: spec, dir: spec, folder: m.folder, ...(saved && { savedBase: baseCachePath(spec, dtype) }) } as LoadedModel;
   }
   throw new Error(
     `model '${spec}': not 'use' (the bundled model) and not a folder. Give a Hugging Face model folder with config.json, ` +

@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
-import type { HfFolder } from '../io/hf.ts';
+import { hfWeightFiles, type HfFolder } from '../io/hf.ts';
 import { readSafetensors, writeSafetensors, type TensorInput } from '../io/safetensors.ts';
 import type { BertModel } from '../models/bert.ts';
 import type { DecoderModel } from '../models/decoder.ts';
@@ -113,13 +113,6 @@ export function loadMergedWeights(dir: string): { base: string; weights: WeightM
   return { base: cfg.lorakit?.base_model ?? 'use', weights };
 }
 
-/** Safetensors files of a Hugging Face folder (single or the shards of its index). */
-function weightFiles(dir: string): string[] {
-  const index = path.join(dir, 'model.safetensors.index.json');
-  if (fs.existsSync(index)) return [...new Set(Object.values(JSON.parse(fs.readFileSync(index, 'utf8')).weight_map as Record<string, string>))].map((f) => path.join(dir, f));
-  return [path.join(dir, MERGED_WEIGHTS)];
-}
-
 /**
  * Writes a merged Hugging Face folder: model.safetensors under the source
  * folder's own tensor names (float tensors as float32, integer buffers as
@@ -149,7 +142,7 @@ export function saveMergedHfFolder(out: string, folder: HfFolder, model: MergeTa
     if (!written.has(k)) throw new Error(`merge: merged tensor '${k}' has no name in ${folder.dir}'s safetensors (the loader derived it); cannot write it back`);
   }
   // Integer buffers (position_ids…) are not weights to the loader: copied as they are.
-  for (const f of weightFiles(folder.dir)) {
+  for (const f of hfWeightFiles(folder.dir)) {
     for (const [name, t] of readSafetensors(f, { upcast: false }).tensors) {
       if (!tensors.has(name) && !['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) tensors.set(name, { dtype: t.dtype, shape: t.shape, data: t.data });
     }
