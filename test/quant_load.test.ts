@@ -1,6 +1,7 @@
-// Loading straight to the quantized form: with --base-dtype int8 the model's
-// weight map (and the folder as read) keeps no float32 array of a quantized
-// weight, only a zero-length stand-in carrying its codes; every reader of the
+// Loading straight to the quantized form: with --base-dtype int8 each linear
+// weight is quantized as it is read, and the model's weight map (and the
+// folder as read) keeps no float32 array of it, only a zero-length stand-in
+// carrying its codes; every reader of the
 // float32 values (PiSSA-like inits, merges, methods that factor W, saved merged
 // models) gets the dequantized weight, checked against the same computation on
 // an fp32 model whose weights are that dequantized weight; a graph that reads
@@ -16,6 +17,7 @@ import { METHODS } from '../src/adapters/registry.ts';
 import { loadModel } from '../src/models/load.ts';
 import type { WeightMap } from '../src/models/types.ts';
 import { float32Of, int8FormOf, isStandIn } from '../src/quant/quantized_weights.ts';
+import { quantizeBase } from '../src/quant/base_dtype.ts';
 import { Graph } from '../src/graph/ir.ts';
 import * as op from '../src/graph/ops.ts';
 import { toOnnxBytes } from '../src/onnx/emit.ts';
@@ -57,6 +59,7 @@ for (const name of ['llama-tiny', 'bert', 'gpt2-tiny', 't5-tiny']) {
       }
     }
     assert.ok(dropped > 0);
+    assert.equal(q.quantizedWhileReading, dropped, 'each own weight quantized as it was read (the whole float32 model never resident)');
     // the folder as read holds no float32 copy of a dropped weight either
     const kept = new Set([...f.model.weights.values()].map((w) => w.data.length));
     for (const [k, t] of q.folder?.weights ?? []) if (t.data.length === 0) assert.ok(isStandIn(t.data), k);
@@ -136,6 +139,12 @@ for (const name of ['llama-tiny', 'bert-sharded']) {
     assert.equal(fresh.savedBase, undefined);
     assert.deepEqual(cached.warnings, []);
     assert.deepEqual(cached.out, fresh.out);
+    // quantizing while reading = quantizing the fp32 model after the load (the earlier path), bit for bit
+    const f = await loadModel(dir, undefined, { useSavedBase: false });
+    quantizeBase(f.model.weights, f.model.sites, 'int8');
+    const pm = new PeftModel(f.model, { threads: 1 });
+    assert.deepEqual((await pm.run(padBatch([[1, 5, 9, 3], [2, 7, 4]]))).data, fresh.out);
+    await pm.release();
     // the cached weights come in as stand-ins: the folder as read has no float32 array for any of them
     const m = await loadModel(dir, undefined, { baseDtype: 'int8' });
     const saved = readSafetensorsHeader(r.file);

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { readSafetensors } from './safetensors.ts';
+import { readSafetensors, type TensorData } from './safetensors.ts';
 import { FileFormatError } from '../util/errors.ts';
 
 export type HfWeights = Map<string, { shape: number[]; data: Float32Array }>;
@@ -32,9 +32,12 @@ export interface LoadHfOptions {
    * bytes (undefined: read it). The whole float32 model is then never resident.
    */
   tensorSource?: TensorSource;
+  /** Each float32 weight as it is read, before the next one is (e.g. quantized at once: the whole float32 model is never resident). */
+  tensorTransform?: TensorTransform;
 }
 
 export type TensorSource = (name: string, shape: number[]) => Float32Array | undefined;
+export type TensorTransform = (name: string, data: Float32Array) => Float32Array;
 
 export class HfFolderError extends FileFormatError {
   constructor(file: string, problem: string, options?: { cause?: unknown }) {
@@ -183,7 +186,7 @@ export function hfWeightFiles(dir: string): string[] {
 }
 
 /** Weights of a folder: model.safetensors, or model.safetensors.index.json and its shards. */
-export function readHfWeights(dir: string, source?: TensorSource): HfWeights {
+export function readHfWeights(dir: string, source?: TensorSource, transform?: TensorTransform): HfWeights {
   const single = path.join(dir, 'model.safetensors');
   const index = path.join(dir, 'model.safetensors.index.json');
   const out: HfWeights = new Map();
@@ -194,7 +197,8 @@ export function readHfWeights(dir: string, source?: TensorSource): HfWeights {
       if (held) out.set(name, { shape: info.shape, data: held });
       return held !== undefined;
     };
-    for (const [name, t] of readSafetensors(file, { skip }).tensors) {
+    const map = (name: string, t: TensorData): TensorData => (transform && t.data instanceof Float32Array && (!only || only.has(name)) ? { ...t, data: transform(name, t.data) } : t);
+    for (const [name, t] of readSafetensors(file, { skip, map }).tensors) {
       if (only && !only.has(name)) continue;
       if (t.data instanceof Float32Array) out.set(name, { shape: t.shape, data: t.data });
       else if (t.data instanceof Float64Array) out.set(name, { shape: t.shape, data: Float32Array.from(t.data) });
@@ -254,7 +258,7 @@ export async function loadHfFolder(dir: string, opts: LoadHfOptions = {}): Promi
   const configFile = path.join(dir, 'config.json');
   const config = readJson(configFile, 'config.json');
   checkModelType(configFile, config, opts.supportedModelTypes);
-  const weights = readHfWeights(dir, opts.tensorSource);
+  const weights = readHfWeights(dir, opts.tensorSource, opts.tensorTransform);
   let tokenizer: HfTokenizer | undefined;
   if (!opts.noTokenizer && fs.existsSync(path.join(dir, 'tokenizer.json'))) {
     tokenizer = HfTokenizer.fromFolder(dir, config);
