@@ -96,7 +96,7 @@ export function saveBaseCache(folder: HfFolder, model: { sites: readonly LinearS
  */
 export function readBaseCache(dir: string, dtype: BaseDtype, warn: (m: string) => void): TensorSource | undefined {
   const file = baseCachePath(dir, dtype);
-  if (!fs.existsSync(file)) return undefined;
+  if (dtype !== 'int8' || !fs.existsSync(file)) return undefined; // only int8 bases are saved so far (saveBaseCache)
   const refuse = (why: string) => {
     warn(`${file}: ${why}; not used: quantizing at load instead (${rebuildHint(dir, dtype)})`);
     return undefined;

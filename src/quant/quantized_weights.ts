@@ -43,10 +43,16 @@ export function dropFloat32(data: Float32Array, layout: 'in_out' | 'out_in'): Fl
 
 /** A stand-in for a weight known only by its int8 form (read from a saved quantized base: src/models/base_cache.ts). */
 export function int8StandIn(q: Int8Weight, layout: 'in_out' | 'out_in'): Float32Array {
-  const standIn = new Float32Array(0);
-  int8Forms.set(standIn, q);
-  standIns.set(standIn, () => dequantizeInLayout(q, layout));
-  return standIn;
+  const s = standIn(() => dequantizeInLayout(q, layout));
+  int8Forms.set(s, q);
+  return s;
+}
+
+/** A zero-length stand-in whose float32 values `dequantize` gives back (any quantized form registers its own on it). */
+export function standIn(dequantize: () => Float32Array): Float32Array {
+  const s = new Float32Array(0);
+  standIns.set(s, dequantize);
+  return s;
 }
 
 /** True for a stand-in whose float32 values were dropped. */
