@@ -129,9 +129,19 @@ test('export-recipe: the accelerate launcher (its torchrun path on the CPU), the
   assert.ok(Object.values(recipe.lora.scales).every((s) => s === 2), 'alpha 16 / r 8');
   // Every example once per epoch, in lorakit's seeded order.
   for (const epoch of recipe.order) assert.deepEqual(epoch.flat().sort(), [0, 1, 2, 3, 4, 5]);
-  // A DoRA adapter is not a plain LoRA: refused by name.
-  const dora = path.join(dir, 'dora');
-  await runTrainJob({ task: 'causal-lm', model: FIX + 'gpt2-tiny', data, method: 'dora', methodConfig: {}, epochs: 1, lr: 0.01, batchSize: 8, seed: 1, threads: 1, out: dora });
-  await assert.rejects(exportRecipe({ engine: 'torchrun', model: FIX + 'gpt2-tiny', data, out: path.join(dir, 'x'), methodConfig: {}, fromAdapter: { dir: path.join(dora, 'adapter') }, epochs: 1, lr: 0.01, batchSize: 4, seed: 1 }), /the adapter is dora/);
+  // A VeRA adapter is neither LoRA nor DoRA: refused by name.
+  const vera = path.join(dir, 'vera');
+  await runTrainJob({ task: 'causal-lm', model: FIX + 'gpt2-tiny', data, method: 'vera', methodConfig: { r: 4 }, epochs: 1, lr: 0.01, batchSize: 8, seed: 1, threads: 1, out: vera });
+  await assert.rejects(exportRecipe({ engine: 'torchrun', model: FIX + 'gpt2-tiny', data, out: path.join(dir, 'x'), methodConfig: {}, fromAdapter: { dir: path.join(vera, 'adapter') }, epochs: 1, lr: 0.01, batchSize: 4, seed: 1 }), /the adapter is vera \(the recipe's train\.py implements lora and dora only\)/);
+  // --use-dora on a LoRA adapter: the flag and the adapter disagree, named both.
+  const cli = (args: string[]) => spawnSync(process.execPath, [BIN, 'export-recipe', '--engine', 'torchrun', '--model', FIX + 'gpt2-tiny', '--data', data, '--out', path.join(dir, 'z'), ...args], { encoding: 'utf8' });
+  const lora = path.join(dir, 'lora');
+  await runTrainJob({ task: 'causal-lm', model: FIX + 'gpt2-tiny', data, method: 'lora', methodConfig: { r: 2 }, epochs: 1, lr: 0.01, batchSize: 8, seed: 1, threads: 1, out: lora });
+  const both = cli(['--from-adapter', path.join(lora, 'adapter'), '--use-dora']);
+  assert.notEqual(both.status, 0);
+  assert.match(both.stderr, /--use-dora "dora" but the adapter has method = "lora"/);
+  const unknown = cli(['--method-option', 'no_such=1']);
+  assert.notEqual(unknown.status, 0);
+  assert.match(unknown.stderr, /'no_such' is not a field of lora's config/);
   await assert.rejects(exportRecipe({ engine: 'torchrun', model: FIX + 'bert', data, out: path.join(dir, 'y'), methodConfig: {}, epochs: 1, lr: 0.01, batchSize: 4, seed: 1 }), /must be a decoder folder/);
 });

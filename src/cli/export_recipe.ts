@@ -3,13 +3,13 @@
 // train flags lorakit train takes for it (src/tasks/recipe/export.ts).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, list, num } from './parse.ts';
-import { givenConfigFlags, methodConfigFromFlags, parseInitLoraWeights } from './method_options.ts';
+import { collectMethodOption, givenConfigFlags, methodConfigFromFlags, parseInitLoraWeights } from './method_options.ts';
 import { exportRecipe } from '../tasks/recipe/export.ts';
 
 export function registerExportRecipe(program: Command): void {
   program
     .command('export-recipe')
-    .description('Write a causal-LM LoRA run for a cluster engine (torchrun / accelerate): the step-0 adapter, the data as token ids, recipe.json with every setting, train.py and launch.sh; the trained adapter comes back to lorakit as a PEFT folder')
+    .description('Write a causal-LM LoRA / DoRA run for a cluster engine (torchrun / accelerate): the step-0 adapter, the data as token ids, recipe.json with every setting, train.py and launch.sh; the trained adapter comes back to lorakit as a PEFT folder')
     .addOption(new Option('--engine <name>', 'how launch.sh starts the processes').choices(['torchrun', 'accelerate']).makeOptionMandatory())
     .requiredOption('--model <dir>', 'Hugging Face decoder folder (GPT-2, Llama, Qwen2, Mistral)')
     .requiredOption('--data <file.jsonl>', 'JSONL {"prompt", "completion"}, {"messages": [...]} or {"text"} (as lorakit train --task causal-lm)')
@@ -24,6 +24,8 @@ export function registerExportRecipe(program: Command): void {
     .option('--alpha <alpha>', 'lora_alpha (default 16, as lorakit train)', num('--alpha'))
     .option('--lora-dropout <p>', 'lora_dropout (default 0; a replay of lorakit\'s steps needs 0: torch draws its own masks)', num('--lora-dropout'))
     .option('--use-rslora', 'scaling alpha / sqrt(r)')
+    .option('--use-dora', 'DoRA: weight-decomposed LoRA (PEFT use_dora)')
+    .option('--method-option <key=value>', 'a field of the LoRA config (repeatable), e.g. rank_pattern=\'{"v_proj":4}\' alpha_pattern=\'{"q_proj":2}\'', collectMethodOption, {})
     .option('--init-lora-weights <v>', 'PEFT init_lora_weights: true, false, gaussian (PiSSA / OLoRA change the base weights: not for a recipe)', parseInitLoraWeights)
     .option('--epochs <n>', 'training epochs', int('--epochs'), 2)
     .option('--lr <lr>', 'peak learning rate: linear warmup over --warmup-ratio, then --schedule (as lorakit train)', num('--lr'), 2e-3)
@@ -38,10 +40,11 @@ export function registerExportRecipe(program: Command): void {
     .action(async (o, cmd: Command) => {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
       const flags = { rank: o.rank, alpha: o.alpha, loraDropout: o.loraDropout, useRslora: o.useRslora || undefined, initLoraWeights: o.initLoraWeights };
-      const fromAdapter = o.fromAdapter !== undefined ? { dir: o.fromAdapter, given: givenConfigFlags({ ...o, methodOption: {} }, (k) => cmd.getOptionValueSource(k), 'lora', flags) } : undefined;
+      const method = o.useDora ? 'dora' : 'lora';
+      const fromAdapter = o.fromAdapter !== undefined ? { dir: o.fromAdapter, given: givenConfigFlags(o, (k) => cmd.getOptionValueSource(k), method, flags) } : undefined;
       const r = await exportRecipe({
         engine: o.engine, model: o.model, data: o.data, out: o.out, nproc: o.nproc, perRankBatch: o.perRankBatch, backend: o.backend, deepspeed: o.deepspeed,
-        methodConfig: fromAdapter ? {} : methodConfigFromFlags('lora', flags, {}), targetModules: o.targetModules, fromAdapter,
+        method, methodConfig: fromAdapter ? {} : methodConfigFromFlags(method, flags, o.methodOption), targetModules: o.targetModules, fromAdapter,
         epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
         maxGradNorm: o.maxGradNorm, maxTrain: o.maxTrain, maxLen: o.maxLen,
       });

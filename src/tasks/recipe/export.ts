@@ -36,6 +36,10 @@ import { accelerateConfig, deepSpeedConfig, DS_CONFIG_FILE, launchScript, type D
 
 export type { RecipeEngine, DeepSpeedStage } from './launch.ts';
 
+/** What train.py implements (plain torch and PEFT alike): LoRA with any scaling / per-module rank and alpha, and DoRA. */
+export const RECIPE_METHODS = ['lora', 'dora'] as const;
+export type RecipeMethod = (typeof RECIPE_METHODS)[number];
+
 export interface ExportRecipeOptions {
   engine: RecipeEngine;
   /** A Hugging Face decoder folder. */
@@ -50,6 +54,8 @@ export interface ExportRecipeOptions {
   backend?: 'plain' | 'peft';
   /** accelerate only: train through DeepSpeed ZeRO stage 2 or 3 (ds_config.json beside accelerate_config.yaml). */
   deepspeed?: DeepSpeedStage;
+  /** 'lora' (default) or 'dora' (PEFT's LoRA with use_dora); rsLoRA, rank_pattern and alpha_pattern are fields of methodConfig. */
+  method?: RecipeMethod;
   methodConfig: Record<string, unknown>;
   targetModules?: TargetModules;
   fromAdapter?: StartFromAdapter;
@@ -78,6 +84,7 @@ export interface Recipe {
   steps_per_epoch: number;
   total_steps: number;
   data: { file: string; source: string; examples: number; pad_id: number; max_length: number; labels: string };
+  /** The adapter's PEFT config (use_dora, use_rslora, rank_pattern, alpha_pattern as PEFT reads them) and each module's scale. */
   lora: { config: Record<string, unknown>; scales: Record<string, number>; lora_dropout: number };
   optimizer: { kind: 'adamw'; lr: number; betas: [number, number]; eps: number; weight_decay: number; fresh: boolean };
   schedule: { kind: 'linear' | 'cosine' | 'constant'; warmup_steps: number; total_steps: number; formula: string };
@@ -123,10 +130,10 @@ export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: strin
     set = start.set;
     kept = start.peft;
   } else {
-    const lora = getMethod('lora');
-    set = new AdapterSet(lora, lora.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules: o.targetModules ?? 'all-linear', headNames: model.headNames, seed: o.seed });
+    const method = getMethod(o.method ?? 'lora');
+    set = new AdapterSet(method, method.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules: o.targetModules ?? 'all-linear', headNames: model.headNames, seed: o.seed });
   }
-  if (set.method.name !== 'lora') throw new Error(`export-recipe hands a plain LoRA to the engine; the adapter is ${set.method.name} (the recipe's train.py implements LoRA only)`);
+  if (!(RECIPE_METHODS as readonly string[]).includes(set.method.name)) throw new Error(`export-recipe hands LoRA or DoRA to the engine; the adapter is ${set.method.name} (the recipe's train.py implements ${RECIPE_METHODS.join(' and ')} only)`);
   if (set.baseOverrides.size) throw new Error('export-recipe: this LoRA init changes the base weights (PiSSA / OLoRA); the engine would train on the original ones. Save it converted to LoRA first, or use another --init-lora-weights');
   if ((set.options.bias ?? 'none') !== 'none') throw new Error(`export-recipe: bias '${set.options.bias}' is not supported (the recipe trains lora_A / lora_B only)`);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Trains the LoRA adapter `lorakit export-recipe` described, on N processes.
+"""Trains the LoRA (or DoRA) adapter `lorakit export-recipe` described, on N processes.
 
 Written by lorakit (src/tasks/recipe/train.py); reads recipe.json beside it:
 the step-0 adapter (adapter0/), the data as token ids with labels (lorakit's
@@ -117,19 +117,35 @@ def lr_multiplier(step, s):
 
 
 class Lora:
-    """PEFT's LoRA on a module path: y = base(x) + scale * dropout(x) A^T B^T (hf_decoders' `lora.apply` interface)."""
+    """PEFT's LoRA on a module path (hf_decoders' `lora.apply` interface): y = base(x) + s·dropout(x)·Aᵀ·Bᵀ.
 
-    def __init__(self, params, scales, dropout):
+    With a magnitude vector m (DoRA, Liu et al. 2024, use_dora in PEFT): the weight W + s·B·A is
+    decomposed into its row norms and direction, y = base(x) + (m/n − 1)·x·Wᵀ + (m/n)·s·dropout(x)·Aᵀ·Bᵀ
+    with n = ‖W + s·B·A‖ per output row of the [out, in] weight, treated as a constant in the
+    gradient (the paper's §4.3; PEFT detaches it), x·Wᵀ on the dropped-out input when dropout is on.
+    """
+
+    def __init__(self, params, scales, dropout, weights=None, in_out=False):
         self.params, self.scales, self.dropout, self.training = params, scales, dropout, True
+        self.weights, self.in_out = weights, in_out  # base weights by name; GPT-2's Conv1D keeps them [in, out]
 
     def apply(self, name, x, y):
         a = self.params.get(f"base_model.model.{name}.lora_A.weight")
         if a is None:
             return y
         b = self.params[f"base_model.model.{name}.lora_B.weight"]
+        s = self.scales[name]
         if self.dropout and self.training:
             x = F.dropout(x, self.dropout)
-        return y + self.scales[name] * (x @ a.t()) @ b.t()
+        lora = s * (x @ a.t()) @ b.t()
+        m = self.params.get(f"base_model.model.{name}.lora_magnitude_vector")
+        if m is None:
+            return y + lora
+        w = self.weights[f"{name}.weight"]
+        w_out_in = w.t() if self.in_out else w
+        n = torch.linalg.vector_norm(w_out_in + s * (b @ a), dim=1).detach()
+        base = x @ w if self.in_out else x @ w.t()  # base(x) without its bias
+        return y + (m / n - 1) * base + (m / n) * lora
 
 
 def pad(rows, examples, pad_id):
@@ -172,7 +188,7 @@ class PlainBackend:
             self.W = {(k if k.startswith("transformer.") or k.startswith("lm_head") else "transformer." + k): v for k, v in self.W.items()}
         adapter = read_safetensors(os.path.join(HERE, "adapter0", "adapter_model.safetensors"))
         self.params = {k: v.to(dtype).requires_grad_(True) for k, v in sorted(adapter.items())}
-        self.lora = Lora(self.params, recipe["lora"]["scales"], recipe["lora"]["lora_dropout"])
+        self.lora = Lora(self.params, recipe["lora"]["scales"], recipe["lora"]["lora_dropout"], self.W, in_out=mt == "gpt2")
 
     def trainable(self):
         return list(self.params.values())
