@@ -231,13 +231,24 @@ def optimizer_and_schedule(params, recipe):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_multiplier(k, recipe["schedule"]))
 
 
-def adapter_folder(out):
-    """<out>/adapter with adapter0's config files (adapter_config.json, lorakit_config.json); the weights come next."""
+def adapter_folder(out, recipe, run):
+    """<out>/adapter with adapter0's PEFT config and lorakit's block (lorakit_config.json: task, data, max length,
+    base model folder; PEFT's own save_pretrained would drop it), the block saying which steps made the adapter
+    (`run`: engine, backend, processes); the weights come next."""
     dest = os.path.join(out, "adapter")
     os.makedirs(dest, exist_ok=True)
-    for f in ("adapter_config.json", "lorakit_config.json"):
-        if os.path.exists(os.path.join(HERE, "adapter0", f)):
-            shutil.copy(os.path.join(HERE, "adapter0", f), os.path.join(dest, f))
+    shutil.copy(os.path.join(HERE, "adapter0", "adapter_config.json"), os.path.join(dest, "adapter_config.json"))
+    block_file = os.path.join(HERE, "adapter0", "lorakit_config.json")
+    block = {}
+    if os.path.exists(block_file):
+        with open(block_file) as f:
+            block = json.load(f)
+    block.update({"recipe_step": recipe["total_steps"], "recipe_run": run})
+    tmp = os.path.join(dest, "lorakit_config.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(dict(sorted(block.items())), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, os.path.join(dest, "lorakit_config.json"))
     return dest
 
 
@@ -289,7 +300,8 @@ def train_deepspeed(recipe, examples, args):
                 log.flush()
     state = acc.get_state_dict(backend.model)  # gathers ZeRO-3's partitions (stage3_gather_16bit_weights_on_model_save)
     if acc.is_main_process:
-        backend.save(adapter_folder(args.out), peft_model=acc.unwrap_model(backend.model), state_dict=state)
+        run = {"engine": "accelerate", "backend": "peft", "processes": world, "deepspeed_zero_stage": ds["zero_optimization"]["stage"]}
+        backend.save(adapter_folder(args.out, recipe, run), peft_model=acc.unwrap_model(backend.model), state_dict=state)
         log.close()
     acc.wait_for_everyone()
 
@@ -363,7 +375,8 @@ def main():
     with open(os.path.join(args.out, f"rank{rank}.sha256"), "w") as f:
         f.write(digest(params) + "\n")
     if rank == 0:
-        backend.save(adapter_folder(args.out))
+        run = {"engine": args.engine or recipe["engine"], "backend": args.backend or recipe["backend"], "processes": world, "dtype": args.dtype}
+        backend.save(adapter_folder(args.out, recipe, run))
         if args.probe:
             with torch.no_grad():
                 ids, mask, _ = pad([0], examples, pad_id)
