@@ -23,7 +23,7 @@ test("export-recipe --deepspeed: ds_config.json = recipe.json's settings = what 
   assert.equal(pinned.cases.length, 2);
   for (const c of pinned.cases) {
     const R = path.join(dir, c.deepspeed);
-    const { recipe } = await exportRecipe({ ...c.flags, engine: 'accelerate', deepspeed: c.deepspeed, nproc: c.nproc, model: path.join(FIX, 'hf/llama-tiny'), data, out: R });
+    const { recipe } = await exportRecipe({ ...c.flags, engine: 'accelerate', deepspeed: c.deepspeed, nproc: c.nproc, nnodes: c.nnodes, model: path.join(FIX, 'hf/llama-tiny'), data, out: R });
     const stage = c.deepspeed === 'zero3' ? 3 : 2;
     assert.deepEqual(recipe.deepspeed, { zero_stage: stage, config_file: 'ds_config.json' });
     const ds = read(path.join(R, 'ds_config.json'));
@@ -44,7 +44,10 @@ test("export-recipe --deepspeed: ds_config.json = recipe.json's settings = what 
     });
     // ... the config handed to deepspeed.initialize is today's file with accelerate's fill (global batch over all processes) ...
     const { train_batch_size: tbs, zero_allow_untested_optimizer: untested, ...rest } = a.deepspeed_config;
-    assert.equal(tbs, recipe.batch.per_rank_batch * recipe.batch.grad_accum_steps * c.nproc);
+    const world = c.nproc * c.nnodes;
+    assert.equal(recipe.batch.world_size, world);
+    assert.deepEqual([a.cluster.num_processes, a.cluster.num_machines], [world, c.nnodes]);
+    assert.equal(tbs, recipe.batch.per_rank_batch * recipe.batch.grad_accum_steps * world);
     assert.ok(tbs >= recipe.batch.global_batch, 'the micro-batches of all processes hold a global batch');
     assert.equal(untested, true);
     const { train_batch_size: auto, ...written } = ds;
@@ -57,6 +60,7 @@ test("export-recipe --deepspeed: ds_config.json = recipe.json's settings = what 
     assert.doesNotMatch(yaml, /mixed_precision/, 'accelerate refuses mixed_precision beside a DeepSpeed config file');
     const exported = Object.fromEntries([...fs.readFileSync(path.join(R, 'launch.sh'), 'utf8').matchAll(/export (ACCELERATE_\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
     assert.deepEqual(exported, a.launch_env);
+    assert.match(fs.readFileSync(path.join(R, 'launch.sh'), 'utf8'), new RegExp(`NNODES=\\$\\{NNODES:-${c.nnodes}\\}`));
   }
 });
 

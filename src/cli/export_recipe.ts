@@ -15,6 +15,7 @@ export function registerExportRecipe(program: Command): void {
     .requiredOption('--data <file.jsonl>', 'JSONL {"prompt", "completion"}, {"messages": [...]} or {"text"} (as lorakit train --task causal-lm)')
     .requiredOption('--out <dir>', 'the recipe folder')
     .option('--nproc <n>', 'processes per node launch.sh starts (NPROC overrides it)', int('--nproc'), 2)
+    .option('--nnodes <n>', 'nodes launch.sh runs on (NNODES overrides it); the batch arithmetic is for nproc × nnodes processes', int('--nnodes'), 1)
     .option('--per-rank-batch <n>', 'rows a process runs at once (its share of a global batch beyond that is gradient accumulation; default: the whole share)', int('--per-rank-batch'))
     .addOption(new Option('--backend <kind>', "train.py's model: plain (torch only, the reference decoders) or peft (transformers + PEFT); default plain for torchrun, peft for accelerate").choices(['plain', 'peft']))
     .addOption(new Option('--deepspeed <stage>', 'with --engine accelerate: train through DeepSpeed ZeRO stage 2 or 3 (ds_config.json; needs deepspeed and GPUs where it runs)').choices(['zero2', 'zero3']))
@@ -43,7 +44,7 @@ export function registerExportRecipe(program: Command): void {
       const method = o.useDora ? 'dora' : 'lora';
       const fromAdapter = o.fromAdapter !== undefined ? { dir: o.fromAdapter, given: givenConfigFlags(o, (k) => cmd.getOptionValueSource(k), method, flags) } : undefined;
       const r = await exportRecipe({
-        engine: o.engine, model: o.model, data: o.data, out: o.out, nproc: o.nproc, perRankBatch: o.perRankBatch, backend: o.backend, deepspeed: o.deepspeed,
+        engine: o.engine, model: o.model, data: o.data, out: o.out, nproc: o.nproc, nnodes: o.nnodes, perRankBatch: o.perRankBatch, backend: o.backend, deepspeed: o.deepspeed,
         method, methodConfig: fromAdapter ? {} : methodConfigFromFlags(method, flags, o.methodOption), targetModules: o.targetModules, fromAdapter,
         epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
         maxGradNorm: o.maxGradNorm, maxTrain: o.maxTrain, maxLen: o.maxLen,

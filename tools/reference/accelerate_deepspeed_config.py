@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What accelerate makes of a recipe's DeepSpeed files, without DeepSpeed installed.
 
-Usage (in the PEFT environment): run.sh accelerate_deepspeed_config.py RECIPE_DIR NUM_PROCESSES
+Usage (in the PEFT environment): run.sh accelerate_deepspeed_config.py RECIPE_DIR NUM_PROCESSES (over all nodes)
 
 Runs accelerate's own code on RECIPE_DIR/accelerate_config.yaml as `accelerate launch --config_file`
 does (ClusterConfig, the launch argument checks, the DeepSpeed launcher's environment), builds the
@@ -48,7 +48,8 @@ plugin.deepspeed_config_process(must_match=False, **{
 plugin.deepspeed_config["zero_allow_untested_optimizer"] = True  # a torch optimizer handed to prepare
 final = {k: v for k, v in plugin.deepspeed_config.items() if k != "steps_per_print"}
 print(json.dumps({
-    "cluster": {"distributed_type": str(cluster.distributed_type), "deepspeed_config": cluster.deepspeed_config, "mixed_precision": cluster.mixed_precision},
+    "cluster": {"distributed_type": str(cluster.distributed_type), "deepspeed_config": cluster.deepspeed_config, "mixed_precision": cluster.mixed_precision,
+                "num_processes": cluster.num_processes, "num_machines": cluster.num_machines},
     "launch_env": {k: env[k] for k in sorted(env) if k.startswith("ACCELERATE_")},
     "plugin": {k: getattr(plugin, k) for k in ("zero_stage", "gradient_accumulation_steps", "gradient_clipping", "offload_optimizer_device", "offload_param_device", "zero3_init_flag", "zero3_save_16bit_model")},
     "deepspeed_config": final,

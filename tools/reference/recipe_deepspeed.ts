@@ -27,10 +27,10 @@ const DATA = [
   { prompt: 'where is it', completion: 'far away' },
   { prompt: 'how are you', completion: 'fine, thanks' },
 ];
-// Batch 5 on 2 processes in micro-batches of 2: 2 accumulation steps (ZeRO-2, clipping 0.5); 4 on 4 processes, no clipping (ZeRO-3).
+// Batch 5 on 2 processes in micro-batches of 2: 2 accumulation steps (ZeRO-2, clipping 0.5); 4 on 2 nodes × 2 processes, no clipping (ZeRO-3).
 const CASES = [
-  { deepspeed: 'zero2' as const, nproc: 2, flags: { epochs: 1, lr: 0.01, batchSize: 5, perRankBatch: 2, seed: 5, maxGradNorm: 0.5, methodConfig: { r: 2, lora_alpha: 4 } } },
-  { deepspeed: 'zero3' as const, nproc: 4, flags: { epochs: 1, lr: 0.01, batchSize: 4, seed: 5, maxGradNorm: 0, methodConfig: { r: 2, lora_alpha: 4 } } },
+  { deepspeed: 'zero2' as const, nproc: 2, nnodes: 1, flags: { epochs: 1, lr: 0.01, batchSize: 5, perRankBatch: 2, seed: 5, maxGradNorm: 0.5, methodConfig: { r: 2, lora_alpha: 4 } } },
+  { deepspeed: 'zero3' as const, nproc: 2, nnodes: 2, flags: { epochs: 1, lr: 0.01, batchSize: 4, seed: 5, maxGradNorm: 0, methodConfig: { r: 2, lora_alpha: 4 } } },
 ];
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recipe-deepspeed-'));
@@ -39,8 +39,8 @@ fs.writeFileSync(data, DATA.map((r) => JSON.stringify(r)).join('\n') + '\n');
 const cases = [];
 for (const c of CASES) {
   const R = path.join(dir, c.deepspeed);
-  await exportRecipe({ ...c.flags, engine: 'accelerate', deepspeed: c.deepspeed, nproc: c.nproc, model: path.join(REPO, 'test/fixtures/hf/llama-tiny'), data, out: R });
-  const r = spawnSync(runSh, [path.join(REPO, 'tools/reference/accelerate_deepspeed_config.py'), R, String(c.nproc)], { encoding: 'utf8' });
+  await exportRecipe({ ...c.flags, engine: 'accelerate', deepspeed: c.deepspeed, nproc: c.nproc, nnodes: c.nnodes, model: path.join(REPO, 'test/fixtures/hf/llama-tiny'), data, out: R });
+  const r = spawnSync(runSh, [path.join(REPO, 'tools/reference/accelerate_deepspeed_config.py'), R, String(c.nproc * c.nnodes)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${c.deepspeed}: ${r.stdout}\n${r.stderr}`);
   const accelerate = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
   cases.push({ ...c, accelerate });

@@ -48,6 +48,8 @@ export interface ExportRecipeOptions {
   out: string;
   /** Processes the launch script starts per node (default 2). */
   nproc?: number;
+  /** Nodes launch.sh runs on (default 1): the recipe's processes are nproc × nnodes. */
+  nnodes?: number;
   /** Rows a process runs at once; the rest of its share of a global batch is gradient accumulation (default: its whole share). */
   perRankBatch?: number;
   /** 'plain' (torch only; default for torchrun) or 'peft' (transformers + PEFT; default for accelerate). */
@@ -110,6 +112,9 @@ const PY_FILES: Record<string, string> = {
 export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: string; recipe: Recipe }> {
   const nproc = o.nproc ?? 2;
   if (!(Number.isInteger(nproc) && nproc >= 1)) throw new Error(`--nproc must be an integer ≥ 1, got ${o.nproc}`);
+  const nnodes = o.nnodes ?? 1;
+  if (!(Number.isInteger(nnodes) && nnodes >= 1)) throw new Error(`--nnodes must be an integer ≥ 1, got ${o.nnodes}`);
+  const world = nproc * nnodes;
   const backend = o.backend ?? (o.engine === 'accelerate' ? 'peft' : 'plain');
   if (o.deepspeed && o.engine !== 'accelerate') throw new Error(`--deepspeed ${o.deepspeed} is an option of --engine accelerate (accelerate's DeepSpeed plugin); got --engine ${o.engine}`);
   if (o.deepspeed && backend !== 'peft') throw new Error(`--deepspeed ${o.deepspeed} trains through transformers + PEFT (DeepSpeed wraps a torch module); drop --backend plain`);
@@ -152,7 +157,7 @@ export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: strin
   const order = Array.from({ length: o.epochs }, (_, e) => lengthGroupedBatches(lengths, o.batchSize, new Rng(o.seed).fork(`epoch-${e}`)));
   const stepsPerEpoch = order[0].length;
   const totalSteps = stepsPerEpoch * o.epochs;
-  const share = Math.ceil(Math.min(o.batchSize, examples.length) / nproc);
+  const share = Math.ceil(Math.min(o.batchSize, examples.length) / world);
   const perRank = Math.min(o.perRankBatch ?? share, share);
   const kind = o.schedule ?? 'linear';
   const recipe: Recipe = {
@@ -178,7 +183,7 @@ export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: strin
     },
     clip: { max_grad_norm: o.maxGradNorm ?? 0 },
     batch: {
-      global_batch: o.batchSize, world_size: nproc, per_rank_batch: perRank, grad_accum_steps: Math.ceil(share / perRank),
+      global_batch: o.batchSize, world_size: world, per_rank_batch: perRank, grad_accum_steps: Math.ceil(share / perRank),
       split: 'row i of a global batch goes to rank i % world_size; a rank runs its rows per_rank_batch at a time and accumulates',
     },
     ...(o.deepspeed ? { deepspeed: { zero_stage: o.deepspeed === 'zero3' ? 3 as const : 2 as const, config_file: DS_CONFIG_FILE } } : {}),
@@ -191,9 +196,9 @@ export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: strin
     if (!fs.existsSync(src)) throw new Error(`${src}: missing from this lorakit installation (the recipe's Python side)`);
     fs.copyFileSync(src, path.join(o.out, f));
   }
-  writeFileAtomic(path.join(o.out, 'launch.sh'), launchScript(o.engine, nproc, recipe.backend, recipe.deepspeed !== undefined));
+  writeFileAtomic(path.join(o.out, 'launch.sh'), launchScript(o.engine, nproc, nnodes, recipe.backend, recipe.deepspeed !== undefined));
   fs.chmodSync(path.join(o.out, 'launch.sh'), 0o755);
-  if (o.engine === 'accelerate') writeFileAtomic(path.join(o.out, 'accelerate_config.yaml'), accelerateConfig(nproc, recipe.deepspeed !== undefined));
+  if (o.engine === 'accelerate') writeFileAtomic(path.join(o.out, 'accelerate_config.yaml'), accelerateConfig(nproc, nnodes, recipe.deepspeed !== undefined));
   if (recipe.deepspeed) writeFileAtomic(path.join(o.out, DS_CONFIG_FILE), JSON.stringify(deepSpeedConfig({ stage: recipe.deepspeed.zero_stage, perRankBatch: perRank, gradAccumSteps: recipe.batch.grad_accum_steps, maxGradNorm: recipe.clip.max_grad_norm }), null, 1) + '\n');
   return { dir: o.out, recipe };
 }

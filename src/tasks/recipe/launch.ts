@@ -52,7 +52,7 @@ const ACCELERATE_DS_ENV = [
   'export ACCELERATE_CONFIG_DS_FIELDS=deepspeed_config_file,zero3_init_flag,deepspeed_multinode_launcher',
 ];
 
-export function launchScript(engine: RecipeEngine, nproc: number, backend: string, deepspeed = false): string {
+export function launchScript(engine: RecipeEngine, nproc: number, nnodes: number, backend: string, deepspeed = false): string {
   const common = [
     '#!/bin/sh',
     `# Written by lorakit export-recipe: trains the recipe in this folder with ${engine}${deepspeed ? ' + DeepSpeed ZeRO' : ''}; the adapter lands in out/adapter.`,
@@ -60,7 +60,7 @@ export function launchScript(engine: RecipeEngine, nproc: number, backend: strin
     'set -e',
     'cd "$(dirname "$0")"',
     `NPROC=\${NPROC:-${nproc}}`,
-    'NNODES=${NNODES:-1}',
+    `NNODES=\${NNODES:-${nnodes}}`,
     'NODE_RANK=${NODE_RANK:-0}',
     'MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}',
     'MASTER_PORT=${MASTER_PORT:-29500}',
@@ -97,7 +97,7 @@ export function launchScript(engine: RecipeEngine, nproc: number, backend: strin
   ].join('\n');
 }
 
-export function accelerateConfig(nproc: number, deepspeed = false): string {
+export function accelerateConfig(nproc: number, nnodes: number, deepspeed = false): string {
   return [
     '# accelerate launch --config_file accelerate_config.yaml (written by lorakit export-recipe)',
     'compute_environment: LOCAL_MACHINE',
@@ -113,8 +113,8 @@ export function accelerateConfig(nproc: number, deepspeed = false): string {
       ]
       // No mixed_precision beside a DeepSpeed config file (accelerate refuses it there; fp16 / bf16 are set in the JSON).
       : ['distributed_type: MULTI_GPU', 'mixed_precision: "no"']),
-    `num_processes: ${nproc}`,
-    'num_machines: 1',
+    `num_processes: ${nproc * nnodes}`,
+    `num_machines: ${nnodes}`,
     'machine_rank: 0',
     'main_training_function: main',
     'rdzv_backend: static',

@@ -272,7 +272,7 @@ def train_deepspeed(recipe, examples, args):
     if ds.get("gradient_accumulation_steps") != gas or ds.get("train_micro_batch_size_per_gpu") != per_rank:
         raise SystemExit(f"train.py: {world} processes run the global batch of {recipe['batch']['global_batch']} as micro-batches of {per_rank} × {gas} accumulation steps, "
                          f"but the DeepSpeed config says {ds.get('train_micro_batch_size_per_gpu')} × {ds.get('gradient_accumulation_steps')}: "
-                         f"export the recipe again with --nproc for this many processes")
+                         f"export the recipe again with --nproc / --nnodes for {world} processes")
     backend = PeftBackend(recipe, torch.float32)
     opt, sched = optimizer_and_schedule(backend.trainable(), recipe)
     backend.model, opt, sched = acc.prepare(backend.model, opt, sched)
