@@ -3,7 +3,7 @@
 // train flags lorakit train takes for it (src/tasks/recipe/export.ts).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { int, list, num } from './parse.ts';
-import { collectMethodOption, givenConfigFlags, methodConfigFromFlags, parseInitLoraWeights } from './method_options.ts';
+import { givenConfigFlags, methodConfigFromFlags, parseInitLoraWeights } from './method_options.ts';
 import { exportRecipe } from '../tasks/recipe/export.ts';
 
 export function registerExportRecipe(program: Command): void {
@@ -26,7 +26,6 @@ export function registerExportRecipe(program: Command): void {
     .option('--lora-dropout <p>', 'lora_dropout (default 0; a replay of lorakit\'s steps needs 0: torch draws its own masks)', num('--lora-dropout'))
     .option('--use-rslora', 'scaling alpha / sqrt(r)')
     .option('--use-dora', 'DoRA: weight-decomposed LoRA (PEFT use_dora)')
-    .option('--method-option <key=value>', 'a field of the LoRA config (repeatable), e.g. rank_pattern=\'{"v_proj":4}\' alpha_pattern=\'{"q_proj":2}\'', collectMethodOption, {})
     .option('--init-lora-weights <v>', 'PEFT init_lora_weights: true, false, gaussian (PiSSA / OLoRA change the base weights: not for a recipe)', parseInitLoraWeights)
     .option('--epochs <n>', 'training epochs', int('--epochs'), 2)
     .option('--lr <lr>', 'peak learning rate: linear warmup over --warmup-ratio, then --schedule (as lorakit train)', num('--lr'), 2e-3)
@@ -42,10 +41,10 @@ export function registerExportRecipe(program: Command): void {
       if (!(o.lr > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got ${o.lr}`);
       const flags = { rank: o.rank, alpha: o.alpha, loraDropout: o.loraDropout, useRslora: o.useRslora || undefined, initLoraWeights: o.initLoraWeights };
       const method = o.useDora ? 'dora' : 'lora';
-      const fromAdapter = o.fromAdapter !== undefined ? { dir: o.fromAdapter, given: givenConfigFlags(o, (k) => cmd.getOptionValueSource(k), method, flags) } : undefined;
+      const fromAdapter = o.fromAdapter !== undefined ? { dir: o.fromAdapter, given: givenConfigFlags({ ...o, methodOption: {} }, (k) => cmd.getOptionValueSource(k), method, flags) } : undefined;
       const r = await exportRecipe({
         engine: o.engine, model: o.model, data: o.data, out: o.out, nproc: o.nproc, nnodes: o.nnodes, perRankBatch: o.perRankBatch, backend: o.backend, deepspeed: o.deepspeed,
-        method, methodConfig: fromAdapter ? {} : methodConfigFromFlags(method, flags, o.methodOption), targetModules: o.targetModules, fromAdapter,
+        method, methodConfig: fromAdapter ? {} : methodConfigFromFlags(method, flags, {}), targetModules: o.targetModules, fromAdapter,
         epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
         maxGradNorm: o.maxGradNorm, maxTrain: o.maxTrain, maxLen: o.maxLen,
       });

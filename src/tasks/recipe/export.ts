@@ -56,7 +56,7 @@ export interface ExportRecipeOptions {
   backend?: 'plain' | 'peft';
   /** accelerate only: train through DeepSpeed ZeRO stage 2 or 3 (ds_config.json beside accelerate_config.yaml). */
   deepspeed?: DeepSpeedStage;
-  /** 'lora' (default) or 'dora' (PEFT's LoRA with use_dora); rsLoRA, rank_pattern and alpha_pattern are fields of methodConfig. */
+  /** 'lora' (default) or 'dora' (PEFT's LoRA with use_dora); rsLoRA is methodConfig's use_rslora; rank_pattern / alpha_pattern come with fromAdapter (as in lorakit train). */
   method?: RecipeMethod;
   methodConfig: Record<string, unknown>;
   targetModules?: TargetModules;
