@@ -14,7 +14,7 @@ import { inCI } from './helpers/reference.ts';
 
 const BENCH = path.resolve(import.meta.dirname, '../bench');
 /** Modules the scripts import (models, peers' environment, the roofline), not scripts themselves. */
-const LIBRARIES = new Set(['bert_like.ts', 'llama_like.ts', 'peer_env.ts', 'roofline.ts', 'tiny_world.ts']);
+const LIBRARIES = new Set(['bert_like.ts', 'llama_like.ts', 'peer_env.ts', 'peer_llama_cpp.ts', 'roofline.ts', 'tiny_world.ts']);
 /**
  * Exempt: doc-table producers that run tens of minutes on ../shared/data (not in
  * CI), each with knobs for shorter runs (ir_cisi: --samples, --clusters,
