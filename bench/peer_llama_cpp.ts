@@ -46,23 +46,28 @@ export async function loadLlamaCppPeer(modelPath: string, o: PeerOptions = {}): 
     ...(o.lora && { lora: { adapters: o.lora.map((a) => ({ filePath: a.filePath, scale: a.scale ?? 1 })) } }),
   });
   const seq = context.getSequence();
-  // Step by step through controlledEvaluate: evaluate() would end at an end-of-generation token, lorakit's Generator is told not to.
-  const greedy = async (prompt: number[], n: number) => {
+  // Step by step through controlledEvaluate: evaluate() would end at an end-of-generation token (llama.cpp's SentencePiece
+  // default makes id 2 one even when the file names none), lorakit's Generator is told not to stop.
+  const timed = async (prompt: number[], n: number) => {
     await seq.clearHistory();
-    const out: number[] = [];
+    const tokens: number[] = [];
     let input: number[] = prompt;
-    while (out.length < n) {
+    const t0 = performance.now();
+    let prefillMs = 0;
+    while (tokens.length < n) {
       const items = input.map((t, i) => (i === input.length - 1 ? [t as Token, { generateNext: { token: true, options: { temperature: 0 } } }] : (t as Token)));
       const res = await seq.controlledEvaluate(items as any);
       const next = res[input.length - 1]?.next?.token;
       if (next === undefined || next === null) throw new Error('node-llama-cpp returned no next token');
-      out.push(next);
+      if (!tokens.length) prefillMs = performance.now() - t0;
+      tokens.push(next);
       input = [next];
     }
-    return out;
+    return { tokens, prefillMs, decodeMs: performance.now() - t0 - prefillMs };
   };
   return {
-    model, context, greedy,
+    model, context, timed,
+    greedy: async (prompt, n) => (await timed(prompt, n)).tokens,
     async nextLogits(prompt) {
       await seq.clearHistory();
       const items = prompt.map((t, i) => (i === prompt.length - 1 ? [t as Token, { generateNext: { logits: true } }] as const : (t as Token)));
@@ -74,18 +79,6 @@ export async function loadLlamaCppPeer(modelPath: string, o: PeerOptions = {}): 
       const out = new Float32Array(V);
       for (const [t, v] of logits) out[t] = v;
       return out;
-    },
-    async timed(prompt, n) {
-      await seq.clearHistory();
-      const tokens: number[] = [];
-      const t0 = performance.now();
-      let prefillMs = 0;
-      for await (const t of seq.evaluate(prompt as Token[], { temperature: 0 })) {
-        if (!tokens.length) prefillMs = performance.now() - t0;
-        tokens.push(t as number);
-        if (tokens.length >= n) break;
-      }
-      return { tokens, prefillMs, decodeMs: performance.now() - t0 - prefillMs };
     },
     async dispose() {
       await context.dispose();

@@ -168,6 +168,22 @@ for (const fixture of ['llama-tiny', 'qwen2-tiny']) {
   });
 }
 
+test('--dtype f16: half the bytes, loads in llama.cpp, first-step logits within float16 rounding of lorakit\'s', async () => {
+  const f32 = await runExportGguf({ model: FIXTURES + 'llama-tiny', out: path.join(tmp, 'f32.gguf') });
+  const f16 = await runExportGguf({ model: FIXTURES + 'llama-tiny', dtype: 'f16', out: path.join(tmp, 'f16.gguf') });
+  assert.ok(f16.bytes < 0.6 * f32.bytes, `${f16.bytes} vs ${f32.bytes} bytes`);
+  const model = (await loadModel(FIXTURES + 'llama-tiny', 'decoder')).model;
+  const peer = await loadLlamaCppPeer(path.join(tmp, 'f16.gguf'));
+  try {
+    const ours = await lorakitLogits(model, PROMPT);
+    const d = maxAbsDiff((await peer.nextLogits(PROMPT)).subarray(0, ours.length), ours);
+    // float16 weights (and activations rounded to float16 by llama.cpp's F16 matmul): ~1e-3 of logits of size ~3.
+    assert.ok(d > 1e-6 && d < 2e-2, `f16 logits differ by ${d}`);
+  } finally {
+    await peer.dispose();
+  }
+});
+
 describe('export-gguf refuses what llama.cpp cannot take', () => {
   test('other families by name', async () => {
     await assert.rejects(runExportGguf({ model: FIXTURES + 'gpt2-tiny', out: path.join(tmp, 'x.gguf') }), /model_type 'gpt2' is not supported \(Llama, Mistral and Qwen2/);

@@ -111,19 +111,19 @@ function bosInTemplate(tok: Record<string, any>, bos?: number): boolean {
 }
 
 /**
- * A vocabulary of placeholder tokens (`<tok{id}>`, SentencePiece model) for a
- * model without a tokenizer (the bench's random Llama): llama.cpp then loads it
- * and runs on token ids; text in or out means nothing.
+ * A vocabulary of placeholder tokens (`[tok<id>]`) for a model without a
+ * tokenizer (the bench's random Llama): llama.cpp then loads it and runs on
+ * token ids; text in or out means nothing. Declared as llama.cpp's "bert"
+ * (WordPiece) model, which needs no byte tokens (its SentencePiece model looks
+ * up <0x0A> at load and aborts without it).
  */
-export function placeholderGgufVocab(vocabSize: number, o: { bosTokenId?: number; eosTokenId?: number } = {}): Map<string, GgufValue> {
-  const tokens = Array.from({ length: vocabSize }, (_, i) => `<tok${i}>`);
+export function placeholderGgufVocab(vocabSize: number): Map<string, GgufValue> {
+  const tokens = Array.from({ length: vocabSize }, (_, i) => `[tok${i}]`);
   return new Map<string, GgufValue>([
-    ['tokenizer.ggml.model', gguf.str('llama')],
+    ['tokenizer.ggml.model', gguf.str('bert')],
     ['tokenizer.ggml.tokens', gguf.arr('string', tokens)],
     ['tokenizer.ggml.scores', gguf.arr('f32', tokens.map(() => 0))],
     ['tokenizer.ggml.token_type', gguf.arr('i32', tokens.map(() => NORMAL))],
-    ...(o.bosTokenId !== undefined ? [['tokenizer.ggml.bos_token_id', gguf.u32(o.bosTokenId)] as [string, GgufValue]] : []),
-    ...(o.eosTokenId !== undefined ? [['tokenizer.ggml.eos_token_id', gguf.u32(o.eosTokenId)] as [string, GgufValue]] : []),
     ['tokenizer.ggml.add_bos_token', gguf.bool(false)],
   ]);
 }
