@@ -15,6 +15,7 @@ import { readGgufFileInfo } from 'node-llama-cpp';
 import { GgufError, gguf, parseGguf, readGguf, serializeGguf, toFloat16Bits, fromFloat16Bits } from '../src/io/gguf.ts';
 import { runExportGguf } from '../src/cli/export_gguf.ts';
 import { permuteRotaryRows } from '../src/peft/gguf_export.ts';
+import { ggufVocabFromTokenizerJson } from '../src/tokenize/gguf_vocab.ts';
 import { loadModel } from '../src/models/load.ts';
 import type { DecoderModel } from '../src/models/decoder.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
@@ -197,6 +198,21 @@ describe('export-gguf refuses what llama.cpp cannot take', () => {
     await assert.rejects(runExportGguf({ model: FIXTURES + 'llama-tiny', adapters: [dir], adapterOnly: true, out: path.join(tmp, 'd.gguf') }), /method 'dora' has no low-rank ΔW.*--adapter instead/);
     const r = await runExportGguf({ model: FIXTURES + 'llama-tiny', adapters: [dir], out: path.join(tmp, 'd-merged.gguf') });
     assert.ok(r.bytes > 0);
+  });
+
+  test('a SentencePiece vocabulary without byte tokens (llama.cpp would abort the process loading it)', () => {
+    const tok = { model: { type: 'Unigram', vocab: [['<unk>', 0], ['▁a', -1], ['b', -2]], unk_id: 0 } };
+    assert.throws(() => ggufVocabFromTokenizerJson(tok, { vocabSize: 3, modelType: 'llama' }), /without byte tokens \(<0x0A> missing\)/);
+    const bytes = Array.from({ length: 256 }, (_, i) => [`<0x${i.toString(16).toUpperCase().padStart(2, '0')}>`, 0]);
+    const meta = ggufVocabFromTokenizerJson({ model: { ...tok.model, vocab: [...tok.model.vocab, ...bytes] } }, { vocabSize: 260, modelType: 'llama' });
+    assert.equal(meta.get('tokenizer.ggml.model')?.value, 'llama');
+    assert.deepEqual((meta.get('tokenizer.ggml.token_type')!.value as number[]).slice(0, 5), [2, 1, 1, 6, 6]); // unknown, normal, normal, byte, byte
+  });
+
+  test('Mistral: a warning that llama.cpp has no sliding window', async () => {
+    const warnings: string[] = [];
+    await runExportGguf({ model: FIXTURES + 'mistral-tiny', out: path.join(tmp, 'mistral.gguf'), warn: (m) => warnings.push(m) });
+    assert.match(warnings.join('\n'), /sliding_window 3: llama\.cpp's llama architecture attends to every earlier position/);
   });
 
   test('a folder without tokenizer.json', async () => {

@@ -86,6 +86,8 @@ export function ggufVocabFromTokenizerJson(tok: Record<string, any>, o: GgufVoca
   for (let id = 0; id < o.vocabSize; id++) {
     if (tokens[id] === undefined) { tokens[id] = `[PAD${id}]`; scores[id] = 0; types[id] = UNUSED; }
   }
+  // llama.cpp looks up the newline byte token of a SentencePiece vocabulary while loading and aborts the process without it.
+  if (ggmlModel === 'llama' && !tokens.includes('<0x0A>')) throw new Error('tokenizer.json: a SentencePiece-style vocabulary without byte tokens (<0x0A> missing); llama.cpp cannot load it');
   meta.set('tokenizer.ggml.model', gguf.str(ggmlModel));
   meta.set('tokenizer.ggml.tokens', gguf.arr('string', tokens as string[]));
   if (ggmlModel !== 'gpt2') meta.set('tokenizer.ggml.scores', gguf.arr('f32', scores));
