@@ -7,10 +7,12 @@
 //   token's score is minus the rank of the merge that makes it, so the highest
 //   score merges first, as the BPE merges list orders them.
 // - byte-level BPE (GPT-2 style: Llama 3, Qwen2): "gpt2", with the merges and
-//   tokenizer.ggml.pre naming the pre-tokenizer regex ("qwen2", "llama-bpe",
-//   else "default": llama.cpp's converter recognizes it by hashing real
-//   tokenizer outputs, which needs the original files; a wrong guess changes
-//   how text splits, never the token ids the model sees).
+//   tokenizer.ggml.pre naming the pre-tokenizer regex, read from
+//   tokenizer.json: GPT-2's built into ByteLevel → "gpt-2", Llama 3's split
+//   regex → "llama-bpe", Qwen2's → "qwen2"; another regex falls back by
+//   model_type (llama.cpp's converter recognizes it by hashing real tokenizer
+//   outputs; a wrong guess changes how text splits, never the token ids the
+//   model computes on).
 // - Unigram: "llama" with the unigram scores.
 // - WordPiece: "bert", with llama.cpp's phantom-space spelling (a word-initial
 //   piece gets "▁", a "##" continuation loses its prefix).
@@ -72,7 +74,7 @@ export function ggufVocabFromTokenizerJson(tok: Record<string, any>, o: GgufVoca
       } else {
         ggmlModel = 'gpt2';
         for (const [text, id] of Object.entries(vocab)) put(id, text, 0, NORMAL);
-        meta.set('tokenizer.ggml.pre', gguf.str(o.modelType === 'qwen2' ? 'qwen2' : o.modelType === 'llama' ? 'llama-bpe' : 'default'));
+        meta.set('tokenizer.ggml.pre', gguf.str(bpePreTokenizer(tok, o.modelType)));
         meta.set('tokenizer.ggml.merges', gguf.arr('string', merges));
       }
     }
@@ -99,6 +101,22 @@ export function ggufVocabFromTokenizerJson(tok: Record<string, any>, o: GgufVoca
   meta.set('tokenizer.ggml.add_bos_token', gguf.bool(addBos));
   meta.set('tokenizer.ggml.add_eos_token', gguf.bool(o.addEos ?? false));
   return meta;
+}
+
+/** The split regexes of llama.cpp's pre-tokenizer types that tokenizer.json spells out (Llama 3's, Qwen2's). */
+const SPLIT_REGEX_PRE: Record<string, string> = {
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'llama-bpe',
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'qwen2',
+};
+
+/** tokenizer.ggml.pre for a byte-level BPE tokenizer.json. */
+function bpePreTokenizer(tok: Record<string, any>, modelType: string): string {
+  const pt = tok.pre_tokenizer;
+  const parts: any[] = pt?.type === 'Sequence' ? pt.pretokenizers ?? [] : [pt];
+  const split = parts.find((p) => p?.type === 'Split' && typeof p.pattern?.Regex === 'string');
+  if (split) return SPLIT_REGEX_PRE[split.pattern.Regex] ?? (modelType === 'qwen2' ? 'qwen2' : modelType === 'llama' ? 'llama-bpe' : 'default');
+  if (parts.some((p) => p?.type === 'ByteLevel' && p.use_regex !== false)) return 'gpt-2';
+  return 'default';
 }
 
 /** Whether tokenizer.json's post-processor puts the BOS token first (TemplateProcessing). */
