@@ -81,8 +81,9 @@ export function ggufVocabFromTokenizerJson(tok: Record<string, any>, o: GgufVoca
     const unk = model.unk_token;
     if (typeof unk === 'string' && vocab[unk] !== undefined) types[vocab[unk]] = UNKNOWN;
   } else throw new Error(`tokenizer.json: model type '${type}' has no llama.cpp vocabulary here (BPE, WordPiece, Unigram)`);
+  const unkBefore = types.indexOf(UNKNOWN);
   for (const a of tok.added_tokens ?? []) {
-    if (tokens[a.id] === undefined || a.special) put(a.id, a.content, 0, a.special ? CONTROL : USER_DEFINED);
+    if (tokens[a.id] === undefined || a.special) put(a.id, a.content, 0, a.id === unkBefore ? UNKNOWN : a.special ? CONTROL : USER_DEFINED);
   }
   if (tokens.length > o.vocabSize) throw new Error(`tokenizer.json has token ids up to ${tokens.length - 1}, but the model's vocab_size is ${o.vocabSize}`);
   for (let id = 0; id < o.vocabSize; id++) {
