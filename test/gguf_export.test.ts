@@ -21,6 +21,7 @@ import type { DecoderModel } from '../src/models/decoder.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { dora } from '../src/adapters/dora/index.ts';
+import { getMethod } from '../src/adapters/registry.ts';
 import { loraConfigSchema } from '../src/adapters/lora/config.ts';
 import { loadPeftAdapter, saveAdapter } from '../src/peft/adapter_files.ts';
 import { Generator } from '../src/serve/generate.ts';
@@ -169,6 +170,41 @@ for (const fixture of ['llama-tiny', 'qwen2-tiny']) {
   });
 }
 
+describe('--adapter-only beyond plain LoRA on attention and MLP: llama.cpp at load time equals lorakit', () => {
+  const cases: { what: string; method: string; config: Record<string, unknown>; targets: string[]; boostB?: number }[] = [
+    // The untied head (output.weight) takes a LoRA pair like any projection.
+    { what: 'LoRA on q_proj and the untied lm_head', method: 'lora', config: { r: 4, lora_alpha: 8, init_lora_weights: false }, targets: ['q_proj', 'lm_head'], boostB: 8 },
+    // A method whose ΔW = s·B·A with frozen shared projections: written through its low-rank factors.
+    { what: 'VeRA on q/k/v/o', method: 'vera', config: { r: 16, projection_prng_key: 3, init_weights: false }, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] },
+  ];
+  for (const c of cases) {
+    test(c.what, async () => {
+      const model = (await loadModel(FIXTURES + 'llama-tiny', 'decoder')).model;
+      const method = getMethod(c.method);
+      const set = new AdapterSet(method, method.schema.parse(c.config), model.sites, model.weights, { targetModules: c.targets, headNames: model.headNames, seed: 5 });
+      if (c.boostB) for (const [k, p] of set.params) if (k.includes('lora_B')) for (let i = 0; i < p.length; i++) p[i] *= c.boostB;
+      const dir = path.join(tmp, `only-${c.method}`);
+      saveAdapter(dir, set, { baseModel: FIXTURES + 'llama-tiny', taskType: 'CAUSAL_LM' });
+      const base = path.join(tmp, 'only-base.gguf'), file = path.join(tmp, `only-${c.method}.gguf`);
+      await runExportGguf({ model: FIXTURES + 'llama-tiny', out: base });
+      await runExportGguf({ model: FIXTURES + 'llama-tiny', adapters: [dir], adapterOnly: true, out: file });
+      const loaded = loadPeftAdapter(model, dir, { headNames: model.headNames }).set;
+      const want = await lorakitLogits(model.withWeights(loaded.mergeInto(model.weights)), PROMPT);
+      const moved = maxAbsDiff(want, await lorakitLogits(model, PROMPT));
+      assert.ok(moved > 100 * LOGIT_TOL, `the adapter must move the logits (moved ${moved})`);
+      const peer = await loadLlamaCppPeer(base, { lora: [{ filePath: file }] });
+      try {
+        assert.deepEqual(await peer.greedy(PROMPT, NEW), await lorakitGreedy(model, loaded));
+        const d = maxAbsDiff((await peer.nextLogits(PROMPT)).subarray(0, want.length), want);
+        console.log(`llama-tiny ${c.what} as a GGUF LoRA: ${NEW} greedy tokens equal; logits max |diff| ${d.toExponential(2)} (the adapter moves them by ${moved.toFixed(3)})`);
+        assert.ok(d < LOGIT_TOL, `logits differ by ${d}`);
+      } finally {
+        await peer.dispose();
+      }
+    });
+  }
+});
+
 test('--dtype f16: half the bytes, loads in llama.cpp, first-step logits within float16 rounding of lorakit\'s', async () => {
   const f32 = await runExportGguf({ model: FIXTURES + 'llama-tiny', out: path.join(tmp, 'f32.gguf') });
   const f16 = await runExportGguf({ model: FIXTURES + 'llama-tiny', dtype: 'f16', out: path.join(tmp, 'f16.gguf') });
@@ -198,6 +234,14 @@ describe('export-gguf refuses what llama.cpp cannot take', () => {
     await assert.rejects(runExportGguf({ model: FIXTURES + 'llama-tiny', adapters: [dir], adapterOnly: true, out: path.join(tmp, 'd.gguf') }), /method 'dora' has no low-rank ΔW.*--adapter instead/);
     const r = await runExportGguf({ model: FIXTURES + 'llama-tiny', adapters: [dir], out: path.join(tmp, 'd-merged.gguf') });
     assert.ok(r.bytes > 0);
+  });
+
+  test('--adapter-only with a LoRA on the embedding table, by module', async () => {
+    const model = (await loadModel(FIXTURES + 'llama-tiny', 'decoder')).model;
+    const set = new AdapterSet(lora, loraConfigSchema.parse({ r: 2, lora_alpha: 4, init_lora_weights: false }), model.sites, model.weights, { targetModules: ['embed_tokens', 'q_proj'], headNames: model.headNames, seed: 1 });
+    const dir = path.join(tmp, 'emb');
+    saveAdapter(dir, set, { baseModel: FIXTURES + 'llama-tiny', taskType: 'CAUSAL_LM' });
+    await assert.rejects(runExportGguf({ model: FIXTURES + 'llama-tiny', adapters: [dir], adapterOnly: true, out: path.join(tmp, 'e.gguf') }), /targets 'model\.embed_tokens' \(an embedding table\).*--adapter instead/);
   });
 
   test('a SentencePiece vocabulary without byte tokens (llama.cpp would abort the process loading it)', () => {
