@@ -41,9 +41,9 @@ export interface BaseQuantization {
  * The float32 values are then dropped from `weights` (the entry gets a
  * zero-length stand-in that dequantizes on demand: float32Of), except for a
  * weight stored under another module's name (a tied LM head reads the
- * embedding table, which the lookups still need) or with `keepFloat32`.
+ * embedding table, which the lookups still need).
  */
-export function quantizeBase(weights: Map<string, { shape: number[]; data: Float32Array }>, sites: readonly QuantizableSite[], dtype: BaseDtype, opts: { keepFloat32?: boolean } = {}): BaseQuantization {
+export function quantizeBase(weights: Map<string, { shape: number[]; data: Float32Array }>, sites: readonly QuantizableSite[], dtype: BaseDtype): BaseQuantization {
   if (!(BASE_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--base-dtype must be one of ${BASE_DTYPES.join(', ')}, got '${dtype}'`);
   const out: BaseQuantization = { dtype, quantized: [], fp32Bytes: 0, storedBytes: 0 };
   if (dtype === 'fp32') return out;
@@ -54,7 +54,7 @@ export function quantizeBase(weights: Map<string, { shape: number[]; data: Float
     if (!w) throw new Error(`--base-dtype ${dtype}: the weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
     seen.add(site.weightKey);
     const q = markInt8(w.data, site.inFeatures, site.outFeatures, site.layout);
-    if (!opts.keepFloat32 && site.weightKey === `${site.name}.weight`) weights.set(site.weightKey, { ...w, data: dropFloat32(w.data, site.layout) });
+    if (site.weightKey === `${site.name}.weight`) weights.set(site.weightKey, { ...w, data: dropFloat32(w.data, site.layout) });
     out.quantized.push(site.weightKey);
     out.fp32Bytes += 4 * site.inFeatures * site.outFeatures;
     out.storedBytes += q.codes.byteLength + q.scales.byteLength;
