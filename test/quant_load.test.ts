@@ -67,7 +67,7 @@ for (const name of ['llama-tiny', 'bert', 'gpt2-tiny', 't5-tiny']) {
   });
 }
 
-test('readers of the float32 weight on an int8 base get the dequantized weight: PiSSA init, merge, LoRA-XS factors equal the fp32 twin\'s', async () => {
+test('readers of the float32 weight on an int8 base get the dequantized weight: PiSSA init (its residual quantized, float32 dropped), merge, LoRA-XS factors equal the fp32 twin\'s', async () => {
   const dir = path.join(FIX, 'llama-tiny');
   const q = await loadModel(dir, 'decoder', { baseDtype: 'int8' });
   const twin = dequantizedTwin((await loadModel(dir, 'decoder')).model, q.model);
@@ -76,25 +76,37 @@ test('readers of the float32 weight on an int8 base get the dequantized weight: 
   const cfg = lora.schema.parse({ r: 2, lora_alpha: 4, init_lora_weights: 'pissa' });
   const [a, b] = [new AdapterSet(lora, cfg, q.model.sites, q.model.weights, { targetModules: targets, seed: 1 }), new AdapterSet(lora, cfg, twin.sites, twin.weights, { targetModules: targets, seed: 1 })];
   for (const [k, v] of b.params) assert.deepEqual(a.params.get(k), v, k);
-  for (const [k, v] of a.baseOverrides) assert.ok(int8FormOf(v) && b.baseOverrides.get(k)!.length === v.length, k);
+  // the residual is quantized and its float32 values dropped too: it dequantizes to within half a step of the twin's residual
+  assert.equal(a.baseOverrides.size, b.baseOverrides.size);
+  for (const [k, v] of a.baseOverrides) {
+    const form = int8FormOf(v)!, site = a.targets.find((s) => s.weightKey === k)!, deq = float32Of(v), ref = b.baseOverrides.get(k)!;
+    assert.ok(form && isStandIn(v) && deq.length === ref.length, k);
+    for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(deq[i] - ref[i]) <= form.scales[Math.floor(i / site.inFeatures)] / 2 + 1e-7, `${k}[${i}]`);
+  }
   // merge: dequantized W + ΔW, exactly as on the twin
   const plain = lora.schema.parse({ r: 2, lora_alpha: 4, init_lora_weights: false });
   const [ma, mb] = [new AdapterSet(lora, plain, q.model.sites, q.model.weights, { targetModules: targets, seed: 2 }), new AdapterSet(lora, plain, twin.sites, twin.weights, { targetModules: targets, seed: 2 })];
   const [wa, wb] = [ma.mergeInto(q.model.weights), mb.mergeInto(twin.weights)];
   for (const s of ma.targets) assert.deepEqual(wa.get(s.weightKey)!.data, wb.get(s.weightKey)!.data, s.name);
   // LoRA-XS factors W's SVD while the graph is built (weightData): the int8 base runs it; logits within 5 % of the twin's (activation quantization)
-  const xs = METHODS.loraxs, xcfg = xs.schema.parse({ r: 2 });
-  const run = async (m: typeof twin) => {
+  // PiSSA's residual base also runs (from its codes): logits within 5 % of the twin's too
+  const run = async (m: typeof twin, set: AdapterSet) => {
     const pm = new PeftModel(m, { threads: 1 });
-    pm.addAdapter('x', new AdapterSet(xs, xcfg, m.sites, m.weights, { targetModules: targets, seed: 3 }));
+    pm.addAdapter('x', set);
     const out = (await pm.run(padBatch([[1, 5, 9, 3]]))).data as Float32Array;
     await pm.release();
     return out;
   };
-  const [la, lb] = [await run(q.model), await run(twin)];
-  let err = 0, ref = 0;
-  for (let i = 0; i < lb.length; i++) (err = Math.max(err, Math.abs(la[i] - lb[i]))), (ref = Math.max(ref, Math.abs(lb[i])));
-  assert.ok(err > 0 && err < 0.05 * ref, `LoRA-XS logits on int8 vs the dequantized twin: max |Δ| ${err}, max |logit| ${ref}`);
+  const xs = METHODS.loraxs, xcfg = xs.schema.parse({ r: 2 });
+  const pairs: [string, Float32Array, Float32Array][] = [
+    ['LoRA-XS', await run(q.model, new AdapterSet(xs, xcfg, q.model.sites, q.model.weights, { targetModules: targets, seed: 3 })), await run(twin, new AdapterSet(xs, xcfg, twin.sites, twin.weights, { targetModules: targets, seed: 3 }))],
+    ['PiSSA', await run(q.model, a), await run(twin, b)],
+  ];
+  for (const [what, la, lb] of pairs) {
+    let err = 0, ref = 0;
+    for (let i = 0; i < lb.length; i++) (err = Math.max(err, Math.abs(la[i] - lb[i]))), (ref = Math.max(ref, Math.abs(lb[i])));
+    assert.ok(err > 0 && err < 0.05 * ref, `${what} logits on int8 vs the dequantized twin: max |Δ| ${err}, max |logit| ${ref}`);
+  }
 });
 
 test('a graph that reads a dropped float32 weight itself is refused with a message naming --base-dtype; a tied GPT-2 head generates on int8', async () => {
