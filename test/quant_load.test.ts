@@ -210,3 +210,27 @@ test('lorakit quantize on the command line: writes the saved form and says what 
   assert.ok(fs.existsSync(path.join(dir, 'lorakit-base.int8.safetensors')));
   assert.equal((await loadModel(dir, undefined, { baseDtype: 'int8' })).savedBase, path.join(dir, 'lorakit-base.int8.safetensors'));
 });
+
+test('every method runs on a loaded-int8 base (logits within 5 % of the dequantized twin\'s) and merges into the dequantized weight exactly as on the twin', async () => {
+  const dir = path.join(FIX, 'llama-tiny');
+  const q = await loadModel(dir, 'decoder', { baseDtype: 'int8' });
+  const twin = dequantizedTwin((await loadModel(dir, 'decoder')).model, q.model);
+  for (const [name, m] of Object.entries(METHODS)) {
+    const make = (mm: typeof twin) => new AdapterSet(m, m.schema.parse({}), mm.sites, mm.weights, { targetModules: ['q_proj', 'v_proj'], headNames: mm.headNames, seed: 1 });
+    const [a, b] = [make(q.model), make(twin)];
+    const logits = async (mm: typeof twin, set: AdapterSet) => {
+      const pm = new PeftModel(mm, { threads: 1 });
+      pm.addAdapter('x', set);
+      const out = (await pm.run(padBatch([[1, 5, 9, 3]]))).data as Float32Array;
+      await pm.release();
+      return out;
+    };
+    const [la, lb] = [await logits(q.model, a), await logits(twin, b)];
+    let err = 0, ref = 0;
+    for (let i = 0; i < lb.length; i++) (err = Math.max(err, Math.abs(la[i] - lb[i]))), (ref = Math.max(ref, Math.abs(lb[i])));
+    assert.ok(err < 0.05 * ref, `${name}: logits on int8 vs the twin: max |Δ| ${err}, max |logit| ${ref}`);
+    if (!m.deltaWeight) continue;
+    const [wa, wb] = [a.mergeInto(q.model.weights), b.mergeInto(twin.weights)];
+    for (const s of a.targets) assert.deepEqual(wa.get(s.weightKey)!.data, wb.get(s.weightKey)!.data, `${name}: merged ${s.name}`);
+  }
+});
