@@ -121,6 +121,16 @@ export function equivalentGradient(A: ArrayLike<number>, B: ArrayLike<number>, g
   return a.map((x, i) => s * (x + b[i]));
 }
 
+/**
+ * Steps 1–2 alone for one layer: the adjusted ĝ_A, ĝ_B and the equivalent full
+ * gradient g̃ they make (= P_B·G + (I − P_B)·G·P_A when g_A, g_B came from G);
+ * `first` takes the B = 0 branch. No state: what a step would form before its moments.
+ */
+export function loraproEquivalent(A: ArrayLike<number>, B: ArrayLike<number>, gA: ArrayLike<number>, gB: ArrayLike<number>, p: LoraPair, first: boolean): { gAh: Float64Array; gBh: Float64Array; equivalent: Float64Array } {
+  const { gAh, gBh } = adjust(A, B, gA, gB, p, first);
+  return { gAh, gBh, equivalent: equivalentGradient(A, B, gAh, gBh, p) };
+}
+
 export class LoraPro implements Optimizer {
   private moments = new Map<string, Moments>();
   private steps = 0;
