@@ -29,7 +29,7 @@ import { loraPairs } from '../src/train/optimizers.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { equivalentGradient, loraproEquivalent, type LoraPair } from '../src/optim/lorapro.ts';
 import { writeSafetensors, type TensorInput } from '../src/io/safetensors.ts';
-import { matmulF64, transposeF64 } from '../src/linalg/svd.ts';
+import { matmulF64, svdJacobi, transposeF64 } from '../src/linalg/svd.ts';
 import { ClassificationTask, type EncodedExample } from '../src/train/tasks/classification.ts';
 
 export interface ClaimOptions {
@@ -111,6 +111,27 @@ export async function updateDistances(model: EncoderModel, data: EncodedExample[
   }));
 }
 
+/** Orthonormal basis [rows, q] of M's column space (M [rows, cols]; singular values above 1e-10 of the largest). */
+function columnBasis(M: Float64Array, rows: number, cols: number): { Q: Float64Array; q: number } {
+  const { U, S, k } = svdJacobi(M, rows, cols);
+  const top = Math.max(0, ...S);
+  const keep = [...S.keys()].filter((i) => top > 0 && S[i] > 1e-10 * top);
+  const Q = new Float64Array(rows * keep.length);
+  for (let i = 0; i < rows; i++) keep.forEach((c, j) => (Q[i * keep.length + j] = U[i * k + c]));
+  return { Q, q: keep.length };
+}
+
+/** M ↦ P_B·M + (I − P_B)·M·P_A, the orthogonal projection onto {B·X + Y·A} (exact projectors, no 1e-8 shift). */
+function tangentProjector(A: Float64Array, B: Float64Array, p: LoraPair): (M: Float64Array) => Float64Array {
+  const b = columnBasis(B, p.m, p.r), a = columnBasis(transposeF64(A, p.r, p.n), p.n, p.r);
+  return (M) => {
+    const PBM = matmulF64(b.Q, matmulF64(transposeF64(b.Q, p.m, b.q), M, b.q, p.m, p.n), p.m, b.q, p.n);
+    const R = M.map((x, i) => x - PBM[i]);
+    const RPA = matmulF64(matmulF64(R, a.Q, p.m, p.n, a.q), transposeF64(a.Q, p.n, a.q), p.m, a.q, p.n);
+    return PBM.map((x, i) => x + RPA[i]);
+  };
+}
+
 /** One method's figures at one step, averaged over the adapted modules. */
 export interface PerStepFigures {
   /** ‖Δ_method − Δ_full‖_F / ‖Δ_full‖_F, both updates taken from the same W on the same batch. */
@@ -125,8 +146,12 @@ export interface PerStepFigures {
   firstOrder: number;
   /** ‖s·ΔB·ΔA‖ / ‖Δ_method‖: the second-order part the equivalent-gradient view leaves out. */
   secondShare: number;
-  /** ‖T(Δ_full) − Δ_full‖ / ‖Δ_full‖, T the projection onto the tangent space {B·X + Y·A} at that point: the least first-order distance any LoRA update can have there. */
+  /** ‖T(Δ_full) − Δ_full‖ / ‖Δ_full‖, T the orthogonal projection onto the tangent space {B·X + Y·A} at that point: the least first-order distance any LoRA update can have there. */
   floor: number;
+  /** ‖T(g) − g‖ / ‖g‖: the least gradient distance at that point (what LoRA-Pro's g̃ reaches when its 1e-8 shift is negligible). */
+  gradFloor: number;
+  /** ‖ρ⁻¹·Δ_method − Δ_full‖ / ‖Δ_full‖ = √(2 − 2·cos): the distance at matched norm. */
+  matched: number;
 }
 export interface PerStepRow { step: number; lora: PerStepFigures; lorapro: PerStepFigures }
 export interface DumpOptions { file: string; steps: number }
@@ -158,7 +183,7 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
   const deltas = () => new Map(sites.map((s) => [s.name, set.deltaFor(s, model.weights.get(s.weightKey)!.data)]));
   const rows: PerStepFigures[] = [];
   const dumped: Record<string, TensorInput> = {};
-  let at: { step: number; before: Map<string, Float32Array>; full: Map<string, Float32Array>; grad: Map<string, number>; factors: Map<string, { A: Float64Array; B: Float64Array }>; record?: Record<string, Float64Array> } | null = null;
+  let at: { step: number; before: Map<string, Float32Array>; full: Map<string, Float32Array>; grad: Map<string, number>; gradFloor: Map<string, number>; factors: Map<string, { A: Float64Array; B: Float64Array }>; record?: Record<string, Float64Array> } | null = null;
   const t = new Trainer(task, set, {
     ...fit, optimizer: pro ? { kind: 'lorapro', moments: o.regime === 'adamw' ? 'adam' : 'none' } : { kind: o.regime },
     beforeStep: async ({ step, batch, lr, grads, params }) => {
@@ -173,7 +198,7 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
         await refAdam.step(g, lr);
         for (const s of sites) full.set(s.name, scratch.get(s.name)!.slice());
       } else for (const s of sites) full.set(s.name, g.get(s.name)!.map((x) => -lr * x));
-      const grad = new Map<string, number>();
+      const grad = new Map<string, number>(), gradFloor = new Map<string, number>();
       const factors = new Map<string, { A: Float64Array; B: Float64Array }>();
       let record: Record<string, Float64Array> | undefined;
       for (const [i, s] of sites.entries()) {
@@ -182,15 +207,16 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
         const adj = pro ? loraproEquivalent(A, B, gA, gB, p, step === 0) : null;
         const eq = adj ? adj.equivalent : equivalentGradient(A, B, gA, gB, p);
         grad.set(s.name, rel(eq, g.get(s.name)!));
+        gradFloor.set(s.name, rel(tangentProjector(Float64Array.from(A), Float64Array.from(B), p)(Float64Array.from(g.get(s.name)!)), g.get(s.name)!));
         factors.set(s.name, { A: Float64Array.from(A), B: Float64Array.from(B) });
         if (i === 0 && adj && dump && step < dump.steps) {
           record = { A: Float64Array.from(A), B: Float64Array.from(B), g: Float64Array.from(g.get(s.name)!), gA: Float64Array.from(gA), gB: Float64Array.from(gB), gAh: adj.gAh, gBh: adj.gBh, equivalent: eq, lr: Float64Array.of(lr) };
         }
       }
-      at = { step, before: deltas(), full, grad, factors, record };
+      at = { step, before: deltas(), full, grad, gradFloor, factors, record };
     },
     onStep: () => {
-      const { step, before, full, grad, factors, record } = at!;
+      const { step, before, full, grad, gradFloor, factors, record } = at!;
       const after = deltas();
       const fig = sites.map((s) => {
         const upd = after.get(s.name)!.map((x, i) => x - before.get(s.name)![i]);
@@ -199,14 +225,15 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
         const dA = Float64Array.from(set.params.get(p.A)!, (x, i) => x - A[i]), dB = Float64Array.from(set.params.get(p.B)!, (x, i) => x - B[i]);
         const [BdA, dBA, dBdA] = [matmulF64(B, dA, p.m, p.r, p.n), matmulF64(dB, A, p.m, p.r, p.n), matmulF64(dB, dA, p.m, p.r, p.n)];
         const first = BdA.map((x, i) => p.s * (x + dBA[i]));
-        // T(Δ_full): LoRA-Pro's own projection of a matrix M, fed the LoRA gradients M would give (s·BᵀM, s·M·Aᵀ).
-        const F = Float64Array.from(f);
-        const sBtF = matmulF64(transposeF64(B, p.m, p.r), F, p.r, p.m, p.n).map((x) => p.s * x), sFAt = matmulF64(F, transposeF64(A, p.r, p.n), p.m, p.n, p.r).map((x) => p.s * x);
-        const tangent = loraproEquivalent(A, B, sBtF, sFAt, p, step === 0).equivalent;
-        return { update: rel(upd, f), cos: cos(upd, f), ratio: norm(upd) / norm(f), grad: grad.get(s.name)!, firstOrder: rel(first, f), secondShare: p.s * norm(dBdA) / norm(upd), floor: rel(tangent, f) };
+        const T = tangentProjector(A, B, p);
+        const c = cos(upd, f);
+        return {
+          update: rel(upd, f), cos: c, ratio: norm(upd) / norm(f), grad: grad.get(s.name)!, firstOrder: rel(first, f), secondShare: p.s * norm(dBdA) / norm(upd),
+          floor: rel(T(Float64Array.from(f)), f), gradFloor: gradFloor.get(s.name)!, matched: Math.sqrt(Math.max(0, 2 - 2 * c)),
+        };
       });
       const mean = (k: keyof PerStepFigures) => fig.reduce((a, x) => a + x[k], 0) / fig.length;
-      rows.push({ update: mean('update'), cos: mean('cos'), ratio: mean('ratio'), grad: mean('grad'), firstOrder: mean('firstOrder'), secondShare: mean('secondShare'), floor: mean('floor') });
+      rows.push({ update: mean('update'), cos: mean('cos'), ratio: mean('ratio'), grad: mean('grad'), firstOrder: mean('firstOrder'), secondShare: mean('secondShare'), floor: mean('floor'), gradFloor: mean('gradFloor'), matched: mean('matched') });
       if (record) {
         const p = pairs.get(sites[0].name)!;
         const shapes: Record<string, number[]> = { A: [p.r, p.n], B: [p.m, p.r], g: [p.m, p.n], gA: [p.r, p.n], gB: [p.m, p.r], gAh: [p.r, p.n], gBh: [p.m, p.r], equivalent: [p.m, p.n], lr: [1] };
@@ -262,9 +289,9 @@ if (isMain) {
     console.log(`${spec}, ${regime}, lr ${lr}, ${steps} steps: per step, each method's update to W against full fine-tuning's from the same W (same batch)`);
     console.log(`| step | LoRA update distance | LoRA-Pro update distance | LoRA cosine | LoRA-Pro cosine | LoRA ‖Δ‖/‖Δ_full‖ | LoRA-Pro ‖Δ‖/‖Δ_full‖ | LoRA ‖g̃−g‖/‖g‖ | LoRA-Pro ‖g̃−g‖/‖g‖ |\n|---|---|---|---|---|---|---|---|---|`);
     for (const r of rows) console.log(`| ${r.step} | ${f(r.lora.update)} | ${f(r.lorapro.update)} | ${f(r.lora.cos)} | ${f(r.lorapro.cos)} | ${f(r.lora.ratio)} | ${f(r.lorapro.ratio)} | ${f(r.lora.grad)} | ${f(r.lorapro.grad)} |`);
-    console.log(`the same steps, first order Δ₁ = s(B·ΔA + ΔB·A) and the second-order share ‖s·ΔB·ΔA‖/‖Δ‖; floor = distance of full fine-tuning's update from its projection onto {B·X + Y·A} at the method's point`);
-    console.log(`| step | LoRA first-order distance | LoRA-Pro first-order distance | LoRA second-order share | LoRA-Pro second-order share | floor at LoRA's point | floor at LoRA-Pro's point |\n|---|---|---|---|---|---|---|`);
-    for (const r of rows) console.log(`| ${r.step} | ${f(r.lora.firstOrder)} | ${f(r.lorapro.firstOrder)} | ${f(r.lora.secondShare)} | ${f(r.lorapro.secondShare)} | ${f(r.lora.floor)} | ${f(r.lorapro.floor)} |`);
+    console.log(`the same steps: the distance at matched norm √(2 − 2·cos); the first-order part Δ₁ = s(B·ΔA + ΔB·A) and the second-order share ‖s·ΔB·ΔA‖/‖Δ‖; the floors: full fine-tuning's update (and g) against their orthogonal projection onto {B·X + Y·A} at the method's point`);
+    console.log(`| step | LoRA matched-norm distance | LoRA-Pro matched-norm distance | LoRA first-order distance | LoRA-Pro first-order distance | LoRA second-order share | LoRA-Pro second-order share | update floor at LoRA's point | update floor at LoRA-Pro's point | gradient floor at LoRA-Pro's point |\n|---|---|---|---|---|---|---|---|---|---|`);
+    for (const r of rows) console.log(`| ${r.step} | ${f(r.lora.matched)} | ${f(r.lorapro.matched)} | ${f(r.lora.firstOrder)} | ${f(r.lorapro.firstOrder)} | ${f(r.lora.secondShare)} | ${f(r.lorapro.secondShare)} | ${f(r.lora.floor)} | ${f(r.lorapro.floor)} | ${f(r.lorapro.gradFloor)} |`);
     if (dumpFile) console.log(`wrote ${dumpFile}`);
   }
 }

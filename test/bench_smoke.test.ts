@@ -55,7 +55,7 @@ const FIGURES: Record<string, () => RegExp[]> = {
     ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| -?${num} \\| -?${num} \\|$`, 'm')),
     /per step, each method's update to W against full fine-tuning's from the same W/,
     ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| -?${num} \\| -?${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\|$`, 'm')),
-    ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\|$`, 'm')),
+    ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\|$`, 'm')),
   ],
   'mixed_adapters.ts': () => ['mixed', 'switch', 'grouped', 'base'].map((k) => new RegExp(`│ ${k} +│ +${num} +│ +\\d+ +│ +${num} +│`)),
   'rank_allocation.ts': () => [new RegExp(`lora r=8 seed 42: ${num}%, \\d+ adapter params`), new RegExp(`sora seed 42: ${num}%`), /wrote .*rank_allocation\.md/],
