@@ -14,7 +14,7 @@
 //   adjusted one, the projection of g onto {B·X + Y·A}).
 //
 //   npx tsx bench/lorapro_claim.ts [--model use|DIR] [--regime adamw|sgd] [--steps 8] [--lr 1e-4] [--targets qkv,conv1]
-//        [--measure cumulative,per-step] [--dump FILE --dump-steps 3]
+//        [--measure cumulative,per-step] [--dump FILE --dump-steps 3] [--lorapro-shift 1e-8]
 //   npx tsx bench/lorapro_claim.ts --smoke   (the BERT fixture, 2 steps of batch 2, both measures: seconds; the test suite runs it)
 // --dump writes the first adapted module's A, B, g, g_A, g_B, lorakit's g̃ and the
 // step's result for the first steps of the LoRA-Pro run (safetensors, float64),
@@ -36,6 +36,8 @@ export interface ClaimOptions {
   steps: number; lr: number; r: number; alpha: number; batchSize: number; seed: number; targets: string[] | 'all-linear';
   /** 'adamw': full AdamW vs LoRA with AdamW vs LoRA-Pro (official, Adam moments); 'sgd': the same with SGD and LoRA-Pro's SGD form. */
   regime: 'adamw' | 'sgd';
+  /** LoRA-Pro's δ in pinv(M + δ·I) (default the official 1e-8). */
+  shift?: number;
 }
 
 /** Mean relative distance to full fine-tuning's ΔW after each step, for plain LoRA and LoRA-Pro. */
@@ -93,7 +95,7 @@ export async function updateDistances(model: EncoderModel, data: EncodedExample[
     const set = new AdapterSet(lora, lora.schema.parse({ r: o.r, lora_alpha: o.alpha }), model.sites, model.weights, { targetModules: o.targets, seed: o.seed });
     const deltas: Map<string, Float32Array>[] = [];
     const t = new Trainer(new ClassificationTask(model, { numLabels: 2, seed: o.seed }), set, {
-      ...fit, optimizer: pro ? { kind: 'lorapro', moments: o.regime === 'adamw' ? 'adam' : 'none' } : { kind: o.regime },
+      ...fit, optimizer: pro ? { kind: 'lorapro', moments: o.regime === 'adamw' ? 'adam' : 'none', shift: o.shift } : { kind: o.regime },
       onStep: () => deltas.push(new Map(sites.map((s) => [s.name, set.deltaFor(s, model.weights.get(s.weightKey)!.data)]))),
     });
     await t.fit({ train });
@@ -185,7 +187,7 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
   const dumped: Record<string, TensorInput> = {};
   let at: { step: number; before: Map<string, Float32Array>; full: Map<string, Float32Array>; grad: Map<string, number>; gradFloor: Map<string, number>; factors: Map<string, { A: Float64Array; B: Float64Array }>; record?: Record<string, Float64Array> } | null = null;
   const t = new Trainer(task, set, {
-    ...fit, optimizer: pro ? { kind: 'lorapro', moments: o.regime === 'adamw' ? 'adam' : 'none' } : { kind: o.regime },
+    ...fit, optimizer: pro ? { kind: 'lorapro', moments: o.regime === 'adamw' ? 'adam' : 'none', shift: o.shift } : { kind: o.regime },
     beforeStep: async ({ step, batch, lr, grads, params }) => {
       const merged = set.mergeInto(model.weights);
       for (const s of sites) refModel.weights.get(s.weightKey)!.data.set(merged.get(s.weightKey)!.data);
@@ -204,7 +206,7 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
       for (const [i, s] of sites.entries()) {
         const p = pairs.get(s.name)!;
         const A = params.get(p.A)!, B = params.get(p.B)!, gA = grads.get(p.A)!, gB = grads.get(p.B)!;
-        const adj = pro ? loraproEquivalent(A, B, gA, gB, p, step === 0) : null;
+        const adj = pro ? loraproEquivalent(A, B, gA, gB, p, step === 0, o.shift) : null;
         const eq = adj ? adj.equivalent : equivalentGradient(A, B, gA, gB, p);
         grad.set(s.name, rel(eq, g.get(s.name)!));
         gradFloor.set(s.name, rel(tangentProjector(Float64Array.from(A), Float64Array.from(B), p)(Float64Array.from(g.get(s.name)!)), g.get(s.name)!));
@@ -251,7 +253,7 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
   }
   if (dump && pro) {
     const p = pairs.get(sites[0].name)!;
-    writeSafetensors(dump.file, dumped, { site: sites[0].name, m: String(p.m), n: String(p.n), r: String(p.r), s: String(p.s), regime: o.regime, steps: String(Math.min(dump.steps, rows.length)) });
+    writeSafetensors(dump.file, dumped, { site: sites[0].name, m: String(p.m), n: String(p.n), r: String(p.r), s: String(p.s), regime: o.regime, shift: String(o.shift ?? 1e-8), steps: String(Math.min(dump.steps, rows.length)) });
   }
   return rows;
 }
@@ -275,18 +277,20 @@ if (isMain) {
   const measures = arg('--measure', 'cumulative,per-step').split(',');
   for (const x of measures) if (x !== 'cumulative' && x !== 'per-step') throw new Error(`--measure takes cumulative and/or per-step (comma-separated), got '${x}'`);
   const lr = Number(arg('--lr', regime === 'sgd' ? '0.1' : '1e-4'));
-  const o: ClaimOptions = { steps, lr, r: 8, alpha: 16, batchSize, seed: 0, regime, targets: targets === 'all-linear' ? 'all-linear' : targets.split(',') };
+  const shift = process.argv.includes('--lorapro-shift') ? Number(arg('--lorapro-shift', '')) : undefined;
+  if (shift !== undefined && !(shift >= 0)) throw new Error(`--lorapro-shift takes a number ≥ 0 (LoRA-Pro's δ in pinv(M + δ·I); the official code's is 1e-8), got '${arg('--lorapro-shift', '')}'`);
+  const o: ClaimOptions = { steps, lr, r: 8, alpha: 16, batchSize, seed: 0, regime, shift, targets: targets === 'all-linear' ? 'all-linear' : targets.split(',') };
   const f = (x: number) => x.toFixed(4);
   if (measures.includes('cumulative')) {
     const rows = await updateDistances(m.model, data, o);
-    console.log(`${spec}, ${regime}, lr ${lr}, ${steps} steps: cumulative ΔW = W_t − W_0 of three runs`);
+    console.log(`${spec}, ${regime}, lr ${lr}${shift !== undefined ? `, LoRA-Pro shift ${shift}` : ''}, ${steps} steps: cumulative ΔW = W_t − W_0 of three runs`);
     console.log(`| step | LoRA distance | LoRA-Pro distance | LoRA cosine | LoRA-Pro cosine |\n|---|---|---|---|---|`);
     for (const r of rows) console.log(`| ${r.step} | ${f(r.lora)} | ${f(r.lorapro)} | ${f(r.loraCos)} | ${f(r.loraproCos)} |`);
   }
   if (measures.includes('per-step')) {
     const dumpFile = process.argv.includes('--dump') ? arg('--dump', '') : '';
     const rows = await perStepDistances(m.model, data, o, dumpFile ? { file: dumpFile, steps: Number(arg('--dump-steps', '3')) } : undefined);
-    console.log(`${spec}, ${regime}, lr ${lr}, ${steps} steps: per step, each method's update to W against full fine-tuning's from the same W (same batch)`);
+    console.log(`${spec}, ${regime}, lr ${lr}${shift !== undefined ? `, LoRA-Pro shift ${shift}` : ''}, ${steps} steps: per step, each method's update to W against full fine-tuning's from the same W (same batch)`);
     console.log(`| step | LoRA update distance | LoRA-Pro update distance | LoRA cosine | LoRA-Pro cosine | LoRA ‖Δ‖/‖Δ_full‖ | LoRA-Pro ‖Δ‖/‖Δ_full‖ | LoRA ‖g̃−g‖/‖g‖ | LoRA-Pro ‖g̃−g‖/‖g‖ |\n|---|---|---|---|---|---|---|---|---|`);
     for (const r of rows) console.log(`| ${r.step} | ${f(r.lora.update)} | ${f(r.lorapro.update)} | ${f(r.lora.cos)} | ${f(r.lorapro.cos)} | ${f(r.lora.ratio)} | ${f(r.lorapro.ratio)} | ${f(r.lora.grad)} | ${f(r.lorapro.grad)} |`);
     console.log(`the same steps: the distance at matched norm √(2 − 2·cos); the first-order part Δ₁ = s(B·ΔA + ΔB·A) and the second-order share ‖s·ΔB·ΔA‖/‖Δ‖; the floors: full fine-tuning's update (and g) against their orthogonal projection onto {B·X + Y·A} at the method's point`);

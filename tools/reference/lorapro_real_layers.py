@@ -81,13 +81,14 @@ def official_equivalent(A, B, gA, gB, s, first, inverse):
     return s * B @ gAh + s * gBh @ A
 
 
-def official_step(A, B, gA, gB, s, lr, state, first, moments, t):
-    """lorapro_full_adjustment then the outer SGD step, float64; returns A', B' and g~."""
+def official_step(A, B, gA, gB, s, lr, state, first, moments, t, shift):
+    """lorapro_full_adjustment (inverses pinv(M + shift I), the official shift 1e-8) then the outer SGD step, float64; returns A', B' and g~."""
     m = B.shape[0]
     I = torch.eye(m, dtype=D)
-    AAt_inv = pinv_reg(A @ A.t())
-    BtB_inv = None if first else pinv_reg(B.t() @ B)
-    eq = official_equivalent(A, B, gA, gB, s, first, pinv_reg)
+    inv = lambda M: pinv_reg(M, shift)  # noqa: E731
+    AAt_inv = inv(A @ A.t())
+    BtB_inv = None if first else inv(B.t() @ B)
+    eq = official_equivalent(A, B, gA, gB, s, first, inv)
     if moments:
         state["m"] = B1 * state.get("m", torch.zeros_like(eq)) + (1 - B1) * eq
         state["v"] = B2 * state.get("v", torch.zeros_like(eq)) + (1 - B2) * eq * eq
@@ -110,7 +111,8 @@ def main():
     T, meta = read_safetensors(sys.argv[1])
     T = {k: v.to(D) for k, v in T.items()}
     s, steps, moments = float(meta["s"]), int(meta["steps"]), meta["regime"] == "adamw"
-    print(f"{meta['site']} [{meta['m']}x{meta['n']}], r {meta['r']}, s {s}, {meta['regime']}, {steps} steps")
+    shift = float(meta.get("shift", "1e-8"))
+    print(f"{meta['site']} [{meta['m']}x{meta['n']}], r {meta['r']}, s {s}, {meta['regime']}, shift {shift:g}, {steps} steps")
     failures = []
 
     def check(ok, what):
@@ -147,13 +149,13 @@ def main():
               f"{check(dP < 1e-4 and perpB < 1e-4 and perpA < 1e-4 and closer == 0, f'step {k + 1} projection')}")
         eig = torch.linalg.eigvalsh(B.t() @ B)
         excess = rel(x["equivalent"], g) / rel(P, g) - 1
-        print(f"        lorakit's g~ (official pinv(M + 1e-8·I)) vs exact projection {rel(x['equivalent'], P):.2e}, ‖g~−g‖ above the minimum by {excess:.2e} (relative); eigenvalues of BᵀB {float(eig[0]):.2e}..{float(eig[-1]):.2e}")
+        print(f"        lorakit's g~ (pinv(M + {shift:g}·I)) vs exact projection {rel(x['equivalent'], P):.2e}, ‖g~−g‖ above the minimum by {excess:.2e} (relative); eigenvalues of BᵀB {float(eig[0]):.2e}..{float(eig[-1]):.2e}")
         # 3. LoRA-Pro's equivalent gradient vs plain LoRA's
         lora = s * (B @ gA + gB @ A)
         dpro, dlora = rel(x["equivalent"], g), rel(lora, g)
         print(f"        ‖g~−g‖/‖g‖: LoRA-Pro {dpro:.6f}, LoRA {dlora:.6f}  {check(dpro <= dlora + 1e-9, f'step {k + 1} LoRA-Pro not closer')}")
         # 4. the step, by the official equations on the same tensors
-        A1, B1_, eq = official_step(A, B, gA, gB, s, lr, ours, k == 0, moments, k + 1)
+        A1, B1_, eq = official_step(A, B, gA, gB, s, lr, ours, k == 0, moments, k + 1, shift)
         dA, dB = rel(x["A_after"], A1), rel(x["B_after"], B1_)
         uA, uB = rel(x["A_after"] - A, A1 - A), rel(x["B_after"] - B, B1_ - B)
         de = rel(x["equivalent"], eq)
@@ -161,7 +163,7 @@ def main():
         # when ΔA is 1e-6 of A (SGD at a small lr), float32's rounding of A' is a visible part of it.
         print(f"        official step: g~ {de:.2e}; A' {dA:.2e}, B' {dB:.2e} (the updates alone: ΔA {uA:.2e}, ΔB {uB:.2e})  "
               f"{check(de < 1e-6 and dA < 1e-5 and dB < 1e-5, f'step {k + 1} official step')}")
-        A2, B2_, _ = official_step(A, B, gA, gB, s, lr, asrun, False, moments, k + 2)
+        A2, B2_, _ = official_step(A, B, gA, gB, s, lr, asrun, False, moments, k + 2, shift)
         ful = lambda a, b: s * b @ a  # noqa: E731
         d_asrun = rel(ful(A2, B2_) - ful(A, B), ful(x["A_after"], x["B_after"]) - ful(A, B))
         print(f"        as the official code runs (no B = 0 branch, bias correction t + 1): its ΔW differs from lorakit's by {d_asrun:.2e} (relative)")
