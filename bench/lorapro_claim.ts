@@ -25,7 +25,8 @@ import { toOutIn } from '../src/adapters/inject.ts';
 import { loadModel } from '../src/models/load.ts';
 import type { EncoderModel, LinearSite, WeightMap } from '../src/models/types.ts';
 import { Trainer } from '../src/train/loop.ts';
-import { loraPairs } from '../src/train/optimizers.ts';
+import { loraPairs, type OptimizerSpec } from '../src/train/optimizers.ts';
+import { cosine } from '../src/workflows/sg_lora/similarity.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { equivalentGradient, loraproEquivalent, type LoraPair } from '../src/optim/lorapro.ts';
 import { writeSafetensors, type TensorInput } from '../src/io/safetensors.ts';
@@ -65,20 +66,21 @@ const norm = (a: ArrayLike<number>) => {
   for (let i = 0; i < a.length; i++) x += a[i] * a[i];
   return Math.sqrt(x);
 };
-const cos = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let ab = 0;
-  for (let i = 0; i < a.length; i++) ab += a[i] * b[i];
-  return ab / (norm(a) * norm(b));
-};
 const cloneWeights = (w: WeightMap): WeightMap => new Map([...w].map(([k, v]) => [k, { shape: v.shape, data: Float32Array.from(v.data) }]));
+/** What every run shares: one epoch over the claim's examples, constant lr, no weight decay. */
+const fitOptions = (o: ClaimOptions) => ({ epochs: 1, lr: o.lr, batchSize: o.batchSize, seed: o.seed, weightDecay: 0, warmupRatio: 0, schedule: 'constant' as const, threads: 2 });
+/** A fresh LoRA on the claim's targets: the same seed, so every run starts from the same A (B = 0). */
+const loraSet = (model: EncoderModel, o: ClaimOptions) => {
+  const lora = getMethod('lora');
+  return new AdapterSet(lora, lora.schema.parse({ r: o.r, lora_alpha: o.alpha }), model.sites, model.weights, { targetModules: o.targets, seed: o.seed });
+};
+/** LoRA-Pro in the regime's form (AdamW: the official full-size moments; SGD: the paper's g = g̃), or the plain rule. */
+const optimizerFor = (o: ClaimOptions, pro: boolean): OptimizerSpec => (pro ? { kind: 'lorapro', moments: o.regime === 'adamw' ? 'adam' : 'none', shift: o.shift } : { kind: o.regime });
 
 export async function updateDistances(model: EncoderModel, data: EncodedExample[], o: ClaimOptions): Promise<StepDistance[]> {
-  const lora = getMethod('lora');
-  const fit = { epochs: 1, lr: o.lr, batchSize: o.batchSize, seed: o.seed, weightDecay: 0, warmupRatio: 0, schedule: 'constant' as const, threads: 2 };
+  const fit = fitOptions(o);
   const train = data.slice(0, o.steps * o.batchSize);
-  const sitesOf = (set: AdapterSet) => set.targets;
-  const probe = new AdapterSet(lora, lora.schema.parse({ r: o.r, lora_alpha: o.alpha }), model.sites, model.weights, { targetModules: o.targets, seed: o.seed });
-  const sites: LinearSite[] = sitesOf(probe);
+  const sites: LinearSite[] = loraSet(model, o).targets;
 
   // Full fine-tuning: ΔW of the target modules after each step.
   const fullModel = model.withWeights(cloneWeights(model.weights));
@@ -92,10 +94,10 @@ export async function updateDistances(model: EncoderModel, data: EncodedExample[
   await tf.release();
 
   const adapterRun = async (pro: boolean) => {
-    const set = new AdapterSet(lora, lora.schema.parse({ r: o.r, lora_alpha: o.alpha }), model.sites, model.weights, { targetModules: o.targets, seed: o.seed });
+    const set = loraSet(model, o);
     const deltas: Map<string, Float32Array>[] = [];
     const t = new Trainer(new ClassificationTask(model, { numLabels: 2, seed: o.seed }), set, {
-      ...fit, optimizer: pro ? { kind: 'lorapro', moments: o.regime === 'adamw' ? 'adam' : 'none', shift: o.shift } : { kind: o.regime },
+      ...fit, optimizer: optimizerFor(o, pro),
       onStep: () => deltas.push(new Map(sites.map((s) => [s.name, set.deltaFor(s, model.weights.get(s.weightKey)!.data)]))),
     });
     await t.fit({ train });
@@ -108,8 +110,8 @@ export async function updateDistances(model: EncoderModel, data: EncodedExample[
     step: k + 1,
     lora: mean((site) => rel(plain[k].get(site.name)!, f.get(site.name)!)),
     lorapro: mean((site) => rel(pro[k].get(site.name)!, f.get(site.name)!)),
-    loraCos: mean((site) => cos(plain[k].get(site.name)!, f.get(site.name)!)),
-    loraproCos: mean((site) => cos(pro[k].get(site.name)!, f.get(site.name)!)),
+    loraCos: mean((site) => cosine(plain[k].get(site.name)!, f.get(site.name)!)),
+    loraproCos: mean((site) => cosine(pro[k].get(site.name)!, f.get(site.name)!)),
   }));
 }
 
@@ -166,10 +168,9 @@ export async function perStepDistances(model: EncoderModel, data: EncodedExample
 }
 
 async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimOptions, pro: boolean, dump?: DumpOptions): Promise<PerStepFigures[]> {
-  const lora = getMethod('lora');
-  const fit = { epochs: 1, lr: o.lr, batchSize: o.batchSize, seed: o.seed, weightDecay: 0, warmupRatio: 0, schedule: 'constant' as const, threads: 2 };
+  const fit = fitOptions(o);
   const train = data.slice(0, o.steps * o.batchSize);
-  const set = new AdapterSet(lora, lora.schema.parse({ r: o.r, lora_alpha: o.alpha }), model.sites, model.weights, { targetModules: o.targets, seed: o.seed });
+  const set = loraSet(model, o);
   const sites = set.targets;
   const pairs = new Map<string, LoraPair>(loraPairs(set).map((p, i) => [sites[i].name, p]));
   // Full fine-tuning's side: a copy of the model whose adapted weights are set to W0 + s·B·A (and whose head
@@ -187,7 +188,7 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
   const dumped: Record<string, TensorInput> = {};
   let at: { step: number; before: Map<string, Float32Array>; full: Map<string, Float32Array>; grad: Map<string, number>; gradFloor: Map<string, number>; factors: Map<string, { A: Float64Array; B: Float64Array }>; record?: Record<string, Float64Array> } | null = null;
   const t = new Trainer(task, set, {
-    ...fit, optimizer: pro ? { kind: 'lorapro', moments: o.regime === 'adamw' ? 'adam' : 'none', shift: o.shift } : { kind: o.regime },
+    ...fit, optimizer: optimizerFor(o, pro),
     beforeStep: async ({ step, batch, lr, grads, params }) => {
       const merged = set.mergeInto(model.weights);
       for (const s of sites) refModel.weights.get(s.weightKey)!.data.set(merged.get(s.weightKey)!.data);
@@ -228,7 +229,7 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
         const [BdA, dBA, dBdA] = [matmulF64(B, dA, p.m, p.r, p.n), matmulF64(dB, A, p.m, p.r, p.n), matmulF64(dB, dA, p.m, p.r, p.n)];
         const first = BdA.map((x, i) => p.s * (x + dBA[i]));
         const T = tangentProjector(A, B, p);
-        const c = cos(upd, f);
+        const c = cosine(upd, f);
         return {
           update: rel(upd, f), cos: c, ratio: norm(upd) / norm(f), grad: grad.get(s.name)!, firstOrder: rel(first, f), secondShare: p.s * norm(dBdA) / norm(upd),
           floor: rel(T(Float64Array.from(f)), f), gradFloor: gradFloor.get(s.name)!, matched: Math.sqrt(Math.max(0, 2 - 2 * c)),
