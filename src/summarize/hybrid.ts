@@ -15,14 +15,7 @@ import { readGenerationDefaults, type GenerationDefaults } from '../serve/genera
 import { salienceOrder } from './lexrank.ts';
 
 /** Beam-search settings in Hugging Face's terms (lengths include the decoder start token). */
-export interface SummaryGeneration {
-  numBeams?: number;
-  lengthPenalty?: number;
-  earlyStopping?: boolean | 'never';
-  noRepeatNgramSize?: number;
-  minLength?: number;
-  maxLength?: number;
-}
+export type SummaryGeneration = Pick<GenerationDefaults, 'numBeams' | 'lengthPenalty' | 'earlyStopping' | 'noRepeatNgramSize' | 'minLength' | 'maxLength'>;
 
 export interface SummarizerLoadOptions {
   /** Adapter folder of any method (e.g. <out>/adapter of `lorakit train --task seq2seq`). */

@@ -11,7 +11,7 @@ import type { DecoderModel } from '../models/decoder.ts';
 import { GROUPRANK_SYSTEM, grouprankRerank, grouprankScores, grouprankUser } from '../retrieval/grouprank.ts';
 import { Generator } from '../serve/generate.ts';
 import { Rng } from '../util/rng.ts';
-import { chatPromptIds, loadStackedDecoder } from './grpo_data.ts';
+import { chatPromptIds, fitPrompt, loadStackedDecoder } from './grpo_data.ts';
 import { cutToTokens } from '../train/tasks/yes_no.ts';
 
 export interface GroupwiseOptions {
@@ -41,9 +41,7 @@ export class GroupwiseReranker {
   private promptIds(query: string, docs: readonly string[]): number[] {
     const cut = (s: string, n: number) => cutToTokens(this.tok, s, n);
     const ids = chatPromptIds(this.tok, [{ role: 'system', content: GROUPRANK_SYSTEM }, { role: 'user', content: grouprankUser(cut(query, 32), docs.map((d) => cut(d, this.o.maxLen))) }]);
-    const room = this.model.config.maxPositions - this.o.maxNewTokens;
-    if (ids.length > room) throw new Error(`groupwise: a window of ${docs.length} documents takes ${ids.length} tokens; the model's ${this.model.config.maxPositions} positions leave ${room} beside --max-new-tokens ${this.o.maxNewTokens} (lower --max-len, --max-new-tokens or --group-size)`);
-    return ids;
+    return fitPrompt(ids, this.model.config.maxPositions, this.o.maxNewTokens, `groupwise: a window of ${docs.length} documents`, '--max-len, --max-new-tokens or --group-size');
   }
 
   /** The reranker's score of each candidate (first-stage order), and the windows asked / unreadable. */

@@ -93,3 +93,14 @@ export function readGrpoPrompts(file: string, tok: HfTokenizer, o: { reward: str
   });
   return records.map((r, i) => ({ ids: fit(typeof r.prompt === 'string' ? tok.encode(r.prompt) : chatPromptIds(tok, r.messages as Message[]), i), record: r }));
 }
+
+/**
+ * A generation prompt's ids, refused when they leave fewer positions than the
+ * answer may take: `what` names the prompt ("setwise: a prompt of 20 documents"),
+ * `lower` the options that shrink it.
+ */
+export function fitPrompt(ids: number[], maxPositions: number, maxNewTokens: number, what: string, lower: string): number[] {
+  const room = maxPositions - maxNewTokens;
+  if (ids.length > room) throw new Error(`${what} takes ${ids.length} tokens; the model's ${maxPositions} positions leave ${room} beside --max-new-tokens ${maxNewTokens} (lower ${lower})`);
+  return ids;
+}

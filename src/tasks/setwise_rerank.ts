@@ -13,7 +13,7 @@ import { rankR1Choice, rankR1Messages } from '../retrieval/rank_r1.ts';
 import { setwiseHeapsort, type SetwiseResult } from '../retrieval/setwise.ts';
 import { Generator } from '../serve/generate.ts';
 import { Rng } from '../util/rng.ts';
-import { chatPromptIds, loadStackedDecoder } from './grpo_data.ts';
+import { chatPromptIds, fitPrompt, loadStackedDecoder } from './grpo_data.ts';
 import { cutToTokens } from '../train/tasks/yes_no.ts';
 
 export interface SetwiseOptions {
@@ -47,9 +47,7 @@ export class SetwiseReranker {
   promptIds(query: string, docs: readonly string[]): number[] {
     const cut = (s: string, n: number) => cutToTokens(this.tok, s, n);
     const ids = chatPromptIds(this.tok, rankR1Messages(cut(query, 32), docs.map((d) => cut(d, this.o.maxLen))));
-    const room = this.model.config.maxPositions - this.o.maxNewTokens;
-    if (ids.length > room) throw new Error(`setwise: a prompt of ${docs.length} documents takes ${ids.length} tokens; the model's ${this.model.config.maxPositions} positions leave ${room} beside --max-new-tokens ${this.o.maxNewTokens} (lower --max-len, --max-new-tokens or --num-child)`);
-    return ids;
+    return fitPrompt(ids, this.model.config.maxPositions, this.o.maxNewTokens, `setwise: a prompt of ${docs.length} documents`, '--max-len, --max-new-tokens or --num-child');
   }
 
   /** The candidates' order (indices into `docs`, best first) and the prompts it took. */
