@@ -115,17 +115,21 @@ export async function updateDistances(model: EncoderModel, data: EncodedExample[
   }));
 }
 
-/** Orthonormal basis [rows, q] of M's column space (M [rows, cols]; singular values above 1e-10 of the largest). */
+/**
+ * Orthonormal basis [rows, q] of M's column space (M [rows, cols], cols ≤ rows): the directions whose singular
+ * value is above √(cols·ε32) of the largest — the rank float32's pinv sees in MᵀM (LoRA-Pro's own cut), so a B
+ * of rank 2 stored in float32 does not lend its rounding-noise directions to the tangent space.
+ */
 function columnBasis(M: Float64Array, rows: number, cols: number): { Q: Float64Array; q: number } {
   const { U, S, k } = svdJacobi(M, rows, cols);
   const top = Math.max(0, ...S);
-  const keep = [...S.keys()].filter((i) => top > 0 && S[i] > 1e-10 * top);
+  const keep = [...S.keys()].filter((i) => top > 0 && S[i] > Math.sqrt(cols * 1.1920928955078125e-7) * top);
   const Q = new Float64Array(rows * keep.length);
   for (let i = 0; i < rows; i++) keep.forEach((c, j) => (Q[i * keep.length + j] = U[i * k + c]));
   return { Q, q: keep.length };
 }
 
-/** M ↦ P_B·M + (I − P_B)·M·P_A, the orthogonal projection onto {B·X + Y·A} (exact projectors, no 1e-8 shift). */
+/** M ↦ P_B·M + (I − P_B)·M·P_A, the orthogonal projection onto {B·X + Y·A} (projectors from orthonormal bases, no 1e-8 shift). */
 function tangentProjector(A: Float64Array, B: Float64Array, p: LoraPair): (M: Float64Array) => Float64Array {
   const b = columnBasis(B, p.m, p.r), a = columnBasis(transposeF64(A, p.r, p.n), p.n, p.r);
   return (M) => {

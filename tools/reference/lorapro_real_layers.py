@@ -14,10 +14,12 @@ lorapro_full_adjustment), not from lorakit's source:
 1. chain rule: g_A = s*B^T g, g_B = s*g*A^T (the two graphs agree);
 2. the paper's g~ (its equations with exact inverses, on lorakit's g_A, g_B)
    is the orthogonal projection of g onto the tangent space {B X + Y A}
-   (built here from orthonormal bases of col(B) and row(A)), and its residual
+   (built here from orthonormal bases of col(B) and row(A), on the rank float32
+   data supports), and its residual
    g~ - g is orthogonal to that space (B^T R = 0, R A^T = 0): the minimum of
    ||g~ - g||; random tangent moves never get closer. Reported: how far
    lorakit's g~ (the official pinv(M + 1e-8 I), float32's cut) is from it;
+   checked to be it when the dump was made with the shift 0;
 3. ||g~_pro - g|| <= ||g~_lora - g||, g~_lora = s(B g_A + g_B A) (plain LoRA's);
 4. the step: the official update on the dumped A, B, g_A, g_B (moments
    accumulated from the dumped steps) equals lorakit's A, B after it. Also
@@ -49,23 +51,30 @@ def rel(a, b):
     return float((a - b).norm() / max(float(b.norm()), 1e-300))
 
 
-def orth(M, tol=1e-10):
-    """Orthonormal basis of M's column space (float64 SVD, rank by a relative cut)."""
+def orth(M, tol):
+    """Orthonormal basis of M's column space (float64 SVD, singular values above tol of the largest)."""
     if float(M.abs().max()) == 0.0:
         return M.new_zeros(M.shape[0], 0)
     U, S, _ = torch.linalg.svd(M, full_matrices=False)
     return U[:, S > tol * S[0]]
 
 
-def tangent_projection(g, A, B):
-    """P_B g + (I - P_B) g P_A with exact orthogonal projectors."""
-    QB, QA = orth(B), orth(A.t())
+def tangent_projection(g, A, B, tol):
+    """P_B g + (I - P_B) g P_A with orthogonal projectors (singular values above tol of the largest)."""
+    QB, QA = orth(B, tol), orth(A.t(), tol)
     PBg = QB @ (QB.t() @ g)
     return PBg + (g - PBg) @ QA @ QA.t()
 
 
+# The numerical rank float32 data supports: singular values above sqrt(r eps32) of the largest (eigenvalues of
+# M^T M above r eps32, the cut of float32's pinv). A B of rank 2 stored in float32 has rounding-noise directions
+# far below it; the exact projector and the exact inverses both leave them out.
+CUT = lambda r: math.sqrt(r * torch.finfo(torch.float32).eps)  # noqa: E731
+
+
 def exact_inverse(M):
-    return torch.linalg.pinv(M, hermitian=True)
+    """The inverse on M's numerical rank, no shift."""
+    return torch.linalg.pinv(M, rtol=CUT(M.shape[0]) ** 2, hermitian=True)
 
 
 def official_equivalent(A, B, gA, gB, s, first, inverse):
@@ -131,7 +140,7 @@ def main():
         # 2. orthogonal projection onto {B X + Y A}: first the paper's equations with exact inverses
         #    (no 1e-8 shift, no cut) on lorakit's g_A, g_B, then lorakit's g~, which follows the
         #    official code's pinv(M + 1e-8 I): the shift biases P_B while B^T B is not >> 1e-8.
-        P = tangent_projection(g, A, B)
+        P = tangent_projection(g, A, B, CUT(A.shape[0]))
         exact = official_equivalent(A, B, gA, gB, s, k == 0, exact_inverse)
         R = exact - g
         perpB = float((B.t() @ R).norm() / max(float(torch.linalg.matrix_norm(B, 2)) * float(R.norm()), 1e-300)) if float(B.abs().max()) > 0 else 0.0
@@ -149,7 +158,10 @@ def main():
               f"{check(dP < 1e-4 and perpB < 1e-4 and perpA < 1e-4 and closer == 0, f'step {k + 1} projection')}")
         eig = torch.linalg.eigvalsh(B.t() @ B)
         excess = rel(x["equivalent"], g) / rel(P, g) - 1
-        print(f"        lorakit's g~ (pinv(M + {shift:g}·I)) vs exact projection {rel(x['equivalent'], P):.2e}, ‖g~−g‖ above the minimum by {excess:.2e} (relative); eigenvalues of BᵀB {float(eig[0]):.2e}..{float(eig[-1]):.2e}")
+        dev = rel(x["equivalent"], P)
+        # With the shift 0 (the paper's exact inverses) lorakit's g~ must be the projection itself.
+        verdict = f"  {check(dev < 1e-4, f'step {k + 1} shift 0 but g~ is not the projection')}" if shift == 0 else ""
+        print(f"        lorakit's g~ (pinv(M + {shift:g}·I)) vs exact projection {dev:.2e}, ‖g~−g‖ above the minimum by {excess:.2e} (relative); eigenvalues of BᵀB {float(eig[0]):.2e}..{float(eig[-1]):.2e}{verdict}")
         # 3. LoRA-Pro's equivalent gradient vs plain LoRA's
         lora = s * (B @ gA + gB @ A)
         dpro, dlora = rel(x["equivalent"], g), rel(lora, g)
