@@ -15,8 +15,7 @@ lorapro_full_adjustment), not from lorakit's source:
 2. the paper's g~ (its equations with exact inverses, on lorakit's g_A, g_B)
    is the orthogonal projection of g onto the tangent space {B X + Y A}
    (built here from orthonormal bases of col(B) and row(A), on the rank float32
-   data supports), and its residual
-   g~ - g is orthogonal to that space (B^T R = 0, R A^T = 0): the minimum of
+   data supports), and its residual g~ - g is orthogonal to that space (B^T R = 0, R A^T = 0): the minimum of
    ||g~ - g||; random tangent moves never get closer. Reported: how far
    lorakit's g~ (the official pinv(M + 1e-8 I), float32's cut) is from it;
    checked to be it when the dump was made with the shift 0;
@@ -138,8 +137,8 @@ def main():
         cB = rel(gB, s * g @ A.t())
         print(f"step {k + 1}: chain rule g_A = s·Bᵀg {cA:.2e}, g_B = s·g·Aᵀ {cB:.2e}  {check(cA < 1e-3 and cB < 1e-3, f'step {k + 1} chain rule')}")
         # 2. orthogonal projection onto {B X + Y A}: first the paper's equations with exact inverses
-        #    (no 1e-8 shift, no cut) on lorakit's g_A, g_B, then lorakit's g~, which follows the
-        #    official code's pinv(M + 1e-8 I): the shift biases P_B while B^T B is not >> 1e-8.
+        #    (no shift, on float32's numerical rank) on lorakit's g_A, g_B, then lorakit's g~, which
+        #    follows the official code's pinv(M + 1e-8 I): the shift biases P_B while B^T B is not >> 1e-8.
         P = tangent_projection(g, A, B, CUT(A.shape[0]))
         exact = official_equivalent(A, B, gA, gB, s, k == 0, exact_inverse)
         R = exact - g
