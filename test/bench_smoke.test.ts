@@ -14,7 +14,7 @@ import { inCI } from './helpers/reference.ts';
 
 const BENCH = path.resolve(import.meta.dirname, '../bench');
 /** Modules the scripts import (models, peers' environment, the roofline), not scripts themselves. */
-const LIBRARIES = new Set(['bert_like.ts', 'llama_like.ts', 'peer_env.ts', 'roofline.ts', 'tiny_world.ts']);
+const LIBRARIES = new Set(['bert_like.ts', 'llama_like.ts', 'peer_env.ts', 'peer_llama_cpp.ts', 'roofline.ts', 'tiny_world.ts']);
 /**
  * Exempt: doc-table producers that run tens of minutes on ../shared/data (not in
  * CI), each with knobs for shorter runs (ir_cisi: --samples, --clusters,
@@ -47,8 +47,14 @@ const FIGURES: Record<string, () => RegExp[]> = {
     new RegExp(`memory: lorakit peak RSS ${num} MiB \\(resident ${num} MiB with the model built, ${num} MiB compiled\\), activations kept for backward`),
     ...peerLines(),
   ],
-  'generate.ts': () => ['gpt2-tiny', 'llama-tiny', 'llama-like-64x1-random'].flatMap((m) =>
-    ['KV cache', 'no cache'].map((c) => new RegExp(`${m} +${num}M  ${c}  prefill ${num} ms  decode ${num} tok/s`))),
+  'generate.ts': () => [
+    ...['gpt2-tiny', 'llama-tiny', 'llama-like-64x1-random'].flatMap((m) =>
+      ['KV cache', 'no cache'].map((c) => new RegExp(`${m} +${num}M  ${c}  prefill ${num} ms  decode ${num} tok/s`))),
+    // The llama.cpp peer on the same weights (GGUF export): both speeds, the ratio, and every greedy token equal.
+    ...['llama-tiny', 'llama-like-64x1-random'].map((m) => new RegExp(
+      `${m} +${num}M  prompt \\d+, 4 new:  lorakit prompt ${num} tok/s, generation ${num} tok/s;  llama\\.cpp prompt ${num} tok/s, generation ${num} tok/s;  ` +
+        `ratio llama\\.cpp/lorakit prompt ${num}×, generation ${num}×;  greedy tokens equal 4/4`)),
+  ],
   'galore_memory.ts': () => ['adamw', 'galore'].map((k) => new RegExp(`\\| ${k} \\| 0\\.001 \\| ${num}M \\| \\d+ \\| \\d+ \\| ${num} → ${num} \\|`)),
   'lorapro_claim.ts': () => [
     /cumulative ΔW = W_t − W_0 of three runs/,

@@ -4,6 +4,7 @@ import { int, list, num, positiveInt } from './parse.ts';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { registerMergeExport } from './merge_export.ts';
+import { registerExportGguf } from './export_gguf.ts';
 import { registerExportRecipe } from './export_recipe.ts';
 import { registerGenerate } from './generate.ts';
 import { registerSummarize } from './summarize.ts';
@@ -280,6 +281,7 @@ export function makeProgram(): Command {
   registerPlotRanks(program);
   registerContinual(program);
   registerMergeExport(program);
+  registerExportGguf(program);
   registerLoram(program);
   registerUnlearn(program);
   registerSgLora(program);
