@@ -56,7 +56,13 @@ const FIGURES: Record<string, () => RegExp[]> = {
         `ratio llama\\.cpp/lorakit prompt ${num}×, generation ${num}×;  greedy tokens equal 4/4`)),
   ],
   'galore_memory.ts': () => ['adamw', 'galore'].map((k) => new RegExp(`\\| ${k} \\| 0\\.001 \\| ${num}M \\| \\d+ \\| \\d+ \\| ${num} → ${num} \\|`)),
-  'lorapro_claim.ts': () => [1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| -?${num} \\| -?${num} \\|`)),
+  'lorapro_claim.ts': () => [
+    /cumulative ΔW = W_t − W_0 of three runs/,
+    ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| -?${num} \\| -?${num} \\|$`, 'm')),
+    /per step, each method's update to W against full fine-tuning's from the same W/,
+    ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| -?${num} \\| -?${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\|$`, 'm')),
+    ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\|$`, 'm')),
+  ],
   'mixed_adapters.ts': () => ['mixed', 'switch', 'grouped', 'base'].map((k) => new RegExp(`│ ${k} +│ +${num} +│ +\\d+ +│ +${num} +│`)),
   'rank_allocation.ts': () => [new RegExp(`lora r=8 seed 42: ${num}%, \\d+ adapter params`), new RegExp(`sora seed 42: ${num}%`), /wrote .*rank_allocation\.md/],
   'summarization_table.ts': () => ['dialogsum', 'scitldr'].flatMap((set) =>

@@ -31,7 +31,7 @@ import { NormMonitor, peakOf, type NormPeak, type NormRecord } from './norm_moni
 import { lossOf, type TrainTask } from './task.ts';
 import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
 
-export interface FitOptions {
+export interface FitOptions<B = unknown> {
   epochs: number;
   lr: number;
   batchSize: number;
@@ -78,6 +78,12 @@ export interface FitOptions {
   onNorms?: (info: { step: number } & NormRecord) => void;
   /** The adapter's values were loaded (train --from-adapter): the method's data-dependent init (beforeFit) must not replace them. */
   adapterLoaded?: boolean;
+  /**
+   * Called with each step's gradients (after clipping) and the batch, before the optimizer moves
+   * anything: the parameters are still the ones the gradients were taken at (bench/lorapro_claim.ts
+   * compares each step with full fine-tuning's from the same point).
+   */
+  beforeStep?: (info: { step: number; batch: B; lr: number; grads: ReadonlyMap<string, Float32Array>; params: ReadonlyMap<string, Float32Array> }) => void | Promise<void>;
   onStep?: (info: StepInfo) => void;
   onEval?: (info: EvalInfo) => void;
 }
@@ -168,7 +174,7 @@ export class Trainer<E, B> {
   constructor(
     readonly task: TrainTask<E, B>,
     readonly adapters: AdapterSet | null,
-    readonly opts: FitOptions,
+    readonly opts: NoInfer<FitOptions<B>>,
   ) {
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
@@ -228,6 +234,15 @@ export class Trainer<E, B> {
     const res: { batch: B; out: Record<string, HostTensor> }[] = [];
     for (const batch of this.task.batches(data, this.opts.batchSize, null)) res.push({ batch, out: await cg.run(this.feeds(batch, false)) });
     return res;
+  }
+
+  /**
+   * One batch's loss and ∂L/∂θ of every trainable tensor at the current
+   * parameters, nothing stepped (full fine-tuning: the gradient of every weight).
+   */
+  async gradients(batch: B): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+    const out = await (await this.compiled('train')).run(this.feeds(batch, true));
+    return { loss: lossOf(out), grads: new Map([...this.params().keys()].map((k) => [k, out[`grad.${k}`].data as Float32Array])) };
   }
 
   /** The task's metrics on `data` with the current parameters. */
@@ -395,6 +410,7 @@ export class Trainer<E, B> {
           const lr = o.lr * schedule(state.step);
           const hookCtx = { step: state.step, totalSteps, lr, baseLr: o.lr, warmupSteps, seed: o.seed, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
+          await o.beforeStep?.({ step: state.step, batch, lr, grads, params });
           await optimizer.step(owned.size ? new Map([...grads].filter(([k]) => !owned.has(k))) : grads, lr);
           runStepHook('optimizerStep', this.adapters, hookCtx);
           runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
@@ -471,7 +487,7 @@ export class Trainer<E, B> {
 }
 
 /** Trains `adapters` (and the task's own tensors) on `data`; see Trainer. */
-export async function fit<E, B>(task: TrainTask<E, B>, adapters: AdapterSet | null, data: { train: readonly E[]; validation?: readonly E[] }, options: FitOptions): Promise<FitResult> {
+export async function fit<E, B>(task: TrainTask<E, B>, adapters: AdapterSet | null, data: { train: readonly E[]; validation?: readonly E[] }, options: NoInfer<FitOptions<B>>): Promise<FitResult> {
   const t = new Trainer(task, adapters, options);
   try {
     return await t.fit(data);
