@@ -55,12 +55,13 @@ test('a second `lorakit train` into the --out of a running one is refused; the f
   const data = path.join(dir, 'story.jsonl');
   fs.writeFileSync(data, ['once upon a time there lived a king', 'what is this, a good movie', 'who was there? the queen', 'hello world, i love music'].map((t) => JSON.stringify({ text: t })).join('\n') + '\n');
   const out = path.join(dir, 'run');
-  const args = ['train', '--task', 'causal-lm', '--model', FIX + 'llama-tiny', '--data', data, '--batch', '2', '--lr', '0.01', '--seed', '3', '--checkpoint-every', '1', '--quiet', '--out', out];
-  const first = spawn(process.execPath, [BIN, ...args, '--epochs', '60'], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = ['train', '--task', 'causal-lm', '--model', FIX + 'llama-tiny', '--data', data, '--batch', '2', '--lr', '0.01', '--seed', '3', '--checkpoint-every', '100', '--quiet', '--out', out];
+  // 2000 steps (~5 ms each on llama-tiny): long enough that the second run's start-up (seconds) lands inside the first.
+  const first = spawn(process.execPath, [BIN, ...args, '--epochs', '1000'], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
   let firstErr = '';
   first.stderr.on('data', (d) => (firstErr += d));
   const done = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
-  const ckpt = path.join(out, 'checkpoints', 'checkpoint-1');
+  const ckpt = path.join(out, 'checkpoints', 'checkpoint-100');
   for (let i = 0; i < 3000 && !fs.existsSync(ckpt); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(fs.existsSync(ckpt), 'the first run started training');
   const second = spawnSync(process.execPath, [BIN, ...args, '--epochs', '2'], { env: ENV, encoding: 'utf8' });
@@ -68,7 +69,7 @@ test('a second `lorakit train` into the --out of a running one is refused; the f
   assert.match(second.stderr, new RegExp(`another lorakit run \\(pid ${first.pid}, started .*\\) is writing into .*run: wait for it to finish or use another --out`));
   assert.equal(await done, 0, firstErr);
   const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
-  assert.equal(results.epochLosses.length, 60, 'the first run went on undisturbed');
-  assert.ok(fs.existsSync(path.join(out, 'checkpoints', 'checkpoint-120')));
+  assert.equal(results.epochLosses.length, 1000, 'the first run went on undisturbed');
+  assert.ok(fs.existsSync(path.join(out, 'checkpoints', 'checkpoint-2000')));
   assert.ok(!fs.existsSync(path.join(out, LOCK_FILE)), 'released at the end');
 });
