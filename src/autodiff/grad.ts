@@ -41,7 +41,7 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
     const custom = node.customVjp;
     const needC = custom ? custom.inputs.map((x) => active.has(x)) : [];
     if (custom && needC.some(Boolean)) {
-      const gxC = custom.vjp(gy[0]!, needC);
+      const gxC = custom.vjp(gy[0]!, needC, custom.inputs);
       custom.inputs.forEach((x, j) => {
         if (needC[j] && gxC[j]) accumulate(x, gxC[j]!);
       });
