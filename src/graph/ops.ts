@@ -1,7 +1,7 @@
 // Op builders. Each checks its inputs, infers dtype and shape, and appends one
 // ONNX-equivalent node (opset 17 semantics) to the inputs' graph.
 
-import { DType, Dim, Shape, ShapeError, Value } from './ir.ts';
+import { DType, Dim, Node, Shape, ShapeError, Value } from './ir.ts';
 import { broadcastShapes, dimsCompatible, divDims, fmt, mulDims, normAxis } from './shapes.ts';
 
 const FLOAT: DType[] = ['float32', 'float64'];
@@ -89,6 +89,12 @@ export function gelu(x: Value): Value {
     const twiceSlope = add(add(erf(t), 1), mul(x, twicePhi));
     return [mul(mul(g, twiceSlope), 0.5)];
   });
+}
+
+/** A copy of `node` reading `inputs` instead (same op, attributes and output types): gradient checkpointing's recomputation. */
+export function repeatNode(node: Node, inputs: (Value | null)[]): Value[] {
+  const g = inputs.find((x) => x)?.graph ?? node.outputs[0].graph;
+  return g.addNode(node.op, inputs, node.outputs.map((o) => ({ dtype: o.dtype, shape: o.shape })), node.attrs, node.domain);
 }
 
 export function cast(x: Value, dtype: DType): Value {

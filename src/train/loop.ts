@@ -57,6 +57,13 @@ export interface FitOptions {
   patience?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;
+  /**
+   * Gradient checkpointing: the training graph keeps only each transformer
+   * sublayer's input from the forward pass and recomputes the rest in the
+   * backward pass (src/autodiff/checkpoint.ts): far less activation memory at
+   * long sequences, for about one more forward pass per step.
+   */
+  gradCheckpoint?: boolean;
   /** Checkpoints (outDir/checkpoints) and metrics (outDir/metrics.jsonl) go here; omit for an in-memory run (a browser has no folders). */
   outDir?: string;
   /** Continue from the newest checkpoint in outDir. */
@@ -133,7 +140,7 @@ export function buildTaskGraph(
   task: TrainTask<any, any>,
   linear: LinearFn,
   mode: 'train' | 'eval',
-  opts: { trainWeights?: ReadonlySet<string>; lossTerm?: (g: Graph) => Value | null } = {},
+  opts: { trainWeights?: ReadonlySet<string>; lossTerm?: (g: Graph) => Value | null; gradCheckpoint?: boolean } = {},
 ): { graph: Graph; trainable: string[] } {
   const g = new Graph(`${task.name}-${mode}`);
   if (opts.trainWeights) g.trainableWeights = (name) => opts.trainWeights!.has(name);
@@ -152,7 +159,7 @@ export function buildTaskGraph(
   if (!loss) throw new Error(`${task.name}: the task's training graph has no loss`);
   const params = g.params();
   if (!params.length) throw new Error(`${task.name}: nothing to train (attach an adapter)`);
-  const grads = grad(loss, params);
+  const grads = grad(loss, params, undefined, { checkpoint: opts.gradCheckpoint });
   params.forEach((p, i) => g.output(`grad.${p.leaf!.name}`, grads[i]));
   return { graph: g, trainable: params.map((p) => p.leaf!.name) };
 }
@@ -204,6 +211,7 @@ export class Trainer<E, B> {
       const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, {
         trainWeights: this.fullWeights.size ? new Set(this.fullWeights.keys()) : undefined,
         lossTerm: (g) => adapterLossTerm(this.adapters, g),
+        gradCheckpoint: this.opts.gradCheckpoint,
       });
       const unused = [...this.params().keys()].filter((k) => mode === 'train' && !trainable.includes(k));
       if (unused.length) throw new Error(`${this.task.name}: trainable tensors the task's graph does not use: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? '…' : ''}`);
