@@ -2,9 +2,15 @@
 // recomputes each sublayer's forward in its backward part gives the same loss
 // and gradients as the one that keeps every activation (itself checked against
 // finite differences and PyTorch elsewhere), on the llama-tiny and bert
-// fixtures with a LoRA on every linear layer; and it keeps less.
+// fixtures with a LoRA on every linear layer; and it keeps less. `lorakit train
+// --grad-checkpoint` (and `--low-memory`) train the same adapter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readAdapter } from '../src/peft/adapter_files.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { adapterFeeds } from '../src/adapters/feeds.ts';
 import { lora } from '../src/adapters/lora/index.ts';
@@ -92,4 +98,38 @@ test('gradient checkpointing: bert classification, same loss and gradients (≤ 
   const examples = [30, 24, 17].map((n, i) => ({ ids: [101, ...Array.from({ length: n }, () => 3 + rng.int(100)), 102], label: i }));
   const [batch] = task.batches(examples, 3, null);
   await checkSame(task, adapterOn(model.sites, model.weights), batch, { B: batch.B, T: batch.T });
+});
+
+test('lorakit train --grad-checkpoint / --low-memory (causal-lm, llama-tiny): the same adapter as without', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-gradckpt-'));
+  try {
+    const data = path.join(dir, 'story.jsonl');
+    const rows = ['once upon a time there lived a king', 'what is this? a good movie', 'who was there? the queen and the king', 'hello world, i love music'];
+    fs.writeFileSync(data, rows.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+    const train = (name: string, ...extra: string[]) => {
+      const out = path.join(dir, name);
+      const r = spawnSync(process.execPath, [path.resolve('bin/lorakit.js'), 'train', '--task', 'causal-lm', '--model', fixture('llama-tiny'), '--data', data,
+        '--target-modules', 'all-linear', '--epochs', '2', '--batch', '2', '--lr', '0.01', '--seed', '5', '--quiet', '--out', out, ...extra], { encoding: 'utf8', env: { ...process.env, LORAKIT_THREADS: '1' } });
+      assert.equal(r.status, 0, r.stderr);
+      return { tensors: readAdapter(path.join(out, 'adapter')).tensors, results: JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) };
+    };
+    const { tensors: plain, results } = train('plain');
+    assert.equal(results.gradCheckpoint, undefined);
+    assert.equal(results.prepackWeights, undefined);
+    for (const flag of ['--grad-checkpoint', '--low-memory']) {
+      const { tensors: other, results } = train(flag.slice(2), flag);
+      // The flag reached the training graph / the session: llama-tiny's 2 layers have 2 residual sublayers each.
+      if (flag === '--grad-checkpoint') assert.ok(results.gradCheckpoint?.recomputedSegments >= 3, JSON.stringify(results.gradCheckpoint));
+      else assert.equal(results.prepackWeights, false);
+      assert.deepEqual([...other.keys()].sort(), [...plain.keys()].sort());
+      for (const [k, t] of plain) {
+        let scale = 0;
+        for (const x of t.data) scale = Math.max(scale, Math.abs(x));
+        const o = other.get(k)!.data;
+        for (let i = 0; i < t.data.length; i++) assert.ok(Math.abs(o[i] - t.data[i]) <= 1e-4 * scale, `${flag}: ${k}[${i}] ${o[i]} vs ${t.data[i]}`);
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

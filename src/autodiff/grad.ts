@@ -15,6 +15,8 @@ const FLOAT = new Set(['float32', 'float64']);
 export interface GradOptions {
   /** Gradient checkpointing: recompute each segment's forward pass in the backward graph (checkpoint.ts). */
   checkpoint?: boolean;
+  /** Filled in: how many segments the backward graph recomputes (0 without checkpointing). */
+  stats?: { recomputedSegments: number };
 }
 
 export function grad(loss: Value, wrt: Value[], seed?: Value, opts: GradOptions = {}): Value[] {
@@ -41,6 +43,7 @@ export function grad(loss: Value, wrt: Value[], seed?: Value, opts: GradOptions 
   accumulate(loss, seed ?? g.scalar(1, loss.dtype));
 
   const plan = opts.checkpoint ? planCheckpoints(nodes, active) : null;
+  if (opts.stats) opts.stats.recomputedSegments = plan?.segments.length ?? 0;
   const copies = new Map<number, Recomputed>();
 
   for (let i = nodes.length - 1; i >= 0; i--) {
