@@ -4,12 +4,13 @@
 // forward recomputed in the backward graph: src/autodiff/checkpoint.ts), on the
 // BERT-like LoRA step of bench/train_step.ts.
 //
-//   npx tsx bench/memory_options.ts --layers 12 --seq 512 --batch 2 --steps 6
+//   npx tsx bench/memory_options.ts --layers 12 --seq 512 --batch 2 --steps 6 [--time-layers 4]
 //   npx tsx bench/memory_options.ts --smoke
 //
 // Time: every variant compiled in this one process, their steps interleaved
 // (a load change hits all alike); median ms per step and the ratio to the
-// default. Memory: each variant again in a child process of its own (peak RSS
+// default (--time-layers: fewer layers for this part, whose four sessions
+// share one process's memory). Memory: each variant again in a child process of its own (peak RSS
 // after 2 steps, resident memory once compiled), one after another; the
 // activations kept for backward as planned from the graph.
 
@@ -33,7 +34,7 @@ const VARIANTS = {
 } as const;
 type Variant = keyof typeof VARIANTS;
 
-interface Args { layers: number; hidden: number; heads: number; ffn: number; seq: number; batch: number; steps: number; threads: number; child?: Variant }
+interface Args { layers: number; timeLayers?: number; hidden: number; heads: number; ffn: number; seq: number; batch: number; steps: number; threads: number; child?: Variant }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { layers: 12, hidden: 768, heads: 12, ffn: 3072, seq: 128, batch: 8, steps: 6, threads: 2 };
@@ -45,6 +46,7 @@ function parseArgs(argv: string[]): Args {
       return v;
     };
     if (k === '--layers') a.layers = int();
+    else if (k === '--time-layers') a.timeLayers = int();
     else if (k === '--seq') a.seq = int();
     else if (k === '--batch') a.batch = int();
     else if (k === '--steps') a.steps = int();
@@ -55,7 +57,7 @@ function parseArgs(argv: string[]): Args {
       if (!(v in VARIANTS)) throw new Error(`--child must be one of ${Object.keys(VARIANTS).join(', ')}`);
       a.child = v;
     } else if (k === '--help' || k === '-h') {
-      console.log('usage: npx tsx bench/memory_options.ts [--layers 12] [--seq 128] [--batch 8] [--steps 6] [--threads 2] [--smoke]');
+      console.log('usage: npx tsx bench/memory_options.ts [--layers 12] [--time-layers N] [--seq 128] [--batch 8] [--steps 6] [--threads 2] [--smoke]');
       process.exit(0);
     } else throw new Error(`unknown argument '${k}' (try --help)`);
   }
@@ -65,11 +67,15 @@ function parseArgs(argv: string[]): Args {
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
 const mib = (b: number) => (b / 2 ** 20).toFixed(0);
 
-/** One compiled step of the BERT-like LoRA model for a variant (the same seeds for all). */
-async function makeStep(a: Args, v: Variant) {
-  const model = BertLike.random(bertLikeConfig({ layers: a.layers, hidden: a.hidden, heads: a.heads, ffn: a.ffn, maxPositions: a.seq, vocab: 30522 }), 0);
+/** The BERT-like model with its LoRA and head (seeded); the variants' graphs share its arrays. */
+function makeModel(a: Args, layers: number) {
+  const model = BertLike.random(bertLikeConfig({ layers, hidden: a.hidden, heads: a.heads, ffn: a.ffn, maxPositions: a.seq, vocab: 30522 }), 0);
   const adapters = new AdapterSet(lora, loraConfigSchema.parse({ r: 8, lora_alpha: 16 }), model.sites, model.weights, { targetModules: ['query', 'value'], seed: 0 });
-  const head = initHead(a.hidden, 2, 0);
+  return { model, adapters, head: initHead(a.hidden, 2, 0) };
+}
+
+/** One compiled step of the model for a variant. */
+async function makeStep(a: Args, { model, adapters, head }: ReturnType<typeof makeModel>, v: Variant) {
   const { graph, trainable } = buildClassifierGraph(model, adapters, head, 2, 'train', { gradCheckpoint: VARIANTS[v].gradCheckpoint });
   const cg = await CompiledGraph.compile(graph, { threads: a.threads, prepackWeights: VARIANTS[v].prepackWeights });
   const rng = new Rng(1);
@@ -94,7 +100,7 @@ async function makeStep(a: Args, v: Variant) {
 
 /** Child: one variant alone, its memory. */
 async function child(a: Args, v: Variant) {
-  const s = await makeStep(a, v);
+  const s = await makeStep(a, makeModel(a, a.layers), v);
   const compiled = process.memoryUsage().rss;
   for (let i = 0; i < 2; i++) await s.step();
   console.log(JSON.stringify({ variant: v, peak_rss: process.resourceUsage().maxRSS * 1024, compiled_rss: compiled, activations: s.activations }));
@@ -103,10 +109,12 @@ async function child(a: Args, v: Variant) {
 async function main() {
   const a = parseArgs(process.argv.slice(2));
   if (a.child) return child(a, a.child);
-  console.log(`BERT-like LoRA step (r 8 on query/value): ${a.layers} layers, hidden ${a.hidden}, ffn ${a.ffn}, batch ${a.batch} × seq ${a.seq}, ${a.threads} threads; load ${os.loadavg()[0].toFixed(2)}`);
+  const timeLayers = a.timeLayers ?? a.layers;
+  console.log(`BERT-like LoRA step (r 8 on query/value): ${a.layers} layers (time: ${timeLayers}), hidden ${a.hidden}, ffn ${a.ffn}, batch ${a.batch} × seq ${a.seq}, ${a.threads} threads; load ${os.loadavg()[0].toFixed(2)}`);
   const names = Object.keys(VARIANTS) as Variant[];
+  const m = makeModel(a, timeLayers);
   const steps = [];
-  for (const v of names) steps.push(await makeStep(a, v));
+  for (const v of names) steps.push(await makeStep(a, m, v));
   const times = names.map(() => [] as number[]);
   const losses = names.map(() => 0);
   for (const [i, s] of steps.entries()) losses[i] = (await s.step()).loss; // warmup
@@ -119,11 +127,11 @@ async function main() {
   });
   const base = median(times[0]);
   console.log(`load ${loadMid.toFixed(2)} after the timed steps, ${os.loadavg()[0].toFixed(2)} after the memory runs (ratios within this run are what to compare)\n`);
-  console.log('| variant | ms/step (median) | × default | loss (first step) | activations kept for backward, planned MiB | resident once compiled MiB | peak RSS MiB |');
+  console.log(`| variant | ms/step (median, ${timeLayers} layers) | × default | loss (first step) | activations kept for backward, planned MiB | resident once compiled MiB | peak RSS MiB |`);
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   names.forEach((v, i) => {
-    const m = median(times[i]);
-    console.log(`| ${v} | ${m.toFixed(1)} | ${(m / base).toFixed(3)} | ${losses[i].toFixed(6)} | ${mib(mem[i].activations)} | ${mib(mem[i].compiled_rss)} | ${mib(mem[i].peak_rss)} |`);
+    const t = median(times[i]);
+    console.log(`| ${v} | ${t.toFixed(1)} | ${(t / base).toFixed(3)} | ${losses[i].toFixed(6)} | ${mib(mem[i].activations)} | ${mib(mem[i].compiled_rss)} | ${mib(mem[i].peak_rss)} |`);
   });
 }
 
