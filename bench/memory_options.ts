@@ -15,6 +15,7 @@
 // activations kept for backward as planned from the graph.
 
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AdapterSet } from '../src/adapters/inject.ts';
@@ -98,12 +99,25 @@ async function makeStep(a: Args, { model, adapters, head }: ReturnType<typeof ma
   };
 }
 
+/**
+ * This process's peak resident memory: Linux's VmHWM (the high-water mark of
+ * this program's own address space). Not maxRSS: for a spawned child it keeps
+ * the forking parent's resident memory as a floor across exec.
+ */
+function peakRss(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {}
+  return process.resourceUsage().maxRSS * 1024;
+}
+
 /** Child: one variant alone, its memory. */
 async function child(a: Args, v: Variant) {
   const s = await makeStep(a, makeModel(a, a.layers), v);
   const compiled = process.memoryUsage().rss;
   for (let i = 0; i < 2; i++) await s.step();
-  console.log(JSON.stringify({ variant: v, peak_rss: process.resourceUsage().maxRSS * 1024, compiled_rss: compiled, activations: s.activations }));
+  console.log(JSON.stringify({ variant: v, peak_rss: peakRss(), compiled_rss: compiled, activations: s.activations }));
 }
 
 async function main() {
