@@ -1,7 +1,7 @@
 // --base-dtype: the form the frozen base weights of the linear projections are
 // computed in. Adapters, biases, LayerNorms and embedding tables stay float32.
 
-import { markInt8 } from './quantized_weights.ts';
+import { dropFloat32, int8FormOf, markInt8 } from './quantized_weights.ts';
 
 export const BASE_DTYPES = ['fp32', 'int8'] as const;
 export type BaseDtype = (typeof BASE_DTYPES)[number];
@@ -37,6 +37,11 @@ export interface BaseQuantization {
  * loaded model, once: graphs built from these weight arrays then use the
  * quantized product (src/quant/frozen_linear.ts). A weight shared by several
  * sites (a tied LM head) is quantized once.
+ *
+ * The float32 values are then dropped from `weights` (the entry gets a
+ * zero-length stand-in that dequantizes on demand: float32Of), except for a
+ * weight stored under another module's name (a tied LM head reads the
+ * embedding table, which the lookups still need).
  */
 export function quantizeBase(weights: Map<string, { shape: number[]; data: Float32Array }>, sites: readonly QuantizableSite[], dtype: BaseDtype): BaseQuantization {
   if (!(BASE_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--base-dtype must be one of ${BASE_DTYPES.join(', ')}, got '${dtype}'`);
@@ -49,9 +54,35 @@ export function quantizeBase(weights: Map<string, { shape: number[]; data: Float
     if (!w) throw new Error(`--base-dtype ${dtype}: the weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
     seen.add(site.weightKey);
     const q = markInt8(w.data, site.inFeatures, site.outFeatures, site.layout);
+    if (site.weightKey === `${site.name}.weight`) weights.set(site.weightKey, { ...w, data: dropFloat32(w.data, site.layout) });
     out.quantized.push(site.weightKey);
-    out.fp32Bytes += 4 * w.data.length;
+    out.fp32Bytes += 4 * site.inFeatures * site.outFeatures;
     out.storedBytes += q.codes.byteLength + q.scales.byteLength;
   }
   return out;
+}
+
+/** The quantized form a weight array was loaded in, if any. */
+export function quantizedDtypeOf(data: unknown): BaseDtype | undefined {
+  return int8FormOf(data) ? 'int8' : undefined;
+}
+
+/** The form a loaded model's linear weights compute in ('fp32' when none was quantized). */
+export function modelBaseDtype(model: { sites: readonly QuantizableSite[]; weights: ReadonlyMap<string, { data: unknown }> }): BaseDtype {
+  for (const s of model.sites) {
+    const d = s.kind === 'embedding' ? undefined : quantizedDtypeOf(model.weights.get(s.weightKey)?.data);
+    if (d) return d;
+  }
+  return 'fp32';
+}
+
+/**
+ * `merged` (weights with adapters merged in, new float32 arrays where a merge
+ * changed them) quantized as `source`'s linear weights were: a quantized base
+ * with stacked adapters merged into it stays quantized. Returns `merged`.
+ */
+export function quantizeLike<W extends Map<string, { shape: number[]; data: Float32Array }>>(merged: W, sites: readonly QuantizableSite[], source: ReadonlyMap<string, { data: unknown }>): W {
+  const dtype = modelBaseDtype({ sites, weights: source });
+  if (dtype !== 'fp32') quantizeBase(merged, sites, dtype);
+  return merged;
 }

@@ -7,7 +7,7 @@
 import type { Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import { dequantize, dynamicQuantizeMatMul } from '../graph/quantized.ts';
-import { int8FormOf } from './quantized_weights.ts';
+import { float32Of, int8FormOf } from './quantized_weights.ts';
 
 type Layout = 'in_out' | 'out_in';
 
@@ -42,5 +42,21 @@ export function frozenWeight(layout: Layout, W: Value): Value {
   const q = int8Leaves(W);
   if (!q) return W;
   const inOut = dequantize(q.codes, q.scales);
-  return layout === 'in_out' ? inOut : op.transpose(inOut, [1, 0]);
+  const out = layout === 'in_out' ? inOut : op.transpose(inOut, [1, 0]);
+  sourceOf.set(out, W.leaf!.data as Float32Array);
+  return out;
+}
+
+/** The weight leaf's data behind each dequantized frozenWeight value. */
+const sourceOf = new WeakMap<Value, Float32Array>();
+
+/**
+ * The float32 values of a frozen weight as the base computes with it, for
+ * methods that derive frozen factors from W while the graph is built (LoRA-XS,
+ * LoLDU, LaMDA): W's own data, or for a quantized weight (W or its
+ * frozenWeight) the dequantized weight. Undefined when W is not a frozen weight.
+ */
+export function frozenWeightData(W: Value): Float32Array | undefined {
+  const d = W.leaf ? W.leaf.data : sourceOf.get(W);
+  return d instanceof Float32Array ? float32Of(d) : undefined;
 }

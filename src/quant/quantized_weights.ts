@@ -7,7 +7,7 @@
 // merged weight, a PiSSA residual computed later, another model's) keep the
 // float32 product.
 
-import { quantizeInt8, type Int8Weight } from './int8.ts';
+import { dequantizeInt8, quantizeInt8, type Int8Weight } from './int8.ts';
 
 const int8Forms = new WeakMap<Float32Array, Int8Weight>();
 
@@ -23,4 +23,53 @@ export function markInt8(data: Float32Array, inFeatures: number, outFeatures: nu
   const q = quantizeInt8(data, inFeatures, outFeatures, layout);
   int8Forms.set(data, q);
   return q;
+}
+
+// Stand-ins: once a weight is quantized, the model's weight map can drop its
+// float32 values (a quarter of the memory is the point of a quantized base).
+// The entry then holds a zero-length Float32Array that carries the same
+// quantized form (the base computes as before) and dequantizes on demand for
+// the few readers of the values: merges, PiSSA-like inits, trainable copies,
+// methods that factor the frozen weight.
+const standIns = new WeakMap<Float32Array, () => Float32Array>();
+
+/** Replaces a quantized weight's values by a zero-length stand-in (its float32 array can then be freed). */
+export function dropFloat32(data: Float32Array, layout: 'in_out' | 'out_in'): Float32Array {
+  if (standIns.has(data)) return data;
+  const q = int8Forms.get(data);
+  if (!q) throw new Error('dropFloat32: the weight has no quantized form; quantize it first (markInt8)');
+  return int8StandIn(q, layout);
+}
+
+/** A stand-in for a weight known only by its int8 form (read from a saved quantized base: src/models/base_cache.ts). */
+export function int8StandIn(q: Int8Weight, layout: 'in_out' | 'out_in'): Float32Array {
+  const s = standIn(() => dequantizeInLayout(q, layout));
+  int8Forms.set(s, q);
+  return s;
+}
+
+/** A zero-length stand-in whose float32 values `dequantize` gives back (any quantized form registers its own on it). */
+export function standIn(dequantize: () => Float32Array): Float32Array {
+  const s = new Float32Array(0);
+  standIns.set(s, dequantize);
+  return s;
+}
+
+/** True for a stand-in whose float32 values were dropped. */
+export function isStandIn(data: unknown): boolean {
+  return data instanceof Float32Array && standIns.has(data);
+}
+
+/** The weight's float32 values in its own layout: `data` itself, or for a stand-in the dequantized weight (a new array each call). */
+export function float32Of(data: Float32Array): Float32Array {
+  const dequantize = standIns.get(data);
+  return dequantize ? dequantize() : data;
+}
+
+function dequantizeInLayout(q: Int8Weight, layout: 'in_out' | 'out_in'): Float32Array {
+  const inOut = dequantizeInt8(q);
+  if (layout === 'in_out') return inOut;
+  const { inFeatures: n, outFeatures: m } = q, out = new Float32Array(m * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) out[j * n + i] = inOut[i * m + j];
+  return out;
 }
