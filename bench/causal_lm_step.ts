@@ -8,7 +8,7 @@
 // memory (peak RSS, activations kept for backward) of both sides, and appends
 // a JSON line to bench/results/.
 //
-//   npm run bench:causal-lm -- [--threads 2] [--batch 4] [--seq 128] [--steps 3] [--warmup 1] [--layers 12] [--no-peer]
+//   npm run bench:causal-lm -- [--threads 2] [--batch 4] [--seq 128] [--steps 3] [--warmup 1] [--layers 12] [--no-peer] [--grad-checkpoint] [--no-prepack]
 //   npm run bench:causal-lm -- --smoke   (a 1-layer width-64 model, batch 2×16: seconds; the test suite runs it)
 
 import { openblasCore, peerEnv } from './peer_env.ts';
@@ -35,6 +35,8 @@ const { values: v } = parseArgs({
     threads: { type: 'string', default: '2' }, batch: { type: 'string', default: '4' }, seq: { type: 'string', default: '128' },
     steps: { type: 'string', default: '3' }, warmup: { type: 'string', default: '1' }, layers: { type: 'string', default: '12' },
     'no-peer': { type: 'boolean', default: false }, smoke: { type: 'boolean', default: false },
+    // The memory savers of `lorakit train --grad-checkpoint` / `--low-memory` (bench/memory_options.ts).
+    'grad-checkpoint': { type: 'boolean', default: false }, 'no-prepack': { type: 'boolean', default: false },
   },
 });
 if (v.smoke) Object.assign(v, { batch: '2', seq: '16', steps: '2', warmup: '1', layers: String(LLAMA_SMOKE.layers) });
@@ -60,8 +62,8 @@ for (let i = 0; i < B * T; i++) {
 const batch: CausalLmBatch = { B, T, ids, mask: new Float32Array(B * T).fill(1), labels };
 const rssBuilt = process.memoryUsage().rss;
 const t0 = performance.now();
-const { graph } = buildCausalLmGraph(model, adapters, 'train');
-const cg = await CompiledGraph.compile(graph, { threads });
+const { graph } = buildCausalLmGraph(model, adapters, 'train', { gradCheckpoint: v['grad-checkpoint'] });
+const cg = await CompiledGraph.compile(graph, { threads, prepackWeights: !v['no-prepack'] });
 console.log(`compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 const rssCompiled = process.memoryUsage().rss;
 const opt = new AdamW(adapters.params, { lr: 1e-4 });

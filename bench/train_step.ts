@@ -18,7 +18,11 @@
 //
 // Extra flags: --profile (onnxruntime per-node profile, summarized by op type),
 // --no-peer (lorakit only), --peer-only, --dump <path> (write the ONNX model),
-// --spin-us N (onnxruntime intra-op spin time, see SessionOptions.spinMicros).
+// --spin-us N (onnxruntime intra-op spin time, see SessionOptions.spinMicros),
+// --seq N / --batch N (override the config's), --grad-checkpoint (recompute
+// each sublayer's forward in the backward graph: src/autodiff/checkpoint.ts),
+// --no-prepack (onnxruntime keeps no prepacked copy of the frozen weights:
+// SessionOptions.prepackWeights).
 
 import { spawnSync } from 'node:child_process';
 import { openblasCore, peerEnv } from './peer_env.ts';
@@ -54,10 +58,14 @@ interface Args {
   dump?: string;
   /** onnxruntime intra-op spin time (µs); undefined = lorakit's default. */
   spinUs?: number;
+  seq?: number;
+  batch?: number;
+  gradCheckpoint: boolean;
+  prepack: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { configs: ['small', 'base'], threads: 2, steps: 10, warmup: 2, profile: false, peer: true, lorakit: true };
+  const a: Args = { configs: ['small', 'base'], threads: 2, steps: 10, warmup: 2, profile: false, peer: true, lorakit: true, gradCheckpoint: false, prepack: true };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const val = () => {
@@ -84,13 +92,20 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--peer-only') a.lorakit = false;
     else if (k === '--dump') a.dump = val();
     else if (k === '--spin-us') a.spinUs = int();
+    else if (k === '--seq') a.seq = Math.max(1, int());
+    else if (k === '--batch') a.batch = Math.max(1, int());
+    else if (k === '--grad-checkpoint') a.gradCheckpoint = true;
+    else if (k === '--no-prepack') a.prepack = false;
     else if (k === '--help' || k === '-h') {
-      console.log('usage: npm run bench -- [--config small|base|all] [--smoke] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx] [--spin-us N]');
+      console.log('usage: npm run bench -- [--config small|base|all] [--smoke] [--threads 2] [--steps 10] [--warmup 2] [--profile] [--no-peer] [--peer-only] [--dump model.onnx] [--spin-us N] [--seq N] [--batch N] [--grad-checkpoint] [--no-prepack]');
       process.exit(0);
     } else throw new Error(`unknown argument '${k}' (try --help)`);
   }
   return a;
 }
+
+/** The config's shape with --seq / --batch applied. */
+const shapeOf = (name: 'tiny' | 'small' | 'base', a: Args) => ({ ...BENCH_CONFIGS[name], ...(a.seq ? { seq: a.seq } : {}), ...(a.batch ? { batch: a.batch } : {}) });
 
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
 
@@ -120,17 +135,17 @@ interface ProfileRow {
 }
 
 async function benchLorakit(name: 'tiny' | 'small' | 'base', a: Args): Promise<LorakitResult> {
-  const shape = BENCH_CONFIGS[name];
+  const shape = shapeOf(name, a);
   const t0 = performance.now();
   const model = BertLike.random(bertLikeConfig({ ...shape, maxPositions: shape.seq, vocab: VOCAB }), 0);
   const config = loraConfigSchema.parse({ r: RANK, lora_alpha: ALPHA });
   const adapters = new AdapterSet(lora, config, model.sites, model.weights, { targetModules: ['query', 'value'], seed: 0 });
   const head = initHead(shape.hidden, CLASSES, 0);
-  const { graph, trainable } = buildClassifierGraph(model, adapters, head, CLASSES, 'train');
+  const { graph, trainable } = buildClassifierGraph(model, adapters, head, CLASSES, 'train', { gradCheckpoint: a.gradCheckpoint });
   const t1 = performance.now();
   const rssBuilt = process.memoryUsage().rss;
   const profilePrefix = a.profile ? path.join(os.tmpdir(), `lorakit-profile-${name}-${process.pid}`) : undefined;
-  const compiled = await CompiledGraph.compile(graph, { threads: a.threads, dumpPath: a.dump, profilePrefix, spinMicros: a.spinUs });
+  const compiled = await CompiledGraph.compile(graph, { threads: a.threads, dumpPath: a.dump, profilePrefix, spinMicros: a.spinUs, prepackWeights: a.prepack });
   const t2 = performance.now();
   const rssCompiled = process.memoryUsage().rss;
 
@@ -258,7 +273,7 @@ function hasTorch(): string | null {
 }
 
 function benchPeer(name: 'tiny' | 'small' | 'base', a: Args): PeerResult {
-  const s = BENCH_CONFIGS[name];
+  const s = shapeOf(name, a);
   const args = [PEER, '--layers', s.layers, '--hidden', s.hidden, '--heads', s.heads, '--ffn', s.ffn, '--seq', s.seq, '--batch', s.batch,
     '--rank', RANK, '--alpha', ALPHA, '--vocab', VOCAB, '--classes', CLASSES, '--steps', a.steps, '--warmup', a.warmup, '--threads', a.threads].map(String);
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: peerEnv(a.threads), maxBuffer: 1 << 24 });
@@ -280,8 +295,9 @@ async function main() {
   const when = new Date().toISOString();
   const rows: string[] = [];
   for (const name of a.configs) {
-    const s = BENCH_CONFIGS[name];
-    console.log(`\n== ${name}: ${s.layers} layers, hidden ${s.hidden}, heads ${s.heads}, ffn ${s.ffn}, seq ${s.seq}, batch ${s.batch}, LoRA r=${RANK} alpha=${ALPHA} on query/value, ${a.threads} threads, ${a.warmup} warmup + ${a.steps} steps`);
+    const s = shapeOf(name, a);
+    const variant = [a.gradCheckpoint ? 'gradient checkpointing' : '', a.prepack ? '' : 'no prepacked weights'].filter(Boolean).join(', ');
+    console.log(`\n== ${name}: ${s.layers} layers, hidden ${s.hidden}, heads ${s.heads}, ffn ${s.ffn}, seq ${s.seq}, batch ${s.batch}, LoRA r=${RANK} alpha=${ALPHA} on query/value, ${a.threads} threads, ${a.warmup} warmup + ${a.steps} steps${variant ? `; lorakit with ${variant}` : ''}`);
     const loadBefore = os.loadavg()[0];
     const lk = a.lorakit ? await benchLorakit(name, a) : null;
     const loadMid = os.loadavg()[0];
@@ -303,7 +319,7 @@ async function main() {
       console.log(memoryLine(lk, peer));
     }
     const rec = {
-      bench: 'train_step', config: name, when, threads: a.threads, steps: a.steps, warmup: a.warmup, ...s, rank: RANK, alpha: ALPHA, vocab: VOCAB,
+      bench: 'train_step', config: name, when, threads: a.threads, grad_checkpoint: a.gradCheckpoint, prepack: a.prepack, steps: a.steps, warmup: a.warmup, ...s, rank: RANK, alpha: ALPHA, vocab: VOCAB,
       lorakit_ms: lk?.ms_per_step ?? null, torch_ms: peer?.ms_per_step ?? null, ratio,
       lorakit_compile_ms: lk?.compile_ms ?? null, torch_version: peer?.torch ?? null, openblas_core: peer?.openblas_core ?? null,
       trainable_params: lk?.trainable_params ?? peer?.trainable_params ?? null,

@@ -70,6 +70,7 @@ const FIGURES: Record<string, () => RegExp[]> = {
   'galore_refresh.ts': () => [new RegExp(`\\| 128×160 \\| ${num} \\| ${num} \\| ${num}× \\| ${num} \\|`)],
   'bm25_speed.ts': () => [new RegExp(`\\| build the index [^|]* \\| ${num} \\|`), new RegExp(`\\| 100 queries × top 100 \\| ${num} `), new RegExp(`\`lorakit index\` ${num} s, \`lorakit search --top 100\` over 100 queries ${num} s`)],
   'grpo_setwise.ts': () => [new RegExp(`after warm-up \\(2 steps\\): reward ${num}, label format ${num}`), new RegExp(`after GRPO \\(2 steps\\): reward ${num}, label format ${num}`)],
+  'memory_options.ts': () => ['default', 'low-memory', 'grad-checkpoint', 'both'].map((v) => new RegExp(`\\| ${v} \\| ${num} \\| ${num} \\| ${num} \\| \\d+ \\| \\d+ \\| \\d+ \\|`)),
   'quant_step.ts': () => [new RegExp(`"speedup_fp32_over_int8": ${num}`), new RegExp(`"linear_weight_ratio": 0\\.2\\d+`), new RegExp(`"peak_rss_ratio": ${num}`)],
   'quant_load.ts': () => ['fp32', 'int8, quantized while read', "int8, from lorakit quantize's file"].map((r) => new RegExp(`\\| ${esc(r)} \\| ${num} \\| ${num} \\| ${num} \\|`)),
   'quant_backward.ts': () => ['int8 forward DynamicQuantizeMatMul', 'int8 backward: QGemm transB \\(lorakit\\)'].map((k) => new RegExp(`'${k}' +│ ${num} +│ ${num} `)),

@@ -1,15 +1,25 @@
 // Reverse-mode autodiff over the graph IR: grad(loss, wrt) appends the
 // backward nodes to the same graph and returns one gradient value per `wrt`.
 // Only values on a path from `wrt` to `loss` are differentiated, so frozen
-// weights never get weight-gradient products.
+// weights never get weight-gradient products. With `checkpoint`, the forward
+// activations inside each segment are recomputed in the backward pass instead
+// of kept (checkpoint.ts).
 
 import { Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import { nonDifferentiable, rules } from './rules.ts';
+import { planCheckpoints, recompute, type Recomputed } from './checkpoint.ts';
 
 const FLOAT = new Set(['float32', 'float64']);
 
-export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
+export interface GradOptions {
+  /** Gradient checkpointing: recompute each segment's forward pass in the backward graph (checkpoint.ts). */
+  checkpoint?: boolean;
+  /** Filled in: how many segments the backward graph recomputes (0 without checkpointing). */
+  stats?: { recomputedSegments: number };
+}
+
+export function grad(loss: Value, wrt: Value[], seed?: Value, opts: GradOptions = {}): Value[] {
   const g = loss.graph;
   if (!FLOAT.has(loss.dtype)) throw new Error(`grad: loss must be float, got ${loss.describe()}`);
   if (!seed && loss.rank !== 0) throw new Error(`grad: loss must be a scalar, got ${loss.describe()} (reduce it first or pass a seed)`);
@@ -32,16 +42,28 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
   };
   accumulate(loss, seed ?? g.scalar(1, loss.dtype));
 
+  const plan = opts.checkpoint ? planCheckpoints(nodes, active) : null;
+  if (opts.stats) opts.stats.recomputedSegments = plan?.segments.length ?? 0;
+  const copies = new Map<number, Recomputed>();
+
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
     const gy = node.outputs.map((o) => grads.get(o) ?? null);
     if (gy.every((x) => x === null)) continue;
+    // Checkpointed: the rules read the segment's recomputed copy (made when the backward pass first reaches it).
+    const seg = plan?.segmentOf.get(node);
+    let copy: Recomputed | undefined;
+    if (seg !== undefined) {
+      copy = copies.get(seg);
+      if (!copy) copies.set(seg, (copy = recompute(plan!.segments[seg], gy.find((x) => x !== null)!)));
+    }
+    const at = (x: Value) => copy?.values.get(x) ?? x;
     // A composite with a fused backward (Graph.setCustomVjp): its vjp replaces the
     // rules of its inner nodes, which then get no gradient through this output.
     const custom = node.customVjp;
     const needC = custom ? custom.inputs.map((x) => active.has(x)) : [];
     if (custom && needC.some(Boolean)) {
-      const gxC = custom.vjp(gy[0]!, needC);
+      const gxC = custom.vjp(gy[0]!, needC, custom.inputs.map(at));
       custom.inputs.forEach((x, j) => {
         if (needC[j] && gxC[j]) accumulate(x, gxC[j]!);
       });
@@ -51,7 +73,7 @@ export function grad(loss: Value, wrt: Value[], seed?: Value): Value[] {
     if (!need.some(Boolean)) continue;
     const rule = rules[node.op];
     if (!rule) throw new Error(`autodiff: no gradient rule for op '${node.op}' (needed by ${node.outputs[0].describe()})`);
-    const gx = rule({ node, gy, need });
+    const gx = rule({ node: copy?.nodes.get(node) ?? node, gy, need });
     node.inputs.forEach((x, j) => {
       if (x && need[j] && gx[j]) accumulate(x, gx[j]!);
     });

@@ -156,6 +156,8 @@ export function makeProgram(): Command {
     .option('--allora-eta <η>', 'ALLoRA: the gradient factor at θ = 0 (1/√(‖θ‖² + η⁻²) per row)', num('--allora-eta'), 2)
     .option('--checkpoint-every <n>', 'save a checkpoint every n steps (and at every epoch end)', int('--checkpoint-every'), 50)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
+    .option('--grad-checkpoint', 'gradient checkpointing: keep only each transformer sublayer\'s input from the forward pass and recompute the rest in the backward pass; far less activation memory at long sequences, about one more forward pass of time per step (same gradients)', false)
+    .option('--low-memory', 'onnxruntime keeps one copy of each frozen weight instead of also a prepacked one (about the model\'s size less resident memory; slower matrix products: bench/RESULTS.md)', false)
     .addOption(baseDtypeOption())
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
@@ -206,7 +208,7 @@ export function makeProgram(): Command {
           task, model: o.model, baseDtype: o.baseDtype, data: o.data, validation: o.validation, method, methodConfig, targetModules: o.targetModules,
           epochs: o.epochs, lr: o.lr, batchSize: o.batch, seed: o.seed, out: o.out, maxTrain: o.maxTrain, maxLen: o.maxLen, maxTargetLen: o.maxTargetLen,
           threads: o.threads, resume: o.resume, patience: o.patience, weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule,
-          maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
+          maxGradNorm: o.maxGradNorm || undefined, checkpointEvery: o.checkpointEvery, gradCheckpoint: o.gradCheckpoint, prepackWeights: !o.lowMemory, loraplusLrRatio: o.loraplusLrRatio, headLrScale: o.headLrScale,
           rankLoss: rankLoss(o), embedScale: o.embedScale, optimizer, full: !!o.full, saveAs: o.saveAs, normsEvery: o.normsEvery, monitorNorms: !!o.monitorNorms, fromAdapter,
           reward: o.reward, numGenerations: o.numGenerations, temperature: o.temperature, maxNewTokens: o.maxNewTokens, beta: o.beta, epsilon: o.epsilon,
         }, ui);
@@ -246,6 +248,8 @@ export function makeProgram(): Command {
           schedule: o.schedule,
           maxGradNorm: o.maxGradNorm || undefined,
           checkpointEvery: o.checkpointEvery,
+          gradCheckpoint: o.gradCheckpoint,
+          prepackWeights: !o.lowMemory,
           optimizer,
           full: !!o.full,
           normsEvery: o.normsEvery,

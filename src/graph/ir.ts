@@ -71,7 +71,13 @@ export interface Node {
  */
 export interface CustomVjp {
   inputs: Value[];
-  vjp: (gy: Value, need: boolean[]) => (Value | null)[];
+  /**
+   * `at` holds the values to differentiate at, one per `inputs` entry: the inputs
+   * themselves, or their recomputed copies under gradient checkpointing
+   * (src/autodiff/checkpoint.ts). A vjp that reads `at` instead of the forward's
+   * values lets those be freed after the forward pass.
+   */
+  vjp: (gy: Value, need: boolean[], at: Value[]) => (Value | null)[];
 }
 
 export interface GraphOutput {

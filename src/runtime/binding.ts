@@ -32,6 +32,20 @@ export interface SessionOptions {
    * 1230 / 979 / 971 ms.
    */
   spinMicros?: number;
+  /**
+   * false: onnxruntime does not keep a prepacked copy of each frozen weight
+   * (`session.disable_prepacking`); its matrix products pack the weight at each
+   * call instead. Default true (prepacked). See bench/RESULTS.md for the
+   * resident memory saved and the step time it costs.
+   */
+  prepackWeights?: boolean;
+  /**
+   * onnxruntime's graph optimizations: 'all' (default) or 'basic' (constant
+   * folding and redundant-node removal, no kernel fusions). Two graphs that
+   * compute the same thing through different nodes can get different fusions,
+   * hence different rounding: 'basic' compares them op for op.
+   */
+  optimization?: 'basic' | 'all';
 }
 
 export interface OrtBinding {
@@ -45,4 +59,9 @@ export interface OrtBinding {
   defaultThreads(): number;
   /** A session for the model whose bytes `take` hands over (the caller keeps no other reference). */
   createSession(take: () => Uint8Array, options: InferenceSession.SessionOptions): Promise<InferenceSession>;
+}
+
+/** The `session.*` config entries for SessionOptions.prepackWeights (both runtimes read them). */
+export function prepackConfig(prepack: boolean | undefined): Record<string, string> {
+  return prepack === false ? { disable_prepacking: '1' } : {};
 }

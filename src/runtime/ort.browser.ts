@@ -6,7 +6,7 @@
 // session.
 
 import * as ort from 'onnxruntime-web';
-import type { OrtBinding, SessionOptions } from './binding.ts';
+import { prepackConfig, type OrtBinding, type SessionOptions } from './binding.ts';
 
 export interface WebRuntimeOptions {
   /**
@@ -85,7 +85,8 @@ export const binding: OrtBinding = {
     return {
       executionProviders: d === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'],
       executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
+      graphOptimizationLevel: opts.optimization ?? 'all',
+      ...(opts.prepackWeights === false ? { extra: { session: prepackConfig(false) } } : {}),
     };
   },
 };

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { OrtBinding, SessionOptions } from './binding.ts';
+import { prepackConfig, type OrtBinding, type SessionOptions } from './binding.ts';
 
 /** Models at least this large are loaded from a temporary file (see createSession). */
 const FILE_LOAD_BYTES = 64 * 2 ** 20;
@@ -48,9 +48,9 @@ export const binding: OrtBinding = {
       intraOpNumThreads: opts.threads ?? defaultThreads(),
       interOpNumThreads: 1,
       executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
+      graphOptimizationLevel: opts.optimization ?? 'all',
       executionProviders: [opts.device === 'cuda' ? 'cuda' : 'cpu'],
-      extra: { session: spinConfig(opts.spinMicros ?? 50) },
+      extra: { session: { ...spinConfig(opts.spinMicros ?? 50), ...prepackConfig(opts.prepackWeights) } },
       ...(opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {}),
       ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
     };

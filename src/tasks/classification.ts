@@ -70,6 +70,9 @@ export interface ClassifyJobOptions {
   schedule?: 'linear' | 'cosine' | 'constant';
   maxGradNorm?: number;
   checkpointEvery?: number;
+  /** Memory savers (FitOptions.gradCheckpoint, FitOptions.prepackWeights). */
+  gradCheckpoint?: boolean;
+  prepackWeights?: boolean;
   /** Stop after this many steps in this process (tests simulate a crash with it). */
   stopAfterSteps?: number;
   /** See TrainJobOptions.saveAs (default: the plain LoRA form for methods that prune). */
@@ -225,6 +228,8 @@ export async function runClassificationJob(o: ClassifyJobOptions, ui: JobUi): Pr
     resume: o.resume,
     patience: o.patience,
     maxGradNorm: o.maxGradNorm ?? 1.0,
+    gradCheckpoint: o.gradCheckpoint,
+    prepackWeights: o.prepackWeights,
     weightDecay: o.weightDecay,
     warmupRatio: o.warmupRatio,
     schedule: o.schedule,

@@ -118,6 +118,9 @@ export interface TrainJobOptions {
   schedule?: FitOptions['schedule'];
   maxGradNorm?: number;
   checkpointEvery?: number;
+  /** Memory savers (FitOptions.gradCheckpoint, FitOptions.prepackWeights). */
+  gradCheckpoint?: boolean;
+  prepackWeights?: boolean;
   loraplusLrRatio?: number;
   /** Learning-rate multiplier of a task head (rerank's score head). */
   headLrScale?: number;
@@ -179,6 +182,10 @@ export interface TrainJobResult {
   optimizer: string;
   /** Bytes of the optimizer's state (moments, projectors) at the end. */
   optimizerStateBytes: number;
+  /** --grad-checkpoint: the segments (transformer sublayers) the training graph recomputed in its backward pass. */
+  gradCheckpoint?: { recomputedSegments: number };
+  /** false with --low-memory (onnxruntime kept no prepacked weights). */
+  prepackWeights?: false;
   /** The process's peak resident memory, in bytes. */
   peakRssBytes: number;
   /** The norm monitor's largest Γ/√(ln L) over the run (absent when the model has no attention projection it recognizes). */
@@ -402,6 +409,7 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
   const trainer = new Trainer(task, adapters, {
     epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, seed: o.seed, threads: o.threads, outDir: o.out, resume: o.resume, patience: o.patience,
     weightDecay: o.weightDecay, warmupRatio: o.warmupRatio, schedule: o.schedule, maxGradNorm: o.maxGradNorm ?? 1.0,
+    gradCheckpoint: o.gradCheckpoint, prepackWeights: o.prepackWeights,
     checkpointEvery: o.checkpointEvery ?? 50, stopAfterSteps: o.stopAfterSteps, optimizer: o.optimizer, monitorNorms: { every: o.normsEvery ?? 10 }, adapterLoaded: !!o.fromAdapter,
     optimizerGroups: o.loraplusLrRatio !== undefined ? loraPlusGroups(o.loraplusLrRatio) : undefined,
     full: o.full ? { weights: model.weights, matrices: projectionMatrices(model) } : undefined,
@@ -426,6 +434,8 @@ export async function runTrainJob(o: TrainJobOptions, ui: JobUi = silentUi): Pro
       ...(loaded.quantization && { baseDtype: loaded.quantization.dtype }),
       fineTuning: adapters ? 'adapter' : 'full', optimizer: o.optimizer?.kind ?? 'adamw', optimizerStateBytes: fit.optimizerStateBytes, peakRssBytes: peakRss(),
       normsPeak: fit.normsPeak,
+      ...(o.gradCheckpoint && { gradCheckpoint: { recomputedSegments: fit.recomputedSegments ?? 0 } }),
+      ...(o.prepackWeights === false && { prepackWeights: false }),
     };
     if (o.task === 'grpo') result.meanRewardPerEpoch = rewards.filter(Boolean).map((r) => r.reduce((a, b) => a + b, 0) / r.length);
     if (fit.stopped) return { ...result, seconds: (performance.now() - t0) / 1000 };

@@ -17,8 +17,8 @@ export interface ClassifierGraphs {
 }
 
 /** 'train': loss + grad.<param> (inputs input_ids, attention_mask, labels); 'eval': logits and pooled. */
-export function buildClassifierGraph(model: EncoderModel, adapters: AdapterSet | null, head: Map<string, Float32Array>, numLabels: number, mode: 'train' | 'eval'): ClassifierGraphs {
+export function buildClassifierGraph(model: EncoderModel, adapters: AdapterSet | null, head: Map<string, Float32Array>, numLabels: number, mode: 'train' | 'eval', opts: { gradCheckpoint?: boolean } = {}): ClassifierGraphs {
   const task = new ClassificationTask(model, { numLabels, seed: 0 });
   for (const [k, v] of head) task.params.get(k)!.data.set(v);
-  return buildTaskGraph(task, adapters ? adapters.linear({ training: mode === 'train' }) : plainLinear, mode);
+  return buildTaskGraph(task, adapters ? adapters.linear({ training: mode === 'train' }) : plainLinear, mode, opts);
 }

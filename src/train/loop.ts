@@ -58,6 +58,15 @@ export interface FitOptions<B = unknown> {
   patience?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;
+  /**
+   * Gradient checkpointing: the training graph keeps only each transformer
+   * sublayer's input from the forward pass and recomputes the rest in the
+   * backward pass (src/autodiff/checkpoint.ts): far less activation memory at
+   * long sequences, for about one more forward pass per step.
+   */
+  gradCheckpoint?: boolean;
+  /** false: onnxruntime keeps no prepacked copy of the frozen weights (SessionOptions.prepackWeights): less resident memory, slower products. */
+  prepackWeights?: boolean;
   /** Checkpoints (outDir/checkpoints) and metrics (outDir/metrics.jsonl) go here; omit for an in-memory run (a browser has no folders). */
   outDir?: string;
   /** Continue from the newest checkpoint in outDir. */
@@ -102,6 +111,8 @@ export interface FitResult {
   epochLosses: number[];
   /** Bytes of the optimizer's state at the end (moments, projectors). */
   optimizerStateBytes: number;
+  /** With gradCheckpoint: the segments the training graph recomputes in its backward pass. */
+  recomputedSegments?: number;
   /** With monitorNorms: the largest Γ/√(ln L) of any step of the run (resumed runs included), its layer and step. */
   normsPeak?: NormPeak;
 }
@@ -140,8 +151,8 @@ export function buildTaskGraph(
   task: TrainTask<any, any>,
   linear: LinearFn,
   mode: 'train' | 'eval',
-  opts: { trainWeights?: ReadonlySet<string>; lossTerm?: (g: Graph) => Value | null } = {},
-): { graph: Graph; trainable: string[] } {
+  opts: { trainWeights?: ReadonlySet<string>; lossTerm?: (g: Graph) => Value | null; gradCheckpoint?: boolean } = {},
+): { graph: Graph; trainable: string[]; recomputedSegments: number } {
   const g = new Graph(`${task.name}-${mode}`);
   if (opts.trainWeights) g.trainableWeights = (name) => opts.trainWeights!.has(name);
   const built = task.build(g, linear, mode);
@@ -155,13 +166,14 @@ export function buildTaskGraph(
   }
   if (loss) g.output('loss', loss);
   for (const [k, v] of Object.entries(outputs ?? {})) g.output(k, v);
-  if (mode === 'eval') return { graph: g, trainable: [] };
+  if (mode === 'eval') return { graph: g, trainable: [], recomputedSegments: 0 };
   if (!loss) throw new Error(`${task.name}: the task's training graph has no loss`);
   const params = g.params();
   if (!params.length) throw new Error(`${task.name}: nothing to train (attach an adapter)`);
-  const grads = grad(loss, params);
+  const stats = { recomputedSegments: 0 };
+  const grads = grad(loss, params, undefined, { checkpoint: opts.gradCheckpoint, stats });
   params.forEach((p, i) => g.output(`grad.${p.leaf!.name}`, grads[i]));
-  return { graph: g, trainable: params.map((p) => p.leaf!.name) };
+  return { graph: g, trainable: params.map((p) => p.leaf!.name), recomputedSegments: stats.recomputedSegments };
 }
 
 export class Trainer<E, B> {
@@ -170,6 +182,8 @@ export class Trainer<E, B> {
   private readonly fullWeights: WeightMap = new Map();
   /** The norm monitor of the training graph (FitOptions.monitorNorms). */
   readonly monitor: NormMonitor | null;
+  /** Segments the compiled training graph recomputes (FitOptions.gradCheckpoint). */
+  private recomputedSegments = 0;
 
   constructor(
     readonly task: TrainTask<E, B>,
@@ -208,13 +222,15 @@ export class Trainer<E, B> {
 
   private compiled(mode: 'train' | 'eval'): Promise<CompiledGraph> {
     this.graphs[mode] ??= (async () => {
-      const { graph, trainable } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, {
+      const { graph, trainable, recomputedSegments } = buildTaskGraph(this.task, this.linear(mode === 'train'), mode, {
         trainWeights: this.fullWeights.size ? new Set(this.fullWeights.keys()) : undefined,
         lossTerm: (g) => adapterLossTerm(this.adapters, g),
+        gradCheckpoint: this.opts.gradCheckpoint,
       });
       const unused = [...this.params().keys()].filter((k) => mode === 'train' && !trainable.includes(k));
+      if (mode === 'train') this.recomputedSegments = recomputedSegments;
       if (unused.length) throw new Error(`${this.task.name}: trainable tensors the task's graph does not use: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? '…' : ''}`);
-      return CompiledGraph.compile(graph, { threads: this.opts.threads });
+      return CompiledGraph.compile(graph, { threads: this.opts.threads, prepackWeights: this.opts.prepackWeights });
     })();
     return this.graphs[mode]!;
   }
@@ -394,7 +410,7 @@ export class Trainer<E, B> {
       for (; state.epoch < o.epochs; state.epoch++, state.batchInEpoch = 0) {
         const batches = this.epochBatches(train, state.epoch);
         for (; state.batchInEpoch < batches.length; state.batchInEpoch++) {
-          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak };
+          if (o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps) return { stopped: true, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak, ...(o.gradCheckpoint && { recomputedSegments: this.recomputedSegments }) };
           const batch = batches[state.batchInEpoch];
           const t0 = performance.now();
           await this.task.prepare?.(batch, { step: state.step, seed: o.seed, adapters: this.adapters });
@@ -472,7 +488,7 @@ export class Trainer<E, B> {
         loadHookState(this.adapters, Object.entries(bestState.hook));
         loadRunState(this.adapters, bestState.run);
       }
-      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak };
+      return { stopped: false, steps: state.step, history: state.history, best: state.bestVal ?? undefined, epochLosses: state.epochLosses, optimizerStateBytes: optimizer.stateBytes(), normsPeak: state.normsPeak, ...(o.gradCheckpoint && { recomputedSegments: this.recomputedSegments }) };
     } finally {
       await optimizer.release?.();
       folder?.close();

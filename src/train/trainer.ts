@@ -34,6 +34,9 @@ export interface TrainOptions {
   patience?: number;
   buckets?: number[];
   threads?: number;
+  /** See FitOptions.gradCheckpoint and FitOptions.prepackWeights. */
+  gradCheckpoint?: boolean;
+  prepackWeights?: boolean;
   /** Checkpoints and metrics go here (omit for an in-memory run). */
   outDir?: string;
   resume?: boolean;

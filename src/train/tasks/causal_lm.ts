@@ -155,8 +155,8 @@ export function encodeCausalLm(records: CausalLmRecord[], tok: HfTokenizer, maxL
 }
 
 /** The task's graph over a decoder with an adapter (or none): inputs input_ids / attention_mask / targets [B,T]; loss (+ grad.<param> in train mode). */
-export function buildCausalLmGraph(model: DecoderModel, adapters: AdapterSet | null, mode: 'train' | 'eval') {
-  return buildTaskGraph(new CausalLmTask(model, { padId: 0 }), adapters ? adapters.linear({ training: mode === 'train' }) : plainLinear, mode);
+export function buildCausalLmGraph(model: DecoderModel, adapters: AdapterSet | null, mode: 'train' | 'eval', opts: { gradCheckpoint?: boolean } = {}) {
+  return buildTaskGraph(new CausalLmTask(model, { padId: 0 }), adapters ? adapters.linear({ training: mode === 'train' }) : plainLinear, mode, opts);
 }
 
 /** Feeds of one batch for that graph: the batch, the adapter's inputs and (with a dropout seed) its masks. */

@@ -1,0 +1,135 @@
+// Gradient checkpointing (src/autodiff/checkpoint.ts): the training graph that
+// recomputes each sublayer's forward in its backward part gives the same loss
+// and gradients as the one that keeps every activation (itself checked against
+// finite differences and PyTorch elsewhere), on the llama-tiny and bert
+// fixtures with a LoRA on every linear layer; and it keeps less. `lorakit train
+// --grad-checkpoint` (and `--low-memory`) train the same adapter.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readAdapter } from '../src/peft/adapter_files.ts';
+import { AdapterSet } from '../src/adapters/inject.ts';
+import { adapterFeeds } from '../src/adapters/feeds.ts';
+import { lora } from '../src/adapters/lora/index.ts';
+import { savedActivations } from '../src/graph/cost.ts';
+import { loadEncoderModel } from '../src/models/hf_registry.ts';
+import { loadDecoder } from '../src/models/load_decoder.ts';
+import type { LinearSite, WeightMap } from '../src/models/types.ts';
+import { CompiledGraph, type HostTensor } from '../src/runtime/session.ts';
+import { buildTaskGraph } from '../src/train/loop.ts';
+import type { TrainTask } from '../src/train/task.ts';
+import { CausalLmTask } from '../src/train/tasks/causal_lm.ts';
+import { ClassificationTask } from '../src/train/tasks/classification.ts';
+import { Rng } from '../src/util/rng.ts';
+
+const fixture = (name: string) => new URL(`./fixtures/hf/${name}`, import.meta.url).pathname;
+
+/** A LoRA on every linear site, B made non-zero (seeded) so every gradient is. */
+function adapterOn(sites: LinearSite[], weights: WeightMap): AdapterSet {
+  const targets = [...new Set(sites.map((s) => s.name.split('.').pop()!))];
+  const set = new AdapterSet(lora, lora.schema.parse({ r: 4, lora_alpha: 8 }), sites, weights, { targetModules: targets, seed: 0 });
+  const rng = new Rng(7);
+  for (const v of set.params.values()) for (let i = 0; i < v.length; i++) v[i] = rng.uniformRange(-0.5, 0.5);
+  return set;
+}
+
+async function gradients<B>(task: TrainTask<any, B>, adapters: AdapterSet, batch: B, gradCheckpoint: boolean, optimization: 'basic' | 'all') {
+  const { graph, trainable } = buildTaskGraph(task, adapters.linear({ training: true }), 'train', { gradCheckpoint });
+  const feeds: Record<string, HostTensor> = { ...task.feeds(batch), ...adapterFeeds(adapters, { training: true }) };
+  for (const [k, t] of task.params) feeds[k] = { data: t.data, dims: t.shape };
+  const cg = await CompiledGraph.compile(graph, { threads: 1, optimization });
+  const out = await cg.run(feeds, ['loss', ...trainable.map((k) => `grad.${k}`)]);
+  await cg.release();
+  return { out, trainable, nodes: graph.nodes.length, graph };
+}
+
+/**
+ * Loss and gradients with and without checkpointing. With onnxruntime's 'basic'
+ * optimizations both graphs run the same kernels on the same values: equal to
+ * 1e-6 (relative, per element). With 'all' (what training uses), onnxruntime
+ * fuses the forward pass differently once the backward no longer reads its
+ * inner values (llama's RMSNorm into one kernel): float32 rounding, so each
+ * tensor is compared to its largest entry. Returns the worst figures.
+ */
+async function checkSame<B>(task: TrainTask<any, B>, adapters: AdapterSet, batch: B, dims: Record<string, number>) {
+  const worst = { basic: 0, all: 0 };
+  for (const optimization of ['basic', 'all'] as const) {
+    const kept = await gradients(task, adapters, batch, false, optimization);
+    const recomputed = await gradients(task, adapters, batch, true, optimization);
+    assert.deepEqual(recomputed.trainable, kept.trainable);
+    let nonzero = 0;
+    for (const k of ['loss', ...kept.trainable.map((t) => `grad.${t}`)]) {
+      const a = kept.out[k].data as Float32Array, b = recomputed.out[k].data as Float32Array;
+      assert.equal(b.length, a.length, k);
+      let scale = 1;
+      if (optimization === 'all') for (const x of a) scale = Math.max(scale, Math.abs(x));
+      for (let i = 0; i < a.length; i++) {
+        const d = Math.abs(a[i] - b[i]) / (optimization === 'basic' ? Math.max(1, Math.abs(a[i])) : scale);
+        assert.ok(d <= (optimization === 'basic' ? 1e-6 : 2e-5), `${optimization}: ${k}[${i}]: ${b[i]} recomputed vs ${a[i]} kept`);
+        worst[optimization] = Math.max(worst[optimization], d);
+        if (a[i] !== 0) nonzero++;
+      }
+    }
+    assert.ok(nonzero > 100, 'the gradients are not all zero');
+    // Checkpointing did something: the backward recomputes nodes, and less is kept for it.
+    assert.ok(recomputed.nodes > kept.nodes, `${recomputed.nodes} vs ${kept.nodes} nodes`);
+    const before = savedActivations(kept.graph, dims).bytes, after = savedActivations(recomputed.graph, dims).bytes;
+    assert.ok(after < 0.8 * before, `activations kept for backward: ${after} bytes with checkpointing vs ${before} without`);
+  }
+  return worst;
+}
+
+test('gradient checkpointing: llama-tiny causal LM, same loss and gradients (≤ 1e-6) as keeping every activation', async () => {
+  const model = await loadDecoder(fixture('llama-tiny'));
+  const task = new CausalLmTask(model, { padId: 0 });
+  const rng = new Rng(3);
+  const examples = [40, 33].map((n) => ({ ids: Array.from({ length: n }, () => 3 + rng.int(120)) }));
+  const [batch] = task.batches(examples, 2, null);
+  await checkSame(task, adapterOn(model.sites, model.weights), batch, { B: batch.B, T: batch.T });
+});
+
+test('gradient checkpointing: bert classification, same loss and gradients (≤ 1e-6) as keeping every activation', async () => {
+  const { model } = await loadEncoderModel(fixture('bert'));
+  const task = new ClassificationTask(model, { numLabels: 3, seed: 0 });
+  const rng = new Rng(4);
+  const examples = [30, 24, 17].map((n, i) => ({ ids: [101, ...Array.from({ length: n }, () => 3 + rng.int(100)), 102], label: i }));
+  const [batch] = task.batches(examples, 3, null);
+  await checkSame(task, adapterOn(model.sites, model.weights), batch, { B: batch.B, T: batch.T });
+});
+
+test('lorakit train --grad-checkpoint / --low-memory (causal-lm, llama-tiny): the same adapter as without', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-gradckpt-'));
+  try {
+    const data = path.join(dir, 'story.jsonl');
+    const rows = ['once upon a time there lived a king', 'what is this? a good movie', 'who was there? the queen and the king', 'hello world, i love music'];
+    fs.writeFileSync(data, rows.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+    const train = (name: string, ...extra: string[]) => {
+      const out = path.join(dir, name);
+      const r = spawnSync(process.execPath, [path.resolve('bin/lorakit.js'), 'train', '--task', 'causal-lm', '--model', fixture('llama-tiny'), '--data', data,
+        '--target-modules', 'all-linear', '--epochs', '2', '--batch', '2', '--lr', '0.01', '--seed', '5', '--quiet', '--out', out, ...extra], { encoding: 'utf8', env: { ...process.env, LORAKIT_THREADS: '1' } });
+      assert.equal(r.status, 0, r.stderr);
+      return { tensors: readAdapter(path.join(out, 'adapter')).tensors, results: JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) };
+    };
+    const { tensors: plain, results } = train('plain');
+    assert.equal(results.gradCheckpoint, undefined);
+    assert.equal(results.prepackWeights, undefined);
+    for (const flag of ['--grad-checkpoint', '--low-memory']) {
+      const { tensors: other, results } = train(flag.slice(2), flag);
+      // The flag reached the training graph / the session: llama-tiny's 2 layers have 2 residual sublayers each.
+      if (flag === '--grad-checkpoint') assert.ok(results.gradCheckpoint?.recomputedSegments >= 3, JSON.stringify(results.gradCheckpoint));
+      else assert.equal(results.prepackWeights, false);
+      assert.deepEqual([...other.keys()].sort(), [...plain.keys()].sort());
+      for (const [k, t] of plain) {
+        let scale = 0;
+        for (const x of t.data) scale = Math.max(scale, Math.abs(x));
+        const o = other.get(k)!.data;
+        for (let i = 0; i < t.data.length; i++) assert.ok(Math.abs(o[i] - t.data[i]) <= 1e-4 * scale, `${flag}: ${k}[${i}] ${o[i]} vs ${t.data[i]}`);
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
