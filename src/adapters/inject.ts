@@ -16,7 +16,7 @@ import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { frozenLinear, frozenWeight } from '../quant/frozen_linear.ts';
-import { int8FormOf, markInt8 } from '../quant/quantized_weights.ts';
+import { markQuantized, quantizedFormOf } from '../quant/quantized_weights.ts';
 import { Rng } from '../util/rng.ts';
 import { selectTargets, TargetModules, matchesTarget, TargetError } from './targets.ts';
 import type { AdapterMethod, HookSite, LowRankFactors } from './types.ts';
@@ -160,7 +160,8 @@ export class AdapterSet<C = any> {
           if (data.length !== w.data.length) throw new Error(`setBaseWeight for '${site.name}': ${data.length} values, the weight has ${w.data.length}`);
           this.baseOverrides.set(site.weightKey, data);
           // On a quantized base the residual is the frozen weight now: quantized the same way (QPiSSA).
-          if (int8FormOf(w.data)) markInt8(data, site.inFeatures, site.outFeatures, site.layout);
+          const form = quantizedFormOf(w.data);
+          if (form) markQuantized(data, form.dtype, site.inFeatures, site.outFeatures, site.layout);
         },
       });
       const keys: string[] = [];

@@ -7,20 +7,34 @@
 // merged weight, a PiSSA residual computed later, another model's) keep the
 // float32 product.
 
-import { quantizeInt8, type Int8Weight } from './int8.ts';
+import type { Int8Weight } from './int8.ts';
+import { QUANT_FORMATS, type QuantDtype, type QuantizedForm } from './formats.ts';
 
-const int8Forms = new WeakMap<Float32Array, Int8Weight>();
+const forms = new WeakMap<Float32Array, QuantizedForm>();
 
-/** The int8 form `data` is computed with, if it was quantized. */
-export function int8FormOf(data: unknown): Int8Weight | undefined {
-  return data instanceof Float32Array ? int8Forms.get(data) : undefined;
+/** The quantized form `data` is computed with, if it was quantized. */
+export function quantizedFormOf(data: unknown): QuantizedForm | undefined {
+  return data instanceof Float32Array ? forms.get(data) : undefined;
 }
 
-/** Quantizes `data` (once: a second call returns the same form) and marks it. */
+/** Quantizes `data` to `dtype` (once: a second call returns the same form) and marks it. */
+export function markQuantized(data: Float32Array, dtype: QuantDtype, inFeatures: number, outFeatures: number, layout: 'in_out' | 'out_in'): QuantizedForm {
+  const hit = forms.get(data);
+  if (hit) {
+    if (hit.dtype !== dtype) throw new Error(`a weight quantized to ${hit.dtype} cannot also be ${dtype}: load the model again`);
+    return hit;
+  }
+  const f = QUANT_FORMATS[dtype].quantize(data, inFeatures, outFeatures, layout);
+  forms.set(data, f);
+  return f;
+}
+
+/** The int8 form `data` is computed with, if it was quantized to int8. */
+export function int8FormOf(data: unknown): Int8Weight | undefined {
+  const f = quantizedFormOf(data);
+  return f?.dtype === 'int8' ? f.q : undefined;
+}
+
 export function markInt8(data: Float32Array, inFeatures: number, outFeatures: number, layout: 'in_out' | 'out_in'): Int8Weight {
-  const hit = int8Forms.get(data);
-  if (hit) return hit;
-  const q = quantizeInt8(data, inFeatures, outFeatures, layout);
-  int8Forms.set(data, q);
-  return q;
+  return (markQuantized(data, 'int8', inFeatures, outFeatures, layout) as Extract<QuantizedForm, { dtype: 'int8' }>).q;
 }
