@@ -74,10 +74,28 @@ export function frozenLinear(layout: Layout, x: Value, W: Value, bias?: Value): 
 export function frozenWeight(layout: Layout, W: Value): Value {
   const q = quantizedLeaves(W);
   if (!q) return W;
+  let view: Value;
   if (q.dtype === 'int8') {
     const inOut = dequantize(q.codes, q.scales);
-    return layout === 'in_out' ? inOut : op.transpose(inOut, [1, 0]);
+    view = layout === 'in_out' ? inOut : op.transpose(inOut, [1, 0]);
+  } else {
+    const outIn = q.dtype === 'int4' ? dequantizeNBits(q.w) : dequantizeBnb4(q.packed, q.absmax, q);
+    view = layout === 'out_in' ? outIn : op.transpose(outIn, [1, 0]);
   }
-  const outIn = q.dtype === 'int4' ? dequantizeNBits(q.w) : dequantizeBnb4(q.packed, q.absmax, q);
-  return layout === 'out_in' ? outIn : op.transpose(outIn, [1, 0]);
+  loadedFrom.set(view, W.leaf!.data as Float32Array);
+  return view;
+}
+
+/** The dequantized views frozenWeight made, and the float32 arrays they were quantized from. */
+const loadedFrom = new WeakMap<Value, Float32Array>();
+
+/**
+ * The float32 array a frozen weight was loaded as: the leaf's own data, or
+ * for the dequantized view of a quantized weight the array it was quantized
+ * from (methods that derive fixed factors from W0 — LoRA-XS, LaMDA, LoLDU —
+ * take them from it, as PEFT does when the adapter is loaded on the fp32 base).
+ */
+export function loadedWeightData(W: Value): Float32Array | undefined {
+  const d = W.leaf?.data;
+  return d instanceof Float32Array ? d : loadedFrom.get(W);
 }
