@@ -143,11 +143,12 @@ export const rules: Record<string, VjpRule> = {
   // A frozen int4 weight: dX = dY·W̃ through the copy of the same codes packed along N (square tiles: exactly W̃ᵀ).
   MatMulNBits: ({ node, gy: [g], need }) => [need[0] ? nbitsInputGrad(g!, node.inputs[1]!) : null, ...node.inputs.slice(1).map(() => null)],
 
-  // A frozen nf4 weight: dX = dY·W̃ with W̃ dequantized from the same codes at run time (MatMulBnb4's transB = 0 is wrong in ORT 1.30).
+  // A frozen nf4 weight: dX = dY·W̃ with W̃ dequantized from the same codes at every run (not folded into a float32
+  // constant: that would hold the fp32 weight in the training session); MatMulBnb4's transB = 0 is wrong in ORT 1.30.
   MatMulBnb4: ({ node, gy: [g], need }) => {
     const [, packed, absmax] = node.inputs as Value[];
     const s = { K: attrInt(node, 'K', 0), N: attrInt(node, 'N', 0), blockSize: attrInt(node, 'block_size', 0) };
-    return [need[0] ? op.matmul(g!, dequantizeBnb4(packed, absmax, s)) : null, null, null];
+    return [need[0] ? op.matmul(g!, dequantizeBnb4(packed, absmax, s, g!)) : null, null, null];
   },
 
   LayerNormalization: ({ node, gy: [g], need }) => {

@@ -7,8 +7,8 @@
 // Both compute x·W̃ᵀ with W̃ [N, K]. Their input gradients (autodiff/rules.ts):
 // int4 through a copy of the same codes packed along N (square tiles: one
 // scale per tile, so the copy dequantizes to exactly W̃ᵀ); nf4 through W̃
-// dequantized in the graph (MatMulBnb4's transB = 0 computes a wrong product
-// in onnxruntime 1.30), then a float32 MatMul.
+// dequantized in the graph at every run (MatMulBnb4's transB = 0 computes a
+// wrong product in onnxruntime 1.30), then a float32 MatMul.
 
 import { Value, ShapeError } from './ir.ts';
 import * as op from './ops.ts';
@@ -63,14 +63,13 @@ export function nbitsInputGrad(gy: Value, B: Value): Value {
   return matMulNBits(gy, make());
 }
 
-/** The 4-bit codes of `packed` [..., bytes] as int32 [..., 2·bytes]; `highFirst`: the even index sits in the high nibble. */
-function unpackNibbles(packed: Value, highFirst: boolean): Value {
+/** The 4-bit codes of `packed` [..., bytes] as int32 [..., 2·bytes], the even index in the low nibble (MatMulNBits). */
+function unpackNibbles(packed: Value): Value {
   const g = packed.graph;
   const hi = op.cast(g.addNode('BitShift', [packed, g.const(Uint8Array.from([4]), [], 'uint8')], [{ dtype: 'uint8', shape: packed.shape }], { direction: 'RIGHT' })[0], 'int32');
   const lo = op.sub(op.cast(packed, 'int32'), op.mul(hi, g.const(Int32Array.from([16]), [], 'int32')));
   const axis = packed.rank;
-  const pair = highFirst ? [hi, lo] : [lo, hi];
-  const both = op.concat(pair.map((v) => op.unsqueeze(v, [axis])), axis);
+  const both = op.concat([lo, hi].map((v) => op.unsqueeze(v, [axis])), axis);
   return op.reshape(both, [...packed.shape.slice(0, -1), 2 * (packed.shape.at(-1) as number)] as number[]);
 }
 
@@ -78,8 +77,8 @@ function unpackNibbles(packed: Value, highFirst: boolean): Value {
 export function dequantizeNBits(w: NBitsLeaves): Value {
   checkNBits(w);
   const g = w.packed.graph, kBlocks = Math.ceil(w.K / w.blockSize);
-  const codes = unpackNibbles(w.packed, false); // [N, kBlocks, blockSize]
-  const zeros = w.zeroPoints ? op.slice(unpackNibbles(op.reshape(w.zeroPoints, [w.N, Math.ceil(kBlocks / 2)]), false), [0], [kBlocks], [1]) : g.const(Int32Array.from([8]), [], 'int32');
+  const codes = unpackNibbles(w.packed); // [N, kBlocks, blockSize]
+  const zeros = w.zeroPoints ? op.slice(unpackNibbles(op.reshape(w.zeroPoints, [w.N, Math.ceil(kBlocks / 2)])), [0], [kBlocks], [1]) : g.const(Int32Array.from([8]), [], 'int32');
   const centred = op.cast(op.sub(codes, w.zeroPoints ? op.unsqueeze(zeros, [2]) : zeros), 'float32');
   const full = op.reshape(op.mul(centred, op.reshape(w.scales, [w.N, kBlocks, 1])), [w.N, kBlocks * w.blockSize]);
   return kBlocks * w.blockSize === w.K ? full : op.slice(full, [0], [w.K], [1]);
@@ -105,14 +104,33 @@ function checkBnb4(packed: Value, absmax: Value, s: Bnb4Shape) {
   if (absmax.dtype !== 'float32' || absmax.shape.join() !== String(Math.ceil(numel / s.blockSize))) throw new ShapeError(`MatMulBnb4: absmax must be float32 [${Math.ceil(numel / s.blockSize)}], got ${absmax.describe()}`);
 }
 
-/** W̃ [N, K] float32 from NF4 codes, computed at run time: NF4[code]·absmax of its block. */
-export function dequantizeBnb4(packed: Value, absmax: Value, s: Bnb4Shape): Value {
+/** NF4 level pairs of every byte value: row b = [level of b's high nibble, level of its low nibble]. */
+const NF4_BYTE_PAIRS = Float32Array.from({ length: 512 }, (_, i) => NF4_LEVELS[i & 1 ? (i >> 1) & 15 : (i >> 1) >> 4]);
+
+/**
+ * A float32 zero computed at run time from `v`'s first (symbolic) dimension:
+ * added to a constant, it ties a subgraph of constants to the run, so
+ * onnxruntime does not fold it into a float32 initializer when the session is
+ * created (which would hold the whole dequantized weight in memory).
+ */
+function runtimeZero(v: Value): Value {
+  return op.mul(op.cast(op.slice(op.shapeOf(v), [0], [1], [0]), 'float32'), 0);
+}
+
+/**
+ * W̃ [N, K] float32 from NF4 codes: NF4[code]·absmax of its block (one Gather
+ * of each byte's two levels, then the block scales). With `runtime` (a value
+ * whose first dimension is symbolic: the gradient) it is computed at every run
+ * instead of being folded into a float32 constant at session creation.
+ */
+export function dequantizeBnb4(packed: Value, absmax: Value, s: Bnb4Shape, runtime?: Value): Value {
   checkBnb4(packed, absmax, s);
-  const g = packed.graph, numel = s.N * s.K, blocks = Math.ceil(numel / s.blockSize);
-  let codes = unpackNibbles(packed, true); // [2·ceil(numel/2)]
-  const pad = blocks * s.blockSize - (codes.shape[0] as number);
-  if (pad > 0) codes = op.concat([codes, g.const(new Int32Array(pad), [pad], 'int32')], 0);
-  const levels = op.gather(g.const(NF4_LEVELS, [16], 'float32'), op.reshape(codes, [blocks, s.blockSize]));
-  const flat = op.reshape(op.mul(levels, op.reshape(absmax, [blocks, 1])), [blocks * s.blockSize]);
-  return op.reshape(blocks * s.blockSize === numel ? flat : op.slice(flat, [0], [numel], [0]), [s.N, s.K]);
+  const g = packed.graph, numel = s.N * s.K, blocks = Math.ceil(numel / s.blockSize), bytes = packed.shape[0] as number;
+  let table = g.const(NF4_BYTE_PAIRS, [256, 2], 'float32');
+  if (runtime) table = op.add(table, runtimeZero(runtime));
+  let flat = op.reshape(op.gather(table, op.cast(packed, 'int32')), [2 * bytes]);
+  const pad = blocks * s.blockSize - 2 * bytes;
+  if (pad > 0) flat = op.concat([flat, g.const(new Float32Array(pad), [pad], 'float32')], 0);
+  const scaled = op.reshape(op.mul(op.reshape(flat, [blocks, s.blockSize]), op.reshape(absmax, [blocks, 1])), [blocks * s.blockSize]);
+  return op.reshape(blocks * s.blockSize === numel ? scaled : op.slice(scaled, [0], [numel], [0]), [s.N, s.K]);
 }
