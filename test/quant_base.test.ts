@@ -48,18 +48,18 @@ for (const [dtype, tol] of [['int8', 0.02], ['nf4', 0.1], ['int4', 0.1]] as cons
   });
 }
 
-test('causal-lm DoRA on an int8 llama-tiny base: the loss falls, the adapter generates on the int8 and the fp32 base; --full refuses int8', async () => {
-  const dir = tmp('lm');
+for (const dtype of ['int8', 'nf4', 'int4'] as const) test(`causal-lm DoRA on an ${dtype} llama-tiny base: the loss falls, the adapter generates on the ${dtype} and the fp32 base; --full refuses ${dtype}`, async () => {
+  const dir = tmp(`lm-${dtype}`);
   const data = path.join(dir, 'story.jsonl');
   fs.writeFileSync(data, ['once upon a time there lived a king', 'what is this, a good movie', 'who was there: the queen and the king', 'hello world, i love music'].map((text) => JSON.stringify({ text })).join('\n') + '\n');
   const base = { task: 'causal-lm' as const, model: FIX + 'llama-tiny', data, method: 'dora', methodConfig: { r: 4, lora_alpha: 8 }, epochs: 6, lr: 0.02, batchSize: 2, seed: 3, threads: 1 };
-  const r = await runTrainJob({ ...base, baseDtype: 'int8', out: path.join(dir, 'int8') }, silentUi);
-  assert.equal(r.baseDtype, 'int8');
+  const r = await runTrainJob({ ...base, baseDtype: dtype, out: path.join(dir, dtype) }, silentUi);
+  assert.equal(r.baseDtype, dtype);
   assert.ok(r.epochLosses.at(-1)! < r.epochLosses[0], `losses ${r.epochLosses}`);
-  const adapter = path.join(dir, 'int8', 'adapter');
-  const gen = (baseDtype: 'fp32' | 'int8') => runGenerate({ model: FIX + 'llama-tiny', adapter, baseDtype, promptIds: [1, 5, 9], maxNewTokens: 4, threads: 1 });
-  for (const d of ['int8', 'fp32'] as const) assert.equal((await gen(d)).tokens.length, 4, d);
-  await assert.rejects(runTrainJob({ ...base, baseDtype: 'int8', full: true, out: path.join(dir, 'full') }, silentUi), /--full trains every weight/);
+  const adapter = path.join(dir, dtype, 'adapter');
+  const gen = (baseDtype: 'fp32' | typeof dtype) => runGenerate({ model: FIX + 'llama-tiny', adapter, baseDtype, promptIds: [1, 5, 9], maxNewTokens: 4, threads: 1 });
+  for (const d of [dtype, 'fp32'] as const) assert.equal((await gen(d)).tokens.length, 4, d);
+  await assert.rejects(runTrainJob({ ...base, baseDtype: dtype, full: true, out: path.join(dir, 'full') }, silentUi), /--full trains every weight/);
 });
 
 test('--base-dtype is on train, eval and generate, and --help says what int8, nf4 and int4 are', () => {
