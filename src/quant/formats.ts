@@ -3,7 +3,7 @@
 // bytes. The products themselves are in src/quant/frozen_linear.ts.
 
 import { quantizeInt8, type Int8Weight } from './int8.ts';
-import { quantizeInt4, type Int4Weight } from './int4.ts';
+import { quantizeInt4, transposeInt4, type Int4Weight } from './int4.ts';
 import { quantizeNf4, NF4_DEFAULT_BLOCK, type Nf4Weight } from './nf4.ts';
 
 type Layout = 'in_out' | 'out_in';
@@ -27,13 +27,6 @@ function lazy<T>(make: () => T): () => T {
   return () => (v ??= make());
 }
 
-function transposeToOutIn(w: Float32Array, inFeatures: number, outFeatures: number, layout: Layout): Float32Array {
-  if (layout === 'in_out') return w; // [in, out] is Wᵀ's [out', in'] with out' = in
-  const t = new Float32Array(w.length);
-  for (let n = 0; n < outFeatures; n++) for (let k = 0; k < inFeatures; k++) t[k * outFeatures + n] = w[n * inFeatures + k];
-  return t;
-}
-
 export const QUANT_FORMATS: { [D in QuantDtype]: { quantize(w: Float32Array, inFeatures: number, outFeatures: number, layout: Layout): Extract<QuantizedForm, { dtype: D }>; storedBytes(f: Extract<QuantizedForm, { dtype: D }>): number } } = {
   int8: {
     quantize: (w, i, o, layout) => ({ dtype: 'int8', q: quantizeInt8(w, i, o, layout) }),
@@ -42,8 +35,8 @@ export const QUANT_FORMATS: { [D in QuantDtype]: { quantize(w: Float32Array, inF
   int4: {
     quantize: (w, i, o, layout) => {
       const opts = { blockSize: INT4_TILE, tileRows: INT4_TILE, symmetric: false };
-      // Wᵀ as a weight of `o` inputs and `i` outputs: in 'out_in' layout that is W [in, out] read as [out', in'].
-      return { dtype: 'int4', q: quantizeInt4(w, i, o, layout, opts), transposed: lazy(() => quantizeInt4(transposeToOutIn(w, i, o, layout), o, i, 'out_in', opts)) };
+      const q = quantizeInt4(w, i, o, layout, opts);
+      return { dtype: 'int4', q, transposed: lazy(() => transposeInt4(q)) };
     },
     storedBytes: (f) => f.q.packed.byteLength + f.q.scales.byteLength + (f.q.zeroPoints?.byteLength ?? 0),
   },

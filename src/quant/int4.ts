@@ -21,6 +21,8 @@ export interface Int4Weight {
   inFeatures: number;
   outFeatures: number;
   blockSize: number;
+  /** Outputs that share a block's scale and zero point: 1 (per row) or blockSize (square tiles). */
+  tileRows: number;
 }
 
 export const kBlocksOf = (inFeatures: number, blockSize: number) => Math.ceil(inFeatures / blockSize);
@@ -63,7 +65,7 @@ export function quantizeInt4(w: Float32Array, inFeatures: number, outFeatures: n
       }
     }
   }
-  return { packed, scales, zeroPoints, inFeatures, outFeatures, blockSize };
+  return { packed, scales, zeroPoints, inFeatures, outFeatures, blockSize, tileRows };
 }
 
 /** The 4-bit code of W[n, k] and its block's zero point. */
@@ -72,6 +74,33 @@ export function int4CodeAt(q: Int4Weight, k: number, n: number): { code: number;
   const code = (q.packed[(n * kBlocks + b) * (q.blockSize / 2) + (r >> 1)] >> ((r & 1) * 4)) & 15;
   const zero = q.zeroPoints ? (q.zeroPoints[n * Math.ceil(kBlocks / 2) + (b >> 1)] >> ((b & 1) * 4)) & 15 : 8;
   return { code, zero, scale: q.scales[n * kBlocks + b] };
+}
+
+/**
+ * The same codes as a weight of W̃ᵀ (outFeatures inputs, inFeatures outputs),
+ * packed along the other dimension: with square tiles each tile's scale and
+ * zero point serve its rows and its columns alike, so this dequantizes to
+ * exactly W̃ᵀ (no float32 weight needed). Padding takes the tile's zero point.
+ */
+export function transposeInt4(q: Int4Weight): Int4Weight {
+  if (q.tileRows !== q.blockSize) throw new Error(`transposeInt4: needs square tiles (tileRows ${q.tileRows} ≠ block ${q.blockSize}); row blocks would need quantizing again`);
+  const bs = q.blockSize, inT = q.outFeatures, outT = q.inFeatures;
+  const kBlocks = kBlocksOf(q.inFeatures, bs), kBlocksT = kBlocksOf(inT, bs), blob = bs / 2, zpRowT = Math.ceil(kBlocksT / 2);
+  const packed = new Uint8Array(outT * kBlocksT * blob), scales = new Float32Array(outT * kBlocksT);
+  const zeroPoints = q.zeroPoints ? new Uint8Array(outT * zpRowT) : undefined;
+  for (let k = 0; k < outT; k++) {
+    for (let b = 0; b < kBlocksT; b++) {
+      const tile = int4CodeAt(q, k, b * bs); // the tile of outputs b·bs… and inputs around k
+      scales[k * kBlocksT + b] = q.scales[b * bs * kBlocks + Math.floor(k / bs)];
+      if (zeroPoints) zeroPoints[k * zpRowT + (b >> 1)] |= tile.zero << ((b & 1) * 4);
+      for (let r = 0; r < bs; r++) {
+        const n = b * bs + r;
+        const code = n < inT ? int4CodeAt(q, k, n).code : tile.zero;
+        packed[(k * kBlocksT + b) * blob + (r >> 1)] |= code << ((r & 1) * 4);
+      }
+    }
+  }
+  return { packed, scales, zeroPoints, inFeatures: inT, outFeatures: outT, blockSize: bs, tileRows: bs };
 }
 
 /** (q − z)·s back as float32 [in, out]: the weight the int4 base computes with. */
