@@ -13,7 +13,8 @@
 // dequantization + MatMul) and the input gradient dX = dY·W̃:
 //   int4 2nd copy: MatMulNBits with Wᵀ quantized again along N (row blocks) — not W̃ᵀ
 //   int4 square tiles: MatMulNBits with the same tile codes packed along N — exactly W̃ᵀ (lorakit)
-//   dequantized: W̃ from the codes in the graph, then fp32 MatMul (nf4: lorakit)
+//   dequantized: W̃ from the codes in the graph, then fp32 MatMul — at run time
+//     (nf4: lorakit), or folded by onnxruntime into a float32 copy at session creation
 // Errors: mean over rows of ‖row error‖/‖exact row‖, against the fp32 product
 // with the original W ("vs W") and with the dequantized W̃ of the forward the
 // gradient belongs to ("vs W̃": what autograd through the quantized forward gives).
@@ -133,7 +134,7 @@ for (const v of int4Variants) {
   } else if (v.o.blockSize === 32) {
     const wT = quantizeInt4(W0T, N, K, 'in_out', v.o); // Wᵀ quantized again, along N: another W̃
     add(`int4 ${v.label} backward: 2nd copy quantized along N`, (g) => matMulNBits(G(g), nbits(g, 't', wT)), true, bq);
-    add(`int4 ${v.label} backward: dequantized + fp32 MatMul`, (g) => op.matmul(G(g), dequantizeNBits(nbits(g, 'w', w))), true, bq);
+    add(`int4 ${v.label} backward: dequantized, folded by ORT to fp32 + MatMul`, (g) => op.matmul(G(g), dequantizeNBits(nbits(g, 'w', w))), true, bq);
   }
 }
 
@@ -150,7 +151,12 @@ add('nf4 forward: dequantized + fp32 MatMul', (g) => {
   const l = nf4Leaves(g);
   return op.matmul(X(g), op.transpose(dequantizeBnb4(l.packed, l.absmax, shape), [1, 0]));
 }, false, fn);
-add('nf4 backward: dequantized + fp32 MatMul (lorakit)', (g) => {
+add('nf4 backward: dequantized at run time + fp32 MatMul (lorakit)', (g) => {
+  const l = nf4Leaves(g);
+  const gy = G(g);
+  return op.matmul(gy, dequantizeBnb4(l.packed, l.absmax, shape, gy));
+}, true, bn);
+add('nf4 backward: dequantized, folded by ORT to fp32 + MatMul', (g) => {
   const l = nf4Leaves(g);
   return op.matmul(G(g), dequantizeBnb4(l.packed, l.absmax, shape));
 }, true, bn);

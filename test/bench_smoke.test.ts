@@ -61,7 +61,7 @@ const FIGURES: Record<string, () => RegExp[]> = {
   'quant_step.ts': () => [new RegExp(`"speedup_fp32_over_int8": ${num}`), new RegExp(`"linear_weight_ratio": 0\\.2\\d+`), new RegExp(`"peak_rss_ratio": ${num}`),
     ...['nf4', 'int4'].flatMap((d) => [new RegExp(`"speedup_fp32_over_${d}": ${num}`), new RegExp(`"linear_weight_ratio_${d}": 0\\.1\\d+`), new RegExp(`"peak_rss_ratio_${d}": ${num}`)])],
   'quant_backward.ts': () => ['int8 forward DynamicQuantizeMatMul', 'int8 backward: QGemm transB \\(lorakit\\)', 'int4 tile 32 asym forward MatMulNBits \\(lorakit\\)',
-    'int4 tile 32 asym backward: same codes packed along N \\(lorakit\\)', 'nf4 forward MatMulBnb4 \\(lorakit\\)', 'nf4 backward: dequantized \\+ fp32 MatMul \\(lorakit\\)'].map((k) => new RegExp(`'${k}' +│ ${num} +│ ${num} `)),
+    'int4 tile 32 asym backward: same codes packed along N \\(lorakit\\)', 'nf4 forward MatMulBnb4 \\(lorakit\\)', 'nf4 backward: dequantized at run time \\+ fp32 MatMul \\(lorakit\\)'].map((k) => new RegExp(`'${k}' +│ ${num} +│ ${num} `)),
   'loram_cost.ts': () => [new RegExp(`\\| full ~100M \\| ${num}M \\| ${num}M \\| \\d+ \\| \\d+ \\| \\d+ \\|`), new RegExp(`pruned / full: peak RSS ${num}, step time ${num}`)],
   'browser_step.ts': () => [new RegExp(`\\| node: onnxruntime-node, cpu \\(before\\) \\| 1 \\|  \\| \\d+ \\| ${num} \\|`), new RegExp(`\\| chromium wasm \\(onnxruntime-web [^|]*\\) \\| 1 \\| yes \\| \\d+ \\| ${num} \\| ${num} \\| ${num} \\|`)],
   'recipe_replay.ts': () => [new RegExp(`\\| train\\.py, 1 process, float32 \\| ${num}(?:e-\\d+)? \\| ${num}(?:e-\\d+)? \\|`), new RegExp(`\\| launch\\.sh \\(torchrun\\), 2 processes, gloo, float32 \\| ${num}(?:e-\\d+)? \\|`)],
