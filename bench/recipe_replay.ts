@@ -5,7 +5,7 @@
 // largest difference to lorakit's, the adapters' largest difference, wall time.
 // Prints the Markdown table docs/recipes.md shows.
 //
-//   npx tsx bench/recipe_replay.ts [--model test/fixtures/hf/llama-tiny] [--epochs 3] [--nproc 2] [--python /usr/bin/python3] [--smoke]
+//   npx tsx bench/recipe_replay.ts [--model test/fixtures/hf/llama-tiny] [--epochs 3] [--nproc 2] [--use-dora] [--use-rslora] [--python /usr/bin/python3] [--smoke]
 // --smoke: 1 epoch (needs torch, as every run of this bench).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,7 +36,8 @@ const STORY = [
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-recipe-bench-'));
 const data = path.join(dir, 'data.jsonl');
 fs.writeFileSync(data, STORY.map((r) => JSON.stringify(r)).join('\n') + '\n');
-const flags = { model, data, epochs, lr: 0.01, batchSize: 4, seed: 7, warmupRatio: 0.2, maxGradNorm: 1, methodConfig: { r: 8, lora_alpha: 16 } };
+const method = process.argv.includes('--use-dora') ? 'dora' as const : 'lora' as const;
+const flags = { model, data, epochs, lr: 0.01, batchSize: 4, seed: 7, warmupRatio: 0.2, maxGradNorm: 1, method, methodConfig: { r: 8, lora_alpha: 16, ...(process.argv.includes('--use-rslora') && { use_rslora: true }) } };
 const R = path.join(dir, 'R');
 const { recipe } = await exportRecipe({ ...flags, engine: 'torchrun', out: R, nproc });
 
@@ -46,7 +47,7 @@ const timed = <T>(f: () => T): [T, number] => {
   return [r, (performance.now() - t0) / 1000];
 };
 const t0 = performance.now();
-await runTrainJob({ ...flags, task: 'causal-lm', method: 'lora', out: path.join(dir, 'lorakit'), threads: 1 });
+await runTrainJob({ ...flags, task: 'causal-lm', out: path.join(dir, 'lorakit'), threads: 1 });
 const lorakitSeconds = (performance.now() - t0) / 1000;
 const losses = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.event === 'step').map((r) => r.loss as number);
 const want = losses(path.join(dir, 'lorakit', 'metrics.jsonl'));
@@ -69,7 +70,7 @@ const adapterDiff = (d: string) => {
   for (const [k, t] of tensors(d)) t.data.forEach((x, i) => { m = Math.max(m, Math.abs(Number(x) - Number(ref.get(k)!.data[i]))); });
   return m;
 };
-console.log(`${path.basename(model)}, ${recipe.data.examples} examples, global batch ${flags.batchSize}, ${recipe.total_steps} steps (warmup ${recipe.schedule.warmup_steps}, linear decay), LoRA r 8 all-linear, AdamW lr 0.01, clip 1\n`);
+console.log(`${path.basename(model)}, ${recipe.data.examples} examples, global batch ${flags.batchSize}, ${recipe.total_steps} steps (warmup ${recipe.schedule.warmup_steps}, linear decay), ${method === 'dora' ? 'DoRA' : 'LoRA'} r 8${flags.methodConfig.use_rslora ? ' (rsLoRA)' : ''} all-linear, AdamW lr 0.01, clip 1\n`);
 console.log(`| run | largest loss difference to lorakit (per step) | largest adapter difference to lorakit's | wall s |`);
 console.log('|---|---|---|---|');
 console.log(`| lorakit train (ONNX Runtime, float32) | — | — | ${lorakitSeconds.toFixed(1)} |`);

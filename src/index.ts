@@ -70,6 +70,11 @@ export { NumpyRandomState } from './util/numpy_rng.ts';
 // PEFT files: adapter_config.json + adapter_model.safetensors, both ways.
 export { createPeftAdapter, loadPeftAdapter, readAdapter, saveAdapter, type PeftAdapter } from './peft/adapter_files.ts';
 
+// GGUF for llama.cpp / node-llama-cpp (`lorakit export-gguf`): a Llama-family model (adapters merged first), or an adapter alone as a GGUF LoRA.
+export { exportModelGguf, exportLoraGguf, ggufArchitecture, ggufTensorName, type GgufModelExport } from './peft/gguf_export.ts';
+export { readGguf, parseGguf, writeGguf, GgufError, type GgufFile, type GgufValue, type GgufTensorInput } from './io/gguf.ts';
+export { ggufVocabFromTokenizerJson, placeholderGgufVocab } from './tokenize/gguf_vocab.ts';
+
 // Serving: several adapters on one base, generation.
 export { PeftModel, padBatch, padDecoderIds, type TokenBatch } from './serve/peft_model.ts';
 export { Generator, type GenerateOptions, type GenerateResult } from './serve/generate.ts';

@@ -14,7 +14,7 @@ import { inCI } from './helpers/reference.ts';
 
 const BENCH = path.resolve(import.meta.dirname, '../bench');
 /** Modules the scripts import (models, peers' environment, the roofline), not scripts themselves. */
-const LIBRARIES = new Set(['bert_like.ts', 'llama_like.ts', 'peer_env.ts', 'roofline.ts', 'tiny_world.ts']);
+const LIBRARIES = new Set(['bert_like.ts', 'llama_like.ts', 'peer_env.ts', 'peer_llama_cpp.ts', 'roofline.ts', 'tiny_world.ts']);
 /**
  * Exempt: doc-table producers that run tens of minutes on ../shared/data (not in
  * CI), each with knobs for shorter runs (ir_cisi: --samples, --clusters,
@@ -47,10 +47,22 @@ const FIGURES: Record<string, () => RegExp[]> = {
     new RegExp(`memory: lorakit peak RSS ${num} MiB \\(resident ${num} MiB with the model built, ${num} MiB compiled\\), activations kept for backward`),
     ...peerLines(),
   ],
-  'generate.ts': () => ['gpt2-tiny', 'llama-tiny', 'llama-like-64x1-random'].flatMap((m) =>
-    ['KV cache', 'no cache'].map((c) => new RegExp(`${m} +${num}M  ${c}  prefill ${num} ms  decode ${num} tok/s`))),
+  'generate.ts': () => [
+    ...['gpt2-tiny', 'llama-tiny', 'llama-like-64x1-random'].flatMap((m) =>
+      ['KV cache', 'no cache'].map((c) => new RegExp(`${m} +${num}M  ${c}  prefill ${num} ms  decode ${num} tok/s`))),
+    // The llama.cpp peer on the same weights (GGUF export): both speeds, the ratio, and every greedy token equal.
+    ...['llama-tiny', 'llama-like-64x1-random'].map((m) => new RegExp(
+      `${m} +${num}M  prompt \\d+, 4 new:  lorakit prompt ${num} tok/s, generation ${num} tok/s;  llama\\.cpp prompt ${num} tok/s, generation ${num} tok/s;  ` +
+        `ratio llama\\.cpp/lorakit prompt ${num}×, generation ${num}×;  greedy tokens equal 4/4`)),
+  ],
   'galore_memory.ts': () => ['adamw', 'galore'].map((k) => new RegExp(`\\| ${k} \\| 0\\.001 \\| ${num}M \\| \\d+ \\| \\d+ \\| ${num} → ${num} \\|`)),
-  'lorapro_claim.ts': () => [1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| -?${num} \\| -?${num} \\|`)),
+  'lorapro_claim.ts': () => [
+    /cumulative ΔW = W_t − W_0 of three runs/,
+    ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| -?${num} \\| -?${num} \\|$`, 'm')),
+    /per step, each method's update to W against full fine-tuning's from the same W/,
+    ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| -?${num} \\| -?${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\|$`, 'm')),
+    ...[1, 2].map((s) => new RegExp(`\\| ${s} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\| ${num} \\|$`, 'm')),
+  ],
   'mixed_adapters.ts': () => ['mixed', 'switch', 'grouped', 'base'].map((k) => new RegExp(`│ ${k} +│ +${num} +│ +\\d+ +│ +${num} +│`)),
   'rank_allocation.ts': () => [new RegExp(`lora r=8 seed 42: ${num}%, \\d+ adapter params`), new RegExp(`sora seed 42: ${num}%`), /wrote .*rank_allocation\.md/],
   'summarization_table.ts': () => ['dialogsum', 'scitldr'].flatMap((set) =>
@@ -60,6 +72,7 @@ const FIGURES: Record<string, () => RegExp[]> = {
   'grpo_setwise.ts': () => [new RegExp(`after warm-up \\(2 steps\\): reward ${num}, label format ${num}`), new RegExp(`after GRPO \\(2 steps\\): reward ${num}, label format ${num}`)],
   'quant_step.ts': () => [new RegExp(`"speedup_fp32_over_int8": ${num}`), new RegExp(`"linear_weight_ratio": 0\\.2\\d+`), new RegExp(`"peak_rss_ratio": ${num}`),
     ...['nf4', 'int4'].flatMap((d) => [new RegExp(`"speedup_fp32_over_${d}": ${num}`), new RegExp(`"linear_weight_ratio_${d}": 0\\.1\\d+`), new RegExp(`"peak_rss_ratio_${d}": ${num}`)])],
+  'quant_load.ts': () => ['fp32', 'int8, quantized while read', "int8, from lorakit quantize's file"].map((r) => new RegExp(`\\| ${esc(r)} \\| ${num} \\| ${num} \\| ${num} \\|`)),
   'quant_backward.ts': () => ['int8 forward DynamicQuantizeMatMul', 'int8 backward: QGemm transB \\(lorakit\\)', 'int4 tile 32 asym forward MatMulNBits \\(lorakit\\)',
     'int4 tile 32 asym backward: same codes packed along N \\(lorakit\\)', 'nf4 forward MatMulBnb4 \\(lorakit\\)', 'nf4 backward: dequantized at run time \\+ fp32 MatMul \\(lorakit\\)'].map((k) => new RegExp(`'${k}' +│ ${num} +│ ${num} `)),
   'loram_cost.ts': () => [new RegExp(`\\| full ~100M \\| ${num}M \\| ${num}M \\| \\d+ \\| \\d+ \\| \\d+ \\|`), new RegExp(`pruned / full: peak RSS ${num}, step time ${num}`)],

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PY, requireTorch, torchSkip } from './helpers/torch.ts';
 import { exportRecipe } from '../src/tasks/recipe/export.ts';
+import { givenConfigFlags } from '../src/cli/method_options.ts';
 import { runTrainJob, silentUi, type JobUi } from '../src/tasks/train.ts';
 import { loadDecoder } from '../src/models/load_decoder.ts';
 import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
@@ -79,6 +80,10 @@ test('export-recipe (torchrun, plain torch): 2 processes with gloo = 1 process =
   assert.ok(maxTensorDiff(path.join(R, 'one', 'adapter'), path.join(out, 'adapter')) < 1e-6, '2 processes = 1 process');
   assert.ok(maxTensorDiff(path.join(lorakit, 'adapter'), path.join(out, 'adapter')) < 1e-5, "the recipe's adapter = lorakit's");
   assert.ok(maxTensorDiff(path.join(R, 'adapter0'), path.join(out, 'adapter')) > 1e-3, 'training moved the adapter');
+  // lorakit's block comes back with the adapter (PEFT's save_pretrained would drop it), saying which steps made it.
+  const block = JSON.parse(fs.readFileSync(path.join(out, 'adapter', 'lorakit_config.json'), 'utf8'));
+  assert.deepEqual({ task: block.task, max_length: block.max_length, base_model_dir: block.base_model_dir, recipe_step: block.recipe_step, recipe_run: block.recipe_run },
+    { task: 'causal-lm', max_length: 256, base_model_dir: path.resolve(FIX + 'llama-tiny'), recipe_step: 4, recipe_run: { engine: 'torchrun', backend: 'plain', processes: 2, dtype: 'float32' } });
 
   // Back in lorakit: the folder loads, and its logits are torch's.
   const model = await loadDecoder(FIX + 'llama-tiny');
@@ -129,9 +134,12 @@ test('export-recipe: the accelerate launcher (its torchrun path on the CPU), the
   assert.ok(Object.values(recipe.lora.scales).every((s) => s === 2), 'alpha 16 / r 8');
   // Every example once per epoch, in lorakit's seeded order.
   for (const epoch of recipe.order) assert.deepEqual(epoch.flat().sort(), [0, 1, 2, 3, 4, 5]);
-  // A DoRA adapter is not a plain LoRA: refused by name.
-  const dora = path.join(dir, 'dora');
-  await runTrainJob({ task: 'causal-lm', model: FIX + 'gpt2-tiny', data, method: 'dora', methodConfig: {}, epochs: 1, lr: 0.01, batchSize: 8, seed: 1, threads: 1, out: dora });
-  await assert.rejects(exportRecipe({ engine: 'torchrun', model: FIX + 'gpt2-tiny', data, out: path.join(dir, 'x'), methodConfig: {}, fromAdapter: { dir: path.join(dora, 'adapter') }, epochs: 1, lr: 0.01, batchSize: 4, seed: 1 }), /the adapter is dora/);
+  // A VeRA adapter is neither LoRA nor DoRA: refused by name.
+  const vera = path.join(dir, 'vera');
+  await runTrainJob({ task: 'causal-lm', model: FIX + 'gpt2-tiny', data, method: 'vera', methodConfig: { r: 4 }, epochs: 1, lr: 0.01, batchSize: 8, seed: 1, threads: 1, out: vera });
+  await assert.rejects(exportRecipe({ engine: 'torchrun', model: FIX + 'gpt2-tiny', data, out: path.join(dir, 'x'), methodConfig: {}, fromAdapter: { dir: path.join(vera, 'adapter') }, epochs: 1, lr: 0.01, batchSize: 4, seed: 1 }), /the adapter is vera \(the recipe's train\.py implements lora and dora only\)/);
+  // --use-dora on an adapter of another method: the flag and the adapter disagree, both named (the CLI's check).
+  const given = givenConfigFlags({ useDora: true }, () => undefined, 'dora', {});
+  await assert.rejects(exportRecipe({ engine: 'torchrun', model: FIX + 'gpt2-tiny', data, out: path.join(dir, 'z'), methodConfig: {}, fromAdapter: { dir: path.join(vera, 'adapter'), given }, epochs: 1, lr: 0.01, batchSize: 4, seed: 1 }), /--use-dora "dora" but the adapter has method = "vera"/);
   await assert.rejects(exportRecipe({ engine: 'torchrun', model: FIX + 'bert', data, out: path.join(dir, 'y'), methodConfig: {}, epochs: 1, lr: 0.01, batchSize: 4, seed: 1 }), /must be a decoder folder/);
 });

@@ -25,23 +25,13 @@ import { lmBatch, UnlearnTask } from '../src/workflows/loku/task.ts';
 import { runUnlearn } from '../src/workflows/loku/unlearn.ts';
 import { Rng } from '../src/util/rng.ts';
 import { PY, requireTorch, torchSkip } from './helpers/torch.ts';
+import { maxRelErr as relErr } from './helpers/arrays.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/loku.json', import.meta.url), 'utf8'));
 const LLAMA = new URL('./fixtures/hf/llama-tiny', import.meta.url).pathname;
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-loku-'));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
-/** max |got − want| / max |want|. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - want[i]));
-    den = Math.max(den, Math.abs(want[i]));
-  }
-  assert.ok(den > 0, 'an all-zero reference proves nothing');
-  return num / den;
-}
 
 for (const c of FIX.ihl as { kind: string; shape: [number, number, number]; logits: number[]; labels: number[][]; loss: number; grad: number[] }[]) {
   test(`IHL (${c.kind}, [${c.shape}]): value and ∂/∂logits equal the official multiclass_hinge_loss path (float64, 1e-6)`, async () => {

@@ -18,21 +18,13 @@ import { similarityWeights, weightedMerge } from '../src/workflows/sg_lora/simil
 import { runSgLoraBuild, runSgLoraGenerate, type Embed } from '../src/workflows/sg_lora/jobs.ts';
 import { flatten, layoutOf, readExpert } from '../src/workflows/sg_lora/library.ts';
 import { PY, requireTorch, torchSkip } from './helpers/torch.ts';
+import { maxRelErr as relErr } from './helpers/arrays.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/sg_lora.json', import.meta.url), 'utf8'));
 const LLAMA = new URL('./fixtures/hf/llama-tiny', import.meta.url).pathname;
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-sglora-'));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - want[i]));
-    den = Math.max(den, Math.abs(want[i]));
-  }
-  return num / den;
-}
 
 test('expert weights softmax(cos(e, eᵢ)/τ) and the merged ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ and head Σ wᵢ·hᵢ equal the PyTorch reference (1e-6)', () => {
   // Embeddings are float32 (the fixture stores their shortest float32 repr).

@@ -136,6 +136,29 @@ for (const [kind, c] of Object.entries(CASES)) {
   });
 }
 
+test('[classification] beforeStep gets each step\'s batch and gradients before anything moves; Trainer.gradients(batch) gives the same without stepping', async () => {
+  const c = CASES.classification;
+  const copy = (m: ReadonlyMap<string, Float32Array>) => new Map([...m].map(([k, v]) => [k, Float32Array.from(v)]));
+  const seen: { step: number; batch: unknown; grads: Map<string, Float32Array>; params: Map<string, Float32Array> }[] = [];
+  const opts = { ...OPTS, epochs: 1, maxGradNorm: undefined, checkpointEvery: undefined };
+  const t = new Trainer(c.task(), adapterFor(c), { ...opts, beforeStep: ({ step, batch, grads, params }) => void seen.push({ step, batch, grads: copy(grads), params: copy(params) }) });
+  const fresh = new Trainer(c.task(), adapterFor(c), opts); // the same seeds: the run's starting point
+  try {
+    const r = await t.fit({ train: c.train() });
+    assert.deepEqual(seen.map((x) => x.step), [...Array(r.steps).keys()]);
+    const start = copy(fresh.params());
+    for (const [k, v] of seen[0].params) assert.equal(maxAbsDiff(v, start.get(k)!), 0, `step 0 sees the starting '${k}'`);
+    assert.ok([...seen[1].params].some(([k, v]) => maxAbsDiff(v, seen[0].params.get(k)!) > 0), 'the step runs after the hook');
+    const { loss, grads } = await fresh.gradients(seen[0].batch as never);
+    assert.ok(Number.isFinite(loss));
+    for (const [k, v] of seen[0].grads) assert.ok(maxAbsDiff(grads.get(k)!, v) <= 1e-6 * Math.max(1, ...v.map(Math.abs)), `gradient of '${k}'`);
+    for (const [k, v] of fresh.params()) assert.equal(maxAbsDiff(v, start.get(k)!), 0, `gradients() left '${k}' as it was`);
+  } finally {
+    await t.release();
+    await fresh.release();
+  }
+});
+
 test('[causal-lm] a diverging run stops with a message, and the checkpoint it leaves loads with finite weights', async () => {
   const c = CASES['causal-lm'];
   const dir = tmp();

@@ -7,7 +7,7 @@
 import type { Graph, Value } from '../graph/ir.ts';
 import type { LinearSite } from '../models/types.ts';
 import { Rng } from '../util/rng.ts';
-import { loadedWeightData } from '../quant/frozen_linear.ts';
+import { frozenWeightData } from '../quant/frozen_linear.ts';
 
 const MAX_CACHE = 256;
 const cache = new Map<string, unknown>();
@@ -59,7 +59,7 @@ export function outIn64(site: LinearSite, w: Float32Array): Float64Array {
 
 /** The data of a frozen weight leaf (what a ForwardContext's W is), or an error naming the method. */
 export function weightData(method: string, W: Value): Float32Array {
-  const d = loadedWeightData(W);
+  const d = frozenWeightData(W); // a quantized base: the dequantized weight it computes with
   if (!d) throw new Error(`${method}: the base weight of this site is not a frozen float32 tensor (${W.describe()}); this method derives its frozen factors from it`);
   return d;
 }

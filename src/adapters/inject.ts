@@ -16,7 +16,7 @@ import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { frozenLinear, frozenWeight } from '../quant/frozen_linear.ts';
-import { markQuantized, quantizedFormOf } from '../quant/quantized_weights.ts';
+import { dropFloat32, float32Of, isStandIn, markQuantized, quantizedFormOf } from '../quant/quantized_weights.ts';
 import { Rng } from '../util/rng.ts';
 import { selectTargets, TargetModules, matchesTarget, TargetError } from './targets.ts';
 import type { AdapterMethod, HookSite, LowRankFactors } from './types.ts';
@@ -144,7 +144,8 @@ export class AdapterSet<C = any> {
       if (!w) throw new Error(`Adapter: base weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
       return w;
     };
-    if (method.planConfig) this.config = method.planConfig(this.config, this.targets.map((site) => ({ site, weight: baseOf(site).data })));
+    // The weight's values are read on demand: a quantized base (a stand-in) dequantizes only for the methods that read them.
+    if (method.planConfig) this.config = method.planConfig(this.config, this.targets.map((site) => { const w = baseOf(site); return { site, get weight() { return float32Of(w.data); } }; }));
     this.state = method.createState ? method.createState({ config: this.config, targets: this.targets }) : {};
     for (const site of this.targets) {
       const w = baseOf(site);
@@ -155,13 +156,15 @@ export class AdapterSet<C = any> {
         config,
         state: this.state,
         rng: rng.fork(site.name),
-        baseWeight: w.data,
+        get baseWeight() {
+          return float32Of(w.data);
+        },
         setBaseWeight: (data) => {
-          if (data.length !== w.data.length) throw new Error(`setBaseWeight for '${site.name}': ${data.length} values, the weight has ${w.data.length}`);
-          this.baseOverrides.set(site.weightKey, data);
-          // On a quantized base the residual is the frozen weight now: quantized the same way (QPiSSA).
+          if (data.length !== site.inFeatures * site.outFeatures) throw new Error(`setBaseWeight for '${site.name}': ${data.length} values, the weight has ${site.inFeatures * site.outFeatures}`);
+          // On a quantized base the residual is the frozen weight now: quantized the same way (QPiSSA), its float32 values dropped as the base's were.
           const form = quantizedFormOf(w.data);
           if (form) markQuantized(data, form.dtype, site.inFeatures, site.outFeatures, site.layout);
+          this.baseOverrides.set(site.weightKey, isStandIn(w.data) ? dropFloat32(data, site.layout) : data);
         },
       });
       const keys: string[] = [];
@@ -180,7 +183,7 @@ export class AdapterSet<C = any> {
       const weightKey = role === 'weight' ? site.weightKey : biasKeyOf(site);
       const src = weights.get(weightKey);
       if (!src || this.baseCopies.has(key)) return;
-      const data = Float32Array.from(role === 'weight' ? (this.baseOverrides.get(site.weightKey) ?? src.data) : src.data);
+      const data = Float32Array.from(float32Of(role === 'weight' ? (this.baseOverrides.get(site.weightKey) ?? src.data) : src.data));
       this.params.set(key, data);
       this.shapes.set(key, src.shape.slice());
       this.baseCopies.set(key, { site: site.name, role, weightKey });
@@ -191,7 +194,7 @@ export class AdapterSet<C = any> {
       const src = weights.get(weightKey)!;
       const key = PEFT_PREFIX + weightKey;
       if (this.baseCopies.has(key)) return;
-      this.params.set(key, Float32Array.from(src.data));
+      this.params.set(key, Float32Array.from(float32Of(src.data)));
       this.shapes.set(key, src.shape.slice());
       this.baseCopies.set(key, { role: 'tensor', weightKey });
       this.tensorCopies.set(weightKey, key);
@@ -402,11 +405,12 @@ export class AdapterSet<C = any> {
       if (sign === -1 && this.method.deltaDependsOnBase) {
         throw new Error(`Unmerging '${this.method.name}' from a merged weight is not supported: keep the original weights`);
       }
-      const dW = this.deltaFor(site, w.data);
+      const base = float32Of(w.data); // a quantized base merges into its dequantized weight
+      const dW = this.deltaFor(site, base);
       for (let i = 0; i < dW.length; i++) {
         if (!Number.isFinite(dW[i])) throw new Error(`Refusing to merge: ΔW of '${site.name}' contains NaN/inf`);
       }
-      const merged = Float32Array.from(w.data);
+      const merged = base === w.data ? Float32Array.from(base) : base;
       const m = site.outFeatures, n = site.inFeatures;
       if (site.layout === 'out_in') for (let i = 0; i < m * n; i++) merged[i] += sign * dW[i];
       else for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) merged[j * m + i] += sign * dW[i * n + j];

@@ -3,8 +3,8 @@
 // with an adapter of any method (merged into the weights where it can be,
 // else run as its own sub-graph), greedy or sampled, with the KV cache.
 
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { int, num } from './parse.ts';
+import { Command, InvalidArgumentError } from 'commander';
+import { baseDtypeOption, int, num } from './parse.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
 import { Generator, GenerateResult } from '../serve/generate.ts';
 import { Seq2SeqGenerator } from '../serve/seq2seq_generate.ts';
@@ -12,7 +12,7 @@ import { loadModel } from '../models/load.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import { loadPeftAdapter } from '../peft/adapter_files.ts';
-import { BASE_DTYPE_HELP, BASE_DTYPES, type BaseDtype } from '../quant/base_dtype.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 
 export interface GenerateJob {
   model: string;
@@ -94,7 +94,7 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'sampling seed', int('--seed'), 0)
     .option('--no-cache', 'recompute the whole prefix for every token (no KV cache)')
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
-    .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
+    .addOption(baseDtypeOption())
     .action(async (o) => {
       const r = await runGenerate({
         model: o.model, baseDtype: o.baseDtype, adapter: o.adapter, prompt: o.prompt, promptIds: o.promptIds, chat: o.chat, maxNewTokens: o.maxNewTokens,

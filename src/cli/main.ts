@@ -1,9 +1,10 @@
 // The `lorakit` command.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { int, list, num, positiveInt } from './parse.ts';
+import { baseDtypeOption, int, list, num, positiveInt } from './parse.ts';
 import cliProgress from 'cli-progress';
 import { runClassificationJob, runEvalJob, JobUi } from '../tasks/classification.ts';
 import { registerMergeExport } from './merge_export.ts';
+import { registerExportGguf } from './export_gguf.ts';
 import { registerExportRecipe } from './export_recipe.ts';
 import { registerGenerate } from './generate.ts';
 import { registerSummarize } from './summarize.ts';
@@ -16,11 +17,11 @@ import { registerSgLora } from './sg_lora.ts';
 import { registerDemo } from './demo.ts';
 import { registerRetrieval } from './retrieval.ts';
 import { registerDuqgen } from './duqgen.ts';
+import { registerQuantize } from './quantize.ts';
 import { registerPlotRanks } from './plot_ranks.ts';
 import { registerContinual } from './continual.ts';
 import { runTrainJob, USE_DEFAULT_TARGETS } from '../tasks/train.ts';
 import type { StartFromAdapter } from '../tasks/from_adapter.ts';
-import { BASE_DTYPE_HELP, BASE_DTYPES } from '../quant/base_dtype.ts';
 import { TASK_KINDS, type TaskKind } from '../train/task.ts';
 import { RANK_LOSSES, type RankLoss } from '../train/tasks/rerank.ts';
 import { OPTIMIZER_KINDS, type OptimizerSpec } from '../train/optimizers.ts';
@@ -155,7 +156,7 @@ export function makeProgram(): Command {
     .option('--allora-eta <η>', 'ALLoRA: the gradient factor at θ = 0 (1/√(‖θ‖² + η⁻²) per row)', num('--allora-eta'), 2)
     .option('--checkpoint-every <n>', 'save a checkpoint every n steps (and at every epoch end)', int('--checkpoint-every'), 50)
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
-    .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
+    .addOption(baseDtypeOption())
     .option('--patience <n>', 'early stopping: epochs without validation improvement', int('--patience'))
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--from-adapter <dir>', "start from a saved PEFT adapter folder (lorakit's or PEFT's) instead of a fresh init: its config sets the method, rank, alpha and targets (a flag that disagrees is an error), its weights (and a saved task head) are loaded; the optimizer starts fresh (moments, schedule and step count are not in an adapter folder)")
@@ -268,7 +269,7 @@ export function makeProgram(): Command {
     .option('--max-eval <n>', 'use at most N examples', int('--max-eval'))
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--rank <b>', 'evaluate at rank b without retraining: a DyLoRA adapter at its rank b, a LoRA truncated to its first b components', int('--rank'))
-    .addOption(new Option('--base-dtype <dtype>', BASE_DTYPE_HELP).choices([...BASE_DTYPES]).default('fp32'))
+    .addOption(baseDtypeOption())
     .action(async (o) => {
       const r = await runEvalJob({ adapter: o.adapter, baseDtype: o.baseDtype, data: o.data, split: o.split, maxEval: o.maxEval, threads: o.threads, rank: o.rank });
       console.log(`${o.split}${o.rank !== undefined ? ` at rank ${o.rank}` : ''}: accuracy ${(100 * r.accuracy).toFixed(2)}% (loss ${r.loss.toFixed(4)}) on ${r.n} examples`);
@@ -280,6 +281,7 @@ export function makeProgram(): Command {
   registerPlotRanks(program);
   registerContinual(program);
   registerMergeExport(program);
+  registerExportGguf(program);
   registerLoram(program);
   registerUnlearn(program);
   registerSgLora(program);
@@ -287,6 +289,7 @@ export function makeProgram(): Command {
   registerExportRecipe(program);
   registerRetrieval(program, terminalUi);
   registerDuqgen(program, terminalUi);
+  registerQuantize(program);
 
   return program;
 }

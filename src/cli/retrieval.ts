@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { int, list, num } from './parse.ts';
+import { baseDtypeOption, int, list, num } from './parse.ts';
 import { runEvalIrJob, runIndexJob, runSearchJob } from '../tasks/retrieval.ts';
 import { runRerankJob } from '../tasks/rerank.ts';
 import { DEFAULT_MEASURES } from '../retrieval/metrics.ts';
@@ -43,10 +43,11 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
     .option('--adapter <dirs>', 'dense: adapter folder(s), comma-separated to stack them (e.g. lang,task)', list)
     .option('--max-len <n>', 'dense: token budget per document', int('--max-len'), 128)
     .option('--batch <n>', 'dense: documents per encoder run', int('--batch'), 64)
+    .addOption(baseDtypeOption('fp32', ' (dense: the encoder; recorded in index.json, so search encodes the queries alike)'))
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
-      const r = await runIndexJob({ corpus: o.corpus, out: o.out, kind: o.kind, fields: o.fields, k1: o.k1, b: o.b, tokens: o.tokens, stopwords: o.stopwords, model: o.model, adapters: o.adapter, maxLen: o.maxLen, batchSize: o.batch, threads: o.threads }, ui(o.quiet));
+      const r = await runIndexJob({ corpus: o.corpus, out: o.out, kind: o.kind, fields: o.fields, k1: o.k1, b: o.b, tokens: o.tokens, stopwords: o.stopwords, model: o.model, adapters: o.adapter, maxLen: o.maxLen, batchSize: o.batch, threads: o.threads, baseDtype: o.baseDtype }, ui(o.quiet));
       console.log(`${o.kind} index of ${r.documents} documents${r.terms !== undefined ? `, ${r.terms} terms` : ''} in ${r.seconds.toFixed(2)} s: ${o.out}`);
     });
 
@@ -59,11 +60,12 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
     .option('--top <n>', 'documents per query', int('--top'), 100)
     .option('--tag <name>', 'run tag (last column)', 'lorakit')
     .option('--query-adapter <dirs>', "dense: adapters for the queries instead of the index's (comma-separated to stack, e.g. the query language's adapter, then the task adapter)", list)
+    .addOption(baseDtypeOption(null, " (dense: the query encoder; default: the index's, from index.json)"))
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
       if (!(o.top >= 1)) throw new InvalidArgumentError('--top must be at least 1');
-      const r = await runSearchJob({ index: o.index, queries: o.queries, top: o.top, out: o.out, tag: o.tag, queryAdapters: o.queryAdapter, threads: o.threads }, ui(o.quiet));
+      const r = await runSearchJob({ index: o.index, queries: o.queries, top: o.top, out: o.out, tag: o.tag, queryAdapters: o.queryAdapter, threads: o.threads, baseDtype: o.baseDtype }, ui(o.quiet));
       console.log(`${r.queries} queries × top ${o.top} in ${r.searchSeconds.toFixed(3)} s (total ${r.seconds.toFixed(2)} s): ${o.out}`);
     });
 
@@ -89,6 +91,7 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
     .option('--passes <n>', 'groupwise: passes over the candidates, each in a new shuffled order; scores averaged', int('--passes'), 2)
     .option('--fields <list>', 'document fields, joined by a space', fieldsOf, ['title', 'text'])
     .option('--max-len <n>', 'token budget of a pair (cross) or a text (bi)', int('--max-len'), 128)
+    .addOption(baseDtypeOption('fp32', ' (every strategy; stacked adapters below the last are merged, then quantized again)'))
     .option('--fuse <w>', "final score = w·reranker + (1 − w)·first stage, each min-max normalized over the query's candidates (GroupRank: 0.6); default: the reranker alone", num('--fuse'))
     .option('--threads <n>', 'onnxruntime intra-op threads', int('--threads'))
     .option('--quiet', 'no progress bar', false)
@@ -99,7 +102,7 @@ export function registerRetrieval(program: Command, ui: (quiet: boolean) => JobU
       if (o.mode && o.strategy) throw new InvalidArgumentError('give --mode or --strategy, not both');
       const strategy = o.strategy === 'pointwise' ? 'yesno' : o.strategy;
       const mode = o.mode ?? strategy ?? (o.model !== 'use' && isGenerativeFolder(o.model) ? 'yesno' : 'cross');
-      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads, fuse: o.fuse, numChild: o.numChild, k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, groupSize: o.groupSize, stride: o.stride, passes: o.passes }, ui(o.quiet));
+      const r = await runRerankJob({ model: o.model, adapters, run: o.run, queries: o.queries, corpus: o.corpus, top: o.top, out: o.out, mode, fields: o.fields, maxLen: o.maxLen, threads: o.threads, fuse: o.fuse, numChild: o.numChild, k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, groupSize: o.groupSize, stride: o.stride, passes: o.passes, baseDtype: o.baseDtype }, ui(o.quiet));
       const what = r.mode === 'yesno' ? 'yes/no' : r.mode === 'setwise' || r.mode === 'groupwise' ? r.mode : `${r.mode}-encoder`;
       const prompts = r.prompts !== undefined ? `, ${r.prompts} prompts (${r.malformed} unreadable answers: ${r.mode === 'setwise' ? 'the parent kept its place' : 'scored by the first stage'})` : '';
       console.log(`${what}: ${r.queries} queries, ${r.pairs} pairs${prompts} in ${r.seconds.toFixed(1)} s: ${o.out}`);

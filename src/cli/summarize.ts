@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { int, num } from './parse.ts';
+import { baseDtypeOption, int, num } from './parse.ts';
 import { runEvalSummJob, runSummarizeJob } from '../tasks/summarize.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 
@@ -52,6 +52,7 @@ export function registerSummarize(program: Command): void {
     .option('--min-length <n>', 'minimum summary length in tokens (HF min_length, decoder start included)', int('--min-length'))
     .option('--max-length <n>', 'maximum summary length in tokens (HF max_length, decoder start included; default: the folder\'s, else 64)', positive('--max-length'))
     .option('--early-stopping <v>', 'beam search: true, false (HF heuristic) or never', earlyStopping)
+    .addOption(baseDtypeOption('fp32', ' (the models this loads: --model, and --encoder for embedding similarity)'))
     .option('--threads <n>', 'onnxruntime intra-op threads', positive('--threads'))
     .option('--quiet', 'no progress bar', false)
     .action(async (o) => {
@@ -63,7 +64,7 @@ export function registerSummarize(program: Command): void {
         threshold: o.continuous ? null : o.threshold, damping: o.damping, idf: o.idf, stopwords: o.stopwords ? readStopwords(o.stopwords) : undefined,
         encoder: o.encoder, model: o.model, adapter: o.adapter, maxInputTokens: o.maxInputTokens, long: o.long, order: o.order,
         numBeams: o.numBeams, lengthPenalty: o.lengthPenalty, noRepeatNgramSize: o.noRepeatNgramSize, minLength: o.minLength, maxLength: o.maxLength,
-        earlyStopping: o.earlyStopping, threads: o.threads,
+        earlyStopping: o.earlyStopping, threads: o.threads, baseDtype: o.baseDtype,
         progress: (done, total) => {
           if (!bar) return;
           if (!started) bar.start(total ?? 0, 0);

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { readSafetensors } from './safetensors.ts';
+import { readSafetensors, type TensorData } from './safetensors.ts';
 import { FileFormatError } from '../util/errors.ts';
 
 export type HfWeights = Map<string, { shape: number[]; data: Float32Array }>;
@@ -26,7 +26,18 @@ export interface LoadHfOptions {
   supportedModelTypes?: string[];
   /** Skip tokenizer.json even where it exists. */
   noTokenizer?: boolean;
+  /**
+   * Weights the caller already holds in another form (a saved quantized base):
+   * for a tensor name and its shape, the array to use instead of reading its
+   * bytes (undefined: read it). The whole float32 model is then never resident.
+   */
+  tensorSource?: TensorSource;
+  /** Each float32 weight as it is read, before the next one is (e.g. quantized at once: the whole float32 model is never resident). */
+  tensorTransform?: TensorTransform;
 }
+
+export type TensorSource = (name: string, shape: number[]) => Float32Array | undefined;
+export type TensorTransform = (name: string, data: Float32Array) => Float32Array;
 
 export class HfFolderError extends FileFormatError {
   constructor(file: string, problem: string, options?: { cause?: unknown }) {
@@ -167,13 +178,27 @@ export class HfTokenizer {
   }
 }
 
+/** Safetensors files of a Hugging Face folder (model.safetensors, or the shards of its index). */
+export function hfWeightFiles(dir: string): string[] {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (fs.existsSync(index)) return [...new Set(Object.values(readJson(index, 'model.safetensors.index.json').weight_map as Record<string, string>))].map((f) => path.join(dir, f));
+  return [path.join(dir, 'model.safetensors')];
+}
+
 /** Weights of a folder: model.safetensors, or model.safetensors.index.json and its shards. */
-export function readHfWeights(dir: string): HfWeights {
+export function readHfWeights(dir: string, source?: TensorSource, transform?: TensorTransform): HfWeights {
   const single = path.join(dir, 'model.safetensors');
   const index = path.join(dir, 'model.safetensors.index.json');
   const out: HfWeights = new Map();
   const addFile = (file: string, only?: Set<string>) => {
-    for (const [name, t] of readSafetensors(file).tensors) {
+    const skip = (name: string, info: { shape: number[] }) => {
+      if (only && !only.has(name)) return false;
+      const held = source?.(name, info.shape);
+      if (held) out.set(name, { shape: info.shape, data: held });
+      return held !== undefined;
+    };
+    const map = (name: string, t: TensorData): TensorData => (transform && t.data instanceof Float32Array && (!only || only.has(name)) ? { ...t, data: transform(name, t.data) } : t);
+    for (const [name, t] of readSafetensors(file, { skip, map }).tensors) {
       if (only && !only.has(name)) continue;
       if (t.data instanceof Float32Array) out.set(name, { shape: t.shape, data: t.data });
       else if (t.data instanceof Float64Array) out.set(name, { shape: t.shape, data: Float32Array.from(t.data) });
@@ -233,7 +258,7 @@ export async function loadHfFolder(dir: string, opts: LoadHfOptions = {}): Promi
   const configFile = path.join(dir, 'config.json');
   const config = readJson(configFile, 'config.json');
   checkModelType(configFile, config, opts.supportedModelTypes);
-  const weights = readHfWeights(dir);
+  const weights = readHfWeights(dir, opts.tensorSource, opts.tensorTransform);
   let tokenizer: HfTokenizer | undefined;
   if (!opts.noTokenizer && fs.existsSync(path.join(dir, 'tokenizer.json'))) {
     tokenizer = HfTokenizer.fromFolder(dir, config);

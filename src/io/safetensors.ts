@@ -51,6 +51,10 @@ export type SafetensorsFile = { tensors: Map<string, TensorData>; metadata: Reco
 export type ReadOptions = {
   /** Convert F16 / BF16 to F32 (exact). Default true. */
   upcast?: boolean;
+  /** readSafetensors: tensors whose bytes are not read (left out of the result): e.g. ones the caller has in another form. */
+  skip?: (name: string, info: { dtype: Dtype; shape: number[] }) => boolean;
+  /** readSafetensors: each tensor as it is read, before the next one (e.g. quantized at once, so the whole file is never resident). */
+  map?: (name: string, tensor: TensorData) => TensorData;
 };
 
 export class SafetensorsError extends FileFormatError {
@@ -379,9 +383,11 @@ export function readSafetensors(file: string, opts: ReadOptions = {}): Safetenso
     const h = readHeaderFromFd(fd, file);
     const tensors = new Map<string, TensorData>();
     for (const e of h.entries) {
+      if (opts.skip?.(e.name, { dtype: e.dtype, shape: e.shape })) continue;
       const bytes = allocate(file, e, () => new Uint8Array(e.end - e.begin));
       readExactly(fd, bytes, h.dataStart + e.begin, file);
-      tensors.set(e.name, allocate(file, e, () => decode(e, bytes, upcast)));
+      const t = allocate(file, e, () => decode(e, bytes, upcast));
+      tensors.set(e.name, opts.map ? opts.map(e.name, t) : t);
     }
     return { tensors, metadata: h.metadata };
   } finally {

@@ -26,6 +26,7 @@ import { Dim, Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { HfFolder } from '../io/hf.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from './types.ts';
+import { float32Of } from '../quant/quantized_weights.ts';
 import { embedTokens, embeddingSite } from './embedding_site.ts';
 
 export type BertFamily = 'bert' | 'roberta' | 'distilbert';
@@ -352,7 +353,7 @@ export class BertModel implements EncoderModel {
       const isHead = this.headSites.some((s) => name.startsWith(`${s.name}.`));
       if (!opts.trainableHead || !isHead) return this.w(g, name, linear);
       const t = this.weights.get(name)!;
-      return g.leaf(PEFT_PREFIX + name) ?? g.param(PEFT_PREFIX + name, t.shape, Float32Array.from(t.data));
+      return g.leaf(PEFT_PREFIX + name) ?? g.param(PEFT_PREFIX + name, t.shape, Float32Array.from(float32Of(t.data)));
     };
     for (const h of this.head) {
       x = linear(h.site, x, tensor(`${h.site.name}.weight`), tensor(`${h.site.name}.bias`));
@@ -386,7 +387,7 @@ export class BertModel implements EncoderModel {
     for (const s of this.headSites) {
       for (const k of ['weight', 'bias']) {
         const t = this.weights.get(`${s.name}.${k}`)!;
-        out.set(`${PEFT_PREFIX}${s.name}.${k}`, { shape: t.shape, data: Float32Array.from(t.data) });
+        out.set(`${PEFT_PREFIX}${s.name}.${k}`, { shape: t.shape, data: Float32Array.from(float32Of(t.data)) });
       }
     }
     return out;

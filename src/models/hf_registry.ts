@@ -1,14 +1,16 @@
 // Hugging Face folders → lorakit models: config.json's `model_type` picks the
 // builder. One line per model_type; add yours to HF_MODELS.
 
+import fs from 'node:fs';
 import path from 'node:path';
-import { HfFolder, HfFolderError, HfTokenizer, loadHfFolder } from '../io/hf.ts';
+import { HfFolder, HfFolderError, HfTokenizer, hfWeightFiles, loadHfFolder, type TensorSource, type TensorTransform } from '../io/hf.ts';
+import { readSafetensorsHeader } from '../io/safetensors.ts';
 import { FileFormatError } from '../util/errors.ts';
 import { bartFromFolder } from './bart.ts';
 import { bertFromHf } from './bert.ts';
 import { decoderFromFolder } from './load_decoder.ts';
 import { t5FromFolder } from './t5.ts';
-import type { EncoderModel } from './types.ts';
+import type { EncoderModel, LinearSite } from './types.ts';
 
 export type HfModelKind = 'encoder' | 'decoder' | 'seq2seq';
 
@@ -79,8 +81,8 @@ function checkSiteWeights(configFile: string, model: unknown, weights: Map<strin
 }
 
 /** Loads a local Hugging Face model folder with the builder of its model_type. */
-export async function loadModel(dir: string): Promise<LoadedHfModel> {
-  const folder = await loadHfFolder(dir, { supportedModelTypes: Object.keys(HF_MODELS) });
+export async function loadModel(dir: string, opts: { tensorSource?: TensorSource; tensorTransform?: TensorTransform } = {}): Promise<LoadedHfModel> {
+  const folder = await loadHfFolder(dir, { supportedModelTypes: Object.keys(HF_MODELS), tensorSource: opts.tensorSource, tensorTransform: opts.tensorTransform });
   const entry = HF_MODELS[folder.config.model_type];
   const configFile = path.join(dir, 'config.json');
   let model: unknown;
@@ -101,4 +103,35 @@ export async function loadEncoderModel(dir: string): Promise<LoadedHfModel<Encod
   const m = await loadModel(dir);
   if (m.kind !== 'encoder') throw new Error(`${dir}/config.json: model_type '${m.modelType}' is a ${m.kind} model, not an encoder (encoders: ${Object.entries(HF_MODELS).filter(([, e]) => e.kind === 'encoder').map(([k]) => k).join(', ')})`);
   return m as LoadedHfModel<EncoderModel>;
+}
+
+/**
+ * The linear sites of a folder's model by the name of the tensor in its
+ * safetensors that holds their weight, known before any weight is read: the
+ * model is built from the headers alone (zero-length arrays of the right
+ * shapes) and each site's weight found by identity. Only sites whose weight is
+ * their own ('<site>.weight': not a tied head) and that the builder keeps as
+ * read (not copied or derived) are listed. Undefined when the folder's model
+ * cannot be built this way.
+ */
+export function linearSitesByTensor(dir: string): Map<string, LinearSite> | undefined {
+  try {
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    const entry = HF_MODELS[config.model_type];
+    if (!entry) return undefined;
+    const weights = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const f of hfWeightFiles(dir)) {
+      for (const [name, t] of readSafetensorsHeader(f).tensors) if (['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) weights.set(name, { shape: t.shape, data: new Float32Array(0) });
+    }
+    const model = entry.build({ dir, config, weights } as HfFolder) as { sites?: LinearSite[]; weights?: Map<string, { data: unknown }> };
+    const nameOf = new Map([...weights].map(([k, w]) => [w.data as unknown, k]));
+    const out = new Map<string, LinearSite>();
+    for (const s of model.sites ?? []) {
+      const name = nameOf.get(model.weights?.get(s.weightKey)?.data);
+      if (s.kind !== 'embedding' && s.weightKey === `${s.name}.weight` && name !== undefined) out.set(name, s);
+    }
+    return out;
+  } catch {
+    return undefined; // the ordinary load reports what is wrong with the folder
+  }
 }

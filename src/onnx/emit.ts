@@ -95,6 +95,12 @@ export function toModelProto(g: Graph) {
     if (!needed.has(v)) continue;
     const leaf = v.leaf!;
     if (leaf.kind === 'weight' || leaf.kind === 'const') {
+      if (leaf.data!.length === 0 && v.shape.some((d) => d !== 0)) {
+        throw new Error(
+          `ONNX emit: weight '${leaf.name}' [${v.shape}] has no float32 values: it was loaded quantized (--base-dtype) and only its quantized form is kept, ` +
+            'but this graph reads the float32 weight itself. Run this with --base-dtype fp32',
+        );
+      }
       initializers.push(tensorProto(leaf.name, v.dtype, v.shape as number[], leaf.data!));
     } else {
       inputs.push(onnx.ValueInfoProto.create({ name: leaf.name, type: typeProto(v.dtype, v.shape) }));

@@ -42,6 +42,12 @@ export interface LoraProOptions {
    * full fine-tuning's SGD step.
    */
   moments?: 'adam' | 'none';
+  /**
+   * The δ of the inverses pinv(M + δ·I): 1e-8 as the official code (default). It
+   * biases the projection while BᵀB is not ≫ δ (B small: SGD at a small lr);
+   * bench/lorapro_claim.ts --lorapro-shift measures that.
+   */
+  shift?: number;
 }
 
 interface Moments { t: number; m: Float32Array; v: Float32Array }
@@ -77,9 +83,9 @@ const FLOAT32_EPS = 1.1920928955078125e-7;
  * cut matters when B is nearly rank-deficient right after the B = 0 step: with
  * float64's ε the inverse of BᵀB would grow without bound and the update with it.
  */
-export function pinvRegularized(M: Float64Array, k: number): Float64Array {
+export function pinvRegularized(M: Float64Array, k: number, shift = 1e-8): Float64Array {
   const R = Float64Array.from(M);
-  for (let i = 0; i < k; i++) R[i * k + i] += 1e-8;
+  for (let i = 0; i < k; i++) R[i * k + i] += shift;
   const { Q, lambda } = eighPsd(R, k);
   const cut = k * FLOAT32_EPS * Math.max(...lambda);
   const inv = new Float64Array(k * k);
@@ -99,14 +105,14 @@ export function solveSylvester(S1: Float64Array, S2: Float64Array, C: Float64Arr
 }
 
 /** The first-pass adjusted gradients and what they share (the inverses, P_B). */
-function adjust(A: ArrayLike<number>, B: ArrayLike<number>, gA: ArrayLike<number>, gB: ArrayLike<number>, p: LoraPair, first: boolean) {
+function adjust(A: ArrayLike<number>, B: ArrayLike<number>, gA: ArrayLike<number>, gB: ArrayLike<number>, p: LoraPair, first: boolean, shift?: number) {
   const { m, n, r, s } = p;
   const AAt = mm(A, tr(A, r, n), r, n, r);
-  const AAtInv = pinvRegularized(AAt, r);
+  const AAtInv = pinvRegularized(AAt, r, shift);
   const s2 = 1 / (s * s);
   if (first) return { gAh: Float64Array.from(gA), gBh: scaled(mm(gB, AAtInv, m, r, r), s2), AAt, AAtInv };
   const BtB = mm(tr(B, m, r), B, r, m, r);
-  const BtBInv = pinvRegularized(BtB, r);
+  const BtBInv = pinvRegularized(BtB, r, shift);
   const PB = mm(mm(B, BtBInv, m, r, r), tr(B, m, r), m, r, m); // [m, m]
   const gAh = scaled(mm(BtBInv, gA, r, r, n), s2);
   const IminusPB = PB.map((x, i) => (Math.floor(i / m) === i % m ? 1 : 0) - x);
@@ -119,6 +125,16 @@ export function equivalentGradient(A: ArrayLike<number>, B: ArrayLike<number>, g
   const { m, n, r, s } = p;
   const a = mm(B, gAh, m, r, n), b = mm(gBh, A, m, r, n);
   return a.map((x, i) => s * (x + b[i]));
+}
+
+/**
+ * Steps 1–2 alone for one layer: the adjusted ĝ_A, ĝ_B and the equivalent full
+ * gradient g̃ they make (= P_B·G + (I − P_B)·G·P_A when g_A, g_B came from G);
+ * `first` takes the B = 0 branch. No state: what a step would form before its moments.
+ */
+export function loraproEquivalent(A: ArrayLike<number>, B: ArrayLike<number>, gA: ArrayLike<number>, gB: ArrayLike<number>, p: LoraPair, first: boolean, shift?: number): { gAh: Float64Array; gBh: Float64Array; equivalent: Float64Array } {
+  const { gAh, gBh } = adjust(A, B, gA, gB, p, first, shift);
+  return { gAh, gBh, equivalent: equivalentGradient(A, B, gAh, gBh, p) };
 }
 
 export class LoraPro implements Optimizer {
@@ -144,7 +160,7 @@ export class LoraPro implements Optimizer {
     const eps = this.o.eps ?? 1e-8;
     const { m, n, r, s } = p;
     const A = this.params.get(p.A)!, B = this.params.get(p.B)!;
-    const adj = adjust(A, B, gA, gB, p, first);
+    const adj = adjust(A, B, gA, gB, p, first, this.o.shift);
     const eq = equivalentGradient(A, B, adj.gAh, adj.gBh, p);
     let g: Float64Array = eq;
     if ((this.o.moments ?? 'adam') === 'adam') {

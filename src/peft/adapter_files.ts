@@ -184,6 +184,8 @@ export interface LoadedAdapter {
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
   /** Size of adapter_model.safetensors in bytes. */
   weightsBytes: number;
+  /** Where lorakit's block came from: LORAKIT_CONFIG_FILE, adapter_config.json's `lorakit` key, or nowhere (a folder PEFT saved). */
+  lorakitBlock: 'file' | 'inline' | 'none';
 }
 
 /** How messages name an adapter given as AdapterFiles. */
@@ -219,6 +221,7 @@ export function readAdapter(dir: string | AdapterFiles, name?: string): LoadedAd
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new AdapterLoadError(`must be a JSON object of PEFT config fields, got ${Array.isArray(config) ? 'an array' : JSON.stringify(config)}`, cfgPath);
   const sidecar = src.path(LORAKIT_CONFIG_FILE);
   const sidecarBytes = src.read(LORAKIT_CONFIG_FILE);
+  const lorakitBlock = sidecarBytes ? 'file' : config.lorakit && typeof config.lorakit === 'object' ? 'inline' : 'none';
   if (sidecarBytes) {
     let block: unknown;
     try {
@@ -241,7 +244,20 @@ export function readAdapter(dir: string | AdapterFiles, name?: string): LoadedAd
     if (!(data instanceof Float32Array)) throw new AdapterLoadError(`tensor '${k}' has dtype ${t.dtype}; lorakit reads float32 adapters`, weightsPath);
     tensors.set(k, { shape: t.shape, data });
   }
-  return { dir: src.where, config, tensors, weightsBytes: weights.length };
+  return { dir: src.where, config, tensors, weightsBytes: weights.length, lorakitBlock };
+}
+
+/**
+ * What a reader falls back to when a folder has no lorakit block: PEFT's
+ * save_pretrained writes adapter_config.json and the weights only, so a lorakit
+ * adapter trained further and saved by PEFT loses lorakit_config.json (the ΔW and
+ * PEFT's fields are all there). `used`: the block's fields this reader needs, with
+ * the value it takes instead. Undefined when the block is there or nothing is used.
+ */
+export function lorakitBlockLost(saved: Pick<LoadedAdapter, 'dir' | 'lorakitBlock'>, used: { field: string; fallback: string }[]): string | undefined {
+  if (saved.lorakitBlock !== 'none' || !used.length) return undefined;
+  return `${saved.dir}: no ${LORAKIT_CONFIG_FILE} beside ${CONFIG_FILE} (PEFT's save_pretrained keeps only its own files), so lorakit's run metadata is missing: ` +
+    `${used.map((u) => `${u.field} → ${u.fallback}`).join(', ')}. Copy ${LORAKIT_CONFIG_FILE} from the folder the adapter came from (a recipe's adapter0/ or out/adapter/) to keep them`;
 }
 
 /** Copies saved values into a freshly built AdapterSet, checking names and shapes. */

@@ -19,6 +19,7 @@ import { METHODS } from '../adapters/registry.ts';
 import { selectTargets, type TargetModules } from '../adapters/targets.ts';
 import type { LowRankFactors } from '../adapters/types.ts';
 import type { LinearSite, WeightMap } from '../models/types.ts';
+import { float32Of } from '../quant/quantized_weights.ts';
 
 /** 'cat': exact Σ wᵢ·ΔWᵢ (r = Σ rᵢ); 'linear': PEFT's weighted sum of A and of B (equal ranks). */
 export type Combination = 'cat' | 'linear';
@@ -81,7 +82,7 @@ export function combineAdapters(model: { sites: LinearSite[]; weights: WeightMap
   // Each adapter's factors per site (the frozen weight it was built on, for methods that factor it).
   const factors = new Map<string, (LowRankFactors | null)[]>();
   for (const site of sites) {
-    factors.set(site.name, sets.map((s) => (s.isTarget(site.name) ? s.factorsFor(site, () => s.baseOverrides.get(site.weightKey) ?? model.weights.get(site.weightKey)!.data) : null)));
+    factors.set(site.name, sets.map((s) => (s.isTarget(site.name) ? s.factorsFor(site, () => float32Of(s.baseOverrides.get(site.weightKey) ?? model.weights.get(site.weightKey)!.data)) : null)));
   }
   const ranks = sets.map((s, i) => inputRank(s, sites.map((site) => factors.get(site.name)![i])));
   let R: number;

@@ -20,12 +20,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
-import type { HfFolder } from '../io/hf.ts';
+import { hfWeightFiles, type HfFolder } from '../io/hf.ts';
 import { readSafetensors, writeSafetensors, type TensorInput } from '../io/safetensors.ts';
 import type { BertModel } from '../models/bert.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { EncoderModel, LinearFn, LinearSite, WeightMap } from '../models/types.ts';
+import { float32Of } from '../quant/quantized_weights.ts';
 import { toOnnxBytes } from '../onnx/emit.ts';
 import { loadPeftAdapter, PeftAdapter } from './adapter_files.ts';
 import { modelKind, seq2seqLogits } from '../models/forward.ts';
@@ -79,9 +80,9 @@ export function mergeAdapters(model: MergeTarget, dirs: string[], weights?: numb
     }
     for (const site of set.targets) {
       const base = model.weights.get(site.weightKey)!;
-      const dW = set.deltaFor(site, base.data);
+      const dW = set.deltaFor(site, float32Of(base.data));
       const cur = out.get(site.weightKey)!;
-      const merged = Float32Array.from(cur.data);
+      const merged = Float32Array.from(float32Of(cur.data));
       const m = site.outFeatures, n = site.inFeatures;
       for (let a = 0; a < m; a++) for (let b = 0; b < n; b++) {
         const v = w[i] * dW[a * n + b];
@@ -97,7 +98,7 @@ export function mergeAdapters(model: MergeTarget, dirs: string[], weights?: numb
 /** Writes a merged model folder: model.safetensors (the model's own tensor names) + config.json. */
 export function saveMergedModel(dir: string, weights: WeightMap, info: { base: string; adapters: string[]; weights?: number[] }): void {
   fs.mkdirSync(dir, { recursive: true });
-  writeSafetensors(path.join(dir, MERGED_WEIGHTS), new Map([...weights].map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data }])), { format: 'pt' });
+  writeSafetensors(path.join(dir, MERGED_WEIGHTS), new Map([...weights].map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: float32Of(v.data) }])), { format: 'pt' });
   const cfg = { lorakit: { base_model: info.base, merged_adapters: info.adapters, adapter_weights: info.weights ?? null } };
   fs.writeFileSync(path.join(dir, MERGED_CONFIG), JSON.stringify(cfg, null, 2) + '\n');
 }
@@ -110,13 +111,6 @@ export function loadMergedWeights(dir: string): { base: string; weights: WeightM
   const weights: WeightMap = new Map();
   for (const [k, t] of readSafetensors(path.join(dir, MERGED_WEIGHTS)).tensors) weights.set(k, { shape: t.shape, data: t.data as Float32Array });
   return { base: cfg.lorakit?.base_model ?? 'use', weights };
-}
-
-/** Safetensors files of a Hugging Face folder (single or the shards of its index). */
-function weightFiles(dir: string): string[] {
-  const index = path.join(dir, 'model.safetensors.index.json');
-  if (fs.existsSync(index)) return [...new Set(Object.values(JSON.parse(fs.readFileSync(index, 'utf8')).weight_map as Record<string, string>))].map((f) => path.join(dir, f));
-  return [path.join(dir, MERGED_WEIGHTS)];
 }
 
 /**
@@ -139,7 +133,7 @@ export function saveMergedHfFolder(out: string, folder: HfFolder, model: MergeTa
     const key = modelKeyOf.get(t.data) ?? (model.weights.has(name) ? name : undefined);
     const v = key !== undefined ? merged.get(key)! : t;
     if (key !== undefined) written.add(key);
-    tensors.set(name, { dtype: 'F32', shape: v.shape, data: v.data });
+    tensors.set(name, { dtype: 'F32', shape: v.shape, data: float32Of(v.data) }); // a quantized base: its dequantized weight (as PEFT's merge of a 4-bit model)
   }
   let changed = 0;
   for (const [k, v] of merged) {
@@ -148,7 +142,7 @@ export function saveMergedHfFolder(out: string, folder: HfFolder, model: MergeTa
     if (!written.has(k)) throw new Error(`merge: merged tensor '${k}' has no name in ${folder.dir}'s safetensors (the loader derived it); cannot write it back`);
   }
   // Integer buffers (position_ids…) are not weights to the loader: copied as they are.
-  for (const f of weightFiles(folder.dir)) {
+  for (const f of hfWeightFiles(folder.dir)) {
     for (const [name, t] of readSafetensors(f, { upcast: false }).tensors) {
       if (!tensors.has(name) && !['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) tensors.set(name, { dtype: t.dtype, shape: t.shape, data: t.data });
     }

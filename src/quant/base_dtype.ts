@@ -1,7 +1,7 @@
 // --base-dtype: the form the frozen base weights of the linear projections are
 // computed in. Adapters, biases, LayerNorms and embedding tables stay float32.
 
-import { markQuantized } from './quantized_weights.ts';
+import { dropFloat32, markQuantized, quantizedFormOf } from './quantized_weights.ts';
 import { QUANT_FORMATS, type QuantizedForm } from './formats.ts';
 
 export const BASE_DTYPES = ['fp32', 'int8', 'nf4', 'int4'] as const;
@@ -40,6 +40,11 @@ export interface BaseQuantization {
  * loaded model, once: graphs built from these weight arrays then use the
  * quantized product (src/quant/frozen_linear.ts). A weight shared by several
  * sites (a tied LM head) is quantized once.
+ *
+ * The float32 values are then dropped from `weights` (the entry gets a
+ * zero-length stand-in that dequantizes on demand: float32Of), except for a
+ * weight stored under another module's name (a tied LM head reads the
+ * embedding table, which the lookups still need).
  */
 export function quantizeBase(weights: Map<string, { shape: number[]; data: Float32Array }>, sites: readonly QuantizableSite[], dtype: BaseDtype): BaseQuantization {
   if (!(BASE_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--base-dtype must be one of ${BASE_DTYPES.join(', ')}, got '${dtype}'`);
@@ -52,11 +57,37 @@ export function quantizeBase(weights: Map<string, { shape: number[]; data: Float
     if (!w) throw new Error(`--base-dtype ${dtype}: the weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
     seen.add(site.weightKey);
     const f = markQuantized(w.data, dtype, site.inFeatures, site.outFeatures, site.layout);
+    if (site.weightKey === `${site.name}.weight`) weights.set(site.weightKey, { ...w, data: dropFloat32(w.data, site.layout) });
     out.quantized.push(site.weightKey);
-    out.fp32Bytes += 4 * w.data.length;
+    out.fp32Bytes += 4 * site.inFeatures * site.outFeatures;
     out.storedBytes += storedBytes(f);
   }
   return out;
+}
+
+/** The quantized form a weight array was loaded in, if any. */
+export function quantizedDtypeOf(data: unknown): BaseDtype | undefined {
+  return quantizedFormOf(data)?.dtype;
+}
+
+/** The form a loaded model's linear weights compute in ('fp32' when none was quantized). */
+export function modelBaseDtype(model: { sites: readonly QuantizableSite[]; weights: ReadonlyMap<string, { data: unknown }> }): BaseDtype {
+  for (const s of model.sites) {
+    const d = s.kind === 'embedding' ? undefined : quantizedDtypeOf(model.weights.get(s.weightKey)?.data);
+    if (d) return d;
+  }
+  return 'fp32';
+}
+
+/**
+ * `merged` (weights with adapters merged in, new float32 arrays where a merge
+ * changed them) quantized as `source`'s linear weights were: a quantized base
+ * with stacked adapters merged into it stays quantized. Returns `merged`.
+ */
+export function quantizeLike<W extends Map<string, { shape: number[]; data: Float32Array }>>(merged: W, sites: readonly QuantizableSite[], source: ReadonlyMap<string, { data: unknown }>): W {
+  const dtype = modelBaseDtype({ sites, weights: source });
+  if (dtype !== 'fp32') quantizeBase(merged, sites, dtype);
+  return merged;
 }
 
 /** Bytes of a quantized weight's codes and scales (int4: the forward codes; training adds their transposed copy, as many bytes). */

@@ -10,7 +10,7 @@ import * as op from '../graph/ops.ts';
 import { dequantize, dynamicQuantizeMatMul } from '../graph/quantized.ts';
 import { dequantizeBnb4, dequantizeNBits, matMulBnb4, matMulNBits, type NBitsLeaves } from '../graph/quantized_4bit.ts';
 import { kBlocksOf, type Int4Weight } from './int4.ts';
-import { quantizedFormOf } from './quantized_weights.ts';
+import { float32Of, quantizedFormOf } from './quantized_weights.ts';
 
 type Layout = 'in_out' | 'out_in';
 
@@ -82,20 +82,20 @@ export function frozenWeight(layout: Layout, W: Value): Value {
     const outIn = q.dtype === 'int4' ? dequantizeNBits(q.w) : dequantizeBnb4(q.packed, q.absmax, q);
     view = layout === 'out_in' ? outIn : op.transpose(outIn, [1, 0]);
   }
-  loadedFrom.set(view, W.leaf!.data as Float32Array);
+  sourceOf.set(view, W.leaf!.data as Float32Array);
   return view;
 }
 
-/** The dequantized views frozenWeight made, and the float32 arrays they were quantized from. */
-const loadedFrom = new WeakMap<Value, Float32Array>();
+/** The weight leaf's data behind each dequantized frozenWeight value. */
+const sourceOf = new WeakMap<Value, Float32Array>();
 
 /**
- * The float32 array a frozen weight was loaded as: the leaf's own data, or
- * for the dequantized view of a quantized weight the array it was quantized
- * from (methods that derive fixed factors from W0 — LoRA-XS, LaMDA, LoLDU —
- * take them from it, as PEFT does when the adapter is loaded on the fp32 base).
+ * The float32 values of a frozen weight as the base computes with it, for
+ * methods that derive frozen factors from W while the graph is built (LoRA-XS,
+ * LoLDU, LaMDA): W's own data, or for a quantized weight (W or its
+ * frozenWeight) the dequantized weight. Undefined when W is not a frozen weight.
  */
-export function loadedWeightData(W: Value): Float32Array | undefined {
-  const d = W.leaf?.data;
-  return d instanceof Float32Array ? d : loadedFrom.get(W);
+export function frozenWeightData(W: Value): Float32Array | undefined {
+  const d = W.leaf ? W.leaf.data : sourceOf.get(W);
+  return d instanceof Float32Array ? float32Of(d) : undefined;
 }

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import { topK } from './bm25.ts';
 import type { ScoredDoc } from './trec.ts';
 
@@ -23,6 +24,8 @@ export interface DenseMeta {
   maxLen: number;
   dim: number;
   docIds: string[];
+  /** Form of the encoder's frozen linear weights when not fp32 (lorakit index --base-dtype). */
+  baseDtype?: BaseDtype;
 }
 
 export class DenseIndex {

@@ -24,6 +24,7 @@ import { AdapterSet } from '../adapters/inject.ts';
 import { adapterFeeds } from '../adapters/feeds.ts';
 import { METHODS } from '../adapters/registry.ts';
 import { weightData } from '../adapters/bases.ts';
+import { quantizeLike } from '../quant/base_dtype.ts';
 import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { DecoderModel } from '../models/decoder.ts';
@@ -223,7 +224,7 @@ export class PeftModel {
     const stack = this.activeAdapters;
     if (stack.length > 1) {
       const below = stack.slice(0, -1).map((n) => this.get(n));
-      const merged = () => (this.model as { withWeights(w: WeightMap): ServableModel }).withWeights(below.reduce((w, s) => s.mergeInto(w), this.model.weights as WeightMap));
+      const merged = () => (this.model as { withWeights(w: WeightMap): ServableModel }).withWeights(quantizeLike(below.reduce((w, s) => s.mergeInto(w), this.model.weights as WeightMap), this.model.sites, this.model.weights));
       const c = await this.compiled(`stack|${stack.join(',')}`, () => set.linear({ training: false }), merged);
       Object.assign(feeds, adapterFeeds(set, { training: false }));
       return (await c.run(feeds)).output;

@@ -4,6 +4,7 @@
 // by `lorakit train --task embed`).
 
 import { loadModel } from '../models/load.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import { padBatch, PeftModel } from '../serve/peft_model.ts';
 import { loadPeftAdapter } from '../peft/adapter_files.ts';
 import { denseCosine, type Similarity } from './lexrank.ts';
@@ -12,8 +13,8 @@ export class SentenceEmbedder {
   private constructor(private readonly peft: PeftModel, private readonly encode: (s: string) => number[], readonly dim: number, readonly maxTokens: number) {}
 
   /** 'use' (the bundled encoder) or an encoder folder; `adapter` = an adapter folder for it. */
-  static async load(spec = 'use', opts: { adapter?: string; threads?: number } = {}): Promise<SentenceEmbedder> {
-    const loaded = await loadModel(spec, 'encoder');
+  static async load(spec = 'use', opts: { adapter?: string; threads?: number; baseDtype?: BaseDtype } = {}): Promise<SentenceEmbedder> {
+    const loaded = await loadModel(spec, 'encoder', { baseDtype: opts.baseDtype });
     if (!loaded.tokenizer) throw new Error(`${spec}: no tokenizer (tokenizer.json) to embed sentences with`);
     const peft = new PeftModel(loaded.model, { threads: opts.threads });
     if (opts.adapter) peft.addAdapter('default', loadPeftAdapter(loaded.model, opts.adapter).set);

@@ -7,6 +7,7 @@
 // one and joined ('chunk').
 
 import { loadModel } from '../models/load.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import type { Seq2SeqModel } from '../models/seq2seq.ts';
 import type { HfTokenizer } from '../io/hf.ts';
 import { loadPeftAdapter } from '../peft/adapter_files.ts';
@@ -15,14 +16,7 @@ import { readGenerationDefaults, type GenerationDefaults } from '../serve/genera
 import { salienceOrder } from './lexrank.ts';
 
 /** Beam-search settings in Hugging Face's terms (lengths include the decoder start token). */
-export interface SummaryGeneration {
-  numBeams?: number;
-  lengthPenalty?: number;
-  earlyStopping?: boolean | 'never';
-  noRepeatNgramSize?: number;
-  minLength?: number;
-  maxLength?: number;
-}
+export type SummaryGeneration = Pick<GenerationDefaults, 'numBeams' | 'lengthPenalty' | 'earlyStopping' | 'noRepeatNgramSize' | 'minLength' | 'maxLength'>;
 
 export interface SummarizerLoadOptions {
   /** Adapter folder of any method (e.g. <out>/adapter of `lorakit train --task seq2seq`). */
@@ -30,6 +24,8 @@ export interface SummarizerLoadOptions {
   /** Encoder input budget in tokens (default: the tokenizer's model_max_length, capped by BART's positions). */
   maxInputTokens?: number;
   threads?: number;
+  /** Form of the model's frozen linear weights (--base-dtype). */
+  baseDtype?: BaseDtype;
 }
 
 /** The default summary length when neither the folder nor the user sets one. */
@@ -51,7 +47,7 @@ export class Seq2SeqSummarizer {
   ) {}
 
   static async load(dir: string, o: SummarizerLoadOptions = {}): Promise<Seq2SeqSummarizer> {
-    const loaded = await loadModel(dir, 'seq2seq');
+    const loaded = await loadModel(dir, 'seq2seq', { baseDtype: o.baseDtype });
     if (!loaded.tokenizer) throw new Error(`${dir}/tokenizer.json: not found; the summarizer needs the model's tokenizer`);
     const adapters = o.adapter ? loadPeftAdapter(loaded.model, o.adapter, { headNames: loaded.model.headNames }).set : null;
     const maxPos: number = (loaded.model.config as { maxPositions?: number }).maxPositions ?? Infinity;

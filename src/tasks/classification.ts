@@ -14,7 +14,7 @@ import { loadModel, peftBaseModelName, type LoadedModel, type LoadOptions, type 
 import { projectionMatrices, saveFullModel } from './full.ts';
 import { USE_MODEL_NAME } from '../models/use_encoder.ts';
 import type { EncoderModel } from '../models/types.ts';
-import { loadPeftAdapter, readAdapter } from '../peft/adapter_files.ts';
+import { loadPeftAdapter, lorakitBlockLost, readAdapter } from '../peft/adapter_files.ts';
 import { saveTrainedAdapter, type SaveAs } from '../peft/save_trained.ts';
 import { startFromAdapter, type StartFromAdapter } from './from_adapter.ts';
 import type { KeptPeftConfig } from '../peft/adapter_files.ts';
@@ -28,6 +28,7 @@ import { ClassificationTrainer, EncodedExample } from '../train/trainer.ts';
 import { checkBaseDtype, describeQuantization, normsReport, peakRss, USE_DEFAULT_TARGETS, type JobUi } from './train.ts';
 import type { NormPeak } from '../train/norm_monitor.ts';
 import type { BaseDtype } from '../quant/base_dtype.ts';
+import { float32Of } from '../quant/quantized_weights.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 
 export type { JobUi, TextTokenizer };
@@ -124,7 +125,7 @@ function seedHeadFromFolder(model: EncoderModel, head: Map<string, Float32Array>
   if (!(model instanceof BertModel) || model.pooling !== 'pooler') return;
   const w = model.weights.get(HEAD_W), b = model.weights.get(HEAD_B);
   if (w && b && w.shape[0] === numLabels && w.shape[1] === model.hiddenSize) {
-    head.get(HEAD_W)!.set(w.data);
+    head.get(HEAD_W)!.set(float32Of(w.data));
     head.get(HEAD_B)!.set(b.data);
   }
 }
@@ -299,6 +300,8 @@ export interface EvalJobOptions {
   split: 'test' | 'validation';
   /** Evaluate at rank b: a DyLoRA adapter at its rank b (no retraining), a LoRA truncated to its first b components. */
   rank?: number;
+  /** Where a folder without lorakit's block (saved by PEFT) says what it falls back to (default console.warn). */
+  warn?: (message: string) => void;
 }
 
 /** An adapter read at rank b: DyLoRA's own truncation, or a LoRA's first b components. */
@@ -312,6 +315,12 @@ export function atRank(set: AdapterSet, b: number, source: string): void {
 export async function runEvalJob(o: EvalJobOptions): Promise<{ accuracy: number; loss: number; n: number }> {
   const saved = readAdapter(o.adapter);
   const meta = saved.config.lorakit ?? {};
+  const lost = lorakitBlockLost(saved, [
+    { field: 'max_length', fallback: '128 tokens' },
+    { field: 'split_seed', fallback: `the default split (seed ${SPLIT_SEED})` },
+    { field: 'base_model_dir', fallback: `base_model_name_or_path '${saved.config.base_model_name_or_path ?? USE_MODEL_NAME}'` },
+  ]);
+  if (lost) (o.warn ?? console.warn)(lost);
   // The folder it was trained on (lorakit's block), else base_model_name_or_path where that is a folder here.
   const base = [meta.base_model_dir, saved.config.base_model_name_or_path].find((b) => typeof b === 'string' && b !== USE_MODEL_NAME && fs.existsSync(b));
   const { model, tokenizer } = await loadEncoder(base ?? 'use', { baseDtype: o.baseDtype });

@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel } from '../models/load.ts';
+import { modelBaseDtype, type BaseDtype } from '../quant/base_dtype.ts';
 import { PeftModel } from '../serve/peft_model.ts';
 import { Bm25Index } from '../retrieval/bm25.ts';
 import { docText, readCorpus, type CorpusDoc } from '../retrieval/corpus.ts';
@@ -55,6 +56,12 @@ export interface DuqgenJobOptions {
   /** Tokens a generated query may have (the paper: 64). */
   maxNewTokens?: number;
   threads?: number;
+  /**
+   * Form of the generator model's frozen linear weights (--base-dtype). The
+   * bundled encoder that clusters the corpus stays fp32: its embeddings decide
+   * which documents are sampled.
+   */
+  baseDtype?: BaseDtype;
 }
 
 export interface DuqgenJobResult {
@@ -66,6 +73,8 @@ export interface DuqgenJobResult {
   generator: string;
   capped: number[];
   seconds: number;
+  /** The form the generator model's frozen linear weights computed in (absent without a model, or when every query came from a resumed file). */
+  baseDtype?: BaseDtype;
 }
 
 interface GeneratedLine extends SyntheticQuery {
@@ -81,7 +90,7 @@ export async function runDuqgenJob(o: DuqgenJobOptions, ui: JobUi = silentUi): P
   if (eligible.length < o.samples) throw new Error(`${o.corpus}: ${eligible.length} of ${corpus.length} documents have ≥ ${minChars} characters, fewer than --samples ${o.samples} (lower --min-chars or --samples)`);
   if (!(o.clusters >= 1 && o.clusters <= o.samples)) throw new Error(`--clusters ${o.clusters}: give 1 ≤ K ≤ --samples (${o.samples}); every cluster gets at least one sample`);
   fs.mkdirSync(o.out, { recursive: true });
-  const settings = { corpus: path.resolve(o.corpus), clusters: o.clusters, samples: o.samples, seed: o.seed, minChars, temperature: o.temperature ?? 1, lambda: o.lambda ?? 1, generator: o.generatorModel ? `model:${o.generatorModel}` : 'extractive', examples: o.examples ?? null, negativesFrom: o.negativesFrom ?? 'dense', negatives: o.negatives ?? 4, maxNewTokens: o.generatorModel ? (o.maxNewTokens ?? 64) : undefined, sampleSeeds: DUQGEN_SEEDS };
+  const settings = { corpus: path.resolve(o.corpus), clusters: o.clusters, samples: o.samples, seed: o.seed, minChars, temperature: o.temperature ?? 1, lambda: o.lambda ?? 1, generator: o.generatorModel ? `model:${o.generatorModel}` : 'extractive', examples: o.examples ?? null, negativesFrom: o.negativesFrom ?? 'dense', negatives: o.negatives ?? 4, maxNewTokens: o.generatorModel ? (o.maxNewTokens ?? 64) : undefined, sampleSeeds: DUQGEN_SEEDS, ...(o.generatorModel && o.baseDtype && o.baseDtype !== 'fp32' && { baseDtype: o.baseDtype }) };
 
   // 1. embeddings of every document (the dense first stage needs them all)
   const { model, tokenizer } = await loadModel('use', 'encoder');
@@ -100,7 +109,7 @@ export async function runDuqgenJob(o: DuqgenJobOptions, ui: JobUi = silentUi): P
   writeFileAtomic(path.join(o.out, 'sampled.jsonl'), sampled.map((d, j) => JSON.stringify({ docid: corpus[d].id, cluster: km.assignment[s.sampled[j]] })).join('\n') + '\n');
 
   // 4. queries (resumable)
-  const generated = await generateQueries(o, settings, sampled.map((d) => corpus[d]), corpus, ui);
+  const { lines: generated, baseDtype } = await generateQueries(o, settings, sampled.map((d) => corpus[d]), corpus, ui);
 
   // 5. hard negatives from the first stage's ranks 93–100
   const K = 100, want = o.negatives ?? 4;
@@ -127,12 +136,12 @@ export async function runDuqgenJob(o: DuqgenJobOptions, ui: JobUi = silentUi): P
   });
   writeFileAtomic(path.join(o.out, 'queries.jsonl'), generated.map((g) => JSON.stringify({ _id: `synth-${g.docid}`, text: g.query, docid: g.docid, generator: settings.generator })).join('\n') + '\n');
   writeFileAtomic(path.join(o.out, 'pairs.jsonl'), pairs.join('\n') + '\n');
-  const result: DuqgenJobResult = { documents: corpus.length, eligible: eligible.length, sampled: sampled.length, queries: generated.length, pairs: pairs.length, generator: settings.generator, capped: s.capped, seconds: (performance.now() - t0) / 1000 };
+  const result: DuqgenJobResult = { documents: corpus.length, eligible: eligible.length, sampled: sampled.length, queries: generated.length, pairs: pairs.length, generator: settings.generator, capped: s.capped, seconds: (performance.now() - t0) / 1000, ...(baseDtype && { baseDtype }) };
   writeFileAtomic(path.join(o.out, 'info.json'), JSON.stringify({ settings, kmeans: { iterations: km.iterations, converged: km.converged }, ...result, note: settings.generator === 'extractive' ? 'Queries are extractive (the title, or the most specific sentence, removed from the positive passage): no language model wrote them.' : undefined }, null, 2) + '\n');
   return result;
 }
 
-async function generateQueries(o: DuqgenJobOptions, settings: Record<string, unknown>, docs: CorpusDoc[], corpus: CorpusDoc[], ui: JobUi): Promise<GeneratedLine[]> {
+async function generateQueries(o: DuqgenJobOptions, settings: Record<string, unknown>, docs: CorpusDoc[], corpus: CorpusDoc[], ui: JobUi): Promise<{ lines: GeneratedLine[]; baseDtype?: BaseDtype }> {
   const partial = path.join(o.out, 'queries.partial.jsonl');
   const head = JSON.stringify({ settings });
   const done = new Map<string, GeneratedLine | null>();
@@ -152,11 +161,13 @@ async function generateQueries(o: DuqgenJobOptions, settings: Record<string, unk
   }
   if (!fs.existsSync(partial) || !done.size) fs.writeFileSync(partial, head + '\n');
   let gen: QueryGenerator;
+  let baseDtype: BaseDtype | undefined;
   if (o.generatorModel) {
-    const m = await loadModel(o.generatorModel);
+    const m = await loadModel(o.generatorModel, undefined, { baseDtype: o.baseDtype });
     if (m.kind === 'encoder') throw new Error(`--generator-model ${o.generatorModel}: an encoder does not write text; give a decoder (GPT-2, Llama, Qwen2, Mistral) or T5 / BART folder`);
     const examples: FewShot[] = o.examples ? readJsonLines(o.examples, '{"document": "...", "query": "..."}', (x) => (typeof x?.document === 'string' && typeof x?.query === 'string' ? { document: x.document, query: x.query } : 'expected "document" and "query" strings')) : [];
     gen = await ModelGenerator.create(m, examples, { threads: o.threads, maxNewTokens: o.maxNewTokens });
+    baseDtype = modelBaseDtype(m.model);
   } else {
     gen = new ExtractiveGenerator(corpus);
     ui.info('no --generator-model: extractive queries (title, or the most specific sentence), no language model');
@@ -178,5 +189,5 @@ async function generateQueries(o: DuqgenJobOptions, settings: Record<string, unk
   } finally {
     await gen.release();
   }
-  return out;
+  return { lines: out, baseDtype };
 }

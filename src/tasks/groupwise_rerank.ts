@@ -7,11 +7,12 @@
 // (src/retrieval/grouprank.ts). The 0.6 / 0.4 fusion is `--fuse 0.6`.
 
 import type { HfTokenizer } from '../io/hf.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import { GROUPRANK_SYSTEM, grouprankRerank, grouprankScores, grouprankUser } from '../retrieval/grouprank.ts';
 import { Generator } from '../serve/generate.ts';
 import { Rng } from '../util/rng.ts';
-import { chatPromptIds, loadStackedDecoder } from './grpo_data.ts';
+import { chatPromptIds, fitPrompt, loadStackedDecoder } from './grpo_data.ts';
 import { cutToTokens } from '../train/tasks/yes_no.ts';
 
 export interface GroupwiseOptions {
@@ -22,6 +23,8 @@ export interface GroupwiseOptions {
   maxNewTokens?: number;
   seed?: number;
   threads?: number;
+  /** Form of the decoder's frozen linear weights (--base-dtype). */
+  baseDtype?: BaseDtype;
 }
 
 export class GroupwiseReranker {
@@ -29,11 +32,11 @@ export class GroupwiseReranker {
     private readonly gen: Generator,
     private readonly tok: HfTokenizer,
     private readonly model: DecoderModel,
-    private readonly o: Required<Omit<GroupwiseOptions, 'threads'>>,
+    private readonly o: Required<Omit<GroupwiseOptions, 'threads' | 'baseDtype'>>,
   ) {}
 
   static async load(spec: string, adapters: readonly string[], o: GroupwiseOptions = {}): Promise<GroupwiseReranker> {
-    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "groupwise reranking generates GroupRank's JSON answer");
+    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "groupwise reranking generates GroupRank's JSON answer", o.baseDtype);
     const settings = { groupSize: o.groupSize ?? 20, stride: o.stride ?? 10, passes: o.passes ?? 2, maxLen: o.maxLen ?? 128, maxNewTokens: o.maxNewTokens ?? 512, seed: o.seed ?? 666 };
     return new GroupwiseReranker(new Generator(model, top, { threads: o.threads }), tokenizer, model, settings);
   }
@@ -41,9 +44,7 @@ export class GroupwiseReranker {
   private promptIds(query: string, docs: readonly string[]): number[] {
     const cut = (s: string, n: number) => cutToTokens(this.tok, s, n);
     const ids = chatPromptIds(this.tok, [{ role: 'system', content: GROUPRANK_SYSTEM }, { role: 'user', content: grouprankUser(cut(query, 32), docs.map((d) => cut(d, this.o.maxLen))) }]);
-    const room = this.model.config.maxPositions - this.o.maxNewTokens;
-    if (ids.length > room) throw new Error(`groupwise: a window of ${docs.length} documents takes ${ids.length} tokens; the model's ${this.model.config.maxPositions} positions leave ${room} beside --max-new-tokens ${this.o.maxNewTokens} (lower --max-len, --max-new-tokens or --group-size)`);
-    return ids;
+    return fitPrompt(ids, this.model.config.maxPositions, this.o.maxNewTokens, `groupwise: a window of ${docs.length} documents`, '--max-len, --max-new-tokens or --group-size');
   }
 
   /** The reranker's score of each candidate (first-stage order), and the windows asked / unreadable. */

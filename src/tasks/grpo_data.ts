@@ -24,6 +24,7 @@ import { cutToTokens as cut } from '../train/tasks/yes_no.ts';
 import type { AdapterSet } from '../adapters/inject.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import { loadModel } from '../models/load.ts';
+import { quantizeLike, type BaseDtype } from '../quant/base_dtype.ts';
 import { loadPeftAdapter } from '../peft/adapter_files.ts';
 
 type Message = { role: string; content: string };
@@ -37,17 +38,18 @@ export function chatPromptIds(tok: HfTokenizer, messages: Message[]): number[] {
 /**
  * A decoder folder for an LLM reranker with its adapter folders stacked: the
  * lower ones merged into the weights, the last one served. `what` names the
- * reranker in the error for a folder of another family.
+ * reranker in the error for a folder of another family. With a quantized
+ * `baseDtype` the merged weights are quantized again (the served base stays quantized).
  */
-export async function loadStackedDecoder(spec: string, adapters: readonly string[], what: string): Promise<{ model: DecoderModel; top: AdapterSet | null; tokenizer: HfTokenizer }> {
-  const loaded = await loadModel(spec);
+export async function loadStackedDecoder(spec: string, adapters: readonly string[], what: string, baseDtype?: BaseDtype): Promise<{ model: DecoderModel; top: AdapterSet | null; tokenizer: HfTokenizer }> {
+  const loaded = await loadModel(spec, undefined, { baseDtype });
   if (loaded.kind !== 'decoder') throw new Error(`--model ${spec}: ${what} with a decoder folder (Qwen2, Llama, Mistral, GPT-2)`);
   if (!loaded.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);
   let model: DecoderModel = loaded.model;
   let top: AdapterSet | null = null;
   adapters.forEach((dir, i) => {
     const { set } = loadPeftAdapter(model, dir, { warn: () => {}, headNames: model.headNames });
-    if (i < adapters.length - 1) model = model.withWeights(set.mergeInto(model.weights));
+    if (i < adapters.length - 1) model = model.withWeights(quantizeLike(set.mergeInto(model.weights), model.sites, model.weights));
     else top = set;
   });
   return { model, top, tokenizer: loaded.tokenizer };
@@ -92,4 +94,15 @@ export function readGrpoPrompts(file: string, tok: HfTokenizer, o: { reward: str
     return 'expected a non-empty "prompt" string or a "messages" list of {"role", "content"}';
   });
   return records.map((r, i) => ({ ids: fit(typeof r.prompt === 'string' ? tok.encode(r.prompt) : chatPromptIds(tok, r.messages as Message[]), i), record: r }));
+}
+
+/**
+ * A generation prompt's ids, refused when they leave fewer positions than the
+ * answer may take: `what` names the prompt ("setwise: a prompt of 20 documents"),
+ * `lower` the options that shrink it.
+ */
+export function fitPrompt(ids: number[], maxPositions: number, maxNewTokens: number, what: string, lower: string): number[] {
+  const room = maxPositions - maxNewTokens;
+  if (ids.length > room) throw new Error(`${what} takes ${ids.length} tokens; the model's ${maxPositions} positions leave ${room} beside --max-new-tokens ${maxNewTokens} (lower ${lower})`);
+  return ids;
 }

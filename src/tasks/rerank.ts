@@ -26,6 +26,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AdapterSet } from '../adapters/inject.ts';
 import { loadModel, type TextTokenizer } from '../models/load.ts';
+import { quantizeLike, type BaseDtype } from '../quant/base_dtype.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { loadPeftAdapter } from '../peft/adapter_files.ts';
 import { docText, readCorpus, readQueries, type DocField } from '../retrieval/corpus.ts';
@@ -79,6 +80,8 @@ export interface RerankJobOptions {
   groupSize?: number;
   stride?: number;
   passes?: number;
+  /** Form of the model's frozen linear weights (--base-dtype; every strategy). */
+  baseDtype?: BaseDtype;
 }
 
 export interface RerankJobResult {
@@ -132,9 +135,9 @@ export class CrossEncoder {
     private readonly pair: (q: string, d: string) => { ids: number[]; types: number[] },
   ) {}
 
-  static async load(spec: string, adapters: readonly string[], o: { maxLen?: number; threads?: number } = {}): Promise<CrossEncoder> {
+  static async load(spec: string, adapters: readonly string[], o: { maxLen?: number; threads?: number; baseDtype?: BaseDtype } = {}): Promise<CrossEncoder> {
     if (!adapters.length) throw new Error("cross-encoder reranking needs the adapter folder from 'lorakit train --task rerank' (it holds the score head)");
-    const loaded = await loadModel(spec);
+    const loaded = await loadModel(spec, undefined, { baseDtype: o.baseDtype });
     if (loaded.kind !== 'encoder') throw new Error(`--model ${spec}: a cross-encoder is an encoder (the bundled 'use' model or a BERT / RoBERTa / DistilBERT folder)`);
     if (!loaded.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);
     const base: EncoderModel = loaded.model;
@@ -148,7 +151,7 @@ export class CrossEncoder {
     const w = head!.get(SCORE_W), b = head!.get(SCORE_B);
     if (!w || !b) throw new Error(`${adapters[adapters.length - 1]}: no score head ('${SCORE_W}', '${SCORE_B}' in modules_to_save): train it with lorakit train --task rerank, or use --mode bi`);
     const below = sets.slice(0, -1);
-    const model = below.length ? base.withWeights(below.reduce((m, s) => s.mergeInto(m), base.weights)) : base;
+    const model = below.length ? base.withWeights(quantizeLike(below.reduce((m, s) => s.mergeInto(m), base.weights), base.sites, base.weights)) : base;
     const task = new RerankTask(model, { seed: 0 });
     const sw = task.params.get(SCORE_W)!, sb = task.params.get(SCORE_B)!;
     if (w.data.length !== sw.data.length) throw new Error(`${adapters[adapters.length - 1]}: score head has ${w.data.length} weights, this model's pooled width is ${sw.data.length} (trained on another model?)`);
@@ -180,7 +183,7 @@ export class CrossEncoder {
  */
 async function perQuery(o: RerankJobOptions, mode: RerankMode, cands: Candidates[], out: Run, ui: JobUi, score: (c: Candidates) => Promise<Float32Array>): Promise<void> {
   const partial = `${o.out}.partial`;
-  const head = JSON.stringify({ model: o.model, adapters: o.adapters.map((a) => path.resolve(a)), run: path.resolve(o.run), top: o.top, mode, maxLen: o.maxLen ?? 128, fields: o.fields ?? ['title', 'text'] });
+  const head = JSON.stringify({ model: o.model, adapters: o.adapters.map((a) => path.resolve(a)), run: path.resolve(o.run), top: o.top, mode, maxLen: o.maxLen ?? 128, fields: o.fields ?? ['title', 'text'], ...(o.baseDtype && o.baseDtype !== 'fp32' && { baseDtype: o.baseDtype }) });
   const done = new Map<string, number[]>();
   if (fs.existsSync(partial)) {
     const lines = fs.readFileSync(partial, 'utf8').split('\n');
@@ -218,7 +221,7 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
   const out: Run = new Map();
   let counts: { prompts: number; malformed: number } | undefined;
   if (mode === 'groupwise') {
-    const gw = await GroupwiseReranker.load(o.model, o.adapters, { groupSize: o.groupSize, stride: o.stride, passes: o.passes, maxLen: o.maxLen, maxNewTokens: o.maxNewTokens, seed: o.seed, threads: o.threads });
+    const gw = await GroupwiseReranker.load(o.model, o.adapters, { groupSize: o.groupSize, stride: o.stride, passes: o.passes, maxLen: o.maxLen, maxNewTokens: o.maxNewTokens, seed: o.seed, threads: o.threads, baseDtype: o.baseDtype });
     counts = { prompts: 0, malformed: 0 };
     try {
       await perQuery(o, mode, cands, out, ui, async (c) => {
@@ -231,7 +234,7 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
       await gw.release();
     }
   } else if (mode === 'setwise') {
-    const sw = await SetwiseReranker.load(o.model, o.adapters, { numChild: o.numChild, k: o.k, maxLen: o.maxLen, maxNewTokens: o.maxNewTokens, seed: o.seed, threads: o.threads });
+    const sw = await SetwiseReranker.load(o.model, o.adapters, { numChild: o.numChild, k: o.k, maxLen: o.maxLen, maxNewTokens: o.maxNewTokens, seed: o.seed, threads: o.threads, baseDtype: o.baseDtype });
     counts = { prompts: 0, malformed: 0 };
     try {
       await perQuery(o, mode, cands, out, ui, async (c) => {
@@ -246,21 +249,21 @@ export async function runRerankJob(o: RerankJobOptions, ui: JobUi = silentUi): P
       await sw.release();
     }
   } else if (mode === 'yesno') {
-    const yn = await YesNoReranker.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads });
+    const yn = await YesNoReranker.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads, baseDtype: o.baseDtype });
     try {
       await perQuery(o, mode, cands, out, ui, (c) => yn.score(c.query, c.docs.map((d) => d.text)));
     } finally {
       await yn.release();
     }
   } else if (mode === 'cross') {
-    const ce = await CrossEncoder.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads });
+    const ce = await CrossEncoder.load(o.model, o.adapters, { maxLen: o.maxLen, threads: o.threads, baseDtype: o.baseDtype });
     try {
       await perQuery(o, mode, cands, out, ui, (c) => ce.score(c.query, c.docs.map((d) => d.text)));
     } finally {
       await ce.release();
     }
   } else {
-    const enc: EncoderWithAdapters = await encoderWithAdapters(o.model, o.adapters, o.threads);
+    const enc: EncoderWithAdapters = await encoderWithAdapters(o.model, o.adapters, o.threads, o.baseDtype);
     try {
       const docIds = [...new Set(cands.flatMap((c) => c.docs.map((d) => d.id)))];
       const text = new Map(cands.flatMap((c) => c.docs.map((d) => [d.id, d.text] as const)));
@@ -317,8 +320,8 @@ export class YesNoReranker {
     private readonly maxLen: number,
   ) {}
 
-  static async load(spec: string, adapters: readonly string[], o: { maxLen?: number; threads?: number } = {}): Promise<YesNoReranker> {
-    const loaded = await loadModel(spec);
+  static async load(spec: string, adapters: readonly string[], o: { maxLen?: number; threads?: number; baseDtype?: BaseDtype } = {}): Promise<YesNoReranker> {
+    const loaded = await loadModel(spec, undefined, { baseDtype: o.baseDtype });
     if (loaded.kind === 'encoder') throw new Error(`--model ${spec}: the yes/no reranker needs a decoder (GPT-2, Llama, Qwen2, Mistral) or T5 / BART folder; an encoder reranks with --mode cross or bi`);
     const tok = loaded.tokenizer;
     if (!tok) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found`);

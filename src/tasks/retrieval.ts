@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel, type TextTokenizer } from '../models/load.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import type { EncoderModel } from '../models/types.ts';
 import { PeftModel } from '../serve/peft_model.ts';
 import { DEFAULT_ANALYZER, LUCENE_STOPWORDS, type AnalyzerConfig, type TokenPattern } from '../retrieval/analyzer.ts';
@@ -26,10 +27,10 @@ export interface EncoderWithAdapters {
 /**
  * An encoder ('use' or a BERT-family folder) with adapter folders loaded
  * (named by position: 'a0', 'a1', …) and all of them active, stacked in the
- * order given.
+ * order given; its frozen linear weights in `baseDtype` (--base-dtype).
  */
-export async function encoderWithAdapters(spec: string, adapters: readonly string[] = [], threads?: number): Promise<EncoderWithAdapters> {
-  const loaded = await loadModel(spec);
+export async function encoderWithAdapters(spec: string, adapters: readonly string[] = [], threads?: number, baseDtype?: BaseDtype): Promise<EncoderWithAdapters> {
+  const loaded = await loadModel(spec, undefined, { baseDtype });
   if (loaded.kind !== 'encoder') throw new Error(`--model ${spec}: dense retrieval and scoring need an encoder (the bundled 'use' model or a BERT / RoBERTa / DistilBERT folder)`);
   if (!loaded.tokenizer) throw new Error(`${path.join(spec, 'tokenizer.json')}: not found; texts are encoded with the folder's own tokenizer`);
   const peft = new PeftModel(loaded.model, { threads });
@@ -58,6 +59,8 @@ export interface IndexJobOptions {
   maxLen?: number;
   batchSize?: number;
   threads?: number;
+  /** dense: form of the encoder's frozen linear weights (recorded in index.json: search encodes the queries the same way). */
+  baseDtype?: BaseDtype;
 }
 
 function stopwordList(spec: string | undefined): string[] {
@@ -79,13 +82,13 @@ export async function runIndexJob(o: IndexJobOptions, ui: JobUi = silentUi): Pro
     return { documents: idx.size, terms: Object.keys(idx.meta.terms).length, seconds: (performance.now() - t0) / 1000 };
   }
   const model = o.model ?? 'use';
-  const enc = await encoderWithAdapters(model, o.adapters, o.threads);
+  const enc = await encoderWithAdapters(model, o.adapters, o.threads, o.baseDtype);
   try {
     ui.startPhase('embed documents', texts.length);
     const maxLen = o.maxLen ?? 128;
     const { vectors, dim } = await encodeTexts(enc.peft, enc.tok, texts, { maxLen, batchSize: o.batchSize, onProgress: (n) => ui.advance?.(n) });
     ui.endPhase();
-    new DenseIndex({ format: 'lorakit-dense', version: 1, model, adapters: (o.adapters ?? []).map((a) => path.resolve(a)), fields, maxLen, dim, docIds: corpus.map((d) => d.id) }, vectors).save(o.out);
+    new DenseIndex({ format: 'lorakit-dense', version: 1, model, adapters: (o.adapters ?? []).map((a) => path.resolve(a)), fields, maxLen, dim, docIds: corpus.map((d) => d.id), ...(o.baseDtype && o.baseDtype !== 'fp32' && { baseDtype: o.baseDtype }) }, vectors).save(o.out);
     return { documents: corpus.length, seconds: (performance.now() - t0) / 1000 };
   } finally {
     await enc.peft.release();
@@ -102,6 +105,8 @@ export interface SearchJobOptions {
   queryAdapters?: string[];
   batchSize?: number;
   threads?: number;
+  /** Dense: form of the query encoder's frozen linear weights; default the index's (index.json), else fp32. */
+  baseDtype?: BaseDtype;
 }
 
 export async function runSearchJob(o: SearchJobOptions, ui: JobUi = silentUi): Promise<{ queries: number; seconds: number; searchSeconds: number }> {
@@ -116,7 +121,7 @@ export async function runSearchJob(o: SearchJobOptions, ui: JobUi = silentUi): P
     searchSeconds = (performance.now() - t1) / 1000;
   } else {
     const idx = DenseIndex.load(o.index);
-    const enc = await encoderWithAdapters(idx.meta.model, o.queryAdapters ?? idx.meta.adapters, o.threads);
+    const enc = await encoderWithAdapters(idx.meta.model, o.queryAdapters ?? idx.meta.adapters, o.threads, o.baseDtype ?? idx.meta.baseDtype);
     try {
       ui.startPhase('embed queries', queries.length);
       const t1 = performance.now();

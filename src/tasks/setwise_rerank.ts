@@ -8,12 +8,13 @@
 // answer keeps the parent (counted).
 
 import type { HfTokenizer } from '../io/hf.ts';
+import type { BaseDtype } from '../quant/base_dtype.ts';
 import type { DecoderModel } from '../models/decoder.ts';
 import { rankR1Choice, rankR1Messages } from '../retrieval/rank_r1.ts';
 import { setwiseHeapsort, type SetwiseResult } from '../retrieval/setwise.ts';
 import { Generator } from '../serve/generate.ts';
 import { Rng } from '../util/rng.ts';
-import { chatPromptIds, loadStackedDecoder } from './grpo_data.ts';
+import { chatPromptIds, fitPrompt, loadStackedDecoder } from './grpo_data.ts';
 import { cutToTokens } from '../train/tasks/yes_no.ts';
 
 export interface SetwiseOptions {
@@ -27,6 +28,8 @@ export interface SetwiseOptions {
   maxNewTokens?: number;
   seed?: number;
   threads?: number;
+  /** Form of the decoder's frozen linear weights (--base-dtype). */
+  baseDtype?: BaseDtype;
 }
 
 export class SetwiseReranker {
@@ -34,11 +37,11 @@ export class SetwiseReranker {
     private readonly gen: Generator,
     private readonly tok: HfTokenizer,
     private readonly model: DecoderModel,
-    private readonly o: Required<Omit<SetwiseOptions, 'threads'>>,
+    private readonly o: Required<Omit<SetwiseOptions, 'threads' | 'baseDtype'>>,
   ) {}
 
   static async load(spec: string, adapters: readonly string[], o: SetwiseOptions = {}): Promise<SetwiseReranker> {
-    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "setwise reranking generates Rank-R1's answer");
+    const { model, top, tokenizer } = await loadStackedDecoder(spec, adapters, "setwise reranking generates Rank-R1's answer", o.baseDtype);
     const settings = { numChild: o.numChild ?? 19, k: o.k ?? 10, maxLen: o.maxLen ?? 128, maxNewTokens: o.maxNewTokens ?? 256, seed: o.seed ?? 929 };
     return new SetwiseReranker(new Generator(model, top, { threads: o.threads }), tokenizer, model, settings);
   }
@@ -47,9 +50,7 @@ export class SetwiseReranker {
   promptIds(query: string, docs: readonly string[]): number[] {
     const cut = (s: string, n: number) => cutToTokens(this.tok, s, n);
     const ids = chatPromptIds(this.tok, rankR1Messages(cut(query, 32), docs.map((d) => cut(d, this.o.maxLen))));
-    const room = this.model.config.maxPositions - this.o.maxNewTokens;
-    if (ids.length > room) throw new Error(`setwise: a prompt of ${docs.length} documents takes ${ids.length} tokens; the model's ${this.model.config.maxPositions} positions leave ${room} beside --max-new-tokens ${this.o.maxNewTokens} (lower --max-len, --max-new-tokens or --num-child)`);
-    return ids;
+    return fitPrompt(ids, this.model.config.maxPositions, this.o.maxNewTokens, `setwise: a prompt of ${docs.length} documents`, '--max-len, --max-new-tokens or --num-child');
   }
 
   /** The candidates' order (indices into `docs`, best first) and the prompts it took. */

@@ -22,6 +22,7 @@ import { Seq2SeqSummarizer, type SummaryGeneration } from '../summarize/hybrid.t
 import { RougeAccumulator, type CorpusRouge } from '../summarize/evaluate.ts';
 import { splitSentences } from '../summarize/sentences.ts';
 import { fsyncDir } from '../io/atomic.ts';
+import { modelBaseDtype, type BaseDtype } from '../quant/base_dtype.ts';
 
 export interface SummarizeJobOptions extends SummaryGeneration {
   input: string;
@@ -48,6 +49,8 @@ export interface SummarizeJobOptions extends SummaryGeneration {
   long?: 'compress' | 'chunk';
   order?: 'salience' | 'document';
   threads?: number;
+  /** Form of the frozen linear weights of the models the job loads (--model, and --encoder for embedding similarity). */
+  baseDtype?: BaseDtype;
   /** Called after each document. */
   progress?: (done: number, total: number | undefined) => void;
 }
@@ -60,6 +63,8 @@ export interface SummarizeJobResult {
   budget?: number;
   /** Peak resident memory of the process so far (bytes; getrusage's maxrss). */
   peakRss: number;
+  /** The form the model's frozen linear weights computed in, when a model ran. */
+  baseDtype?: BaseDtype;
 }
 
 /** Counts documents and, for file-level tf-idf, their document frequencies (first pass). */
@@ -79,8 +84,8 @@ export async function runSummarizeJob(o: SummarizeJobOptions): Promise<Summarize
   if (o.adapter && !o.model) throw new Error('--adapter needs --model <T5|BART folder> (the adapter belongs to a seq2seq model)');
   const fileIdf = method === 'lexrank' && similarity === 'tfidf' && (o.idf ?? 'file') === 'file';
   const { count, idf } = await scan(o.input, unitMode, fileIdf);
-  const embedder = method === 'lexrank' && similarity === 'embedding' ? await SentenceEmbedder.load(o.encoder ?? 'use', { threads: o.threads }) : undefined;
-  const summarizer = o.model ? await Seq2SeqSummarizer.load(o.model, { adapter: o.adapter, maxInputTokens: o.maxInputTokens, threads: o.threads }) : undefined;
+  const embedder = method === 'lexrank' && similarity === 'embedding' ? await SentenceEmbedder.load(o.encoder ?? 'use', { threads: o.threads, baseDtype: o.baseDtype }) : undefined;
+  const summarizer = o.model ? await Seq2SeqSummarizer.load(o.model, { adapter: o.adapter, maxInputTokens: o.maxInputTokens, threads: o.threads, baseDtype: o.baseDtype }) : undefined;
   if (summarizer) summarizer.generateOptions(o); // settings errors before any work
   const rank: RankOptions = { similarity, idf, stopwords: o.stopwords, embedder, threshold: o.threshold, damping: o.damping };
   fs.mkdirSync(path.dirname(path.resolve(o.output)), { recursive: true });
@@ -116,7 +121,7 @@ export async function runSummarizeJob(o: SummarizeJobOptions): Promise<Summarize
   fs.closeSync(out);
   fs.renameSync(tmp, o.output);
   fsyncDir(path.dirname(path.resolve(o.output)));
-  return { documents: done, output: o.output, seconds: (performance.now() - t0) / 1000, budget: summarizer?.budget, peakRss: process.resourceUsage().maxRSS * 1024 };
+  return { documents: done, output: o.output, seconds: (performance.now() - t0) / 1000, budget: summarizer?.budget, peakRss: process.resourceUsage().maxRSS * 1024, ...(summarizer && { baseDtype: modelBaseDtype(summarizer.model) }) };
 }
 
 export interface EvalSummOptions {

@@ -25,12 +25,13 @@ import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
+import { float32Of } from '../quant/quantized_weights.ts';
 import { RunFolder } from './run_folder.ts';
 import { NormMonitor, peakOf, type NormPeak, type NormRecord } from './norm_monitor.ts';
 import { lossOf, type TrainTask } from './task.ts';
 import { makeOptimizer, type OptimizerSpec } from './optimizers.ts';
 
-export interface FitOptions {
+export interface FitOptions<B = unknown> {
   epochs: number;
   lr: number;
   batchSize: number;
@@ -77,6 +78,12 @@ export interface FitOptions {
   onNorms?: (info: { step: number } & NormRecord) => void;
   /** The adapter's values were loaded (train --from-adapter): the method's data-dependent init (beforeFit) must not replace them. */
   adapterLoaded?: boolean;
+  /**
+   * Called with each step's gradients (after clipping) and the batch, before the optimizer moves
+   * anything: the parameters are still the ones the gradients were taken at (bench/lorapro_claim.ts
+   * compares each step with full fine-tuning's from the same point).
+   */
+  beforeStep?: (info: { step: number; batch: B; lr: number; grads: ReadonlyMap<string, Float32Array>; params: ReadonlyMap<string, Float32Array> }) => void | Promise<void>;
   onStep?: (info: StepInfo) => void;
   onEval?: (info: EvalInfo) => void;
 }
@@ -167,7 +174,7 @@ export class Trainer<E, B> {
   constructor(
     readonly task: TrainTask<E, B>,
     readonly adapters: AdapterSet | null,
-    readonly opts: FitOptions,
+    readonly opts: NoInfer<FitOptions<B>>,
   ) {
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new Error(`Learning rate must be a positive finite number, got ${opts.lr}`);
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new Error(`Batch size must be an integer ≥ 1, got ${opts.batchSize}`);
@@ -229,6 +236,15 @@ export class Trainer<E, B> {
     return res;
   }
 
+  /**
+   * One batch's loss and ∂L/∂θ of every trainable tensor at the current
+   * parameters, nothing stepped (full fine-tuning: the gradient of every weight).
+   */
+  async gradients(batch: B): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+    const out = await (await this.compiled('train')).run(this.feeds(batch, true));
+    return { loss: lossOf(out), grads: new Map([...this.params().keys()].map((k) => [k, out[`grad.${k}`].data as Float32Array])) };
+  }
+
   /** The task's metrics on `data` with the current parameters. */
   async evaluate(data: readonly E[]): Promise<Record<string, number>> {
     return this.task.evaluate(await this.run(data));
@@ -265,7 +281,7 @@ export class Trainer<E, B> {
       if (wanted.has(site.name)) {
         const w = this.task.weights.get(site.weightKey);
         if (!w) throw new Error(`weight gradients: the model has no weight '${site.weightKey}' for '${site.name}'`);
-        W = g.leaf(`W.${site.name}`) ?? g.param(`W.${site.name}`, w.shape, w.data);
+        W = g.leaf(`W.${site.name}`) ?? g.param(`W.${site.name}`, w.shape);
       }
       return plainLinear(site, x, W, b);
     };
@@ -283,7 +299,7 @@ export class Trainer<E, B> {
         for (const [k, t] of this.task.params) f[k] = { data: t.data, dims: t.shape };
         for (const s of sites) {
           const w = this.task.weights.get(s.weightKey)!;
-          f[`W.${s.name}`] = { data: w.data, dims: w.shape };
+          f[`W.${s.name}`] = { data: float32Of(w.data), dims: w.shape }; // a quantized base: the dequantized weight
         }
         const out = await cg.run(f);
         onBatch(new Map(sites.map((s) => [s.name, outIn64(s, out[`grad.W.${s.name}`].data as Float32Array)])), batch);
@@ -394,6 +410,7 @@ export class Trainer<E, B> {
           const lr = o.lr * schedule(state.step);
           const hookCtx = { step: state.step, totalSteps, lr, baseLr: o.lr, warmupSteps, seed: o.seed, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
+          await o.beforeStep?.({ step: state.step, batch, lr, grads, params });
           await optimizer.step(owned.size ? new Map([...grads].filter(([k]) => !owned.has(k))) : grads, lr);
           runStepHook('optimizerStep', this.adapters, hookCtx);
           runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
@@ -470,7 +487,7 @@ export class Trainer<E, B> {
 }
 
 /** Trains `adapters` (and the task's own tensors) on `data`; see Trainer. */
-export async function fit<E, B>(task: TrainTask<E, B>, adapters: AdapterSet | null, data: { train: readonly E[]; validation?: readonly E[] }, options: FitOptions): Promise<FitResult> {
+export async function fit<E, B>(task: TrainTask<E, B>, adapters: AdapterSet | null, data: { train: readonly E[]; validation?: readonly E[] }, options: NoInfer<FitOptions<B>>): Promise<FitResult> {
   const t = new Trainer(task, adapters, options);
   try {
     return await t.fit(data);

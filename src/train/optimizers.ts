@@ -18,7 +18,7 @@ export type OptimizerSpec =
   | { kind: 'adamw' }
   | { kind: 'sgd'; momentum?: number }
   | { kind: 'galore'; rank?: number; updateProjGap?: number; scale?: number; projType?: GaloreProjType }
-  | { kind: 'lorapro'; moments?: 'adam' | 'none' }
+  | { kind: 'lorapro'; moments?: 'adam' | 'none'; shift?: number }
   | { kind: 'allora'; eta?: number; granularity?: 'row' | 'tensor' };
 
 export const OPTIMIZER_KINDS = ['adamw', 'sgd', 'galore', 'lorapro', 'allora'] as const;
@@ -60,7 +60,7 @@ export function makeOptimizer(spec: OptimizerSpec, ctx: OptimizerContext): Optim
       const pairs = adapters ? loraPairs(adapters) : [];
       if (!pairs.length) throw new Error(`--optimizer lorapro adjusts LoRA's A and B: it needs --method lora${adapters ? ` (this run trains ${adapters.method.name})` : ''}`);
       const paired = new Set(pairs.flatMap((p) => [p.A, p.B]));
-      return new LoraPro(params, adamw(new Map([...params].filter(([k]) => !paired.has(k)))), { pairs, moments: spec.moments });
+      return new LoraPro(params, adamw(new Map([...params].filter(([k]) => !paired.has(k)))), { pairs, moments: spec.moments, shift: spec.shift });
     }
     case 'allora': {
       const pairs = adapters ? loraPairs(adapters) : [];

@@ -9,6 +9,18 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+/** max |got − want| / max |want| (same lengths); an all-zero reference fails, as it would prove nothing. */
+export function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length, `maxRelErr: lengths differ (${got.length} vs ${want.length})`);
+  let num = 0, den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - want[i]));
+    den = Math.max(den, Math.abs(want[i]));
+  }
+  assert.ok(den > 0, 'an all-zero reference proves nothing');
+  return num / den;
+}
+
 /**
  * Asserts max |got − ref| / max |ref| < tol over ref's entries: a gradient
  * compared at the scale of its largest entry. A zero reference fails, as it would prove nothing.

@@ -86,11 +86,11 @@ def galore_case(gen):
 
 
 # ---------------------------------------------------------------- LoRA-Pro
-def pinv_reg(M):
-    # The official code calls torch.linalg.pinv on float32 tensors, whose default
-    # cut is rtol = k·eps(float32); here in float64 with that cut pinned.
+def pinv_reg(M, shift=1e-8):
+    # The official code calls torch.linalg.pinv(M + 1e-8 I) on float32 tensors, whose
+    # default cut is rtol = k·eps(float32); here in float64 with that cut pinned.
     k = M.shape[0]
-    return torch.linalg.pinv(M + 1e-8 * torch.eye(k, dtype=M.dtype), rtol=k * torch.finfo(torch.float32).eps)
+    return torch.linalg.pinv(M + shift * torch.eye(k, dtype=M.dtype), rtol=k * torch.finfo(torch.float32).eps)
 
 
 def solve_sylvester(A, B, C):

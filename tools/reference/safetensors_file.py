@@ -32,3 +32,21 @@ def write_safetensors(path, tensors, dtype="F32"):
         for b in blobs:
             f.write(b)
     return off
+
+
+def read_safetensors(path):
+    """Reads a safetensors file (F32 / F64 tensors) into name -> torch tensor, and its metadata."""
+    dtypes = {"F32": torch.float32, "F64": torch.float64}
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        if v["dtype"] not in dtypes:
+            raise ValueError(f"{path}: tensor '{k}' is {v['dtype']}; this reader takes F32 and F64")
+        a, b = v["data_offsets"]
+        out[k] = torch.frombuffer(bytearray(data[a:b]), dtype=dtypes[v["dtype"]]).reshape(v["shape"])
+    return out, header.get("__metadata__", {})

@@ -13,6 +13,7 @@ import { budgetSchedule, maskToBudget, updateEma, type AdaloraState, type Ema, t
 
 export type { AdaloraState };
 import { ADALORA_KEYS, adaloraPeft } from './peft.ts';
+import { loraDelta } from '../lora/index.ts';
 
 export { ADALORA_KEYS };
 
@@ -72,12 +73,7 @@ export const adalora: AdapterMethod<AdaloraConfig, AdaloraState> = {
 
   deltaWeight(site, config, params) {
     const f = adalora.factors!(site, config, params);
-    const m = site.outFeatures, n = site.inFeatures, dW = new Float32Array(m * n);
-    for (let i = 0; i < m; i++) for (let k = 0; k < f.r; k++) {
-      const b = f.scale * f.B[i * f.r + k];
-      for (let j = 0; j < n; j++) dW[i * n + j] += b * f.A[k * n + j];
-    }
-    return dW;
+    return loraDelta(site.outFeatures, site.inFeatures, f.r, f.scale, f.A, f.B);
   },
 
   factors(site, config, params) {

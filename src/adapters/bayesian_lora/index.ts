@@ -8,6 +8,7 @@ import type { Value } from '../../graph/ir.ts';
 import { Rng } from '../../util/rng.ts';
 import type { AdapterMethod } from '../types.ts';
 import { BayesianLoraConfig, bayesianLoraConfigSchema, BITS, expectedBits, hardConcreteMean, HC, probOn, quantize } from './config.ts';
+import { loraDelta } from '../lora/index.ts';
 
 export const BLORA_KEYS = { A: 'lora_A', B: 'lora_B', E: 'lora_E', rank: 'rank_log_alpha', bits: 'bits_log_alpha' } as const;
 const uInput = (m: string) => `blora_u.${m}`;
@@ -99,12 +100,7 @@ export const bayesianLora: AdapterMethod<BayesianLoraConfig, BayesianLoraState> 
 
   deltaWeight(site, config, params) {
     const f = bayesianLora.factors!(site, config, params);
-    const m = site.outFeatures, n = site.inFeatures, dW = new Float32Array(m * n);
-    for (let i = 0; i < m; i++) for (let k = 0; k < f.r; k++) {
-      const b = f.scale * f.B[i * f.r + k];
-      for (let j = 0; j < n; j++) dW[i * n + j] += b * f.A[k * n + j];
-    }
-    return dW;
+    return loraDelta(site.outFeatures, site.inFeatures, f.r, f.scale, f.A, f.B);
   },
 
   /** The evaluation-time adapter: quantized A and B, the ranks whose λ·z ≠ 0, λ·z folded into B. */

@@ -5,16 +5,14 @@
 // then the threshold κ(t) on the gates (optimizerStep); active rank, gates and
 // κ per step. Merging (mergeInto) is the official increment_task's merge: only
 // open ranks contribute; the factors are the plain LoRA it becomes.
-import * as op from '../../graph/ops.ts';
 import { AdamW, type AdamWStateDict } from '../../optim/adamw.ts';
 import type { AdapterMethod } from '../types.ts';
-import { kaimingUniform } from '../lora/index.ts';
-import { gatedDelta, gatedFactors } from '../sora/gated.ts';
+import { gatedDelta, gatedFactors, gatedForward, gatedInit, GATED_KEYS } from '../sora/gated.ts';
 import { activeRank, thresholdGates } from '../sora/threshold.ts';
 import { gateValues } from '../sora/index.ts';
 import { CODYRA_BETAS, CodyraConfig, codyraConfigSchema, kappaAt } from './config.ts';
 
-export const CODYRA_KEYS = { A: 'lora_A.weight', B: 'lora_B.weight', gate: 'lora_gate' } as const;
+export const CODYRA_KEYS = GATED_KEYS;
 
 /** CoDyRA's run state: its AdamW over A, B and g (made at the first step). */
 export interface CodyraState {
@@ -33,21 +31,10 @@ export const codyra: AdapterMethod<CodyraConfig, CodyraState> = {
   peft: { peftType: 'CODYRA', onlyBias: 'lora_only', moduleKeys: Object.values(CODYRA_KEYS), describe: (c) => `r ${c.r}` },
   createState: () => ({ opt: null }),
 
-  init({ site, config, rng }) {
-    const n = site.inFeatures, m = site.outFeatures, r = config.r;
-    const A = kaimingUniform(rng, r, n);
-    const B = config.init_weights ? new Float32Array(m * r) : kaimingUniform(rng, m, r);
-    const g = rng.fillNormal(new Float32Array(r), 0, 1);
-    return [
-      { key: CODYRA_KEYS.A, shape: [r, n], data: A },
-      { key: CODYRA_KEYS.B, shape: [m, r], data: B },
-      { key: CODYRA_KEYS.gate, shape: [1, r], data: g },
-    ];
-  },
+  init: gatedInit,
 
   forward({ p, x, base }) {
-    const h = op.mul(op.gemm(x, p[CODYRA_KEYS.A], { transB: true }), p[CODYRA_KEYS.gate]);
-    return op.gemm(h, p[CODYRA_KEYS.B], { transB: true }, base);
+    return gatedForward(p, x, base, 1);
   },
 
   deltaWeight(site, config, params) {

@@ -6,7 +6,7 @@
 import * as op from '../../graph/ops.ts';
 import type { Value } from '../../graph/ir.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
-import { kaimingUniform } from '../lora/index.ts';
+import { kaimingUniform, loraDelta } from '../lora/index.ts';
 import { adamL2Step, ARCH_ADAM, DifforaConfig, difforaConfigSchema, searchSteps, selectTopRho } from './config.ts';
 
 export const DIFFORA_KEYS = { A: 'lora_A.weight', B: 'lora_B.weight', gate: 'diffora_gate' } as const;
@@ -57,12 +57,7 @@ export const diffora: AdapterMethod<DifforaConfig, DifforaState> = {
 
   deltaWeight(site, config, params, _b, state) {
     const f = diffora.factors!(site, config, params, undefined, state);
-    const m = site.outFeatures, n = site.inFeatures, dW = new Float32Array(m * n);
-    for (let i = 0; i < m; i++) for (let k = 0; k < f.r; k++) {
-      const b = f.scale * f.B[i * f.r + k];
-      for (let j = 0; j < n; j++) dW[i * n + j] += b * f.A[k * n + j];
-    }
-    return dW;
+    return loraDelta(site.outFeatures, site.inFeatures, f.r, f.scale, f.A, f.B);
   },
 
   /** A, gate·B at scale α/r; a dropped module (gate 0) has rank 0. */

@@ -10,7 +10,7 @@ import * as op from '../../graph/ops.ts';
 import type { Graph, Value } from '../../graph/ir.ts';
 import { Rng } from '../../util/rng.ts';
 import type { AdapterMethod } from '../types.ts';
-import { kaimingUniform } from '../lora/index.ts';
+import { kaimingUniform, loraDelta } from '../lora/index.ts';
 import { DyloraConfig, dyloraConfigSchema } from './config.ts';
 
 export const DYLORA_KEYS = { A: 'lora_A.weight', B: 'lora_B.weight' } as const;
@@ -81,12 +81,7 @@ export const dylora: AdapterMethod<DyloraConfig, DyloraState> = {
 
   deltaWeight(site, config, params, _base, state) {
     const f = dylora.factors!(site, config, params, undefined, state);
-    const m = site.outFeatures, n = site.inFeatures, dW = new Float32Array(m * n);
-    for (let i = 0; i < m; i++) for (let k = 0; k < f.r; k++) {
-      const b = f.scale * f.B[i * f.r + k];
-      for (let j = 0; j < n; j++) dW[i * n + j] += b * f.A[k * n + j];
-    }
-    return dW;
+    return loraDelta(site.outFeatures, site.inFeatures, f.r, f.scale, f.A, f.B);
   },
 
   /** The truncation at the evaluation rank b: (α/b)·B[:, :b]·A[:b]. */

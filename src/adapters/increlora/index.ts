@@ -18,6 +18,7 @@ import { Rng } from '../../util/rng.ts';
 import type { AdapterMethod, HookSite, StepHookContext } from '../types.ts';
 import { addRank, groupLambda, IncreloraConfig, increloraConfigSchema, increScale, targetTotal } from './config.ts';
 import { hfAdamWStep } from './hf_adamw.ts';
+import { loraDelta } from '../lora/index.ts';
 
 export const INCRELORA_KEYS = { A: 'lora_A', B: 'lora_B', E: 'lora_E' } as const;
 export const RANKNUM_KEY = 'ranknum';
@@ -249,12 +250,7 @@ export const increlora: AdapterMethod<IncreloraConfig, IncreloraState> = {
 
   deltaWeight(site, config, params, _b, state) {
     const f = increlora.factors!(site, config, params, undefined, state);
-    const m = site.outFeatures, n = site.inFeatures, dW = new Float32Array(m * n);
-    for (let i = 0; i < m; i++) for (let k = 0; k < f.r; k++) {
-      const b = f.scale * f.B[i * f.r + k];
-      for (let j = 0; j < n; j++) dW[i * n + j] += b * f.A[k * n + j];
-    }
-    return dW;
+    return loraDelta(site.outFeatures, site.inFeatures, f.r, f.scale, f.A, f.B);
   },
 
   /** Components with e ≠ 0 (active ones, and reserves while their e is 1e-5): (A ⊙ E)[kept], B[:, kept], α/(ranknum + 1e-5). */

@@ -50,7 +50,7 @@ function lookupColumns(A: Value, ids: Value, paddingIdx?: number): Value {
 /** A and B for one site (PEFT's `reset_lora_parameters` / init dispatch); shared with DoRA. */
 export function initLoraParams(ctx: AdapterContext<LoraConfig>): ParamSpec[] {
   if (ctx.site.kind === 'embedding') return initEmbeddingParams(ctx);
-  const { site, config, rng, baseWeight, setBaseWeight } = ctx;
+  const { site, config, rng, setBaseWeight } = ctx; // ctx.baseWeight read only where an init needs it (a quantized base dequantizes it on demand)
   const { r } = config;
   const n = site.inFeatures, m = site.outFeatures;
   let A: Float32Array, B: Float32Array;
@@ -59,7 +59,7 @@ export function initLoraParams(ctx: AdapterContext<LoraConfig>): ParamSpec[] {
     A = rng.fillNormal(new Float32Array(r * n), 0, 1 / r);
     B = new Float32Array(m * r);
   } else if (typeof v === 'string') {
-    const res = findInit(v).init({ value: v, r, scaling: loraScaling(config), W: toOutIn(site, baseWeight), out: m, in: n, rng });
+    const res = findInit(v).init({ value: v, r, scaling: loraScaling(config), W: toOutIn(site, ctx.baseWeight), out: m, in: n, rng });
     A = res.A;
     B = res.B;
     if (res.residual) {

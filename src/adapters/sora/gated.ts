@@ -1,8 +1,33 @@
 // ΔW of a LoRA with one gate per rank (SoRA, CoDyRA): ΔW = s·B·diag(g)·A, and
 // its low-rank factors with the closed gates removed — the plain LoRA of rank
 // nnz(g) the adapter becomes (SoRA's inference form: B' = B[:, nz]·diag(g[nz]), A' = A[nz]).
+import * as op from '../../graph/ops.ts';
+import type { Value } from '../../graph/ir.ts';
 import type { LinearSite } from '../../models/types.ts';
-import type { LowRankFactors } from '../types.ts';
+import type { AdapterContext, LowRankFactors, ParamSpec } from '../types.ts';
+import { kaimingUniform } from '../lora/index.ts';
+
+/** Tensor names of a gated LoRA (SoRA and CoDyRA alike). */
+export const GATED_KEYS = { A: 'lora_A.weight', B: 'lora_B.weight', gate: 'lora_gate' } as const;
+
+/** The official LowRankLinear init: A kaiming-uniform(a=√5), B = 0 (or kaiming when init_weights is false), g ~ N(0, 1). */
+export function gatedInit({ site, config, rng }: AdapterContext<{ r: number; init_weights: boolean }>): ParamSpec[] {
+  const n = site.inFeatures, m = site.outFeatures, r = config.r;
+  const A = kaimingUniform(rng, r, n);
+  const B = config.init_weights ? new Float32Array(m * r) : kaimingUniform(rng, m, r);
+  const g = rng.fillNormal(new Float32Array(r), 0, 1);
+  return [
+    { key: GATED_KEYS.A, shape: [r, n], data: A },
+    { key: GATED_KEYS.B, shape: [m, r], data: B },
+    { key: GATED_KEYS.gate, shape: [1, r], data: g },
+  ];
+}
+
+/** base + s·((x·Aᵀ) ⊙ g)·Bᵀ, as LowRankLinear.forward. */
+export function gatedForward(p: Record<string, Value>, x: Value, base: Value, s: number): Value {
+  const h = op.mul(op.gemm(x, p[GATED_KEYS.A], { transB: true }), p[GATED_KEYS.gate]);
+  return op.gemm(h, p[GATED_KEYS.B], { transB: true, alpha: s }, base);
+}
 
 /** s·B·diag(g)·A [out, in]. */
 export function gatedDelta(site: LinearSite, r: number, s: number, A: Float32Array, B: Float32Array, g: Float32Array): Float32Array {

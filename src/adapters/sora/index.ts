@@ -6,15 +6,13 @@
 // and gate values per step (stepMetrics). ΔW's low-rank factors keep only the
 // open gates (B·diag(g), A restricted to g ≠ 0): the plain LoRA SoRA becomes.
 import * as op from '../../graph/ops.ts';
-import type { Value } from '../../graph/ir.ts';
 import type { AdapterMethod, HookSite } from '../types.ts';
-import { kaimingUniform } from '../lora/index.ts';
 import { SoraConfig, soraConfigSchema, soraScaling, SPARSE_ADAMW } from './config.ts';
 import { sparseAdamWStep } from './sparse_adamw.ts';
 import { activeRank } from './threshold.ts';
-import { gatedFactors, gatedDelta } from './gated.ts';
+import { gatedFactors, gatedDelta, gatedForward, gatedInit, GATED_KEYS } from './gated.ts';
 
-export const SORA_KEYS = { A: 'lora_A.weight', B: 'lora_B.weight', gate: 'lora_gate' } as const;
+export const SORA_KEYS = GATED_KEYS;
 
 /** SoRA's run state per adapter set: the gates' SparseAdamW moments and step counts, by gate key. */
 export interface SoraState {
@@ -33,22 +31,10 @@ export const sora: AdapterMethod<SoraConfig, SoraState> = {
   peft: { peftType: 'SORA', onlyBias: 'lora_only', moduleKeys: Object.values(SORA_KEYS), describe: (c) => `r ${c.r}` },
   createState: () => ({ opt: new Map() }),
 
-  init({ site, config, rng }) {
-    const n = site.inFeatures, m = site.outFeatures, r = config.r;
-    const A = kaimingUniform(rng, r, n);
-    const B = config.init_weights ? new Float32Array(m * r) : kaimingUniform(rng, m, r);
-    const g = rng.fillNormal(new Float32Array(r), 0, 1);
-    return [
-      { key: SORA_KEYS.A, shape: [r, n], data: A },
-      { key: SORA_KEYS.B, shape: [m, r], data: B },
-      { key: SORA_KEYS.gate, shape: [1, r], data: g },
-    ];
-  },
+  init: gatedInit,
 
   forward({ config, p, x, base }) {
-    // ((x·Aᵀ) ⊙ g)·Bᵀ·s, as LowRankLinear.forward.
-    const h: Value = op.mul(op.gemm(x, p[SORA_KEYS.A], { transB: true }), p[SORA_KEYS.gate]);
-    return op.gemm(h, p[SORA_KEYS.B], { transB: true, alpha: soraScaling(config) }, base);
+    return gatedForward(p, x, base, soraScaling(config));
   },
 
   deltaWeight(site, config, params) {

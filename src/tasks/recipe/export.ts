@@ -12,6 +12,7 @@
 //   R/train.py       torch only (the repo's reference decoders, safetensors by hand),
 //                    or transformers + PEFT (--backend peft)
 //   R/launch.sh      torchrun or accelerate, with the workarounds the installed versions need
+//                    (src/tasks/recipe/launch.ts; accelerate_config.yaml, and ds_config.json with --deepspeed)
 //
 // The batch order is lorakit's (seeded), so a run on N processes takes the
 // steps lorakit would take on one: its per-step losses replay lorakit's.
@@ -31,8 +32,13 @@ import { encodeCausalLm } from '../../train/tasks/causal_lm.ts';
 import { lengthGroupedBatches } from '../../train/tasks/lm.ts';
 import { Rng } from '../../util/rng.ts';
 import { startFromAdapter, type StartFromAdapter } from '../from_adapter.ts';
+import { accelerateConfig, deepSpeedConfig, DS_CONFIG_FILE, launchScript, type DeepSpeedStage, type RecipeEngine } from './launch.ts';
 
-export type RecipeEngine = 'torchrun' | 'accelerate';
+export type { RecipeEngine, DeepSpeedStage } from './launch.ts';
+
+/** What train.py implements (plain torch and PEFT alike): LoRA with any scaling / per-module rank and alpha, and DoRA. */
+export const RECIPE_METHODS = ['lora', 'dora'] as const;
+export type RecipeMethod = (typeof RECIPE_METHODS)[number];
 
 export interface ExportRecipeOptions {
   engine: RecipeEngine;
@@ -42,10 +48,16 @@ export interface ExportRecipeOptions {
   out: string;
   /** Processes the launch script starts per node (default 2). */
   nproc?: number;
+  /** Nodes launch.sh runs on (default 1): the recipe's processes are nproc × nnodes. */
+  nnodes?: number;
   /** Rows a process runs at once; the rest of its share of a global batch is gradient accumulation (default: its whole share). */
   perRankBatch?: number;
   /** 'plain' (torch only; default for torchrun) or 'peft' (transformers + PEFT; default for accelerate). */
   backend?: 'plain' | 'peft';
+  /** accelerate only: train through DeepSpeed ZeRO stage 2 or 3 (ds_config.json beside accelerate_config.yaml). */
+  deepspeed?: DeepSpeedStage;
+  /** 'lora' (default) or 'dora' (PEFT's LoRA with use_dora); rsLoRA is methodConfig's use_rslora; rank_pattern / alpha_pattern come with fromAdapter (as in lorakit train). */
+  method?: RecipeMethod;
   methodConfig: Record<string, unknown>;
   targetModules?: TargetModules;
   fromAdapter?: StartFromAdapter;
@@ -74,11 +86,14 @@ export interface Recipe {
   steps_per_epoch: number;
   total_steps: number;
   data: { file: string; source: string; examples: number; pad_id: number; max_length: number; labels: string };
+  /** The adapter's PEFT config (use_dora, use_rslora, rank_pattern, alpha_pattern as PEFT reads them) and each module's scale. */
   lora: { config: Record<string, unknown>; scales: Record<string, number>; lora_dropout: number };
   optimizer: { kind: 'adamw'; lr: number; betas: [number, number]; eps: number; weight_decay: number; fresh: boolean };
   schedule: { kind: 'linear' | 'cosine' | 'constant'; warmup_steps: number; total_steps: number; formula: string };
   clip: { max_grad_norm: number };
   batch: { global_batch: number; world_size: number; per_rank_batch: number; grad_accum_steps: number; split: string };
+  /** accelerate + DeepSpeed ZeRO: the stage and the DeepSpeed JSON beside recipe.json. */
+  deepspeed?: { zero_stage: 2 | 3; config_file: string };
   loss: { normalization: string };
   /** Per epoch, per step: the example indices of lorakit's global batch. */
   order: number[][][];
@@ -97,6 +112,12 @@ const PY_FILES: Record<string, string> = {
 export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: string; recipe: Recipe }> {
   const nproc = o.nproc ?? 2;
   if (!(Number.isInteger(nproc) && nproc >= 1)) throw new Error(`--nproc must be an integer ≥ 1, got ${o.nproc}`);
+  const nnodes = o.nnodes ?? 1;
+  if (!(Number.isInteger(nnodes) && nnodes >= 1)) throw new Error(`--nnodes must be an integer ≥ 1, got ${o.nnodes}`);
+  const world = nproc * nnodes;
+  const backend = o.backend ?? (o.engine === 'accelerate' ? 'peft' : 'plain');
+  if (o.deepspeed && o.engine !== 'accelerate') throw new Error(`--deepspeed ${o.deepspeed} is an option of --engine accelerate (accelerate's DeepSpeed plugin); got --engine ${o.engine}`);
+  if (o.deepspeed && backend !== 'peft') throw new Error(`--deepspeed ${o.deepspeed} trains through transformers + PEFT (DeepSpeed wraps a torch module); drop --backend plain`);
   const loaded = await loadModel(o.model);
   if (loaded.kind !== 'decoder') throw new Error(`export-recipe trains a causal LM: --model must be a decoder folder (GPT-2, Llama, Qwen2, Mistral); '${o.model}' is not`);
   const tok = loaded.tokenizer;
@@ -114,10 +135,10 @@ export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: strin
     set = start.set;
     kept = start.peft;
   } else {
-    const lora = getMethod('lora');
-    set = new AdapterSet(lora, lora.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules: o.targetModules ?? 'all-linear', headNames: model.headNames, seed: o.seed });
+    const method = getMethod(o.method ?? 'lora');
+    set = new AdapterSet(method, method.schema.parse(o.methodConfig), model.sites, model.weights, { targetModules: o.targetModules ?? 'all-linear', headNames: model.headNames, seed: o.seed });
   }
-  if (set.method.name !== 'lora') throw new Error(`export-recipe hands a plain LoRA to the engine; the adapter is ${set.method.name} (the recipe's train.py implements LoRA only)`);
+  if (!(RECIPE_METHODS as readonly string[]).includes(set.method.name)) throw new Error(`export-recipe hands LoRA or DoRA to the engine; the adapter is ${set.method.name} (the recipe's train.py implements ${RECIPE_METHODS.join(' and ')} only)`);
   if (set.baseOverrides.size) throw new Error('export-recipe: this LoRA init changes the base weights (PiSSA / OLoRA); the engine would train on the original ones. Save it converted to LoRA first, or use another --init-lora-weights');
   if ((set.options.bias ?? 'none') !== 'none') throw new Error(`export-recipe: bias '${set.options.bias}' is not supported (the recipe trains lora_A / lora_B only)`);
 
@@ -136,14 +157,14 @@ export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: strin
   const order = Array.from({ length: o.epochs }, (_, e) => lengthGroupedBatches(lengths, o.batchSize, new Rng(o.seed).fork(`epoch-${e}`)));
   const stepsPerEpoch = order[0].length;
   const totalSteps = stepsPerEpoch * o.epochs;
-  const share = Math.ceil(Math.min(o.batchSize, examples.length) / nproc);
+  const share = Math.ceil(Math.min(o.batchSize, examples.length) / world);
   const perRank = Math.min(o.perRankBatch ?? share, share);
   const kind = o.schedule ?? 'linear';
   const recipe: Recipe = {
     format: 'lorakit-recipe/1',
     task: 'causal-lm',
     engine: o.engine,
-    backend: o.backend ?? (o.engine === 'accelerate' ? 'peft' : 'plain'),
+    backend,
     model_dir: path.resolve(loaded.dir),
     base_model_name_or_path: peftBaseModelName(loaded),
     seed: o.seed,
@@ -162,9 +183,10 @@ export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: strin
     },
     clip: { max_grad_norm: o.maxGradNorm ?? 0 },
     batch: {
-      global_batch: o.batchSize, world_size: nproc, per_rank_batch: perRank, grad_accum_steps: Math.ceil(share / perRank),
+      global_batch: o.batchSize, world_size: world, per_rank_batch: perRank, grad_accum_steps: Math.ceil(share / perRank),
       split: 'row i of a global batch goes to rank i % world_size; a rank runs its rows per_rank_batch at a time and accumulates',
     },
+    ...(o.deepspeed ? { deepspeed: { zero_stage: o.deepspeed === 'zero3' ? 3 as const : 2 as const, config_file: DS_CONFIG_FILE } } : {}),
     loss: { normalization: "token mean over the global batch: each micro-batch's summed cross-entropy / the global batch's count of predicted tokens, gradients summed over ranks (all_reduce SUM)" },
     order,
   };
@@ -174,63 +196,9 @@ export async function exportRecipe(o: ExportRecipeOptions): Promise<{ dir: strin
     if (!fs.existsSync(src)) throw new Error(`${src}: missing from this lorakit installation (the recipe's Python side)`);
     fs.copyFileSync(src, path.join(o.out, f));
   }
-  writeFileAtomic(path.join(o.out, 'launch.sh'), launchScript(o.engine, nproc, recipe.backend));
+  writeFileAtomic(path.join(o.out, 'launch.sh'), launchScript(o.engine, nproc, nnodes, recipe.backend, recipe.deepspeed !== undefined));
   fs.chmodSync(path.join(o.out, 'launch.sh'), 0o755);
-  if (o.engine === 'accelerate') writeFileAtomic(path.join(o.out, 'accelerate_config.yaml'), accelerateConfig(nproc));
+  if (o.engine === 'accelerate') writeFileAtomic(path.join(o.out, 'accelerate_config.yaml'), accelerateConfig(nproc, nnodes, recipe.deepspeed !== undefined));
+  if (recipe.deepspeed) writeFileAtomic(path.join(o.out, DS_CONFIG_FILE), JSON.stringify(deepSpeedConfig({ stage: recipe.deepspeed.zero_stage, perRankBatch: perRank, gradAccumSteps: recipe.batch.grad_accum_steps, maxGradNorm: recipe.clip.max_grad_norm }), null, 1) + '\n');
   return { dir: o.out, recipe };
-}
-
-function launchScript(engine: RecipeEngine, nproc: number, backend: string): string {
-  const common = [
-    '#!/bin/sh',
-    `# Written by lorakit export-recipe: trains the recipe in this folder with ${engine}; the adapter lands in out/adapter.`,
-    '# NPROC processes per node (NNODES nodes: run this on each with its NODE_RANK and the same MASTER_ADDR / MASTER_PORT).',
-    'set -e',
-    'cd "$(dirname "$0")"',
-    `NPROC=\${NPROC:-${nproc}}`,
-    'NNODES=${NNODES:-1}',
-    'NODE_RANK=${NODE_RANK:-0}',
-    'MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}',
-    'MASTER_PORT=${MASTER_PORT:-29500}',
-    'PYTHON=${PYTHON:-python3}',
-  ];
-  if (engine === 'torchrun') {
-    return [
-      ...common,
-      "# --redirects 1 --tee 1: torch 1.13's torchrun on Python 3.11 crashes with their defaults (0; 3 too): its Std.from_str looks",
-      '# the value up by iterating an IntFlag, which on 3.11 yields OUT and ERR only. 1 = stdout to the log and the console.',
-      `exec "$PYTHON" -m torch.distributed.run --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" --redirects 1 --tee 1 train.py --backend ${backend} "$@"`,
-      '',
-    ].join('\n');
-  }
-  return [
-    ...common,
-    '# accelerate launch --cpu --num_processes N runs one process; its multi-process (torchrun) launcher with the device',
-    '# forced to the CPU runs N (unset ACCELERATE_TORCH_DEVICE on GPUs). torch < 2 on Python >= 3.11 crashes in that',
-    "# launcher (torchrun's --redirects default, which accelerate launch cannot set): there torchrun is started directly",
-    '# with --redirects 1 --tee 1, and train.py still sets the processes up through accelerate (--engine accelerate).',
-    'export ACCELERATE_TORCH_DEVICE=${ACCELERATE_TORCH_DEVICE:-cpu}',
-    'if "$PYTHON" -c "import sys, torch; sys.exit(0 if int(torch.__version__.split(\'.\')[0]) < 2 and sys.version_info >= (3, 11) else 1)"; then',
-    `  exec "$PYTHON" -m torch.distributed.run --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" --redirects 1 --tee 1 train.py --engine accelerate --backend ${backend} "$@"`,
-    'fi',
-    `exec "$PYTHON" -m accelerate.commands.launch --config_file accelerate_config.yaml --num_processes "$(( NPROC * NNODES ))" --num_machines "$NNODES" --machine_rank "$NODE_RANK" --main_process_ip "$MASTER_ADDR" --main_process_port "$MASTER_PORT" train.py --engine accelerate --backend ${backend} "$@"`,
-    '',
-  ].join('\n');
-}
-
-function accelerateConfig(nproc: number): string {
-  return [
-    '# accelerate launch --config_file accelerate_config.yaml (written by lorakit export-recipe)',
-    'compute_environment: LOCAL_MACHINE',
-    'distributed_type: MULTI_GPU',
-    'mixed_precision: "no"',
-    `num_processes: ${nproc}`,
-    'num_machines: 1',
-    'machine_rank: 0',
-    'main_training_function: main',
-    'rdzv_backend: static',
-    'same_network: true',
-    'use_cpu: false',
-    '',
-  ].join('\n');
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Trains the LoRA adapter `lorakit export-recipe` described, on N processes.
+"""Trains the LoRA (or DoRA) adapter `lorakit export-recipe` described, on N processes.
 
 Written by lorakit (src/tasks/recipe/train.py); reads recipe.json beside it:
 the step-0 adapter (adapter0/), the data as token ids with labels (lorakit's
@@ -26,6 +26,9 @@ are summed over ranks (all_reduce, as DDP averages per-rank means): the
 update is the one of the token mean over the global batch, whatever the
 number of processes. Then torch's clip_grad_norm_, LambdaLR's multiplier and
 torch.optim.AdamW, as lorakit steps.
+
+DeepSpeed ZeRO (export-recipe --engine accelerate --deepspeed zero2|zero3): accelerate's
+DeepSpeed plugin reads ds_config.json; see train_deepspeed.
 
 Usage: python3 train.py [--out DIR] [--backend plain|peft] [--dtype float32|float64] [--probe]
 """
@@ -114,19 +117,35 @@ def lr_multiplier(step, s):
 
 
 class Lora:
-    """PEFT's LoRA on a module path: y = base(x) + scale * dropout(x) A^T B^T (hf_decoders' `lora.apply` interface)."""
+    """PEFT's LoRA on a module path (hf_decoders' `lora.apply` interface): y = base(x) + s·dropout(x)·Aᵀ·Bᵀ.
 
-    def __init__(self, params, scales, dropout):
+    With a magnitude vector m (DoRA, Liu et al. 2024, use_dora in PEFT): the weight W + s·B·A is
+    decomposed into its row norms and direction, y = base(x) + (m/n − 1)·x·Wᵀ + (m/n)·s·dropout(x)·Aᵀ·Bᵀ
+    with n = ‖W + s·B·A‖ per output row of the [out, in] weight, treated as a constant in the
+    gradient (the paper's §4.3; PEFT detaches it), x·Wᵀ on the dropped-out input when dropout is on.
+    """
+
+    def __init__(self, params, scales, dropout, weights=None, in_out=False):
         self.params, self.scales, self.dropout, self.training = params, scales, dropout, True
+        self.weights, self.in_out = weights, in_out  # base weights by name; GPT-2's Conv1D keeps them [in, out]
 
     def apply(self, name, x, y):
         a = self.params.get(f"base_model.model.{name}.lora_A.weight")
         if a is None:
             return y
         b = self.params[f"base_model.model.{name}.lora_B.weight"]
+        s = self.scales[name]
         if self.dropout and self.training:
             x = F.dropout(x, self.dropout)
-        return y + self.scales[name] * (x @ a.t()) @ b.t()
+        lora = s * (x @ a.t()) @ b.t()
+        m = self.params.get(f"base_model.model.{name}.lora_magnitude_vector")
+        if m is None:
+            return y + lora
+        w = self.weights[f"{name}.weight"]
+        w_out_in = w.t() if self.in_out else w
+        n = torch.linalg.vector_norm(w_out_in + s * (b @ a), dim=1).detach()
+        base = x @ w if self.in_out else x @ w.t()  # base(x) without its bias
+        return y + (m / n - 1) * base + (m / n) * lora
 
 
 def pad(rows, examples, pad_id):
@@ -169,7 +188,7 @@ class PlainBackend:
             self.W = {(k if k.startswith("transformer.") or k.startswith("lm_head") else "transformer." + k): v for k, v in self.W.items()}
         adapter = read_safetensors(os.path.join(HERE, "adapter0", "adapter_model.safetensors"))
         self.params = {k: v.to(dtype).requires_grad_(True) for k, v in sorted(adapter.items())}
-        self.lora = Lora(self.params, recipe["lora"]["scales"], recipe["lora"]["lora_dropout"])
+        self.lora = Lora(self.params, recipe["lora"]["scales"], recipe["lora"]["lora_dropout"], self.W, in_out=mt == "gpt2")
 
     def trainable(self):
         return list(self.params.values())
@@ -188,19 +207,103 @@ class PeftBackend:
         from peft import PeftModel
         base = AutoModelForCausalLM.from_pretrained(recipe["model_dir"], torch_dtype=dtype)
         self.model = PeftModel.from_pretrained(base, os.path.join(HERE, "adapter0"), is_trainable=True)
+        self.device = torch.device("cpu")
 
     def trainable(self):
         return [p for _, p in sorted(self.model.named_parameters()) if p.requires_grad]
 
     def logits(self, ids, mask, training=True):
         self.model.train(training)
-        return self.model(input_ids=ids, attention_mask=mask.long()).logits
+        return self.model(input_ids=ids.to(self.device), attention_mask=mask.long().to(self.device)).logits
 
-    def save(self, out):
+    def save(self, out, peft_model=None, state_dict=None):
+        """peft_model / state_dict: the unwrapped PeftModel and the state gathered from DeepSpeed's partitions."""
         tmp = out + ".peft"
-        self.model.save_pretrained(tmp)
+        (peft_model or self.model).save_pretrained(tmp, **({"state_dict": state_dict} if state_dict is not None else {}))
         shutil.copy(os.path.join(tmp, "adapter_model.safetensors"), os.path.join(out, "adapter_model.safetensors"))
         shutil.rmtree(tmp)
+
+
+def optimizer_and_schedule(params, recipe):
+    """A fresh torch AdamW with recipe.json's settings, and transformers' schedule as a LambdaLR."""
+    o = recipe["optimizer"]
+    opt = torch.optim.AdamW(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weight_decay"])
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_multiplier(k, recipe["schedule"]))
+
+
+def adapter_folder(out, recipe, run):
+    """<out>/adapter with adapter0's PEFT config and lorakit's block (lorakit_config.json: task, data, max length,
+    base model folder; PEFT's own save_pretrained would drop it), the block saying which steps made the adapter
+    (`run`: engine, backend, processes); the weights come next."""
+    dest = os.path.join(out, "adapter")
+    os.makedirs(dest, exist_ok=True)
+    shutil.copy(os.path.join(HERE, "adapter0", "adapter_config.json"), os.path.join(dest, "adapter_config.json"))
+    block_file = os.path.join(HERE, "adapter0", "lorakit_config.json")
+    block = {}
+    if os.path.exists(block_file):
+        with open(block_file) as f:
+            block = json.load(f)
+    block.update({"recipe_step": recipe["total_steps"], "recipe_run": run})
+    tmp = os.path.join(dest, "lorakit_config.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(dict(sorted(block.items())), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, os.path.join(dest, "lorakit_config.json"))
+    return dest
+
+
+def train_deepspeed(recipe, examples, args):
+    """accelerate + DeepSpeed ZeRO (accelerate_config.yaml, ds_config.json). DeepSpeed owns the update:
+    accelerate.prepare hands it the script's AdamW and LambdaLR (ds_config.json defines neither), and at
+    each accumulation boundary it clips (gradient_clipping), steps both and zeroes the gradients. Its
+    engine divides each backward's loss by gradient_accumulation_steps and averages the gradients over
+    the processes, so every micro-batch's loss (summed token cross-entropy / the global batch's token
+    count, as in the DDP path) is multiplied by processes × accumulation steps first: the update is
+    again the one of the token mean over the global batch. Every process runs exactly
+    gradient_accumulation_steps micro-batches a step (DeepSpeed counts them to find the boundary): a
+    process with fewer rows that step runs a row with weight 0."""
+    from accelerate import Accelerator
+    acc = Accelerator()  # the DeepSpeed plugin from the launcher's environment (ACCELERATE_USE_DEEPSPEED, ds_config.json)
+    world, rank = acc.num_processes, acc.process_index
+    ds = acc.state.deepspeed_plugin.deepspeed_config
+    per_rank, pad_id = recipe["batch"]["per_rank_batch"], recipe["data"]["pad_id"]
+    share = -(-min(recipe["batch"]["global_batch"], len(examples)) // world)
+    gas = -(-share // per_rank)
+    if ds.get("gradient_accumulation_steps") != gas or ds.get("train_micro_batch_size_per_gpu") != per_rank:
+        raise SystemExit(f"train.py: {world} processes run the global batch of {recipe['batch']['global_batch']} as micro-batches of {per_rank} × {gas} accumulation steps, "
+                         f"but the DeepSpeed config says {ds.get('train_micro_batch_size_per_gpu')} × {ds.get('gradient_accumulation_steps')}: "
+                         f"export the recipe again with --nproc / --nnodes for {world} processes")
+    backend = PeftBackend(recipe, torch.float32)
+    opt, sched = optimizer_and_schedule(backend.trainable(), recipe)
+    backend.model, opt, sched = acc.prepare(backend.model, opt, sched)
+    backend.device = acc.device
+    log = open(os.path.join(args.out, "metrics.jsonl"), "w") if acc.is_main_process else None
+    step = 0
+    for epoch, batches in enumerate(recipe["order"]):
+        for rows in batches:
+            count = target_count(rows, examples)
+            mine = rows[rank::world]
+            micro = [mine[i:i + per_rank] for i in range(0, len(mine), per_rank)]
+            lr = sched.get_last_lr()[0]
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            for j in range(gas):
+                part_rows, weight = (micro[j], 1.0) if j < len(micro) else (rows[:1], 0.0)
+                ids, mask, labels = pad(part_rows, examples, pad_id)
+                part = summed_ce(backend.logits(ids, mask), labels.to(acc.device)) * (weight / max(1, count))
+                acc.backward(part * (world * gas))  # DeepSpeed steps, clips and schedules at the boundary
+                loss_sum += part.detach().to(torch.float64).cpu()
+            loss = float(acc.reduce(loss_sum.to(acc.device), reduction="sum"))
+            step += 1
+            if log:
+                norm = getattr(backend.model, "get_global_grad_norm", lambda: None)()
+                log.write(json.dumps({"event": "step", "step": step, "epoch": epoch, "loss": loss, "lr": lr, "gradNorm": None if norm is None else float(norm)}) + "\n")
+                log.flush()
+    state = acc.get_state_dict(backend.model)  # gathers ZeRO-3's partitions (stage3_gather_16bit_weights_on_model_save)
+    if acc.is_main_process:
+        run = {"engine": "accelerate", "backend": "peft", "processes": world, "deepspeed_zero_stage": ds["zero_optimization"]["stage"]}
+        backend.save(adapter_folder(args.out, recipe, run), peft_model=acc.unwrap_model(backend.model), state_dict=state)
+        log.close()
+    acc.wait_for_everyone()
 
 
 def digest(params):
@@ -224,6 +327,9 @@ def main():
         examples = json.load(f)["examples"]
     if not os.path.isabs(recipe["model_dir"]):
         recipe["model_dir"] = os.path.join(HERE, recipe["model_dir"])
+    os.makedirs(args.out, exist_ok=True)
+    if (args.engine or recipe["engine"]) == "accelerate" and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        return train_deepspeed(recipe, examples, args)
     if (args.engine or recipe["engine"]) == "accelerate":
         from accelerate import PartialState
         state = PartialState()  # accelerate sets up the processes and the device (ACCELERATE_TORCH_DEVICE=cpu: gloo)
@@ -236,11 +342,8 @@ def main():
     dtype = getattr(torch, args.dtype)
     backend = (PeftBackend if (args.backend or recipe["backend"]) == "peft" else PlainBackend)(recipe, dtype)
     params = backend.trainable()
-    o = recipe["optimizer"]
-    opt = torch.optim.AdamW(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_multiplier(k, recipe["schedule"]))
+    opt, sched = optimizer_and_schedule(params, recipe)
     per_rank, pad_id, max_norm = recipe["batch"]["per_rank_batch"], recipe["data"]["pad_id"], recipe["clip"]["max_grad_norm"]
-    os.makedirs(args.out, exist_ok=True)
     log = open(os.path.join(args.out, "metrics.jsonl"), "w") if rank == 0 else None
     step = 0
     for epoch, batches in enumerate(recipe["order"]):
@@ -272,12 +375,8 @@ def main():
     with open(os.path.join(args.out, f"rank{rank}.sha256"), "w") as f:
         f.write(digest(params) + "\n")
     if rank == 0:
-        dest = os.path.join(args.out, "adapter")
-        os.makedirs(dest, exist_ok=True)
-        for f in ("adapter_config.json", "lorakit_config.json"):
-            if os.path.exists(os.path.join(HERE, "adapter0", f)):
-                shutil.copy(os.path.join(HERE, "adapter0", f), os.path.join(dest, f))
-        backend.save(dest)
+        run = {"engine": args.engine or recipe["engine"], "backend": args.backend or recipe["backend"], "processes": world, "dtype": args.dtype}
+        backend.save(adapter_folder(args.out, recipe, run))
         if args.probe:
             with torch.no_grad():
                 ids, mask, _ = pad([0], examples, pad_id)
