@@ -1,7 +1,7 @@
-// A frozen base in int8 vs fp32: one LoRA training step (forward, backward to
-// the adapter (and head), AdamW), both bases in ONE process, steps interleaved
-// (fp32, int8, fp32, …) so a loaded machine slows both alike; then each base
-// alone in a child process for its peak RSS. Two models:
+// A frozen base in fp32, int8, nf4 and int4: one LoRA training step (forward,
+// backward to the adapter (and head), AdamW), all bases in ONE process, steps
+// interleaved (fp32, int8, nf4, int4, fp32, …) so a loaded machine slows them
+// alike; then each base alone in a child process for its peak RSS. Two models:
 //   bert   the BERT-base-size encoder of bench/train_step.ts (12 layers, 768
 //          hidden, 3072 FFN, batch 8 × 128 tokens), LoRA r 8 on query and
 //          value, a 2-class head;
@@ -10,11 +10,11 @@
 //          loss on batch 4 × 128, LoRA r 8 on q_proj and v_proj (as
 //          bench/causal_lm_step.ts).
 //
-//   npx tsx bench/quant_step.ts [--model bert|llama] [--steps 10] [--warmup 2] [--threads 2] [--smoke]
+//   npx tsx bench/quant_step.ts [--model bert|llama] [--dtypes fp32,int8,nf4,int4] [--steps 10] [--warmup 2] [--threads 2] [--smoke]
 //
 // --smoke: both models in tiny configs, 2 steps: checks the bench runs.
-// Prints a JSON summary per model (ratios fp32_ms / int8_ms: > 1 = int8
-// faster) and appends it to bench/results/quant_step.jsonl.
+// Prints a JSON summary per model (speedup_fp32_over_D = fp32_ms / D_ms: > 1 =
+// D faster) and appends it to bench/results/quant_step.jsonl.
 
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
@@ -30,7 +30,8 @@ import { buildClassifierGraph, initHead } from '../src/train/classifier.ts';
 import { buildCausalLmGraph, causalLmFeeds, type CausalLmBatch } from '../src/train/tasks/causal_lm.ts';
 import { IGNORE_INDEX } from '../src/models/types.ts';
 import type { DecoderModel } from '../src/models/decoder.ts';
-import { quantizeBase, type BaseDtype } from '../src/quant/base_dtype.ts';
+import { BASE_DTYPES, quantizeBase, storedBytes, type BaseDtype, type BaseQuantization } from '../src/quant/base_dtype.ts';
+import { quantizedFormOf } from '../src/quant/quantized_weights.ts';
 import { peakRss } from '../src/tasks/train.ts';
 import { Rng } from '../src/util/rng.ts';
 import { BENCH_CONFIGS, BertLike, bertLikeConfig } from './bert_like.ts';
@@ -40,10 +41,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const RANK = 8, ALPHA = 16, CLASSES = 2, VOCAB = 30522, LR = 1e-4;
 
 type ModelKind = 'bert' | 'llama';
-interface Args { steps: number; warmup: number; threads: number; smoke: boolean; model?: ModelKind; child?: BaseDtype }
+interface Args { steps: number; warmup: number; threads: number; smoke: boolean; dtypes: BaseDtype[]; model?: ModelKind; child?: BaseDtype }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { steps: 10, warmup: 2, threads: 2, smoke: false };
+  const a: Args = { steps: 10, warmup: 2, threads: 2, smoke: false, dtypes: [...BASE_DTYPES] };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const int = () => {
@@ -60,11 +61,12 @@ function parseArgs(argv: string[]): Args {
       if (m !== 'bert' && m !== 'llama') throw new Error(`--model must be bert or llama, got '${m}'`);
       a.model = m;
     }
-    else if (k === '--child') {
-      const d = argv[++i];
-      if (d !== 'fp32' && d !== 'int8') throw new Error(`--child must be fp32 or int8, got '${d}'`);
-      a.child = d;
-    } else throw new Error(`unknown argument '${k}' (usage: [--model bert|llama] [--steps 10] [--warmup 2] [--threads 2] [--smoke])`);
+    else if (k === '--child' || k === '--dtypes') {
+      const ds = (argv[++i] ?? '').split(',');
+      for (const d of ds) if (!(BASE_DTYPES as readonly string[]).includes(d)) throw new Error(`${k} takes ${BASE_DTYPES.join(', ')}, got '${d}'`);
+      if (k === '--child') a.child = ds[0] as BaseDtype;
+      else a.dtypes = ['fp32', ...(ds as BaseDtype[]).filter((d) => d !== 'fp32')];
+    } else throw new Error(`unknown argument '${k}' (usage: [--model bert|llama] [--dtypes fp32,int8,nf4,int4] [--steps 10] [--warmup 2] [--threads 2] [--smoke])`);
   }
   if (a.smoke) Object.assign(a, { steps: 2, warmup: 1 });
   return a;
@@ -89,7 +91,8 @@ interface BenchModel {
 }
 
 async function timedStep(graph: Parameters<typeof CompiledGraph.compile>[0], threads: number, run: (c: CompiledGraph) => Promise<number>): Promise<Step> {
-  const quantizedProducts = graph.nodes.filter((n) => n.op === 'DynamicQuantizeMatMul').length;
+  // Forward products only (int4's input gradients are MatMulNBits nodes too, on the copy named '….T.int4').
+  const quantizedProducts = graph.nodes.filter((n) => ['DynamicQuantizeMatMul', 'MatMulNBits', 'MatMulBnb4'].includes(n.op) && !n.inputs[1]?.leaf?.name.endsWith('.T.int4')).length;
   const compiled = await CompiledGraph.compile(graph, { threads });
   const losses: number[] = [];
   const step = async () => {
@@ -168,45 +171,63 @@ async function child(a: Args, kind: ModelKind, dtype: BaseDtype) {
 }
 
 async function benchModel(a: Args, kind: ModelKind) {
-  const m = buildModel(kind, a.smoke);
   const loadavg = os.loadavg()[0];
-  // The fp32 graph is built before the weights are quantized (quantization replaces the arrays), the int8 one after.
-  const fp32 = await m.makeStep(a.threads);
-  const q = quantizeBase(m.weights, m.sites, 'int8');
-  const int8 = await m.makeStep(a.threads);
-  const linear = m.sites.filter((s) => s.kind !== 'embedding').length;
-  if (fp32.quantizedProducts !== 0 || int8.quantizedProducts !== linear) throw new Error(`bench: ${fp32.quantizedProducts} / ${int8.quantizedProducts} quantized products (want 0 / ${linear})`);
-  const times = { fp32: [] as number[], int8: [] as number[] };
+  // One model per base (seeded: the same weights), quantized before its step is built (quantization replaces the arrays).
+  const steps = new Map<BaseDtype, Step>(), quant = new Map<BaseDtype, BaseQuantization>(), held = new Map<BaseDtype, number>();
+  let shape: BenchModel['shape'] | undefined, allBytes = 0, int4Transposed = 0;
+  for (const d of a.dtypes) {
+    const m = buildModel(kind, a.smoke);
+    shape = m.shape;
+    const q = d === 'fp32' ? undefined : quantizeBase(m.weights, m.sites, d);
+    const s = await m.makeStep(a.threads);
+    const want = d === 'fp32' ? 0 : m.sites.filter((s) => s.kind !== 'embedding').length;
+    if (s.quantizedProducts !== want) throw new Error(`bench: the ${d} graph has ${s.quantizedProducts} quantized products (want ${want})`);
+    steps.set(d, s);
+    // All base weights as float32 (from the shapes) vs held now: codes + scales, plus the float32 arrays still kept (embeddings; a tied head's table); stand-ins hold nothing.
+    let all = 0, h = q?.storedBytes ?? 0;
+    for (const w of m.weights.values()) {
+      all += 4 * w.shape.reduce((x, y) => x * y, 1);
+      h += 4 * w.data.length;
+    }
+    allBytes = all;
+    held.set(d, h);
+    if (q) quant.set(d, q);
+    // int4 training also holds the codes packed along N for the input gradient (as many bytes again).
+    if (d === 'int4') for (const key of q!.quantized) { const f = quantizedFormOf(m.weights.get(key)!.data); if (f?.dtype === 'int4') int4Transposed += storedBytes({ ...f, q: f.transposed() }); }
+  }
+  const times = new Map(a.dtypes.map((d) => [d, [] as number[]]));
   for (let i = 0; i < a.warmup + a.steps; i++) {
-    const t32 = await fp32.step(), t8 = await int8.step();
-    if (i >= a.warmup) {
-      times.fp32.push(t32);
-      times.int8.push(t8);
+    for (const d of a.dtypes) {
+      const t = await steps.get(d)!.step();
+      if (i >= a.warmup) times.get(d)!.push(t);
     }
   }
-  await fp32.release();
-  await int8.release();
-  // All base weights as float32 (from the shapes) vs held now: codes + scales, plus the float32 arrays still kept (embeddings; a tied head's table); stand-ins hold nothing.
-  let allBytes = 0, heldBytes = q.storedBytes;
-  for (const w of m.weights.values()) {
-    allBytes += 4 * w.shape.reduce((x, y) => x * y, 1);
-    heldBytes += 4 * w.data.length;
-  }
+  for (const s of steps.values()) await s.release();
   const rss: Record<string, number> = {};
-  for (const d of ['fp32', 'int8'] as const) {
+  for (const d of a.dtypes) {
     const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--model', kind, '--child', d, '--threads', String(a.threads), '--steps', String(a.steps), '--warmup', String(a.warmup), ...(a.smoke ? ['--smoke'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
     if (r.status !== 0) throw new Error(`bench child ${kind} ${d} failed: ${r.stderr}`);
     rss[d] = JSON.parse(r.stdout.trim().split('\n').pop()!).peak_rss_mib;
   }
-  const fp32Ms = median(times.fp32), int8Ms = median(times.int8);
-  const result = {
-    bench: 'quant_step', date: new Date().toISOString(), model: kind, config: a.smoke ? 'smoke' : 'full', ...m.shape, rank: RANK, targets: kind === 'llama' ? 'q_proj,v_proj' : 'query,value', threads: a.threads, steps: a.steps, loadavg: round(loadavg, 1),
-    fp32_ms: round(fp32Ms, 1), int8_ms: round(int8Ms, 1), speedup_fp32_over_int8: round(fp32Ms / int8Ms),
-    linear_weight_mib_fp32: round(q.fp32Bytes / 2 ** 20, 1), linear_weight_mib_int8: round(q.storedBytes / 2 ** 20, 1), linear_weight_ratio: round(q.storedBytes / q.fp32Bytes),
-    base_weight_ratio_with_embeddings: round(heldBytes / allBytes),
-    peak_rss_mib_fp32: rss.fp32, peak_rss_mib_int8: rss.int8, peak_rss_ratio: round(rss.int8 / rss.fp32),
-    loss_fp32: [round(fp32.losses[0], 4), round(fp32.losses.at(-1)!, 4)], loss_int8: [round(int8.losses[0], 4), round(int8.losses.at(-1)!, 4)],
+  const fp32Ms = median(times.get('fp32')!), fp32Losses = steps.get('fp32')!.losses;
+  const result: Record<string, unknown> = {
+    bench: 'quant_step', date: new Date().toISOString(), model: kind, config: a.smoke ? 'smoke' : 'full', ...shape, rank: RANK, targets: kind === 'llama' ? 'q_proj,v_proj' : 'query,value', threads: a.threads, steps: a.steps, loadavg: round(loadavg, 1),
+    fp32_ms: round(fp32Ms, 1), peak_rss_mib_fp32: rss.fp32, loss_fp32: [round(fp32Losses[0], 4), round(fp32Losses.at(-1)!, 4)],
   };
+  for (const d of a.dtypes.filter((d) => d !== 'fp32')) {
+    const ms = median(times.get(d)!), q = quant.get(d)!, losses = steps.get(d)!.losses;
+    result.linear_weight_mib_fp32 = round(q.fp32Bytes / 2 ** 20, 1);
+    Object.assign(result, {
+      [`${d}_ms`]: round(ms, 1), [`speedup_fp32_over_${d}`]: round(fp32Ms / ms),
+      [`linear_weight_mib_${d}`]: round(q.storedBytes / 2 ** 20, 1), [`linear_weight_ratio_${d}`]: round(q.storedBytes / q.fp32Bytes),
+      [`base_weight_ratio_with_embeddings_${d}`]: round(held.get(d)! / allBytes),
+      [`peak_rss_mib_${d}`]: rss[d], [`peak_rss_ratio_${d}`]: round(rss[d] / rss.fp32),
+      [`loss_${d}`]: [round(losses[0], 4), round(losses.at(-1)!, 4)],
+    });
+    if (d === 'int4') result.linear_weight_ratio_int4_training = round((q.storedBytes + int4Transposed) / q.fp32Bytes);
+    // int8's figures also under their earlier names (bench/results/quant_step.jsonl, test/bench_smoke.test.ts).
+    if (d === 'int8') Object.assign(result, { linear_weight_ratio: round(q.storedBytes / q.fp32Bytes), base_weight_ratio_with_embeddings: round(held.get(d)! / allBytes), peak_rss_ratio: round(rss[d] / rss.fp32) });
+  }
   console.log(JSON.stringify(result, null, 2));
   if (!a.smoke) {
     mkdirSync(path.join(here, 'results'), { recursive: true });

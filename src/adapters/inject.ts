@@ -16,7 +16,7 @@ import { Graph, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import { frozenLinear, frozenWeight } from '../quant/frozen_linear.ts';
-import { dropFloat32, float32Of, int8FormOf, isStandIn, markInt8 } from '../quant/quantized_weights.ts';
+import { dropFloat32, float32Of, isStandIn, markQuantized, quantizedFormOf } from '../quant/quantized_weights.ts';
 import { Rng } from '../util/rng.ts';
 import { selectTargets, TargetModules, matchesTarget, TargetError } from './targets.ts';
 import type { AdapterMethod, HookSite, LowRankFactors } from './types.ts';
@@ -162,7 +162,8 @@ export class AdapterSet<C = any> {
         setBaseWeight: (data) => {
           if (data.length !== site.inFeatures * site.outFeatures) throw new Error(`setBaseWeight for '${site.name}': ${data.length} values, the weight has ${site.inFeatures * site.outFeatures}`);
           // On a quantized base the residual is the frozen weight now: quantized the same way (QPiSSA), its float32 values dropped as the base's were.
-          if (int8FormOf(w.data)) markInt8(data, site.inFeatures, site.outFeatures, site.layout);
+          const form = quantizedFormOf(w.data);
+          if (form) markQuantized(data, form.dtype, site.inFeatures, site.outFeatures, site.layout);
           this.baseOverrides.set(site.weightKey, isStandIn(w.data) ? dropFloat32(data, site.layout) : data);
         },
       });

@@ -6,6 +6,7 @@
 import { Node, Shape, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import { quantizedInputGrad } from '../graph/quantized.ts';
+import { dequantizeBnb4, nbitsInputGrad } from '../graph/quantized_4bit.ts';
 import { sameDim } from '../graph/shapes.ts';
 
 export interface VjpContext {
@@ -137,6 +138,17 @@ export const rules: Record<string, VjpRule> = {
   DynamicQuantizeMatMul: ({ node, gy: [g], need }) => {
     const [, codes, scales, , bias] = node.inputs;
     return [need[0] ? quantizedInputGrad(g!, codes!, scales!) : null, null, null, null, bias && need[4] ? unbroadcast(g!, bias.shape) : null];
+  },
+
+  // A frozen int4 weight: dX = dY·W̃ through the copy of the same codes packed along N (square tiles: exactly W̃ᵀ).
+  MatMulNBits: ({ node, gy: [g], need }) => [need[0] ? nbitsInputGrad(g!, node.inputs[1]!) : null, ...node.inputs.slice(1).map(() => null)],
+
+  // A frozen nf4 weight: dX = dY·W̃ with W̃ dequantized from the same codes at every run (not folded into a float32
+  // constant: that would hold the fp32 weight in the training session); MatMulBnb4's transB = 0 is wrong in ORT 1.30.
+  MatMulBnb4: ({ node, gy: [g], need }) => {
+    const [, packed, absmax] = node.inputs as Value[];
+    const s = { K: attrInt(node, 'K', 0), N: attrInt(node, 'N', 0), blockSize: attrInt(node, 'block_size', 0) };
+    return [need[0] ? op.matmul(g!, dequantizeBnb4(packed, absmax, s, g!)) : null, null, null];
   },
 
   LayerNormalization: ({ node, gy: [g], need }) => {

@@ -1,16 +1,19 @@
 // --base-dtype: the form the frozen base weights of the linear projections are
 // computed in. Adapters, biases, LayerNorms and embedding tables stay float32.
 
-import { dropFloat32, int8FormOf, markInt8 } from './quantized_weights.ts';
+import { dropFloat32, markQuantized, quantizedFormOf } from './quantized_weights.ts';
+import { QUANT_FORMATS, type QuantizedForm } from './formats.ts';
 
-export const BASE_DTYPES = ['fp32', 'int8'] as const;
+export const BASE_DTYPES = ['fp32', 'int8', 'nf4', 'int4'] as const;
 export type BaseDtype = (typeof BASE_DTYPES)[number];
 
 /** What each dtype is, for --help and error messages. */
 export const BASE_DTYPE_HELP =
-  "form of the frozen base weights of the linear projections: fp32 (as loaded), or int8 = per-output-channel symmetric absmax, " +
-  "activations quantized per tensor by ORT's DynamicQuantizeMatMul (the input gradient through the same codes with each row normalized). " +
-  'Adapters, biases, LayerNorms and embeddings stay fp32; an adapter trained on an int8 base saves as a normal PEFT adapter for the fp32 model';
+  "form of the frozen base weights of the linear projections: fp32 (as loaded); " +
+  "int8 = per-output-channel symmetric absmax, activations quantized per tensor by ORT's DynamicQuantizeMatMul (the input gradient through the same codes with each row normalized); " +
+  "nf4 = bitsandbytes' 4-bit NormalFloat, blocks of 64 with a float32 absmax (no double quantization), run by ORT's MatMulBnb4 (it dequantizes to fp32: memory, not speed; the input gradient through the same codes dequantized); " +
+  "int4 = 4-bit asymmetric codes with a scale and zero point per 32×32 tile, run by ORT's MatMulNBits (activations quantized to int8 per block; the input gradient through a copy of the same codes packed the other way). " +
+  'Adapters, biases, LayerNorms and embeddings stay fp32; an adapter trained on a quantized base saves as a normal PEFT adapter for the fp32 model';
 
 
 /** The parts of a model's linear site that quantization reads (src/models/types.ts LinearSite). */
@@ -53,18 +56,18 @@ export function quantizeBase(weights: Map<string, { shape: number[]; data: Float
     const w = weights.get(site.weightKey);
     if (!w) throw new Error(`--base-dtype ${dtype}: the weight '${site.weightKey}' of module '${site.name}' is missing from the model`);
     seen.add(site.weightKey);
-    const q = markInt8(w.data, site.inFeatures, site.outFeatures, site.layout);
+    const f = markQuantized(w.data, dtype, site.inFeatures, site.outFeatures, site.layout);
     if (site.weightKey === `${site.name}.weight`) weights.set(site.weightKey, { ...w, data: dropFloat32(w.data, site.layout) });
     out.quantized.push(site.weightKey);
     out.fp32Bytes += 4 * site.inFeatures * site.outFeatures;
-    out.storedBytes += q.codes.byteLength + q.scales.byteLength;
+    out.storedBytes += storedBytes(f);
   }
   return out;
 }
 
 /** The quantized form a weight array was loaded in, if any. */
 export function quantizedDtypeOf(data: unknown): BaseDtype | undefined {
-  return int8FormOf(data) ? 'int8' : undefined;
+  return quantizedFormOf(data)?.dtype;
 }
 
 /** The form a loaded model's linear weights compute in ('fp32' when none was quantized). */
@@ -85,4 +88,9 @@ export function quantizeLike<W extends Map<string, { shape: number[]; data: Floa
   const dtype = modelBaseDtype({ sites, weights: source });
   if (dtype !== 'fp32') quantizeBase(merged, sites, dtype);
   return merged;
+}
+
+/** Bytes of a quantized weight's codes and scales (int4: the forward codes; training adds their transposed copy, as many bytes). */
+export function storedBytes(f: QuantizedForm): number {
+  return (QUANT_FORMATS[f.dtype].storedBytes as (f: QuantizedForm) => number)(f);
 }

@@ -7,22 +7,38 @@
 // merged weight, a PiSSA residual computed later, another model's) keep the
 // float32 product.
 
-import { dequantizeInt8, quantizeInt8, type Int8Weight } from './int8.ts';
+import { dequantizeInt8, type Int8Weight } from './int8.ts';
+import { dequantizeInt4 } from './int4.ts';
+import { dequantizeNf4 } from './nf4.ts';
+import { QUANT_FORMATS, type QuantDtype, type QuantizedForm } from './formats.ts';
 
-const int8Forms = new WeakMap<Float32Array, Int8Weight>();
+const forms = new WeakMap<Float32Array, QuantizedForm>();
 
-/** The int8 form `data` is computed with, if it was quantized. */
-export function int8FormOf(data: unknown): Int8Weight | undefined {
-  return data instanceof Float32Array ? int8Forms.get(data) : undefined;
+/** The quantized form `data` is computed with, if it was quantized. */
+export function quantizedFormOf(data: unknown): QuantizedForm | undefined {
+  return data instanceof Float32Array ? forms.get(data) : undefined;
 }
 
-/** Quantizes `data` (once: a second call returns the same form) and marks it. */
+/** Quantizes `data` to `dtype` (once: a second call returns the same form) and marks it. */
+export function markQuantized(data: Float32Array, dtype: QuantDtype, inFeatures: number, outFeatures: number, layout: 'in_out' | 'out_in'): QuantizedForm {
+  const hit = forms.get(data);
+  if (hit) {
+    if (hit.dtype !== dtype) throw new Error(`a weight quantized to ${hit.dtype} cannot also be ${dtype}: load the model again`);
+    return hit;
+  }
+  const f = QUANT_FORMATS[dtype].quantize(data, inFeatures, outFeatures, layout);
+  forms.set(data, f);
+  return f;
+}
+
+/** The int8 form `data` is computed with, if it was quantized to int8. */
+export function int8FormOf(data: unknown): Int8Weight | undefined {
+  const f = quantizedFormOf(data);
+  return f?.dtype === 'int8' ? f.q : undefined;
+}
+
 export function markInt8(data: Float32Array, inFeatures: number, outFeatures: number, layout: 'in_out' | 'out_in'): Int8Weight {
-  const hit = int8Forms.get(data);
-  if (hit) return hit;
-  const q = quantizeInt8(data, inFeatures, outFeatures, layout);
-  int8Forms.set(data, q);
-  return q;
+  return (markQuantized(data, 'int8', inFeatures, outFeatures, layout) as Extract<QuantizedForm, { dtype: 'int8' }>).q;
 }
 
 // Stand-ins: once a weight is quantized, the model's weight map can drop its
@@ -36,16 +52,21 @@ const standIns = new WeakMap<Float32Array, () => Float32Array>();
 /** Replaces a quantized weight's values by a zero-length stand-in (its float32 array can then be freed). */
 export function dropFloat32(data: Float32Array, layout: 'in_out' | 'out_in'): Float32Array {
   if (standIns.has(data)) return data;
-  const q = int8Forms.get(data);
-  if (!q) throw new Error('dropFloat32: the weight has no quantized form; quantize it first (markInt8)');
-  return int8StandIn(q, layout);
+  const f = forms.get(data);
+  if (!f) throw new Error('dropFloat32: the weight has no quantized form; quantize it first (markQuantized)');
+  return formStandIn(f, layout);
 }
 
-/** A stand-in for a weight known only by its int8 form (read from a saved quantized base: src/models/base_cache.ts). */
-export function int8StandIn(q: Int8Weight, layout: 'in_out' | 'out_in'): Float32Array {
-  const s = standIn(() => dequantizeInLayout(q, layout));
-  int8Forms.set(s, q);
+/** A stand-in for a weight known only by its quantized form (e.g. read from a saved quantized base: src/models/base_cache.ts). */
+export function formStandIn(f: QuantizedForm, layout: 'in_out' | 'out_in'): Float32Array {
+  const s = standIn(() => dequantizeInLayout(f, layout));
+  forms.set(s, f);
   return s;
+}
+
+/** A stand-in for a weight known only by its int8 form. */
+export function int8StandIn(q: Int8Weight, layout: 'in_out' | 'out_in'): Float32Array {
+  return formStandIn({ dtype: 'int8', q }, layout);
 }
 
 /** A zero-length stand-in whose float32 values `dequantize` gives back (any quantized form registers its own on it). */
@@ -66,10 +87,11 @@ export function float32Of(data: Float32Array): Float32Array {
   return dequantize ? dequantize() : data;
 }
 
-function dequantizeInLayout(q: Int8Weight, layout: 'in_out' | 'out_in'): Float32Array {
-  const inOut = dequantizeInt8(q);
+/** The weight a quantized form computes with, as float32 in `layout`. */
+function dequantizeInLayout(f: QuantizedForm, layout: 'in_out' | 'out_in'): Float32Array {
+  const inOut = f.dtype === 'int8' ? dequantizeInt8(f.q) : f.dtype === 'int4' ? dequantizeInt4(f.q) : dequantizeNf4(f.q);
   if (layout === 'in_out') return inOut;
-  const { inFeatures: n, outFeatures: m } = q, out = new Float32Array(m * n);
+  const { inFeatures: n, outFeatures: m } = f.q, out = new Float32Array(m * n);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) out[j * n + i] = inOut[i * m + j];
   return out;
 }

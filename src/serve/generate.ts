@@ -13,7 +13,7 @@ import { CompiledGraph, HostTensor, SessionOptions } from '../runtime/session.ts
 import { Rng } from '../util/rng.ts';
 import type { DecoderModel, KeyValue } from '../models/decoder.ts';
 import { plainLinear } from '../models/linear.ts';
-import { int8FormOf } from '../quant/quantized_weights.ts';
+import { quantizedFormOf } from '../quant/quantized_weights.ts';
 import type { LinearFn } from '../models/types.ts';
 
 export interface SamplingOptions {
@@ -159,8 +159,8 @@ export class Generator {
     // merge: false keeps the adapter a sub-graph fed its live parameters: a trainer sampling between updates (GRPO) sees each update.
     else if (
       o.merge !== false && adapters.method.deltaWeight && !adapters.targets.some((t) => model.headNames.includes(t.name)) && tiedTargets(model, adapters).length === 0 &&
-      // A quantized base (--base-dtype int8) keeps its codes: W0 + ΔW would be a new float32 weight.
-      !adapters.targets.some((t) => int8FormOf(model.weights.get(t.weightKey)?.data))
+      // A quantized base (--base-dtype int8, nf4, int4) keeps its codes: W0 + ΔW would be a new float32 weight.
+      !adapters.targets.some((t) => quantizedFormOf(model.weights.get(t.weightKey)?.data))
     ) {
       this.model = model.withWeights(adapters.mergeInto(model.weights));
     } else {
