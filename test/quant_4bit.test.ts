@@ -18,25 +18,10 @@ import { NF4_LEVELS, quantizeNf4 } from '../src/quant/nf4.ts';
 import { QUANT_FORMATS } from '../src/quant/formats.ts';
 import { markQuantized } from '../src/quant/quantized_weights.ts';
 import { frozenLinear, frozenWeight } from '../src/quant/frozen_linear.ts';
+import { maxRelErr, transpose2d } from './helpers/arrays.ts';
 
 const F = JSON.parse(fs.readFileSync(new URL('./fixtures/quant_4bit.json', import.meta.url), 'utf8'));
 const { M, K, N } = F as { M: number; K: number; N: number };
-
-function transpose(a: ArrayLike<number>, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
-  return t;
-}
-
-/** max |got − want| / max |want|. */
-function relMax(got: ArrayLike<number>, want: number[]): number {
-  let e = 0, m = 0;
-  for (let i = 0; i < want.length; i++) {
-    e = Math.max(e, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return e / m;
-}
 
 test('nf4: the 16 levels equal the normal-quantile construction; codes and absmax equal the reference in both layouts', () => {
   for (let i = 0; i < 16; i++) assert.ok(Math.abs(NF4_LEVELS[i] - F.nf4_levels[i]) <= 2e-7, `level ${i}: ${NF4_LEVELS[i]} vs ${F.nf4_levels[i]}`);
@@ -44,13 +29,13 @@ test('nf4: the 16 levels equal the normal-quantile construction; codes and absma
   const a = quantizeNf4(W, K, N, 'out_in', F.nf4_block);
   assert.deepEqual(Array.from(a.packed), F.nf4_packed);
   assert.deepEqual(Array.from(a.absmax), Array.from(Float32Array.from(F.nf4_absmax)));
-  assert.deepEqual(quantizeNf4(transpose(W, N, K), K, N, 'in_out', F.nf4_block), a);
+  assert.deepEqual(quantizeNf4(transpose2d(W, N, K), K, N, 'in_out', F.nf4_block), a);
   assert.throws(() => quantizeNf4(W, K, N, 'out_in', 48), /block size/);
 });
 
 test('int4: square-tile codes, scales and zero points equal the reference, and the transposed copy holds the same codes packed along N', () => {
   const W = Float32Array.from(F.W_out_in);
-  for (const [data, layout] of [[W, 'out_in'], [transpose(W, N, K), 'in_out']] as const) {
+  for (const [data, layout] of [[W, 'out_in'], [transpose2d(W, N, K), 'in_out']] as const) {
     const f = QUANT_FORMATS.int4.quantize(data, K, N, layout);
     assert.deepEqual(Array.from(f.q.packed), F.int4_packed, layout);
     assert.deepEqual(Array.from(f.q.scales), Array.from(Float32Array.from(F.int4_scales)), layout);
@@ -62,7 +47,7 @@ test('int4: square-tile codes, scales and zero points equal the reference, and t
 for (const dtype of ['nf4', 'int4'] as const) {
   for (const layout of ['out_in', 'in_out'] as const) {
     test(`${dtype} base (${layout}): forward and input gradient equal the reference; DoRA's view of W is the dequantized weight`, async () => {
-      const Wdata = layout === 'out_in' ? Float32Array.from(F.W_out_in) : transpose(F.W_out_in, N, K);
+      const Wdata = layout === 'out_in' ? Float32Array.from(F.W_out_in) : transpose2d(F.W_out_in, N, K);
       markQuantized(Wdata, dtype, K, N, layout);
       const g = new Graph(dtype);
       const x = g.param('x', [M, K], Float32Array.from(F.X));
@@ -81,21 +66,21 @@ for (const dtype of ['nf4', 'int4'] as const) {
       await c.release();
       const Y = out.y.data as Float32Array, dX = out.dx.data as Float32Array, w = out.w.data as Float32Array;
       if (dtype === 'nf4') {
-        assert.ok(relMax(Y, F.Y_nf4) <= 1e-5, `forward: ${relMax(Y, F.Y_nf4)}`);
-        assert.ok(relMax(dX, F.dX_nf4) <= 1e-5, `input gradient vs autograd: ${relMax(dX, F.dX_nf4)}`);
+        assert.ok(maxRelErr(Y, F.Y_nf4) <= 1e-5, `forward: ${maxRelErr(Y, F.Y_nf4)}`);
+        assert.ok(maxRelErr(dX, F.dX_nf4) <= 1e-5, `input gradient vs autograd: ${maxRelErr(dX, F.dX_nf4)}`);
       } else {
-        assert.ok(relMax(Y, F.Y_int4) <= 1e-5, `forward vs the level-4 transcription: ${relMax(Y, F.Y_int4)}`);
-        assert.ok(relMax(dX, F.dX_int4) <= 1e-5, `input gradient vs the level-4 transcription: ${relMax(dX, F.dX_int4)}`);
+        assert.ok(maxRelErr(Y, F.Y_int4) <= 1e-5, `forward vs the level-4 transcription: ${maxRelErr(Y, F.Y_int4)}`);
+        assert.ok(maxRelErr(dX, F.dX_int4) <= 1e-5, `input gradient vs the level-4 transcription: ${maxRelErr(dX, F.dX_int4)}`);
         for (let i = 0; i < M * K; i++) {
           const err = Math.abs(dX[i] - F.dX_int4_exact[i]);
           assert.ok(err <= F.dX_int4_bound[i] * (1 + 1e-4) + 1e-12, `dX[${i}]: |${dX[i]} − ${F.dX_int4_exact[i]}| = ${err} > bound ${F.dX_int4_bound[i]}`);
         }
       }
       // frozenWeight: the dequantized W̃ in the site's layout (checked against y's float product on the reference's side)
-      const wOutIn = layout === 'out_in' ? w : transpose(w, K, N);
+      const wOutIn = layout === 'out_in' ? w : transpose2d(w, K, N);
       const yFromW = new Float64Array(M * N);
       for (let i = 0; i < M; i++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) yFromW[i * N + n] += F.X[i * K + k] * wOutIn[n * K + k];
-      assert.ok(relMax(yFromW, dtype === 'nf4' ? F.Y_nf4 : F.Y_int4_exact) <= 1e-5, `x·frozenWeight: ${relMax(yFromW, dtype === 'nf4' ? F.Y_nf4 : F.Y_int4_exact)}`);
+      assert.ok(maxRelErr(yFromW, dtype === 'nf4' ? F.Y_nf4 : F.Y_int4_exact) <= 1e-5, `x·frozenWeight: ${maxRelErr(yFromW, dtype === 'nf4' ? F.Y_nf4 : F.Y_int4_exact)}`);
     });
   }
 }

@@ -16,32 +16,17 @@ import { CompiledGraph } from '../src/runtime/session.ts';
 import { quantizeInt8 } from '../src/quant/int8.ts';
 import { markInt8 } from '../src/quant/quantized_weights.ts';
 import { frozenLinear } from '../src/quant/frozen_linear.ts';
+import { maxRelErr, transpose2d } from './helpers/arrays.ts';
 
 const F = JSON.parse(fs.readFileSync(new URL('./fixtures/quant_int8.json', import.meta.url), 'utf8'));
 const { M, K, N } = F as { M: number; K: number; N: number };
 
-function transpose(a: ArrayLike<number>, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
-  return t;
-}
-
-/** max |got − want| / max |want|. */
-function relMax(got: ArrayLike<number>, want: number[]): number {
-  let e = 0, m = 0;
-  for (let i = 0; i < want.length; i++) {
-    e = Math.max(e, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return e / m;
-}
-
 test('int8 quantization: per-output-channel absmax codes and scales equal the reference in both layouts', () => {
   const W = Float32Array.from(F.W_out_in);
   const a = quantizeInt8(W, K, N, 'out_in');
-  const b = quantizeInt8(transpose(W, N, K), K, N, 'in_out');
+  const b = quantizeInt8(transpose2d(W, N, K), K, N, 'in_out');
   assert.deepEqual(Array.from(a.scales), Array.from(Float32Array.from(F.scales)));
-  assert.deepEqual(Array.from(a.codes), Array.from(transpose(F.codes_out_in, N, K)), 'codes [in, out]');
+  assert.deepEqual(Array.from(a.codes), Array.from(transpose2d(F.codes_out_in, N, K)), 'codes [in, out]');
   assert.deepEqual(b, a);
   assert.throws(() => quantizeInt8(new Float32Array(3), 2, 2, 'out_in'), /3 values/);
   assert.throws(() => quantizeInt8(Float32Array.from([1, NaN, 0, 0]), 2, 2, 'out_in'), /not finite/);
@@ -49,7 +34,7 @@ test('int8 quantization: per-output-channel absmax codes and scales equal the re
 
 for (const layout of ['out_in', 'in_out'] as const) {
   test(`int8 base (${layout}): forward = DynamicQuantizeMatMul's definition (1e-5), input gradient within the row-normalization bound of autograd`, async () => {
-    const Wdata = layout === 'out_in' ? Float32Array.from(F.W_out_in) : transpose(F.W_out_in, N, K);
+    const Wdata = layout === 'out_in' ? Float32Array.from(F.W_out_in) : transpose2d(F.W_out_in, N, K);
     markInt8(Wdata, K, N, layout);
     const g = new Graph('int8');
     const x = g.param('x', [M, K], Float32Array.from(F.X));
@@ -66,8 +51,8 @@ for (const layout of ['out_in', 'in_out'] as const) {
     const out = await c.run({ x: { data: Float32Array.from(F.X), dims: [M, K] }, R: { data: Float32Array.from(F.R), dims: [M, N] } });
     await c.release();
     const Y = out.y.data as Float32Array, dX = out.dx.data as Float32Array;
-    assert.ok(relMax(Y, F.Y) <= 1e-5, `forward: ${relMax(Y, F.Y)}`);
-    assert.ok(relMax(dX, F.dX_quant) <= 1e-5, `input gradient vs the transcription: ${relMax(dX, F.dX_quant)}`);
+    assert.ok(maxRelErr(Y, F.Y) <= 1e-5, `forward: ${maxRelErr(Y, F.Y)}`);
+    assert.ok(maxRelErr(dX, F.dX_quant) <= 1e-5, `input gradient vs the transcription: ${maxRelErr(dX, F.dX_quant)}`);
     for (let i = 0; i < M * K; i++) {
       const err = Math.abs(dX[i] - F.dX_exact[i]);
       assert.ok(err <= F.dX_bound[i] * (1 + 1e-4) + 1e-12, `dX[${i}]: |${dX[i]} − ${F.dX_exact[i]}| = ${err} > bound ${F.dX_bound[i]}`);

@@ -62,3 +62,10 @@ export function assertLoraChainRule(G: ArrayLike<number>, A: ArrayLike<number>, 
   }
   assertGradClose(gB, expect, 1e-4, '∂L/∂B vs s·G·Aᵀ');
 }
+
+/** A row-major [rows, cols] matrix transposed to [cols, rows]. */
+export function transpose2d(a: ArrayLike<number>, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
+  return t;
+}
