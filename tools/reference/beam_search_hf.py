@@ -37,7 +37,6 @@ Usage: /usr/bin/python3 tools/reference/beam_search_hf.py
 """
 import json
 import os
-import struct
 import sys
 
 import torch
@@ -46,24 +45,11 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from hf_seq2seq import bart_forward, t5_forward  # noqa: E402
+from safetensors_file import read_safetensors  # noqa: E402
 
 torch.set_num_threads(1)
 REPO = os.path.dirname(os.path.dirname(HERE))
 FIX = os.path.join(REPO, "test", "fixtures")
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[k] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(v["shape"]).clone()
-    return out
 
 
 class GoldenLora:
@@ -241,7 +227,7 @@ def main():
     for name, fwd in (("t5-tiny", t5_forward), ("bart-tiny", bart_forward)):
         d = os.path.join(FIX, "hf", name)
         cfg = json.load(open(os.path.join(d, "config.json")))
-        W = read_safetensors(os.path.join(d, "model.safetensors"))
+        W, _ = read_safetensors(os.path.join(d, "model.safetensors"))
         gold = json.load(open(os.path.join(d, "golden.json")))
         gen = torch.Generator().manual_seed(77 if name == "t5-tiny" else 78)
         V, pad = cfg["vocab_size"], cfg["pad_token_id"]

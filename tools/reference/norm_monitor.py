@@ -20,7 +20,6 @@ Usage: /usr/bin/python3 tools/reference/norm_monitor.py [out.json]
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
@@ -28,6 +27,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from hf_decoders import llama_model, rms_norm, rotate_half, causal_bias  # noqa: E402
+from safetensors_file import read_safetensors  # noqa: E402
 
 torch.set_num_threads(1)
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -37,23 +37,9 @@ R, ALPHA = 4, 8
 S = ALPHA / R
 
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[k] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(v["shape"])
-    return out
-
-
 def main():
     cfg, W, _, _, _ = llama_model(torch.Generator().manual_seed(2))  # hf_decoders.make("llama-tiny", llama_model, 2)
-    stored = read_safetensors(os.path.join(REPO, "test", "fixtures", "hf", "llama-tiny", "model.safetensors"))
+    stored, _ = read_safetensors(os.path.join(REPO, "test", "fixtures", "hf", "llama-tiny", "model.safetensors"))
     assert set(stored) == set(W), "llama-tiny: the regenerated weights have other names than the fixture's"
     for k in W:
         assert torch.equal(stored[k], W[k].float()), f"llama-tiny: regenerated '{k}' differs from the fixture"
