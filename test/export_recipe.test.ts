@@ -13,13 +13,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PY, requireTorch, torchSkip } from './helpers/torch.ts';
+import { requireTorch, torchSkip } from './helpers/torch.ts';
+import { assertProbeLogits, maxTensorDiff, runRecipe, stepLosses } from './helpers/recipe.ts';
 import { exportRecipe } from '../src/tasks/recipe/export.ts';
 import { givenConfigFlags } from '../src/cli/method_options.ts';
 import { runTrainJob, silentUi, type JobUi } from '../src/tasks/train.ts';
-import { loadDecoder } from '../src/models/load_decoder.ts';
-import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
-import { readSafetensors } from '../src/io/safetensors.ts';
 
 const FIX = new URL('./fixtures/hf/', import.meta.url).pathname;
 const STORY = [
@@ -31,23 +29,6 @@ const STORY = [
   { prompt: 'how are you', completion: 'fine, thanks' },
 ];
 const LOSS_TOL = 2e-6;
-
-const stepLosses = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.event === 'step').map((r) => r.loss as number);
-const tensors = (dir: string) => readSafetensors(path.join(dir, 'adapter_model.safetensors')).tensors;
-
-function maxTensorDiff(a: string, b: string): number {
-  const ta = tensors(a), tb = tensors(b);
-  assert.deepEqual([...ta.keys()].sort(), [...tb.keys()].sort());
-  let m = 0;
-  for (const [k, t] of ta) t.data.forEach((x, i) => { m = Math.max(m, Math.abs(Number(x) - Number(tb.get(k)!.data[i]))); });
-  return m;
-}
-
-function python(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(args[0] === 'sh' ? 'sh' : PY, args[0] === 'sh' ? args.slice(1) : args, { encoding: 'utf8', env: { ...process.env, PYTHON: PY, OMP_NUM_THREADS: '1', ...env } });
-  assert.equal(r.status, 0, `${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
 
 test('export-recipe (torchrun, plain torch): 2 processes with gloo = 1 process = lorakit step by step; the adapter comes back with its logits', { skip: torchSkip }, async () => {
   requireTorch();
@@ -68,8 +49,8 @@ test('export-recipe (torchrun, plain torch): 2 processes with gloo = 1 process =
   const want = stepLosses(path.join(lorakit, 'metrics.jsonl'));
   assert.equal(want.length, 4);
 
-  python([path.join(R, 'train.py'), '--out', path.join(R, 'one')]);
-  python(['sh', path.join(R, 'launch.sh'), '--probe'], { MASTER_PORT: String(29500 + Math.floor(Math.random() * 2000)) });
+  runRecipe([path.join(R, 'train.py'), '--out', path.join(R, 'one')]);
+  runRecipe(['sh', path.join(R, 'launch.sh'), '--probe'], { MASTER_PORT: String(29500 + Math.floor(Math.random() * 2000)) });
   const out = path.join(R, 'out');
   const digests = [0, 1].map((r) => fs.readFileSync(path.join(out, `rank${r}.sha256`), 'utf8'));
   assert.equal(digests[0], digests[1], 'both ranks end with the same adapter');
@@ -86,18 +67,7 @@ test('export-recipe (torchrun, plain torch): 2 processes with gloo = 1 process =
     { task: 'causal-lm', max_length: 256, base_model_dir: path.resolve(FIX + 'llama-tiny'), recipe_step: 4, recipe_run: { engine: 'torchrun', backend: 'plain', processes: 2, dtype: 'float32' } });
 
   // Back in lorakit: the folder loads, and its logits are torch's.
-  const model = await loadDecoder(FIX + 'llama-tiny');
-  const pm = new PeftModel(model, { threads: 1 });
-  try {
-    pm.loadAdapter(path.join(out, 'adapter'));
-    const probe = JSON.parse(fs.readFileSync(path.join(out, 'probe_logits.json'), 'utf8'));
-    const logits = (await pm.run(padBatch([probe.ids]))).data as Float32Array;
-    assert.equal(logits.length, probe.logits.length);
-    const d = Math.max(...probe.logits.map((x: number, i: number) => Math.abs(x - logits[i])));
-    assert.ok(d < 1e-4, `lorakit vs torch logits: max |Δ| ${d}`);
-  } finally {
-    await pm.release();
-  }
+  await assertProbeLogits(FIX + 'llama-tiny', out);
 
   // Continuing a saved adapter: the recipe from it and lorakit train --from-adapter take the same steps (fresh AdamW both).
   const more = { ...flags, epochs: 1, fromAdapter: { dir: path.join(lorakit, 'adapter') } };
@@ -106,7 +76,7 @@ test('export-recipe (torchrun, plain torch): 2 processes with gloo = 1 process =
   const seen: number[] = [];
   const ui: JobUi = { ...silentUi, step: (s) => seen.push(s.loss) };
   await runTrainJob({ ...more, task: 'causal-lm', method: 'lora', out: path.join(dir, 'more'), threads: 1 }, ui);
-  python([path.join(R2, 'train.py')]);
+  runRecipe([path.join(R2, 'train.py')]);
   const replay = stepLosses(path.join(R2, 'out', 'metrics.jsonl'));
   assert.equal(replay.length, 2);
   replay.forEach((l, i) => assert.ok(Math.abs(l - seen[i]) < LOSS_TOL, `from the adapter, step ${i + 1}: recipe ${l}, lorakit ${seen[i]}`));

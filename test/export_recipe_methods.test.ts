@@ -8,40 +8,16 @@
 // (test/fixtures/recipe_peft.json), and lorakit loads it with torch's logits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PY, requireTorch, torchSkip } from './helpers/torch.ts';
-import { FIX, maxDiffToPinned, maxTensorDiff, pinnedPeft as pinned, stepLosses, writePeftStart, writePinnedData } from './helpers/recipe.ts';
+import { requireTorch, torchSkip } from './helpers/torch.ts';
+import { assertProbeLogits, FIX, runRecipe, maxDiffToPinned, maxTensorDiff, pinnedPeft as pinned, stepLosses, writePeftStart, writePinnedData } from './helpers/recipe.ts';
 import { exportRecipe } from '../src/tasks/recipe/export.ts';
 import { runTrainJob } from '../src/tasks/train.ts';
-import { loadDecoder } from '../src/models/load_decoder.ts';
-import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
 
 const MODEL = path.join(FIX, 'hf/llama-tiny');
 const LOSS_TOL = 2e-6;
-
-function python(args: string[], env: Record<string, string> = {}) {
-  const sh = args[0] === 'sh';
-  const r = spawnSync(sh ? 'sh' : PY, sh ? args.slice(1) : args, { encoding: 'utf8', env: { ...process.env, PYTHON: PY, OMP_NUM_THREADS: '1', ...env } });
-  assert.equal(r.status, 0, `${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
-}
-
-/** lorakit's logits with the returned adapter against the ones torch wrote (train.py --probe). */
-async function lorakitLoads(out: string) {
-  const pm = new PeftModel(await loadDecoder(MODEL), { threads: 1 });
-  try {
-    pm.loadAdapter(path.join(out, 'adapter'));
-    const probe = JSON.parse(fs.readFileSync(path.join(out, 'probe_logits.json'), 'utf8'));
-    const logits = (await pm.run(padBatch([probe.ids]))).data as Float32Array;
-    assert.equal(logits.length, probe.logits.length);
-    const d = Math.max(...probe.logits.map((x: number, i: number) => Math.abs(x - logits[i])));
-    assert.ok(d < 1e-4, `lorakit vs torch logits: max |Δ| ${d}`);
-  } finally {
-    await pm.release();
-  }
-}
 
 test('export-recipe --use-dora --use-rslora: 1 process = lorakit step by step = 2 gloo processes = real PEFT; lorakit loads the result', { skip: torchSkip }, async () => {
   requireTorch();
@@ -56,8 +32,8 @@ test('export-recipe --use-dora --use-rslora: 1 process = lorakit step by step = 
   const lorakit = path.join(dir, 'lorakit');
   await runTrainJob({ ...flags, task: 'causal-lm', out: lorakit, threads: 1 });
   const want = stepLosses(path.join(lorakit, 'metrics.jsonl'));
-  python([path.join(R, 'train.py'), '--out', path.join(R, 'one')]);
-  python(['sh', path.join(R, 'launch.sh'), '--probe'], { MASTER_PORT: String(29500 + Math.floor(Math.random() * 2000)) });
+  runRecipe([path.join(R, 'train.py'), '--out', path.join(R, 'one')]);
+  runRecipe(['sh', path.join(R, 'launch.sh'), '--probe'], { MASTER_PORT: String(29500 + Math.floor(Math.random() * 2000)) });
   const out = path.join(R, 'out');
   assert.equal(fs.readFileSync(path.join(out, 'rank0.sha256'), 'utf8'), fs.readFileSync(path.join(out, 'rank1.sha256'), 'utf8'), 'both ranks end with the same adapter');
   for (const run of [path.join(R, 'one'), out]) {
@@ -70,7 +46,7 @@ test('export-recipe --use-dora --use-rslora: 1 process = lorakit step by step = 
   assert.ok(moved > 1e-3, `training moved the adapter (${moved})`);
   const d = maxDiffToPinned(path.join(out, 'adapter'), c.engines.torchrun.tensors);
   assert.ok(d < 1e-6, `plain torch vs real PEFT (DoRA): ${d}`);
-  await lorakitLoads(out);
+  await assertProbeLogits(MODEL, out);
 });
 
 test('export-recipe --from-adapter on a PEFT LoRA with rank_pattern / alpha_pattern / rsLoRA: 1 process = lorakit train --from-adapter = real PEFT; lorakit loads the result', { skip: torchSkip }, async () => {
@@ -87,12 +63,12 @@ test('export-recipe --from-adapter on a PEFT LoRA with rank_pattern / alpha_patt
   const lorakit = path.join(dir, 'lorakit');
   await runTrainJob({ ...flags, method: 'lora', task: 'causal-lm', out: lorakit, threads: 1 });
   const want = stepLosses(path.join(lorakit, 'metrics.jsonl'));
-  python([path.join(R, 'train.py'), '--probe']);
+  runRecipe([path.join(R, 'train.py'), '--probe']);
   const out = path.join(R, 'out');
   const got = stepLosses(path.join(out, 'metrics.jsonl'));
   assert.equal(got.length, want.length);
   got.forEach((l, i) => assert.ok(Math.abs(l - want[i]) < LOSS_TOL, `step ${i + 1}: loss ${l}, lorakit ${want[i]}`));
   const d = maxDiffToPinned(path.join(out, 'adapter'), c.engines.torchrun.tensors);
   assert.ok(d < 1e-6, `plain torch vs real PEFT (rank_pattern / alpha_pattern): ${d}`);
-  await lorakitLoads(out);
+  await assertProbeLogits(MODEL, out);
 });

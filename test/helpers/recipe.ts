@@ -1,13 +1,26 @@
 // Shared by the export-recipe tests: per-step losses of a run folder, the
 // largest tensor difference of two adapter folders, the PEFT runs pinned in
 // test/fixtures/recipe_peft.json (tools/reference/recipe_peft.ts), and PEFT's
-// own start adapter of its `patterns` case written back as a folder.
+// own start adapter of its `patterns` case written back as a folder, and the
+// check that lorakit loads a returned adapter with torch's logits.
 import assert from 'node:assert/strict';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
+import { loadDecoder } from '../../src/models/load_decoder.ts';
+import { padBatch, PeftModel } from '../../src/serve/peft_model.ts';
+import { PY } from './torch.ts';
 
 export const FIX = new URL('../fixtures/', import.meta.url).pathname;
+
+/** Runs a recipe's Python (`[script, ...args]`) or its launcher (`['sh', 'launch.sh', ...]`) single-threaded; a failure shows its output. */
+export function runRecipe(args: string[], env: Record<string, string> = {}): SpawnSyncReturns<string> {
+  const sh = args[0] === 'sh';
+  const r = spawnSync(sh ? 'sh' : PY, sh ? args.slice(1) : args, { encoding: 'utf8', env: { ...process.env, PYTHON: PY, OMP_NUM_THREADS: '1', ...env } });
+  assert.equal(r.status, 0, `${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
 export const pinnedPeft = JSON.parse(fs.readFileSync(path.join(FIX, 'recipe_peft.json'), 'utf8'));
 
 export type PinnedTensors = Record<string, { shape: number[]; data: number[] }>;
@@ -48,4 +61,19 @@ export function writePeftStart(dir: string): string {
   fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2) + '\n');
   writeSafetensors(path.join(dir, 'adapter_model.safetensors'), Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, { shape: v.shape, data: Float32Array.from(v.data) }])), { format: 'pt' });
   return dir;
+}
+
+/** lorakit loads the adapter a recipe returned (`<out>/adapter`) on `modelDir`, and its logits are the ones torch wrote (train.py --probe). */
+export async function assertProbeLogits(modelDir: string, out: string): Promise<void> {
+  const pm = new PeftModel(await loadDecoder(modelDir), { threads: 1 });
+  try {
+    pm.loadAdapter(path.join(out, 'adapter'));
+    const probe = JSON.parse(fs.readFileSync(path.join(out, 'probe_logits.json'), 'utf8'));
+    const logits = (await pm.run(padBatch([probe.ids]))).data as Float32Array;
+    assert.equal(logits.length, probe.logits.length);
+    const d = Math.max(...probe.logits.map((x: number, i: number) => Math.abs(x - logits[i])));
+    assert.ok(d < 1e-4, `lorakit vs torch logits: max |Δ| ${d}`);
+  } finally {
+    await pm.release();
+  }
 }
