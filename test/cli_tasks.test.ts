@@ -5,11 +5,12 @@
 // encoder; every task writes the same output layout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readAdapter } from '../src/peft/adapter_files.ts';
+import { killAtCheckpoint } from './helpers/crash_trials.ts';
 
 const BIN = new URL('../bin/lorakit.js', import.meta.url).pathname;
 const FIX = new URL('./fixtures/hf/', import.meta.url).pathname;
@@ -45,23 +46,6 @@ function assertLayout(out: string, task: string, method: string) {
   assert.equal(cfg.lorakit.task, task);
 }
 
-/** Starts a training process, kills it with SIGKILL once checkpoint-`at` exists; resolves with how it ended. */
-function killAt(args: string[], ckptDir: string, at: number): Promise<{ signal: NodeJS.Signals | null; code: number | null }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: ENV, stdio: 'ignore' });
-    const poll = setInterval(() => {
-      if (fs.existsSync(path.join(ckptDir, `checkpoint-${at}`))) {
-        clearInterval(poll);
-        p.kill('SIGKILL');
-      }
-    }, 5);
-    p.on('exit', (code, signal) => {
-      clearInterval(poll);
-      resolve({ code, signal });
-    });
-  });
-}
-
 for (const method of ['vera', 'smora', 'fourierft', 'dora']) {
   test(`causal-lm --method ${method}: checkpoints, resumes after kill -9 to the same adapter file, generates with it`, async () => {
     const dir = tmp();
@@ -72,7 +56,7 @@ for (const method of ['vera', 'smora', 'fourierft', 'dora']) {
     assertLayout(path.join(dir, 'full'), 'causal-lm', method);
 
     const out = path.join(dir, 'crashed');
-    const killed = await killAt([...base, '--out', out], path.join(out, 'checkpoints'), 5);
+    const killed = await killAtCheckpoint([...base, '--out', out], path.join(out, 'checkpoints'), 5);
     assert.equal(killed.signal, 'SIGKILL', 'the run was killed before it finished');
     assert.ok(!fs.existsSync(path.join(out, 'adapter')), 'a killed run has no adapter yet');
     const resumed = run(...base, '--out', out, '--resume');

@@ -5,31 +5,16 @@
 // reported; clear refusals (no validation, --full, a prompt too long).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { killAtCheckpoint } from './helpers/crash_trials.ts';
 
 const BIN = new URL('../bin/lorakit.js', import.meta.url).pathname;
 const FIX = new URL('./fixtures/hf/', import.meta.url).pathname;
 const ENV = { ...process.env, LORAKIT_THREADS: '1' };
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: ENV });
-
-function killAt(args: string[], ckptDir: string, at: number): Promise<{ signal: NodeJS.Signals | null }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: ENV, stdio: 'ignore' });
-    const poll = setInterval(() => {
-      if (fs.existsSync(path.join(ckptDir, `checkpoint-${at}`))) {
-        clearInterval(poll);
-        p.kill('SIGKILL');
-      }
-    }, 5);
-    p.on('exit', (_code, signal) => {
-      clearInterval(poll);
-      resolve({ signal });
-    });
-  });
-}
 
 test('train --task grpo with a reward module: kill -9 and --resume give the same adapter bytes; mean reward reported', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-grpo-cli-'));
@@ -43,7 +28,7 @@ test('train --task grpo with a reward module: kill -9 and --resume give the same
   assert.equal(full.status, 0, full.stderr);
   assert.match(full.stdout, /GRPO: mean reward per epoch \d\.\d{3}/);
   const out = path.join(dir, 'resumed');
-  const killed = await killAt([...base, '--out', out], path.join(out, 'checkpoints'), 3);
+  const killed = await killAtCheckpoint([...base, '--out', out], path.join(out, 'checkpoints'), 3);
   assert.equal(killed.signal, 'SIGKILL');
   const resumed = run(...base, '--out', out, '--resume');
   assert.equal(resumed.status, 0, resumed.stderr);

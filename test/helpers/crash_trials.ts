@@ -53,6 +53,23 @@ export async function setupCrashRuns(opts: { epochs?: number; method?: string } 
   return { ...s, reference: adapterBytes(path.join(dir, 'full')), trainMs: r.trainMs, stepsMs: r.stepsMs };
 }
 
+/** Starts `lorakit <args>`, kills it with SIGKILL once `<ckptDir>/checkpoint-<at>` exists; resolves with how it ended. */
+export function killAtCheckpoint(args: string[], ckptDir: string, at: number): Promise<{ signal: NodeJS.Signals | null; code: number | null }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { env: ENV, stdio: 'ignore' });
+    const poll = setInterval(() => {
+      if (fs.existsSync(path.join(ckptDir, `checkpoint-${at}`))) {
+        clearInterval(poll);
+        p.kill('SIGKILL');
+      }
+    }, 5);
+    p.on('exit', (code, signal) => {
+      clearInterval(poll);
+      resolve({ code, signal });
+    });
+  });
+}
+
 export const adapterBytes = (out: string) => fs.readFileSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
 
 function latestStep(ckdir: string): number | null {
