@@ -23,9 +23,8 @@ import { lora } from '../src/adapters/lora/index.ts';
 import { loraConfigSchema } from '../src/adapters/lora/config.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
-import { buildCausalLmGraph, causalLmFeeds, CausalLmBatch } from '../src/train/tasks/causal_lm.ts';
-import { IGNORE_INDEX } from '../src/models/types.ts';
-import { LLAMA_100M, LLAMA_SMOKE, llama100m } from './llama_like.ts';
+import { buildCausalLmGraph, causalLmFeeds } from '../src/train/tasks/causal_lm.ts';
+import { LLAMA_100M, LLAMA_SMOKE, llama100m, syntheticLmBatch } from './llama_like.ts';
 import { savedActivations } from '../src/graph/cost.ts';
 import { GemmLimitProbe, rooflineLines } from './roofline.ts';
 
@@ -52,14 +51,7 @@ const adapters = new AdapterSet(lora, loraConfigSchema.parse({ r: 8, lora_alpha:
 for (const [k, p] of adapters.params) if (k.endsWith('lora_B.weight')) p.fill(0);
 console.log(`causal-LM LoRA step: ${(frozen / 1e6).toFixed(1)}M frozen, ${adapters.trainableCount()} trainable, batch ${B}×${T}, ${threads} threads, load average ${os.loadavg()[0].toFixed(2)}`);
 
-const ids = new BigInt64Array(B * T), labels = new BigInt64Array(B * T);
-let s = 12345;
-for (let i = 0; i < B * T; i++) {
-  s = (s * 1103515245 + 12345) % 2147483648;
-  ids[i] = BigInt(3 + (s % (model.config.vocabSize - 3)));
-  labels[i] = i % T < T / 4 ? BigInt(IGNORE_INDEX) : ids[i];
-}
-const batch: CausalLmBatch = { B, T, ids, mask: new Float32Array(B * T).fill(1), labels };
+const batch = syntheticLmBatch(model.config.vocabSize, B, T);
 const rssBuilt = process.memoryUsage().rss;
 const t0 = performance.now();
 const { graph } = buildCausalLmGraph(model, adapters, 'train', { gradCheckpoint: v['grad-checkpoint'] });

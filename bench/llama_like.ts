@@ -4,7 +4,8 @@
 
 import { createLlama, llamaConfigFromHf, llamaSites } from '../src/models/llama.ts';
 import type { DecoderModel } from '../src/models/decoder.ts';
-import type { WeightMap } from '../src/models/types.ts';
+import { IGNORE_INDEX, type WeightMap } from '../src/models/types.ts';
+import type { CausalLmBatch } from '../src/train/tasks/causal_lm.ts';
 
 /** Fast seeded fill (xorshift32, uniform in ±scale): 100M floats in about a second. */
 export function randomFill(n: number, scale: number, seed: number): Float32Array {
@@ -48,3 +49,14 @@ export function llama100m(opts: { layers?: number; embedScale?: number; dims?: L
   return createLlama(c, w, opts.dims && opts.dims !== LLAMA_100M ? `llama-like-${d.hidden}x${hf.num_hidden_layers}-random` : 'llama-100m-random');
 }
 
+/** A fixed pseudo-random causal-LM batch (ids ≥ 3, the first quarter of each row's labels ignored as a prompt): the same for every bench run. */
+export function syntheticLmBatch(vocabSize: number, B: number, T: number): CausalLmBatch {
+  const ids = new BigInt64Array(B * T), labels = new BigInt64Array(B * T);
+  let s = 12345;
+  for (let i = 0; i < B * T; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    ids[i] = BigInt(3 + (s % (vocabSize - 3)));
+    labels[i] = i % T < T / 4 ? BigInt(IGNORE_INDEX) : ids[i];
+  }
+  return { B, T, ids, mask: new Float32Array(B * T).fill(1), labels };
+}

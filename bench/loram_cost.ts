@@ -20,13 +20,12 @@ import { parseArgs } from 'node:util';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { lora } from '../src/adapters/lora/index.ts';
 import { createLlama, llamaConfigFromHf } from '../src/models/llama.ts';
-import { IGNORE_INDEX } from '../src/models/types.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { CompiledGraph } from '../src/runtime/session.ts';
-import { buildCausalLmGraph, causalLmFeeds, type CausalLmBatch } from '../src/train/tasks/causal_lm.ts';
+import { buildCausalLmGraph, causalLmFeeds } from '../src/train/tasks/causal_lm.ts';
 import { loramShape, planLayers, prunedConfig, pruneWeights } from '../src/workflows/loram/prune.ts';
 import { PLAN_FORMAT } from '../src/workflows/loram/plan.ts';
-import { llama100m } from './llama_like.ts';
+import { llama100m, syntheticLmBatch } from './llama_like.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: v } = parseArgs({
@@ -54,14 +53,7 @@ async function child(which: 'full' | 'pruned') {
   for (const w of model.weights.values()) frozen += w.data.length;
   const loaded = rssMiB();
   const adapters = new AdapterSet(lora, lora.schema.parse({ r: 8, lora_alpha: 16 }), model.sites, model.weights, { targetModules: 'all-linear', headNames: model.headNames, seed: 0 });
-  const ids = new BigInt64Array(B * T), labels = new BigInt64Array(B * T);
-  let s = 12345;
-  for (let i = 0; i < B * T; i++) {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    ids[i] = BigInt(3 + (s % (model.config.vocabSize - 3)));
-    labels[i] = i % T < T / 4 ? BigInt(IGNORE_INDEX) : ids[i];
-  }
-  const batch: CausalLmBatch = { B, T, ids, mask: new Float32Array(B * T).fill(1), labels };
+  const batch = syntheticLmBatch(model.config.vocabSize, B, T);
   const cg = await CompiledGraph.compile(buildCausalLmGraph(model, adapters, 'train').graph, { threads });
   const opt = new AdamW(adapters.params, { lr: 1e-4 });
   const times: number[] = [];
