@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readAdapter } from '../src/peft/adapter_files.ts';
 import { killAtCheckpoint } from './helpers/crash_trials.ts';
+import { STORY } from './helpers/story.ts';
 
 const BIN = new URL('../bin/lorakit.js', import.meta.url).pathname;
 const FIX = new URL('./fixtures/hf/', import.meta.url).pathname;
@@ -24,14 +25,6 @@ function jsonl(dir: string, name: string, rows: object[]): string {
   return f;
 }
 
-const STORY = [
-  { prompt: 'once upon a time', completion: 'there lived a king' },
-  { prompt: 'what is this', completion: 'a good movie' },
-  { prompt: 'who was there', completion: 'the queen and the king' },
-  { text: 'hello world, i love music' },
-  { prompt: 'where is it', completion: 'far away' },
-  { prompt: 'how are you', completion: 'fine, thanks' },
-];
 
 /** The output layout every task writes. */
 function assertLayout(out: string, task: string, method: string) {

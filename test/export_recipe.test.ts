@@ -18,16 +18,9 @@ import { assertProbeLogits, maxTensorDiff, runRecipe, stepLosses } from './helpe
 import { exportRecipe } from '../src/tasks/recipe/export.ts';
 import { givenConfigFlags } from '../src/cli/method_options.ts';
 import { runTrainJob, silentUi, type JobUi } from '../src/tasks/train.ts';
+import { STORY } from './helpers/story.ts';
 
 const FIX = new URL('./fixtures/hf/', import.meta.url).pathname;
-const STORY = [
-  { prompt: 'once upon a time', completion: 'there lived a king' },
-  { prompt: 'what is this', completion: 'a good movie' },
-  { prompt: 'who was there', completion: 'the queen and the king' },
-  { text: 'hello world, i love music' },
-  { prompt: 'where is it', completion: 'far away' },
-  { prompt: 'how are you', completion: 'fine, thanks' },
-];
 const LOSS_TOL = 2e-6;
 
 test('export-recipe (torchrun, plain torch): 2 processes with gloo = 1 process = lorakit step by step; the adapter comes back with its logits', { skip: torchSkip }, async () => {

@@ -9,19 +9,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '../../src/util/rng.ts';
+import { STORY } from './story.ts';
 
 const BIN = new URL('../../bin/lorakit.js', import.meta.url).pathname;
 const LLAMA = new URL('../fixtures/hf/llama-tiny', import.meta.url).pathname;
 const ENV = { ...process.env, LORAKIT_THREADS: '1' };
 
-const STORY = [
-  { prompt: 'once upon a time', completion: 'there lived a king' },
-  { prompt: 'what is this', completion: 'a good movie' },
-  { prompt: 'who was there', completion: 'the queen and the king' },
-  { text: 'hello world, i love music' },
-  { prompt: 'where is it', completion: 'far away' },
-  { prompt: 'how are you', completion: 'fine, thanks' },
-];
 
 export interface CrashSetup {
   dir: string;
