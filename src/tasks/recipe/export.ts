@@ -28,6 +28,7 @@ import { readCausalLmJsonl } from '../../data/records.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { loadModel, peftBaseModelName } from '../../models/load.ts';
 import { CONFIG_FILE, saveAdapter, type KeptPeftConfig } from '../../peft/adapter_files.ts';
+import type { FitOptions } from '../../train/loop.ts';
 import { encodeCausalLm } from '../../train/tasks/causal_lm.ts';
 import { lengthGroupedBatches } from '../../train/tasks/lm.ts';
 import { Rng } from '../../util/rng.ts';
@@ -40,7 +41,10 @@ export type { RecipeEngine, DeepSpeedStage } from './launch.ts';
 export const RECIPE_METHODS = ['lora', 'dora'] as const;
 export type RecipeMethod = (typeof RECIPE_METHODS)[number];
 
-export interface ExportRecipeOptions {
+/** The loop's settings the recipe carries over (recipe.json); maxGradNorm 0 or undefined: no clipping. */
+type RecipeFitSettings = Pick<FitOptions, 'epochs' | 'lr' | 'batchSize' | 'seed' | 'weightDecay' | 'warmupRatio' | 'schedule' | 'maxGradNorm'>;
+
+export interface ExportRecipeOptions extends RecipeFitSettings {
   engine: RecipeEngine;
   /** A Hugging Face decoder folder. */
   model: string;
@@ -61,15 +65,6 @@ export interface ExportRecipeOptions {
   methodConfig: Record<string, unknown>;
   targetModules?: TargetModules;
   fromAdapter?: StartFromAdapter;
-  epochs: number;
-  lr: number;
-  batchSize: number;
-  seed: number;
-  weightDecay?: number;
-  warmupRatio?: number;
-  schedule?: 'linear' | 'cosine' | 'constant';
-  /** 0 or undefined: no clipping. */
-  maxGradNorm?: number;
   maxTrain?: number;
   maxLen?: number;
 }
