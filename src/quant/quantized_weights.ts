@@ -7,10 +7,8 @@
 // merged weight, a PiSSA residual computed later, another model's) keep the
 // float32 product.
 
-import { dequantizeInt8, type Int8Weight } from './int8.ts';
-import { dequantizeInt4 } from './int4.ts';
-import { dequantizeNf4 } from './nf4.ts';
-import { QUANT_FORMATS, type QuantDtype, type QuantizedForm } from './formats.ts';
+import type { Int8Weight } from './int8.ts';
+import { dequantizeForm, QUANT_FORMATS, type QuantDtype, type QuantizedForm } from './formats.ts';
 
 const forms = new WeakMap<Float32Array, QuantizedForm>();
 
@@ -89,7 +87,7 @@ export function float32Of(data: Float32Array): Float32Array {
 
 /** The weight a quantized form computes with, as float32 in `layout`. */
 function dequantizeInLayout(f: QuantizedForm, layout: 'in_out' | 'out_in'): Float32Array {
-  const inOut = f.dtype === 'int8' ? dequantizeInt8(f.q) : f.dtype === 'int4' ? dequantizeInt4(f.q) : dequantizeNf4(f.q);
+  const inOut = dequantizeForm(f);
   if (layout === 'in_out') return inOut;
   const { inFeatures: n, outFeatures: m } = f.q, out = new Float32Array(m * n);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) out[j * n + i] = inOut[i * m + j];
