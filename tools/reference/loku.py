@@ -40,7 +40,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from hf_decoders import llama_model, llama_forward, causal_lm_loss  # noqa: E402
-from norm_monitor import read_safetensors  # noqa: E402
+from safetensors_file import read_safetensors  # noqa: E402
 
 torch.set_num_threads(1)
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -169,7 +169,7 @@ MODULES = ["model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.k_proj",
 
 def importance_case(gen):
     cfg, W, _, _, _ = llama_model(torch.Generator().manual_seed(2))
-    stored = read_safetensors(os.path.join(REPO, "test", "fixtures", "hf", "llama-tiny", "model.safetensors"))
+    stored, _ = read_safetensors(os.path.join(REPO, "test", "fixtures", "hf", "llama-tiny", "model.safetensors"))
     for k in W:
         assert torch.equal(stored[k], W[k].float()), f"llama-tiny: regenerated '{k}' differs from the fixture"
     V = cfg["vocab_size"]

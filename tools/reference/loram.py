@@ -50,7 +50,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from hf_decoders import llama_model, rms_norm, rotate_half, causal_bias, causal_lm_loss  # noqa: E402
-from norm_monitor import read_safetensors  # noqa: E402
+from safetensors_file import read_safetensors  # noqa: E402
 
 torch.set_num_threads(1)
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -215,7 +215,7 @@ def lora_forward_weights(P, adapter, cfg):
 
 def main():
     cfg, W, _, _, _ = llama_model(torch.Generator().manual_seed(2))
-    stored = read_safetensors(os.path.join(REPO, "test", "fixtures", "hf", "llama-tiny", "model.safetensors"))
+    stored, _ = read_safetensors(os.path.join(REPO, "test", "fixtures", "hf", "llama-tiny", "model.safetensors"))
     for k in W:
         assert torch.equal(stored[k], W[k].float()), f"llama-tiny: regenerated '{k}' differs from the fixture"
     hd = cfg["hidden_size"] // cfg["num_attention_heads"]
