@@ -16,7 +16,7 @@ import { lora } from '../src/adapters/lora/index.ts';
 import { METHODS } from '../src/adapters/registry.ts';
 import { loadModel } from '../src/models/load.ts';
 import type { WeightMap } from '../src/models/types.ts';
-import { float32Of, int8FormOf, isStandIn } from '../src/quant/quantized_weights.ts';
+import { float32Of, int8FormOf, isStandIn, quantizedFormOf } from '../src/quant/quantized_weights.ts';
 import { quantizeBase } from '../src/quant/base_dtype.ts';
 import { Graph } from '../src/graph/ir.ts';
 import * as op from '../src/graph/ops.ts';
@@ -24,6 +24,7 @@ import { toOnnxBytes } from '../src/onnx/emit.ts';
 import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
 import { runGenerate } from '../src/cli/generate.ts';
 import { runQuantizeJob } from '../src/tasks/quantize.ts';
+import { runTrainJob, silentUi } from '../src/tasks/train.ts';
 import { makeProgram } from '../src/cli/main.ts';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.ts';
 
@@ -140,61 +141,120 @@ async function outputs(dir: string, opts: Parameters<typeof loadModel>[2]): Prom
   return { out, savedBase: m.savedBase, warnings };
 }
 
-for (const name of ['llama-tiny', 'bert-sharded']) {
-  test(`${name}: lorakit quantize saves the int8 base beside the model; loading from it gives bit-identical outputs to quantizing at load, without reading those float32 weights`, async () => {
-    const dir = copyFixture(name);
-    const r = await runQuantizeJob({ model: dir, baseDtype: 'int8' });
-    assert.equal(r.file, path.join(dir, 'lorakit-base.int8.safetensors'));
-    assert.ok(r.weights > 0 && r.storedBytes < 0.3 * r.fp32Bytes, JSON.stringify(r));
-    const [cached, fresh] = [await outputs(dir, { baseDtype: 'int8' }), await outputs(dir, { baseDtype: 'int8', useSavedBase: false })];
-    assert.equal(cached.savedBase, r.file);
-    assert.equal(fresh.savedBase, undefined);
-    assert.deepEqual(cached.warnings, []);
-    assert.deepEqual(cached.out, fresh.out);
-    // quantizing while reading = quantizing the fp32 model after the load (the earlier path), bit for bit
-    const f = await loadModel(dir, undefined, { useSavedBase: false });
-    quantizeBase(f.model.weights, f.model.sites, 'int8');
-    const pm = new PeftModel(f.model, { threads: 1 });
-    assert.deepEqual((await pm.run(padBatch([[1, 5, 9, 3], [2, 7, 4]]))).data, fresh.out);
-    await pm.release();
-    // the cached weights come in as stand-ins: the folder as read has no float32 array for any of them
-    const m = await loadModel(dir, undefined, { baseDtype: 'int8' });
-    const saved = readSafetensorsHeader(r.file);
-    const names = Object.keys(JSON.parse(saved.metadata.weights));
-    assert.equal(names.length, r.weights);
-    for (const n of names) assert.ok(isStandIn(m.folder!.weights.get(n)!.data), n);
-    // fp32 loads ignore it
-    assert.equal((await loadModel(dir)).savedBase, undefined);
-  });
+const SAVED_DTYPES = ['int8', 'nf4', 'int4'] as const;
+/** The stored codes + scales of each form against float32: int8 ¼ + a scale per channel, the 4-bit forms ⅛ + their block scales. */
+const STORED_RATIO = { int8: 0.3, nf4: 0.17, int4: 0.17 };
+
+for (const dtype of SAVED_DTYPES) {
+  for (const name of ['llama-tiny', 'bert-sharded']) {
+    test(`${name}: lorakit quantize saves the ${dtype} base beside the model; loading from it gives bit-identical outputs to quantizing at load, without reading those float32 weights`, async () => {
+      const dir = copyFixture(name);
+      const r = await runQuantizeJob({ model: dir, baseDtype: dtype });
+      assert.equal(r.file, path.join(dir, `lorakit-base.${dtype}.safetensors`));
+      assert.ok(r.weights > 0 && r.storedBytes < STORED_RATIO[dtype] * r.fp32Bytes, JSON.stringify(r));
+      const [cached, fresh] = [await outputs(dir, { baseDtype: dtype }), await outputs(dir, { baseDtype: dtype, useSavedBase: false })];
+      assert.equal(cached.savedBase, r.file);
+      assert.equal(fresh.savedBase, undefined);
+      assert.deepEqual(cached.warnings, []);
+      assert.deepEqual(cached.out, fresh.out);
+      // quantizing while reading = quantizing the fp32 model after the load (the earlier path), bit for bit
+      const f = await loadModel(dir, undefined, { useSavedBase: false });
+      quantizeBase(f.model.weights, f.model.sites, dtype);
+      const pm = new PeftModel(f.model, { threads: 1 });
+      assert.deepEqual((await pm.run(padBatch([[1, 5, 9, 3], [2, 7, 4]]))).data, fresh.out);
+      await pm.release();
+      // the cached weights come in as stand-ins of that form: the folder as read has no float32 array for any of them
+      const m = await loadModel(dir, undefined, { baseDtype: dtype });
+      const saved = readSafetensorsHeader(r.file);
+      assert.equal(saved.metadata.base_dtype, dtype);
+      const names = Object.keys(JSON.parse(saved.metadata.weights));
+      assert.equal(names.length, r.weights);
+      for (const n of names) assert.ok(isStandIn(m.folder!.weights.get(n)!.data) && quantizedFormOf(m.folder!.weights.get(n)!.data)?.dtype === dtype, n);
+      // fp32 loads ignore it, and so do loads of another quantized form
+      assert.equal((await loadModel(dir)).savedBase, undefined);
+      const other = SAVED_DTYPES.find((d) => d !== dtype)!;
+      assert.equal((await loadModel(dir, undefined, { baseDtype: other })).savedBase, undefined);
+    });
+  }
 }
 
-test('a stale or corrupt saved base is not used: the load says why and how to rebuild, and quantizes itself (outputs as quantizing at load)', async () => {
-  const dir = copyFixture('llama-tiny');
-  await runQuantizeJob({ model: dir, baseDtype: 'int8' });
-  const cache = path.join(dir, 'lorakit-base.int8.safetensors');
-  // stale: one weight of the model changed after the cache was written
-  const file = path.join(dir, 'model.safetensors');
-  const st = readSafetensors(file);
-  const k = [...st.tensors.keys()].find((n) => n.endsWith('q_proj.weight'))!;
-  (st.tensors.get(k)!.data as Float32Array)[0] += 0.5;
-  writeSafetensors(file, st.tensors, st.metadata);
-  const stale = await outputs(dir, { baseDtype: 'int8' });
-  assert.equal(stale.savedBase, undefined);
-  assert.equal(stale.warnings.length, 1);
-  assert.match(stale.warnings[0], /lorakit-base\.int8\.safetensors: stale: the model's weights changed since it was saved \(model\.safetensors\); not used: quantizing at load instead \(rebuild it with lorakit quantize --model .* --base-dtype int8\)/);
-  assert.deepEqual(stale.out, (await outputs(dir, { baseDtype: 'int8', useSavedBase: false })).out);
-  // rebuilt: used again
-  await runQuantizeJob({ model: dir, baseDtype: 'int8' });
-  assert.equal((await outputs(dir, { baseDtype: 'int8' })).savedBase, cache);
-  // corrupt: truncated
-  fs.truncateSync(cache, Math.floor(fs.statSync(cache).size / 2));
-  const torn = await outputs(dir, { baseDtype: 'int8' });
-  assert.equal(torn.savedBase, undefined);
-  assert.match(torn.warnings[0], /unreadable .*; not used: quantizing at load instead/);
-  assert.deepEqual(torn.out, (await outputs(dir, { baseDtype: 'int8', useSavedBase: false })).out);
-  await assert.rejects(runQuantizeJob({ model: dir, baseDtype: 'fp32' }), /--base-dtype fp32 is the model as it is/);
+for (const dtype of SAVED_DTYPES) {
+  for (const name of ['llama-tiny', 'bert']) {
+    test(`${name}: a stale, corrupt or mismatched saved ${dtype} base is not used: the load says why and how to rebuild, and quantizes itself (outputs as quantizing at load)`, async () => {
+      const dir = copyFixture(name);
+      await runQuantizeJob({ model: dir, baseDtype: dtype });
+      const cache = path.join(dir, `lorakit-base.${dtype}.safetensors`);
+      const selfQuantized = (await outputs(dir, { baseDtype: dtype, useSavedBase: false })).out;
+      // mismatched: another form's file under this form's name
+      const other = SAVED_DTYPES.find((d) => d !== dtype)!;
+      fs.renameSync(cache, path.join(dir, 'mine'));
+      await runQuantizeJob({ model: dir, baseDtype: other });
+      fs.renameSync(path.join(dir, `lorakit-base.${other}.safetensors`), cache);
+      const wrong = await outputs(dir, { baseDtype: dtype });
+      assert.equal(wrong.savedBase, undefined);
+      assert.match(wrong.warnings.join('\n'), new RegExp(`not a version-1 ${dtype} quantized base \\(format lorakit-quantized-base, version 1, dtype ${other}\\); not used`));
+      assert.deepEqual(wrong.out, selfQuantized);
+      fs.renameSync(path.join(dir, 'mine'), cache);
+      assert.equal((await outputs(dir, { baseDtype: dtype })).savedBase, cache);
+      // corrupt: truncated
+      const bytes = fs.readFileSync(cache);
+      fs.truncateSync(cache, Math.floor(bytes.length / 2));
+      const torn = await outputs(dir, { baseDtype: dtype });
+      assert.equal(torn.savedBase, undefined);
+      assert.match(torn.warnings[0], /unreadable .*; not used: quantizing at load instead/);
+      assert.deepEqual(torn.out, selfQuantized);
+      fs.writeFileSync(cache, bytes);
+      // stale: one weight of the model changed after the cache was written
+      const file = fs.existsSync(path.join(dir, 'model.safetensors')) ? path.join(dir, 'model.safetensors') : undefined;
+      assert.ok(file, `${name} has one weight file`);
+      const st = readSafetensors(file);
+      const k = [...st.tensors.keys()].find((n) => /(q_proj|query)\.weight$/.test(n))!;
+      (st.tensors.get(k)!.data as Float32Array)[0] += 0.5;
+      writeSafetensors(file, st.tensors, st.metadata);
+      const stale = await outputs(dir, { baseDtype: dtype });
+      assert.equal(stale.savedBase, undefined);
+      assert.equal(stale.warnings.length, 1);
+      assert.match(stale.warnings[0], new RegExp(`lorakit-base\\.${dtype}\\.safetensors: stale: the model's weights changed since it was saved \\(model\\.safetensors\\); not used: quantizing at load instead \\(rebuild it with lorakit quantize --model .* --base-dtype ${dtype}\\)`));
+      const changed = (await outputs(dir, { baseDtype: dtype, useSavedBase: false })).out;
+      assert.notDeepEqual(changed, selfQuantized, 'the changed weight changes the outputs');
+      assert.deepEqual(stale.out, changed);
+      // rebuilt: used again
+      await runQuantizeJob({ model: dir, baseDtype: dtype });
+      assert.equal((await outputs(dir, { baseDtype: dtype })).savedBase, cache);
+    });
+  }
+}
+
+test('lorakit quantize refuses fp32 and the bundled model', async () => {
+  await assert.rejects(runQuantizeJob({ model: copyFixture('bert'), baseDtype: 'fp32' }), /--base-dtype fp32 is the model as it is: give the quantized form to save \(int8, nf4 or int4\)/);
   await assert.rejects(runQuantizeJob({ model: 'use', baseDtype: 'int8' }), /the bundled model has no folder to save beside/);
 });
+
+// One LoRA step on the base loaded from the saved file = the same step on a base quantized at load, bit for bit
+// (the adapter after the step holds the backward through the frozen weights: int4's transposed copy is rebuilt from the saved codes).
+for (const dtype of ['nf4', 'int4'] as const) {
+  for (const [name, task, record] of [['llama-tiny', 'causal-lm', (t: string) => ({ text: t })], ['bert', 'embed', (t: string) => ({ anchor: t, positive: `${t} again` })]] as const) {
+    test(`${name}: one LoRA ${task} step on the ${dtype} base from the saved file equals the step on a base quantized at load`, async () => {
+      const dir = copyFixture(name);
+      const data = path.join(dir, 'train.jsonl');
+      fs.writeFileSync(data, ['once upon a time there lived a king', 'what is this, a good movie'].map((t) => JSON.stringify(record(t))).join('\n') + '\n');
+      await runQuantizeJob({ model: dir, baseDtype: dtype });
+      assert.equal((await loadModel(dir, undefined, { baseDtype: dtype })).savedBase, path.join(dir, `lorakit-base.${dtype}.safetensors`), 'the job below loads from the saved file');
+      const step = async (out: string) => {
+        const r = await runTrainJob({ task, model: dir, data, baseDtype: dtype, method: 'lora', methodConfig: { r: 4, lora_alpha: 8 }, epochs: 1, lr: 0.02, batchSize: 2, seed: 3, threads: 1, out: path.join(dir, out) }, silentUi);
+        return { loss: r.epochLosses[0], steps: r.steps, adapter: readSafetensors(path.join(dir, out, 'adapter', 'adapter_model.safetensors')).tensors };
+      };
+      const fromFile = await step('from-file');
+      fs.rmSync(path.join(dir, `lorakit-base.${dtype}.safetensors`));
+      const selfQuantized = await step('self-quantized');
+      assert.equal(fromFile.steps, 1);
+      assert.ok(Number.isFinite(fromFile.loss) && fromFile.loss > 0, `loss ${fromFile.loss}`);
+      assert.equal(fromFile.loss, selfQuantized.loss);
+      assert.ok(fromFile.adapter.size > 0);
+      assert.deepEqual(fromFile.adapter, selfQuantized.adapter);
+    });
+  }
+}
 
 test('lorakit quantize on the command line: writes the saved form and says what it saved', async () => {
   const dir = copyFixture('bert');

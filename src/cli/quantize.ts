@@ -9,6 +9,8 @@ export function registerQuantize(program: Command): void {
     .description(
       'Quantize a model folder\'s frozen linear weights once and save them beside it (<model>/lorakit-base.<dtype>.safetensors): every later load with that --base-dtype ' +
         '(train, eval, generate, index, search, rerank, summarize, duqgen) takes them from there and never reads those float32 weights. ' +
+        'int8 saves the codes and per-channel scales; nf4 the packed 4-bit codes and each block\'s absmax; int4 the packed 4-bit codes and each tile\'s scale and zero point ' +
+        '(the copy packed the other way for the backward is rebuilt from them when training needs it). ' +
         'A saved form whose model weights changed (SHA-256 of the weight files) is not used: the load says so and quantizes itself',
     )
     .requiredOption('--model <dir>', 'Hugging Face model folder (written into: it must be writable)')

@@ -62,11 +62,6 @@ export function formStandIn(f: QuantizedForm, layout: 'in_out' | 'out_in'): Floa
   return s;
 }
 
-/** A stand-in for a weight known only by its int8 form. */
-export function int8StandIn(q: Int8Weight, layout: 'in_out' | 'out_in'): Float32Array {
-  return formStandIn({ dtype: 'int8', q }, layout);
-}
-
 /** A zero-length stand-in whose float32 values `dequantize` gives back (any quantized form registers its own on it). */
 export function standIn(dequantize: () => Float32Array): Float32Array {
   const s = new Float32Array(0);

@@ -19,7 +19,7 @@ export interface QuantizeJobResult {
 
 export async function runQuantizeJob(o: { model: string; baseDtype: BaseDtype }): Promise<QuantizeJobResult> {
   const t0 = performance.now();
-  if (o.baseDtype === 'fp32') throw new Error('--base-dtype fp32 is the model as it is: give the quantized form to save (int8)');
+  if (o.baseDtype === 'fp32') throw new Error('--base-dtype fp32 is the model as it is: give the quantized form to save (int8, nf4 or int4)');
   const loaded = await loadModel(o.model, undefined, { baseDtype: o.baseDtype, useSavedBase: false });
   if (!loaded.folder) throw new Error(`--model ${o.model}: the bundled model has no folder to save beside; give a Hugging Face model folder`);
   const saved = saveBaseCache(loaded.folder, loaded.model, o.baseDtype);
