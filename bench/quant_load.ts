@@ -1,15 +1,15 @@
-// Loading a BERT-base-size Hugging Face folder with an fp32 vs an int8 base:
-// peak RSS and load time of a process that loads the folder and runs one
-// forward (batch 8 × 128), each in its own child process:
-//   fp32        the weights as read;
-//   int8        each linear weight quantized as it is read (its float32 array
-//               dropped before the next tensor is read);
-//   int8 saved  the codes from `lorakit quantize`'s file beside the model (the
-//               float32 bytes of those weights never read).
+// Loading a BERT-base-size Hugging Face folder with an fp32 vs a quantized
+// base (int8, nf4, int4): peak RSS and load time of a process that loads the
+// folder and runs one forward (batch 8 × 128), each in its own child process:
+//   fp32         the weights as read;
+//   <dtype>      each linear weight quantized as it is read (its float32 array
+//                dropped before the next tensor is read);
+//   <dtype> saved  the codes from `lorakit quantize`'s file beside the model
+//                (the float32 bytes of those weights never read).
 // The folder (random weights, HF BERT names and config, ~420 MiB) is written
 // to the system temp folder and removed at the end.
 //
-//   npx tsx bench/quant_load.ts [--threads 2] [--smoke]
+//   npx tsx bench/quant_load.ts [--threads 2] [--dtypes int8,nf4,int4] [--smoke]
 //
 // --smoke: a 2-layer 64-wide folder. Appends a JSON line to bench/results/quant_load.jsonl.
 
@@ -22,12 +22,13 @@ import { parseArgs } from 'node:util';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { loadModel } from '../src/models/load.ts';
 import { padBatch, PeftModel } from '../src/serve/peft_model.ts';
+import { BASE_DTYPES, type BaseDtype } from '../src/quant/base_dtype.ts';
 import { runQuantizeJob } from '../src/tasks/quantize.ts';
 import { peakRss } from '../src/tasks/train.ts';
 import { randomFill } from './llama_like.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const { values: v } = parseArgs({ options: { threads: { type: 'string', default: '2' }, smoke: { type: 'boolean', default: false }, child: { type: 'string' }, dir: { type: 'string' } } });
+const { values: v } = parseArgs({ options: { threads: { type: 'string', default: '2' }, dtypes: { type: 'string', default: 'int8,nf4,int4' }, smoke: { type: 'boolean', default: false }, child: { type: 'string' }, dir: { type: 'string' } } });
 const dims = v.smoke ? { layers: 2, hidden: 64, heads: 4, ffn: 256, vocab: 1000, positions: 128 } : { layers: 12, hidden: 768, heads: 12, ffn: 3072, vocab: 30522, positions: 512 };
 const B = 8, T = 128;
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -65,17 +66,28 @@ function writeFolder(dir: string): void {
   }));
 }
 
+/** What a child prints: its peak RSS, load time, and the first output (a saved base must give the same). */
+interface ChildResult {
+  mode: string;
+  load_s: number;
+  peak_rss_mib: number;
+  read_quantized: number;
+  out0: number;
+}
+
 /** One load + forward in this process; prints its peak RSS and load time. */
 async function child(mode: string, dir: string) {
   const t0 = performance.now();
-  const m = await loadModel(dir, 'encoder', mode === 'fp32' ? {} : { baseDtype: 'int8', useSavedBase: mode === 'int8-saved' });
+  const [dtype, saved] = mode.split('-') as [BaseDtype, string | undefined];
+  const m = await loadModel(dir, 'encoder', { baseDtype: dtype, useSavedBase: saved === 'saved' });
   const loadS = (performance.now() - t0) / 1000;
-  if ((mode === 'int8-saved') !== (m.savedBase !== undefined)) throw new Error(`${mode}: saved base used: ${m.savedBase}`);
+  if ((saved === 'saved') !== (m.savedBase !== undefined)) throw new Error(`${mode}: saved base used: ${m.savedBase}`);
   const pm = new PeftModel(m.model, { threads: Number(v.threads) });
   const ids = Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, i) => 1 + ((b * 7919 + i * 104729) % (dims.vocab - 1))));
   const out = (await pm.run(padBatch(ids))).data as Float32Array;
   await pm.release();
-  console.log(JSON.stringify({ mode, load_s: round(loadS, 2), peak_rss_mib: round(peakRss() / 2 ** 20), read_quantized: m.quantizedWhileReading ?? 0, out0: out[0] }));
+  const r: ChildResult = { mode, load_s: round(loadS, 2), peak_rss_mib: round(peakRss() / 2 ** 20), read_quantized: m.quantizedWhileReading ?? 0, out0: out[0] };
+  console.log(JSON.stringify(r));
 }
 
 async function main() {
@@ -84,24 +96,32 @@ async function main() {
   try {
     writeFolder(dir);
     const size = fs.statSync(path.join(dir, 'model.safetensors')).size;
-    const run = (mode: string) => {
+    const run = (mode: string): ChildResult => {
       const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', mode, '--dir', dir, '--threads', String(v.threads), ...(v.smoke ? ['--smoke'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
       if (r.status !== 0) throw new Error(`child ${mode} failed: ${r.stderr}`);
       return JSON.parse(r.stdout.trim().split('\n').pop()!);
     };
     const loadavg = os.loadavg()[0];
-    const fp32 = run('fp32'), int8 = run('int8');
-    const q = await runQuantizeJob({ model: dir, baseDtype: 'int8' });
-    const saved = run('int8-saved');
-    if (saved.out0 !== int8.out0) throw new Error(`the saved form gives another output (${saved.out0} vs ${int8.out0})`);
+    const dtypes = v.dtypes.split(',') as BaseDtype[];
+    for (const d of dtypes) if (d === 'fp32' || !BASE_DTYPES.includes(d)) throw new Error(`--dtypes: '${d}' is not a quantized --base-dtype (int8, nf4, int4)`);
+    const fp32 = run('fp32');
+    const runs: Record<string, { read: ChildResult; saved: ChildResult; quantize_s: number; file_mib: number }> = {};
+    for (const d of dtypes) {
+      const read = run(d);
+      const q = await runQuantizeJob({ model: dir, baseDtype: d });
+      const saved = run(`${d}-saved`);
+      if (saved.out0 !== read.out0) throw new Error(`${d}: the saved form gives another output (${saved.out0} vs ${read.out0})`);
+      runs[d] = { read, saved, quantize_s: round(q.seconds, 1), file_mib: round(q.bytes / 2 ** 20) };
+    }
     console.log(`BERT-base-size folder (${dims.layers} layers, ${dims.hidden} wide, model.safetensors ${round(size / 2 ** 20)} MiB), load + one forward of ${B} × ${T}, ${v.threads} threads, load average ${loadavg.toFixed(1)}:`);
     console.log('| load | peak RSS MiB | / fp32 | load s |');
     console.log('|---|---:|---:|---:|');
-    for (const [name, r] of [['fp32', fp32], ['int8, quantized while read', int8], ['int8, from lorakit quantize\'s file', saved]] as const) console.log(`| ${name} | ${r.peak_rss_mib} | ${(r.peak_rss_mib / fp32.peak_rss_mib).toFixed(2)} | ${r.load_s} |`);
-    console.log(`lorakit quantize: ${q.weights} weights, ${round(q.bytes / 2 ** 20)} MiB file, ${q.seconds.toFixed(1)} s`);
+    const rows: [string, ChildResult][] = [['fp32', fp32], ...dtypes.flatMap((d): [string, ChildResult][] => [[`${d}, quantized while read`, runs[d].read], [`${d}, from lorakit quantize's file`, runs[d].saved]])];
+    for (const [name, r] of rows) console.log(`| ${name} | ${r.peak_rss_mib} | ${(r.peak_rss_mib / fp32.peak_rss_mib).toFixed(2)} | ${r.load_s} |`);
+    for (const d of dtypes) console.log(`lorakit quantize --base-dtype ${d}: ${runs[d].file_mib} MiB file, ${runs[d].quantize_s} s`);
     if (!v.smoke) {
       fs.mkdirSync(path.join(here, 'results'), { recursive: true });
-      fs.appendFileSync(path.join(here, 'results', 'quant_load.jsonl'), JSON.stringify({ bench: 'quant_load', date: new Date().toISOString(), dims, loadavg, fp32, int8, saved, quantize_s: q.seconds }) + '\n');
+      fs.appendFileSync(path.join(here, 'results', 'quant_load.jsonl'), JSON.stringify({ bench: 'quant_load', date: new Date().toISOString(), dims, loadavg, fp32, ...runs }) + '\n');
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -73,7 +73,7 @@ const FIGURES: Record<string, () => RegExp[]> = {
   'memory_options.ts': () => ['default', 'low-memory', 'grad-checkpoint', 'both'].map((v) => new RegExp(`\\| ${v} \\| ${num} \\| ${num} \\| ${num} \\| \\d+ \\| \\d+ \\| \\d+ \\|`)),
   'quant_step.ts': () => [new RegExp(`"speedup_fp32_over_int8": ${num}`), new RegExp(`"linear_weight_ratio": 0\\.2\\d+`), new RegExp(`"peak_rss_ratio": ${num}`),
     ...['nf4', 'int4'].flatMap((d) => [new RegExp(`"speedup_fp32_over_${d}": ${num}`), new RegExp(`"linear_weight_ratio_${d}": 0\\.1\\d+`), new RegExp(`"peak_rss_ratio_${d}": ${num}`)])],
-  'quant_load.ts': () => ['fp32', 'int8, quantized while read', "int8, from lorakit quantize's file"].map((r) => new RegExp(`\\| ${esc(r)} \\| ${num} \\| ${num} \\| ${num} \\|`)),
+  'quant_load.ts': () => ['fp32', ...['int8', 'nf4', 'int4'].flatMap((d) => [`${d}, quantized while read`, `${d}, from lorakit quantize's file`])].map((r) => new RegExp(`\\| ${esc(r)} \\| ${num} \\| ${num} \\| ${num} \\|`)),
   'quant_backward.ts': () => ['int8 forward DynamicQuantizeMatMul', 'int8 backward: QGemm transB \\(lorakit\\)', 'int4 tile 32 asym forward MatMulNBits \\(lorakit\\)',
     'int4 tile 32 asym backward: same codes packed along N \\(lorakit\\)', 'nf4 forward MatMulBnb4 \\(lorakit\\)', 'nf4 backward: dequantized at run time \\+ fp32 MatMul \\(lorakit\\)'].map((k) => new RegExp(`'${k}' +│ ${num} +│ ${num} `)),
   'loram_cost.ts': () => [new RegExp(`\\| full ~100M \\| ${num}M \\| ${num}M \\| \\d+ \\| \\d+ \\| \\d+ \\|`), new RegExp(`pruned / full: peak RSS ${num}, step time ${num}`)],
