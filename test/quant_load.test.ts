@@ -256,19 +256,23 @@ for (const dtype of ['nf4', 'int4'] as const) {
   }
 }
 
-test('lorakit quantize on the command line: writes the saved form and says what it saved', async () => {
+test('lorakit quantize on the command line: writes the saved form (int8 by default, nf4 and int4 when asked) and says what it saved; --help names the 4-bit forms\' arrays', async () => {
   const dir = copyFixture('bert');
   const lines: string[] = [];
   const log = console.log;
   console.log = (m: string) => lines.push(m);
   try {
     await makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'quantize', '--model', dir]);
+    for (const d of ['nf4', 'int4']) await makeProgram().exitOverride().parseAsync(['node', 'lorakit', 'quantize', '--model', dir, '--base-dtype', d]);
   } finally {
     console.log = log;
   }
-  assert.match(lines.join('\n'), /^\d+ weights as int8: [\d.]+ MiB \([\d.]+ MiB as float32\) → .*lorakit-base\.int8\.safetensors \([\d.]+ MiB\) in [\d.]+ s$/);
-  assert.ok(fs.existsSync(path.join(dir, 'lorakit-base.int8.safetensors')));
-  assert.equal((await loadModel(dir, undefined, { baseDtype: 'int8' })).savedBase, path.join(dir, 'lorakit-base.int8.safetensors'));
+  for (const [i, d] of SAVED_DTYPES.entries()) {
+    assert.match(lines[i], new RegExp(`^\\d+ weights as ${d}: [\\d.]+ MiB \\([\\d.]+ MiB as float32\\) → .*lorakit-base\\.${d}\\.safetensors \\([\\d.]+ MiB\\) in [\\d.]+ s$`));
+    assert.equal((await loadModel(dir, undefined, { baseDtype: d })).savedBase, path.join(dir, `lorakit-base.${d}.safetensors`));
+  }
+  const help = makeProgram().commands.find((c) => c.name() === 'quantize')!.helpInformation().replace(/\s+/g, ' ');
+  assert.match(help, /nf4 the packed 4-bit codes and each block's absmax; int4 the packed 4-bit codes and each tile's scale and zero point/);
 });
 
 test('every method runs on a loaded-int8 base (logits within 5 % of the dequantized twin\'s) and merges into the dequantized weight exactly as on the twin', async () => {
