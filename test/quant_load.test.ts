@@ -196,6 +196,14 @@ for (const dtype of SAVED_DTYPES) {
       assert.deepEqual(wrong.out, selfQuantized);
       fs.renameSync(path.join(dir, 'mine'), cache);
       assert.equal((await outputs(dir, { baseDtype: dtype })).savedBase, cache);
+      // mismatched: made with other quantizer settings (a block size this version does not use)
+      const good = readSafetensors(cache);
+      writeSafetensors(cache, good.tensors, { ...good.metadata, settings: JSON.stringify({ blockSize: 128 }) });
+      const otherSettings = await outputs(dir, { baseDtype: dtype });
+      assert.equal(otherSettings.savedBase, undefined);
+      assert.match(otherSettings.warnings[0], new RegExp(`made with other ${dtype} settings \\(\\{"blockSize":128\\}\\) than this version uses`));
+      assert.deepEqual(otherSettings.out, selfQuantized);
+      writeSafetensors(cache, good.tensors, good.metadata);
       // corrupt: truncated
       const bytes = fs.readFileSync(cache);
       fs.truncateSync(cache, Math.floor(bytes.length / 2));
