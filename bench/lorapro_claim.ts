@@ -14,7 +14,9 @@
 //   adjusted one, the projection of g onto {B·X + Y·A}).
 //
 //   npx tsx bench/lorapro_claim.ts [--model use|DIR] [--regime adamw|sgd] [--steps 8] [--lr 1e-4] [--targets qkv,conv1]
-//        [--measure cumulative,per-step] [--dump FILE --dump-steps 3] [--lorapro-shift 1e-8]
+//        [--measure cumulative,per-step] [--dump FILE --dump-steps 3] [--lorapro-shift 1e-8] [--max-grad-norm 1]
+// --max-grad-norm clips every run as the official scripts do (transformers' default 1.0; off by default here):
+// full fine-tuning and LoRA before AdamW, LoRA-Pro's adjusted update after its Adam (the official ZeRO order).
 //   npx tsx bench/lorapro_claim.ts --smoke   (the BERT fixture, 2 steps of batch 2, both measures: seconds; the test suite runs it)
 // --dump writes the first adapted module's A, B, g, g_A, g_B, lorakit's g̃ and the
 // step's result for the first steps of the LoRA-Pro run (safetensors, float64),
@@ -28,6 +30,7 @@ import { Trainer } from '../src/train/loop.ts';
 import { loraPairs, type OptimizerSpec } from '../src/train/optimizers.ts';
 import { cosine } from '../src/workflows/sg_lora/similarity.ts';
 import { AdamW } from '../src/optim/adamw.ts';
+import { clipFactor, globalGradNorm } from '../src/optim/clip.ts';
 import { equivalentGradient, loraproEquivalent, type LoraPair } from '../src/optim/lorapro.ts';
 import { writeSafetensors, type TensorInput } from '../src/io/safetensors.ts';
 import { matmulF64, svdJacobi, transposeF64 } from '../src/linalg/svd.ts';
@@ -39,6 +42,12 @@ export interface ClaimOptions {
   regime: 'adamw' | 'sgd';
   /** LoRA-Pro's δ in pinv(M + δ·I) (default the official 1e-8). */
   shift?: number;
+  /**
+   * Gradient clipping for every run (undefined: off). The official scripts run with transformers' default
+   * max_grad_norm 1.0: full fine-tuning and LoRA clip before AdamW, LoRA-Pro's ZeRO step scales its adjusted
+   * update by the factor (the norm taken on the raw LoRA gradients).
+   */
+  maxGradNorm?: number;
 }
 
 /** Mean relative distance to full fine-tuning's ΔW after each step, for plain LoRA and LoRA-Pro. */
@@ -68,7 +77,7 @@ const norm = (a: ArrayLike<number>) => {
 };
 const cloneWeights = (w: WeightMap): WeightMap => new Map([...w].map(([k, v]) => [k, { shape: v.shape, data: Float32Array.from(v.data) }]));
 /** What every run shares: one epoch over the claim's examples, constant lr, no weight decay. */
-const fitOptions = (o: ClaimOptions) => ({ epochs: 1, lr: o.lr, batchSize: o.batchSize, seed: o.seed, weightDecay: 0, warmupRatio: 0, schedule: 'constant' as const, threads: 2 });
+const fitOptions = (o: ClaimOptions) => ({ epochs: 1, lr: o.lr, batchSize: o.batchSize, seed: o.seed, weightDecay: 0, warmupRatio: 0, schedule: 'constant' as const, threads: 2, maxGradNorm: o.maxGradNorm });
 /** A fresh LoRA on the claim's targets: the same seed, so every run starts from the same A (B = 0). */
 const loraSet = (model: EncoderModel, o: ClaimOptions) => {
   const lora = getMethod('lora');
@@ -193,18 +202,22 @@ async function perStepRun(model: EncoderModel, data: EncodedExample[], o: ClaimO
   let at: { step: number; before: Map<string, Float32Array>; full: Map<string, Float32Array>; grad: Map<string, number>; gradFloor: Map<string, number>; factors: Map<string, { A: Float64Array; B: Float64Array }>; record?: Record<string, Float64Array> } | null = null;
   const t = new Trainer(task, set, {
     ...fit, optimizer: optimizerFor(o, pro),
-    beforeStep: async ({ step, batch, lr, grads, params }) => {
+    beforeStep: async ({ step, batch, lr, grads: seen, params, clipScale, gradsClipped }) => {
+      // The gradient distance compares unclipped gradients on both sides; the updates carry each side's clipping.
+      const grads = gradsClipped && clipScale !== 1 ? new Map([...seen].map(([k, v]) => [k, v.map((x) => x / clipScale)])) : seen;
       const merged = set.mergeInto(model.weights);
       for (const s of sites) refModel.weights.get(s.weightKey)!.data.set(merged.get(s.weightKey)!.data);
       for (const [k, p] of task.params) refTask.params.get(k)!.data.set(p.data);
       const fullGrads = (await ref.gradients(batch)).grads;
       const g = new Map(sites.map((s) => [s.name, Float32Array.from(toOutIn(s, fullGrads.get(s.weightKey)!))]));
+      // Full fine-tuning clips by the norm of all its gradients (every weight and the head), before its optimizer.
+      const fullClip = o.maxGradNorm ? clipFactor(globalGradNorm(fullGrads), o.maxGradNorm) : 1;
       const full = new Map<string, Float32Array>();
       if (o.regime === 'adamw') {
         for (const x of scratch.values()) x.fill(0);
-        await refAdam.step(g, lr);
+        await refAdam.step(new Map([...g].map(([k, v]) => [k, fullClip === 1 ? v : v.map((x) => x * fullClip)])), lr);
         for (const s of sites) full.set(s.name, scratch.get(s.name)!.slice());
-      } else for (const s of sites) full.set(s.name, g.get(s.name)!.map((x) => -lr * x));
+      } else for (const s of sites) full.set(s.name, g.get(s.name)!.map((x) => -lr * fullClip * x));
       const grad = new Map<string, number>(), gradFloor = new Map<string, number>();
       const factors = new Map<string, { A: Float64Array; B: Float64Array }>();
       let record: Record<string, Float64Array> | undefined;
@@ -284,18 +297,20 @@ if (isMain) {
   const lr = Number(arg('--lr', regime === 'sgd' ? '0.1' : '1e-4'));
   const shift = process.argv.includes('--lorapro-shift') ? Number(arg('--lorapro-shift', '')) : undefined;
   if (shift !== undefined && !(shift >= 0)) throw new Error(`--lorapro-shift takes a number ≥ 0 (LoRA-Pro's δ in pinv(M + δ·I); the official code's is 1e-8), got '${arg('--lorapro-shift', '')}'`);
-  const o: ClaimOptions = { steps, lr, r: 8, alpha: 16, batchSize, seed: 0, regime, shift, targets: targets === 'all-linear' ? 'all-linear' : targets.split(',') };
+  const maxGradNorm = Number(arg('--max-grad-norm', '0'));
+  if (!(maxGradNorm >= 0)) throw new Error(`--max-grad-norm takes a number ≥ 0 (0 = no clipping; the official scripts run with 1), got '${arg('--max-grad-norm', '')}'`);
+  const o: ClaimOptions = { steps, lr, r: 8, alpha: 16, batchSize, seed: 0, regime, shift, maxGradNorm: maxGradNorm || undefined, targets: targets === 'all-linear' ? 'all-linear' : targets.split(',') };
   const f = (x: number) => x.toFixed(4);
   if (measures.includes('cumulative')) {
     const rows = await updateDistances(m.model, data, o);
-    console.log(`${spec}, ${regime}, lr ${lr}${shift !== undefined ? `, LoRA-Pro shift ${shift}` : ''}, ${steps} steps: cumulative ΔW = W_t − W_0 of three runs`);
+    console.log(`${spec}, ${regime}, lr ${lr}${shift !== undefined ? `, LoRA-Pro shift ${shift}` : ''}${maxGradNorm ? `, max grad norm ${maxGradNorm}` : ''}, ${steps} steps: cumulative ΔW = W_t − W_0 of three runs`);
     console.log(`| step | LoRA distance | LoRA-Pro distance | LoRA cosine | LoRA-Pro cosine |\n|---|---|---|---|---|`);
     for (const r of rows) console.log(`| ${r.step} | ${f(r.lora)} | ${f(r.lorapro)} | ${f(r.loraCos)} | ${f(r.loraproCos)} |`);
   }
   if (measures.includes('per-step')) {
     const dumpFile = process.argv.includes('--dump') ? arg('--dump', '') : '';
     const rows = await perStepDistances(m.model, data, o, dumpFile ? { file: dumpFile, steps: Number(arg('--dump-steps', '3')) } : undefined);
-    console.log(`${spec}, ${regime}, lr ${lr}${shift !== undefined ? `, LoRA-Pro shift ${shift}` : ''}, ${steps} steps: per step, each method's update to W against full fine-tuning's from the same W (same batch)`);
+    console.log(`${spec}, ${regime}, lr ${lr}${shift !== undefined ? `, LoRA-Pro shift ${shift}` : ''}${maxGradNorm ? `, max grad norm ${maxGradNorm}` : ''}, ${steps} steps: per step, each method's update to W against full fine-tuning's from the same W (same batch)`);
     console.log(`| step | LoRA update distance | LoRA-Pro update distance | LoRA cosine | LoRA-Pro cosine | LoRA ‖Δ‖/‖Δ_full‖ | LoRA-Pro ‖Δ‖/‖Δ_full‖ | LoRA ‖g̃−g‖/‖g‖ | LoRA-Pro ‖g̃−g‖/‖g‖ |\n|---|---|---|---|---|---|---|---|---|`);
     for (const r of rows) console.log(`| ${r.step} | ${f(r.lora.update)} | ${f(r.lorapro.update)} | ${f(r.lora.cos)} | ${f(r.lorapro.cos)} | ${f(r.lora.ratio)} | ${f(r.lorapro.ratio)} | ${f(r.lora.grad)} | ${f(r.lorapro.grad)} |`);
     console.log(`the same steps: the distance at matched norm √(2 − 2·cos); the first-order part Δ₁ = s(B·ΔA + ΔB·A) and the second-order share ‖s·ΔB·ΔA‖/‖Δ‖; the floors: full fine-tuning's update (and g) against their orthogonal projection onto {B·X + Y·A} at the method's point`);

@@ -15,6 +15,7 @@ import { MatMulKernel } from '../src/runtime/matmul.ts';
 import { Rng } from '../src/util/rng.ts';
 import { LoraPro, type LoraPair } from '../src/optim/lorapro.ts';
 import { Sgd } from '../src/optim/sgd.ts';
+import { clipFactor, globalGradNorm } from '../src/optim/clip.ts';
 
 const FIX = JSON.parse(fs.readFileSync(new URL('./fixtures/optimizers.json', import.meta.url), 'utf8'));
 const f32 = (xs: number[]) => Float32Array.from(xs);
@@ -126,6 +127,7 @@ test("GaLore: lorakit's SVD projector spans the same subspace as torch's (‖PP�
 for (const [name, what] of [
   ['lorapro', 'first step (B = 0 branch) and two more'],
   ['loraproRankOne', 'a rank-one first gradient (BᵀB singular after the B = 0 step: the float32 pinv cut keeps the step bounded)'],
+  ['loraproClipped', 'clipping as the official ZeRO step: the norm of the raw gradients, moments of the unclipped g̃, the factor on the adjusted update (steps 1 and 3 clip, step 2 does not)'],
 ] as const) test(`LoRA-Pro: ${what}: equivalent gradient, full-size Adam direction, adjusted gradients and the SGD update equal the official math`, () => {
   const c = FIX[name];
   const pair: LoraPair = { A: 'A', B: 'B', m: c.m, n: c.n, r: c.r, s: c.s };
@@ -153,7 +155,14 @@ for (const [name, what] of [
       }
       assertRel(rebuilt, s.projection, 1e-6, `step ${i} s(B·grad_A + grad_B·A) = projection of g`);
     }
-    opt.step(new Map([['A', f32(s.gA)], ['B', f32(s.gB)]]), c.lr);
+    const grads = new Map([['A', f32(s.gA)], ['B', f32(s.gB)]]);
+    let clipScale: number | undefined;
+    if ('maxNorm' in c) {
+      // The loop's factor, measured on the raw gradients it hands over: equal to the reference's.
+      clipScale = clipFactor(globalGradNorm(grads), c.maxNorm);
+      assert.ok(Math.abs(clipScale - s.clipScale) <= 1e-6 * s.clipScale, `step ${i} clip factor ${clipScale} vs ${s.clipScale}`);
+    }
+    opt.step(grads, c.lr, { clipScale });
     assertRel(params.get('A')!, s.A, 1e-6, `step ${i} A`);
     assertRel(params.get('B')!, s.B, 1e-6, `step ${i} B`);
     // The reference's B stays O(1): a float64 cut would keep BᵀB's ~1e-8 eigenvalue and blow the step up by ~1e8.

@@ -293,6 +293,42 @@ for (const kind of ['sgd', 'lorapro', 'allora'] as const) {
   });
 }
 
+test('[classification] --optimizer lorapro with --max-grad-norm: the loop hands over the unclipped gradients and the factor, which scales the step itself (the official ZeRO order)', async () => {
+  const c = CASES.classification;
+  const lora = getMethod('lora');
+  // One step from B = 0: only B moves, by lr·(Adam direction of g̃ mapped back); Adam's normalization would undo a clip taken before it.
+  const firstStep = async (maxGradNorm: number | undefined) => {
+    const set = new AdapterSet(lora, lora.schema.parse({ r: 4, lora_alpha: 4 }), use.sites, use.weights, { targetModules: ['qkv'], seed: 5 });
+    const start = new Map([...set.params].map(([k, v]) => [k, Float32Array.from(v)]));
+    const seen: { clipScale: number; gradsClipped: boolean; norm: number }[] = [];
+    const t = new Trainer(c.task(), set, {
+      ...OPTS, epochs: 1, checkpointEvery: undefined, stopAfterSteps: 1, maxGradNorm, optimizer: { kind: 'lorapro' },
+      beforeStep: ({ grads, clipScale, gradsClipped }) => void seen.push({ clipScale, gradsClipped, norm: Math.hypot(...[...grads.values()].flatMap((g) => [...g])) }),
+    });
+    await t.fit({ train: c.train() });
+    await t.release();
+    const moved = new Map([...set.params].map(([k, v]) => [k, v.map((x, i) => x - start.get(k)![i])]));
+    return { seen: seen[0], moved };
+  };
+  const free = await firstStep(undefined);
+  const tight = await firstStep(1e-3);
+  assert.equal(free.seen.clipScale, 1);
+  assert.equal(tight.seen.gradsClipped, false, 'LoRA-Pro gets the raw gradients');
+  assert.ok(Math.abs(tight.seen.norm - free.seen.norm) <= 1e-6 * free.seen.norm, 'the same raw gradients in both runs');
+  const factor = 1e-3 / (free.seen.norm + 1e-6);
+  assert.ok(Math.abs(tight.seen.clipScale - factor) <= 1e-5 * factor, `clip factor ${tight.seen.clipScale} vs ${factor}`);
+  let checked = 0;
+  for (const [k, d] of free.moved) {
+    if (!/lora_B/.test(k)) continue;
+    const want = d.map((x) => x * tight.seen.clipScale), got = tight.moved.get(k)!;
+    const scale = Math.max(...want.map(Math.abs));
+    assert.ok(scale > 0, `${k} moved`);
+    assert.ok(maxAbsDiff(got, want) <= 1e-3 * scale, `${k}: the clipped step is the factor times the unclipped one`);
+    checked++;
+  }
+  assert.ok(checked > 0);
+});
+
 test('--optimizer lorapro / allora need a LoRA (and ALLoRA no α/r scale, no dropout); galore needs full weight matrices', async () => {
   const c = CASES.classification;
   const vera = adapterFor(c, 'vera');

@@ -149,7 +149,7 @@ export function makeProgram(): Command {
     .option('--max-eval <n>', 'classification: use at most N validation and N test examples', int('--max-eval'), 1000)
     .option('--max-len <n>', 'truncate token sequences (default: 128 on encoders (USE reads at most 128), 256 for causal-lm, 512 for seq2seq sources)', int('--max-len'))
     .option('--max-target-len <n>', 'seq2seq: truncate targets', int('--max-target-len'), 128)
-    .addOption(new Option('--optimizer <rule>', "update rule: adamw (default), sgd, galore (projected Adam on full weight matrices: with --full), lorapro (LoRA steps that follow full fine-tuning's AdamW step; --method lora), allora (LoRA with per-row 1/‖θ‖ gradient scaling; implies --lora-dropout 0 and --alpha = --rank, no α/r scale, as the paper says)").choices([...OPTIMIZER_KINDS]).default('adamw'))
+    .addOption(new Option('--optimizer <rule>', "update rule: adamw (default), sgd, galore (projected Adam on full weight matrices: with --full), lorapro (LoRA steps that follow full fine-tuning's AdamW step; --method lora; --max-grad-norm scales its adjusted step, as the official DeepSpeed step does), allora (LoRA with per-row 1/‖θ‖ gradient scaling; implies --lora-dropout 0 and --alpha = --rank, no α/r scale, as the paper says)").choices([...OPTIMIZER_KINDS]).default('adamw'))
     .option('--galore-rank <r>', 'GaLore: rank of the gradient projection', int('--galore-rank'), 128)
     .option('--galore-update-gap <T>', 'GaLore: steps between projector refreshes (an SVD of the gradient)', int('--galore-update-gap'), 200)
     .option('--galore-scale <x>', 'GaLore: factor on the projected-back update', num('--galore-scale'), 0.25)

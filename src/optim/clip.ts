@@ -83,6 +83,21 @@ export function globalGradNorm(grads: Grads, normType = 2): number {
 }
 
 /**
+ * The factor clipping to `maxNorm` multiplies gradients of global norm
+ * `totalNorm` by: min(1, maxNorm / (totalNorm + 1e-6)), 1 when the norm is
+ * not finite. For a rule that applies it to its own update (LoRA-Pro).
+ */
+export function clipFactor(totalNorm: number, maxNorm: number): number {
+  if (!Number.isFinite(totalNorm)) return 1;
+  // torch: clip_coef = max_norm / (total_norm + 1e-6) on a float32 tensor,
+  // which Python evaluates as reciprocal(total_norm + 1e-6) * max_norm.
+  const f = Math.fround;
+  const t32 = Number.isFinite(f(totalNorm)) ? f(totalNorm) : totalNorm;
+  const coef = f(f(1 / f(t32 + f(1e-6))) * f(maxNorm));
+  return coef < 1 ? coef : 1;
+}
+
+/**
  * Clips gradients in place to a global norm of at most `maxNorm` and returns
  * what happened. See the module comment for the non-finite case.
  */
@@ -98,11 +113,7 @@ export function clipGradNorm(grads: Grads, maxNorm: number, opts: ClipOptions = 
     }
     return { totalNorm, finite: false, scale: 1, clipped: false };
   }
-  // torch: clip_coef = max_norm / (total_norm + 1e-6) on a float32 tensor,
-  // which Python evaluates as reciprocal(total_norm + 1e-6) * max_norm.
-  const f = Math.fround;
-  const t32 = Number.isFinite(f(totalNorm)) ? f(totalNorm) : totalNorm;
-  const coef = f(f(1 / f(t32 + f(1e-6))) * f(maxNorm));
+  const coef = clipFactor(totalNorm, maxNorm);
   if (!(coef < 1)) return { totalNorm, finite: true, scale: 1, clipped: false };
   for (const [, g] of list) for (let i = 0; i < g.length; i++) g[i] = g[i]! * coef;
   return { totalNorm, finite: true, scale: coef, clipped: true };

@@ -13,14 +13,19 @@
 //      grad_A = (1/s²)(BᵀB)⁻¹g_A' + X·A,  grad_B = (1/s²)(I − P_B)g_B'(AAᵀ)⁻¹ − B·X;
 //      at the first step grad_A = g_A', grad_B = (1/s²)g_B'(AAᵀ)⁻¹;
 //   6. the outer step is SGD without weight decay: A −= lr·grad_A, B −= lr·grad_B.
-// Gradients reach it already clipped by the norm taken before the adjustment
-// (the loop clips first), as the official code does. Differences from the
+// Clipping as the official DeepSpeed step has it: the global norm is taken on
+// the raw gradients before the adjustment, the moments take the unclipped g̃,
+// and the factor min(1, max_norm/(‖g‖ + 1e-6)) scales the grad_A, grad_B the
+// adjustment returns (`unscale_and_clip_grads` runs after
+// `lorapro_full_adjustment`), so it shrinks the step itself instead of being
+// undone by Adam's normalization; the loop passes the unclipped gradients and
+// the factor (`appliesClip`). Differences from the
 // official code: s is each layer's own scale (it hard-codes 16/8), v is
 // accumulated in float64 (it uses bf16 for that product). Other trainable
 // tensors (a task head) step with the wrapped optimizer.
 
 import { svdJacobi } from '../linalg/svd.ts';
-import { checkStateKind, typedBytes, type Optimizer } from './optimizer.ts';
+import { checkStateKind, typedBytes, type Optimizer, type StepOptions } from './optimizer.ts';
 
 /** One LoRA layer: its A [r, n] and B [m, r] tensors by name, and ΔW = s·B·A. */
 export interface LoraPair {
@@ -192,7 +197,11 @@ export class LoraPro implements Optimizer {
     return { gradA, gradB, equivalent: eq, adamDirection: g };
   }
 
-  step(grads: Map<string, Float32Array>, lr: number): void | Promise<void> {
+  readonly appliesClip = true;
+
+  step(grads: Map<string, Float32Array>, lr: number, opts: StepOptions = {}): void | Promise<void> {
+    const clip = opts.clipScale ?? 1;
+    if (!(clip > 0 && clip <= 1)) throw new RangeError(`LoRA-Pro: the clipping factor must be in (0, 1], got ${clip}`);
     const first = this.steps === 0;
     const updates: [Float32Array, Float64Array][] = [];
     for (const p of this.o.pairs) {
@@ -201,10 +210,12 @@ export class LoraPro implements Optimizer {
       const { gradA, gradB } = this.adjusted(p, gA, gB, first);
       updates.push([this.params.get(p.A)!, gradA], [this.params.get(p.B)!, gradB]);
     }
-    // Every layer's adjustment reads the pre-step A and B; then the outer SGD step.
-    for (const [t, g] of updates) for (let i = 0; i < t.length; i++) t[i] -= lr * g[i];
+    // Every layer's adjustment reads the pre-step A and B; then the outer SGD step on the clipped adjustment.
+    const rate = lr * clip;
+    for (const [t, g] of updates) for (let i = 0; i < t.length; i++) t[i] -= rate * g[i];
     this.steps++;
-    const others = new Map([...grads].filter(([k]) => !this.paired.has(k)));
+    // The other parameters (a task head) step with the wrapped rule on gradients clipped as usual.
+    const others = new Map([...grads].filter(([k]) => !this.paired.has(k)).map(([k, g]) => [k, clip === 1 ? g : g.map((x) => x * clip)]));
     if (others.size) return this.rest.step(others, lr);
   }
 

@@ -5,9 +5,20 @@
 // in place; the state is plain data (Float32Arrays, numbers, strings) so a
 // checkpoint holds it and `--resume` continues exactly.
 
+export interface StepOptions {
+  /** For a rule with `appliesClip`: the clipping factor (≤ 1) the loop measured on the unclipped gradients it passes. */
+  clipScale?: number;
+}
+
 export interface Optimizer {
+  /**
+   * True when the rule takes the unclipped gradients and applies the clipping factor to its own
+   * update (LoRA-Pro: the official DeepSpeed step takes the norm before its adjustment and scales
+   * what the adjustment returns). Otherwise the loop clips the gradients before `step`.
+   */
+  readonly appliesClip?: boolean;
   /** One update of every parameter that has a gradient in `grads`, at learning rate `lr` (the schedule's); await it (GaLore's runs on ONNX Runtime). */
-  step(grads: Map<string, Float32Array>, lr: number): void | Promise<void>;
+  step(grads: Map<string, Float32Array>, lr: number, opts?: StepOptions): void | Promise<void>;
   /** A deep copy of the state as plain data, with a `kind` naming the rule. */
   stateDict(): { kind: string };
   /** Restores what stateDict returned (validated: a state of another rule or other parameters throws). */

@@ -21,7 +21,7 @@ import type { StoredTensor } from '../adapters/types.ts';
 import { plainLinear } from '../models/linear.ts';
 import type { LinearFn, LinearSite, WeightMap } from '../models/types.ts';
 import type { AdamWGroup } from '../optim/adamw.ts';
-import { clipGradNorm, globalGradNorm } from '../optim/clip.ts';
+import { clipFactor, clipGradNorm, globalGradNorm } from '../optim/clip.ts';
 import { makeSchedule } from '../optim/schedules.ts';
 import { CompiledGraph, type HostTensor } from '../runtime/session.ts';
 import { Rng } from '../util/rng.ts';
@@ -88,11 +88,13 @@ export interface FitOptions<B = unknown> {
   /** The adapter's values were loaded (train --from-adapter): the method's data-dependent init (beforeFit) must not replace them. */
   adapterLoaded?: boolean;
   /**
-   * Called with each step's gradients (after clipping) and the batch, before the optimizer moves
-   * anything: the parameters are still the ones the gradients were taken at (bench/lorapro_claim.ts
-   * compares each step with full fine-tuning's from the same point).
+   * Called with each step's gradients and the batch, before the optimizer moves anything: the
+   * parameters are still the ones the gradients were taken at (bench/lorapro_claim.ts compares each
+   * step with full fine-tuning's from the same point). `clipScale` is this step's clipping factor (1
+   * when not clipped); the gradients are already multiplied by it when `gradsClipped`, and are the
+   * unclipped ones when the optimizer applies the factor itself (LoRA-Pro).
    */
-  beforeStep?: (info: { step: number; batch: B; lr: number; grads: ReadonlyMap<string, Float32Array>; params: ReadonlyMap<string, Float32Array> }) => void | Promise<void>;
+  beforeStep?: (info: { step: number; batch: B; lr: number; grads: ReadonlyMap<string, Float32Array>; params: ReadonlyMap<string, Float32Array>; clipScale: number; gradsClipped: boolean }) => void | Promise<void>;
   onStep?: (info: StepInfo) => void;
   onEval?: (info: EvalInfo) => void;
 }
@@ -421,13 +423,20 @@ export class Trainer<E, B> {
           const grads = new Map<string, Float32Array>();
           for (const k of params.keys()) grads.set(k, out[`grad.${k}`].data as Float32Array);
           // One pass over the gradients: clipping measures the norm (and leaves non-finite gradients untouched).
-          const gradNorm = o.maxGradNorm ? clipGradNorm(grads, o.maxGradNorm).totalNorm : globalGradNorm(grads);
+          // A rule that applies the clip itself (LoRA-Pro) gets the unclipped gradients and the factor.
+          const clipsItself = optimizer.appliesClip === true;
+          let gradNorm: number, clipScale = 1;
+          if (o.maxGradNorm && !clipsItself) ({ totalNorm: gradNorm, scale: clipScale } = clipGradNorm(grads, o.maxGradNorm));
+          else {
+            gradNorm = globalGradNorm(grads);
+            if (o.maxGradNorm) clipScale = clipFactor(gradNorm, o.maxGradNorm);
+          }
           if (!Number.isFinite(gradNorm)) throw await diverged('gradient norm', gradNorm);
           const lr = o.lr * schedule(state.step);
           const hookCtx = { step: state.step, totalSteps, lr, baseLr: o.lr, warmupSteps, seed: o.seed, params, grads, outputs: out };
           runStepHook('beforeStep', this.adapters, hookCtx);
-          await o.beforeStep?.({ step: state.step, batch, lr, grads, params });
-          await optimizer.step(owned.size ? new Map([...grads].filter(([k]) => !owned.has(k))) : grads, lr);
+          await o.beforeStep?.({ step: state.step, batch, lr, grads, params, clipScale, gradsClipped: !clipsItself });
+          await optimizer.step(owned.size ? new Map([...grads].filter(([k]) => !owned.has(k))) : grads, lr, clipsItself ? { clipScale } : undefined);
           runStepHook('optimizerStep', this.adapters, hookCtx);
           runStepHook('afterStep', this.adapters, { ...hookCtx, step: state.step + 1 });
           state.step++;

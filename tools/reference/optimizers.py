@@ -12,7 +12,8 @@ Transcriptions in float64 PyTorch of the rules as the official code has them
   (SVD signs differ between implementations).
 - LoRA-Pro: DeepSpeed stage_1_and_2.py lorapro_full_adjustment /
   solve_sylvester, with SGD (wd 0) as the outer step; the first optimizer
-  step takes the B = 0 branch. Inverses are pinv(M + 1e-8 I). Also recorded:
+  step takes the B = 0 branch. One case clips the gradients where the
+  official ZeRO step does: norm before the adjustment, factor after it. Inverses are pinv(M + 1e-8 I). Also recorded:
   the equivalent gradient, and the full gradient G the LoRA gradients came
   from, so the test checks g~ = P_B G + (I - P_B) G P_A.
 - ALLoRA (no official code; the unofficial rule): g_i / sqrt(|theta_i|^2 + 1/eta^2)
@@ -102,9 +103,15 @@ def solve_sylvester(A, B, C):
     return Qa @ X @ Qb.t()
 
 
-def lorapro_case(gen, m=5, n=4, r=2, s=2.0, lr=0.05, rank_one_first=False, projections=True):
+def lorapro_case(gen, m=5, n=4, r=2, s=2.0, lr=0.05, rank_one_first=False, projections=True, max_norm=None, g_scales=(1.0, 1.0, 1.0)):
     # rank_one_first: the first full gradient is u·vᵀ, so after the B = 0 step B has
     # rank 1 and BᵀB is singular up to the 1e-8 shift: the pinv cut decides the step.
+    # max_norm: gradient clipping as the official DeepSpeed ZeRO step runs it around the
+    # adjustment: the global norm of the raw LoRA gradients is taken first (Step 1 of
+    # step(), scaled_global_norm), lorapro_full_adjustment runs on the raw gradients
+    # (moments of the unclipped g~), then unscale_and_clip_grads divides what it returned
+    # by clip = max(1, (norm + 1e-6) / max_norm) before the SGD step. g_scales scale each
+    # step's G so that some steps clip and some do not.
     b1, b2, eps = 0.9, 0.999, 1e-8
     A = torch.randn(r, n, generator=gen, dtype=D) * 0.5
     B = torch.zeros(m, r, dtype=D)
@@ -117,8 +124,13 @@ def lorapro_case(gen, m=5, n=4, r=2, s=2.0, lr=0.05, rank_one_first=False, proje
             G = torch.randn(m, 1, generator=gen, dtype=D) @ torch.randn(1, n, generator=gen, dtype=D)
         else:
             G = torch.randn(m, n, generator=gen, dtype=D)  # dL/dW: the LoRA gradients follow from it
+        G = G * g_scales[step]
         gA = s * B.t() @ G
         gB = s * G @ A.t()
+        clip = 1.0
+        if max_norm is not None:
+            total = math.sqrt(float((gA * gA).sum()) + float((gB * gB).sum()))
+            clip = max(1.0, (total + 1e-6) / max_norm)
         AAt_inv = pinv_reg(A @ A.t())
         if step == 0:
             gAh = gA
@@ -157,12 +169,17 @@ def lorapro_case(gen, m=5, n=4, r=2, s=2.0, lr=0.05, rank_one_first=False, proje
         if projection is not None and projections:
             rec["projection"] = projection
             rec["equivalentOfG"] = equivalent_of_G
-        A = A - lr * gradA
-        B = B - lr * gradB
+        if max_norm is not None:
+            rec["clipScale"] = 1.0 / clip
+        A = A - lr * (gradA / clip)
+        B = B - lr * (gradB / clip)
         rec["A"] = tl(A)
         rec["B"] = tl(B)
         steps.append(rec)
-    return {"m": m, "n": n, "r": r, "s": s, "lr": lr, "init": init, "steps": steps}
+    out = {"m": m, "n": n, "r": r, "s": s, "lr": lr, "init": init, "steps": steps}
+    if max_norm is not None:
+        out["maxNorm"] = max_norm
+    return out
 
 
 # ---------------------------------------------------------------- ALLoRA
@@ -203,6 +220,7 @@ def main():
         "galore": galore_case(torch.Generator().manual_seed(11)),
         "lorapro": lorapro_case(torch.Generator().manual_seed(12)),
         "loraproRankOne": lorapro_case(torch.Generator().manual_seed(15), m=6, n=5, r=2, s=2.0, lr=0.5, rank_one_first=True, projections=False),
+        "loraproClipped": lorapro_case(torch.Generator().manual_seed(16), max_norm=1.0, g_scales=(1.0, 0.02, 3.0)),
         "allora": allora_case(torch.Generator().manual_seed(13)),
         "sgd": sgd_case(torch.Generator().manual_seed(14)),
     }
