@@ -41,20 +41,31 @@ export function quantizeInt4(w: Float32Array, inFeatures: number, outFeatures: n
   const packed = new Uint8Array(outFeatures * kBlocks * blob);
   const scales = new Float32Array(outFeatures * kBlocks);
   const zeroPoints = symmetric ? undefined : new Uint8Array(outFeatures * zpRow);
+  // Each tile's range, taken once for its tileRows rows (not once per row: 32× the reads at 32-row tiles).
+  const tileLo = new Float64Array(kBlocks), tileHi = new Float64Array(kBlocks), tileAmax = new Float64Array(kBlocks);
   for (let n = 0; n < outFeatures; n++) {
+    if (n % tileRows === 0) {
+      const n1 = Math.min(outFeatures, n + tileRows);
+      for (let b = 0; b < kBlocks; b++) {
+        const k0 = b * blockSize, k1 = Math.min(inFeatures, k0 + blockSize);
+        let lo = 0, hi = 0, amax = 0;
+        for (let m = n; m < n1; m++) {
+          for (let k = k0; k < k1; k++) {
+            const v = at(k, m);
+            if (!Number.isFinite(v)) throw new Error(`quantizeInt4: weight value ${v} at [in ${k}, out ${m}] is not finite`);
+            lo = Math.min(lo, v);
+            hi = Math.max(hi, v);
+            amax = Math.max(amax, Math.abs(v));
+          }
+        }
+        tileLo[b] = lo;
+        tileHi[b] = hi;
+        tileAmax[b] = amax;
+      }
+    }
     for (let b = 0; b < kBlocks; b++) {
       const k0 = b * blockSize, k1 = Math.min(inFeatures, k0 + blockSize);
-      let lo = 0, hi = 0, amax = 0;
-      const n0 = n - (n % tileRows), n1 = Math.min(outFeatures, n0 + tileRows);
-      for (let m = n0; m < n1; m++) {
-        for (let k = k0; k < k1; k++) {
-          const v = at(k, m);
-          if (!Number.isFinite(v)) throw new Error(`quantizeInt4: weight value ${v} at [in ${k}, out ${m}] is not finite`);
-          lo = Math.min(lo, v);
-          hi = Math.max(hi, v);
-          amax = Math.max(amax, Math.abs(v));
-        }
-      }
+      const lo = tileLo[b], hi = tileHi[b], amax = tileAmax[b];
       const s = Math.fround(symmetric ? amax / 7 : (hi - lo) / 15);
       const z = symmetric || s === 0 ? 8 : Math.max(0, Math.min(15, roundHalfEven(Math.fround(-lo / s))));
       scales[n * kBlocks + b] = s;
