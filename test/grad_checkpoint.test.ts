@@ -1,9 +1,11 @@
 // Gradient checkpointing (src/autodiff/checkpoint.ts): the training graph that
 // recomputes each sublayer's forward in its backward part gives the same loss
 // and gradients as the one that keeps every activation (itself checked against
-// finite differences and PyTorch elsewhere), on the llama-tiny and bert
-// fixtures with a LoRA on every linear layer; and it keeps less. `lorakit train
-// --grad-checkpoint` (and `--low-memory`) train the same adapter.
+// finite differences and PyTorch elsewhere), on the llama-tiny, bert, t5-tiny
+// and bart-tiny fixtures with a LoRA on every linear layer; and it keeps less.
+// In the encoder-decoders the decoder is cut too (its segments carry the
+// encoder output). `lorakit train --grad-checkpoint` (and `--low-memory`)
+// train the same adapter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,8 +16,12 @@ import { readAdapter } from '../src/peft/adapter_files.ts';
 import { AdapterSet } from '../src/adapters/inject.ts';
 import { adapterFeeds } from '../src/adapters/feeds.ts';
 import { lora } from '../src/adapters/lora/index.ts';
-import { savedActivations } from '../src/graph/cost.ts';
-import { loadEncoderModel } from '../src/models/hf_registry.ts';
+import { planCheckpoints } from '../src/autodiff/checkpoint.ts';
+import { differentiable } from '../src/autodiff/grad.ts';
+import { liveNodes, resolveShape, savedActivations } from '../src/graph/cost.ts';
+import { Graph, type Value } from '../src/graph/ir.ts';
+import { loadEncoderModel, loadModel } from '../src/models/hf_registry.ts';
+import type { Seq2SeqModel } from '../src/models/seq2seq.ts';
 import { loadDecoder } from '../src/models/load_decoder.ts';
 import type { LinearSite, WeightMap } from '../src/models/types.ts';
 import { CompiledGraph, type HostTensor } from '../src/runtime/session.ts';
@@ -23,6 +29,7 @@ import { buildTaskGraph } from '../src/train/loop.ts';
 import type { TrainTask } from '../src/train/task.ts';
 import { CausalLmTask } from '../src/train/tasks/causal_lm.ts';
 import { ClassificationTask } from '../src/train/tasks/classification.ts';
+import { Seq2SeqTask } from '../src/train/tasks/seq2seq.ts';
 import { Rng } from '../src/util/rng.ts';
 
 const fixture = (name: string) => new URL(`./fixtures/hf/${name}`, import.meta.url).pathname;
@@ -88,7 +95,12 @@ test('gradient checkpointing: llama-tiny causal LM, same loss and gradients (≤
   const rng = new Rng(3);
   const examples = [40, 33].map((n) => ({ ids: Array.from({ length: n }, () => 3 + rng.int(120)) }));
   const [batch] = task.batches(examples, 2, null);
-  await checkSame(task, adapterOn(model.sites, model.weights), batch, { B: batch.B, T: batch.T });
+  const adapters = adapterOn(model.sites, model.weights);
+  await checkSame(task, adapters, batch, { B: batch.B, T: batch.T });
+  // The carried-value rule changes nothing here.
+  const { plain, carrying } = plans(task, adapters, { B: batch.B, T: batch.T });
+  assert.equal(plain.segments, 4);
+  assert.deepEqual(carrying, plain);
 });
 
 test('gradient checkpointing: bert classification, same loss and gradients (≤ 1e-6) as keeping every activation', async () => {
@@ -97,8 +109,61 @@ test('gradient checkpointing: bert classification, same loss and gradients (≤ 
   const rng = new Rng(4);
   const examples = [30, 24, 17].map((n, i) => ({ ids: [101, ...Array.from({ length: n }, () => 3 + rng.int(100)), 102], label: i }));
   const [batch] = task.batches(examples, 3, null);
-  await checkSame(task, adapterOn(model.sites, model.weights), batch, { B: batch.B, T: batch.T });
+  const adapters = adapterOn(model.sites, model.weights);
+  await checkSame(task, adapters, batch, { B: batch.B, T: batch.T });
+  const { plain, carrying } = plans(task, adapters, { B: batch.B, T: batch.T });
+  assert.equal(plain.segments, 4);
+  assert.deepEqual(carrying, plain);
 });
+
+for (const [name, segments] of [['t5-tiny', [6, 11]], ['bart-tiny', [5, 10]]] as const) {
+  test(`gradient checkpointing: ${name} seq2seq, the decoder is cut too; same loss and gradients (≤ 1e-6) as keeping every activation`, async () => {
+    const model = (await loadModel(fixture(name))).model as Seq2SeqModel;
+    const task = new Seq2SeqTask(model);
+    const rng = new Rng(5);
+    const examples = [[21, 9], [16, 12]].map(([s, t]) => ({ src: Array.from({ length: s }, () => 3 + rng.int(120)), tgt: Array.from({ length: t }, () => 3 + rng.int(120)) }));
+    const [batch] = task.batches(examples, 2, null);
+    const dims = { B: batch.B, S: batch.S, T: batch.T };
+    const adapters = adapterOn(model.sites, model.weights);
+    // The encoder output reaches the loss through every decoder layer: its gradient sums every decoder segment's.
+    await checkSame(task, adapters, batch, dims);
+    const { plain, carrying } = plans(task, adapters, dims);
+    // Without the rule only the encoder is cut: the decoder is one segment (its backward holds all of its activations at once).
+    assert.deepEqual([plain.segments, carrying.segments], segments);
+    assert.equal(plain.decoderSegments, 1);
+    assert.ok(carrying.decoderSegments >= 4, `${carrying.decoderSegments} decoder segments`);
+    assert.ok(carrying.largest < 0.5 * plain.largest, `largest segment's activations: ${carrying.largest} bytes with carried values vs ${plain.largest} without`);
+  });
+}
+
+/**
+ * The checkpoint plans of `task`'s training graph with and without carried
+ * values: segments, those in the decoder (they make [B, T, ...] values), and
+ * the largest segment's share of the activations the backward reads (what the
+ * backward holds at once when it recomputes that segment), in bytes.
+ */
+function plans<B>(task: TrainTask<any, B>, adapters: AdapterSet, dims: Record<string, number>) {
+  const { graph } = buildTaskGraph(task, adapters.linear({ training: true }), 'train');
+  const forward = new Graph('forward');
+  task.build(forward, adapters.linear({ training: true }), 'train');
+  const nodes = graph.nodes.slice(0, forward.nodes.length); // the training graph's forward part (the backward is appended)
+  assert.deepEqual(nodes.map((n) => n.op), forward.nodes.map((n) => n.op));
+  const active = differentiable(nodes, graph.params());
+  const fwd = liveNodes(graph, graph.outputs.filter((o) => !o.name.startsWith('grad.')).map((o) => o.value));
+  const saved = new Set<Value>();
+  for (const n of liveNodes(graph)) if (!fwd.has(n)) for (const x of n.inputs) if (x?.node && fwd.has(x.node)) saved.add(x);
+  const summary = (carried: boolean) => {
+    const plan = planCheckpoints(nodes, active, { carried });
+    const bytes = plan.segments.map(() => 0);
+    for (const v of saved) {
+      const k = plan.segmentOf.get(v.node!);
+      if (k !== undefined) bytes[k] += resolveShape(v.shape, dims, v.describe()).reduce((p, q) => p * q, 1) * 4;
+    }
+    const decoderSegments = plan.segments.filter((seg) => seg.some((n) => n.outputs.some((o) => o.shape.some((d) => String(d).includes('T'))))).length;
+    return { segments: plan.segments.length, decoderSegments, largest: Math.max(...bytes) };
+  };
+  return { plain: summary(false), carrying: summary(true) };
+}
 
 test('lorakit train --grad-checkpoint / --low-memory (causal-lm, llama-tiny): the same adapter as without', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-gradckpt-'));

@@ -5,7 +5,7 @@
 // activations inside each segment are recomputed in the backward pass instead
 // of kept (checkpoint.ts).
 
-import { Value } from '../graph/ir.ts';
+import { type Node, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import { nonDifferentiable, rules } from './rules.ts';
 import { planCheckpoints, recompute, type Recomputed } from './checkpoint.ts';
@@ -19,18 +19,23 @@ export interface GradOptions {
   stats?: { recomputedSegments: number };
 }
 
+/** Forward sweep: the values of `nodes` (in graph order) that depend on some `wrt` value (`wrt` included). */
+export function differentiable(nodes: readonly Node[], wrt: readonly Value[]): Set<Value> {
+  const active = new Set<Value>(wrt);
+  for (const n of nodes) {
+    if (nonDifferentiable.has(n.op)) continue;
+    if (n.inputs.some((x) => x && active.has(x))) for (const o of n.outputs) if (FLOAT.has(o.dtype)) active.add(o);
+  }
+  return active;
+}
+
 export function grad(loss: Value, wrt: Value[], seed?: Value, opts: GradOptions = {}): Value[] {
   const g = loss.graph;
   if (!FLOAT.has(loss.dtype)) throw new Error(`grad: loss must be float, got ${loss.describe()}`);
   if (!seed && loss.rank !== 0) throw new Error(`grad: loss must be a scalar, got ${loss.describe()} (reduce it first or pass a seed)`);
 
-  // Forward sweep: which values depend on some wrt value.
-  const active = new Set<Value>(wrt);
   const nodes = g.nodes.slice(); // backward nodes appended below must not be visited
-  for (const n of nodes) {
-    if (nonDifferentiable.has(n.op)) continue;
-    if (n.inputs.some((x) => x && active.has(x))) for (const o of n.outputs) if (FLOAT.has(o.dtype)) active.add(o);
-  }
+  const active = differentiable(nodes, wrt);
   if (!active.has(loss)) {
     return wrt.map((w) => op.zerosLike(w));
   }
