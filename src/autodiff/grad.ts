@@ -8,13 +8,13 @@
 import { type Node, Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import { nonDifferentiable, rules } from './rules.ts';
-import { planCheckpoints, recompute, type Recomputed } from './checkpoint.ts';
+import { planCheckpoints, recompute, type CheckpointOptions, type Recomputed } from './checkpoint.ts';
 
 const FLOAT = new Set(['float32', 'float64']);
 
 export interface GradOptions {
   /** Gradient checkpointing: recompute each segment's forward pass in the backward graph (checkpoint.ts). */
-  checkpoint?: boolean;
+  checkpoint?: boolean | CheckpointOptions;
   /** Filled in: how many segments the backward graph recomputes (0 without checkpointing). */
   stats?: { recomputedSegments: number };
 }
@@ -47,7 +47,7 @@ export function grad(loss: Value, wrt: Value[], seed?: Value, opts: GradOptions 
   };
   accumulate(loss, seed ?? g.scalar(1, loss.dtype));
 
-  const plan = opts.checkpoint ? planCheckpoints(nodes, active) : null;
+  const plan = opts.checkpoint ? planCheckpoints(nodes, active, opts.checkpoint === true ? {} : opts.checkpoint) : null;
   if (opts.stats) opts.stats.recomputedSegments = plan?.segments.length ?? 0;
   const copies = new Map<number, Recomputed>();
 

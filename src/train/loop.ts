@@ -10,7 +10,7 @@
 // fork('dropout-s')), so a run resumed from a checkpoint replays the
 // uninterrupted one bit for bit.
 
-import { grad } from '../autodiff/grad.ts';
+import { grad, type GradOptions } from '../autodiff/grad.ts';
 import { Graph, type Value } from '../graph/ir.ts';
 import * as op from '../graph/ops.ts';
 import { AdapterSet } from '../adapters/inject.ts';
@@ -153,7 +153,7 @@ export function buildTaskGraph(
   task: TrainTask<any, any>,
   linear: LinearFn,
   mode: 'train' | 'eval',
-  opts: { trainWeights?: ReadonlySet<string>; lossTerm?: (g: Graph) => Value | null; gradCheckpoint?: boolean } = {},
+  opts: { trainWeights?: ReadonlySet<string>; lossTerm?: (g: Graph) => Value | null; gradCheckpoint?: GradOptions['checkpoint'] } = {},
 ): { graph: Graph; trainable: string[]; recomputedSegments: number } {
   const g = new Graph(`${task.name}-${mode}`);
   if (opts.trainWeights) g.trainableWeights = (name) => opts.trainWeights!.has(name);
