@@ -170,15 +170,19 @@ function plans<B>(task: TrainTask<any, B>, adapters: AdapterSet, dims: Record<st
   return { plain: summary(false), carrying: summary(true) };
 }
 
-test('lorakit train --grad-checkpoint / --low-memory (causal-lm, llama-tiny): the same adapter as without', () => {
+const CLI_CASES = [
+  // llama-tiny's 2 layers have 2 residual sublayers each; t5-tiny's decoder is cut too (the carried encoder output).
+  { task: 'causal-lm', fixture: 'llama-tiny', minSegments: 3, rows: ['once upon a time there lived a king', 'what is this? a good movie', 'who was there? the queen and the king', 'hello world, i love music'].map((text) => ({ text })) },
+  { task: 'seq2seq', fixture: 't5-tiny', minSegments: 8, rows: ['red', 'green', 'blue', 'black'].map((c) => ({ source: `what colour is ${c}?`, target: `it is ${c}` })) },
+] as const;
+for (const c of CLI_CASES) test(`lorakit train --grad-checkpoint / --low-memory (${c.task}, ${c.fixture}): the same adapter as without`, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-gradckpt-'));
   try {
-    const data = path.join(dir, 'story.jsonl');
-    const rows = ['once upon a time there lived a king', 'what is this? a good movie', 'who was there? the queen and the king', 'hello world, i love music'];
-    fs.writeFileSync(data, rows.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+    const data = path.join(dir, 'data.jsonl');
+    fs.writeFileSync(data, c.rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
     const train = (name: string, ...extra: string[]) => {
       const out = path.join(dir, name);
-      const r = spawnSync(process.execPath, [path.resolve('bin/lorakit.js'), 'train', '--task', 'causal-lm', '--model', fixture('llama-tiny'), '--data', data,
+      const r = spawnSync(process.execPath, [path.resolve('bin/lorakit.js'), 'train', '--task', c.task, '--model', fixture(c.fixture), '--data', data,
         '--target-modules', 'all-linear', '--epochs', '2', '--batch', '2', '--lr', '0.01', '--seed', '5', '--quiet', '--out', out, ...extra], { encoding: 'utf8', env: { ...process.env, LORAKIT_THREADS: '1' } });
       assert.equal(r.status, 0, r.stderr);
       return { tensors: readAdapter(path.join(out, 'adapter')).tensors, results: JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) };
@@ -188,8 +192,8 @@ test('lorakit train --grad-checkpoint / --low-memory (causal-lm, llama-tiny): th
     assert.equal(results.prepackWeights, undefined);
     for (const flag of ['--grad-checkpoint', '--low-memory']) {
       const { tensors: other, results } = train(flag.slice(2), flag);
-      // The flag reached the training graph / the session: llama-tiny's 2 layers have 2 residual sublayers each.
-      if (flag === '--grad-checkpoint') assert.ok(results.gradCheckpoint?.recomputedSegments >= 3, JSON.stringify(results.gradCheckpoint));
+      // The flag reached the training graph / the session.
+      if (flag === '--grad-checkpoint') assert.ok(results.gradCheckpoint?.recomputedSegments >= c.minSegments, JSON.stringify(results.gradCheckpoint));
       else assert.equal(results.prepackWeights, false);
       assert.deepEqual([...other.keys()].sort(), [...plain.keys()].sort());
       for (const [k, t] of plain) {
