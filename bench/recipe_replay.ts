@@ -14,6 +14,7 @@ import path from 'node:path';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { exportRecipe } from '../src/tasks/recipe/export.ts';
 import { runTrainJob } from '../src/tasks/train.ts';
+import { STORY } from '../test/helpers/story.ts';
 
 const arg = (k: string, d: string) => {
   const i = process.argv.indexOf(k);
@@ -24,18 +25,11 @@ const epochs = Number(arg('--epochs', process.argv.includes('--smoke') ? '1' : '
 const nproc = Number(arg('--nproc', '2'));
 const PY = arg('--python', '/usr/bin/python3');
 
-const STORY = [
-  { prompt: 'once upon a time', completion: 'there lived a king' },
-  { prompt: 'what is this', completion: 'a good movie' },
-  { prompt: 'who was there', completion: 'the queen and the king' },
-  { text: 'hello world, i love music' },
-  { prompt: 'where is it', completion: 'far away' },
-  { prompt: 'how are you', completion: 'fine, thanks' },
-  { prompt: 'what colour is the sky', completion: 'blue, mostly' },
-];
+// The tests' six records and one more.
+const RECORDS = [...STORY, { prompt: 'what colour is the sky', completion: 'blue, mostly' }];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lorakit-recipe-bench-'));
 const data = path.join(dir, 'data.jsonl');
-fs.writeFileSync(data, STORY.map((r) => JSON.stringify(r)).join('\n') + '\n');
+fs.writeFileSync(data, RECORDS.map((r) => JSON.stringify(r)).join('\n') + '\n');
 const method = process.argv.includes('--use-dora') ? 'dora' as const : 'lora' as const;
 const flags = { model, data, epochs, lr: 0.01, batchSize: 4, seed: 7, warmupRatio: 0.2, maxGradNorm: 1, method, methodConfig: { r: 8, lora_alpha: 16, ...(process.argv.includes('--use-rslora') && { use_rslora: true }) } };
 const R = path.join(dir, 'R');
