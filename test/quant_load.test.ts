@@ -35,6 +35,17 @@ function dequantizedTwin<M extends { weights: WeightMap; withWeights(w: WeightMa
   return fp32.withWeights(new Map([...fp32.weights].map(([k, w]) => [k, { shape: w.shape, data: float32Of(int8.weights.get(k)!.data) }])));
 }
 
+/** The model's output on `batch` (logits for a decoder, embeddings for an encoder), with `set` as its adapter if given. */
+async function outputOf(model: ConstructorParameters<typeof PeftModel>[0], batch: number[][], set?: AdapterSet): Promise<Float32Array> {
+  const pm = new PeftModel(model, { threads: 1 });
+  if (set) pm.addAdapter('x', set);
+  try {
+    return (await pm.run(padBatch(batch))).data as Float32Array;
+  } finally {
+    await pm.release();
+  }
+}
+
 for (const name of ['llama-tiny', 'bert', 'gpt2-tiny', 't5-tiny']) {
   test(`${name}: int8 loads keep no float32 array of a quantized weight (tied heads keep the embedding table); the stand-in dequantizes to within half a step`, async () => {
     const dir = path.join(FIX, name);
@@ -91,13 +102,7 @@ test('readers of the float32 weight on an int8 base get the dequantized weight: 
   for (const s of ma.targets) assert.deepEqual(wa.get(s.weightKey)!.data, wb.get(s.weightKey)!.data, s.name);
   // LoRA-XS factors W's SVD while the graph is built (weightData): the int8 base runs it; logits within 5 % of the twin's (activation quantization)
   // PiSSA's residual base also runs (from its codes): logits within 5 % of the twin's too
-  const run = async (m: typeof twin, set: AdapterSet) => {
-    const pm = new PeftModel(m, { threads: 1 });
-    pm.addAdapter('x', set);
-    const out = (await pm.run(padBatch([[1, 5, 9, 3]]))).data as Float32Array;
-    await pm.release();
-    return out;
-  };
+  const run = (m: typeof twin, set: AdapterSet) => outputOf(m, [[1, 5, 9, 3]], set);
   const xs = METHODS.loraxs, xcfg = xs.schema.parse({ r: 2 });
   const pairs: [string, Float32Array, Float32Array][] = [
     ['LoRA-XS', await run(q.model, new AdapterSet(xs, xcfg, q.model.sites, q.model.weights, { targetModules: targets, seed: 3 })), await run(twin, new AdapterSet(xs, xcfg, twin.sites, twin.weights, { targetModules: targets, seed: 3 }))],
@@ -135,10 +140,7 @@ function copyFixture(name: string): string {
 async function outputs(dir: string, opts: Parameters<typeof loadModel>[2]): Promise<{ out: Float32Array; savedBase?: string; warnings: string[] }> {
   const warnings: string[] = [];
   const m = await loadModel(dir, undefined, { ...opts, warn: (w) => warnings.push(w) });
-  const pm = new PeftModel(m.model, { threads: 1 });
-  const out = (await pm.run(padBatch([[1, 5, 9, 3], [2, 7, 4]]))).data as Float32Array;
-  await pm.release();
-  return { out, savedBase: m.savedBase, warnings };
+  return { out: await outputOf(m.model, [[1, 5, 9, 3], [2, 7, 4]]), savedBase: m.savedBase, warnings };
 }
 
 const SAVED_DTYPES = ['int8', 'nf4', 'int4'] as const;
@@ -160,9 +162,7 @@ for (const dtype of SAVED_DTYPES) {
       // quantizing while reading = quantizing the fp32 model after the load (the earlier path), bit for bit
       const f = await loadModel(dir, undefined, { useSavedBase: false });
       quantizeBase(f.model.weights, f.model.sites, dtype);
-      const pm = new PeftModel(f.model, { threads: 1 });
-      assert.deepEqual((await pm.run(padBatch([[1, 5, 9, 3], [2, 7, 4]]))).data, fresh.out);
-      await pm.release();
+      assert.deepEqual(await outputOf(f.model, [[1, 5, 9, 3], [2, 7, 4]]), fresh.out);
       // the cached weights come in as stand-ins of that form: the folder as read has no float32 array for any of them
       const m = await loadModel(dir, undefined, { baseDtype: dtype });
       const saved = readSafetensorsHeader(r.file);
@@ -290,14 +290,7 @@ test('every method runs on a loaded-int8 base (logits within 5 % of the dequanti
   for (const [name, m] of Object.entries(METHODS)) {
     const make = (mm: typeof twin) => new AdapterSet(m, m.schema.parse({}), mm.sites, mm.weights, { targetModules: ['q_proj', 'v_proj'], headNames: mm.headNames, seed: 1 });
     const [a, b] = [make(q.model), make(twin)];
-    const logits = async (mm: typeof twin, set: AdapterSet) => {
-      const pm = new PeftModel(mm, { threads: 1 });
-      pm.addAdapter('x', set);
-      const out = (await pm.run(padBatch([[1, 5, 9, 3]]))).data as Float32Array;
-      await pm.release();
-      return out;
-    };
-    const [la, lb] = [await logits(q.model, a), await logits(twin, b)];
+    const [la, lb] = [await outputOf(q.model, [[1, 5, 9, 3]], a), await outputOf(twin, [[1, 5, 9, 3]], b)];
     let err = 0, ref = 0;
     for (let i = 0; i < lb.length; i++) (err = Math.max(err, Math.abs(la[i] - lb[i]))), (ref = Math.max(ref, Math.abs(lb[i])));
     assert.ok(err < 0.05 * ref, `${name}: logits on int8 vs the twin: max |Δ| ${err}, max |logit| ${ref}`);
