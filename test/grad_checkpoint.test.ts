@@ -89,18 +89,22 @@ async function checkSame<B>(task: TrainTask<any, B>, adapters: AdapterSet, batch
   return worst;
 }
 
+/** A decoder-only or encoder-only model (2 layers): checkpointed gradients equal, 4 segments, and the carried-value rule changes nothing. */
+async function checkSingleStack<B extends { B: number; T: number }>(task: TrainTask<any, B>, adapters: AdapterSet, batch: B) {
+  const dims = { B: batch.B, T: batch.T };
+  await checkSame(task, adapters, batch, dims);
+  const { plain, carrying } = plans(task, adapters, dims);
+  assert.equal(plain.segments, 4);
+  assert.deepEqual(carrying, plain);
+}
+
 test('gradient checkpointing: llama-tiny causal LM, same loss and gradients (≤ 1e-6) as keeping every activation', async () => {
   const model = await loadDecoder(fixture('llama-tiny'));
   const task = new CausalLmTask(model, { padId: 0 });
   const rng = new Rng(3);
   const examples = [40, 33].map((n) => ({ ids: Array.from({ length: n }, () => 3 + rng.int(120)) }));
   const [batch] = task.batches(examples, 2, null);
-  const adapters = adapterOn(model.sites, model.weights);
-  await checkSame(task, adapters, batch, { B: batch.B, T: batch.T });
-  // The carried-value rule changes nothing here.
-  const { plain, carrying } = plans(task, adapters, { B: batch.B, T: batch.T });
-  assert.equal(plain.segments, 4);
-  assert.deepEqual(carrying, plain);
+  await checkSingleStack(task, adapterOn(model.sites, model.weights), batch);
 });
 
 test('gradient checkpointing: bert classification, same loss and gradients (≤ 1e-6) as keeping every activation', async () => {
@@ -109,11 +113,7 @@ test('gradient checkpointing: bert classification, same loss and gradients (≤ 
   const rng = new Rng(4);
   const examples = [30, 24, 17].map((n, i) => ({ ids: [101, ...Array.from({ length: n }, () => 3 + rng.int(100)), 102], label: i }));
   const [batch] = task.batches(examples, 3, null);
-  const adapters = adapterOn(model.sites, model.weights);
-  await checkSame(task, adapters, batch, { B: batch.B, T: batch.T });
-  const { plain, carrying } = plans(task, adapters, { B: batch.B, T: batch.T });
-  assert.equal(plain.segments, 4);
-  assert.deepEqual(carrying, plain);
+  await checkSingleStack(task, adapterOn(model.sites, model.weights), batch);
 });
 
 for (const [name, segments] of [['t5-tiny', [6, 11]], ['bart-tiny', [5, 10]]] as const) {
